@@ -1,0 +1,28 @@
+package natsbus
+
+import (
+	"time"
+
+	"github.com/switchyard/switchyard/platform/config"
+)
+
+// OptionsFromEnv reads the broker settings every service shares:
+//
+//	NATS_URL               broker URL(s), comma-separated (default nats://127.0.0.1:4222)
+//	NATS_CREDS             path to a .creds file (optional)
+//	NATS_STREAM_REPLICAS   stream replicas: 1 single server, 3 cluster (default 1)
+//	NATS_DUPLICATE_WINDOW  JetStream dedup window (default 1h)
+//	NATS_STREAM_MAX_AGE    message retention, 0 = keep forever (default 0)
+func OptionsFromEnv(r *config.Reader, name string) Options {
+	o := Options{
+		URL:             r.String("NATS_URL", "nats://127.0.0.1:4222"),
+		CredsFile:       r.String("NATS_CREDS", ""),
+		Name:            name,
+		Replicas:        r.Int("NATS_STREAM_REPLICAS", 1, 1, 5),
+		DuplicateWindow: r.Duration("NATS_DUPLICATE_WINDOW", time.Hour),
+	}
+	if v := r.String("NATS_STREAM_MAX_AGE", "0"); v != "0" {
+		o.MaxAge = r.Duration("NATS_STREAM_MAX_AGE", 0)
+	}
+	return o
+}

@@ -1,0 +1,156 @@
+// Package natsbus connects to NATS and owns the JetStream topology.
+//
+// Every stream the hub uses is defined here, in one place, and provisioned
+// idempotently by every service at start-up: creating a stream that exists with
+// the same configuration is a no-op, and a changed definition is applied as an
+// update. Services never declare streams of their own.
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names and the subjects they capture. Subjects are a public contract
+// (see proto/wire); stream names are an operational detail.
+const (
+	StreamStripe  = "STRIPE"
+	StreamBilling = "BILLING"
+	StreamCRM     = "CRM"
+	StreamSupport = "SUPPORT"
+	StreamDLQ     = "DLQ"
+)
+
+// Options configures the connection and the streams.
+type Options struct {
+	URL       string
+	CredsFile string // NATS_CREDS: a .creds file (JWT + NKey seed); empty for none
+	Name      string // client name shown in server monitoring
+
+	// Replicas is the stream replica count: 1 for a single server, 3 for a cluster.
+	Replicas int
+	// DuplicateWindow is JetStream's Nats-Msg-Id dedup window. It is the first
+	// line of defence only; the done-effects ledger in PostgreSQL has no expiry.
+	DuplicateWindow time.Duration
+	// MaxAge bounds how long messages are kept (0 = forever). The streams are
+	// the source the projector rebuilds from, so the default keeps everything.
+	MaxAge time.Duration
+
+	// FailFast makes publishes fail at once while disconnected instead of
+	// being buffered, so the gateway can answer 503 rather than claim success.
+	FailFast bool
+
+	Logger *slog.Logger
+}
+
+// Connect dials NATS with a reconnect policy that never gives up: a service
+// outlives broker restarts and reports not-ready while disconnected.
+func Connect(ctx context.Context, o Options) (*nats.Conn, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts := []nats.Option{
+		nats.Name(o.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		nats.RetryOnFailedConnect(false),
+		nats.Timeout(5 * time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.WarnContext(ctx, "nats disconnected", "error", err)
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.InfoContext(ctx, "nats reconnected", "url", c.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.ErrorContext(ctx, "nats async error", "error", err)
+		}),
+	}
+	if o.FailFast {
+		opts = append(opts, nats.ReconnectBufSize(-1))
+	}
+	if o.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(o.CredsFile))
+	}
+	nc, err := nats.Connect(o.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect nats %s: %w", redactURL(o.URL), err)
+	}
+	return nc, nil
+}
+
+// Streams returns the hub's stream definitions for o.
+func Streams(o Options) []jetstream.StreamConfig {
+	replicas := o.Replicas
+	if replicas < 1 {
+		replicas = 1
+	}
+	dup := o.DuplicateWindow
+	if dup <= 0 {
+		dup = time.Hour
+	}
+	def := func(name, subject, desc string) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name:        name,
+			Description: desc,
+			Subjects:    []string{subject},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardOld,
+			Replicas:    replicas,
+			Duplicates:  dup,
+			MaxAge:      o.MaxAge,
+		}
+	}
+	return []jetstream.StreamConfig{
+		def(StreamStripe, "stripe.events.>", "Verified Stripe webhook events, raw bytes as received"),
+		def(StreamBilling, "billing.>", "Domain events keyed by canonical customer"),
+		def(StreamCRM, "crm.>", "CRM sync outcomes"),
+		def(StreamSupport, "support.>", "Support automation outcomes"),
+		def(StreamDLQ, "dlq.>", "Dead letters with their reason, per consumer"),
+	}
+}
+
+// Provision creates or updates every stream. It is safe to run concurrently
+// from several services and on every start.
+func Provision(ctx context.Context, js jetstream.JetStream, o Options) error {
+	var errs []error
+	for _, cfg := range Streams(o) {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			errs = append(errs, fmt.Errorf("provision stream %s: %w", cfg.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CheckStreams returns an error naming any hub stream that does not exist.
+func CheckStreams(ctx context.Context, js jetstream.JetStream) error {
+	var errs []error
+	for _, name := range []string{StreamStripe, StreamBilling, StreamCRM, StreamSupport, StreamDLQ} {
+		if _, err := js.Stream(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("stream %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// redactURL hides credentials embedded in a NATS URL list.
+func redactURL(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			u.User = url.User("***")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,36 @@
+// Package wire names the subjects and message headers that make up the hub's
+// public contract on NATS. Internal subscribers may rely on every name here;
+// names change only compatibly (add, never rename or repurpose).
+//
+// Raw intake: every verified Stripe webhook is stored once on
+// `stripe.events.<event type>` (for example `stripe.events.invoice.paid`),
+// with the exact request bytes as the message data and the headers below.
+package wire
+
+// Subject prefixes and wildcards.
+const (
+	StripeEventsPrefix = "stripe.events."
+	StripeEventsAll    = "stripe.events.>"
+	BillingAll         = "billing.>"
+	CRMAll             = "crm.>"
+	SupportAll         = "support.>"
+	DLQPrefix          = "dlq."
+)
+
+// StripeEventSubject returns the subject for a Stripe event type. The type must
+// already be validated (lower-case dot-separated tokens).
+func StripeEventSubject(eventType string) string { return StripeEventsPrefix + eventType }
+
+// Headers on raw intake messages. Nats-Msg-Id (JetStream's dedup key) is the
+// Stripe event id; traceparent/tracestate carry W3C trace context.
+const (
+	HeaderMsgID         = "Nats-Msg-Id"
+	HeaderEventType     = "Stripe-Event-Type"
+	HeaderAPIVersion    = "Stripe-Api-Version"
+	HeaderLivemode      = "Stripe-Livemode"      // "true" | "false"
+	HeaderSignature     = "Stripe-Signature"     // raw header as received, for re-verification
+	HeaderEventCreated  = "Stripe-Event-Created" // event.created, unix seconds
+	HeaderRequestID     = "Switchyard-Request-Id"
+	HeaderReceivedAt    = "Switchyard-Received-At"    // RFC 3339, nanoseconds, UTC
+	HeaderVersionStatus = "Switchyard-Version-Status" // "pinned" | "mismatch"
+)

@@ -1,0 +1,79 @@
+package gateway
+
+import (
+	"strings"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+
+	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/stripesig"
+)
+
+// Environments and which Stripe mode each accepts.
+const (
+	EnvProduction  = "production"  // livemode events only
+	EnvStaging     = "staging"     // test-mode events only
+	EnvDevelopment = "development" // test-mode events only
+)
+
+// PinnedAPIVersion is the Stripe API version of stripe-go v76, the schema the
+// hub decodes objects with. Events in other versions are accepted and counted.
+const PinnedAPIVersion = stripe.APIVersion
+
+// MaxBodyBytes is the largest webhook body accepted (Stripe events are far smaller).
+const MaxBodyBytes = 1 << 20
+
+// Config is the gateway's configuration. Secrets redact themselves when logged.
+type Config struct {
+	Addr           string          // GATEWAY_ADDR
+	Env            string          // SWITCHYARD_ENV
+	Secrets        []config.Secret // STRIPE_WEBHOOK_SECRET (or _FILE), comma-separated
+	Tolerance      time.Duration   // STRIPE_WEBHOOK_TOLERANCE
+	PublishTimeout time.Duration   // GATEWAY_PUBLISH_TIMEOUT
+	ShutdownGrace  time.Duration   // GATEWAY_SHUTDOWN_GRACE
+	StallAfter     time.Duration   // GATEWAY_CONSUMER_STALL_AFTER
+	LogLevel       string          // LOG_LEVEL
+	NATS           natsbus.Options // NATS_*
+}
+
+// AcceptsLivemode reports which Stripe mode this hub accepts.
+func (c Config) AcceptsLivemode() bool { return c.Env == EnvProduction }
+
+// LoadConfig reads and validates the configuration; every problem is reported.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	r := config.NewReader(getenv)
+	c := Config{
+		Addr:           r.String("GATEWAY_ADDR", ":8080"),
+		Env:            r.OneOf("SWITCHYARD_ENV", EnvDevelopment, EnvProduction, EnvStaging, EnvDevelopment),
+		Secrets:        r.SecretList("STRIPE_WEBHOOK_SECRET"),
+		Tolerance:      r.Duration("STRIPE_WEBHOOK_TOLERANCE", stripesig.DefaultTolerance),
+		PublishTimeout: r.Duration("GATEWAY_PUBLISH_TIMEOUT", 5*time.Second),
+		ShutdownGrace:  r.Duration("GATEWAY_SHUTDOWN_GRACE", 25*time.Second),
+		StallAfter:     r.Duration("GATEWAY_CONSUMER_STALL_AFTER", 5*time.Minute),
+		LogLevel:       r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		NATS:           natsbus.OptionsFromEnv(r, "switchyard-gateway"),
+	}
+	c.NATS.FailFast = true
+	if len(c.Secrets) == 0 {
+		r.Fail("STRIPE_WEBHOOK_SECRET", "required: the endpoint's signing secret(s) whsec_…, comma-separated while rotating")
+	}
+	for i, s := range c.Secrets {
+		if !strings.HasPrefix(s.Reveal(), "whsec_") || len(s.Reveal()) < len("whsec_")+8 {
+			r.Fail("STRIPE_WEBHOOK_SECRET", "item %d is not a Stripe signing secret (whsec_…)", i+1)
+		}
+	}
+	if c.Tolerance > time.Hour {
+		r.Fail("STRIPE_WEBHOOK_TOLERANCE", "at most 1h; Stripe recommends 5m")
+	}
+	return c, r.Err()
+}
+
+func (c Config) secretValues() []string {
+	out := make([]string, len(c.Secrets))
+	for i, s := range c.Secrets {
+		out[i] = s.Reveal()
+	}
+	return out
+}

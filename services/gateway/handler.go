@@ -1,0 +1,262 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard/switchyard/platform/logging"
+	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/stripesig"
+	"github.com/switchyard/switchyard/platform/telemetry"
+	"github.com/switchyard/switchyard/proto/wire"
+)
+
+// Publisher stores a message in JetStream asynchronously. It is the part of
+// jetstream.JetStream the webhook path uses; tests may wrap it to inject faults.
+type Publisher interface {
+	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
+}
+
+// Webhook is the POST /webhooks/stripe handler. Order of work, cheapest
+// rejection first: method, size, signature over the raw bytes, JSON schema of
+// the routed fields, environment guard, then publish and wait for the PubAck.
+// Nothing is stored unless every check passed; nothing is acknowledged to
+// Stripe unless JetStream stored it.
+type Webhook struct {
+	cfg      Config
+	verifier *stripesig.Verifier
+	pub      Publisher
+	log      *slog.Logger
+	tracer   trace.Tracer
+	metrics  *metrics
+	now      func() time.Time
+	bufs     sync.Pool
+}
+
+func newWebhook(cfg Config, pub Publisher, log *slog.Logger, tp trace.TracerProvider, m *metrics, now func() time.Time) (*Webhook, error) {
+	v, err := stripesig.NewVerifier(cfg.secretValues(), cfg.Tolerance, now)
+	if err != nil {
+		return nil, err
+	}
+	return &Webhook{
+		cfg: cfg, verifier: v, pub: pub, log: log, metrics: m, now: now,
+		tracer: tp.Tracer("github.com/switchyard/switchyard/services/gateway"),
+		bufs:   sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 8<<10)) }},
+	}, nil
+}
+
+func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	received := h.now()
+	reqID := requestID(r)
+	w.Header().Set("X-Request-Id", reqID)
+	ctx := logging.WithRequestID(r.Context(), reqID)
+	ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(r.Header))
+	ctx, span := h.tracer.Start(ctx, "POST /webhooks/stripe", trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("http.route", "/webhooks/stripe")))
+	defer span.End()
+
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		h.reject(ctx, w, span, http.StatusMethodNotAllowed, resultMethod, "use POST")
+		return
+	}
+	if r.ContentLength > MaxBodyBytes {
+		h.reject(ctx, w, span, http.StatusRequestEntityTooLarge, resultTooLarge, "body exceeds 1 MiB")
+		return
+	}
+	buf := h.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	recycle := true
+	defer func() {
+		if recycle && buf.Cap() <= 64<<10 {
+			h.bufs.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, MaxBodyBytes+1)); err != nil {
+		h.reject(ctx, w, span, http.StatusBadRequest, resultBodyRead, "could not read body")
+		return
+	}
+	if buf.Len() > MaxBodyBytes {
+		h.reject(ctx, w, span, http.StatusRequestEntityTooLarge, resultTooLarge, "body exceeds 1 MiB")
+		return
+	}
+	body := buf.Bytes()
+
+	sigHeader := r.Header.Get("Stripe-Signature")
+	if _, err := h.verifier.Verify(body, sigHeader); err != nil {
+		code, result := sigFailure(err)
+		h.reject(ctx, w, span, code, result, err.Error())
+		return
+	}
+
+	ev, err := Validate(body, PinnedAPIVersion)
+	if err != nil {
+		var nj *ErrNotJSON
+		if errors.As(err, &nj) {
+			h.reject(ctx, w, span, http.StatusBadRequest, resultInvalidJSON, "body is not a JSON object")
+			return
+		}
+		h.reject(ctx, w, span, http.StatusUnprocessableEntity, resultInvalidEvent, err.Error())
+		return
+	}
+	ctx = logging.WithEventID(ctx, ev.ID)
+	span.SetAttributes(attribute.String("stripe.event.id", ev.ID), attribute.String("stripe.event.type", ev.Type))
+
+	if ev.Livemode != h.cfg.AcceptsLivemode() {
+		h.metrics.livemode.Add(ctx, 1, metric.WithAttributes(attribute.Bool("livemode", ev.Livemode)))
+		h.reject(ctx, w, span, http.StatusForbidden, resultLivemodeRejected,
+			fmt.Sprintf("this %s hub accepts only livemode=%t events", h.cfg.Env, h.cfg.AcceptsLivemode()))
+		return
+	}
+	versionStatus := "pinned"
+	if ev.APIVersion != PinnedAPIVersion {
+		versionStatus = "mismatch"
+		h.metrics.mismatch.Add(ctx, 1, metric.WithAttributes(attribute.String("api_version", ev.APIVersion)))
+	}
+
+	msg := &nats.Msg{
+		Subject: wire.StripeEventSubject(ev.Type),
+		Data:    body,
+		Header: nats.Header{
+			wire.HeaderMsgID:         {ev.ID},
+			wire.HeaderEventType:     {ev.Type},
+			wire.HeaderAPIVersion:    {ev.APIVersion},
+			wire.HeaderLivemode:      {strconv.FormatBool(ev.Livemode)},
+			wire.HeaderSignature:     {sigHeader},
+			wire.HeaderEventCreated:  {strconv.FormatInt(ev.Created, 10)},
+			wire.HeaderRequestID:     {reqID},
+			wire.HeaderReceivedAt:    {received.UTC().Format(time.RFC3339Nano)},
+			wire.HeaderVersionStatus: {versionStatus},
+		},
+	}
+	ack, err := h.publish(ctx, msg)
+	if err != nil {
+		// The message may still reach the server after we give up; keep the
+		// buffer out of the pool so a late retry never sends reused bytes.
+		recycle = false
+		h.log.WarnContext(ctx, "event not stored; answering 503 so Stripe retries", "event_type", ev.Type, "error", err)
+		w.Header().Set("Retry-After", "5")
+		h.reject(ctx, w, span, http.StatusServiceUnavailable, resultUnavailable, "event store unavailable; retry")
+		return
+	}
+	result := resultAccepted
+	if ack.Duplicate {
+		result = resultDuplicate
+	}
+	h.metrics.received.Add(ctx, 1, h.metrics.byResult[result])
+	h.metrics.ackLatency.Record(ctx, h.now().Sub(received).Seconds())
+	if versionStatus == "mismatch" {
+		h.log.InfoContext(ctx, "accepted event in a non-pinned API version", "api_version", ev.APIVersion, "pinned", PinnedAPIVersion)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	out := make([]byte, 0, 96)
+	out = append(out, `{"received":true,"id":"`...)
+	out = append(out, ev.ID...) // validated: [A-Za-z0-9_] only
+	out = append(out, `","duplicate":`...)
+	out = strconv.AppendBool(out, ack.Duplicate)
+	out = append(out, "}\n"...)
+	_, _ = w.Write(out)
+}
+
+// publish stores msg and waits for its PubAck, at most PublishTimeout.
+func (h *Webhook) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	ctx, span := h.tracer.Start(ctx, "publish "+msg.Subject, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "publish"),
+			attribute.String("messaging.destination.name", msg.Subject),
+			attribute.String("messaging.message.id", msg.Header.Get(wire.HeaderMsgID)),
+		))
+	defer span.End()
+	telemetry.Inject(ctx, msg.Header)
+	f, err := h.pub.PublishMsgAsync(msg, jetstream.WithExpectStream(natsbus.StreamStripe))
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	t := time.NewTimer(h.cfg.PublishTimeout)
+	defer t.Stop()
+	select {
+	case ack := <-f.Ok():
+		span.SetAttributes(attribute.Int64("messaging.nats.stream.sequence", int64(ack.Sequence)), attribute.Bool("messaging.nats.duplicate", ack.Duplicate))
+		return ack, nil
+	case err := <-f.Err():
+		span.SetStatus(codes.Error, err.Error())
+		return nil, fmt.Errorf("pub ack: %w", err)
+	case <-t.C:
+		span.SetStatus(codes.Error, "pub ack timeout")
+		return nil, fmt.Errorf("pub ack: no answer within %s", h.cfg.PublishTimeout)
+	}
+}
+
+func (h *Webhook) reject(ctx context.Context, w http.ResponseWriter, span trace.Span, status int, result, msg string) {
+	h.metrics.received.Add(ctx, 1, h.metrics.byResult[result])
+	span.SetStatus(codes.Error, result)
+	span.SetAttributes(attribute.Int("http.response.status_code", status))
+	lvl := slog.LevelInfo
+	if status >= 500 {
+		lvl = slog.LevelWarn
+	}
+	h.log.Log(ctx, lvl, "webhook rejected", "status", status, "result", result, "reason", msg)
+	writeError(w, status, result, msg, logging.RequestID(ctx))
+}
+
+func sigFailure(err error) (int, string) {
+	switch {
+	case errors.Is(err, stripesig.ErrNotSigned):
+		return http.StatusBadRequest, resultSigMissing
+	case errors.Is(err, stripesig.ErrInvalidHeader):
+		return http.StatusBadRequest, resultSigMalformed
+	case errors.Is(err, stripesig.ErrTooOld):
+		return http.StatusBadRequest, resultSigExpired
+	case errors.Is(err, stripesig.ErrTooNew):
+		return http.StatusBadRequest, resultSigFuture
+	default:
+		return http.StatusBadRequest, resultSigInvalid
+	}
+}
+
+// requestID keeps a caller's X-Request-Id when it is short and plain, or
+// makes a new one.
+func requestID(r *http.Request) string {
+	if v := r.Header.Get("X-Request-Id"); v != "" && len(v) <= 64 && plain(v) {
+		return v
+	}
+	var b [20]byte
+	copy(b[:], "req_")
+	const hexd = "0123456789abcdef"
+	n := rand.Uint64()
+	for i := 0; i < 16; i++ {
+		b[4+i] = hexd[n>>(60-4*i)&0xf]
+	}
+	return string(b[:])
+}
+
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

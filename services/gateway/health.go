@@ -1,0 +1,186 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/platform/natsbus"
+)
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg, reqID string) {
+	var b errorBody
+	b.Error.Code, b.Error.Message, b.RequestID = code, msg, reqID
+	writeJSON(w, status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// Health answers the health endpoints from the broker's own state: nothing
+// here is cached across requests, so a stalled consumer shows immediately.
+type Health struct {
+	cfg Config
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	now func() time.Time
+}
+
+// StreamHealth is one stream's state in webhook-health.
+type StreamHealth struct {
+	Present       bool       `json:"present"`
+	Messages      uint64     `json:"messages"`
+	Bytes         uint64     `json:"bytes"`
+	LastMessageAt *time.Time `json:"last_message_at,omitempty"`
+	Error         string     `json:"error,omitempty"`
+}
+
+// ConsumerHealth is one durable consumer's progress.
+type ConsumerHealth struct {
+	Stream       string     `json:"stream"`
+	Name         string     `json:"name"`
+	Pending      uint64     `json:"pending"`
+	AckPending   int        `json:"ack_pending"`
+	Redelivered  int        `json:"redelivered"`
+	LastActiveAt *time.Time `json:"last_active_at,omitempty"`
+	Stalled      bool       `json:"stalled"`
+}
+
+// WebhookHealth is the body of GET /api/stripe/webhook-health.
+type WebhookHealth struct {
+	Status              string                  `json:"status"` // ok | degraded | down
+	Problems            []string                `json:"problems"`
+	Environment         string                  `json:"environment"`
+	AcceptsLivemode     bool                    `json:"accepts_livemode"`
+	PinnedAPIVersion    string                  `json:"pinned_api_version"`
+	SecretsConfigured   int                     `json:"secrets_configured"`
+	NATSConnected       bool                    `json:"nats_connected"`
+	Streams             map[string]StreamHealth `json:"streams"`
+	Consumers           []ConsumerHealth        `json:"consumers"`
+	DLQDepth            uint64                  `json:"dlq_depth"`
+	LastEventReceivedAt *time.Time              `json:"last_event_received_at,omitempty"`
+	CheckedAt           time.Time               `json:"checked_at"`
+}
+
+var hubStreams = []string{natsbus.StreamStripe, natsbus.StreamBilling, natsbus.StreamCRM, natsbus.StreamSupport, natsbus.StreamDLQ}
+
+// Report gathers the webhook path's health.
+func (h *Health) Report(ctx context.Context) WebhookHealth {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	rep := WebhookHealth{
+		Environment: h.cfg.Env, AcceptsLivemode: h.cfg.AcceptsLivemode(), PinnedAPIVersion: PinnedAPIVersion,
+		SecretsConfigured: len(h.cfg.Secrets), NATSConnected: h.nc.IsConnected(),
+		Streams: map[string]StreamHealth{}, Consumers: []ConsumerHealth{}, Problems: []string{}, CheckedAt: h.now().UTC(),
+	}
+	if !rep.NATSConnected {
+		rep.Status = "down"
+		rep.Problems = append(rep.Problems, "not connected to NATS: webhooks are answered 503")
+		return rep
+	}
+	for _, name := range hubStreams {
+		s, err := h.js.Stream(ctx, name)
+		if err != nil {
+			rep.Streams[name] = StreamHealth{Error: err.Error()}
+			rep.Problems = append(rep.Problems, "stream "+name+" unavailable: "+err.Error())
+			continue
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			rep.Streams[name] = StreamHealth{Present: true, Error: err.Error()}
+			rep.Problems = append(rep.Problems, "stream "+name+": "+err.Error())
+			continue
+		}
+		sh := StreamHealth{Present: true, Messages: info.State.Msgs, Bytes: info.State.Bytes}
+		if info.State.Msgs > 0 {
+			t := info.State.LastTime.UTC()
+			sh.LastMessageAt = &t
+		}
+		rep.Streams[name] = sh
+		if name == natsbus.StreamStripe {
+			rep.LastEventReceivedAt = sh.LastMessageAt
+		}
+		if name == natsbus.StreamDLQ {
+			rep.DLQDepth = info.State.Msgs
+			if info.State.Msgs > 0 {
+				rep.Problems = append(rep.Problems, "dead letters waiting: see `switchyard dlq list`")
+			}
+		}
+		consumers := s.ListConsumers(ctx)
+		for ci := range consumers.Info() {
+			c := ConsumerHealth{Stream: name, Name: ci.Name, Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered}
+			if ci.Delivered.Last != nil {
+				t := ci.Delivered.Last.UTC()
+				c.LastActiveAt = &t
+			}
+			if ci.NumPending+uint64(ci.NumAckPending) > 0 && (c.LastActiveAt == nil || h.now().Sub(*c.LastActiveAt) > h.cfg.StallAfter) {
+				c.Stalled = true
+				rep.Problems = append(rep.Problems, "consumer "+ci.Name+" on "+name+" has work but no delivery within "+h.cfg.StallAfter.String())
+			}
+			rep.Consumers = append(rep.Consumers, c)
+		}
+		if err := consumers.Err(); err != nil {
+			rep.Problems = append(rep.Problems, "list consumers on "+name+": "+err.Error())
+		}
+	}
+	switch {
+	case len(rep.Problems) == 0:
+		rep.Status = "ok"
+	case !rep.Streams[natsbus.StreamStripe].Present:
+		rep.Status = "down"
+	default:
+		rep.Status = "degraded"
+	}
+	return rep
+}
+
+func (h *Health) webhookHealth(w http.ResponseWriter, r *http.Request) {
+	rep := h.Report(r.Context())
+	status := http.StatusOK
+	if rep.Status == "down" {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, rep)
+}
+
+// ready reports whether a webhook would be stored now: connected, and the
+// intake stream exists.
+func (h *Health) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"nats": "ok", "stream_" + natsbus.StreamStripe: "ok"}
+	ok := true
+	if !h.nc.IsConnected() {
+		checks["nats"], ok = "disconnected", false
+	}
+	if _, err := h.js.Stream(ctx, natsbus.StreamStripe); err != nil {
+		checks["stream_"+natsbus.StreamStripe], ok = err.Error(), false
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, map[string]any{"ready": ok, "checks": checks})
+}
+
+func live(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+}

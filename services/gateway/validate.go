@@ -1,0 +1,326 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Event is what the gateway learns from a verified webhook body: exactly the
+// fields it routes and records on. The body itself is stored untouched.
+type Event struct {
+	ID         string
+	Type       string
+	Created    int64
+	Livemode   bool
+	APIVersion string
+	ObjectID   string
+	ObjectKind string
+}
+
+// ValidationError says which routed field is wrong and why. Messages never
+// contain field values, so they are safe to return and log.
+type ValidationError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Reason }
+
+// ErrNotJSON wraps a body that is not a single JSON object.
+type ErrNotJSON struct{ Err error }
+
+func (e *ErrNotJSON) Error() string { return "body is not a JSON object: " + e.Err.Error() }
+func (e *ErrNotJSON) Unwrap() error { return e.Err }
+
+var (
+	reEventID    = regexp.MustCompile(`^evt_[A-Za-z0-9]{8,250}$`)
+	reEventType  = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,5}$`)
+	reAPIVersion = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}(\.[a-z]+)?$`)
+	reObjectID   = regexp.MustCompile(`^[a-z]{1,10}_[A-Za-z0-9_]{1,250}$`)
+	reObjectKind = regexp.MustCompile(`^[a-z][a-z_.]{0,63}$`)
+	reCustomerID = regexp.MustCompile(`^cus_[A-Za-z0-9]{1,250}$`)
+	reCurrency   = regexp.MustCompile(`^[a-z]{3}$`)
+	reStatus     = regexp.MustCompile(`^[a-z][a-z_]{0,63}$`)
+)
+
+// kind describes an object the hub routes on, as of the pinned API version.
+type kind struct {
+	idPrefixes []string
+	statuses   map[string]bool // nil: the object has no status
+}
+
+func set(vs ...string) map[string]bool {
+	m := make(map[string]bool, len(vs))
+	for _, v := range vs {
+		m[v] = true
+	}
+	return m
+}
+
+// kinds lists, for API version 2023-10-16 (stripe-go v76), the id prefixes and
+// status values of the objects the hub routes on. For events in any other API
+// version only the formats are checked: a newer status must not get a genuine
+// Stripe event rejected for three days of retries.
+var kinds = map[string]kind{
+	"customer":         {idPrefixes: []string{"cus_"}},
+	"subscription":     {idPrefixes: []string{"sub_"}, statuses: set("incomplete", "incomplete_expired", "trialing", "active", "past_due", "canceled", "unpaid", "paused")},
+	"invoice":          {idPrefixes: []string{"in_"}, statuses: set("draft", "open", "paid", "uncollectible", "void")},
+	"charge":           {idPrefixes: []string{"ch_", "py_"}, statuses: set("succeeded", "pending", "failed")},
+	"dispute":          {idPrefixes: []string{"dp_", "du_"}, statuses: set("warning_needs_response", "warning_under_review", "warning_closed", "needs_response", "under_review", "charge_refunded", "won", "lost")},
+	"checkout.session": {idPrefixes: []string{"cs_"}, statuses: set("open", "complete", "expired")},
+	"payment_intent":   {idPrefixes: []string{"pi_"}, statuses: set("requires_payment_method", "requires_confirmation", "requires_action", "processing", "requires_capture", "canceled", "succeeded")},
+	"refund":           {idPrefixes: []string{"re_", "pyr_"}, statuses: set("pending", "requires_action", "succeeded", "failed", "canceled")},
+}
+
+// kindOfType maps an event type to the object kind its data.object must be,
+// for the families the hub handles. Longest prefix wins.
+func kindOfType(t string) string {
+	switch {
+	case strings.HasPrefix(t, "customer.subscription."):
+		return "subscription"
+	case strings.HasPrefix(t, "customer.") && strings.Count(t, ".") == 1:
+		return "customer"
+	case strings.HasPrefix(t, "invoice."):
+		return "invoice"
+	case strings.HasPrefix(t, "charge.dispute."):
+		return "dispute"
+	case strings.HasPrefix(t, "charge.refund."):
+		return "refund"
+	case strings.HasPrefix(t, "charge.") && strings.Count(t, ".") == 1:
+		return "charge"
+	case strings.HasPrefix(t, "checkout.session."):
+		return "checkout.session"
+	case strings.HasPrefix(t, "payment_intent."):
+		return "payment_intent"
+	}
+	return ""
+}
+
+type envelope struct {
+	ID         json.RawMessage `json:"id"`
+	Object     json.RawMessage `json:"object"`
+	Type       json.RawMessage `json:"type"`
+	Created    json.RawMessage `json:"created"`
+	Livemode   json.RawMessage `json:"livemode"`
+	APIVersion json.RawMessage `json:"api_version"`
+	Data       *struct {
+		Object json.RawMessage `json:"object"`
+	} `json:"data"`
+}
+
+type dataObject struct {
+	ID             json.RawMessage `json:"id"`
+	Object         json.RawMessage `json:"object"`
+	Livemode       json.RawMessage `json:"livemode"`
+	Customer       json.RawMessage `json:"customer"`
+	Email          json.RawMessage `json:"email"`
+	CustomerEmail  json.RawMessage `json:"customer_email"`
+	Currency       json.RawMessage `json:"currency"`
+	Status         json.RawMessage `json:"status"`
+	Amount         json.RawMessage `json:"amount"`
+	AmountPaid     json.RawMessage `json:"amount_paid"`
+	AmountDue      json.RawMessage `json:"amount_due"`
+	AmountRefunded json.RawMessage `json:"amount_refunded"`
+	AmountTotal    json.RawMessage `json:"amount_total"`
+	AmountCaptured json.RawMessage `json:"amount_captured"`
+}
+
+var null = []byte("null")
+
+func isNull(r json.RawMessage) bool { return len(r) == 0 || bytes.Equal(r, null) }
+
+// Validate parses body and checks every field the hub routes on. pinned is
+// the API version whose object schema the hub knows.
+func Validate(body []byte, pinned string) (Event, error) {
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return Event{}, &ErrNotJSON{Err: err}
+	}
+	var ev Event
+	var err error
+	if ev.ID, err = str(env.ID, "id", reEventID, "must be a Stripe event id (evt_…)"); err != nil {
+		return Event{}, err
+	}
+	if obj, err := str(env.Object, "object", nil, ""); err != nil || obj != "event" {
+		return Event{}, &ValidationError{"object", `must be "event"`}
+	}
+	if ev.Type, err = str(env.Type, "type", reEventType, "must be a Stripe event type such as invoice.paid"); err != nil {
+		return Event{}, err
+	}
+	if ev.Created, err = integer(env.Created, "created"); err != nil {
+		return Event{}, err
+	}
+	if ev.Created <= 0 || ev.Created > 32_503_680_000 { // year 3000
+		return Event{}, &ValidationError{"created", "outside any plausible Stripe event time"}
+	}
+	if ev.Livemode, err = boolean(env.Livemode, "livemode"); err != nil {
+		return Event{}, err
+	}
+	if ev.APIVersion, err = str(env.APIVersion, "api_version", reAPIVersion, "must be an API version such as 2023-10-16"); err != nil {
+		return Event{}, err
+	}
+	if env.Data == nil || isNull(env.Data.Object) {
+		return Event{}, &ValidationError{"data.object", "required"}
+	}
+	var obj dataObject
+	if err := json.Unmarshal(env.Data.Object, &obj); err != nil {
+		return Event{}, &ValidationError{"data.object", "must be an object"}
+	}
+	if ev.ObjectKind, err = str(obj.Object, "data.object.object", reObjectKind, "must name the object kind"); err != nil {
+		return Event{}, err
+	}
+	if ev.ObjectID, err = str(obj.ID, "data.object.id", reObjectID, "must be a Stripe object id"); err != nil {
+		return Event{}, err
+	}
+	if want := kindOfType(ev.Type); want != "" && want != ev.ObjectKind {
+		return Event{}, &ValidationError{"data.object.object", fmt.Sprintf("must be %s for %s events", want, ev.Type)}
+	}
+	if !isNull(obj.Livemode) {
+		lm, err := boolean(obj.Livemode, "data.object.livemode")
+		if err != nil {
+			return Event{}, err
+		}
+		if lm != ev.Livemode {
+			return Event{}, &ValidationError{"data.object.livemode", "differs from the event's livemode"}
+		}
+	}
+	k, known := kinds[ev.ObjectKind]
+	if known && !hasAnyPrefix(ev.ObjectID, k.idPrefixes) {
+		return Event{}, &ValidationError{"data.object.id", "has the wrong prefix for a " + ev.ObjectKind}
+	}
+	if err := customer(obj.Customer); err != nil {
+		return Event{}, err
+	}
+	for _, f := range []struct {
+		raw  json.RawMessage
+		name string
+	}{{obj.Email, "data.object.email"}, {obj.CustomerEmail, "data.object.customer_email"}} {
+		if err := email(f.raw, f.name); err != nil {
+			return Event{}, err
+		}
+	}
+	if !isNull(obj.Currency) {
+		if _, err := str(obj.Currency, "data.object.currency", reCurrency, "must be a lower-case ISO 4217 code"); err != nil {
+			return Event{}, err
+		}
+	}
+	for _, f := range []struct {
+		raw  json.RawMessage
+		name string
+	}{
+		{obj.Amount, "data.object.amount"}, {obj.AmountPaid, "data.object.amount_paid"},
+		{obj.AmountDue, "data.object.amount_due"}, {obj.AmountRefunded, "data.object.amount_refunded"},
+		{obj.AmountTotal, "data.object.amount_total"}, {obj.AmountCaptured, "data.object.amount_captured"},
+	} {
+		if isNull(f.raw) {
+			continue
+		}
+		n, err := integer(f.raw, f.name)
+		if err != nil {
+			return Event{}, err
+		}
+		if n < 0 {
+			return Event{}, &ValidationError{f.name, "must not be negative"}
+		}
+	}
+	if !isNull(obj.Status) {
+		st, err := str(obj.Status, "data.object.status", reStatus, "must be a status word")
+		if err != nil {
+			return Event{}, err
+		}
+		if known && ev.APIVersion == pinned && k.statuses != nil && !k.statuses[st] {
+			return Event{}, &ValidationError{"data.object.status", "is not a " + ev.ObjectKind + " status in API version " + pinned}
+		}
+	}
+	return ev, nil
+}
+
+func hasAnyPrefix(s string, ps []string) bool {
+	for _, p := range ps {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// str decodes a required JSON string and checks it against re.
+func str(raw json.RawMessage, field string, re *regexp.Regexp, reason string) (string, error) {
+	if isNull(raw) {
+		return "", &ValidationError{field, "required"}
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", &ValidationError{field, "must be a string"}
+	}
+	if re != nil && !re.MatchString(s) {
+		return "", &ValidationError{field, reason}
+	}
+	return s, nil
+}
+
+// integer decodes a required JSON integer (no fraction, no exponent).
+func integer(raw json.RawMessage, field string) (int64, error) {
+	if isNull(raw) {
+		return 0, &ValidationError{field, "required"}
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		return 0, &ValidationError{field, "must be an integer"}
+	}
+	return n, nil
+}
+
+func boolean(raw json.RawMessage, field string) (bool, error) {
+	switch string(raw) {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	case "", "null":
+		return false, &ValidationError{field, "required"}
+	}
+	return false, &ValidationError{field, "must be true or false"}
+}
+
+// customer accepts null, a customer id, or an expanded customer object.
+func customer(raw json.RawMessage) error {
+	const field = "data.object.customer"
+	if isNull(raw) {
+		return nil
+	}
+	if raw[0] == '{' {
+		var c struct {
+			ID json.RawMessage `json:"id"`
+		}
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return &ValidationError{field, "must be a customer id or object"}
+		}
+		raw = c.ID
+	}
+	_, err := str(raw, field, reCustomerID, "must be a customer id (cus_…)")
+	return err
+}
+
+func email(raw json.RawMessage, field string) error {
+	if isNull(raw) {
+		return nil
+	}
+	s, err := str(raw, field, nil, "")
+	if err != nil {
+		return err
+	}
+	if len(s) > 254 {
+		return &ValidationError{field, "is longer than 254 characters"}
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s || !strings.Contains(s[strings.LastIndexByte(s, '@'):], ".") {
+		return &ValidationError{field, "must be a plain email address"}
+	}
+	return nil
+}

@@ -154,3 +154,14 @@ func redactURL(list string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// LogValue is the loggable form of the options: no credentials, no logger.
+func (o Options) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("url", redactURL(o.URL)),
+		slog.Bool("creds_file", o.CredsFile != ""),
+		slog.Int("replicas", o.Replicas),
+		slog.String("duplicate_window", o.DuplicateWindow.String()),
+		slog.String("max_age", o.MaxAge.String()),
+	)
+}

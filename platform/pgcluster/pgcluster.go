@@ -9,6 +9,8 @@ package pgcluster
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -83,6 +85,16 @@ func Start(ctx context.Context, dir string, port int, getenv func(string) string
 	cred, err := runAs()
 	if err != nil {
 		return nil, err
+	}
+	if cred != nil && !reachable(filepath.Dir(dir), cred) {
+		// The postgres user cannot reach dir (say, a checkout under /root):
+		// keep the cluster in a stable per-dir place it can reach instead.
+		sum := sha256.Sum256([]byte(dir))
+		base := filepath.Join(os.TempDir(), "switchyard-pg-"+hex.EncodeToString(sum[:6]))
+		if err := os.MkdirAll(base, 0o755); err != nil {
+			return nil, fmt.Errorf("pgcluster: %w", err)
+		}
+		dir = filepath.Join(base, "data")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pgcluster: %w", err)
@@ -185,6 +197,27 @@ func runAs() (*syscall.Credential, error) {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// reachable reports whether the user in cred can traverse every directory
+// from / down to dir.
+func reachable(dir string, cred *syscall.Credential) bool {
+	for d := dir; ; d = filepath.Dir(d) {
+		var st syscall.Stat_t
+		if err := syscall.Stat(d, &st); err != nil {
+			return false
+		}
+		mode := st.Mode
+		ok := mode&0o001 != 0 ||
+			(st.Gid == cred.Gid && mode&0o010 != 0) ||
+			(st.Uid == cred.Uid && mode&0o100 != 0)
+		if !ok {
+			return false
+		}
+		if d == "/" || d == "." {
+			return true
+		}
+	}
 }
 
 func freePort() (int, error) {

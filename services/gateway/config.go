@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"log/slog"
 	"strings"
 	"time"
 
@@ -76,4 +77,19 @@ func (c Config) secretValues() []string {
 		out[i] = s.Reveal()
 	}
 	return out
+}
+
+// LogValue is the redacted configuration dump logged at start-up.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("env", c.Env),
+		slog.Int("signing_keys", len(c.Secrets)),
+		slog.String("tolerance", c.Tolerance.String()),
+		slog.String("publish_timeout", c.PublishTimeout.String()),
+		slog.String("shutdown_grace", c.ShutdownGrace.String()),
+		slog.String("consumer_stall_after", c.StallAfter.String()),
+		slog.String("log_level", c.LogLevel),
+		slog.Any("nats", c.NATS),
+	)
 }

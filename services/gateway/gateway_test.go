@@ -450,6 +450,15 @@ func TestAPIVersionMismatchAcceptedAndCounted(t *testing.T) {
 	}
 }
 
+func httpGet(url string) (int, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
 func get(t *testing.T, url string) string {
 	t.Helper()
 	resp, err := http.Get(url)

@@ -108,8 +108,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return fmt.Errorf("gateway listen: %w", err)
 	}
-	log.InfoContext(ctx, "gateway listening", "addr", ln.Addr().String(), "env", cfg.Env,
-		"secrets", len(cfg.Secrets), "tracing", tel.Exporting, "config", cfg)
+	log.InfoContext(ctx, "gateway listening", "addr", ln.Addr().String(), "tracing", tel.Exporting, "config", cfg)
 	hs := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 5 * time.Second,

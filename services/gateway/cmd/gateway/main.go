@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -16,10 +17,10 @@ import (
 )
 
 func main() {
-	healthcheck := flag.Bool("healthcheck", false, "GET /healthz on GATEWAY_HEALTH_URL (default http://127.0.0.1:8080/healthz) and exit 0 if healthy")
+	healthcheck := flag.Bool("healthcheck", false, "GET /healthz of the gateway on GATEWAY_ADDR (default :8080) and exit 0 if healthy")
 	flag.Parse()
 	if *healthcheck {
-		os.Exit(probe(os.Getenv("GATEWAY_HEALTH_URL")))
+		os.Exit(probe(os.Getenv("GATEWAY_ADDR")))
 	}
 	ctx, stop := lifecycle.SignalContext(context.Background())
 	defer stop()
@@ -29,12 +30,17 @@ func main() {
 	}
 }
 
-func probe(url string) int {
-	if url == "" {
-		url = "http://127.0.0.1:8080/healthz"
+// probe checks the local instance listening on addr (host:port, host may be empty).
+func probe(addr string) int {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		host, port = "", "8080"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
 	}
 	c := http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get(url)
+	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

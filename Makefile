@@ -1,0 +1,34 @@
+# Switchyard — the two commands first: `make run` and `make test`.
+SHELL := /bin/bash
+BIN   := $(CURDIR)/bin
+
+.PHONY: run test lint build bench proto clean
+
+## run: the whole hub locally (embedded NATS, private or DATABASE_URL PostgreSQL)
+run: build
+	$(BIN)/switchyard dev
+
+## test: every module's tests against real NATS and real PostgreSQL
+test:
+	scripts/test.sh
+
+## lint: gofmt, go vet and staticcheck over every module
+lint:
+	scripts/lint.sh
+
+## build: binaries into bin/
+build:
+	@mkdir -p $(BIN)
+	go build -o $(BIN)/switchyard ./services/switchyard
+	go build -o $(BIN)/gateway ./services/gateway/cmd/gateway
+
+## bench: gateway load test against the textbook handler and the raw JetStream ceiling
+bench:
+	scripts/bench.sh
+
+## proto: regenerate code from proto/ (must leave no diff)
+proto:
+	scripts/proto.sh
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# bench.sh — what `make bench` runs: the gateway against the textbook Stripe
+# webhook handler and the raw JetStream publish ceiling, on one machine.
+#
+# For each target it starts a fresh standalone JetStream server (scripts/bench
+# cmd/natsd, new empty store, so stream size never skews a later target),
+# starts the target, waits for it to be ready, then drives it with the
+# separate-process load generator (cmd/loadgen): open loop at each rate in
+# BENCH_RATES, then a closed loop at saturation with BENCH_CONCURRENCY
+# clients. It prints every run and a summary table. Generator, target and
+# broker share the machine's cores: compare targets, not absolute numbers.
+#
+# Environment (all optional):
+#   BENCH_TARGETS      targets, in order (default: jetstream-ceiling textbook gateway)
+#   BENCH_DURATION     length of each run, Go duration (default: 10s)
+#   BENCH_RATES        open-loop offered rates per second (default: 1000 5000)
+#   BENCH_CONCURRENCY  closed-loop clients / JetStream publishers (default: 64)
+#   BENCH_WARMUP       unrecorded run at 1000/s before each target's runs (default: 2s; 0 skips)
+#   BENCH_FIXTURE      Stripe event used as the body template
+#   BENCH_NATS_PORT, BENCH_TEXTBOOK_ADDR, BENCH_GATEWAY_ADDR   loopback ports
+#   BENCH_KEEP=1       keep the work directory (logs, stores) after the run
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TARGETS="${BENCH_TARGETS:-jetstream-ceiling textbook gateway}"
+DURATION="${BENCH_DURATION:-10s}"
+RATES="${BENCH_RATES:-1000 5000}"
+CONCURRENCY="${BENCH_CONCURRENCY:-64}"
+WARMUP="${BENCH_WARMUP:-2s}"
+NATS_PORT="${BENCH_NATS_PORT:-14222}"
+NATS_URL="nats://127.0.0.1:${NATS_PORT}"
+TEXTBOOK_ADDR="${BENCH_TEXTBOOK_ADDR:-127.0.0.1:18081}"
+GATEWAY_ADDR="${BENCH_GATEWAY_ADDR:-127.0.0.1:18080}"
+SECRET="whsec_bench$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+
+FIXTURE="${BENCH_FIXTURE:-}"
+if [[ -z "$FIXTURE" ]]; then
+	for candidate in "$ROOT/../shared" /work/shared; do
+		if [[ -f "$candidate/fixtures/stripe/fixtures/events/customer.created.json" ]]; then
+			FIXTURE="$candidate/fixtures/stripe/fixtures/events/customer.created.json"
+			break
+		fi
+	done
+fi
+[[ -n "$FIXTURE" && -f "$FIXTURE" ]] || {
+	echo "bench: Stripe fixture not found; set BENCH_FIXTURE to shared/fixtures/stripe/fixtures/events/customer.created.json" >&2
+	exit 1
+}
+
+WORK="$(mktemp -d -t switchyard-bench.XXXXXX)"
+BIN="$WORK/bin"
+RESULTS="$WORK/results.txt"
+: >"$RESULTS"
+PIDS=()      # every process this script started
+NATSD_PID="" # current broker
+TARGET_PID="" # current target process, if any
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+# stop PID: SIGTERM, then SIGKILL if it has not exited within 10 s.
+stop() {
+	local pid="$1"
+	[[ -n "$pid" ]] || return 0
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+		sleep 0.1
+	done
+	log "pid $pid ignored SIGTERM for 10s; killing"
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	# Newest first: the generator, then the target, then the broker.
+	local i
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop "${PIDS[i]}"; done
+	if ((rc != 0)); then
+		for f in "$WORK"/*.log; do
+			[[ -s "$f" ]] || continue
+			log "last lines of $f:"
+			tail -n 20 "$f" >&2
+		done
+	fi
+	if [[ "${BENCH_KEEP:-}" == 1 ]]; then
+		log "work directory kept: $WORK"
+	else
+		rm -rf "$WORK"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# wait_until DESCRIPTION PID SECONDS COMMAND...: polls COMMAND every 100 ms
+# until it succeeds, failing if PID dies or the deadline passes.
+wait_until() {
+	local what="$1" pid="$2" seconds="$3"
+	shift 3
+	local deadline=$((SECONDS + seconds))
+	until "$@" >/dev/null 2>&1; do
+		kill -0 "$pid" 2>/dev/null || { log "$what: process exited before it was ready"; return 1; }
+		((SECONDS < deadline)) || { log "$what: not ready within ${seconds}s"; return 1; }
+		sleep 0.1
+	done
+}
+
+http_ready() { curl -fsS --max-time 1 -o /dev/null "$1"; }
+
+# require_free HOST:PORT: fail fast when something already listens there,
+# instead of benchmarking a stale process.
+require_free() {
+	local host="${1%:*}" port="${1##*:}"
+	if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+		log "$1 is already in use; stop what listens there or set BENCH_*_ADDR / BENCH_NATS_PORT"
+		return 1
+	fi
+}
+
+start_natsd() {
+	local name="$1"
+	local store="$WORK/store-$name"
+	require_free "127.0.0.1:$NATS_PORT"
+	mkdir -p "$store"
+	"$BIN/natsd" -addr 127.0.0.1 -port "$NATS_PORT" -store "$store" >"$WORK/natsd-$name.log" 2>&1 &
+	NATSD_PID=$!
+	PIDS+=("$NATSD_PID")
+	wait_until natsd "$NATSD_PID" 15 grep -q '^natsd ready' "$WORK/natsd-$name.log"
+}
+
+stop_natsd() {
+	stop "$NATSD_PID"
+	rm -rf "$WORK/store-$1" # the next target starts on an empty store
+	NATSD_PID=""
+}
+
+start_target() {
+	local name="$1"
+	case "$name" in
+	jetstream-ceiling) TARGET_PID="" ;;
+	textbook)
+		require_free "$TEXTBOOK_ADDR"
+		"$BIN/textbook" -addr "$TEXTBOOK_ADDR" -nats "$NATS_URL" -secret "$SECRET" >"$WORK/textbook.log" 2>&1 &
+		TARGET_PID=$!
+		PIDS+=("$TARGET_PID")
+		wait_until textbook "$TARGET_PID" 30 http_ready "http://$TEXTBOOK_ADDR/readyz"
+		;;
+	gateway)
+		require_free "$GATEWAY_ADDR"
+		GATEWAY_ADDR="$GATEWAY_ADDR" NATS_URL="$NATS_URL" STRIPE_WEBHOOK_SECRET="$SECRET" \
+			SWITCHYARD_ENV=development LOG_LEVEL=warn \
+			"$BIN/gateway" >"$WORK/gateway.log" 2>&1 &
+		TARGET_PID=$!
+		PIDS+=("$TARGET_PID")
+		wait_until gateway "$TARGET_PID" 30 http_ready "http://$GATEWAY_ADDR/readyz"
+		;;
+	*)
+		log "unknown target $name (want jetstream-ceiling, textbook or gateway)"
+		return 1
+		;;
+	esac
+}
+
+# loadgen NAME DURATION [ARGS...]: one run against target NAME; its report
+# line goes to stdout.
+loadgen() {
+	local name="$1" duration="$2"
+	shift 2
+	local mode_args=()
+	case "$name" in
+	jetstream-ceiling) mode_args=(-mode jetstream -nats "$NATS_URL") ;;
+	textbook) mode_args=(-mode http -url "http://$TEXTBOOK_ADDR/webhooks/stripe" -secret "$SECRET") ;;
+	gateway) mode_args=(-mode http -url "http://$GATEWAY_ADDR/webhooks/stripe" -secret "$SECRET") ;;
+	esac
+	# In the background and waited for, so a signal to this script is handled
+	# at once rather than after the run.
+	"$BIN/loadgen" -target "$name" "${mode_args[@]}" -fixture "$FIXTURE" -duration "$duration" "$@" >"$WORK/run.out" &
+	local pid=$!
+	PIDS+=("$pid")
+	wait "$pid"
+	cat "$WORK/run.out"
+	if [[ -n "$TARGET_PID" ]] && ! kill -0 "$TARGET_PID" 2>/dev/null; then
+		log "$name exited during the run"
+		return 1
+	fi
+}
+
+bench_target() {
+	local name="$1"
+	log "target $name"
+	start_natsd "$name"
+	start_target "$name"
+	local pool=()
+	[[ "$name" == jetstream-ceiling ]] && pool=(-concurrency "$CONCURRENCY")
+	# Warm up connections, the stream's first blocks and the heaps, so the
+	# first recorded run does not carry start-up costs the others do not.
+	if [[ "$WARMUP" != 0 && "$WARMUP" != 0s ]]; then
+		loadgen "$name" "$WARMUP" -rate 1000 "${pool[@]}" >"$WORK/warmup.out"
+		sed 's/^/warmup: /' "$WORK/warmup.out" >&2
+	fi
+	for rate in $RATES; do
+		loadgen "$name" "$DURATION" -rate "$rate" "${pool[@]}" >>"$RESULTS"
+		tail -n 1 "$RESULTS"
+	done
+	loadgen "$name" "$DURATION" -concurrency "$CONCURRENCY" >>"$RESULTS"
+	tail -n 1 "$RESULTS"
+	stop "$TARGET_PID"
+	TARGET_PID=""
+	stop_natsd "$name"
+}
+
+summary() {
+	awk '
+	{
+		delete v
+		for (i = 1; i <= NF; i++) {
+			eq = index($i, "=")
+			if (eq) v[substr($i, 1, eq - 1)] = substr($i, eq + 1)
+		}
+		rate = v["offered"] == "max" ? "sat(" v["concurrency"] ")" : v["offered"]
+		printf "%-18s %-10s %12s %10s %10s %8s\n", v["target"], rate, v["achieved"], v["p50"], v["p99"], v["errors"]
+		if (v["offered"] == "max") { sub("/s", "", v["achieved"]); sat[v["target"]] = v["achieved"] }
+		if (v["offered"] == "5000/s") p99at5k[v["target"]] = v["p99"]
+	}
+	END {
+		if (("gateway" in sat) && ("textbook" in sat) && sat["textbook"] > 0)
+			printf "\ngateway/textbook throughput at saturation: %.2fx (target >= 2x)\n", sat["gateway"] / sat["textbook"]
+		if ("gateway" in p99at5k)
+			printf "gateway p99 at 5000/s offered: %s (target < 10ms)\n", p99at5k["gateway"]
+	}' "$RESULTS" | {
+		printf "%-18s %-10s %12s %10s %10s %8s\n" target rate achieved p50 p99 errors
+		cat
+	}
+}
+
+main() {
+	log "building into $BIN"
+	mkdir -p "$BIN"
+	(cd "$ROOT/scripts/bench" && go build -o "$BIN/" ./cmd/natsd ./cmd/textbook ./cmd/loadgen)
+	if [[ " $TARGETS " == *" gateway "* ]]; then
+		(cd "$ROOT" && go build -o "$BIN/gateway" ./services/gateway/cmd/gateway)
+	fi
+	log "targets: $TARGETS; runs of $DURATION at ${RATES// //s, }/s and saturation ($CONCURRENCY clients); $(nproc) cores shared by generator, target and broker"
+	for target in $TARGETS; do
+		bench_target "$target"
+	done
+	echo
+	summary
+}
+
+main

@@ -1,0 +1,335 @@
+package deploy_test
+
+import (
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/distribution/reference"
+
+	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/services/gateway"
+)
+
+// repoRoot is the repository root relative to this package's directory, which is
+// where `go test` runs the test binary.
+const repoRoot = "../../.."
+
+// testWebhookSecret stands in for the Stripe signing secret an operator exports
+// before `docker compose up`.
+const testWebhookSecret = "whsec_composetest0123456789abcdef"
+
+// loadCompose loads compose.yaml as `docker compose` would, with env as the only
+// environment: the developer's shell does not leak into the result.
+func loadCompose(t *testing.T, env map[string]string) *types.Project {
+	t.Helper()
+	root, err := filepath.Abs(repoRoot)
+	if err != nil {
+		t.Fatalf("resolve repository root: %v", err)
+	}
+	file := filepath.Join(root, "compose.yaml")
+	details := types.ConfigDetails{
+		WorkingDir:  root,
+		ConfigFiles: []types.ConfigFile{{Filename: file}},
+		Environment: types.Mapping(env),
+	}
+	project, err := loader.LoadWithContext(t.Context(), details, func(o *loader.Options) {
+		o.SetProjectName("switchyard", true)
+	})
+	if err != nil {
+		t.Fatalf("load %s: %v", file, err)
+	}
+	return project
+}
+
+// defaultEnv is the environment of `STRIPE_WEBHOOK_SECRET=whsec_... docker compose up`.
+func defaultEnv() map[string]string {
+	return map[string]string{"STRIPE_WEBHOOK_SECRET": testWebhookSecret}
+}
+
+// mustService returns the named service or fails the test.
+func mustService(t *testing.T, project *types.Project, name string) types.ServiceConfig {
+	t.Helper()
+	svc, err := project.GetService(name)
+	if err != nil {
+		t.Fatalf("compose.yaml: %v", err)
+	}
+	return svc
+}
+
+func TestComposeServices(t *testing.T) {
+	t.Parallel()
+	project := loadCompose(t, defaultEnv())
+
+	got := project.ServiceNames()
+	for _, want := range []string{"nats", "postgres", "jaeger", "gateway"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("compose.yaml services = %v, missing %q", got, want)
+		}
+	}
+}
+
+func TestComposeImagesPinned(t *testing.T) {
+	t.Parallel()
+	project := loadCompose(t, defaultEnv())
+
+	for _, name := range project.ServiceNames() {
+		svc := mustService(t, project, name)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if svc.Image == "" {
+				if svc.Build == nil {
+					t.Fatal("service has neither image nor build")
+				}
+				return // built from this repository
+			}
+			ref, err := reference.ParseNormalizedNamed(svc.Image)
+			if err != nil {
+				t.Fatalf("image %q: %v", svc.Image, err)
+			}
+			if _, ok := ref.(reference.Digested); ok {
+				return
+			}
+			tagged, ok := ref.(reference.Tagged)
+			if !ok {
+				t.Fatalf("image %q has no tag: pin a version so deployments are reproducible", svc.Image)
+			}
+			if tagged.Tag() == "latest" {
+				t.Fatalf("image %q uses the latest tag: pin a version so deployments are reproducible", svc.Image)
+			}
+		})
+	}
+}
+
+func TestComposeHealthyDependenciesHaveHealthchecks(t *testing.T) {
+	t.Parallel()
+	project := loadCompose(t, defaultEnv())
+
+	for _, name := range project.ServiceNames() {
+		svc := mustService(t, project, name)
+		for dep, cond := range svc.DependsOn {
+			if cond.Condition != types.ServiceConditionHealthy {
+				continue
+			}
+			d := mustService(t, project, dep)
+			if d.HealthCheck == nil || d.HealthCheck.Disable || len(d.HealthCheck.Test) == 0 {
+				t.Errorf("%s waits for %s to be healthy, but %s has no healthcheck, so it never becomes healthy", name, dep, dep)
+			}
+		}
+	}
+}
+
+func TestComposeNATSPersistsJetStream(t *testing.T) {
+	t.Parallel()
+	nats := mustService(t, loadCompose(t, defaultEnv()), "nats")
+
+	// The store directory must be the mounted volume, or streams vanish with the
+	// container.
+	const storeDir = "/data"
+	if !hasAdjacent(nats.Command, "-sd", storeDir) || !slices.Contains(nats.Command, "-js") {
+		t.Errorf("nats command = %q, want JetStream (-js) with file storage in %s (-sd %s)", nats.Command, storeDir, storeDir)
+	}
+	mounted := slices.ContainsFunc(nats.Volumes, func(v types.ServiceVolumeConfig) bool {
+		return v.Type == types.VolumeTypeVolume && v.Target == storeDir
+	})
+	if !mounted {
+		t.Errorf("nats volumes = %+v, want a named volume at %s", nats.Volumes, storeDir)
+	}
+}
+
+// hasAdjacent reports whether args contains flag immediately followed by value.
+func hasAdjacent(args []string, flag, value string) bool {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == flag && args[i+1] == value {
+			return true
+		}
+	}
+	return false
+}
+
+func TestComposeGateway(t *testing.T) {
+	t.Parallel()
+	gw := mustService(t, loadCompose(t, defaultEnv()), "gateway")
+
+	t.Run("build", func(t *testing.T) {
+		t.Parallel()
+		if gw.Build == nil {
+			t.Fatal("gateway has no build section")
+		}
+		root, err := filepath.Abs(repoRoot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The Dockerfile copies platform/ and proto/, so the context must be the
+		// repository root, not the service directory.
+		if gw.Build.Context != root {
+			t.Errorf("build context = %s, want the repository root %s", gw.Build.Context, root)
+		}
+		dockerfile := gw.Build.Dockerfile
+		if !filepath.IsAbs(dockerfile) {
+			dockerfile = filepath.Join(gw.Build.Context, dockerfile)
+		}
+		if _, err := os.Stat(dockerfile); err != nil {
+			t.Errorf("build dockerfile: %v", err)
+		}
+	})
+
+	t.Run("depends on healthy nats", func(t *testing.T) {
+		t.Parallel()
+		dep, ok := gw.DependsOn["nats"]
+		if !ok {
+			t.Fatalf("gateway depends_on = %v, want nats", gw.DependsOn)
+		}
+		if got, want := dep.Condition, types.ServiceConditionHealthy; got != want {
+			t.Errorf("depends_on nats condition = %q, want %q", got, want)
+		}
+	})
+
+	t.Run("healthcheck", func(t *testing.T) {
+		t.Parallel()
+		hc := gw.HealthCheck
+		if hc == nil || hc.Disable || len(hc.Test) == 0 {
+			t.Fatalf("gateway healthcheck = %+v, want one", hc)
+		}
+		// The image is distroless: there is no shell for CMD-SHELL to run in.
+		if got, want := hc.Test[0], "CMD"; got != want {
+			t.Errorf("healthcheck test = %q, want exec form %q (the image has no shell)", hc.Test, want)
+		}
+	})
+
+	t.Run("port 8080 published", func(t *testing.T) {
+		t.Parallel()
+		published := slices.ContainsFunc(gw.Ports, func(p types.ServicePortConfig) bool {
+			return p.Target == 8080 && p.Published == "8080"
+		})
+		if !published {
+			t.Errorf("gateway ports = %+v, want 8080:8080", gw.Ports)
+		}
+	})
+
+	t.Run("stop grace period", func(t *testing.T) {
+		t.Parallel()
+		// Shutdown drains intake and in-flight publishes; Docker's default 10s
+		// would SIGKILL a slow drain.
+		const want = 30 * time.Second
+		if gw.StopGracePeriod == nil || time.Duration(*gw.StopGracePeriod) < want {
+			t.Errorf("stop_grace_period = %v, want at least %v", gw.StopGracePeriod, want)
+		}
+	})
+}
+
+// TestComposeGatewayConfigContract starts the gateway's configuration loader on
+// the environment compose gives the container: the loader must accept it, and
+// compose must set nothing the loader does not read (a misspelt or stale name
+// would otherwise be silently ignored in production).
+func TestComposeGatewayConfigContract(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		switchyardEnv string // "" leaves SWITCHYARD_ENV unset, so compose's default applies
+	}{
+		{name: "default"},
+		{name: "development", switchyardEnv: "development"},
+		{name: "staging", switchyardEnv: "staging"},
+		{name: "production", switchyardEnv: "production"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := defaultEnv()
+			if tt.switchyardEnv != "" {
+				env["SWITCHYARD_ENV"] = tt.switchyardEnv
+			}
+			project := loadCompose(t, env)
+			gw := mustService(t, project, "gateway")
+
+			for name, value := range gw.Environment {
+				if value != nil && strings.Contains(*value, testWebhookSecret) {
+					t.Errorf("gateway environment %s carries the webhook secret inline; mount it as a secret and set %s_FILE", name, name)
+				}
+			}
+
+			containerEnv := containerEnvironment(t, project, gw)
+			rec := config.NewRecorder(config.MapEnv(containerEnv))
+			if _, err := gateway.LoadConfig(rec.Getenv); err != nil {
+				t.Fatalf("gateway.LoadConfig on the compose environment: %v", err)
+			}
+
+			read := rec.Names()
+			for _, name := range slices.Sorted(maps.Keys(gw.Environment)) {
+				if strings.HasPrefix(name, "OTEL_") {
+					continue // read by the OpenTelemetry SDK, not by LoadConfig
+				}
+				if !slices.Contains(read, name) {
+					t.Errorf("compose.yaml sets %s for the gateway, but gateway.LoadConfig never reads it (it reads %v)", name, read)
+				}
+			}
+		})
+	}
+}
+
+// containerEnvironment returns the environment svc's container would see.
+// Variables compose leaves unresolved are unset. A container finds its secrets
+// under /run/secrets, which does not exist here, so every *_FILE variable must
+// name a secret mounted into svc, and is redirected to a temporary file holding
+// that secret's content.
+func containerEnvironment(t *testing.T, project *types.Project, svc types.ServiceConfig) map[string]string {
+	t.Helper()
+
+	mounted := make(map[string]string) // path in the container -> content
+	for _, ref := range svc.Secrets {
+		def, ok := project.Secrets[ref.Source]
+		if !ok {
+			t.Fatalf("service %s mounts undefined secret %q", svc.Name, ref.Source)
+		}
+		target := ref.Target
+		if target == "" {
+			target = ref.Source
+		}
+		if !path.IsAbs(target) {
+			target = path.Join("/run/secrets", target)
+		}
+		content := def.Content
+		if def.File != "" {
+			b, err := os.ReadFile(def.File)
+			if err != nil {
+				t.Fatalf("secret %s: %v", ref.Source, err)
+			}
+			content = string(b)
+		}
+		mounted[target] = content
+	}
+
+	dir := t.TempDir()
+	env := make(map[string]string, len(svc.Environment))
+	for name, value := range svc.Environment {
+		if value == nil {
+			continue
+		}
+		v := *value
+		if strings.HasSuffix(name, "_FILE") {
+			content, ok := mounted[v]
+			if !ok {
+				t.Errorf("%s=%s: no secret is mounted at that path in service %s", name, v, svc.Name)
+				continue
+			}
+			if content == "" {
+				t.Errorf("%s=%s: the secret is empty", name, v)
+			}
+			file := filepath.Join(dir, strings.TrimSuffix(name, "_FILE"))
+			if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			v = file
+		}
+		env[name] = v
+	}
+	return env
+}

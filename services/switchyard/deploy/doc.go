@@ -1,0 +1,8 @@
+// Package deploy holds deployment checks: tests that read the repository's
+// deployment files (compose.yaml, the service Dockerfiles) and hold them to the
+// services' own configuration contracts, since no container engine runs in CI.
+//
+// The package has no exported API; it exists so that `go test ./deploy/` in the
+// switchyard module is the one place a deployment file and the code it starts are
+// checked against each other.
+package deploy

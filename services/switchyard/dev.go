@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/natsembed"
+	"github.com/switchyard/switchyard/platform/pgcluster"
+	"github.com/switchyard/switchyard/platform/postgres"
+	"github.com/switchyard/switchyard/services/gateway"
+)
+
+var errUsage = errors.New("usage")
+
+// devCmd runs the hub in one process: embedded NATS (unless NATS_URL),
+// PostgreSQL from DATABASE_URL or a private cluster in the data folder, and
+// every service through its own Run function, exactly as in production.
+func devCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data", ".switchyard", "folder for NATS file storage, the private PostgreSQL cluster and the generated signing secret")
+	gatewayAddr := fs.String("gateway-addr", "127.0.0.1:8080", "gateway listen address")
+	natsPort := fs.Int("nats-port", 4223, "embedded NATS port (ignored when NATS_URL is set)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+		return err
+	}
+	// The private cluster may run as the postgres user, which must reach it.
+	_ = os.Chmod(*dataDir, 0o755)
+
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+
+	natsURL := getenv("NATS_URL")
+	if natsURL == "" {
+		ns, err := natsembed.Start(natsembed.Options{Port: *natsPort, StoreDir: filepath.Join(*dataDir, "nats")})
+		if err != nil {
+			return fmt.Errorf("embedded NATS on 127.0.0.1:%d (set NATS_URL to use another server, or --nats-port): %w", *natsPort, err)
+		}
+		stops = append(stops, func() { ns.Shutdown(); ns.WaitForShutdown() })
+		natsURL = ns.ClientURL()
+	}
+
+	dbURL := getenv("DATABASE_URL")
+	if dbURL == "" {
+		c, err := pgcluster.Start(ctx, filepath.Join(*dataDir, "postgres"), 0, getenv)
+		if err != nil {
+			return fmt.Errorf("private PostgreSQL (set DATABASE_URL to use an existing server): %w", err)
+		}
+		stops = append(stops, func() {
+			if err := c.Stop(); err != nil {
+				fmt.Fprintln(stderr, "switchyard dev: stop postgres:", err)
+			}
+		})
+		dbURL = c.URL("postgres")
+	}
+	pool, err := postgres.Open(ctx, dbURL, nil)
+	if err != nil {
+		return err
+	}
+	pool.Close()
+
+	secret, secretSource, err := devSecret(getenv, *dataDir)
+	if err != nil {
+		return err
+	}
+	env := config.Overlay(getenv, map[string]string{
+		"NATS_URL":              natsURL,
+		"DATABASE_URL":          dbURL,
+		"STRIPE_WEBHOOK_SECRET": secret,
+		"SWITCHYARD_ENV":        orDefault(getenv("SWITCHYARD_ENV"), gateway.EnvDevelopment),
+		"GATEWAY_ADDR":          *gatewayAddr,
+	})
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return gateway.Run(gctx, env, stderr) })
+
+	base := "http://" + *gatewayAddr
+	if err := waitReady(gctx, base+"/readyz", 30*time.Second); err != nil {
+		return errors.Join(err, g.Wait())
+	}
+	first := strings.Split(secret, ",")[0]
+	fmt.Fprintf(stdout, `Switchyard dev hub is running.
+  webhook URL:     %s/webhooks/stripe
+  signing secret:  %s  (%s)
+  webhook health:  %s/api/stripe/webhook-health
+  metrics:         %s/metrics
+  NATS:            %s
+  PostgreSQL:      %s
+  data folder:     %s
+Send a test event:  switchyard send --secret %s <event.json>
+Stop with Ctrl-C.
+`, base, first, secretSource, base, base, natsURL, redactDBURL(dbURL), *dataDir, first)
+
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "Switchyard dev hub stopped.")
+	return nil
+}
+
+// devSecret returns STRIPE_WEBHOOK_SECRET, or the secret saved in the data
+// folder, or a new one saved there so restarts keep the same secret.
+func devSecret(getenv func(string) string, dataDir string) (secret, source string, err error) {
+	r := config.NewReader(getenv)
+	if s := r.Secret("STRIPE_WEBHOOK_SECRET"); s.IsSet() {
+		return s.Reveal(), "from STRIPE_WEBHOOK_SECRET", r.Err()
+	}
+	if err := r.Err(); err != nil {
+		return "", "", err
+	}
+	path := filepath.Join(dataDir, "webhook-secret")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), "saved in " + path, nil
+	}
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", err
+	}
+	s := "whsec_" + hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", "", fmt.Errorf("save generated secret: %w", err)
+	}
+	return s, "generated, saved in " + path, nil
+}
+
+func waitReady(ctx context.Context, url string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	c := http.Client{Timeout: time.Second}
+	for {
+		resp, err := c.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready within %s", url, d)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func redactDBURL(u string) string {
+	if i, j := strings.Index(u, "://"), strings.LastIndex(u, "@"); i >= 0 && j > i {
+		userinfo := u[i+3 : j]
+		if name, _, ok := strings.Cut(userinfo, ":"); ok {
+			return u[:i+3] + name + ":***" + u[j:]
+		}
+	}
+	return u
+}
+

@@ -1,0 +1,60 @@
+// Command switchyard is the hub's operator CLI and its local composition
+// root: `switchyard dev` runs every service in one process for local use.
+//
+// It is the only module that imports services; services never import each
+// other (services → platform → proto).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/switchyard/switchyard/platform/lifecycle"
+)
+
+func main() {
+	ctx, stop := lifecycle.SignalContext(context.Background())
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `switchyard — the Switchyard hub's CLI
+
+Usage:
+  switchyard dev  [flags]          run the whole hub locally (what 'make run' does)
+  switchyard send [flags] FILE|-   sign a Stripe event JSON and POST it to the gateway
+
+Run 'switchyard <command> -h' for a command's flags.
+`
+
+// run dispatches a command and returns the process exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "dev":
+		err = devCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "send":
+		err = sendCmd(ctx, args[1:], getenv, stdin, stdout)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "switchyard: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		if err == errUsage {
+			return 2
+		}
+		fmt.Fprintln(stderr, "switchyard:", err)
+		return 1
+	}
+	return 0
+}

@@ -33,17 +33,10 @@ TEXTBOOK_ADDR="${BENCH_TEXTBOOK_ADDR:-127.0.0.1:18081}"
 GATEWAY_ADDR="${BENCH_GATEWAY_ADDR:-127.0.0.1:18080}"
 SECRET="whsec_bench$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
-FIXTURE="${BENCH_FIXTURE:-}"
-if [[ -z "$FIXTURE" ]]; then
-	for candidate in "$ROOT/../shared" /work/shared; do
-		if [[ -f "$candidate/fixtures/stripe/fixtures/events/customer.created.json" ]]; then
-			FIXTURE="$candidate/fixtures/stripe/fixtures/events/customer.created.json"
-			break
-		fi
-	done
-fi
-[[ -n "$FIXTURE" && -f "$FIXTURE" ]] || {
-	echo "bench: Stripe fixture not found; set BENCH_FIXTURE to shared/fixtures/stripe/fixtures/events/customer.created.json" >&2
+# The in-repo, byte-exact copy of shared/fixtures (see platform/testkit/fixtures).
+FIXTURE="${BENCH_FIXTURE:-$ROOT/platform/testkit/fixtures/stripe/events/customer.created.json}"
+[[ -f "$FIXTURE" ]] || {
+	echo "bench: Stripe fixture $FIXTURE not found; set BENCH_FIXTURE" >&2
 	exit 1
 }
 

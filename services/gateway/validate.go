@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Event is what the gateway learns from a verified webhook body: exactly the
@@ -101,76 +102,52 @@ func kindOfType(t string) string {
 	return ""
 }
 
-type envelope struct {
-	ID         json.RawMessage `json:"id"`
-	Object     json.RawMessage `json:"object"`
-	Type       json.RawMessage `json:"type"`
-	Created    json.RawMessage `json:"created"`
-	Livemode   json.RawMessage `json:"livemode"`
-	APIVersion json.RawMessage `json:"api_version"`
-	Data       *struct {
-		Object json.RawMessage `json:"object"`
-	} `json:"data"`
-}
-
-type dataObject struct {
-	ID             json.RawMessage `json:"id"`
-	Object         json.RawMessage `json:"object"`
-	Livemode       json.RawMessage `json:"livemode"`
-	Customer       json.RawMessage `json:"customer"`
-	Email          json.RawMessage `json:"email"`
-	CustomerEmail  json.RawMessage `json:"customer_email"`
-	Currency       json.RawMessage `json:"currency"`
-	Status         json.RawMessage `json:"status"`
-	Amount         json.RawMessage `json:"amount"`
-	AmountPaid     json.RawMessage `json:"amount_paid"`
-	AmountDue      json.RawMessage `json:"amount_due"`
-	AmountRefunded json.RawMessage `json:"amount_refunded"`
-	AmountTotal    json.RawMessage `json:"amount_total"`
-	AmountCaptured json.RawMessage `json:"amount_captured"`
-}
-
 var null = []byte("null")
 
-func isNull(r json.RawMessage) bool { return len(r) == 0 || bytes.Equal(r, null) }
+func isNull(r []byte) bool { return len(r) == 0 || bytes.Equal(r, null) }
 
 // Validate parses body and checks every field the hub routes on. pinned is
 // the API version whose object schema the hub knows.
 func Validate(body []byte, pinned string) (Event, error) {
-	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
+	raw, err := scanEvent(body)
+	if err != nil {
 		return Event{}, &ErrNotJSON{Err: err}
 	}
+	return check(&raw, pinned)
+}
+
+// check applies the routing rules to the raw fields found by scanEvent.
+func check(raw *rawEvent, pinned string) (Event, error) {
 	var ev Event
 	var err error
-	if ev.ID, err = str(env.ID, "id", reEventID, "must be a Stripe event id (evt_…)"); err != nil {
+	if ev.ID, err = str(raw.ID, "id", reEventID, "must be a Stripe event id (evt_…)"); err != nil {
 		return Event{}, err
 	}
-	if obj, err := str(env.Object, "object", nil, ""); err != nil || obj != "event" {
+	if obj, err := str(raw.Object, "object", nil, ""); err != nil || obj != "event" {
 		return Event{}, &ValidationError{"object", `must be "event"`}
 	}
-	if ev.Type, err = str(env.Type, "type", reEventType, "must be a Stripe event type such as invoice.paid"); err != nil {
+	if ev.Type, err = str(raw.Type, "type", reEventType, "must be a Stripe event type such as invoice.paid"); err != nil {
 		return Event{}, err
 	}
-	if ev.Created, err = integer(env.Created, "created"); err != nil {
+	if ev.Created, err = integer(raw.Created, "created"); err != nil {
 		return Event{}, err
 	}
 	if ev.Created <= 0 || ev.Created > 32_503_680_000 { // year 3000
 		return Event{}, &ValidationError{"created", "outside any plausible Stripe event time"}
 	}
-	if ev.Livemode, err = boolean(env.Livemode, "livemode"); err != nil {
+	if ev.Livemode, err = boolean(raw.Livemode, "livemode"); err != nil {
 		return Event{}, err
 	}
-	if ev.APIVersion, err = str(env.APIVersion, "api_version", reAPIVersion, "must be an API version such as 2023-10-16"); err != nil {
+	if ev.APIVersion, err = str(raw.APIVersion, "api_version", reAPIVersion, "must be an API version such as 2023-10-16"); err != nil {
 		return Event{}, err
 	}
-	if env.Data == nil || isNull(env.Data.Object) {
+	if isNull(raw.DataObject) {
 		return Event{}, &ValidationError{"data.object", "required"}
 	}
-	var obj dataObject
-	if err := json.Unmarshal(env.Data.Object, &obj); err != nil {
+	if raw.DataObject[0] != '{' {
 		return Event{}, &ValidationError{"data.object", "must be an object"}
 	}
+	obj := &raw.Obj
 	if ev.ObjectKind, err = str(obj.Object, "data.object.object", reObjectKind, "must name the object kind"); err != nil {
 		return Event{}, err
 	}
@@ -196,27 +173,26 @@ func Validate(body []byte, pinned string) (Event, error) {
 	if err := customer(obj.Customer); err != nil {
 		return Event{}, err
 	}
-	for _, f := range []struct {
-		raw  json.RawMessage
-		name string
-	}{{obj.Email, "data.object.email"}, {obj.CustomerEmail, "data.object.customer_email"}} {
-		if err := email(f.raw, f.name); err != nil {
-			return Event{}, err
-		}
+	if err := email(obj.Email, "data.object.email"); err != nil {
+		return Event{}, err
+	}
+	if err := email(obj.CustomerEmail, "data.object.customer_email"); err != nil {
+		return Event{}, err
 	}
 	if !isNull(obj.Currency) {
 		if _, err := str(obj.Currency, "data.object.currency", reCurrency, "must be a lower-case ISO 4217 code"); err != nil {
 			return Event{}, err
 		}
 	}
-	for _, f := range []struct {
-		raw  json.RawMessage
+	amounts := [...]struct {
+		raw  []byte
 		name string
 	}{
 		{obj.Amount, "data.object.amount"}, {obj.AmountPaid, "data.object.amount_paid"},
 		{obj.AmountDue, "data.object.amount_due"}, {obj.AmountRefunded, "data.object.amount_refunded"},
 		{obj.AmountTotal, "data.object.amount_total"}, {obj.AmountCaptured, "data.object.amount_captured"},
-	} {
+	}
+	for _, f := range amounts {
 		if isNull(f.raw) {
 			continue
 		}
@@ -250,12 +226,17 @@ func hasAnyPrefix(s string, ps []string) bool {
 }
 
 // str decodes a required JSON string and checks it against re.
-func str(raw json.RawMessage, field string, re *regexp.Regexp, reason string) (string, error) {
+func str(raw []byte, field string, re *regexp.Regexp, reason string) (string, error) {
 	if isNull(raw) {
 		return "", &ValidationError{field, "required"}
 	}
+	if raw[0] != '"' {
+		return "", &ValidationError{field, "must be a string"}
+	}
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		s = string(inner) // the scanner already checked the string's syntax
+	} else if err := json.Unmarshal(raw, &s); err != nil {
 		return "", &ValidationError{field, "must be a string"}
 	}
 	if re != nil && !re.MatchString(s) {
@@ -265,7 +246,7 @@ func str(raw json.RawMessage, field string, re *regexp.Regexp, reason string) (s
 }
 
 // integer decodes a required JSON integer (no fraction, no exponent).
-func integer(raw json.RawMessage, field string) (int64, error) {
+func integer(raw []byte, field string) (int64, error) {
 	if isNull(raw) {
 		return 0, &ValidationError{field, "required"}
 	}
@@ -276,7 +257,7 @@ func integer(raw json.RawMessage, field string) (int64, error) {
 	return n, nil
 }
 
-func boolean(raw json.RawMessage, field string) (bool, error) {
+func boolean(raw []byte, field string) (bool, error) {
 	switch string(raw) {
 	case "true":
 		return true, nil
@@ -289,7 +270,7 @@ func boolean(raw json.RawMessage, field string) (bool, error) {
 }
 
 // customer accepts null, a customer id, or an expanded customer object.
-func customer(raw json.RawMessage) error {
+func customer(raw []byte) error {
 	const field = "data.object.customer"
 	if isNull(raw) {
 		return nil
@@ -307,7 +288,7 @@ func customer(raw json.RawMessage) error {
 	return err
 }
 
-func email(raw json.RawMessage, field string) error {
+func email(raw []byte, field string) error {
 	if isNull(raw) {
 		return nil
 	}

@@ -31,7 +31,8 @@ import (
 	"time"
 )
 
-const defaultFixture = "/work/shared/fixtures/stripe/fixtures/events/customer.created.json"
+// defaultFixture is the in-repo copy of the Stripe fixture, relative to the repository root.
+const defaultFixture = "platform/testkit/fixtures/stripe/events/customer.created.json"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

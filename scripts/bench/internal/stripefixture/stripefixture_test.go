@@ -10,13 +10,13 @@ import (
 	"github.com/switchyard/switchyard/scripts/bench/internal/stripefixture"
 )
 
-const fixturePath = "../../../../../shared/fixtures/stripe/fixtures/events/customer.created.json"
+const fixturePath = "../../../../platform/testkit/fixtures/stripe/events/customer.created.json"
 
 func TestSignedBodyVerifiesWithStripeGo(t *testing.T) {
 	t.Parallel()
 	tmpl, err := stripefixture.Load(fixturePath)
 	if err != nil {
-		t.Fatalf("load fixture (expected the shared Stripe fixtures beside the repo at %s): %v", fixturePath, err)
+		t.Fatalf("load fixture (the in-repo copy at %s): %v", fixturePath, err)
 	}
 	const secret = "whsec_test_secret"
 	id := tmpl.ID(42)

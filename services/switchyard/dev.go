@@ -181,4 +181,3 @@ func redactDBURL(u string) string {
 	}
 	return u
 }
-

@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/trace"
 )
@@ -124,5 +125,6 @@ func MaskEmail(e string) string {
 	if at < 1 {
 		return "***"
 	}
-	return e[:1] + "***" + e[at:]
+	_, n := utf8.DecodeRuneInString(e) // a whole first character, not a byte of it
+	return e[:n] + "***" + e[at:]
 }

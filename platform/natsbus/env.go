@@ -22,7 +22,9 @@ func OptionsFromEnv(r *config.Reader, name string) Options {
 		DuplicateWindow: r.Duration("NATS_DUPLICATE_WINDOW", time.Hour),
 	}
 	if v := r.String("NATS_STREAM_MAX_AGE", "0"); v != "0" {
-		o.MaxAge = r.Duration("NATS_STREAM_MAX_AGE", 0)
+		if d, err := time.ParseDuration(v); err != nil || d != 0 {
+			o.MaxAge = r.Duration("NATS_STREAM_MAX_AGE", 0) // reports a bad value
+		}
 	}
 	return o
 }

@@ -82,6 +82,11 @@ func Connect(ctx context.Context, o Options) (*nats.Conn, error) {
 		opts = append(opts, nats.UserCredentials(o.CredsFile))
 	}
 	nc, err := nats.Connect(o.URL, opts...)
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		// A parse error quotes the raw URL, credentials and all: drop it.
+		return nil, fmt.Errorf("connect nats %s: not a valid URL (percent-encode / ? # %% in a user or password)", redactURL(o.URL))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("connect nats %s: %w", redactURL(o.URL), err)
 	}
@@ -147,12 +152,33 @@ func CheckStreams(ctx context.Context, js jetstream.JetStream) error {
 func redactURL(list string) string {
 	parts := strings.Split(list, ",")
 	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+		u, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err == nil && u.User != nil:
 			u.User = url.User("***")
 			parts[i] = u.String()
+		case strings.Contains(p, "@"):
+			// url.Parse found no user info although there is some (a password
+			// with '/', '#', '?' or a bad escape in it): hide everything
+			// between the scheme and the last '@' instead of printing it.
+			parts[i] = maskUserInfo(strings.TrimSpace(p))
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+func maskUserInfo(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		scheme, rest = "", u
+	} else {
+		scheme += "://"
+	}
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return "***"
+	}
+	return scheme + "***" + rest[at:]
 }
 
 // LogValue is the loggable form of the options: no credentials, no logger.

@@ -89,6 +89,10 @@ func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 	return out, nil
 }
 
+// ledgerLock is the advisory lock key, common to all services, under which
+// the shared ledger table is created: an arbitrary constant, "sw-ledgr" in ASCII.
+const ledgerLock int64 = 0x73772d6c65646772
+
 // Migrate applies the migrations of service that have not run yet and returns
 // how many it applied. A migration that ran with different content is an error.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, service string, ms []Migration) (int, error) {
@@ -106,13 +110,23 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, service string, ms []Migra
 	}
 	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, lock) }()
 
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS switchyard_migrations (
+	// The ledger is shared by all services, whose locks differ, and CREATE
+	// TABLE IF NOT EXISTS fails (unique violation in pg_type) when two
+	// sessions create the same table at once: serialise its creation under
+	// one lock common to every service.
+	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, ledgerLock); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS switchyard_migrations (
 		service    text        NOT NULL,
 		version    integer     NOT NULL,
 		name       text        NOT NULL,
 		checksum   text        NOT NULL,
 		applied_at timestamptz NOT NULL DEFAULT now(),
-		PRIMARY KEY (service, version))`); err != nil {
+		PRIMARY KEY (service, version))`)
+		return err
+	}); err != nil {
 		return 0, fmt.Errorf("migrate %s: ledger table: %w", service, err)
 	}
 	applied := map[int]string{}

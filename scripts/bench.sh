@@ -16,7 +16,16 @@
 #   BENCH_RATES        open-loop offered rates per second (default: 1000 5000)
 #   BENCH_CONCURRENCY  closed-loop clients / JetStream publishers (default: 64)
 #   BENCH_WARMUP       unrecorded run at 1000/s before each target's runs (default: 2s; 0 skips)
-#   BENCH_FIXTURE      Stripe event used as the body template
+#   BENCH_FIXTURE      Stripe events sent as request bodies: a comma-separated
+#                      list of event files and/or directories (a directory means
+#                      every *.json in it but MANIFEST.json and signatures.json,
+#                      sorted by name); request i uses event i mod n, a fixed
+#                      round-robin mix. Default: the directory
+#                      $ROOT/platform/testkit/fixtures/stripe/events, the
+#                      assembled envelopes (1-5 KB, a realistic mix of types).
+#                      A single file still works, e.g. only the 1 KB event:
+#                      BENCH_FIXTURE=$ROOT/platform/testkit/fixtures/stripe/events/customer.created.json
+#                      Every report line gives fixtures=<n> mean_body=<bytes>.
 #   BENCH_NATS_PORT, BENCH_TEXTBOOK_ADDR, BENCH_GATEWAY_ADDR   loopback ports
 #   BENCH_KEEP=1       keep the work directory (logs, stores) after the run
 set -euo pipefail
@@ -34,11 +43,17 @@ GATEWAY_ADDR="${BENCH_GATEWAY_ADDR:-127.0.0.1:18080}"
 SECRET="whsec_bench$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 # The in-repo, byte-exact copy of shared/fixtures (see platform/testkit/fixtures).
-FIXTURE="${BENCH_FIXTURE:-$ROOT/platform/testkit/fixtures/stripe/events/customer.created.json}"
-[[ -f "$FIXTURE" ]] || {
-	echo "bench: Stripe fixture $FIXTURE not found; set BENCH_FIXTURE" >&2
-	exit 1
-}
+FIXTURE="${BENCH_FIXTURE:-$ROOT/platform/testkit/fixtures/stripe/events}"
+IFS=, read -ra FIXTURE_ENTRIES <<<"$FIXTURE"
+for entry in "${FIXTURE_ENTRIES[@]}"; do
+	# loadgen trims spaces around entries too.
+	entry="${entry#"${entry%%[![:space:]]*}"}"
+	entry="${entry%"${entry##*[![:space:]]}"}"
+	[[ -e "$entry" ]] || {
+		echo "bench: Stripe fixture '$entry' not found; set BENCH_FIXTURE" >&2
+		exit 1
+	}
+done
 
 WORK="$(mktemp -d -t switchyard-bench.XXXXXX)"
 BIN="$WORK/bin"
@@ -238,6 +253,7 @@ main() {
 		(cd "$ROOT" && go build -o "$BIN/gateway" ./services/gateway/cmd/gateway)
 	fi
 	log "targets: $TARGETS; runs of $DURATION at ${RATES// //s, }/s and saturation ($CONCURRENCY clients); $(nproc) cores shared by generator, target and broker"
+	log "request bodies: $FIXTURE (round-robin)"
 	for target in $TARGETS; do
 		bench_target "$target"
 	done

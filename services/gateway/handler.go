@@ -29,6 +29,20 @@ import (
 	"github.com/switchyard/switchyard/proto/wire"
 )
 
+// Options built once: span options and publish options are allocated per
+// call otherwise, on the hottest path in the hub.
+var (
+	serverSpan = []trace.SpanStartOption{
+		trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", http.MethodPost), attribute.String("http.route", "/webhooks/stripe")),
+	}
+	producerSpan = []trace.SpanStartOption{
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.operation.type", "publish")),
+	}
+	expectStripeStream = jetstream.WithExpectStream(natsbus.StreamStripe)
+)
+
 // Publisher stores a message in JetStream asynchronously. It is the part of
 // jetstream.JetStream the webhook path uses; tests may wrap it to inject faults.
 type Publisher interface {
@@ -66,14 +80,14 @@ func newWebhook(cfg Config, pub Publisher, log *slog.Logger, tp trace.TracerProv
 func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	received := h.now()
 	reqID := requestID(r)
-	w.Header().Set("X-Request-Id", reqID)
+	w.Header()["X-Request-Id"] = []string{reqID} // canonical key already: no re-canonicalising per request
 	ctx := logging.WithRequestID(r.Context(), reqID)
 	ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(r.Header))
-	ctx, span := h.tracer.Start(ctx, "POST /webhooks/stripe", trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("http.route", "/webhooks/stripe")))
+	ctx, span := h.tracer.Start(ctx, "POST /webhooks/stripe", serverSpan...)
 	defer span.End()
 
 	if r.Method != http.MethodPost {
+		span.SetAttributes(attribute.String("http.request.method", r.Method))
 		w.Header().Set("Allow", http.MethodPost)
 		h.reject(ctx, w, span, http.StatusMethodNotAllowed, resultMethod, "use POST")
 		return
@@ -118,7 +132,9 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx = logging.WithEventID(ctx, ev.ID)
-	span.SetAttributes(attribute.String("stripe.event.id", ev.ID), attribute.String("stripe.event.type", ev.Type))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("stripe.event.id", ev.ID), attribute.String("stripe.event.type", ev.Type))
+	}
 
 	if ev.Livemode != h.cfg.AcceptsLivemode() {
 		h.metrics.livemode.Add(ctx, 1, metric.WithAttributes(attribute.Bool("livemode", ev.Livemode)))
@@ -166,7 +182,7 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if versionStatus == "mismatch" {
 		h.log.InfoContext(ctx, "accepted event in a non-pinned API version", "api_version", ev.APIVersion, "pinned", PinnedAPIVersion)
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = []string{"application/json"}
 	w.WriteHeader(http.StatusOK)
 	out := make([]byte, 0, 96)
 	out = append(out, `{"received":true,"id":"`...)
@@ -179,16 +195,16 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // publish stores msg and waits for its PubAck, at most PublishTimeout.
 func (h *Webhook) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
-	ctx, span := h.tracer.Start(ctx, "publish "+msg.Subject, trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
-			attribute.String("messaging.system", "nats"),
-			attribute.String("messaging.operation.type", "publish"),
+	ctx, span := h.tracer.Start(ctx, "publish "+msg.Subject, producerSpan...)
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String("messaging.destination.name", msg.Subject),
 			attribute.String("messaging.message.id", msg.Header.Get(wire.HeaderMsgID)),
-		))
-	defer span.End()
+		)
+	}
 	telemetry.Inject(ctx, msg.Header)
-	f, err := h.pub.PublishMsgAsync(msg, jetstream.WithExpectStream(natsbus.StreamStripe))
+	f, err := h.pub.PublishMsgAsync(msg, expectStripeStream)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return nil, fmt.Errorf("publish: %w", err)

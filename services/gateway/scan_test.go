@@ -106,7 +106,7 @@ func FuzzScanAgreesWithEncodingJSON(f *testing.F) {
 		checkAgainstReference(t, body)
 		// Validate must never panic, and accepted events satisfy the rules.
 		if ev, err := Validate(body, PinnedAPIVersion); err == nil {
-			if !reEventID.MatchString(ev.ID) || !reEventType.MatchString(ev.Type) || ev.Created <= 0 || !reObjectID.MatchString(ev.ObjectID) {
+			if !isEventID(ev.ID) || !isEventType(ev.Type) || ev.Created <= 0 || !isObjectID(ev.ObjectID) {
 				t.Fatalf("accepted invalid event %+v", ev)
 			}
 		}

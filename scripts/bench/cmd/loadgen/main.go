@@ -14,6 +14,12 @@
 // throughput N clients reach. Every HTTP request carries a real Stripe event
 // body with a unique event id and a fresh Stripe-Signature.
 //
+// -fixture is a comma-separated list of event files and directories; a
+// directory stands for every *.json in it but MANIFEST.json and
+// signatures.json, sorted by name. Request i uses event i mod n, so a run
+// sends a deterministic round-robin mix of event types and sizes; the report
+// gives n (fixtures=) and the mean body size in bytes (mean_body=).
+//
 // Only loopback targets are accepted, and every run is bounded in time and
 // in number of requests.
 package main
@@ -29,10 +35,13 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/switchyard/switchyard/scripts/bench/internal/stripefixture"
 )
 
-// defaultFixture is the in-repo copy of the Stripe fixture, relative to the repository root.
-const defaultFixture = "platform/testkit/fixtures/stripe/events/customer.created.json"
+// defaultFixture is the in-repo directory of assembled Stripe event
+// envelopes (1–5 KB each), relative to the repository root.
+const defaultFixture = "platform/testkit/fixtures/stripe/events"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -73,7 +82,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.url, "url", "http://127.0.0.1:18080/webhooks/stripe", "webhook URL (http mode, loopback only)")
 	fs.StringVar(&c.natsURL, "nats", "nats://127.0.0.1:4222", "NATS URL (jetstream mode, loopback only)")
 	fs.StringVar(&c.secret, "secret", getenv("STRIPE_WEBHOOK_SECRET"), "whsec_ signing secret (http mode; env STRIPE_WEBHOOK_SECRET)")
-	fs.StringVar(&c.fixture, "fixture", defaultFixture, "Stripe event JSON used as the body template")
+	fs.StringVar(&c.fixture, "fixture", defaultFixture, "comma-separated Stripe event JSON files and directories (each *.json but MANIFEST.json, signatures.json), sent round-robin")
 	fs.StringVar(&c.label, "target", "", "label for the report (default: the mode)")
 	fs.Float64Var(&c.rate, "rate", 0, "offered requests/s; 0 runs a closed loop at saturation")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long to offer load")
@@ -132,13 +141,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	set, err := stripefixture.LoadSet(cfg.fixture)
+	if err != nil {
+		return err
+	}
 	var s sender
 	switch cfg.mode {
 	case "http":
-		s, err = newHTTPSender(cfg)
+		s = newHTTPSender(cfg, set)
 	case "jetstream":
 		var js *jetStreamSender
-		js, err = newJetStreamSender(ctx, cfg)
+		js, err = newJetStreamSender(ctx, cfg, set)
 		if js != nil {
 			defer func() { err = errors.Join(err, js.close()) }()
 		}
@@ -154,7 +167,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	} else {
 		res = closedLoop(ctx, s, cfg.concurrency, cfg.duration, cfg.maxRequests)
 	}
-	rep := newReport(cfg, res)
+	rep := newReport(cfg, set, res)
 	if cfg.json {
 		enc := json.NewEncoder(stdout)
 		return enc.Encode(rep)

@@ -3,10 +3,13 @@ package main
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchyard/switchyard/scripts/bench/internal/stripefixture"
 )
 
 // report is one run's outcome. Latencies are in milliseconds and cover
@@ -18,6 +21,8 @@ type report struct {
 	Loop        string         `json:"loop"` // "open" or "closed"
 	Offered     float64        `json:"offered_per_sec,omitempty"`
 	Concurrency int            `json:"concurrency"`
+	Fixtures    int            `json:"fixtures"`        // event templates, sent round-robin
+	MeanBody    int            `json:"mean_body_bytes"` // mean request body over one round
 	ElapsedSec  float64        `json:"elapsed_sec"`
 	Achieved    float64        `json:"achieved_per_sec"`
 	Total       int            `json:"total"`
@@ -31,7 +36,7 @@ type report struct {
 	Max         float64        `json:"max_ms"`
 }
 
-func newReport(cfg config, res result) report {
+func newReport(cfg config, set *stripefixture.Set, res result) report {
 	slices.Sort(res.latencies)
 	total := 0
 	for _, n := range res.codes {
@@ -43,6 +48,8 @@ func newReport(cfg config, res result) report {
 		Loop:        "closed",
 		Offered:     cfg.rate,
 		Concurrency: cfg.concurrency,
+		Fixtures:    set.Len(),
+		MeanBody:    int(math.Round(set.MeanBody())),
 		ElapsedSec:  res.elapsed.Seconds(),
 		Total:       total,
 		OK:          res.ok,
@@ -87,8 +94,8 @@ func (r report) line() string {
 	for _, code := range slices.Sorted(maps.Keys(r.Statuses)) {
 		codes = append(codes, fmt.Sprintf("%s:%d", code, r.Statuses[code]))
 	}
-	return fmt.Sprintf("target=%s mode=%s loop=%s offered=%s concurrency=%d achieved=%.0f/s ok=%d errors=%d "+
-		"p50=%.2fms p90=%.2fms p99=%.2fms p99.9=%.2fms max=%.2fms statuses=%s",
-		r.Target, r.Mode, r.Loop, offered, r.Concurrency, r.Achieved, r.OK, r.Errors,
+	return fmt.Sprintf("target=%s mode=%s loop=%s offered=%s concurrency=%d fixtures=%d mean_body=%d "+
+		"achieved=%.0f/s ok=%d errors=%d p50=%.2fms p90=%.2fms p99=%.2fms p99.9=%.2fms max=%.2fms statuses=%s",
+		r.Target, r.Mode, r.Loop, offered, r.Concurrency, r.Fixtures, r.MeanBody, r.Achieved, r.OK, r.Errors,
 		r.P50, r.P90, r.P99, r.P999, r.Max, strings.Join(codes, ","))
 }

@@ -24,14 +24,10 @@ type httpSender struct {
 	client *http.Client
 	url    string
 	secret string
-	tmpl   *stripefixture.Template
+	set    *stripefixture.Set
 }
 
-func newHTTPSender(cfg config) (*httpSender, error) {
-	tmpl, err := stripefixture.Load(cfg.fixture)
-	if err != nil {
-		return nil, err
-	}
+func newHTTPSender(cfg config, set *stripefixture.Set) *httpSender {
 	transport := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: cfg.timeout, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        cfg.concurrency,
@@ -43,15 +39,16 @@ func newHTTPSender(cfg config) (*httpSender, error) {
 		client: &http.Client{Transport: transport, Timeout: cfg.timeout},
 		url:    cfg.url,
 		secret: cfg.secret,
-		tmpl:   tmpl,
-	}, nil
+		set:    set,
+	}
 }
 
 // send signs at send time, so signatures stay fresh however long a request
 // waited in the generator's queue. Signing one body costs microseconds,
 // which is cheaper than keeping a pipeline of pre-signed bodies fresh.
 func (h *httpSender) send(ctx context.Context, seq uint64) (string, bool) {
-	body := h.tmpl.Body(h.tmpl.ID(seq))
+	tmpl := h.set.For(seq)
+	body := tmpl.Body(tmpl.ID(seq))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
 	if err != nil {
 		return "request_error", false
@@ -69,26 +66,27 @@ func (h *httpSender) send(ctx context.Context, seq uint64) (string, bool) {
 	return strconv.Itoa(resp.StatusCode), resp.StatusCode >= 200 && resp.StatusCode < 300
 }
 
-// jetStreamSender publishes synchronously to the STRIPE stream: the floor
-// under any webhook handler that acknowledges after the PubAck.
+// jetStreamSender publishes synchronously to the STRIPE stream, on subject
+// stripe.events.<type> of each event: the floor under any webhook handler
+// that acknowledges after the PubAck.
 type jetStreamSender struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	subject string
-	timeout time.Duration
-	tmpl    *stripefixture.Template
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	subjects []string // by template index, see stripefixture.Set.Index
+	timeout  time.Duration
+	set      *stripefixture.Set
 }
 
-func newJetStreamSender(ctx context.Context, cfg config) (*jetStreamSender, error) {
-	tmpl, err := stripefixture.Load(cfg.fixture)
-	if err != nil {
-		return nil, err
+func newJetStreamSender(ctx context.Context, cfg config, set *stripefixture.Set) (*jetStreamSender, error) {
+	subjects := make([]string, set.Len())
+	for i := range subjects {
+		subjects[i] = stripestream.SubjectPrefix + set.For(uint64(i)).Type()
 	}
 	nc, err := nats.Connect(cfg.natsURL, nats.Name("loadgen"))
 	if err != nil {
 		return nil, fmt.Errorf("connect nats: %w", err)
 	}
-	s := &jetStreamSender{nc: nc, subject: stripestream.SubjectPrefix + tmpl.Type(), timeout: cfg.timeout, tmpl: tmpl}
+	s := &jetStreamSender{nc: nc, subjects: subjects, timeout: cfg.timeout, set: set}
 	if s.js, err = jetstream.New(nc); err != nil {
 		return s, fmt.Errorf("jetstream: %w", err)
 	}
@@ -99,10 +97,11 @@ func newJetStreamSender(ctx context.Context, cfg config) (*jetStreamSender, erro
 }
 
 func (s *jetStreamSender) send(ctx context.Context, seq uint64) (string, bool) {
-	id := s.tmpl.ID(seq)
+	tmpl := s.set.For(seq)
+	id := tmpl.ID(seq)
 	msg := &nats.Msg{
-		Subject: s.subject,
-		Data:    s.tmpl.Body(id),
+		Subject: s.subjects[s.set.Index(seq)],
+		Data:    tmpl.Body(id),
 		Header:  nats.Header{jetstream.MsgIDHeader: []string{id}},
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)

@@ -1,5 +1,6 @@
-// Package stripefixture turns a recorded Stripe event into a stream of
-// distinct, correctly signed webhook deliveries for the load generator.
+// Package stripefixture turns recorded Stripe events into a stream of
+// distinct, correctly signed webhook deliveries for the load generator. A
+// Template is one event; a Set is several, sent round-robin.
 //
 // Every body is the fixture byte for byte except for the top-level event id,
 // which is replaced by a unique id of the same shape ("evt_" + 24
@@ -38,6 +39,7 @@ type Template struct {
 	head, tail []byte
 	runPrefix  string
 	eventType  string
+	origID     string
 }
 
 // Load reads a Stripe event fixture from path.
@@ -75,6 +77,7 @@ func Parse(raw []byte) (*Template, error) {
 		tail:      raw[i+len(quoted)-1:],
 		runPrefix: prefix,
 		eventType: ev.Type,
+		origID:    ev.ID,
 	}, nil
 }
 
@@ -101,6 +104,9 @@ func (t *Template) Body(id string) []byte {
 	b = append(b, id...)
 	return append(b, t.tail...)
 }
+
+// BodyLen is the length of every body Body returns for an id from ID.
+func (t *Template) BodyLen() int { return len(t.head) + 4 + idSuffixLen + len(t.tail) }
 
 // SignatureHeader returns the Stripe-Signature header value for body signed
 // with secret at unix time ts.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/switchyard/switchyard/platform/lifecycle"
@@ -21,6 +22,13 @@ func main() {
 	flag.Parse()
 	if *healthcheck {
 		os.Exit(probe(os.Getenv("GATEWAY_ADDR")))
+	}
+	if os.Getenv("GOGC") == "" {
+		// The live heap is a few MB while garbage flows at tens of MB/s under
+		// load, so the default GOGC=100 collects hundreds of times a second.
+		// Trading a few more MB for fewer collections lowers CPU and tail
+		// latency; GOGC still overrides this.
+		debug.SetGCPercent(400)
 	}
 	ctx, stop := lifecycle.SignalContext(context.Background())
 	defer stop()

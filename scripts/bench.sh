@@ -211,14 +211,44 @@ bench_target() {
 		sed 's/^/warmup: /' "$WORK/warmup.out" >&2
 	fi
 	for rate in $RATES; do
-		loadgen "$name" "$DURATION" -rate "$rate" "${pool[@]}" >>"$RESULTS"
+		measured "$name" "$DURATION" -rate "$rate" "${pool[@]}"
 		tail -n 1 "$RESULTS"
 	done
-	loadgen "$name" "$DURATION" -concurrency "$CONCURRENCY" >>"$RESULTS"
+	measured "$name" "$DURATION" -concurrency "$CONCURRENCY"
 	tail -n 1 "$RESULTS"
 	stop "$TARGET_PID"
 	TARGET_PID=""
 	stop_natsd "$name"
+}
+
+# cpu_ticks PID: user+system CPU time of PID so far, in clock ticks.
+cpu_ticks() {
+	[[ -n "$1" && -r "/proc/$1/stat" ]] || { echo 0; return; }
+	# Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
+	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
+# measured NAME DURATION ARGS...: one loadgen run appended to the results,
+# with the CPU time the target process and the broker spent per request
+# (microseconds): what each request costs the server side, whatever the
+# generator sharing the machine costs.
+measured() {
+	local name="$1"
+	local tps t0 b0 t1 b1 line ok
+	tps=$(getconf CLK_TCK)
+	t0=$(cpu_ticks "$TARGET_PID") # 0 for the ceiling: the generator publishes itself
+	b0=$(cpu_ticks "$NATSD_PID")
+	# Not in $(…): loadgen must run in this shell so its pid is tracked for cleanup.
+	loadgen "$@" >"$WORK/measured.out"
+	line=$(<"$WORK/measured.out")
+	t1=$(cpu_ticks "$TARGET_PID")
+	b1=$(cpu_ticks "$NATSD_PID")
+	ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$line")
+	awk -v l="$line" -v t=$((t1 - t0)) -v b=$((b1 - b0)) -v n="${ok:-0}" -v hz="$tps" 'BEGIN {
+		if (n > 0 && t > 0) printf "%s target_cpu_us=%.1f broker_cpu_us=%.1f\n", l, t * 1e6 / hz / n, b * 1e6 / hz / n
+		else if (n > 0) printf "%s target_cpu_us=- broker_cpu_us=%.1f\n", l, b * 1e6 / hz / n
+		else print l
+	}' >>"$RESULTS"
 }
 
 summary() {
@@ -230,17 +260,20 @@ summary() {
 			if (eq) v[substr($i, 1, eq - 1)] = substr($i, eq + 1)
 		}
 		rate = v["offered"] == "max" ? "sat(" v["concurrency"] ")" : v["offered"]
-		printf "%-18s %-10s %12s %10s %10s %8s\n", v["target"], rate, v["achieved"], v["p50"], v["p99"], v["errors"]
+		printf "%-18s %-10s %12s %10s %10s %8s %12s %12s\n", v["target"], rate, v["achieved"], v["p50"], v["p99"], v["errors"], v["target_cpu_us"], v["broker_cpu_us"]
+		if (v["offered"] == "max") cpu[v["target"]] = v["target_cpu_us"]
 		if (v["offered"] == "max") { sub("/s", "", v["achieved"]); sat[v["target"]] = v["achieved"] }
 		if (v["offered"] == "5000/s") p99at5k[v["target"]] = v["p99"]
 	}
 	END {
 		if (("gateway" in sat) && ("textbook" in sat) && sat["textbook"] > 0)
 			printf "\ngateway/textbook throughput at saturation: %.2fx (target >= 2x)\n", sat["gateway"] / sat["textbook"]
+		if (("gateway" in cpu) && ("textbook" in cpu) && cpu["gateway"] > 0)
+			printf "textbook/gateway CPU per request at saturation (target process only): %.2fx\n", cpu["textbook"] / cpu["gateway"]
 		if ("gateway" in p99at5k)
 			printf "gateway p99 at 5000/s offered: %s (target < 10ms)\n", p99at5k["gateway"]
 	}' "$RESULTS" | {
-		printf "%-18s %-10s %12s %10s %10s %8s\n" target rate achieved p50 p99 errors
+		printf "%-18s %-10s %12s %10s %10s %8s %12s %12s\n" target rate achieved p50 p99 errors "cpu_us/req" "broker_us/req"
 		cat
 	}
 }

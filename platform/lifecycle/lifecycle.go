@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -73,4 +74,53 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 		return err
 	}
 	return nil
+}
+
+// Group runs long-lived parts together, each as Run(ctx) error. The first
+// part to return (with or without an error) cancels the others' context, so
+// one failing service stops the process instead of leaving it half alive;
+// Wait returns every part's error, named. The zero value is not usable: use
+// NewGroup.
+type Group struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []error
+}
+
+// NewGroup returns a Group whose parts run under a child of ctx.
+func NewGroup(ctx context.Context) *Group {
+	ctx, cancel := context.WithCancel(ctx)
+	return &Group{ctx: ctx, cancel: cancel}
+}
+
+// Go starts part run. A part must return soon after its context is cancelled.
+func (g *Group) Go(name string, run func(context.Context) error) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		defer g.cancel()
+		if err := run(g.ctx); err != nil {
+			g.mu.Lock()
+			g.errs = append(g.errs, fmt.Errorf("%s: %w", name, err))
+			g.mu.Unlock()
+		}
+	}()
+}
+
+// Context is the context the parts run under; it is done once any part has
+// returned or the parent is cancelled.
+func (g *Group) Context() context.Context { return g.ctx }
+
+// Stop cancels every part without waiting.
+func (g *Group) Stop() { g.cancel() }
+
+// Wait waits for every part and returns their errors joined.
+func (g *Group) Wait() error {
+	g.wg.Wait()
+	g.cancel()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return errors.Join(g.errs...)
 }

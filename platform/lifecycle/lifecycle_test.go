@@ -263,3 +263,38 @@ func TestSignalContext(t *testing.T) {
 	cancelParent()
 	recv(t, ctx.Done(), 5*time.Second, "the signal context to follow its parent")
 }
+
+func TestGroupFirstReturnStopsTheRest(t *testing.T) {
+	t.Parallel()
+	g := lifecycle.NewGroup(context.Background())
+	boom := errors.New("boom")
+	stopped := make(chan struct{})
+	g.Go("long", func(ctx context.Context) error {
+		<-ctx.Done()
+		close(stopped)
+		return nil
+	})
+	g.Go("failing", func(context.Context) error { return boom })
+	err := g.Wait()
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "failing: boom") {
+		t.Fatalf("Wait = %v, want the named failure", err)
+	}
+	select {
+	case <-stopped:
+	default:
+		t.Fatal("the long-running part was not stopped")
+	}
+}
+
+func TestGroupParentCancelStopsAll(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	g := lifecycle.NewGroup(ctx)
+	for _, name := range []string{"a", "b"} {
+		g.Go(name, func(ctx context.Context) error { <-ctx.Done(); return nil })
+	}
+	cancel()
+	if err := g.Wait(); err != nil {
+		t.Fatalf("Wait = %v, want nil after a clean stop", err)
+	}
+}

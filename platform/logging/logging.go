@@ -98,7 +98,12 @@ var payloadKeys = map[string]bool{"body": true, "payload": true, "data": true, "
 
 // Redact is the slog ReplaceAttr rule: it removes secrets, masks emails and
 // drops payloads. It is exported so other handlers (tests, CLIs) can share it.
-func Redact(_ []string, a slog.Attr) slog.Attr {
+func Redact(groups []string, a slog.Attr) slog.Attr {
+	for _, g := range groups {
+		if secretKey(strings.ToLower(g)) {
+			return slog.String(a.Key, "[REDACTED]") // slog.Group("stripe_secret", "value", v)
+		}
+	}
 	k := strings.ToLower(a.Key)
 	switch {
 	case payloadKeys[k]:
@@ -109,12 +114,19 @@ func Redact(_ []string, a slog.Attr) slog.Attr {
 	case k == "email" || strings.HasSuffix(k, "_email"):
 		return slog.String(a.Key, MaskEmail(a.Value.String()))
 	}
-	for _, s := range secretKeys {
-		if strings.Contains(k, s) {
-			return slog.String(a.Key, "[REDACTED]")
-		}
+	if secretKey(k) {
+		return slog.String(a.Key, "[REDACTED]")
 	}
 	return a
+}
+
+func secretKey(k string) bool {
+	for _, s := range secretKeys {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // MaskEmail keeps the first character of the local part and the domain:

@@ -209,3 +209,12 @@ func TestMaskEmail(t *testing.T) {
 		})
 	}
 }
+
+func TestRedactInsideSecretGroup(t *testing.T) {
+	var buf bytes.Buffer
+	log := logging.New(&buf, "svc", slog.LevelInfo)
+	log.Info("x", slog.Group("stripe_secret", "value", "whsec_leak"))
+	if strings.Contains(buf.String(), "whsec_leak") {
+		t.Fatalf("value inside a secret-named group leaked: %s", buf.String())
+	}
+}

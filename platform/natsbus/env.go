@@ -26,5 +26,8 @@ func OptionsFromEnv(r *config.Reader, name string) Options {
 			o.MaxAge = r.Duration("NATS_STREAM_MAX_AGE", 0) // reports a bad value
 		}
 	}
+	if o.MaxAge > 0 && o.MaxAge < o.DuplicateWindow {
+		r.Fail("NATS_STREAM_MAX_AGE", "%s is shorter than NATS_DUPLICATE_WINDOW (%s); JetStream refuses such a stream", o.MaxAge, o.DuplicateWindow)
+	}
 	return o
 }

@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/proto/wire"
 )
 
 // Stream names and the subjects they capture. Subjects are a public contract
@@ -53,7 +55,7 @@ type Options struct {
 
 // Connect dials NATS with a reconnect policy that never gives up: a service
 // outlives broker restarts and reports not-ready while disconnected.
-func Connect(ctx context.Context, o Options) (*nats.Conn, error) {
+func Connect(_ context.Context, o Options) (*nats.Conn, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -65,14 +67,15 @@ func Connect(ctx context.Context, o Options) (*nats.Conn, error) {
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.RetryOnFailedConnect(false),
 		nats.Timeout(5 * time.Second),
+		// Callbacks outlive Connect's ctx, so they log without it.
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.WarnContext(ctx, "nats disconnected", "error", err)
+			log.Warn("nats disconnected", "error", err)
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
-			log.InfoContext(ctx, "nats reconnected", "url", c.ConnectedUrlRedacted())
+			log.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			log.ErrorContext(ctx, "nats async error", "error", err)
+			log.Error("nats async error", "error", err)
 		}),
 	}
 	if o.FailFast {
@@ -85,10 +88,10 @@ func Connect(ctx context.Context, o Options) (*nats.Conn, error) {
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) {
 		// A parse error quotes the raw URL, credentials and all: drop it.
-		return nil, fmt.Errorf("connect nats %s: not a valid URL (percent-encode / ? # %% in a user or password)", redactURL(o.URL))
+		return nil, fmt.Errorf("connect nats %s: not a valid URL (percent-encode / ? # %% in a user or password)", config.RedactURL(o.URL))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("connect nats %s: %w", redactURL(o.URL), err)
+		return nil, fmt.Errorf("connect nats %s: %w", config.RedactURL(o.URL), err)
 	}
 	return nc, nil
 }
@@ -117,12 +120,23 @@ func Streams(o Options) []jetstream.StreamConfig {
 		}
 	}
 	return []jetstream.StreamConfig{
-		def(StreamStripe, "stripe.events.>", "Verified Stripe webhook events, raw bytes as received"),
-		def(StreamBilling, "billing.>", "Domain events keyed by canonical customer"),
-		def(StreamCRM, "crm.>", "CRM sync outcomes"),
-		def(StreamSupport, "support.>", "Support automation outcomes"),
-		def(StreamDLQ, "dlq.>", "Dead letters with their reason, per consumer"),
+		def(StreamStripe, wire.StripeEventsAll, "Verified Stripe webhook events, raw bytes as received"),
+		def(StreamBilling, wire.BillingAll, "Domain events keyed by canonical customer"),
+		def(StreamCRM, wire.CRMAll, "CRM sync outcomes"),
+		def(StreamSupport, wire.SupportAll, "Support automation outcomes"),
+		// DLQ holds open dead letters only: replay and discard delete them,
+		// so its message count is the number of unresolved failures.
+		def(StreamDLQ, wire.DLQAll, "Dead letters with their reason, per consumer"),
 	}
+}
+
+// StreamNames lists the hub's streams in definition order.
+func StreamNames() []string {
+	var out []string
+	for _, c := range Streams(Options{}) {
+		out = append(out, c.Name)
+	}
+	return out
 }
 
 // Provision creates or updates every stream. It is safe to run concurrently
@@ -140,7 +154,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, o Options) error {
 // CheckStreams returns an error naming any hub stream that does not exist.
 func CheckStreams(ctx context.Context, js jetstream.JetStream) error {
 	var errs []error
-	for _, name := range []string{StreamStripe, StreamBilling, StreamCRM, StreamSupport, StreamDLQ} {
+	for _, name := range StreamNames() {
 		if _, err := js.Stream(ctx, name); err != nil {
 			errs = append(errs, fmt.Errorf("stream %s: %w", name, err))
 		}
@@ -148,44 +162,11 @@ func CheckStreams(ctx context.Context, js jetstream.JetStream) error {
 	return errors.Join(errs...)
 }
 
-// redactURL hides credentials embedded in a NATS URL list.
-func redactURL(list string) string {
-	parts := strings.Split(list, ",")
-	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
-		switch {
-		case err == nil && u.User != nil:
-			u.User = url.User("***")
-			parts[i] = u.String()
-		case strings.Contains(p, "@"):
-			// url.Parse found no user info although there is some (a password
-			// with '/', '#', '?' or a bad escape in it): hide everything
-			// between the scheme and the last '@' instead of printing it.
-			parts[i] = maskUserInfo(strings.TrimSpace(p))
-		}
-	}
-	return strings.Join(parts, ",")
-}
-
-func maskUserInfo(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		scheme, rest = "", u
-	} else {
-		scheme += "://"
-	}
-	at := strings.LastIndexByte(rest, '@')
-	if at < 0 {
-		return "***"
-	}
-	return scheme + "***" + rest[at:]
-}
-
 // LogValue is the loggable form of the options: no credentials, no logger.
 func (o Options) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("url", redactURL(o.URL)),
-		slog.Bool("creds_file", o.CredsFile != ""),
+		slog.String("url", config.RedactURL(o.URL)),
+		slog.Bool("credentials_file_set", o.CredsFile != ""),
 		slog.Int("replicas", o.Replicas),
 		slog.String("duplicate_window", o.DuplicateWindow.String()),
 		slog.String("max_age", o.MaxAge.String()),

@@ -326,7 +326,7 @@ func TestOptionsLogValueRedactsCredentials(t *testing.T) {
 			if tt.wantHost != "" && !strings.Contains(out, tt.wantHost) {
 				t.Errorf("LogValue lost the host %s: %s", tt.wantHost, out)
 			}
-			if strings.Contains(out, "hub.creds") || !strings.Contains(out, `"creds_file":true`) {
+			if strings.Contains(out, "hub.creds") || !strings.Contains(out, `"credentials_file_set":true`) {
 				t.Errorf("LogValue should say a creds file is set without naming it: %s", out)
 			}
 		})

@@ -4,6 +4,8 @@ package natsembed
 
 import (
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -28,6 +30,14 @@ func Start(o Options) (*server.Server, error) {
 	port := o.Port
 	if port == 0 {
 		port = server.RANDOM_PORT
+	} else {
+		// The server reports a taken port only by never becoming ready;
+		// say so at once instead.
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return nil, fmt.Errorf("natsembed: %w", err)
+		}
+		_ = l.Close()
 	}
 	s, err := server.NewServer(&server.Options{
 		Host:      host,
@@ -36,7 +46,7 @@ func Start(o Options) (*server.Server, error) {
 		StoreDir:  o.StoreDir,
 		NoLog:     true,
 		NoSigs:    true,
-		// Deliberately small limits keep tests light; dev data is tiny.
+		// Bounded so a runaway test cannot fill the machine's memory or disk.
 		JetStreamMaxMemory: 256 << 20,
 		JetStreamMaxStore:  8 << 30,
 	})

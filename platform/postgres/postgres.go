@@ -5,7 +5,7 @@
 // row per (service, version) in switchyard_migrations with the file's checksum,
 // so an edited migration that already ran is reported instead of ignored, and
 // takes a PostgreSQL advisory lock so replicas starting together apply each
-// migration exactly once. We chose a ~100-line runner over a migration library:
+// migration exactly once. We chose a small runner over a migration library:
 // the services only ever migrate forward, and the runner has no other
 // dependency than pgx.
 package postgres
@@ -134,6 +134,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, service string, ms []Migra
 	if err != nil {
 		return 0, fmt.Errorf("migrate %s: read ledger: %w", service, err)
 	}
+	defer rows.Close()
 	for rows.Next() {
 		var v int
 		var sum string
@@ -145,6 +146,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, service string, ms []Migra
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("migrate %s: %w", service, err)
 	}
+	rows.Close() // the connection is needed for the migrations below
 
 	n := 0
 	for _, m := range ms {

@@ -51,7 +51,9 @@ type Telemetry struct {
 // this package decides on; the OTLP exporters read the rest of the standard
 // OTEL_EXPORTER_OTLP_* settings themselves.
 func Setup(ctx context.Context, service string, getenv func(string) string) (*Telemetry, error) {
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	// W3C trace context only: baggage is free-form data that would ride
+	// into every NATS message and downstream service.
+	otel.SetTextMapPropagator(propagation.TraceContext{})
 
 	name := service
 	if v := getenv("OTEL_SERVICE_NAME"); v != "" {

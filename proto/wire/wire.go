@@ -15,6 +15,7 @@ const (
 	CRMAll             = "crm.>"
 	SupportAll         = "support.>"
 	DLQPrefix          = "dlq."
+	DLQAll             = "dlq.>"
 )
 
 // StripeEventSubject returns the subject for a Stripe event type. The type must

@@ -29,6 +29,7 @@ const MaxBodyBytes = 1 << 20
 // Config is the gateway's configuration. Secrets redact themselves when logged.
 type Config struct {
 	Addr           string          // GATEWAY_ADDR
+	AdminAddr      string          // GATEWAY_ADMIN_ADDR: health, readiness, metrics apart from the public webhook
 	Env            string          // SWITCHYARD_ENV
 	Secrets        []config.Secret // STRIPE_WEBHOOK_SECRET (or _FILE), comma-separated
 	Tolerance      time.Duration   // STRIPE_WEBHOOK_TOLERANCE
@@ -47,11 +48,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	r := config.NewReader(getenv)
 	c := Config{
 		Addr:           r.String("GATEWAY_ADDR", ":8080"),
+		AdminAddr:      r.String("GATEWAY_ADMIN_ADDR", ""),
 		Env:            r.OneOf("SWITCHYARD_ENV", EnvDevelopment, EnvProduction, EnvStaging, EnvDevelopment),
 		Secrets:        r.SecretList("STRIPE_WEBHOOK_SECRET"),
 		Tolerance:      r.Duration("STRIPE_WEBHOOK_TOLERANCE", stripesig.DefaultTolerance),
 		PublishTimeout: r.Duration("GATEWAY_PUBLISH_TIMEOUT", 5*time.Second),
-		ShutdownGrace:  r.Duration("GATEWAY_SHUTDOWN_GRACE", 25*time.Second),
+		ShutdownGrace:  r.Duration("GATEWAY_SHUTDOWN_GRACE", 20*time.Second),
 		StallAfter:     r.Duration("GATEWAY_CONSUMER_STALL_AFTER", 5*time.Minute),
 		LogLevel:       r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		NATS:           natsbus.OptionsFromEnv(r, "switchyard-gateway"),
@@ -64,6 +66,15 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		if !strings.HasPrefix(s.Reveal(), "whsec_") || len(s.Reveal()) < len("whsec_")+8 {
 			r.Fail("STRIPE_WEBHOOK_SECRET", "item %d is not a Stripe signing secret (whsec_…)", i+1)
 		}
+	}
+	if c.PublishTimeout >= c.ShutdownGrace {
+		r.Fail("GATEWAY_PUBLISH_TIMEOUT", "%s must be shorter than GATEWAY_SHUTDOWN_GRACE (%s), so in-flight webhooks get their answer on shutdown", c.PublishTimeout, c.ShutdownGrace)
+	}
+	if c.PublishTimeout >= writeTimeout {
+		r.Fail("GATEWAY_PUBLISH_TIMEOUT", "%s must be shorter than the %s write timeout", c.PublishTimeout, writeTimeout)
+	}
+	if c.AdminAddr != "" && c.AdminAddr == c.Addr {
+		r.Fail("GATEWAY_ADMIN_ADDR", "must differ from GATEWAY_ADDR (leave it unset to serve everything on one address)")
 	}
 	if c.Tolerance > time.Hour {
 		r.Fail("STRIPE_WEBHOOK_TOLERANCE", "at most 1h; Stripe recommends 5m")
@@ -83,6 +94,7 @@ func (c Config) secretValues() []string {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("addr", c.Addr),
+		slog.String("admin_addr", c.AdminAddr),
 		slog.String("env", c.Env),
 		slog.Int("signing_keys", len(c.Secrets)),
 		slog.String("tolerance", c.Tolerance.String()),

@@ -63,3 +63,23 @@ func TestAgainstSeparateNATSServer(t *testing.T) {
 		t.Fatalf("last charge.refunded on the separate server is %s, want %s", msg.Header.Get(wire.HeaderMsgID), id)
 	}
 }
+
+// With GATEWAY_ADMIN_ADDR set, the public listener serves only the webhook
+// (and /healthz); health, readiness and metrics move to the admin address.
+func TestAdminAddressKeepsOperationsOffThePublicListener(t *testing.T) {
+	b := testkit.NATS(t)
+	admin := freeAddr(t)
+	h := startHubOn(t, b, map[string]string{"GATEWAY_ADMIN_ADDR": admin})
+	for _, path := range []string{"/metrics", "/api/stripe/webhook-health"} {
+		if code, _ := httpGet(h.url + path); code != 404 {
+			t.Errorf("public %s = %d, want 404", path, code)
+		}
+		if code, err := httpGet("http://" + admin + path); err != nil || code != 200 {
+			t.Errorf("admin %s = %d %v, want 200", path, code, err)
+		}
+	}
+	body := event(t, "invoice.paid", "evt_adminsplit0001")
+	if got := h.post(t, body, sign(body, secret)); got.Status != 200 {
+		t.Fatalf("webhook on the public listener: %d %v", got.Status, got.Body)
+	}
+}

@@ -107,7 +107,11 @@ func startHubOn(t *testing.T, b *testkit.Broker, env map[string]string) *hub {
 			t.Fatalf("gateway.Run exited early: %v\n%s", err, logs)
 		default:
 		}
-		resp, err := http.Get(h.url + "/readyz")
+		ready := h.url + "/readyz"
+		if a := base["GATEWAY_ADMIN_ADDR"]; a != "" {
+			ready = "http://" + a + "/readyz"
+		}
+		resp, err := http.Get(ready)
 		if err != nil {
 			return false
 		}

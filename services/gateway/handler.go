@@ -15,11 +15,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/platform/logging"
@@ -34,6 +32,7 @@ import (
 var (
 	serverSpan = []trace.SpanStartOption{
 		trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithNewRoot(),
 		trace.WithAttributes(attribute.String("http.request.method", http.MethodPost), attribute.String("http.route", "/webhooks/stripe")),
 	}
 	producerSpan = []trace.SpanStartOption{
@@ -82,7 +81,8 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := requestID(r)
 	w.Header()["X-Request-Id"] = []string{reqID} // canonical key already: no re-canonicalising per request
 	ctx := logging.WithRequestID(r.Context(), reqID)
-	ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(r.Header))
+	// A new root span per webhook: trace headers on a public endpoint are
+	// not trusted (anyone could force sampling), and Stripe sends none.
 	ctx, span := h.tracer.Start(ctx, "POST /webhooks/stripe", serverSpan...)
 	defer span.End()
 
@@ -123,7 +123,7 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ev, err := Validate(body, PinnedAPIVersion)
 	if err != nil {
-		var nj *ErrNotJSON
+		var nj *NotJSONError
 		if errors.As(err, &nj) {
 			h.reject(ctx, w, span, http.StatusBadRequest, resultInvalidJSON, "body is not a JSON object")
 			return
@@ -145,7 +145,6 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	versionStatus := "pinned"
 	if ev.APIVersion != PinnedAPIVersion {
 		versionStatus = "mismatch"
-		h.metrics.mismatch.Add(ctx, 1, metric.WithAttributes(attribute.String("api_version", ev.APIVersion)))
 	}
 
 	msg := &nats.Msg{
@@ -168,9 +167,8 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The message may still reach the server after we give up; keep the
 		// buffer out of the pool so a late retry never sends reused bytes.
 		recycle = false
-		h.log.WarnContext(ctx, "event not stored; answering 503 so Stripe retries", "event_type", ev.Type, "error", err)
 		w.Header().Set("Retry-After", "5")
-		h.reject(ctx, w, span, http.StatusServiceUnavailable, resultUnavailable, "event store unavailable; retry")
+		h.rejectCause(ctx, w, span, http.StatusServiceUnavailable, resultUnavailable, "event store unavailable; retry", err)
 		return
 	}
 	result := resultAccepted
@@ -179,7 +177,8 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.metrics.received.Add(ctx, 1, h.metrics.byResult[result])
 	h.metrics.ackLatency.Record(ctx, h.now().Sub(received).Seconds())
-	if versionStatus == "mismatch" {
+	if versionStatus == "mismatch" && !ack.Duplicate { // counted once per stored event, not per retry
+		h.metrics.mismatch.Add(ctx, 1, metric.WithAttributes(attribute.String("api_version", ev.APIVersion)))
 		h.log.InfoContext(ctx, "accepted event in a non-pinned API version", "api_version", ev.APIVersion, "pinned", PinnedAPIVersion)
 	}
 	w.Header()["Content-Type"] = []string{"application/json"}
@@ -225,14 +224,22 @@ func (h *Webhook) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck
 }
 
 func (h *Webhook) reject(ctx context.Context, w http.ResponseWriter, span trace.Span, status int, result, msg string) {
+	h.rejectCause(ctx, w, span, status, result, msg, nil)
+}
+
+// rejectCause answers an error, counts and logs it once; cause (logged, never
+// sent to the caller) is the internal error behind msg, if any.
+func (h *Webhook) rejectCause(ctx context.Context, w http.ResponseWriter, span trace.Span, status int, result, msg string, cause error) {
 	h.metrics.received.Add(ctx, 1, h.metrics.byResult[result])
 	span.SetStatus(codes.Error, result)
 	span.SetAttributes(attribute.Int("http.response.status_code", status))
+	attrs := []any{"status", status, "result", result, "reason", msg}
 	lvl := slog.LevelInfo
-	if status >= 500 {
+	if cause != nil {
 		lvl = slog.LevelWarn
+		attrs = append(attrs, "error", cause)
 	}
-	h.log.Log(ctx, lvl, "webhook rejected", "status", status, "result", result, "reason", msg)
+	h.log.Log(ctx, lvl, "webhook rejected", attrs...)
 	writeError(w, status, result, msg, logging.RequestID(ctx))
 }
 

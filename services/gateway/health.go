@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -42,7 +43,17 @@ type Health struct {
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	now func() time.Time
+
+	// The report asks JetStream about every stream and consumer; callers
+	// polling it (dashboards, probes) share one report per second so the
+	// endpoint cannot be used to load the broker.
+	mu       sync.Mutex
+	cached   WebhookHealth
+	cachedAt time.Time
 }
+
+// reportMaxAge is how long a webhook-health report is reused.
+const reportMaxAge = time.Second
 
 // StreamHealth is one stream's state in webhook-health.
 type StreamHealth struct {
@@ -80,10 +91,19 @@ type WebhookHealth struct {
 	CheckedAt           time.Time               `json:"checked_at"`
 }
 
-var hubStreams = []string{natsbus.StreamStripe, natsbus.StreamBilling, natsbus.StreamCRM, natsbus.StreamSupport, natsbus.StreamDLQ}
-
-// Report gathers the webhook path's health.
+// Report returns the webhook path's health, at most reportMaxAge old.
 func (h *Health) Report(ctx context.Context) WebhookHealth {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if now := h.now(); now.Sub(h.cachedAt) < reportMaxAge {
+		return h.cached
+	}
+	h.cached = h.report(ctx)
+	h.cachedAt = h.now()
+	return h.cached
+}
+
+func (h *Health) report(ctx context.Context) WebhookHealth {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	rep := WebhookHealth{
@@ -96,7 +116,7 @@ func (h *Health) Report(ctx context.Context) WebhookHealth {
 		rep.Problems = append(rep.Problems, "not connected to NATS: webhooks are answered 503")
 		return rep
 	}
-	for _, name := range hubStreams {
+	for _, name := range natsbus.StreamNames() {
 		s, err := h.js.Stream(ctx, name)
 		if err != nil {
 			rep.Streams[name] = StreamHealth{Error: err.Error()}
@@ -127,11 +147,16 @@ func (h *Health) Report(ctx context.Context) WebhookHealth {
 		consumers := s.ListConsumers(ctx)
 		for ci := range consumers.Info() {
 			c := ConsumerHealth{Stream: name, Name: ci.Name, Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered}
-			if ci.Delivered.Last != nil {
-				t := ci.Delivered.Last.UTC()
-				c.LastActiveAt = &t
+			if last := lastActivity(ci); !last.IsZero() {
+				c.LastActiveAt = &last
 			}
-			if ci.NumPending+uint64(ci.NumAckPending) > 0 && (c.LastActiveAt == nil || h.now().Sub(*c.LastActiveAt) > h.cfg.StallAfter) {
+			// Stalled: work is waiting and nothing was delivered or acked for
+			// StallAfter (a consumer that never ran counts from its creation).
+			since := ci.Created
+			if c.LastActiveAt != nil {
+				since = *c.LastActiveAt
+			}
+			if ci.NumPending+uint64(ci.NumAckPending) > 0 && h.now().Sub(since) > h.cfg.StallAfter {
 				c.Stalled = true
 				rep.Problems = append(rep.Problems, "consumer "+ci.Name+" on "+name+" has work but no delivery within "+h.cfg.StallAfter.String())
 			}
@@ -150,6 +175,17 @@ func (h *Health) Report(ctx context.Context) WebhookHealth {
 		rep.Status = "degraded"
 	}
 	return rep
+}
+
+// lastActivity is the consumer's latest delivery or ack, zero if none yet.
+func lastActivity(ci *jetstream.ConsumerInfo) time.Time {
+	var last time.Time
+	for _, t := range []*time.Time{ci.Delivered.Last, ci.AckFloor.Last} {
+		if t != nil && t.After(last) {
+			last = t.UTC()
+		}
+	}
+	return last
 }
 
 func (h *Health) webhookHealth(w http.ResponseWriter, r *http.Request) {

@@ -24,11 +24,16 @@ import (
 	"github.com/switchyard/switchyard/platform/telemetry"
 )
 
-// Server is a wired gateway: its HTTP handler and what it depends on.
+// writeTimeout bounds a whole request on the public listener.
+const writeTimeout = 30 * time.Second
+
+// Server is a wired gateway: the public webhook handler and the admin
+// endpoints (health, readiness, metrics).
 type Server struct {
 	Webhook *Webhook
 	Health  *Health
-	mux     *http.ServeMux
+	public  *http.ServeMux
+	admin   *http.ServeMux
 }
 
 // New wires the gateway over an open NATS connection.
@@ -42,17 +47,26 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, te
 		return nil, err
 	}
 	h := &Health{cfg: cfg, nc: nc, js: js, now: time.Now}
-	mux := http.NewServeMux()
-	mux.Handle("/webhooks/stripe", wh)
-	mux.HandleFunc("GET /api/stripe/webhook-health", h.webhookHealth)
-	mux.HandleFunc("GET /healthz", live)
-	mux.HandleFunc("GET /readyz", h.ready)
-	mux.Handle("GET /metrics", tel.Metrics)
-	return &Server{Webhook: wh, Health: h, mux: mux}, nil
+	admin := http.NewServeMux()
+	admin.HandleFunc("GET /api/stripe/webhook-health", h.webhookHealth)
+	admin.HandleFunc("GET /healthz", live)
+	admin.HandleFunc("GET /readyz", h.ready)
+	admin.Handle("GET /metrics", tel.Metrics)
+	public := http.NewServeMux()
+	public.Handle("/webhooks/stripe", wh)
+	public.HandleFunc("GET /healthz", live)
+	if cfg.AdminAddr == "" {
+		public.Handle("/", admin)
+	}
+	return &Server{Webhook: wh, Health: h, public: public, admin: admin}, nil
 }
 
-// ServeHTTP routes to the gateway's endpoints.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP routes the public listener: the webhook, /healthz, and, unless
+// GATEWAY_ADMIN_ADDR moves them, the admin endpoints.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.public.ServeHTTP(w, r) }
+
+// Admin is the handler for GATEWAY_ADMIN_ADDR.
+func (s *Server) Admin() http.Handler { return s.admin }
 
 // Run reads configuration from getenv, serves until ctx is cancelled, then
 // shuts down in order: stop intake (in-flight requests finish and get their
@@ -108,17 +122,34 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return fmt.Errorf("gateway listen: %w", err)
 	}
+	servers := lifecycle.NewGroup(ctx)
+	servers.Go("webhook listener", func(ctx context.Context) error {
+		return lifecycle.Serve(ctx, newHTTPServer(srv, log), ln, cfg.ShutdownGrace)
+	})
+	if cfg.AdminAddr != "" {
+		aln, err := net.Listen("tcp", cfg.AdminAddr)
+		if err != nil {
+			servers.Stop()
+			return errors.Join(fmt.Errorf("gateway admin listen: %w", err), servers.Wait())
+		}
+		servers.Go("admin listener", func(ctx context.Context) error {
+			return lifecycle.Serve(ctx, newHTTPServer(srv.Admin(), log), aln, cfg.ShutdownGrace)
+		})
+	}
 	log.InfoContext(ctx, "gateway listening", "addr", ln.Addr().String(), "tracing", tel.Exporting, "config", cfg)
-	hs := &http.Server{
-		Handler:           srv,
+	err = servers.Wait()
+	log.InfoContext(ctx, "gateway stopped")
+	return err
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	err = lifecycle.Serve(ctx, hs, ln, cfg.ShutdownGrace)
-	log.InfoContext(ctx, "gateway stopped", "error", err)
-	return err
 }

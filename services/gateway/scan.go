@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // This file is the gateway's JSON reader: one pass over the body that checks
@@ -18,7 +19,6 @@ import (
 // Duplicate keys resolve to the last occurrence, as in encoding/json.
 type rawEvent struct {
 	ID, Object, Type, Created, Livemode, APIVersion []byte
-	Data                                            []byte // raw "data" value
 	DataObject                                      []byte // raw "data"."object" value, when data is an object
 	Obj                                             rawObject
 }
@@ -77,8 +77,8 @@ func (e *rawEvent) slot(key []byte) *[]byte {
 		return &e.Livemode
 	case "api_version":
 		return &e.APIVersion
-	case "data":
-		return &e.Data
+	case "data": // read by scanEvent itself; the slot only marks it as routed
+		return &e.DataObject
 	}
 	return nil
 }
@@ -92,7 +92,41 @@ type scanner struct {
 	b     []byte
 	i     int
 	depth int
+	// variant is the first routed field found under a key that equals its
+	// name only when letter case is folded ("ID", "Type"): encoding/json, and
+	// so stripe-go and every consumer, would read that key as the field.
+	variant string
 }
+
+// noteVariant records key if it folds to one of routed without equalling it.
+func (s *scanner) noteVariant(key []byte, prefix string, routed []string) {
+	if s.variant != "" {
+		return
+	}
+	plain := true // lower-case ASCII keys can only match exactly
+	for _, c := range key {
+		if c >= 'A' && c <= 'Z' || c >= 0x80 {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return
+	}
+	for _, r := range routed {
+		if strings.EqualFold(string(key), r) {
+			s.variant = prefix + r
+			return
+		}
+	}
+}
+
+var (
+	eventKeys  = []string{"id", "object", "type", "created", "livemode", "api_version", "data"}
+	dataKeys   = []string{"object"}
+	objectKeys = []string{"id", "object", "livemode", "customer", "email", "customer_email", "currency", "status",
+		"amount", "amount_paid", "amount_due", "amount_refunded", "amount_total", "amount_captured"}
+)
 
 type syntaxError struct {
 	msg string
@@ -123,22 +157,21 @@ func scanEvent(body []byte) (rawEvent, error) {
 	err := s.object(func(key []byte) error {
 		slot := ev.slot(key)
 		if slot == nil {
+			s.noteVariant(key, "", eventKeys)
 			return s.value()
 		}
 		if string(key) != "data" {
 			return s.capture(slot)
 		}
-		start := s.i
 		if s.b[s.i] != '{' {
 			ev.DataObject, ev.Obj = nil, rawObject{}
-			err := s.value()
-			ev.Data = s.b[start:s.i]
-			return err
+			return s.value()
 		}
 		var obj []byte
 		var fields rawObject
 		err := s.object(func(key []byte) error {
 			if string(key) != "object" {
+				s.noteVariant(key, "data.", dataKeys)
 				return s.value()
 			}
 			vstart := s.i
@@ -153,12 +186,13 @@ func scanEvent(body []byte) (rawEvent, error) {
 				if slot := fields.slot(key); slot != nil {
 					return s.capture(slot)
 				}
+				s.noteVariant(key, "data.object.", objectKeys)
 				return s.value()
 			})
 			obj = s.b[vstart:s.i]
 			return err
 		})
-		ev.Data, ev.DataObject, ev.Obj = s.b[start:s.i], obj, fields
+		ev.DataObject, ev.Obj = obj, fields
 		return err
 	})
 	if err != nil {
@@ -170,7 +204,30 @@ func scanEvent(body []byte) (rawEvent, error) {
 	if ev.DataObject != nil && ev.DataObject[0] != '{' {
 		ev.Obj = rawObject{}
 	}
+	if s.variant != "" {
+		return ev, &ValidationError{s.variant, "also appears under a key that differs only in letter case"}
+	}
 	return ev, nil
+}
+
+// objectID returns the raw "id" of the JSON object raw (already validated
+// by scanEvent), refusing an "ID"-style variant for the same reason.
+func objectID(raw []byte, field string) ([]byte, error) {
+	s := scanner{b: raw}
+	var id []byte
+	if err := s.object(func(key []byte) error {
+		if string(key) == "id" {
+			return s.capture(&id)
+		}
+		s.noteVariant(key, field+".", []string{"id"})
+		return s.value()
+	}); err != nil {
+		return nil, &ValidationError{field, "must be an object"}
+	}
+	if s.variant != "" {
+		return nil, &ValidationError{s.variant, "also appears under a key that differs only in letter case"}
+	}
+	return id, nil
 }
 
 func (s *scanner) end() error {

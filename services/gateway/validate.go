@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/mail"
 	"strconv"
@@ -18,7 +19,7 @@ type Event struct {
 	Created    int64
 	Livemode   bool
 	APIVersion string
-	ObjectID   string
+	ObjectID   string // empty only for objects Stripe sends without one (invoice.upcoming)
 	ObjectKind string
 }
 
@@ -31,11 +32,11 @@ type ValidationError struct {
 
 func (e *ValidationError) Error() string { return e.Field + ": " + e.Reason }
 
-// ErrNotJSON wraps a body that is not a single JSON object.
-type ErrNotJSON struct{ Err error }
+// NotJSONError wraps a body that is not a single JSON object.
+type NotJSONError struct{ Err error }
 
-func (e *ErrNotJSON) Error() string { return "body is not a JSON object: " + e.Err.Error() }
-func (e *ErrNotJSON) Unwrap() error { return e.Err }
+func (e *NotJSONError) Error() string { return "body is not a JSON object: " + e.Err.Error() }
+func (e *NotJSONError) Unwrap() error { return e.Err }
 
 // Field formats. Each is a tiny hand-written matcher (the regular expression
 // it implements is in its comment and checked by TestMatchersAgreeWithRegexps):
@@ -173,8 +174,12 @@ func isNull(r []byte) bool { return len(r) == 0 || bytes.Equal(r, null) }
 // the API version whose object schema the hub knows.
 func Validate(body []byte, pinned string) (Event, error) {
 	raw, err := scanEvent(body)
+	var verr *ValidationError
+	if errors.As(err, &verr) {
+		return Event{}, err
+	}
 	if err != nil {
-		return Event{}, &ErrNotJSON{Err: err}
+		return Event{}, &NotJSONError{Err: err}
 	}
 	return check(&raw, pinned)
 }
@@ -214,8 +219,14 @@ func check(raw *rawEvent, pinned string) (Event, error) {
 	if ev.ObjectKind, err = str(obj.Object, "data.object.object", isObjectKind, "must name the object kind"); err != nil {
 		return Event{}, err
 	}
-	if ev.ObjectID, err = str(obj.ID, "data.object.id", isObjectID, "must be a Stripe object id"); err != nil {
-		return Event{}, err
+	k, known := kinds[ev.ObjectKind]
+	// Stripe sends some objects without an id: an upcoming invoice (it does
+	// not exist yet) and balance-like objects. The id is required for the
+	// kinds the hub routes on, and checked for format wherever it is present.
+	if !isNull(obj.ID) || (known && ev.Type != "invoice.upcoming") {
+		if ev.ObjectID, err = str(obj.ID, "data.object.id", isObjectID, "must be a Stripe object id"); err != nil {
+			return Event{}, err
+		}
 	}
 	if want := kindOfType(ev.Type); want != "" && want != ev.ObjectKind {
 		return Event{}, &ValidationError{"data.object.object", fmt.Sprintf("must be %s for %s events", want, ev.Type)}
@@ -229,8 +240,7 @@ func check(raw *rawEvent, pinned string) (Event, error) {
 			return Event{}, &ValidationError{"data.object.livemode", "differs from the event's livemode"}
 		}
 	}
-	k, known := kinds[ev.ObjectKind]
-	if known && !hasAnyPrefix(ev.ObjectID, k.idPrefixes) {
+	if known && ev.ObjectID != "" && !hasAnyPrefix(ev.ObjectID, k.idPrefixes) {
 		return Event{}, &ValidationError{"data.object.id", "has the wrong prefix for a " + ev.ObjectKind}
 	}
 	if err := customer(obj.Customer); err != nil {
@@ -263,7 +273,9 @@ func check(raw *rawEvent, pinned string) (Event, error) {
 		if err != nil {
 			return Event{}, err
 		}
-		if n < 0 {
+		// Credits make amounts negative on other kinds (invoice items,
+		// credit notes, balance transactions); the routed kinds never are.
+		if n < 0 && known {
 			return Event{}, &ValidationError{f.name, "must not be negative"}
 		}
 	}
@@ -339,13 +351,11 @@ func customer(raw []byte) error {
 		return nil
 	}
 	if raw[0] == '{' {
-		var c struct {
-			ID json.RawMessage `json:"id"`
+		id, err := objectID(raw, field)
+		if err != nil {
+			return err
 		}
-		if err := json.Unmarshal(raw, &c); err != nil {
-			return &ValidationError{field, "must be a customer id or object"}
-		}
-		raw = c.ID
+		raw = id
 	}
 	_, err := str(raw, field, isCustomerID, "must be a customer id (cus_…)")
 	return err

@@ -8,15 +8,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsembed"
 	"github.com/switchyard/switchyard/platform/pgcluster"
 	"github.com/switchyard/switchyard/platform/postgres"
@@ -24,6 +24,10 @@ import (
 )
 
 var errUsage = errors.New("usage")
+
+// secretFile is where `dev` keeps a generated signing secret, in its data
+// folder, and where `send` finds it.
+const secretFile = "webhook-secret"
 
 // devCmd runs the hub in one process: embedded NATS (unless NATS_URL),
 // PostgreSQL from DATABASE_URL or a private cluster in the data folder, and
@@ -91,12 +95,13 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		"GATEWAY_ADDR":          *gatewayAddr,
 	})
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return gateway.Run(gctx, env, stderr) })
+	services := lifecycle.NewGroup(ctx)
+	services.Go("gateway", func(ctx context.Context) error { return gateway.Run(ctx, env, stderr) })
 
-	base := "http://" + *gatewayAddr
-	if err := waitReady(gctx, base+"/readyz", 30*time.Second); err != nil {
-		return errors.Join(err, g.Wait())
+	base := "http://" + dialAddr(*gatewayAddr)
+	if err := waitReady(services.Context(), base+"/readyz", 30*time.Second); err != nil {
+		services.Stop()
+		return errors.Join(err, services.Wait())
 	}
 	first := strings.Split(secret, ",")[0]
 	fmt.Fprintf(stdout, `Switchyard dev hub is running.
@@ -109,9 +114,9 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
   data folder:     %s
 Send a test event:  switchyard send --secret %s <event.json>
 Stop with Ctrl-C.
-`, base, first, secretSource, base, base, natsURL, redactDBURL(dbURL), *dataDir, first)
+`, base, first, secretSource, base, base, natsURL, config.RedactURL(dbURL), *dataDir, first)
 
-	if err := g.Wait(); err != nil {
+	if err := services.Wait(); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "Switchyard dev hub stopped.")
@@ -128,7 +133,7 @@ func devSecret(getenv func(string) string, dataDir string) (secret, source strin
 	if err := r.Err(); err != nil {
 		return "", "", err
 	}
-	path := filepath.Join(dataDir, "webhook-secret")
+	path := filepath.Join(dataDir, secretFile)
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), "saved in " + path, nil
 	}
@@ -172,12 +177,15 @@ func orDefault(v, def string) string {
 	return v
 }
 
-func redactDBURL(u string) string {
-	if i, j := strings.Index(u, "://"), strings.LastIndex(u, "@"); i >= 0 && j > i {
-		userinfo := u[i+3 : j]
-		if name, _, ok := strings.Cut(userinfo, ":"); ok {
-			return u[:i+3] + name + ":***" + u[j:]
-		}
+// dialAddr turns a listen address into one to connect to: ":8080" and
+// "0.0.0.0:8080" are reached on 127.0.0.1.
+func dialAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
 	}
-	return u
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -41,7 +42,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "dev":
 		err = devCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "send":
-		err = sendCmd(ctx, args[1:], getenv, stdin, stdout)
+		err = sendCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -50,7 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return 2
 	}
 	if err != nil {
-		if err == errUsage {
+		if errors.Is(err, errUsage) {
 			return 2
 		}
 		fmt.Fprintln(stderr, "switchyard:", err)

@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -32,11 +34,13 @@ type sendResult struct {
 var reEventID = regexp.MustCompile(`"id"\s*:\s*"(evt_[A-Za-z0-9]+)"`)
 
 // sendCmd signs a Stripe event and posts it, for exercising the hub itself.
-func sendCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+// It returns an error (exit status 1) unless every request got a 2xx answer.
+func sendCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	fs.SetOutput(stdout)
+	fs.SetOutput(stderr)
 	url := fs.String("url", orDefault(getenv("SWITCHYARD_WEBHOOK_URL"), "http://127.0.0.1:8080/webhooks/stripe"), "gateway webhook URL (env SWITCHYARD_WEBHOOK_URL)")
-	secretFlag := fs.String("secret", "", "signing secret whsec_… (default: STRIPE_WEBHOOK_SECRET, else .switchyard/webhook-secret)")
+	secretFlag := fs.String("secret", "", "signing secret whsec_… (default: STRIPE_WEBHOOK_SECRET, else the one `switchyard dev` saved in --data)")
+	dataDir := fs.String("data", ".switchyard", "the dev hub's data folder, where it saves a generated secret")
 	count := fs.Int("n", 1, "send the event this many times")
 	conc := fs.Int("c", 1, "concurrent requests")
 	stale := fs.Bool("stale", false, "sign with a timestamp 10 minutes old (expect 400 signature_expired)")
@@ -71,9 +75,9 @@ func sendCmd(ctx context.Context, args []string, getenv func(string) string, std
 			return err
 		}
 		if secret == "" {
-			b, err := os.ReadFile(".switchyard/webhook-secret")
+			b, err := os.ReadFile(filepath.Join(*dataDir, secretFile))
 			if err != nil {
-				return fmt.Errorf("no signing secret: pass --secret, set STRIPE_WEBHOOK_SECRET, or run from the folder where 'switchyard dev' saved one")
+				return fmt.Errorf("no signing secret: pass --secret, set STRIPE_WEBHOOK_SECRET, or point --data at the folder where 'switchyard dev' saved one")
 			}
 			secret = strings.TrimSpace(string(b))
 		}
@@ -108,10 +112,20 @@ func sendCmd(ctx context.Context, args []string, getenv func(string) string, std
 	close(jobs)
 	wg.Wait()
 
+	failed := 0
+	for _, r := range results {
+		if r.Status < 200 || r.Status > 299 {
+			failed++
+		}
+	}
+	var failure error
+	if failed > 0 {
+		failure = fmt.Errorf("%d of %d requests did not get a 2xx answer", failed, len(results))
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(results)
+		return errors.Join(enc.Encode(results), failure)
 	}
 	byStatus := map[int]int{}
 	for _, r := range results {
@@ -138,7 +152,7 @@ func sendCmd(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		fmt.Fprintf(stdout, "sent %d: %s\n", *count, strings.Join(parts, ", "))
 	}
-	return nil
+	return failure
 }
 
 func post(ctx context.Context, c *http.Client, url string, body []byte, secret string, stale, unsigned bool) sendResult {

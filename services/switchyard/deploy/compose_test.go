@@ -49,9 +49,41 @@ func loadCompose(t *testing.T, env map[string]string) *types.Project {
 	return project
 }
 
-// defaultEnv is the environment of `STRIPE_WEBHOOK_SECRET=whsec_... docker compose up`.
+// defaultEnv is the environment of
+// `STRIPE_WEBHOOK_SECRET=whsec_... POSTGRES_PASSWORD=... docker compose up`.
 func defaultEnv() map[string]string {
-	return map[string]string{"STRIPE_WEBHOOK_SECRET": testWebhookSecret}
+	return map[string]string{"STRIPE_WEBHOOK_SECRET": testWebhookSecret, "POSTGRES_PASSWORD": "compose-test-password"}
+}
+
+// TestComposeRequiresPostgresPassword: no default database password ships.
+func TestComposeRequiresPostgresPassword(t *testing.T) {
+	env := defaultEnv()
+	delete(env, "POSTGRES_PASSWORD")
+	root, err := filepath.Abs(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = loader.LoadWithContext(t.Context(), types.ConfigDetails{
+		WorkingDir:  root,
+		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(root, "compose.yaml")}},
+		Environment: types.Mapping(env),
+	}, func(o *loader.Options) { o.SetProjectName("switchyard", true) })
+	if err == nil || !strings.Contains(err.Error(), "POSTGRES_PASSWORD") {
+		t.Fatalf("load without POSTGRES_PASSWORD: %v, want an error naming it", err)
+	}
+}
+
+// TestComposeBindsInternalPortsToLoopback: NATS (which accepts unsigned
+// publishes) and Jaeger are not published on every interface.
+func TestComposeBindsInternalPortsToLoopback(t *testing.T) {
+	project := loadCompose(t, defaultEnv())
+	for _, name := range []string{"nats", "jaeger"} {
+		for _, p := range mustService(t, project, name).Ports {
+			if p.HostIP != "127.0.0.1" {
+				t.Errorf("%s publishes %s on %q, want 127.0.0.1", name, p.Published, p.HostIP)
+			}
+		}
+	}
 }
 
 // mustService returns the named service or fails the test.

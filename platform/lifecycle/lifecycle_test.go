@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/platform/lifecycle"
+	"github.com/switchyard/switchyard/platform/testkit"
 )
 
 var (
@@ -108,18 +109,6 @@ func listen(t *testing.T) net.Listener {
 	return ln
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // recv waits for a value from c, failing the test after timeout.
 func recv[T any](t *testing.T, c <-chan T, timeout time.Duration, what string) T {
 	t.Helper()
@@ -172,7 +161,7 @@ func TestServeDrainsInFlight(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- lifecycle.Serve(ctx, srv, ln, 10*time.Second) }()
 
-	waitFor(t, 5*time.Second, "the server to answer", func() bool { return get("http://"+addr+"/ping").err == nil })
+	testkit.WaitFor(t, 5*time.Second, "the server to answer", func() bool { return get("http://"+addr+"/ping").err == nil })
 	inflight := make(chan response, 1)
 	go func() { inflight <- get("http://" + addr + "/slow") }()
 	recv(t, entered, 5*time.Second, "the slow request to reach its handler")
@@ -180,7 +169,7 @@ func TestServeDrainsInFlight(t *testing.T) {
 	cancel()
 	// Shutdown closes the listener first: once new connections are refused,
 	// shutdown is under way while /slow is still blocked.
-	waitFor(t, 5*time.Second, "the listener to close", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the listener to close", func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			_ = c.Close()
@@ -240,7 +229,7 @@ func TestServeListenerClosed(t *testing.T) {
 	srv := &http.Server{Handler: http.NotFoundHandler()}
 	served := make(chan error, 1)
 	go func() { served <- lifecycle.Serve(context.Background(), srv, ln, time.Second) }()
-	waitFor(t, 5*time.Second, "the server to answer", func() bool { return get("http://"+ln.Addr().String()).err == nil })
+	testkit.WaitFor(t, 5*time.Second, "the server to answer", func() bool { return get("http://"+ln.Addr().String()).err == nil })
 
 	_ = ln.Close()
 	err := recv(t, served, 5*time.Second, "Serve to notice the closed listener")

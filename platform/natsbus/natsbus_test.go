@@ -33,18 +33,6 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // checkTopology asserts every hub stream exists with the expected settings.
 func checkTopology(t *testing.T, ctx context.Context, js jetstream.JetStream, replicas int, dup time.Duration) {
 	t.Helper()
@@ -391,7 +379,7 @@ func TestConnectFailFast(t *testing.T) {
 			}
 
 			b.Shutdown()
-			waitFor(t, 10*time.Second, "the client to notice the outage", func() bool { return nc.Status() == nats.RECONNECTING })
+			testkit.WaitFor(t, 10*time.Second, "the client to notice the outage", func() bool { return nc.Status() == nats.RECONNECTING })
 
 			err = nc.Publish("billing.test", []byte("during outage"))
 			if !errors.Is(err, tt.wantErr) {

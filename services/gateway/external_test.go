@@ -35,7 +35,7 @@ func TestAgainstSeparateNATSServer(t *testing.T) {
 		}
 	}()
 	h := &hub{url: "http://" + addr, js: js}
-	waitFor(t, 10*time.Second, "gateway ready on the separate server", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "gateway ready on the separate server", func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("gateway exited: %v\n%s", err, logs)

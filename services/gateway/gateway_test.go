@@ -101,7 +101,7 @@ func startHubOn(t *testing.T, b *testkit.Broker, env map[string]string) *hub {
 	})
 	h := &hub{url: "http://" + addr, broker: b, logs: logs}
 	_, h.js = b.Connect(t)
-	waitFor(t, 10*time.Second, "gateway ready", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "gateway ready", func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("gateway.Run exited early: %v\n%s", err, logs)
@@ -119,17 +119,6 @@ func startHubOn(t *testing.T, b *testkit.Broker, env map[string]string) *hub {
 		return resp.StatusCode == http.StatusOK
 	})
 	return h
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 type response struct {
@@ -342,7 +331,7 @@ func TestStoreUnavailableAnswers503ThenRetryLands(t *testing.T) {
 		t.Fatalf("stream holds %d messages after a 503, want 0 (nothing claimed)", n)
 	}
 	// Stripe retries; once the gateway has reconnected, the retry lands.
-	waitFor(t, 15*time.Second, "retry accepted after recovery", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "retry accepted after recovery", func() bool {
 		return h.post(t, body, sign(body, secret)).Status == 200
 	})
 	if n := h.streamMsgs(t); n != 1 {
@@ -525,7 +514,7 @@ func TestWebhookHealthShowsStalledConsumerAndDLQ(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rep gateway.WebhookHealth
-	waitFor(t, 10*time.Second, "consumer reported stalled", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "consumer reported stalled", func() bool {
 		resp, err := http.Get(h.url + "/api/stripe/webhook-health")
 		if err != nil {
 			return false

@@ -5,6 +5,8 @@
 // Raw intake: every verified Stripe webhook is stored once on
 // `stripe.events.<event type>` (for example `stripe.events.invoice.paid`),
 // with the exact request bytes as the message data and the headers below.
+// The subjects of the protobuf contracts (billing, crm, support, dlq) and
+// their message types are in package subjects.
 package wire
 
 // Subject prefixes and wildcards.

@@ -1,0 +1,413 @@
+// Package consumer runs a durable JetStream pull consumer and owns the ack
+// policy for every service: handlers return an error and this package alone
+// decides what happens to the message.
+//
+//	nil                         ack
+//	transient / unknown error   nak with backoff (Retry-After honoured), until MaxAttempts
+//	auth / permanent error      dead letter at once
+//	attempts exhausted          dead letter
+//	panic in the handler        dead letter (permanent), the process keeps running
+//
+// A dead letter is published to dlq.<consumer> (a dlq.v1 envelope with the
+// original subject, headers and data, the class, the reason, the attempts
+// and the first and last failure times) and only then is the original
+// terminated, so a message is never dropped: if the dead letter cannot be
+// published the message is retried instead. Its id is derived from the
+// original's stream and sequence, so publishing it twice stores it once.
+//
+// The server never gives up on a message by itself (MaxDeliver is
+// unlimited); redelivery after a crash comes from AckWait expiring, and a
+// handler that works longer than AckWait is kept alive with InProgress.
+// See package ledger for how handlers make their effects happen once.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	mnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tnoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/logging"
+	"github.com/switchyard/switchyard/platform/telemetry"
+	"github.com/switchyard/switchyard/proto/wire"
+)
+
+// Message is one delivery handed to a Handler.
+type Message struct {
+	Subject   string
+	Data      []byte
+	Header    nats.Header
+	ID        string // the original's id for a replay, else Nats-Msg-Id, else "<stream>:<sequence>"
+	Stream    string
+	Sequence  uint64 // stream sequence
+	Attempt   int    // 1 on the first delivery
+	Published time.Time
+
+	msg jetstream.Msg
+}
+
+// InProgress tells the server the handler is still working, resetting AckWait.
+func (m *Message) InProgress() error { return m.msg.InProgress() }
+
+// Handler handles one message. It must be safe to run again for the same
+// message (see package ledger) and to run concurrently for different ones.
+type Handler func(ctx context.Context, m *Message) error
+
+// Config configures a consumer. Zero values take the defaults shown.
+type Config struct {
+	Name          string          // durable name, also the dead-letter subject dlq.<Name>; required
+	Stream        string          // required
+	Subjects      []string        // filter; empty = the whole stream
+	MaxAttempts   int             // 6: deliveries before a retryable failure is dead-lettered
+	Backoff       []time.Duration // 1s, 5s, 30s, 2m, 10m: delay after failed attempt n (last repeats)
+	AckWait       time.Duration   // 30s: redelivery after a crash
+	MaxAckPending int             // 1000
+	Batch         int             // 100: messages pulled at a time
+	Workers       int             // 8: messages handled at once
+	DrainTimeout  time.Duration   // 20s: time in-flight handlers get on shutdown
+
+	Logger *slog.Logger
+	Tracer trace.TracerProvider
+	Meter  metric.MeterProvider
+}
+
+func (c *Config) defaults() error {
+	if c.Name == "" || c.Stream == "" {
+		return errors.New("consumer: Name and Stream are required")
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 6
+	}
+	if len(c.Backoff) == 0 {
+		c.Backoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = 1000
+	}
+	if c.Batch <= 0 {
+		c.Batch = 100
+	}
+	if c.Workers <= 0 {
+		c.Workers = 8
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 20 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Tracer == nil {
+		c.Tracer = tnoop.NewTracerProvider()
+	}
+	if c.Meter == nil {
+		c.Meter = mnoop.NewMeterProvider()
+	}
+	return nil
+}
+
+// Consumer runs one durable consumer.
+type Consumer struct {
+	cfg     Config
+	js      jetstream.JetStream
+	ledger  *ledger.Ledger
+	handler Handler
+	tracer  trace.Tracer
+	m       *metrics
+	now     func() time.Time
+}
+
+// New validates cfg and returns a Consumer; Run starts it.
+func New(js jetstream.JetStream, l *ledger.Ledger, cfg Config, h Handler) (*Consumer, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Meter, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &Consumer{cfg: cfg, js: js, ledger: l, handler: h, m: m, now: time.Now,
+		tracer: cfg.Tracer.Tracer("github.com/switchyard/switchyard/platform/consumer")}, nil
+}
+
+// DeadLetterSubject is where this consumer's dead letters go.
+func (c *Consumer) DeadLetterSubject() string { return wire.DLQPrefix + c.cfg.Name }
+
+// Run creates or updates the durable consumer and handles messages until ctx
+// is cancelled; then it stops pulling, lets in-flight handlers finish (up to
+// DrainTimeout) and returns. Messages not settled by then are redelivered
+// after AckWait.
+func (c *Consumer) Run(ctx context.Context) error {
+	cc := jetstream.ConsumerConfig{
+		Durable:       c.cfg.Name,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.cfg.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: c.cfg.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	switch len(c.cfg.Subjects) {
+	case 0:
+	case 1:
+		cc.FilterSubject = c.cfg.Subjects[0] // understood by servers before 2.10 too
+	default:
+		cc.FilterSubjects = c.cfg.Subjects
+	}
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, cc)
+	if err != nil {
+		return fmt.Errorf("consumer %s: create: %w", c.cfg.Name, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.Batch))
+	if err != nil {
+		return fmt.Errorf("consumer %s: pull: %w", c.cfg.Name, err)
+	}
+	// Handlers get a context that outlives ctx by DrainTimeout, so work in
+	// flight at shutdown can finish and settle.
+	hctx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			it.Drain()
+		case <-stopped:
+		}
+	}()
+
+	jobs := make(chan jetstream.Msg)
+	var wg sync.WaitGroup
+	for i := 0; i < c.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for jm := range jobs {
+				c.handle(hctx, jm)
+			}
+		}()
+	}
+	var runErr error
+	for {
+		jm, err := it.Next()
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				runErr = fmt.Errorf("consumer %s: %w", c.cfg.Name, err)
+			}
+			break
+		}
+		jobs <- jm
+	}
+	close(stopped)
+	it.Stop()
+	close(jobs)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(c.cfg.DrainTimeout):
+		cancelHandlers()
+		c.cfg.Logger.Warn("consumer drain timed out; unsettled messages will be redelivered", "consumer", c.cfg.Name)
+	}
+	// Acks are sent without waiting; make sure the last ones have left
+	// before the caller closes the connection (a lost ack is only a
+	// redelivery, but a clean stop should not cause any).
+	if nc := c.js.Conn(); nc != nil && !nc.IsClosed() {
+		if err := nc.FlushTimeout(5 * time.Second); err != nil {
+			c.cfg.Logger.Warn("flush acks on stop", "consumer", c.cfg.Name, "error", err)
+		}
+	}
+	return runErr
+}
+
+func (c *Consumer) handle(ctx context.Context, jm jetstream.Msg) {
+	m := &Message{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), msg: jm, Attempt: 1}
+	if meta, err := jm.Metadata(); err == nil {
+		m.Stream, m.Sequence, m.Attempt, m.Published = meta.Stream, meta.Sequence.Stream, int(meta.NumDelivered), meta.Timestamp
+	}
+	m.ID = m.Header.Get(HeaderReplayOf)
+	if m.ID == "" {
+		m.ID = m.Header.Get(wire.HeaderMsgID)
+	}
+	if m.ID == "" {
+		m.ID = m.Stream + ":" + strconv.FormatUint(m.Sequence, 10)
+	}
+	ctx = telemetry.Extract(ctx, m.Header)
+	ctx, span := c.tracer.Start(ctx, "process "+m.Subject, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.destination.name", m.Subject),
+			attribute.String("messaging.consumer.group.name", c.cfg.Name),
+			attribute.String("messaging.message.id", m.ID),
+			attribute.Int("messaging.nats.delivery.attempt", m.Attempt),
+		))
+	defer span.End()
+	ctx = logging.WithEventID(ctx, m.ID)
+
+	start := c.now()
+	stopKeepAlive := c.keepAlive(m)
+	err := c.call(ctx, m)
+	stopKeepAlive()
+	c.m.duration.Record(ctx, c.now().Sub(start).Seconds(), c.m.attrs(""))
+	if m.Attempt > 1 {
+		c.m.redelivered.Add(ctx, 1, c.m.attrs(""))
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, errclass.Of(err).String())
+	}
+	c.settle(ctx, m, err)
+}
+
+// call runs the handler, turning a panic into a permanent error.
+func (c *Consumer) call(ctx context.Context, m *Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errclass.Permanent(fmt.Errorf("handler panic: %v\n%s", r, debug.Stack()))
+		}
+	}()
+	return c.handler(ctx, m)
+}
+
+// keepAlive sends InProgress while a handler runs longer than a third of AckWait.
+func (c *Consumer) keepAlive(m *Message) func() {
+	t := time.NewTicker(c.cfg.AckWait / 3)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-t.C:
+				_ = m.msg.InProgress()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { t.Stop(); close(done) }
+}
+
+// settle is the ack policy.
+func (c *Consumer) settle(ctx context.Context, m *Message, herr error) {
+	log := c.cfg.Logger
+	name := c.cfg.Name
+	if herr == nil {
+		if m.Attempt > 1 {
+			if err := c.ledger.ClearFailures(ctx, name, m.ID); err != nil {
+				log.WarnContext(ctx, "clear failure history", "consumer", name, "error", err)
+			}
+		}
+		if err := m.msg.Ack(); err != nil {
+			log.WarnContext(ctx, "ack failed; the message will be redelivered and deduplicated", "consumer", name, "error", err)
+		}
+		c.m.processed.Add(ctx, 1, c.m.attrs("ack"))
+		return
+	}
+	class := errclass.Of(herr)
+	reason := herr.Error()
+	f, err := c.ledger.RecordFailure(ctx, name, m.ID, class.String(), reason, c.now())
+	if err != nil {
+		log.WarnContext(ctx, "record failure history", "consumer", name, "error", err)
+		f = ledgerFailureFallback(m, class, reason, c.now())
+	}
+	if class.Retryable() && m.Attempt < c.cfg.MaxAttempts {
+		delay := c.backoff(m.Attempt, errclass.RetryHint(herr))
+		log.InfoContext(ctx, "handler failed; retrying", "consumer", name, "class", class.String(), "attempt", m.Attempt, "retry_in", delay.String(), "error", herr)
+		if err := m.msg.NakWithDelay(delay); err != nil {
+			log.WarnContext(ctx, "nak failed; redelivery after AckWait", "consumer", name, "error", err)
+		}
+		c.m.processed.Add(ctx, 1, c.m.attrs("retry"))
+		return
+	}
+	if err := c.deadLetter(ctx, m, class, reason, f); err != nil {
+		delay := c.backoff(m.Attempt, 0)
+		log.ErrorContext(ctx, "dead letter not stored; the message stays and is retried", "consumer", name, "error", err, "retry_in", delay.String())
+		_ = m.msg.NakWithDelay(delay)
+		c.m.processed.Add(ctx, 1, c.m.attrs("retry"))
+		return
+	}
+	log.ErrorContext(ctx, "message dead-lettered", "consumer", name, "class", class.String(), "attempts", m.Attempt, "subject", c.DeadLetterSubject(), "error", herr)
+	if err := m.msg.TermWithReason(class.String()); err != nil {
+		log.WarnContext(ctx, "term failed; a redelivery will find the dead letter already stored", "consumer", name, "error", err)
+	}
+	if err := c.ledger.ClearFailures(ctx, name, m.ID); err != nil {
+		log.WarnContext(ctx, "clear failure history", "consumer", name, "error", err)
+	}
+	c.m.processed.Add(ctx, 1, c.m.attrs("dead_letter"))
+	c.m.deadLetters.Add(ctx, 1, metric.WithAttributes(attribute.String("consumer", name), attribute.String("class", class.String())))
+}
+
+func ledgerFailureFallback(m *Message, class errclass.Class, reason string, now time.Time) ledger.Failure {
+	return ledger.Failure{Attempts: m.Attempt, FirstFailureAt: m.Published, LastFailureAt: now, LastClass: class.String(), LastReason: reason}
+}
+
+// maxDelay caps any retry delay, including one asked for by Retry-After.
+const maxDelay = time.Hour
+
+func (c *Consumer) backoff(attempt int, hint time.Duration) time.Duration {
+	i := attempt - 1
+	if i >= len(c.cfg.Backoff) {
+		i = len(c.cfg.Backoff) - 1
+	}
+	if i < 0 {
+		i = 0
+	}
+	d := c.cfg.Backoff[i]
+	if hint > d {
+		d = hint
+	}
+	return min(d, maxDelay)
+}
+
+type metrics struct {
+	processed   metric.Int64Counter
+	redelivered metric.Int64Counter
+	deadLetters metric.Int64Counter
+	duration    metric.Float64Histogram
+	byResult    map[string]metric.MeasurementOption // "" = consumer only; built once, read concurrently
+}
+
+func newMetrics(mp metric.MeterProvider, consumer string) (*metrics, error) {
+	m := mp.Meter("github.com/switchyard/switchyard/platform/consumer")
+	out := &metrics{byResult: map[string]metric.MeasurementOption{}}
+	var err error
+	if out.processed, err = m.Int64Counter("switchyard_consumer_processed", metric.WithDescription("Messages settled, by consumer and result (ack, retry, dead_letter)")); err != nil {
+		return nil, err
+	}
+	if out.redelivered, err = m.Int64Counter("switchyard_consumer_redelivered", metric.WithDescription("Deliveries after the first, by consumer")); err != nil {
+		return nil, err
+	}
+	if out.deadLetters, err = m.Int64Counter("switchyard_consumer_dead_letters", metric.WithDescription("Messages dead-lettered, by consumer and error class")); err != nil {
+		return nil, err
+	}
+	if out.duration, err = m.Float64Histogram("switchyard_consumer_handle_duration", metric.WithUnit("s"),
+		metric.WithDescription("Handler time per message, by consumer"),
+		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)); err != nil {
+		return nil, err
+	}
+	for _, r := range []string{"", "ack", "retry", "dead_letter"} {
+		kv := []attribute.KeyValue{attribute.String("consumer", consumer)}
+		if r != "" {
+			kv = append(kv, attribute.String("result", r))
+		}
+		out.byResult[r] = metric.WithAttributeSet(attribute.NewSet(kv...))
+	}
+	return out, nil
+}
+
+func (m *metrics) attrs(result string) metric.MeasurementOption { return m.byResult[result] }

@@ -1,0 +1,339 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/postgres"
+	"github.com/switchyard/switchyard/platform/testkit"
+)
+
+func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }
+
+type env struct {
+	broker *testkit.Broker
+	js     jetstream.JetStream
+	pool   *pgxpool.Pool
+	ledger *ledger.Ledger
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	b := testkit.NATS(t)
+	_, js := b.Connect(t)
+	if err := natsbus.Provision(context.Background(), js, natsbus.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := postgres.Open(context.Background(), testkit.Postgres(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := ledger.Migrate(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	return &env{broker: b, js: js, pool: pool, ledger: ledger.New(pool)}
+}
+
+// instance is one running consumer with its own connection, as one process.
+type instance struct {
+	nc     *nats.Conn
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (e *env) start(t *testing.T, cfg consumer.Config, h consumer.Handler) *instance {
+	t.Helper()
+	nc, err := nats.Connect(e.broker.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	if cfg.Stream == "" {
+		cfg.Stream = natsbus.StreamBilling
+	}
+	c, err := consumer.New(js, e.ledger, cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{nc: nc, cancel: cancel, done: make(chan error, 1)}
+	go func() { in.done <- c.Run(ctx) }()
+	t.Cleanup(func() { in.stop(t) })
+	return in
+}
+
+// stop shuts the instance down gracefully.
+func (in *instance) stop(t *testing.T) {
+	t.Helper()
+	if in.cancel == nil {
+		return
+	}
+	in.cancel()
+	in.cancel = nil
+	select {
+	case err := <-in.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("consumer did not stop")
+	}
+	in.nc.Close()
+}
+
+// kill is a crash as the broker sees it: the connection drops with work
+// unacknowledged, and nothing runs afterwards.
+func (in *instance) kill() {
+	in.nc.Close()
+	in.cancel()
+	in.cancel = nil
+}
+
+func (e *env) publish(t *testing.T, subject, id, data string) {
+	t.Helper()
+	msg := &nats.Msg{Subject: subject, Data: []byte(data), Header: nats.Header{"Nats-Msg-Id": {id}}}
+	if _, err := e.js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) consumerInfo(t *testing.T, stream, name string) *jetstream.ConsumerInfo {
+	t.Helper()
+	c, err := e.js.Consumer(context.Background(), stream, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// settled reports whether the consumer exists and has nothing left to do.
+func (e *env) settled(t *testing.T, stream, name string) func() bool {
+	return func() bool {
+		c, err := e.js.Consumer(context.Background(), stream, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return false // not created yet
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		i, err := c.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return i.NumPending == 0 && i.NumAckPending == 0 && i.Delivered.Consumer > 0
+	}
+}
+
+func (e *env) deadLetters(t *testing.T, subject string) []*consumer.DeadLetter {
+	t.Helper()
+	s, err := e.js.Stream(context.Background(), natsbus.StreamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*consumer.DeadLetter
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		raw, err := s.GetMsg(context.Background(), seq)
+		if err != nil {
+			continue
+		}
+		if raw.Subject != subject {
+			continue
+		}
+		dl, err := consumer.DecodeDeadLetter(raw.Data)
+		if err != nil {
+			t.Fatalf("decode dead letter: %v", err)
+		}
+		out = append(out, dl)
+	}
+	return out
+}
+
+type attempts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (a *attempts) inc(id string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n == nil {
+		a.n = map[string]int{}
+	}
+	a.n[id]++
+	return a.n[id]
+}
+
+func (a *attempts) get(id string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n[id]
+}
+
+func TestTransientFailureIsRetriedThenAcked(t *testing.T) {
+	e := setup(t)
+	var seen attempts
+	e.start(t, consumer.Config{Name: "retry", Subjects: []string{"billing.test.>"}, Backoff: []time.Duration{50 * time.Millisecond}},
+		func(ctx context.Context, m *consumer.Message) error {
+			if seen.inc(m.ID) == 1 && m.ID == "b" {
+				return errclass.Transient(errors.New("vendor 503"))
+			}
+			return nil
+		})
+	for _, id := range []string{"a", "b", "c"} {
+		e.publish(t, "billing.test.x", id, "{}")
+	}
+	testkit.WaitFor(t, 10*time.Second, "all settled", e.settled(t, natsbus.StreamBilling, "retry"))
+	if got := seen.get("b"); got != 2 {
+		t.Errorf("b handled %d times, want 2 (fail, then succeed)", got)
+	}
+	if got := seen.get("a"); got != 1 {
+		t.Errorf("a handled %d times, want 1", got)
+	}
+	var n int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM message_failures`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("failure history rows = %d (%v), want 0 once handled", n, err)
+	}
+	if dls := e.deadLetters(t, "dlq.retry"); len(dls) != 0 {
+		t.Errorf("%d dead letters, want 0", len(dls))
+	}
+}
+
+func TestPoisonMessageIsDeadLetteredWhileOthersFlow(t *testing.T) {
+	e := setup(t)
+	var handled atomic.Int64
+	e.start(t, consumer.Config{Name: "poison", Subjects: []string{"billing.test.>"}, Workers: 1},
+		func(ctx context.Context, m *consumer.Message) error {
+			if m.ID == "m05" {
+				return errclass.Permanent(errors.New("customer email is not an address"))
+			}
+			handled.Add(1)
+			return nil
+		})
+	for i := 0; i < 20; i++ {
+		e.publish(t, "billing.test.poison", fmt.Sprintf("m%02d", i), fmt.Sprintf(`{"n":%d}`, i))
+	}
+	testkit.WaitFor(t, 10*time.Second, "all settled", e.settled(t, natsbus.StreamBilling, "poison"))
+	if got := handled.Load(); got != 19 {
+		t.Fatalf("%d messages handled, want the 19 behind and around the poison one", got)
+	}
+	dls := e.deadLetters(t, "dlq.poison")
+	if len(dls) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dls))
+	}
+	dl := dls[0]
+	if dl.OriginalSubject != "billing.test.poison" || string(dl.OriginalData) != `{"n":5}` || dl.OriginalMsgID != "m05" ||
+		dl.Consumer != "poison" || dl.Class != errclass.ClassPermanent || dl.Attempts != 1 ||
+		!strings.Contains(dl.Reason, "not an address") || dl.OriginalHeaders.Get("Nats-Msg-Id") != "m05" {
+		t.Errorf("dead letter %+v", dl)
+	}
+}
+
+func TestExhaustedRetriesAreDeadLettered(t *testing.T) {
+	e := setup(t)
+	var seen attempts
+	e.start(t, consumer.Config{Name: "exhaust", Subjects: []string{"billing.test.>"}, MaxAttempts: 3, Backoff: []time.Duration{20 * time.Millisecond}},
+		func(ctx context.Context, m *consumer.Message) error {
+			seen.inc(m.ID)
+			return errors.New("connection reset by vendor") // unknown: retried, then dead-lettered
+		})
+	e.publish(t, "billing.test.x", "x1", "{}")
+	testkit.WaitFor(t, 10*time.Second, "dead letter", func() bool { return len(e.deadLetters(t, "dlq.exhaust")) == 1 })
+	testkit.WaitFor(t, 10*time.Second, "settled", e.settled(t, natsbus.StreamBilling, "exhaust"))
+	dl := e.deadLetters(t, "dlq.exhaust")[0]
+	if dl.Class != errclass.ClassUnknown || dl.Attempts != 3 || seen.get("x1") != 3 {
+		t.Errorf("class %v attempts %d handled %d; want unknown, 3, 3", dl.Class, dl.Attempts, seen.get("x1"))
+	}
+	if dl.FirstFailureAt.IsZero() || dl.LastFailureAt.Before(dl.FirstFailureAt) {
+		t.Errorf("failure times %v .. %v", dl.FirstFailureAt, dl.LastFailureAt)
+	}
+}
+
+func TestPanicIsDeadLetteredAndConsumerSurvives(t *testing.T) {
+	e := setup(t)
+	var ok atomic.Int64
+	e.start(t, consumer.Config{Name: "panics", Subjects: []string{"billing.test.>"}},
+		func(ctx context.Context, m *consumer.Message) error {
+			if m.ID == "boom" {
+				panic("handler bug")
+			}
+			ok.Add(1)
+			return nil
+		})
+	e.publish(t, "billing.test.x", "boom", "{}")
+	e.publish(t, "billing.test.x", "fine", "{}")
+	testkit.WaitFor(t, 10*time.Second, "settled", e.settled(t, natsbus.StreamBilling, "panics"))
+	dls := e.deadLetters(t, "dlq.panics")
+	if len(dls) != 1 || dls[0].Class != errclass.ClassPermanent || !strings.Contains(dls[0].Reason, "panic") || ok.Load() != 1 {
+		t.Fatalf("dead letters %+v, handled %d", dls, ok.Load())
+	}
+}
+
+func TestShutdownLetsInFlightWorkFinish(t *testing.T) {
+	e := setup(t)
+	started, release := make(chan struct{}), make(chan struct{})
+	var handled atomic.Int64
+	in := e.start(t, consumer.Config{Name: "drain", Subjects: []string{"billing.test.>"}},
+		func(ctx context.Context, m *consumer.Message) error {
+			close(started)
+			<-release // work in flight when shutdown begins
+			handled.Add(1)
+			return nil
+		})
+	e.publish(t, "billing.test.x", "slow", "{}")
+	<-started
+	stopped := make(chan struct{})
+	go func() { in.stop(t); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("Run returned while a handler was still working")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	<-stopped
+	if handled.Load() != 1 {
+		t.Fatal("in-flight handler did not finish")
+	}
+	if i := e.consumerInfo(t, natsbus.StreamBilling, "drain"); i.NumAckPending != 0 || i.NumPending != 0 {
+		t.Fatalf("after graceful stop: pending %d, ack pending %d; want the message acked", i.NumPending, i.NumAckPending)
+	}
+}
+
+func TestLongHandlerIsKeptAliveNotRedelivered(t *testing.T) {
+	e := setup(t)
+	var seen attempts
+	e.start(t, consumer.Config{Name: "long", Subjects: []string{"billing.test.>"}, AckWait: 300 * time.Millisecond},
+		func(ctx context.Context, m *consumer.Message) error {
+			seen.inc(m.ID)
+			time.Sleep(time.Second) // > 3 × AckWait
+			return nil
+		})
+	e.publish(t, "billing.test.x", "long1", "{}")
+	testkit.WaitFor(t, 10*time.Second, "settled", e.settled(t, natsbus.StreamBilling, "long"))
+	if got := seen.get("long1"); got != 1 {
+		t.Fatalf("handled %d times, want 1: InProgress should hold the message", got)
+	}
+}

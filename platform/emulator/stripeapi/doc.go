@@ -1,0 +1,61 @@
+// Package stripeapi is a local, in-memory emulator of the Stripe API reads the
+// hub makes: retrieving customers, subscriptions, invoices and charges, and
+// listing and retrieving events (the backfill path for missed webhook
+// deliveries). It is an http.Handler, so tests mount it on httptest and
+// `switchyard dev` on a real listener, and stripe-go v76 talks to it unchanged
+// when its backend URL points here.
+//
+// What it emulates, as Stripe documents or is observed to do:
+//
+//   - Authentication: `Authorization: Bearer <key>` or basic auth with the key
+//     as user name. Missing or unknown keys get 401 with Stripe's
+//     invalid_request_error body; an unknown key is masked in the message the
+//     way Stripe masks it. The key's mode (sk_live_/rk_live_ = live, anything
+//     else test) decides which objects and events the request can see, and a
+//     retrieve across modes gets Stripe's "a similar object exists in live
+//     mode" 404.
+//   - GET /v1/{customers,subscriptions,invoices,charges,events}/{id}: the
+//     stored JSON, byte for byte in key order (re-indented like Stripe's
+//     pretty output); 404 resource_missing with param "id" otherwise. Events
+//     older than 30 days cannot be retrieved, as Stripe documents.
+//   - GET /v1/events: the list envelope, newest first (ties in `created`, which
+//     has one-second resolution, go to the event added later), cursor
+//     pagination by event id with starting_after / ending_before and has_more,
+//     limit 1..100 (default 10), filters type (with `*` wildcards), types[]
+//     (up to 20, exact names), created (exact or gt/gte/lt/lte),
+//     delivery_success, and only events created within 30 days of Options.Now.
+//   - Parameter checking like Stripe's: unknown parameters (parameter_unknown),
+//     empty strings (parameter_invalid_empty), non-integers
+//     (parameter_invalid_integer), starting_after together with ending_before,
+//     type together with types, a cursor that names no event
+//     (resource_missing, param starting_after/ending_before).
+//   - Headers: Request-Id (req_ + 14 characters) on every response;
+//     Stripe-Version says back the request's version, or the account default
+//     (Options.APIVersion, default 2023-10-16) when none was sent; error bodies
+//     carry doc_url and request_log_url the way Stripe's do.
+//   - Rate limiting: a token bucket per mode, per second, answering 429 with
+//     code rate_limit (Stripe's documented defaults are DefaultLiveReadLimit and
+//     DefaultTestReadLimit; both are off unless configured).
+//
+// What it knowingly does not emulate:
+//
+//   - Writes (POST/DELETE) and every other endpoint: known paths answer 501
+//     with a message saying so, unknown paths Stripe's "Unrecognized request
+//     URL" 404. State changes only through the Put*/AddEvent/SeedFromEvent
+//     methods; nothing creates events on its own and nothing is delivered to
+//     webhooks.
+//   - expand[] and the Stripe-Account (Connect) header are refused with 400
+//     rather than ignored, so a caller relying on them notices.
+//   - API-version rendering: objects are returned as stored, whatever
+//     Stripe-Version asks for; the header is only said back.
+//   - Restricted-key permissions, publishable keys, expired keys, idempotency
+//     keys, the concurrency limiter and per-endpoint limits, and Stripe's
+//     object-level lock_timeout 429s. Retry-After on 429 is an emulator
+//     convenience: Stripe does not document sending it, so a client must not
+//     depend on it (stripe-go v76 ignores it and does not retry rate_limit).
+//   - Deleted objects other than customers (a customer.deleted event seeded
+//     through SeedFromEvent leaves Stripe's {"id","object","deleted":true}
+//     stub, which is what retrieving a deleted customer returns).
+//
+// All methods are safe for concurrent use.
+package stripeapi

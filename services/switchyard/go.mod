@@ -7,6 +7,7 @@ require (
 	github.com/distribution/reference v0.5.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/switchyard/switchyard/platform v0.0.0-00010101000000-000000000000
+	github.com/switchyard/switchyard/proto v0.0.0-00010101000000-000000000000
 	github.com/switchyard/switchyard/services/gateway v0.0.0-00010101000000-000000000000
 )
 
@@ -44,7 +45,6 @@ require (
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.1 // indirect
 	github.com/sirupsen/logrus v1.10.1 // indirect
 	github.com/stripe/stripe-go/v76 v76.25.0 // indirect
-	github.com/switchyard/switchyard/proto v0.0.0-00010101000000-000000000000 // indirect
 	github.com/xhit/go-str2duration/v2 v2.1.0 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/otel v1.47.0 // indirect

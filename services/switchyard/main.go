@@ -27,6 +27,7 @@ const usage = `switchyard — the Switchyard hub's CLI
 Usage:
   switchyard dev  [flags]          run the whole hub locally (what 'make run' does)
   switchyard send [flags] FILE|-   sign a Stripe event JSON and POST it to the gateway
+  switchyard dlq list|show|replay|discard   inspect and resolve dead letters
 
 Run 'switchyard <command> -h' for a command's flags.
 `
@@ -43,6 +44,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = devCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "send":
 		err = sendCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "dlq":
+		err = dlqCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -66,10 +66,10 @@ func parseEventQuery(q url.Values) (*eventQuery, *apiError) {
 		case k == "type":
 			eq.typ = v
 		case k == "delivery_success":
-			b, err := strconv.ParseBool(v)
-			if err != nil || (v != "true" && v != "false") {
+			if v != "true" && v != "false" {
 				return nil, &apiError{Type: typeInvalidRequest, Param: k, Message: "Invalid boolean: " + v}
 			}
+			b := v == "true"
 			eq.delivery = &b
 		case typesKey.MatchString(k):
 			for _, t := range vals {

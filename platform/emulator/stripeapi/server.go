@@ -204,6 +204,8 @@ func (s *Server) route(c *call, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodGet {
+		// Stripe's own header: keeps stripe-go from retrying a DELETE.
+		c.w.Header().Set("Stripe-Should-Retry", "false")
 		c.fail(http.StatusNotImplemented, &apiError{
 			Type:    typeAPI,
 			Message: fmt.Sprintf("stripeapi: %s %s is not emulated; this emulator answers GET reads only", r.Method, r.URL.Path),
@@ -354,7 +356,7 @@ type call struct {
 // order and content unchanged).
 func (c *call) ok(raw json.RawMessage) {
 	var b bytes.Buffer
-	if err := json.Indent(&b, raw, "", "  "); err != nil {
+	if err := json.Indent(&b, bytes.TrimSpace(raw), "", "  "); err != nil {
 		c.write(http.StatusOK, raw) // stored JSON was validated; cannot happen
 		return
 	}

@@ -220,6 +220,9 @@ func TestUnsupportedRequests(t *testing.T) {
 			if !strings.HasPrefix(e.Message, tt.wantMsg) || e.Param != tt.wantParam {
 				t.Errorf("error = %+v, want message %q… param %q", e, tt.wantMsg, tt.wantParam)
 			}
+			if tt.wantStatus == http.StatusNotImplemented && r.header.Get("Stripe-Should-Retry") != "false" {
+				t.Errorf("501 without Stripe-Should-Retry: false")
+			}
 		})
 	}
 }

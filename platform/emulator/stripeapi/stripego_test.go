@@ -188,7 +188,7 @@ func TestStripeGoIteratesEvents(t *testing.T) {
 	})
 
 	t.Run("types and created range as stripe-go encodes them", func(t *testing.T) {
-		from := fixtureNow.Add(-2*time.Hour).Unix() + 30 // the 90 newest-but-… events created at or after this
+		from := fixtureNow.Add(-2*time.Hour).Unix() + 30 // leaves out the 90 oldest
 		params := &stripe.EventListParams{
 			Types:        []*string{stripe.String("invoice.paid"), stripe.String("charge.refunded")},
 			CreatedRange: &stripe.RangeQueryParams{GreaterThanOrEqual: from},

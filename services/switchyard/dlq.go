@@ -1,0 +1,357 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/proto/wire"
+)
+
+const dlqUsage = `usage:
+  switchyard dlq list    [--consumer NAME] [--class CLASS] [--older-than DURATION] [--json]
+  switchyard dlq show    [--data] [--json] SEQ
+  switchyard dlq replay  [--dry-run] [--json] SEQ...|--all [--consumer NAME] [--class CLASS]
+  switchyard dlq discard --note TEXT [--json] SEQ...|--all [--consumer NAME] [--class CLASS]
+
+SEQ is a dead letter's sequence in the DLQ stream (see list). Replay publishes the
+original message again to its original subject, marked with the original's id so
+consumers' ledgers recognise work it already did, and then removes the dead letter.
+NATS: --nats, else NATS_URL, else the dev hub's nats://127.0.0.1:4223.
+`
+
+// dlqEntry is one dead letter as the CLI prints it.
+type dlqEntry struct {
+	Seq             uint64              `json:"seq"`
+	Consumer        string              `json:"consumer"`
+	Class           string              `json:"class"`
+	Reason          string              `json:"reason"`
+	Attempts        int                 `json:"attempts"`
+	FirstFailureAt  time.Time           `json:"first_failure_at"`
+	LastFailureAt   time.Time           `json:"last_failure_at"`
+	OriginalSubject string              `json:"original_subject"`
+	OriginalMsgID   string              `json:"original_msg_id"`
+	OriginalStream  string              `json:"original_stream"`
+	OriginalSeq     uint64              `json:"original_stream_sequence"`
+	Headers         map[string][]string `json:"headers,omitempty"`
+	DataBytes       int                 `json:"data_bytes"`
+	Data            json.RawMessage     `json:"data,omitempty"`
+}
+
+func toEntry(seq uint64, d *consumer.DeadLetter) dlqEntry {
+	return dlqEntry{
+		Seq: seq, Consumer: d.Consumer, Class: d.Class.String(), Reason: d.Reason, Attempts: d.Attempts,
+		FirstFailureAt: d.FirstFailureAt, LastFailureAt: d.LastFailureAt,
+		OriginalSubject: d.OriginalSubject, OriginalMsgID: d.OriginalMsgID,
+		OriginalStream: d.OriginalStream, OriginalSeq: d.OriginalSeq, DataBytes: len(d.OriginalData),
+	}
+}
+
+type dlqFilter struct {
+	consumer  string
+	class     string
+	olderThan time.Duration
+}
+
+func (f dlqFilter) match(d *consumer.DeadLetter, now time.Time) bool {
+	return (f.consumer == "" || d.Consumer == f.consumer) &&
+		(f.class == "" || d.Class.String() == f.class) &&
+		(f.olderThan == 0 || now.Sub(d.LastFailureAt) >= f.olderThan)
+}
+
+func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, dlqUsage)
+		return errUsage
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, dlqUsage) }
+	natsURL := fs.String("nats", orDefault(getenv("NATS_URL"), "nats://127.0.0.1:4223"), "NATS URL")
+	asJSON := fs.Bool("json", false, "print JSON")
+	var f dlqFilter
+	fs.StringVar(&f.consumer, "consumer", "", "only this consumer's dead letters")
+	fs.StringVar(&f.class, "class", "", "only this class: transient, auth, permanent, unknown")
+	fs.DurationVar(&f.olderThan, "older-than", 0, "only dead letters whose last failure is at least this old")
+	all := fs.Bool("all", false, "every dead letter matching the filters")
+	dryRun := fs.Bool("dry-run", false, "replay: show what would be published, change nothing")
+	note := fs.String("note", "", "discard: why (required)")
+	withData := fs.Bool("data", false, "show: include the original message data")
+	if err := fs.Parse(args[1:]); err != nil {
+		return errUsage
+	}
+	if f.class != "" && !validClass(f.class) {
+		return fmt.Errorf("--class %q: want transient, auth, permanent or unknown", f.class)
+	}
+	nc, err := nats.Connect(*natsURL, nats.Name("switchyard-cli"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", *natsURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	stream, err := js.Stream(ctx, natsbus.StreamDLQ)
+	if err != nil {
+		return fmt.Errorf("DLQ stream: %w", err)
+	}
+	out := &printer{w: stdout, json: *asJSON}
+
+	switch sub {
+	case "list":
+		entries, err := readDLQ(ctx, stream, f, nil)
+		if err != nil {
+			return err
+		}
+		return out.list(entries)
+	case "show":
+		seqs, err := parseSeqs(fs.Args())
+		if err != nil || len(seqs) != 1 {
+			fs.Usage()
+			return errUsage
+		}
+		raw, err := stream.GetMsg(ctx, seqs[0])
+		if err != nil {
+			return fmt.Errorf("dead letter %d: %w", seqs[0], err)
+		}
+		d, err := consumer.DecodeDeadLetter(raw.Data)
+		if err != nil {
+			return err
+		}
+		e := toEntry(seqs[0], d)
+		e.Headers = d.OriginalHeaders
+		if *withData {
+			e.Data = jsonOrString(d.OriginalData)
+		}
+		return out.show(e)
+	case "replay", "discard":
+		if sub == "discard" && strings.TrimSpace(*note) == "" {
+			fmt.Fprintln(stderr, "switchyard dlq discard: --note is required: say why this failure needs no replay")
+			return errUsage
+		}
+		seqs, err := parseSeqs(fs.Args())
+		if err != nil || (len(seqs) == 0) == !*all || (len(seqs) > 0 && *all) {
+			fs.Usage()
+			return errUsage
+		}
+		entries, err := readDLQ(ctx, stream, f, seqs)
+		if err != nil {
+			return err
+		}
+		if len(seqs) > 0 && len(entries) != len(seqs) {
+			return fmt.Errorf("found %d of the %d dead letters named (see 'switchyard dlq list')", len(entries), len(seqs))
+		}
+		if sub == "replay" {
+			return replay(ctx, js, stream, entries, *dryRun, out)
+		}
+		return discard(ctx, stream, entries, *note, out)
+	default:
+		fmt.Fprint(stderr, dlqUsage)
+		return errUsage
+	}
+}
+
+func validClass(c string) bool {
+	for _, k := range []errclass.Class{errclass.ClassTransient, errclass.ClassAuth, errclass.ClassPermanent, errclass.ClassUnknown} {
+		if k.String() == c {
+			return true
+		}
+	}
+	return false
+}
+
+func parseSeqs(args []string) ([]uint64, error) {
+	var out []uint64
+	for _, a := range args {
+		n, err := strconv.ParseUint(a, 10, 64)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("%q is not a dead-letter sequence", a)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+type deadLetterAt struct {
+	seq uint64
+	d   *consumer.DeadLetter
+}
+
+// readDLQ returns the dead letters matching f (and, when given, only the
+// sequences in only), oldest first.
+func readDLQ(ctx context.Context, stream jetstream.Stream, f dlqFilter, only []uint64) ([]deadLetterAt, error) {
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seqs := only
+	if len(seqs) == 0 && info.State.Msgs > 0 {
+		for s := info.State.FirstSeq; s <= info.State.LastSeq; s++ {
+			seqs = append(seqs, s)
+		}
+	}
+	now := time.Now()
+	var out []deadLetterAt
+	for _, s := range seqs {
+		raw, err := stream.GetMsg(ctx, s)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // replayed or discarded
+		}
+		if err != nil {
+			return nil, fmt.Errorf("dead letter %d: %w", s, err)
+		}
+		d, err := consumer.DecodeDeadLetter(raw.Data)
+		if err != nil {
+			return nil, fmt.Errorf("dead letter %d: %w", s, err)
+		}
+		if f.match(d, now) {
+			out = append(out, deadLetterAt{s, d})
+		}
+	}
+	return out, nil
+}
+
+// replay republishes each original and then removes its dead letter.
+func replay(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, entries []deadLetterAt, dryRun bool, out *printer) error {
+	var results []map[string]any
+	for _, e := range entries {
+		root := e.d.OriginalHeaders.Get(consumer.HeaderReplayOf)
+		if root == "" {
+			root = e.d.OriginalMsgID
+		}
+		h := nats.Header{}
+		for k, vs := range e.d.OriginalHeaders {
+			h[k] = append([]string(nil), vs...)
+		}
+		// A fresh id so JetStream stores it although the original is within
+		// the dedup window; replaying this dead letter twice stores it once.
+		h.Set(wire.HeaderMsgID, "replay:"+strconv.FormatUint(e.seq, 10)+":"+root)
+		h.Set(consumer.HeaderReplayOf, root)
+		r := map[string]any{"seq": e.seq, "consumer": e.d.Consumer, "subject": e.d.OriginalSubject, "replay_of": root, "msg_id": h.Get(wire.HeaderMsgID)}
+		if dryRun {
+			r["result"] = "would publish; consumers that already completed this message's effects skip them (ledger)"
+			results = append(results, r)
+			continue
+		}
+		ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: e.d.OriginalSubject, Data: e.d.OriginalData, Header: h})
+		if err != nil {
+			return errors.Join(out.results(results), fmt.Errorf("replay %d: publish: %w (the dead letter is kept)", e.seq, err))
+		}
+		if err := stream.DeleteMsg(ctx, e.seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return errors.Join(out.results(results), fmt.Errorf("replay %d: published as %s #%d but the dead letter was not removed: %w", e.seq, ack.Stream, ack.Sequence, err))
+		}
+		r["result"] = fmt.Sprintf("published to %s #%d; dead letter removed", ack.Stream, ack.Sequence)
+		results = append(results, r)
+	}
+	return out.results(results)
+}
+
+func discard(ctx context.Context, stream jetstream.Stream, entries []deadLetterAt, note string, out *printer) error {
+	var results []map[string]any
+	for _, e := range entries {
+		if err := stream.DeleteMsg(ctx, e.seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return errors.Join(out.results(results), fmt.Errorf("discard %d: %w", e.seq, err))
+		}
+		results = append(results, map[string]any{"seq": e.seq, "consumer": e.d.Consumer, "original_msg_id": e.d.OriginalMsgID, "result": "discarded", "note": note})
+	}
+	return out.results(results)
+}
+
+type printer struct {
+	w    io.Writer
+	json bool
+}
+
+func (p *printer) encode(v any) error {
+	enc := json.NewEncoder(p.w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (p *printer) list(entries []deadLetterAt) error {
+	rows := make([]dlqEntry, 0, len(entries))
+	for _, e := range entries {
+		rows = append(rows, toEntry(e.seq, e.d))
+	}
+	if p.json {
+		return p.encode(rows)
+	}
+	if len(rows) == 0 {
+		_, err := fmt.Fprintln(p.w, "no dead letters")
+		return err
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tCONSUMER\tCLASS\tATTEMPTS\tLAST FAILURE\tSUBJECT\tMESSAGE\tREASON")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Seq, r.Consumer, r.Class, r.Attempts,
+			r.LastFailureAt.UTC().Format(time.RFC3339), r.OriginalSubject, r.OriginalMsgID, oneLine(r.Reason, 80))
+	}
+	return tw.Flush()
+}
+
+func (p *printer) show(e dlqEntry) error {
+	if p.json {
+		return p.encode(e)
+	}
+	fmt.Fprintf(p.w, "dead letter %d\n  consumer:       %s\n  class:          %s\n  attempts:       %d\n  first failure:  %s\n  last failure:   %s\n  subject:        %s\n  message id:     %s\n  original:       %s #%d\n  data:           %d bytes\n  reason:         %s\n",
+		e.Seq, e.Consumer, e.Class, e.Attempts, e.FirstFailureAt.UTC().Format(time.RFC3339), e.LastFailureAt.UTC().Format(time.RFC3339),
+		e.OriginalSubject, e.OriginalMsgID, e.OriginalStream, e.OriginalSeq, e.DataBytes, e.Reason)
+	for k, vs := range e.Headers {
+		if k == "Stripe-Signature" {
+			continue // a credential-derived value; kept in the envelope for audit, not printed
+		}
+		fmt.Fprintf(p.w, "  header %s: %s\n", k, strings.Join(vs, ", "))
+	}
+	if e.Data != nil {
+		fmt.Fprintf(p.w, "%s\n", e.Data)
+	}
+	return nil
+}
+
+func (p *printer) results(rs []map[string]any) error {
+	if p.json {
+		if rs == nil {
+			rs = []map[string]any{}
+		}
+		return p.encode(rs)
+	}
+	if len(rs) == 0 {
+		_, err := fmt.Fprintln(p.w, "no dead letters matched")
+		return err
+	}
+	for _, r := range rs {
+		fmt.Fprintf(p.w, "%v %v (%v): %v\n", r["seq"], r["consumer"], r["subject"], r["result"])
+	}
+	return nil
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}
+
+func jsonOrString(b []byte) json.RawMessage {
+	if json.Valid(b) {
+		return b
+	}
+	q, _ := json.Marshal(string(b))
+	return q
+}

@@ -21,6 +21,7 @@ build:
 	@mkdir -p $(BIN)
 	go build -o $(BIN)/switchyard ./services/switchyard
 	go build -o $(BIN)/gateway ./services/gateway/cmd/gateway
+	go build -o $(BIN)/identity ./services/identity/cmd/identity
 
 ## bench: gateway load test against the textbook handler and the raw JetStream ceiling
 bench:

@@ -124,3 +124,27 @@ func (g *Group) Wait() error {
 	defer g.mu.Unlock()
 	return errors.Join(g.errs...)
 }
+
+// Healthcheck GETs /healthz of the local instance listening on addr
+// (host:port; an empty or wildcard host means 127.0.0.1) and returns a
+// process exit code: 0 healthy, 1 not. It backs `<service> -healthcheck`
+// for container images without a shell.
+func Healthcheck(addr string) int {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 1
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		return 1
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 1
+	}
+	return 0
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard/switchyard/platform/pgcluster"
 	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/services/gateway"
+	"github.com/switchyard/switchyard/services/identity"
 )
 
 var errUsage = errors.New("usage")
@@ -37,6 +38,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data", ".switchyard", "folder for NATS file storage, the private PostgreSQL cluster and the generated signing secret")
 	gatewayAddr := fs.String("gateway-addr", "127.0.0.1:8080", "gateway listen address")
+	identityAddr := fs.String("identity-addr", "127.0.0.1:8081", "identity service health/metrics address")
 	natsPort := fs.Int("nats-port", 4223, "embedded NATS port (ignored when NATS_URL is set)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -93,15 +95,19 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		"STRIPE_WEBHOOK_SECRET": secret,
 		"SWITCHYARD_ENV":        orDefault(getenv("SWITCHYARD_ENV"), gateway.EnvDevelopment),
 		"GATEWAY_ADDR":          *gatewayAddr,
+		"IDENTITY_ADDR":         *identityAddr,
 	})
 
 	services := lifecycle.NewGroup(ctx)
 	services.Go("gateway", func(ctx context.Context) error { return gateway.Run(ctx, env, stderr) })
+	services.Go("identity", func(ctx context.Context) error { return identity.Run(ctx, env, stderr) })
 
 	base := "http://" + dialAddr(*gatewayAddr)
-	if err := waitReady(services.Context(), base+"/readyz", 30*time.Second); err != nil {
-		services.Stop()
-		return errors.Join(err, services.Wait())
+	for _, url := range []string{base + "/readyz", "http://" + dialAddr(*identityAddr) + "/readyz"} {
+		if err := waitReady(services.Context(), url, 30*time.Second); err != nil {
+			services.Stop()
+			return errors.Join(err, services.Wait())
+		}
 	}
 	first := strings.Split(secret, ",")[0]
 	fmt.Fprintf(stdout, `Switchyard dev hub is running.
@@ -109,12 +115,13 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
   signing secret:  %s  (%s)
   webhook health:  %s/api/stripe/webhook-health
   metrics:         %s/metrics
+  identity:        http://%s/readyz (consumes stripe.events.>, publishes billing.>)
   NATS:            %s
   PostgreSQL:      %s
   data folder:     %s
 Send a test event:  switchyard send --secret %s <event.json>
 Stop with Ctrl-C.
-`, base, first, secretSource, base, base, natsURL, config.RedactURL(dbURL), *dataDir, first)
+`, base, first, secretSource, base, base, dialAddr(*identityAddr), natsURL, config.RedactURL(dbURL), *dataDir, first)
 
 	if err := services.Wait(); err != nil {
 		return err

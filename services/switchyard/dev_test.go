@@ -55,7 +55,8 @@ func TestDevHubSmoke(t *testing.T) {
 	gw := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	natsPort := freePort(t)
 
-	cmd := exec.Command(bin, "dev", "--data", filepath.Join(data, "hub"), "--gateway-addr", gw, "--nats-port", strconv.Itoa(natsPort))
+	cmd := exec.Command(bin, "dev", "--data", filepath.Join(data, "hub"), "--gateway-addr", gw, "--nats-port", strconv.Itoa(natsPort),
+		"--identity-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
 	// A fresh machine's `make run`: no DATABASE_URL, no NATS_URL, no secret.
 	var env []string
 	for _, kv := range os.Environ() {
@@ -131,6 +132,15 @@ func TestDevHubSmoke(t *testing.T) {
 	if info.State.Msgs != 1 {
 		t.Fatalf("STRIPE holds %d messages after 3 sends of one event, want 1", info.State.Msgs)
 	}
+	// identity turned it into a domain event.
+	billing, err := js.Stream(context.Background(), natsbus.StreamBilling)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 20*time.Second, "billing.payment.succeeded from identity", func() bool {
+		_, err := billing.GetLastMsgForSubject(context.Background(), "billing.payment.succeeded")
+		return err == nil
+	})
 	nc.Close()
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

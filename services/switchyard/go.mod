@@ -9,6 +9,7 @@ require (
 	github.com/switchyard/switchyard/platform v0.0.0-00010101000000-000000000000
 	github.com/switchyard/switchyard/proto v0.0.0-00010101000000-000000000000
 	github.com/switchyard/switchyard/services/gateway v0.0.0-00010101000000-000000000000
+	github.com/switchyard/switchyard/services/identity v0.0.0-00010101000000-000000000000
 )
 
 require (
@@ -76,4 +77,5 @@ replace (
 	github.com/switchyard/switchyard/platform => ../../platform
 	github.com/switchyard/switchyard/proto => ../../proto
 	github.com/switchyard/switchyard/services/gateway => ../gateway
+	github.com/switchyard/switchyard/services/identity => ../identity
 )

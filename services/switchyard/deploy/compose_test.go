@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/services/gateway"
+	"github.com/switchyard/switchyard/services/identity"
 )
 
 // repoRoot is the repository root relative to this package's directory, which is
@@ -101,7 +102,7 @@ func TestComposeServices(t *testing.T) {
 	project := loadCompose(t, defaultEnv())
 
 	got := project.ServiceNames()
-	for _, want := range []string{"nats", "postgres", "jaeger", "gateway"} {
+	for _, want := range []string{"nats", "postgres", "jaeger", "gateway", "identity"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("compose.yaml services = %v, missing %q", got, want)
 		}
@@ -364,4 +365,38 @@ func containerEnvironment(t *testing.T, project *types.Project, svc types.Servic
 		env[name] = v
 	}
 	return env
+}
+
+// TestComposeServiceConfigContracts holds every built service to the same
+// contract as the gateway: its loader accepts the compose environment and
+// compose sets nothing the loader does not read; each is built from the
+// shared Dockerfile for its own SERVICE and health-checked.
+func TestComposeServiceConfigContracts(t *testing.T) {
+	t.Parallel()
+	loaders := map[string]func(func(string) string) error{
+		"gateway":  func(g func(string) string) error { _, err := gateway.LoadConfig(g); return err },
+		"identity": func(g func(string) string) error { _, err := identity.LoadConfig(g); return err },
+	}
+	project := loadCompose(t, defaultEnv())
+	for name, load := range loaders {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			svc := mustService(t, project, name)
+			if svc.Build == nil || svc.Build.Args["SERVICE"] == nil || *svc.Build.Args["SERVICE"] != name {
+				t.Errorf("build = %+v, want services/Dockerfile with SERVICE=%s", svc.Build, name)
+			}
+			if svc.HealthCheck == nil || len(svc.HealthCheck.Test) == 0 || svc.HealthCheck.Test[0] != "CMD" {
+				t.Errorf("healthcheck = %+v, want an exec-form check", svc.HealthCheck)
+			}
+			rec := config.NewRecorder(config.MapEnv(containerEnvironment(t, project, svc)))
+			if err := load(rec.Getenv); err != nil {
+				t.Fatalf("%s config on the compose environment: %v", name, err)
+			}
+			for _, v := range slices.Sorted(maps.Keys(svc.Environment)) {
+				if !strings.HasPrefix(v, "OTEL_") && !slices.Contains(rec.Names(), v) {
+					t.Errorf("compose.yaml sets %s for %s, which its config never reads", v, name)
+				}
+			}
+		})
+	}
 }

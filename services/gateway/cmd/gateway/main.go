@@ -7,11 +7,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"runtime/debug"
-	"time"
 
 	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/services/gateway"
@@ -21,7 +18,7 @@ func main() {
 	healthcheck := flag.Bool("healthcheck", false, "GET /healthz of the gateway on GATEWAY_ADDR (default :8080) and exit 0 if healthy")
 	flag.Parse()
 	if *healthcheck {
-		os.Exit(probe(os.Getenv("GATEWAY_ADDR")))
+		os.Exit(lifecycle.Healthcheck(orDefault(os.Getenv("GATEWAY_ADDR"), ":8080")))
 	}
 	if os.Getenv("GOGC") == "" {
 		// The live heap is a few MB while garbage flows at tens of MB/s under
@@ -38,24 +35,9 @@ func main() {
 	}
 }
 
-// probe checks the local instance listening on addr (host:port, host may be empty).
-func probe(addr string) int {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		host, port = "", "8080"
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
 	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	c := http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 1
-	}
-	return 0
+	return v
 }

@@ -1,0 +1,17 @@
+// Package identity is Switchyard's identity service: it consumes every
+// verified Stripe event (stripe.events.>), maps the Stripe customer id,
+// the normalised email and related object ids (charges, invoices,
+// subscriptions) to one canonical customer id, and publishes the billing.>
+// domain events other services consume instead of parsing Stripe.
+//
+// Resolution is safe under concurrency and any delivery order: the
+// identifiers of an event are locked (PostgreSQL advisory locks, in sorted
+// order) for the transaction that looks them up and links them, so 50
+// events for one new customer arriving at once create one canonical id; an
+// invoice before its customer, or a checkout carrying only an email, links
+// up when the other identifiers arrive. Per Stripe object, the version
+// applied last (event.created, then status precedence on a same-second tie)
+// decides whether an event may change state: a stale event never regresses
+// it. Domain events carry message ids derived from the source event, so
+// reprocessing publishes the same ids and downstream dedup absorbs them.
+package identity

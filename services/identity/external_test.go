@@ -1,0 +1,48 @@
+package identity_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/testkit"
+	"github.com/switchyard/switchyard/proto/subjects"
+)
+
+// TestAgainstSeparateNATSServer runs identity on the machine's own
+// nats-server process (2.9 here): provisioning, the durable consumer and
+// publishing domain events must work there as on the embedded server.
+func TestAgainstSeparateNATSServer(t *testing.T) {
+	url, _, js := testkit.ExternalNATS(t)
+	durable := fmt.Sprintf("identity_test_%d", time.Now().UnixNano())
+	t.Cleanup(func() { _ = js.DeleteConsumer(context.Background(), natsbus.StreamStripe, durable) })
+	h := startIdentity(t, url, js, map[string]string{"IDENTITY_CONSUMER": durable})
+
+	// A customer of this run only, so the shared server's history cannot match.
+	cus := fmt.Sprintf("cus_Ext%d", time.Now().UnixNano())
+	evt := fmt.Sprintf("evt_ext%d", time.Now().UnixNano())
+	raw := testkit.StripeEvent(t, "customer.created")
+	raw = bytes.ReplaceAll(raw, []byte("cus_OnMHOpJU2HN6Xv"), []byte(cus))
+	raw = bytes.Replace(raw, []byte("evt_1O59vsGgdF1VjufLNnhVwvTi"), []byte(evt), 1)
+	h.deliver(t, raw)
+
+	s, err := js.Stream(context.Background(), natsbus.StreamBilling)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 30*time.Second, "billing.customer.upserted on the separate server", func() bool {
+		m, err := s.GetLastMsgForSubject(context.Background(), subjects.BillingCustomerUpserted)
+		if err != nil {
+			return false
+		}
+		decoded, err := subjects.Decode(m.Subject, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta := decoded.(subjects.BillingEvent).GetMeta()
+		return meta.GetStripeCustomerId() == cus && len(meta.GetSourceEventIds()) == 1 && meta.GetSourceEventIds()[0] == evt
+	})
+}

@@ -1,0 +1,244 @@
+package identity
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/stripe/stripe-go/v76"
+
+	"github.com/switchyard/switchyard/platform/errclass"
+)
+
+// Facts is what identity reads from one Stripe event: who it is about and
+// which object version it carries. Every field is read from a validated,
+// typed Stripe field; free-form metadata is never read.
+type Facts struct {
+	EventID, EventType string
+	// Created is event.created (one-second resolution), UTC.
+	Created    time.Time
+	Livemode   bool
+	APIVersion string
+	// ObjectKind and ObjectID are data.object.object and data.object.id
+	// ("" when absent, e.g. invoice.upcoming has no id).
+	ObjectKind, ObjectID string
+	// StripeCustomerID is the cus_ id the object names: the customer
+	// object's own id, or object.customer (an id or an expanded object);
+	// "" if none.
+	StripeCustomerID string
+	// Email is normalised (trimmed, lower case); "" if none. Sources:
+	// customer.email, invoice.customer_email, checkout session
+	// customer_details.email then customer_email, charge
+	// billing_details.email then receipt_email, payment intent
+	// receipt_email, and the email of an expanded customer object.
+	Email string
+	// Name is customer.name or checkout customer_details.name.
+	Name string
+	// ChargeID, InvoiceID, SubscriptionID and PaymentIntentID are the
+	// related object ids the event carries, so that disputes and refunds
+	// can find their customer through a charge. For an object of one of
+	// these kinds the field of its own kind is its own id (a
+	// charge.refunded event has ChargeID = the charge).
+	ChargeID, InvoiceID, SubscriptionID, PaymentIntentID string
+	// ObjectStatus is data.object.status if present.
+	ObjectStatus string
+}
+
+// ExtractFacts parses the raw Stripe event bytes (as stored by the gateway)
+// with stripe-go. Errors are permanent (errclass.Permanent): bytes that do
+// not decode as an event, or whose data.object does not decode as the type
+// it names, cannot succeed on a retry.
+//
+// The API version is not checked: the gateway accepts events of any
+// version and records it; typed fields that differ between versions are
+// rare, and an object that no longer decodes fails here, visibly.
+func ExtractFacts(raw []byte) (Facts, *stripe.Event, error) {
+	var ev stripe.Event
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return Facts{}, nil, errclass.Permanent(fmt.Errorf("decode stripe event: %w", err))
+	}
+	switch {
+	case ev.ID == "":
+		return Facts{}, nil, errclass.Permanent(errors.New("decode stripe event: no id"))
+	case ev.Type == "":
+		return Facts{}, nil, errclass.Permanent(fmt.Errorf("decode stripe event %s: no type", ev.ID))
+	case ev.Data == nil || ev.Data.Object == nil:
+		return Facts{}, nil, errclass.Permanent(fmt.Errorf("decode stripe event %s: no data.object", ev.ID))
+	}
+	f := Facts{
+		EventID:      ev.ID,
+		EventType:    string(ev.Type),
+		Created:      time.Unix(ev.Created, 0).UTC(),
+		Livemode:     ev.Livemode,
+		APIVersion:   ev.APIVersion,
+		ObjectKind:   stringField(ev.Data.Object, "object"),
+		ObjectID:     stringField(ev.Data.Object, "id"),
+		ObjectStatus: stringField(ev.Data.Object, "status"),
+	}
+	if err := f.readObject(ev.Data.Raw); err != nil {
+		return Facts{}, nil, errclass.Permanent(fmt.Errorf("decode %s of stripe event %s: %w", f.ObjectKind, ev.ID, err))
+	}
+	f.Email = normaliseEmail(f.Email)
+	f.Name = strings.TrimSpace(f.Name)
+	return f, &ev, nil
+}
+
+// readObject fills the customer and link fields from data.object, decoded
+// as the stripe-go type its "object" names. Kinds that name no customer
+// (balance, payout, ...) leave them empty.
+func (f *Facts) readObject(raw json.RawMessage) error {
+	switch f.ObjectKind {
+	case "customer":
+		var c stripe.Customer
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return err
+		}
+		f.StripeCustomerID, f.Email, f.Name = c.ID, c.Email, c.Name
+	case "subscription":
+		var s stripe.Subscription
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return err
+		}
+		f.customer(s.Customer)
+		f.SubscriptionID = s.ID
+		if s.LatestInvoice != nil {
+			f.InvoiceID = s.LatestInvoice.ID
+		}
+	case "invoice":
+		var in stripe.Invoice
+		if err := json.Unmarshal(raw, &in); err != nil {
+			return err
+		}
+		f.email(in.CustomerEmail)
+		f.customer(in.Customer)
+		f.InvoiceID = in.ID
+		f.ChargeID = chargeID(in.Charge)
+		f.PaymentIntentID = paymentIntentID(in.PaymentIntent)
+		if in.Subscription != nil {
+			f.SubscriptionID = in.Subscription.ID
+		}
+	case "charge":
+		var ch stripe.Charge
+		if err := json.Unmarshal(raw, &ch); err != nil {
+			return err
+		}
+		f.chargeFacts(&ch)
+	case "dispute":
+		var d stripe.Dispute
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return err
+		}
+		if d.Charge != nil {
+			f.chargeFacts(d.Charge) // customer and email only if expanded
+		}
+		f.PaymentIntentID = firstNonEmpty(paymentIntentID(d.PaymentIntent), f.PaymentIntentID)
+	case "refund":
+		var r stripe.Refund
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return err
+		}
+		if r.Charge != nil {
+			f.chargeFacts(r.Charge)
+		}
+		f.PaymentIntentID = firstNonEmpty(paymentIntentID(r.PaymentIntent), f.PaymentIntentID)
+	case "checkout.session":
+		var s stripe.CheckoutSession
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return err
+		}
+		if s.CustomerDetails != nil {
+			f.email(s.CustomerDetails.Email)
+			f.Name = s.CustomerDetails.Name
+		}
+		f.email(s.CustomerEmail)
+		f.customer(s.Customer)
+		f.PaymentIntentID = paymentIntentID(s.PaymentIntent)
+		if s.Subscription != nil {
+			f.SubscriptionID = s.Subscription.ID
+		}
+		if s.Invoice != nil {
+			f.InvoiceID = s.Invoice.ID
+		}
+	case "payment_intent":
+		var pi stripe.PaymentIntent
+		if err := json.Unmarshal(raw, &pi); err != nil {
+			return err
+		}
+		f.email(pi.ReceiptEmail)
+		f.customer(pi.Customer)
+		f.PaymentIntentID = pi.ID
+		f.ChargeID = chargeID(pi.LatestCharge)
+		if pi.Invoice != nil {
+			f.InvoiceID = pi.Invoice.ID
+		}
+	}
+	return nil
+}
+
+// chargeFacts reads a charge: its customer, its email (billing details
+// first, then the receipt email) and its links.
+func (f *Facts) chargeFacts(ch *stripe.Charge) {
+	if ch.BillingDetails != nil {
+		f.email(ch.BillingDetails.Email)
+	}
+	f.email(ch.ReceiptEmail)
+	f.customer(ch.Customer)
+	f.ChargeID = ch.ID
+	f.PaymentIntentID = paymentIntentID(ch.PaymentIntent)
+	if ch.Invoice != nil {
+		f.InvoiceID = ch.Invoice.ID
+	}
+}
+
+// customer takes the id of a customer reference and, when it is expanded,
+// its email and name as fallbacks: callers read the object's own email
+// fields first.
+func (f *Facts) customer(c *stripe.Customer) {
+	if c == nil {
+		return
+	}
+	f.StripeCustomerID = c.ID
+	f.email(c.Email)
+	if strings.TrimSpace(f.Name) == "" {
+		f.Name = c.Name
+	}
+}
+
+// email keeps the first non-blank email offered.
+func (f *Facts) email(e string) {
+	if strings.TrimSpace(f.Email) == "" {
+		f.Email = e
+	}
+}
+
+func chargeID(c *stripe.Charge) string {
+	if c == nil {
+		return ""
+	}
+	return c.ID
+}
+
+func paymentIntentID(pi *stripe.PaymentIntent) string {
+	if pi == nil {
+		return ""
+	}
+	return pi.ID
+}
+
+func stringField(m map[string]any, key string) string {
+	s, _ := m[key].(string)
+	return s
+}
+
+func normaliseEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

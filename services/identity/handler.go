@@ -1,0 +1,132 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/logging"
+	"github.com/switchyard/switchyard/platform/telemetry"
+	"github.com/switchyard/switchyard/proto/wire"
+)
+
+// ChargeCustomers finds the Stripe customer of a charge, for disputes and
+// refunds that name only their charge. Implementations call the Stripe API.
+type ChargeCustomers interface {
+	ChargeCustomer(ctx context.Context, chargeID string) (string, error)
+}
+
+// Service handles Stripe events. It is safe for concurrent use.
+type Service struct {
+	store   *Store
+	js      jetstream.JetStream
+	charges ChargeCustomers // nil: no Stripe API configured
+	log     *slog.Logger
+}
+
+// NewService wires the handler. charges may be nil.
+func NewService(store *Store, js jetstream.JetStream, charges ChargeCustomers, log *slog.Logger) *Service {
+	return &Service{store: store, js: js, charges: charges, log: log}
+}
+
+// versioned lists the object kinds whose state an event replaces; other
+// kinds (invoices, charges, disputes) are facts that are never stale.
+var versioned = map[string]bool{"customer": true, "subscription": true}
+
+// Handle resolves the event's customer and publishes its domain events.
+// Every step is idempotent: a redelivery resolves to the same customer and
+// publishes the same message ids.
+func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
+	f, ev, err := ExtractFacts(m.Data)
+	if err != nil {
+		return err
+	}
+	ids := identifiers(f)
+	var v Version
+	if versioned[f.ObjectKind] && f.ObjectID != "" {
+		v = Version{ObjectID: f.ObjectID, Created: f.Created.Unix(), EventID: f.EventID, Status: f.ObjectStatus}
+	}
+	res, err := s.store.Resolve(ctx, f.EventID, ids, f.Email, f.Name, v)
+	if errors.Is(err, ErrUnknownCustomer) && f.ChargeID != "" && s.charges != nil {
+		// A dispute or refund naming only a charge we never saw: ask Stripe.
+		cus, ferr := s.charges.ChargeCustomer(ctx, f.ChargeID)
+		if ferr != nil {
+			return fmt.Errorf("find the customer of charge %s: %w", f.ChargeID, ferr)
+		}
+		if cus == "" && f.Email == "" {
+			// Stripe says the charge has no customer (a guest payment): there
+			// is no one to attach this event to, now or later.
+			s.log.InfoContext(ctx, "charge has no customer; nothing to do", "event_type", f.EventType, "charge_id", f.ChargeID)
+			return nil
+		}
+		if cus != "" {
+			ids = append(ids, Identifier{LinkStripeCustomer, cus})
+			res, err = s.store.Resolve(ctx, f.EventID, ids, f.Email, f.Name, v)
+		}
+	}
+	if errors.Is(err, ErrUnknownCustomer) {
+		if f.ChargeID == "" && f.InvoiceID == "" && f.SubscriptionID == "" {
+			s.log.DebugContext(ctx, "event names no customer; nothing to do", "event_type", f.EventType)
+			return nil // e.g. a balance event: nothing belongs to a customer
+		}
+		// The customer may still arrive (events come in any order): retry.
+		return errclass.Transient(fmt.Errorf("%s %s: customer not known yet", f.ObjectKind, f.ObjectID))
+	}
+	if err != nil {
+		return fmt.Errorf("resolve customer: %w", err)
+	}
+	ctx = logging.WithCustomerID(ctx, res.CanonicalID)
+	outs, err := Derive(ev, f, Identity{
+		CanonicalID: res.CanonicalID, StripeCustomerID: res.StripeCustomerID, Email: res.Email, Name: res.Name,
+		StripeCustomerIDs: res.StripeCustomerIDs,
+	}, res.Stale)
+	if err != nil {
+		return errclass.Permanent(fmt.Errorf("derive domain events: %w", err))
+	}
+	if res.Stale {
+		s.log.InfoContext(ctx, "stale event: a newer version of the object was applied", "event_type", f.EventType, "object_id", f.ObjectID)
+	}
+	for _, o := range outs {
+		if err := s.publish(ctx, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Service) publish(ctx context.Context, o Outgoing) error {
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(o.Message)
+	if err != nil {
+		return errclass.Permanent(fmt.Errorf("encode %s: %w", o.Subject, err))
+	}
+	msg := &nats.Msg{Subject: o.Subject, Data: data, Header: nats.Header{wire.HeaderMsgID: {o.MsgID}}}
+	telemetry.Inject(ctx, msg.Header)
+	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
+		return errclass.Transient(fmt.Errorf("publish %s: %w", o.Subject, err))
+	}
+	return nil
+}
+
+// identifiers lists what names the event's customer, strongest first.
+func identifiers(f Facts) []Identifier {
+	ids := []Identifier{
+		{LinkStripeCustomer, f.StripeCustomerID}, {LinkEmail, f.Email},
+		{LinkSubscription, f.SubscriptionID}, {LinkInvoice, f.InvoiceID}, {LinkCharge, f.ChargeID},
+	}
+	switch f.ObjectKind {
+	case "subscription":
+		ids = append(ids, Identifier{LinkSubscription, f.ObjectID})
+	case "invoice":
+		ids = append(ids, Identifier{LinkInvoice, f.ObjectID})
+	case "charge":
+		ids = append(ids, Identifier{LinkCharge, f.ObjectID})
+	}
+	return ids
+}

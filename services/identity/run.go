@@ -1,0 +1,206 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/client"
+
+	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/lifecycle"
+	"github.com/switchyard/switchyard/platform/logging"
+	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/postgres"
+	"github.com/switchyard/switchyard/platform/telemetry"
+	"github.com/switchyard/switchyard/proto/wire"
+)
+
+// DefaultConsumerName is identity's durable consumer on the STRIPE stream
+// (and its dead-letter subject dlq.identity).
+const DefaultConsumerName = "identity"
+
+// Config is the identity service's configuration.
+type Config struct {
+	Addr          string        // IDENTITY_ADDR: health, readiness, metrics
+	DatabaseURL   config.Secret // DATABASE_URL (may hold a password)
+	StripeAPIKey  config.Secret // STRIPE_API_KEY: restricted read key, optional
+	StripeAPIBase string        // STRIPE_API_BASE: override for emulators
+	Workers       int           // IDENTITY_WORKERS
+	ConsumerName  string        // IDENTITY_CONSUMER: durable name (one per deployment sharing a NATS account)
+	LogLevel      string        // LOG_LEVEL
+	NATS          natsbus.Options
+}
+
+// LoadConfig reads and validates the configuration.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	r := config.NewReader(getenv)
+	c := Config{
+		Addr:          r.String("IDENTITY_ADDR", ":8081"),
+		DatabaseURL:   r.Secret("DATABASE_URL"),
+		StripeAPIKey:  r.Secret("STRIPE_API_KEY"),
+		StripeAPIBase: r.String("STRIPE_API_BASE", ""),
+		Workers:       r.Int("IDENTITY_WORKERS", 8, 1, 256),
+		ConsumerName:  r.String("IDENTITY_CONSUMER", DefaultConsumerName),
+		LogLevel:      r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		NATS:          natsbus.OptionsFromEnv(r, "switchyard-identity"),
+	}
+	if !subjectToken(c.ConsumerName) {
+		r.Fail("IDENTITY_CONSUMER", "must be one NATS subject token (letters, digits, - and _)")
+	}
+	if !c.DatabaseURL.IsSet() {
+		r.Fail("DATABASE_URL", "required")
+	}
+	return c, r.Err()
+}
+
+// LogValue is the redacted configuration dump.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("database_url", config.RedactURL(c.DatabaseURL.Reveal())),
+		slog.Bool("stripe_api", c.StripeAPIKey.IsSet()),
+		slog.String("stripe_api_base", c.StripeAPIBase),
+		slog.Int("workers", c.Workers),
+		slog.Any("nats", c.NATS),
+	)
+}
+
+// Run runs the identity service until ctx is cancelled.
+func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("identity config: %w", err)
+	}
+	log := logging.New(stdout, "identity", logging.ParseLevel(cfg.LogLevel))
+	cfg.NATS.Logger = log
+	var stack lifecycle.Stack
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		err = errors.Join(err, stack.Close(sctx))
+	}()
+
+	tel, err := telemetry.Setup(ctx, "switchyard-identity", getenv)
+	if err != nil {
+		return err
+	}
+	stack.Push("telemetry", tel.Shutdown)
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal(), nil)
+	if err != nil {
+		return err
+	}
+	stack.Push("postgres", func(context.Context) error { pool.Close(); return nil })
+	if err := Migrate(ctx, pool); err != nil {
+		return err
+	}
+	if err := ledger.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	nc, err := natsbus.Connect(ctx, cfg.NATS)
+	if err != nil {
+		return err
+	}
+	stack.Push("nats", func(context.Context) error { return nc.Drain() })
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := natsbus.Provision(ctx, js, cfg.NATS); err != nil {
+		return err
+	}
+
+	var charges ChargeCustomers
+	if cfg.StripeAPIKey.IsSet() {
+		charges = newStripeCharges(cfg.StripeAPIKey.Reveal(), cfg.StripeAPIBase)
+	}
+	svc := NewService(NewStore(pool), js, charges, log)
+	cons, err := consumer.New(js, ledger.New(pool), consumer.Config{
+		Name: cfg.ConsumerName, Stream: natsbus.StreamStripe, Subjects: []string{wire.StripeEventsAll},
+		Workers: cfg.Workers, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter,
+	}, svc.Handle)
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeStatus(w, http.StatusOK, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		switch {
+		case !nc.IsConnected():
+			writeStatus(w, http.StatusServiceUnavailable, "nats disconnected")
+		case pool.Ping(pctx) != nil:
+			writeStatus(w, http.StatusServiceUnavailable, "postgres unreachable")
+		default:
+			writeStatus(w, http.StatusOK, "ready")
+		}
+	})
+	mux.Handle("GET /metrics", tel.Metrics)
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("identity listen: %w", err)
+	}
+	log.InfoContext(ctx, "identity running", "addr", ln.Addr().String(), "config", cfg)
+	g := lifecycle.NewGroup(ctx)
+	g.Go("http", func(ctx context.Context) error {
+		return lifecycle.Serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, 5*time.Second)
+	})
+	g.Go("consumer", cons.Run)
+	return g.Wait()
+}
+
+func subjectToken(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func writeStatus(w http.ResponseWriter, code int, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, s+"\n")
+}
+
+// stripeCharges reads charges through the Stripe API (or an emulator at base).
+type stripeCharges struct{ api *client.API }
+
+func newStripeCharges(key, base string) *stripeCharges {
+	var backends *stripe.Backends
+	if base != "" {
+		b := stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{URL: stripe.String(base), MaxNetworkRetries: stripe.Int64(2)})
+		backends = &stripe.Backends{API: b, Connect: b, Uploads: b}
+	}
+	return &stripeCharges{api: client.New(key, backends)}
+}
+
+func (s *stripeCharges) ChargeCustomer(ctx context.Context, id string) (string, error) {
+	p := &stripe.ChargeParams{}
+	p.Context = ctx
+	ch, err := s.api.Charges.Get(id, p)
+	if err != nil {
+		var se *stripe.Error
+		if errors.As(err, &se) {
+			return "", errclass.FromHTTP(se.HTTPStatusCode, nil, err)
+		}
+		return "", errclass.Transient(err)
+	}
+	if ch.Customer == nil {
+		return "", nil
+	}
+	return ch.Customer.ID, nil
+}

@@ -1,0 +1,177 @@
+package identity_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/emulator/stripeapi"
+	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/testkit"
+	"github.com/switchyard/switchyard/proto/subjects"
+	"github.com/switchyard/switchyard/proto/wire"
+	"github.com/switchyard/switchyard/services/identity"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// hub runs the identity service through identity.Run on a broker.
+type hub struct {
+	js   jetstream.JetStream
+	addr string
+}
+
+func startIdentity(t *testing.T, natsURL string, js jetstream.JetStream, extra map[string]string) *hub {
+	t.Helper()
+	addr := freeAddr(t)
+	vars := map[string]string{
+		"IDENTITY_ADDR": addr, "NATS_URL": natsURL, "DATABASE_URL": testkit.Postgres(t), "LOG_LEVEL": "warn",
+	}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	env := config.MapEnv(vars)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	go func() { done <- identity.Run(ctx, env, &logs) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("identity.Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("identity did not stop")
+		}
+	})
+	testkit.WaitFor(t, 20*time.Second, "identity ready", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("identity exited: %v\n%s", err, logs.String())
+		default:
+		}
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return &hub{js: js, addr: addr}
+}
+
+// deliver stores a Stripe event the way the gateway does.
+func (h *hub) deliver(t *testing.T, raw []byte) {
+	t.Helper()
+	var ev struct {
+		ID   string `json:"id"`
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatal(err)
+	}
+	msg := &nats.Msg{Subject: wire.StripeEventSubject(ev.Type), Data: raw, Header: nats.Header{wire.HeaderMsgID: {ev.ID}}}
+	if _, err := h.js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// billing returns the billing.> messages stored so far: subject → message ids.
+func (h *hub) billing(t *testing.T) map[string][]string {
+	t.Helper()
+	s, err := h.js.Stream(context.Background(), natsbus.StreamBilling)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(context.Background(), seq)
+		if err != nil {
+			continue
+		}
+		decoded, err := subjects.Decode(m.Subject, m.Data)
+		if err != nil {
+			t.Fatalf("%s: %v", m.Subject, err)
+		}
+		ev, ok := decoded.(subjects.BillingEvent)
+		if !ok {
+			t.Fatalf("%s is not a billing event", m.Subject)
+		}
+		if ev.GetMeta().GetEventId() != m.Header.Get(wire.HeaderMsgID) {
+			t.Errorf("%s: meta.event_id %s != Nats-Msg-Id %s", m.Subject, ev.GetMeta().GetEventId(), m.Header.Get(wire.HeaderMsgID))
+		}
+		if ev.GetMeta().GetCanonicalCustomerId() == "" {
+			t.Errorf("%s carries no canonical customer id", m.Subject)
+		}
+		out[m.Subject] = append(out[m.Subject], ev.GetMeta().GetCanonicalCustomerId())
+	}
+	return out
+}
+
+// TestFixturesFlowToBillingEvents runs the real fixtures through the
+// service: each yields its domain event with one canonical customer. The
+// dispute names only a charge no earlier event linked, so identity asks
+// the Stripe API (the emulator) whose charge it is.
+func TestFixturesFlowToBillingEvents(t *testing.T) {
+	b := testkit.NATS(t)
+	_, js := b.Connect(t)
+	stripe := stripeapi.New(stripeapi.Options{APIKeys: []string{"rk_test_identity"}})
+	if err := stripe.PutCharge(map[string]any{"id": "ch_1NzlYeGgdF1VjufLh34inorG", "object": "charge", "customer": "cus_OnMHOpJU2HN6Xv",
+		"amount": 100, "currency": "usd", "livemode": false, "status": "succeeded"}); err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(stripe)
+	defer api.Close()
+	h := startIdentity(t, b.URL, js, map[string]string{"STRIPE_API_KEY": "rk_test_identity", "STRIPE_API_BASE": api.URL})
+	for _, name := range []string{"customer.created", "customer.updated.email-set", "customer.subscription.created", "invoice.paid", "invoice.payment_failed", "charge.dispute.created"} {
+		h.deliver(t, testkit.StripeEvent(t, name))
+	}
+	want := []string{subjects.BillingCustomerUpserted, subjects.BillingSubscriptionStarted, subjects.BillingPaymentSucceeded, subjects.BillingPaymentFailed, subjects.BillingDisputeOpened}
+	var got map[string][]string
+	testkit.WaitFor(t, 20*time.Second, "domain events", func() bool {
+		got = h.billing(t)
+		for _, s := range want {
+			if len(got[s]) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	canon := map[string]bool{}
+	var subs []string
+	for s, cids := range got {
+		subs = append(subs, s)
+		for _, c := range cids {
+			canon[c] = true
+		}
+	}
+	sort.Strings(subs)
+	if len(canon) != 1 {
+		t.Errorf("events carry %d canonical ids (%v), want 1: every fixture belongs to cus_OnMHOpJU2HN6Xv", len(canon), canon)
+	}
+	t.Logf("subjects: %v", subs)
+}

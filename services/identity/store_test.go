@@ -1,0 +1,177 @@
+package identity_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchyard/switchyard/platform/postgres"
+	"github.com/switchyard/switchyard/platform/testkit"
+	"github.com/switchyard/switchyard/services/identity"
+)
+
+func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }
+
+func newStore(t *testing.T) (*identity.Store, *pgxpool.Pool) {
+	t.Helper()
+	pool, err := postgres.Open(context.Background(), testkit.Postgres(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := identity.Migrate(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	return identity.NewStore(pool), pool
+}
+
+func count(t *testing.T, pool *pgxpool.Pool, q string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func ids(pairs ...string) []identity.Identifier {
+	var out []identity.Identifier
+	for i := 0; i+1 < len(pairs); i += 2 {
+		out = append(out, identity.Identifier{Kind: pairs[i], Value: pairs[i+1]})
+	}
+	return out
+}
+
+// Fifty events for one new customer, handled at once, make one customer.
+func TestConcurrentEventsForANewCustomerMakeOneCanonicalID(t *testing.T) {
+	store, pool := newStore(t)
+	var wg sync.WaitGroup
+	got := make([]string, 50)
+	errs := make([]error, 50)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Some events carry the Stripe id, some only the email, some both.
+			var in []identity.Identifier
+			switch i % 3 {
+			case 0:
+				in = ids(identity.LinkStripeCustomer, "cus_Concurrent1", identity.LinkEmail, "ada@example.com")
+			case 1:
+				in = ids(identity.LinkStripeCustomer, "cus_Concurrent1", identity.LinkInvoice, fmt.Sprintf("in_%d", i))
+			case 2:
+				in = ids(identity.LinkStripeCustomer, "cus_Concurrent1")
+			}
+			res, err := store.Resolve(context.Background(), fmt.Sprintf("evt_c%02d", i), in, "", "", identity.Version{})
+			got[i], errs[i] = res.CanonicalID, err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if got[i] != got[0] {
+			t.Fatalf("event %d resolved to %s, event 0 to %s", i, got[i], got[0])
+		}
+	}
+	if n := count(t, pool, `SELECT count(*) FROM customers`); n != 1 {
+		t.Fatalf("%d customers, want 1", n)
+	}
+	if got[0] != identity.CanonicalID(identity.Identifier{Kind: identity.LinkStripeCustomer, Value: "cus_Concurrent1"}) {
+		t.Errorf("canonical id %s is not derived from the Stripe customer", got[0])
+	}
+}
+
+// An invoice before its customer.created, and a checkout carrying only an
+// email before the customer gets that email: still one customer.
+func TestOutOfOrderEventsLinkUp(t *testing.T) {
+	store, pool := newStore(t)
+	ctx := context.Background()
+	inv, err := store.Resolve(ctx, "evt_inv", ids(identity.LinkStripeCustomer, "cus_Late", identity.LinkInvoice, "in_1"), "", "", identity.Version{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cus, err := store.Resolve(ctx, "evt_cus", ids(identity.LinkStripeCustomer, "cus_Late"), "", "Ada", identity.Version{ObjectID: "cus_Late", Created: 100, EventID: "evt_cus"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.CanonicalID != cus.CanonicalID || cus.Name != "Ada" {
+		t.Fatalf("invoice → %s, customer → %s (%q)", inv.CanonicalID, cus.CanonicalID, cus.Name)
+	}
+
+	// A checkout with only an email makes a customer of its own …
+	co, err := store.Resolve(ctx, "evt_co", ids(identity.LinkEmail, "grace@example.com"), "grace@example.com", "", identity.Version{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := store.Resolve(ctx, "evt_c2", ids(identity.LinkStripeCustomer, "cus_Grace"), "", "", identity.Version{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if co.CanonicalID == other.CanonicalID {
+		t.Fatal("unrelated identifiers resolved to one customer")
+	}
+	// … until Stripe tells us cus_Grace has that email: one customer, the
+	// one linked to Stripe survives, the other points at it.
+	merged, err := store.Resolve(ctx, "evt_upd", ids(identity.LinkStripeCustomer, "cus_Grace", identity.LinkEmail, "grace@example.com"), "grace@example.com", "", identity.Version{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if merged.CanonicalID != other.CanonicalID || len(merged.Merged) != 1 || merged.Merged[0] != co.CanonicalID || merged.Email != "grace@example.com" {
+		t.Fatalf("merge result %+v", merged)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM customer_links WHERE canonical_id = $1`, co.CanonicalID); n != 0 {
+		t.Errorf("%d links still on the merged customer", n)
+	}
+	again, err := store.Resolve(ctx, "evt_again", ids(identity.LinkEmail, "grace@example.com"), "", "", identity.Version{})
+	if err != nil || again.CanonicalID != other.CanonicalID {
+		t.Fatalf("email after merge → %s %v", again.CanonicalID, err)
+	}
+}
+
+func TestUnknownChargeCannotFoundACustomer(t *testing.T) {
+	store, _ := newStore(t)
+	_, err := store.Resolve(context.Background(), "evt_dp", ids(identity.LinkCharge, "ch_unseen"), "", "", identity.Version{})
+	if err != identity.ErrUnknownCustomer {
+		t.Fatalf("err = %v, want ErrUnknownCustomer", err)
+	}
+}
+
+// A stale version never regresses state; a same-second tie is settled by
+// status precedence, then by event id, the same way in any order.
+func TestObjectVersions(t *testing.T) {
+	store, _ := newStore(t)
+	ctx := context.Background()
+	sub := ids(identity.LinkStripeCustomer, "cus_V")
+	apply := func(evt string, created int64, status string) bool {
+		t.Helper()
+		res, err := store.Resolve(ctx, evt, sub, "", "", identity.Version{ObjectID: "sub_V", Created: created, EventID: evt, Status: status})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Stale
+	}
+	if apply("evt_2", 200, "active") {
+		t.Fatal("first version stale")
+	}
+	if !apply("evt_1", 100, "trialing") {
+		t.Error("older event not stale")
+	}
+	if apply("evt_2", 200, "active") {
+		t.Error("redelivery of the applied event is stale")
+	}
+	if !apply("evt_3", 200, "trialing") {
+		t.Error("same-second tie with an earlier status not stale")
+	}
+	if apply("evt_4", 200, "canceled") {
+		t.Error("same-second tie with a later status stale")
+	}
+	if apply("evt_5", 300, "active") {
+		t.Error("newer event stale")
+	}
+}

@@ -12,6 +12,10 @@
 // up when the other identifiers arrive. Per Stripe object, the version
 // applied last (event.created, then status precedence on a same-second tie)
 // decides whether an event may change state: a stale event never regresses
-// it. Domain events carry message ids derived from the source event, so
-// reprocessing publishes the same ids and downstream dedup absorbs them.
+// it (identity's profile data and versions); the domain event a late Stripe
+// event yields is still published, as a fact with its occurred_at, so any
+// delivery order yields the same set of domain events and subscribers apply
+// the same newest-wins rule to their own state. Domain events carry message
+// ids derived from the source event, so reprocessing publishes the same ids
+// and downstream dedup absorbs them.
 package identity

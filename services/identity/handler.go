@@ -83,10 +83,15 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 		return fmt.Errorf("resolve customer: %w", err)
 	}
 	ctx = logging.WithCustomerID(ctx, res.CanonicalID)
+	// Domain events are facts with their occurred_at: a late one is still
+	// published, so every delivery order yields the same set of events, and
+	// subscribers apply the per-object version rule (newest occurred_at
+	// wins) to their own state. Staleness only keeps a late event from
+	// changing identity's own state (profile, object versions).
 	outs, err := Derive(ev, f, Identity{
 		CanonicalID: res.CanonicalID, StripeCustomerID: res.StripeCustomerID, Email: res.Email, Name: res.Name,
 		StripeCustomerIDs: res.StripeCustomerIDs,
-	}, res.Stale)
+	}, false)
 	if err != nil {
 		return errclass.Permanent(fmt.Errorf("derive domain events: %w", err))
 	}

@@ -17,23 +17,27 @@ import (
 	"github.com/switchyard/switchyard/proto/wire"
 )
 
-// ChargeCustomers finds the Stripe customer of a charge, for disputes and
-// refunds that name only their charge. Implementations call the Stripe API.
-type ChargeCustomers interface {
+// StripeReader reads what identity needs from the Stripe API: the customer
+// of a charge (for disputes and refunds that name only their charge) and an
+// object's current state (to settle a same-second tie between two versions).
+type StripeReader interface {
 	ChargeCustomer(ctx context.Context, chargeID string) (string, error)
+	// ObjectState returns a subscription's status or a customer's
+	// normalised email, as Version.Status holds them.
+	ObjectState(ctx context.Context, kind, id string) (string, error)
 }
 
 // Service handles Stripe events. It is safe for concurrent use.
 type Service struct {
-	store   *Store
-	js      jetstream.JetStream
-	charges ChargeCustomers // nil: no Stripe API configured
-	log     *slog.Logger
+	store  *Store
+	js     jetstream.JetStream
+	stripe StripeReader // nil: no Stripe API configured
+	log    *slog.Logger
 }
 
 // NewService wires the handler. charges may be nil.
-func NewService(store *Store, js jetstream.JetStream, charges ChargeCustomers, log *slog.Logger) *Service {
-	return &Service{store: store, js: js, charges: charges, log: log}
+func NewService(store *Store, js jetstream.JetStream, stripe StripeReader, log *slog.Logger) *Service {
+	return &Service{store: store, js: js, stripe: stripe, log: log}
 }
 
 // versioned lists the object kinds whose state an event replaces; other
@@ -51,12 +55,24 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 	ids := identifiers(f)
 	var v Version
 	if versioned[f.ObjectKind] && f.ObjectID != "" {
-		v = Version{ObjectID: f.ObjectID, Created: f.Created.Unix(), EventID: f.EventID, Status: f.ObjectStatus}
+		v = Version{ObjectID: f.ObjectID, Created: f.Created.Unix(), EventID: f.EventID, Status: f.ObjectStatus, AskOnTie: s.stripe != nil}
+		if f.ObjectKind == "customer" {
+			v.Status = f.Email
+		}
 	}
 	res, err := s.store.Resolve(ctx, f.EventID, ids, f.Email, f.Name, v)
-	if errors.Is(err, ErrUnknownCustomer) && f.ChargeID != "" && s.charges != nil {
+	if errors.Is(err, ErrVersionTie) {
+		// Two versions of the object in one second: ask Stripe which is current.
+		state, serr := s.stripe.ObjectState(ctx, f.ObjectKind, f.ObjectID)
+		if serr != nil {
+			return fmt.Errorf("refetch %s %s to settle a same-second tie: %w", f.ObjectKind, f.ObjectID, serr)
+		}
+		v.AskOnTie, v.StripeState = false, state
+		res, err = s.store.Resolve(ctx, f.EventID, ids, f.Email, f.Name, v)
+	}
+	if errors.Is(err, ErrUnknownCustomer) && f.ChargeID != "" && s.stripe != nil {
 		// A dispute or refund naming only a charge we never saw: ask Stripe.
-		cus, ferr := s.charges.ChargeCustomer(ctx, f.ChargeID)
+		cus, ferr := s.stripe.ChargeCustomer(ctx, f.ChargeID)
 		if ferr != nil {
 			return fmt.Errorf("find the customer of charge %s: %w", f.ChargeID, ferr)
 		}

@@ -120,11 +120,11 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 
-	var charges ChargeCustomers
+	var reader StripeReader
 	if cfg.StripeAPIKey.IsSet() {
-		charges = newStripeCharges(cfg.StripeAPIKey.Reveal(), cfg.StripeAPIBase)
+		reader = newStripeAPI(cfg.StripeAPIKey.Reveal(), cfg.StripeAPIBase)
 	}
-	svc := NewService(NewStore(pool), js, charges, log)
+	svc := NewService(NewStore(pool), js, reader, log)
 	cons, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: cfg.ConsumerName, Stream: natsbus.StreamStripe, Subjects: []string{wire.StripeEventsAll},
 		Workers: cfg.Workers, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter,
@@ -176,31 +176,58 @@ func writeStatus(w http.ResponseWriter, code int, s string) {
 	_, _ = io.WriteString(w, s+"\n")
 }
 
-// stripeCharges reads charges through the Stripe API (or an emulator at base).
-type stripeCharges struct{ api *client.API }
+// stripeAPI reads charges, subscriptions and customers through the Stripe
+// API (or an emulator at base).
+type stripeAPI struct{ api *client.API }
 
-func newStripeCharges(key, base string) *stripeCharges {
+func newStripeAPI(key, base string) *stripeAPI {
 	var backends *stripe.Backends
 	if base != "" {
 		b := stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{URL: stripe.String(base), MaxNetworkRetries: stripe.Int64(2)})
 		backends = &stripe.Backends{API: b, Connect: b, Uploads: b}
 	}
-	return &stripeCharges{api: client.New(key, backends)}
+	return &stripeAPI{api: client.New(key, backends)}
 }
 
-func (s *stripeCharges) ChargeCustomer(ctx context.Context, id string) (string, error) {
+func (s *stripeAPI) ChargeCustomer(ctx context.Context, id string) (string, error) {
 	p := &stripe.ChargeParams{}
 	p.Context = ctx
 	ch, err := s.api.Charges.Get(id, p)
 	if err != nil {
-		var se *stripe.Error
-		if errors.As(err, &se) {
-			return "", errclass.FromHTTP(se.HTTPStatusCode, nil, err)
-		}
-		return "", errclass.Transient(err)
+		return "", classifyStripe(err)
 	}
 	if ch.Customer == nil {
 		return "", nil
 	}
 	return ch.Customer.ID, nil
+}
+
+func (s *stripeAPI) ObjectState(ctx context.Context, kind, id string) (string, error) {
+	switch kind {
+	case "subscription":
+		p := &stripe.SubscriptionParams{}
+		p.Context = ctx
+		sub, err := s.api.Subscriptions.Get(id, p)
+		if err != nil {
+			return "", classifyStripe(err)
+		}
+		return string(sub.Status), nil
+	case "customer":
+		p := &stripe.CustomerParams{}
+		p.Context = ctx
+		c, err := s.api.Customers.Get(id, p)
+		if err != nil {
+			return "", classifyStripe(err)
+		}
+		return normaliseEmail(c.Email), nil
+	}
+	return "", errclass.Permanent(fmt.Errorf("no state to refetch for a %s", kind))
+}
+
+func classifyStripe(err error) error {
+	var se *stripe.Error
+	if errors.As(err, &se) {
+		return errclass.FromHTTP(se.HTTPStatusCode, nil, err)
+	}
+	return errclass.Transient(err)
 }

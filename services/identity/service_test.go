@@ -8,9 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -35,15 +38,17 @@ func freeAddr(t *testing.T) string {
 
 // hub runs the identity service through identity.Run on a broker.
 type hub struct {
-	js   jetstream.JetStream
-	addr string
+	js    jetstream.JetStream
+	addr  string
+	dbURL string
 }
 
 func startIdentity(t *testing.T, natsURL string, js jetstream.JetStream, extra map[string]string) *hub {
 	t.Helper()
 	addr := freeAddr(t)
+	dbURL := testkit.Postgres(t)
 	vars := map[string]string{
-		"IDENTITY_ADDR": addr, "NATS_URL": natsURL, "DATABASE_URL": testkit.Postgres(t), "LOG_LEVEL": "warn",
+		"IDENTITY_ADDR": addr, "NATS_URL": natsURL, "DATABASE_URL": dbURL, "LOG_LEVEL": "warn",
 	}
 	for k, v := range extra {
 		vars[k] = v
@@ -77,7 +82,7 @@ func startIdentity(t *testing.T, natsURL string, js jetstream.JetStream, extra m
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	return &hub{js: js, addr: addr}
+	return &hub{js: js, addr: addr, dbURL: dbURL}
 }
 
 // deliver stores a Stripe event the way the gateway does.
@@ -174,4 +179,68 @@ func TestFixturesFlowToBillingEvents(t *testing.T) {
 		t.Errorf("events carry %d canonical ids (%v), want 1: every fixture belongs to cus_OnMHOpJU2HN6Xv", len(canon), canon)
 	}
 	t.Logf("subjects: %v", subs)
+}
+
+// TestSameSecondTieRefetchesFromStripe: two updates of one subscription in
+// the same second; identity asks the Stripe API which state is current.
+func TestSameSecondTieRefetchesFromStripe(t *testing.T) {
+	b := testkit.NATS(t)
+	_, js := b.Connect(t)
+	emu := stripeapi.New(stripeapi.Options{APIKeys: []string{"rk_test_identity"}})
+	var subscriptionReads atomic.Int64
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/subscriptions/") {
+			subscriptionReads.Add(1)
+		}
+		emu.ServeHTTP(w, r)
+	}))
+	defer api.Close()
+	base := testkit.StripeEvent(t, "customer.subscription.updated")
+	var sub struct {
+		Data struct {
+			Object map[string]any `json:"object"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(base, &sub); err != nil {
+		t.Fatal(err)
+	}
+	current := sub.Data.Object
+	current["status"] = "active"
+	if err := emu.PutSubscription(current); err != nil {
+		t.Fatal(err)
+	}
+	h := startIdentity(t, b.URL, js, map[string]string{"STRIPE_API_KEY": "rk_test_identity", "STRIPE_API_BASE": api.URL, "IDENTITY_WORKERS": "1"})
+
+	variant := func(id, status string) []byte {
+		raw := bytes.Replace(base, []byte(`"evt_1O5Nv5GgdF1VjufLza9UqNwQ"`), []byte(`"`+id+`"`), 1)
+		return bytes.Replace(raw, []byte(`"status": "active"`), []byte(`"status": "`+status+`"`), 1)
+	}
+	// past_due outranks active by status precedence; Stripe says active.
+	h.deliver(t, variant("evt_tieActive0001", "active"))
+	h.deliver(t, variant("evt_tiePastDue001", "past_due"))
+
+	pool, err := pgxpool.New(context.Background(), h.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	subID, _ := current["id"].(string)
+	testkit.WaitFor(t, 20*time.Second, "both versions handled", func() bool {
+		return subscriptionReads.Load() >= 1
+	})
+	testkit.WaitFor(t, 20*time.Second, "both events handled", func() bool {
+		c, err := js.Consumer(context.Background(), natsbus.StreamStripe, identity.DefaultConsumerName)
+		if err != nil {
+			return false
+		}
+		i, err := c.Info(context.Background())
+		return err == nil && i.Delivered.Stream >= 2 && i.NumPending == 0 && i.NumAckPending == 0
+	})
+	var status, eventID string
+	if err := pool.QueryRow(context.Background(), `SELECT status, event_id FROM object_versions WHERE object_id = $1`, subID).Scan(&status, &eventID); err != nil {
+		t.Fatal(err)
+	}
+	if status != "active" || eventID != "evt_tieActive0001" {
+		t.Fatalf("applied version %s (%s), want Stripe's current: active from evt_tieActive0001", status, eventID)
+	}
 }

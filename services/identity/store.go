@@ -77,8 +77,21 @@ type Version struct {
 	ObjectID string
 	Created  int64
 	EventID  string
-	Status   string
+	// Status is the state the version carries: a subscription's status, a
+	// customer's normalised email.
+	Status string
+	// AskOnTie makes Resolve return ErrVersionTie, changing nothing, when
+	// the applied version has the same created second and another event
+	// id: the caller then asks Stripe for the object's current state and
+	// resolves again with StripeState set.
+	AskOnTie bool
+	// StripeState is the object's current state according to the Stripe
+	// API (same meaning as Status); on a tie, the version matching it wins.
+	StripeState string
 }
+
+// ErrVersionTie: see Version.AskOnTie.
+var ErrVersionTie = errors.New("identity: same-second tie with the applied version of the object")
 
 // Resolve links ids to one canonical customer (creating or merging as
 // needed), records profile data and the object version, all in one
@@ -282,14 +295,21 @@ func applyVersion(ctx context.Context, tx pgx.Tx, v Version) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("object version: %w", err)
 	}
+	tie := v.Created == cur.Created && cur.EventID != v.EventID
 	switch {
 	case cur.EventID == v.EventID:
 		return false, nil
 	case v.Created < cur.Created:
 		return true, nil
-	case v.Created == cur.Created && statusRank[v.Status] < statusRank[cur.Status]:
+	case tie && v.StripeState == "" && v.AskOnTie:
+		return false, ErrVersionTie
+	case tie && v.StripeState != "" && v.Status == v.StripeState && cur.Status != v.StripeState:
+		// Stripe says this version is the current one: it wins.
+	case tie && v.StripeState != "" && cur.Status == v.StripeState && v.Status != v.StripeState:
+		return true, nil // Stripe says the applied version is the current one
+	case tie && statusRank[v.Status] < statusRank[cur.Status]:
 		return true, nil
-	case v.Created == cur.Created && statusRank[v.Status] == statusRank[cur.Status] && v.EventID < cur.EventID:
+	case tie && statusRank[v.Status] == statusRank[cur.Status] && v.EventID < cur.EventID:
 		return true, nil // a full tie: the larger event id wins, the same way in every order
 	}
 	_, err = tx.Exec(ctx, `UPDATE object_versions SET created = $2, event_id = $3, status = $4 WHERE object_id = $1`, v.ObjectID, v.Created, v.EventID, v.Status)

@@ -175,3 +175,37 @@ func TestObjectVersions(t *testing.T) {
 		t.Error("newer event stale")
 	}
 }
+
+// With the Stripe API at hand, a same-second tie is settled by the object's
+// current state at Stripe, whichever version arrives first.
+func TestSameSecondTieFollowsStripe(t *testing.T) {
+	for _, order := range [][2]string{{"active", "past_due"}, {"past_due", "active"}} {
+		t.Run(order[0]+" first", func(t *testing.T) {
+			store, pool := newStore(t)
+			ctx := context.Background()
+			apply := func(status string) identity.Resolution {
+				t.Helper()
+				v := identity.Version{ObjectID: "sub_Tie", Created: 500, EventID: "evt_" + status, Status: status, AskOnTie: true}
+				res, err := store.Resolve(ctx, v.EventID, ids(identity.LinkStripeCustomer, "cus_Tie"), "", "", v)
+				if err == identity.ErrVersionTie {
+					v.AskOnTie, v.StripeState = false, "active" // what Stripe answers
+					res, err = store.Resolve(ctx, v.EventID, ids(identity.LinkStripeCustomer, "cus_Tie"), "", "", v)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res
+			}
+			apply(order[0])
+			apply(order[1])
+			var status string
+			if err := pool.QueryRow(ctx, `SELECT status FROM object_versions WHERE object_id = 'sub_Tie'`).Scan(&status); err != nil {
+				t.Fatal(err)
+			}
+			// Status precedence alone would pick past_due; Stripe says active.
+			if status != "active" {
+				t.Fatalf("applied status %q, want Stripe's current %q", status, "active")
+			}
+		})
+	}
+}

@@ -77,7 +77,7 @@ type Config struct {
 	Backoff       []time.Duration // 1s, 5s, 30s, 2m, 10m: delay after failed attempt n (last repeats)
 	AckWait       time.Duration   // 30s: redelivery after a crash
 	MaxAckPending int             // 1000
-	Batch         int             // 100: messages pulled at a time
+	Batch         int             // 2 × Workers: messages pulled ahead
 	Workers       int             // 8: messages handled at once
 	DrainTimeout  time.Duration   // 20s: time in-flight handlers get on shutdown
 
@@ -102,11 +102,13 @@ func (c *Config) defaults() error {
 	if c.MaxAckPending <= 0 {
 		c.MaxAckPending = 1000
 	}
-	if c.Batch <= 0 {
-		c.Batch = 100
-	}
 	if c.Workers <= 0 {
 		c.Workers = 8
+	}
+	if c.Batch <= 0 {
+		// Prefetched messages age toward AckWait before a worker starts
+		// them: keep the buffer to what the workers will take soon.
+		c.Batch = 2 * c.Workers
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 20 * time.Second
@@ -206,10 +208,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 	for {
 		jm, err := it.Next()
 		if err != nil {
-			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			// A closed iterator is a clean stop only when we asked for it; the
+			// connection closing underneath (revoked credentials) is not.
+			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() == nil {
 				runErr = fmt.Errorf("consumer %s: %w", c.cfg.Name, err)
 			}
 			break
+		}
+		if ctx.Err() != nil {
+			// Shutting down: hand buffered messages back at once instead of
+			// working through them past the orchestrator's grace period.
+			_ = jm.Nak()
+			continue
 		}
 		jobs <- jm
 	}
@@ -247,6 +257,12 @@ func (c *Consumer) handle(ctx context.Context, jm jetstream.Msg) {
 	if m.ID == "" {
 		m.ID = m.Stream + ":" + strconv.FormatUint(m.Sequence, 10)
 	}
+	if target := m.Header.Get(HeaderReplayFor); target != "" && target != c.cfg.Name {
+		// A replay meant for another consumer: nothing to do here.
+		_ = jm.Ack()
+		c.m.processed.Add(ctx, 1, c.m.attrs("ack"))
+		return
+	}
 	ctx = telemetry.Extract(ctx, m.Header)
 	ctx, span := c.tracer.Start(ctx, "process "+m.Subject, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
@@ -262,8 +278,8 @@ func (c *Consumer) handle(ctx context.Context, jm jetstream.Msg) {
 
 	start := c.now()
 	stopKeepAlive := c.keepAlive(m)
+	defer stopKeepAlive() // through settle too: it may wait on the database and the DLQ
 	err := c.call(ctx, m)
-	stopKeepAlive()
 	c.m.duration.Record(ctx, c.now().Sub(start).Seconds(), c.m.attrs(""))
 	if m.Attempt > 1 {
 		c.m.redelivered.Add(ctx, 1, c.m.attrs(""))
@@ -279,7 +295,8 @@ func (c *Consumer) handle(ctx context.Context, jm jetstream.Msg) {
 func (c *Consumer) call(ctx context.Context, m *Message) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = errclass.Permanent(fmt.Errorf("handler panic: %v\n%s", r, debug.Stack()))
+			c.cfg.Logger.ErrorContext(ctx, "handler panic", "consumer", c.cfg.Name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = errclass.Permanent(fmt.Errorf("handler panic: %v", r))
 		}
 	}()
 	return c.handler(ctx, m)
@@ -342,7 +359,9 @@ func (c *Consumer) settle(ctx context.Context, m *Message, herr error) {
 		return
 	}
 	log.ErrorContext(ctx, "message dead-lettered", "consumer", name, "class", class.String(), "attempts", m.Attempt, "subject", c.DeadLetterSubject(), "error", herr)
-	if err := m.msg.TermWithReason(class.String()); err != nil {
+	// Plain Term: servers before 2.10.4 ignore TermWithReason and would
+	// redeliver the message forever; the reason is in the dead letter.
+	if err := m.msg.Term(); err != nil {
 		log.WarnContext(ctx, "term failed; a redelivery will find the dead letter already stored", "consumer", name, "error", err)
 	}
 	if err := c.ledger.ClearFailures(ctx, name, m.ID); err != nil {

@@ -337,3 +337,51 @@ func TestLongHandlerIsKeptAliveNotRedelivered(t *testing.T) {
 		t.Fatalf("handled %d times, want 1: InProgress should hold the message", got)
 	}
 }
+
+// On the separate NATS 2.9 server (which ignores TermWithReason), a dead
+// letter must still end the message's deliveries.
+func TestDeadLetterEndsDeliveriesOnTheSeparateServer(t *testing.T) {
+	url, _, js := testkit.ExternalNATS(t)
+	ctx := context.Background()
+	if err := natsbus.Provision(ctx, js, natsbus.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := postgres.Open(ctx, testkit.Postgres(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := ledger.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	run := fmt.Sprintf("ext%d", time.Now().UnixNano())
+	subject := "billing.test." + run
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	cjs, _ := jetstream.New(nc)
+	var calls atomic.Int64
+	c, err := consumer.New(cjs, ledger.New(pool), consumer.Config{Name: "test_" + run, Stream: natsbus.StreamBilling, Subjects: []string{subject}, AckWait: 300 * time.Millisecond},
+		func(ctx context.Context, m *consumer.Message) error {
+			calls.Add(1)
+			return errclass.Permanent(errors.New("poison"))
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(cctx) }()
+	defer func() {
+		cancel()
+		<-done
+		_ = js.DeleteConsumer(ctx, natsbus.StreamBilling, "test_"+run)
+	}()
+	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: []byte("{}"), Header: nats.Header{"Nats-Msg-Id": {run}}}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "dead letter handled once", func() bool { return calls.Load() == 1 })
+	testkit.Never(t, 2*time.Second, "a redelivery after the dead letter (over 6 × AckWait)", func() bool { return calls.Load() > 1 })
+}

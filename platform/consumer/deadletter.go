@@ -29,6 +29,9 @@ const (
 	// which consumers use as the message id, so the ledger recognises
 	// effects the original already completed.
 	HeaderReplayOf = "Switchyard-Replay-Of"
+	// HeaderReplayFor names the one consumer a replay is for; every other
+	// consumer of the subject acks it unhandled.
+	HeaderReplayFor = "Switchyard-Replay-For"
 )
 
 // DeadLetter is a decoded dlq.<consumer> message.
@@ -102,7 +105,11 @@ func DecodeDeadLetter(data []byte) (*DeadLetter, error) {
 	for k, v := range pb.GetOriginalHeaders() {
 		d.OriginalHeaders[k] = v.GetValues()
 	}
-	d.OriginalMsgID = d.OriginalHeaders.Get(wire.HeaderMsgID)
+	// A replayed message that failed again is known by its original's id.
+	d.OriginalMsgID = d.OriginalHeaders.Get(HeaderReplayOf)
+	if d.OriginalMsgID == "" {
+		d.OriginalMsgID = d.OriginalHeaders.Get(wire.HeaderMsgID)
+	}
 	return d, nil
 }
 

@@ -180,3 +180,16 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Never polls cond every 10 ms for the whole of d and fails the test if it
+// ever holds: for asserting that something (a redelivery) does not happen.
+func Never(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			t.Fatalf("%s happened", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -134,7 +134,12 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 			return err
 		}
 		e := toEntry(seqs[0], d)
-		e.Headers = d.OriginalHeaders
+		e.Headers = map[string][]string{}
+		for k, vs := range d.OriginalHeaders {
+			if k != wire.HeaderSignature { // kept in the envelope for audit, never printed
+				e.Headers[k] = vs
+			}
+		}
 		if *withData {
 			e.Data = jsonOrString(d.OriginalData)
 		}
@@ -242,9 +247,12 @@ func replay(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream
 		// the dedup window; replaying this dead letter twice stores it once.
 		h.Set(wire.HeaderMsgID, "replay:"+strconv.FormatUint(e.seq, 10)+":"+root)
 		h.Set(consumer.HeaderReplayOf, root)
+		// Only the consumer that gave up handles it; the others ack it unseen.
+		h.Set(consumer.HeaderReplayFor, e.d.Consumer)
 		r := map[string]any{"seq": e.seq, "consumer": e.d.Consumer, "subject": e.d.OriginalSubject, "replay_of": root, "msg_id": h.Get(wire.HeaderMsgID)}
 		if dryRun {
-			r["result"] = "would publish; consumers that already completed this message's effects skip them (ledger)"
+			r["result"] = fmt.Sprintf("would publish %d bytes to %s for consumer %s only, handled as message %s (effects its ledger records for that id are skipped), then remove dead letter %d",
+				len(e.d.OriginalData), e.d.OriginalSubject, e.d.Consumer, root, e.seq)
 			results = append(results, r)
 			continue
 		}
@@ -312,9 +320,6 @@ func (p *printer) show(e dlqEntry) error {
 		e.Seq, e.Consumer, e.Class, e.Attempts, e.FirstFailureAt.UTC().Format(time.RFC3339), e.LastFailureAt.UTC().Format(time.RFC3339),
 		e.OriginalSubject, e.OriginalMsgID, e.OriginalStream, e.OriginalSeq, e.DataBytes, e.Reason)
 	for k, vs := range e.Headers {
-		if k == "Stripe-Signature" {
-			continue // a credential-derived value; kept in the envelope for audit, not printed
-		}
 		fmt.Fprintf(p.w, "  header %s: %s\n", k, strings.Join(vs, ", "))
 	}
 	if e.Data != nil {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,10 +68,19 @@ func TestDLQListReplayDiscard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A second consumer of the same subject, which handled the originals
+	// fine: a replay for crm must not reach its handler again.
+	var otherHandled atomic.Int64
+	other, err := consumer.New(js, ledger.New(pool), consumer.Config{Name: "projector", Stream: natsbus.StreamBilling, Subjects: []string{"billing.>"}},
+		func(ctx context.Context, m *consumer.Message) error { otherHandled.Add(1); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
 	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	go func() { done <- c.Run(cctx) }()
-	defer func() { cancel(); <-done }()
+	go func() { done <- other.Run(cctx) }()
+	defer func() { cancel(); <-done; <-done }()
 
 	for _, id := range []string{"evt_dlq_one", "evt_dlq_two"} {
 		msg := &nats.Msg{Subject: "billing.payment.failed", Data: []byte(`{"id":"` + id + `"}`), Header: nats.Header{"Nats-Msg-Id": {id}}}
@@ -122,6 +132,17 @@ func TestDLQListReplayDiscard(t *testing.T) {
 	})
 	if handledIDs[0] != "evt_dlq_one" {
 		t.Errorf("replay handled as %q, want the original id evt_dlq_one", handledIDs[0])
+	}
+	testkit.WaitFor(t, 10*time.Second, "the other consumer settled the replay", func() bool {
+		cons, err := js.Consumer(ctx, natsbus.StreamBilling, "projector")
+		if err != nil {
+			return false
+		}
+		i, err := cons.Info(ctx)
+		return err == nil && i.NumPending == 0 && i.NumAckPending == 0 && i.Delivered.Stream == 3
+	})
+	if n := otherHandled.Load(); n != 2 {
+		t.Errorf("the other consumer handled %d messages, want only the 2 originals (the replay was for crm)", n)
 	}
 
 	if out, code := cli(t, b.URL, "discard", two); code != 2 || !strings.Contains(out, "--note is required") {

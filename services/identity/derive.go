@@ -5,9 +5,12 @@ package identity
 // Every message carries EventMeta: event_id = MsgID, canonical_customer_id,
 // source_event_ids = [evt], occurred_at = event.created, livemode,
 // stripe_customer_id and email (from Identity, else from Facts). The MsgID
-// is "<subject>:<evt id>" (refunds listed on the charge:
-// "<subject>:<evt id>:<re id>"), so reprocessing an event yields the same
-// ids, and two Stripe events never share one.
+// of a state change is "<subject>:<evt id>"; the MsgID of a fact about one
+// Stripe object is keyed by that object — payments "<subject>:<in id>"
+// (failures "…:<in id>:<attempt>"), refunds "<subject>:<re id>" (or
+// "<subject>:<ch id>:<cumulative amount refunded>"), disputes
+// "<subject>:<dp id>" — because Stripe announces one fact in several events.
+// Reprocessing always yields the same ids.
 //
 //	Stripe event                        condition                                  domain event (subject)
 //	customer.created, customer.updated  always (the service decides what changed)  billing.customer.upserted          S
@@ -56,9 +59,8 @@ package identity
 // -> incomplete_expired) emit nothing; the state rides on the next event.
 //
 // Stripe sends invoice.paid and invoice.payment_succeeded for the same
-// payment. Both become billing.payment.succeeded with different MsgIDs
-// (different evt ids); a consumer that needs one record per payment dedupes
-// on invoice_id, which is unique per paid invoice.
+// payment. Both become billing.payment.succeeded with the same MsgID (the
+// invoice's), so JetStream and consumers' ledgers keep one.
 //
 // MRR: per item, the amount per interval (unit_amount, or
 // unit_amount_decimal, times the quantity after transform_quantity) scaled
@@ -196,6 +198,17 @@ func (d *deriver) meta(subject, suffix string) *billingv1.EventMeta {
 		StripeCustomerId:    firstNonEmpty(d.id.StripeCustomerID, d.f.StripeCustomerID),
 		Email:               d.email(),
 	}
+}
+
+// factMeta builds the envelope of a fact about one Stripe object (a
+// payment, a refund, a dispute): its id comes from the object, not the
+// event, because Stripe announces one fact in several events
+// (invoice.paid and invoice.payment_succeeded) and one fact must be one
+// message.
+func (d *deriver) factMeta(subject, objectKey string) *billingv1.EventMeta {
+	m := d.meta(subject, "")
+	m.EventId = subject + ":" + objectKey
+	return m
 }
 
 func (d *deriver) email() string {
@@ -433,7 +446,7 @@ func (d *deriver) paymentSucceeded() error {
 		return err
 	}
 	d.add(subjects.BillingPaymentSucceeded, &billingv1.PaymentSucceeded{
-		Meta:            d.meta(subjects.BillingPaymentSucceeded, ""),
+		Meta:            d.factMeta(subjects.BillingPaymentSucceeded, in.ID),
 		InvoiceId:       in.ID,
 		SubscriptionId:  subscriptionID(in.Subscription),
 		ChargeId:        chargeID(in.Charge),
@@ -452,7 +465,7 @@ func (d *deriver) paymentFailed() error {
 		return err
 	}
 	m := &billingv1.PaymentFailed{
-		Meta:               d.meta(subjects.BillingPaymentFailed, ""),
+		Meta:               d.factMeta(subjects.BillingPaymentFailed, in.ID+":"+strconv.FormatInt(in.AttemptCount, 10)),
 		InvoiceId:          in.ID,
 		SubscriptionId:     subscriptionID(in.Subscription),
 		ChargeId:           chargeID(in.Charge),
@@ -492,7 +505,7 @@ func (d *deriver) refunded() error {
 				continue
 			}
 			d.add(subjects.BillingRefundIssued, &billingv1.RefundIssued{
-				Meta:                d.meta(subjects.BillingRefundIssued, r.ID),
+				Meta:                d.factMeta(subjects.BillingRefundIssued, r.ID),
 				RefundId:            r.ID,
 				ChargeId:            ch.ID,
 				PaymentIntentId:     firstNonEmpty(paymentIntentID(r.PaymentIntent), paymentIntentID(ch.PaymentIntent)),
@@ -513,7 +526,8 @@ func (d *deriver) refunded() error {
 		return nil // nothing new was refunded
 	}
 	d.add(subjects.BillingRefundIssued, &billingv1.RefundIssued{
-		Meta:                d.meta(subjects.BillingRefundIssued, ""),
+		// The cumulative refunded amount tells this refund from the charge's next one.
+		Meta:                d.factMeta(subjects.BillingRefundIssued, ch.ID+":"+strconv.FormatInt(ch.AmountRefunded, 10)),
 		ChargeId:            ch.ID,
 		PaymentIntentId:     paymentIntentID(ch.PaymentIntent),
 		Amount:              amount,
@@ -558,7 +572,7 @@ func (d *deriver) dispute() error {
 		Status:          string(dp.Status),
 	}
 	if d.ev.Type == "charge.dispute.created" {
-		m := &billingv1.DisputeOpened{Meta: d.meta(subjects.BillingDisputeOpened, ""), Dispute: msg}
+		m := &billingv1.DisputeOpened{Meta: d.factMeta(subjects.BillingDisputeOpened, dp.ID), Dispute: msg}
 		if dp.EvidenceDetails != nil {
 			m.EvidenceDueBy = ts(dp.EvidenceDetails.DueBy)
 		}
@@ -566,7 +580,7 @@ func (d *deriver) dispute() error {
 		return nil
 	}
 	d.add(subjects.BillingDisputeClosed, &billingv1.DisputeClosed{
-		Meta:    d.meta(subjects.BillingDisputeClosed, ""),
+		Meta:    d.factMeta(subjects.BillingDisputeClosed, dp.ID),
 		Dispute: msg,
 		Outcome: disputeOutcome(dp.Status),
 	})

@@ -9,11 +9,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/logging"
 	"github.com/switchyard/switchyard/platform/telemetry"
+	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
+	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/proto/wire"
 )
 
@@ -21,7 +24,9 @@ import (
 // of a charge (for disputes and refunds that name only their charge) and an
 // object's current state (to settle a same-second tie between two versions).
 type StripeReader interface {
-	ChargeCustomer(ctx context.Context, chargeID string) (string, error)
+	// ChargeCustomer returns the charge's customer id and billing email
+	// (normalised); both empty for a guest payment with no email.
+	ChargeCustomer(ctx context.Context, chargeID string) (customerID, email string, err error)
 	// ObjectState returns a subscription's status or a customer's
 	// normalised email, as Version.Status holds them.
 	ObjectState(ctx context.Context, kind, id string) (string, error)
@@ -53,47 +58,51 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 		return err
 	}
 	ids := identifiers(f)
-	var v Version
+	in := Input{
+		EventID: f.EventID, IDs: ids, Email: f.Email, Name: f.Name,
+		Authoritative: f.ObjectKind == "customer" || f.ObjectKind == "checkout.session",
+	}
 	if versioned[f.ObjectKind] && f.ObjectID != "" {
-		v = Version{ObjectID: f.ObjectID, Created: f.Created.Unix(), EventID: f.EventID, Status: f.ObjectStatus, AskOnTie: s.stripe != nil}
+		in.Version = Version{ObjectID: f.ObjectID, Created: f.Created.Unix(), EventID: f.EventID, Status: f.ObjectStatus, AskOnTie: s.stripe != nil}
 		if f.ObjectKind == "customer" {
-			v.Status = f.Email
+			in.Version.Status = f.Email
 		}
 	}
-	res, err := s.store.Resolve(ctx, f.EventID, ids, f.Email, f.Name, v)
+	res, err := s.store.ResolveInput(ctx, in)
 	if errors.Is(err, ErrVersionTie) {
-		// Two versions of the object in one second: ask Stripe which is current.
+		// Two versions of the object in one second: ask Stripe which is
+		// current. If Stripe cannot answer, status precedence decides.
 		state, serr := s.stripe.ObjectState(ctx, f.ObjectKind, f.ObjectID)
 		if serr != nil {
-			return fmt.Errorf("refetch %s %s to settle a same-second tie: %w", f.ObjectKind, f.ObjectID, serr)
+			s.log.WarnContext(ctx, "could not refetch a tied object; status precedence decides", "object_id", f.ObjectID, "error", serr)
 		}
-		v.AskOnTie, v.StripeState = false, state
-		res, err = s.store.Resolve(ctx, f.EventID, ids, f.Email, f.Name, v)
+		in.Version.AskOnTie, in.Version.StripeState = false, state
+		res, err = s.store.ResolveInput(ctx, in)
 	}
 	if errors.Is(err, ErrUnknownCustomer) && f.ChargeID != "" && s.stripe != nil {
 		// A dispute or refund naming only a charge we never saw: ask Stripe.
-		cus, ferr := s.stripe.ChargeCustomer(ctx, f.ChargeID)
+		cus, email, ferr := s.stripe.ChargeCustomer(ctx, f.ChargeID)
 		if ferr != nil {
 			return fmt.Errorf("find the customer of charge %s: %w", f.ChargeID, ferr)
 		}
-		if cus == "" && f.Email == "" {
-			// Stripe says the charge has no customer (a guest payment): there
-			// is no one to attach this event to, now or later.
-			s.log.InfoContext(ctx, "charge has no customer; nothing to do", "event_type", f.EventType, "charge_id", f.ChargeID)
-			return nil
-		}
-		if cus != "" {
-			ids = append(ids, Identifier{LinkStripeCustomer, cus})
-			res, err = s.store.Resolve(ctx, f.EventID, ids, f.Email, f.Name, v)
-		}
+		in.IDs = append(in.IDs, Identifier{LinkStripeCustomer, cus}, Identifier{LinkEmail, email})
+		// A guest payment with no customer and no email is its own customer:
+		// its dispute still needs a ticket.
+		in.GuestCharge = cus == "" && email == ""
+		res, err = s.store.ResolveInput(ctx, in)
 	}
 	if errors.Is(err, ErrUnknownCustomer) {
 		if f.ChargeID == "" && f.InvoiceID == "" && f.SubscriptionID == "" {
 			s.log.DebugContext(ctx, "event names no customer; nothing to do", "event_type", f.EventType)
 			return nil // e.g. a balance event: nothing belongs to a customer
 		}
-		// The customer may still arrive (events come in any order): retry.
-		return errclass.Transient(fmt.Errorf("%s %s: customer not known yet", f.ObjectKind, f.ObjectID))
+		// The customer may still arrive (events come in any order): retry,
+		// and in the end dead-letter with the reason.
+		hint := ""
+		if s.stripe == nil {
+			hint = "; set STRIPE_API_KEY so identity can ask Stripe whose charge it is"
+		}
+		return errclass.Transient(fmt.Errorf("%s %s: customer not known yet%s", f.ObjectKind, f.ObjectID, hint))
 	}
 	if err != nil {
 		return fmt.Errorf("resolve customer: %w", err)
@@ -109,10 +118,18 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 		StripeCustomerIDs: res.StripeCustomerIDs,
 	}, false)
 	if err != nil {
-		return errclass.Permanent(fmt.Errorf("derive domain events: %w", err))
+		return errclass.Permanent(err)
 	}
 	if res.Stale {
 		s.log.InfoContext(ctx, "stale event: a newer version of the object was applied", "event_type", f.EventType, "object_id", f.ObjectID)
+		for _, o := range outs {
+			if be, ok := o.Message.(subjects.BillingEvent); ok {
+				be.GetMeta().Superseded = true
+			}
+		}
+	}
+	if len(res.Merged) > 0 {
+		outs = append(outs, mergeAnnouncement(f, res))
 	}
 	for _, o := range outs {
 		if err := s.publish(ctx, o); err != nil {
@@ -135,11 +152,34 @@ func (s *Service) publish(ctx context.Context, o Outgoing) error {
 	return nil
 }
 
-// identifiers lists what names the event's customer, strongest first.
+// mergeAnnouncement tells subscribers which canonical customers the event
+// merged into res.CanonicalID. Its id is derived from the event, so a
+// redelivery re-announces the same merge under the same id.
+func mergeAnnouncement(f Facts, res Resolution) Outgoing {
+	id := subjects.BillingCustomerUpserted + ":" + f.EventID + ":merged"
+	return Outgoing{Subject: subjects.BillingCustomerUpserted, MsgID: id, Message: &billingv1.CustomerUpserted{
+		Meta: &billingv1.EventMeta{
+			EventId: id, CanonicalCustomerId: res.CanonicalID, SourceEventIds: []string{f.EventID},
+			OccurredAt: timestamppb.New(f.Created), Livemode: f.Livemode,
+			StripeCustomerId: res.StripeCustomerID, Email: res.Email,
+		},
+		Email: res.Email, Name: res.Name, StripeCustomerIds: res.StripeCustomerIDs, MergedCanonicalIds: res.Merged,
+	}}
+}
+
+var emailLinks = map[string]bool{"customer": true, "checkout.session": true, "invoice": true}
+
+// identifiers lists what names the event's customer.
 func identifiers(f Facts) []Identifier {
 	ids := []Identifier{
-		{LinkStripeCustomer, f.StripeCustomerID}, {LinkEmail, f.Email},
+		{LinkStripeCustomer, f.StripeCustomerID},
 		{LinkSubscription, f.SubscriptionID}, {LinkInvoice, f.InvoiceID}, {LinkCharge, f.ChargeID},
+	}
+	// An email identifies a customer only where Stripe holds it as the
+	// customer's: the customer object, the signup checkout, the invoice's
+	// copy. A card's billing email is typed by whoever pays and never links.
+	if emailLinks[f.ObjectKind] {
+		ids = append(ids, Identifier{LinkEmail, f.Email})
 	}
 	switch f.ObjectKind {
 	case "subscription":

@@ -189,17 +189,24 @@ func newStripeAPI(key, base string) *stripeAPI {
 	return &stripeAPI{api: client.New(key, backends)}
 }
 
-func (s *stripeAPI) ChargeCustomer(ctx context.Context, id string) (string, error) {
+func (s *stripeAPI) ChargeCustomer(ctx context.Context, id string) (string, string, error) {
 	p := &stripe.ChargeParams{}
 	p.Context = ctx
 	ch, err := s.api.Charges.Get(id, p)
 	if err != nil {
-		return "", classifyStripe(err)
+		return "", "", classifyStripe(err)
 	}
-	if ch.Customer == nil {
-		return "", nil
+	var cus, email string
+	if ch.Customer != nil {
+		cus = ch.Customer.ID
 	}
-	return ch.Customer.ID, nil
+	if ch.BillingDetails != nil {
+		email = ch.BillingDetails.Email
+	}
+	if email == "" {
+		email = ch.ReceiptEmail
+	}
+	return cus, normaliseEmail(email), nil
 }
 
 func (s *stripeAPI) ObjectState(ctx context.Context, kind, id string) (string, error) {

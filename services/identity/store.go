@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 
 	"github.com/jackc/pgx/v5"
@@ -93,16 +94,45 @@ type Version struct {
 // ErrVersionTie: see Version.AskOnTie.
 var ErrVersionTie = errors.New("identity: same-second tie with the applied version of the object")
 
-// Resolve links ids to one canonical customer (creating or merging as
-// needed), records profile data and the object version, all in one
-// transaction. lookupOnly identifiers (a charge a dispute names) are used
-// to find the customer but not required. It returns ErrUnknownCustomer when
-// none of ids is known and none may create a customer.
+// Input is what Resolve needs from one event.
+type Input struct {
+	EventID string
+	IDs     []Identifier
+	Email   string // normalised
+	Name    string
+	Version Version
+	// Authoritative: the event's object is the customer itself, so its email
+	// and name replace the profile's. Other events only fill empty fields:
+	// an old invoice's customer_email must not undo a newer customer.updated.
+	Authoritative bool
+	// GuestCharge lets the event's charge found a customer when Stripe has
+	// confirmed the charge belongs to no customer and carries no email (a
+	// guest payment's dispute still needs its ticket).
+	GuestCharge bool
+}
+
+// Resolve links ids to one canonical customer with profile data from an
+// authoritative event; see ResolveInput.
 func (s *Store) Resolve(ctx context.Context, eventID string, ids []Identifier, email, name string, v Version) (Resolution, error) {
+	return s.ResolveInput(ctx, Input{EventID: eventID, IDs: ids, Email: email, Name: name, Version: v, Authoritative: true})
+}
+
+// ResolveInput links in.IDs to one canonical customer (creating or merging
+// as needed), records profile data and the object version, all in one
+// transaction. It returns ErrUnknownCustomer when none of the identifiers is
+// known and none may found a customer, and ErrVersionTie as described on
+// Version.AskOnTie.
+//
+// Rules: a Stripe customer id decides — the customer linked to it, or a new
+// one derived from it. Customers known only by weaker identifiers (an
+// email) are merged into that one. Two customers linked to different
+// Stripe customers are never merged: the pair is recorded in
+// suspected_duplicates and each keeps its own links.
+func (s *Store) ResolveInput(ctx context.Context, in Input) (Resolution, error) {
 	var res Resolution
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
-		res, err = resolveTx(ctx, tx, eventID, ids, email, name, v)
+		res, err = resolveTx(ctx, tx, in)
 		return err
 	})
 	return res, err
@@ -112,9 +142,9 @@ func (s *Store) Resolve(ctx context.Context, eventID string, ids []Identifier, e
 // customer (say a dispute whose charge was never seen) and none is linked.
 var ErrUnknownCustomer = errors.New("identity: no known or founding identifier for this event")
 
-func resolveTx(ctx context.Context, tx pgx.Tx, eventID string, ids []Identifier, email, name string, v Version) (Resolution, error) {
+func resolveTx(ctx context.Context, tx pgx.Tx, in Input) (Resolution, error) {
 	var res Resolution
-	ids = dedupe(ids)
+	ids := dedupe(in.IDs)
 	// Serialise every transaction touching any of these identifiers.
 	for _, id := range ids {
 		h := fnv.New64a()
@@ -123,62 +153,97 @@ func resolveTx(ctx context.Context, tx pgx.Tx, eventID string, ids []Identifier,
 			return res, fmt.Errorf("lock identifiers: %w", err)
 		}
 	}
-	found := map[string]bool{}
+	linked := map[Identifier]string{} // identifier → its customer's root
 	var known []string
-	linked := map[Identifier]bool{}
 	for _, id := range ids {
 		var cid string
-		err := tx.QueryRow(ctx, `SELECT l.canonical_id FROM customer_links l WHERE l.kind = $1 AND l.value = $2`, id.Kind, id.Value).Scan(&cid)
+		err := tx.QueryRow(ctx, `SELECT canonical_id FROM customer_links WHERE kind = $1 AND value = $2`, id.Kind, id.Value).Scan(&cid)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue
 		}
 		if err != nil {
 			return res, fmt.Errorf("look up %s: %w", id.Kind, err)
 		}
-		linked[id] = true
-		if !found[cid] {
-			found[cid] = true
-			known = append(known, cid)
-		}
-	}
-	switch len(known) {
-	case 0:
-		founder, ok := founding(ids)
-		if !ok {
-			return res, ErrUnknownCustomer
-		}
-		res.CanonicalID, res.Created = CanonicalID(founder), true
-		if _, err := tx.Exec(ctx, `INSERT INTO customers (canonical_id) VALUES ($1) ON CONFLICT DO NOTHING`, res.CanonicalID); err != nil {
-			return res, fmt.Errorf("create customer: %w", err)
-		}
-	case 1:
-		res.CanonicalID = known[0]
-	default:
-		survivor, err := chooseSurvivor(ctx, tx, known)
+		root, err := lockRoot(ctx, tx, cid)
 		if err != nil {
 			return res, err
 		}
-		res.CanonicalID = survivor
-		for _, cid := range known {
-			if cid == survivor {
-				continue
-			}
-			if _, err := tx.Exec(ctx, `UPDATE customer_links SET canonical_id = $1 WHERE canonical_id = $2`, survivor, cid); err != nil {
-				return res, fmt.Errorf("merge links: %w", err)
-			}
-			if _, err := tx.Exec(ctx, `UPDATE customers SET merged_into = $1, updated_at = now() WHERE canonical_id = $2`, survivor, cid); err != nil {
-				return res, fmt.Errorf("merge customer: %w", err)
-			}
-			res.Merged = append(res.Merged, cid)
+		linked[id] = root
+		if !slices.Contains(known, root) {
+			known = append(known, root)
 		}
-		res.Changed = true
+	}
+	stripeLinked := map[string]bool{}
+	for _, cid := range known {
+		var has bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM customer_links WHERE canonical_id = $1 AND kind = 'stripe_customer')`, cid).Scan(&has); err != nil {
+			return res, fmt.Errorf("stripe link of %s: %w", cid, err)
+		}
+		stripeLinked[cid] = has
+	}
+
+	var stripeID *Identifier
+	for i := range ids {
+		if ids[i].Kind == LinkStripeCustomer {
+			stripeID = &ids[i]
+		}
+	}
+	switch {
+	case stripeID != nil && linked[*stripeID] != "":
+		res.CanonicalID = linked[*stripeID]
+	case stripeID != nil:
+		res.CanonicalID = CanonicalID(*stripeID)
+	case len(known) > 0:
+		// No Stripe id in the event: the Stripe-linked customer it names (the
+		// smallest id if it names several), else the smallest of the rest.
+		sorted := slices.Clone(known)
+		slices.Sort(sorted)
+		res.CanonicalID = sorted[0]
+		for _, cid := range sorted {
+			if stripeLinked[cid] {
+				res.CanonicalID = cid
+				break
+			}
+		}
+	default:
+		founder, ok := founding(ids, in.GuestCharge)
+		if !ok {
+			return res, ErrUnknownCustomer
+		}
+		res.CanonicalID = CanonicalID(founder)
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO customers (canonical_id) VALUES ($1) ON CONFLICT DO NOTHING`, res.CanonicalID)
+	if err != nil {
+		return res, fmt.Errorf("create customer: %w", err)
+	}
+	res.Created = tag.RowsAffected() == 1
+	if !res.Created {
+		if res.CanonicalID, err = lockRoot(ctx, tx, res.CanonicalID); err != nil {
+			return res, err
+		}
+	}
+
+	for _, cid := range known {
+		switch {
+		case cid == res.CanonicalID:
+		case stripeLinked[cid] && (stripeID != nil || stripeLinked[res.CanonicalID]):
+			// Both belong to Stripe customers: never merged automatically.
+			a, b := min(cid, res.CanonicalID), max(cid, res.CanonicalID)
+			if _, err := tx.Exec(ctx, `INSERT INTO suspected_duplicates (customer_a, customer_b, event_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, a, b, in.EventID); err != nil {
+				return res, fmt.Errorf("record suspected duplicate: %w", err)
+			}
+		default:
+			if err := merge(ctx, tx, cid, res.CanonicalID, in.EventID); err != nil {
+				return res, err
+			}
+		}
 	}
 	for _, id := range ids {
-		if linked[id] {
+		if _, ok := linked[id]; ok {
 			continue
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO customer_links (kind, value, canonical_id, source_event_id) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (kind, value) DO NOTHING`, id.Kind, id.Value, res.CanonicalID, eventID)
+			ON CONFLICT (kind, value) DO NOTHING`, id.Kind, id.Value, res.CanonicalID, in.EventID)
 		if err != nil {
 			return res, fmt.Errorf("link %s: %w", id.Kind, err)
 		}
@@ -186,57 +251,122 @@ func resolveTx(ctx context.Context, tx pgx.Tx, eventID string, ids []Identifier,
 			res.Changed = true
 		}
 	}
-	if v.ObjectID != "" {
-		stale, err := applyVersion(ctx, tx, v)
+	if in.Version.ObjectID != "" {
+		stale, err := applyVersion(ctx, tx, in.Version)
 		if err != nil {
 			return res, err
 		}
 		res.Stale = stale
 	}
-	// Profile data from a stale version must not overwrite a newer one.
-	if !res.Stale && (email != "" || name != "") {
-		tag, err := tx.Exec(ctx, `UPDATE customers SET
-				email = CASE WHEN $2 <> '' THEN $2 ELSE email END,
-				name  = CASE WHEN $3 <> '' THEN $3 ELSE name END,
-				updated_at = now()
-			WHERE canonical_id = $1 AND (($2 <> '' AND email <> $2) OR ($3 <> '' AND name <> $3))`, res.CanonicalID, email, name)
-		if err != nil {
-			return res, fmt.Errorf("update profile: %w", err)
-		}
-		if tag.RowsAffected() > 0 {
-			res.Changed = true
-		}
+	if err := updateProfile(ctx, tx, res.CanonicalID, in, res.Stale, &res); err != nil {
+		return res, err
 	}
+	if err := readResolution(ctx, tx, in, &res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// lockRoot locks customer cid's row and follows merged_into to the customer
+// that survived, locking that too: a merge committed by a concurrent
+// transaction is seen here once its lock is released.
+func lockRoot(ctx context.Context, tx pgx.Tx, cid string) (string, error) {
+	for range 16 {
+		var next *string
+		if err := tx.QueryRow(ctx, `SELECT merged_into FROM customers WHERE canonical_id = $1 FOR UPDATE`, cid).Scan(&next); err != nil {
+			return "", fmt.Errorf("lock customer %s: %w", cid, err)
+		}
+		if next == nil {
+			return cid, nil
+		}
+		cid = *next
+	}
+	return "", fmt.Errorf("merge chain from %s is longer than 16", cid)
+}
+
+// merge moves loser's links to survivor and records why.
+func merge(ctx context.Context, tx pgx.Tx, loser, survivor, eventID string) error {
+	if _, err := tx.Exec(ctx, `UPDATE customer_links SET canonical_id = $1 WHERE canonical_id = $2`, survivor, loser); err != nil {
+		return fmt.Errorf("merge links: %w", err)
+	}
+	// Flatten: customers merged into the loser earlier now point at the survivor.
+	if _, err := tx.Exec(ctx, `UPDATE customers SET merged_into = $1, updated_at = now() WHERE canonical_id = $2 OR merged_into = $2`, survivor, loser); err != nil {
+		return fmt.Errorf("merge customer: %w", err)
+	}
+	// Keep the loser's profile where the survivor has none.
+	if _, err := tx.Exec(ctx, `UPDATE customers s SET
+			email = CASE WHEN s.email = '' THEN l.email ELSE s.email END,
+			name  = CASE WHEN s.name  = '' THEN l.name  ELSE s.name  END
+		FROM customers l WHERE s.canonical_id = $1 AND l.canonical_id = $2`, survivor, loser); err != nil {
+		return fmt.Errorf("merge profile: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO customer_merges (loser, survivor, event_id) VALUES ($1, $2, $3)
+		ON CONFLICT (loser) DO UPDATE SET survivor = EXCLUDED.survivor`, loser, survivor, eventID); err != nil {
+		return fmt.Errorf("record merge: %w", err)
+	}
+	return nil
+}
+
+// updateProfile applies the event's email and name: an authoritative,
+// current event replaces them, any other only fills empty fields.
+func updateProfile(ctx context.Context, tx pgx.Tx, cid string, in Input, stale bool, res *Resolution) error {
+	if in.Email == "" && in.Name == "" {
+		return nil
+	}
+	replace := in.Authoritative && !stale
+	tag, err := tx.Exec(ctx, `UPDATE customers SET
+			email = CASE WHEN $2 <> '' AND ($4 OR email = '') THEN $2 ELSE email END,
+			name  = CASE WHEN $3 <> '' AND ($4 OR name = '')  THEN $3 ELSE name END,
+			updated_at = now()
+		WHERE canonical_id = $1 AND (($2 <> '' AND email <> $2 AND ($4 OR email = '')) OR ($3 <> '' AND name <> $3 AND ($4 OR name = '')))`,
+		cid, in.Email, in.Name, replace)
+	if err != nil {
+		return fmt.Errorf("update profile: %w", err)
+	}
+	if tag.RowsAffected() > 0 {
+		res.Changed = true
+	}
+	return nil
+}
+
+func readResolution(ctx context.Context, tx pgx.Tx, in Input, res *Resolution) error {
 	if err := tx.QueryRow(ctx, `SELECT email, name FROM customers WHERE canonical_id = $1`, res.CanonicalID).Scan(&res.Email, &res.Name); err != nil {
-		return res, fmt.Errorf("read profile: %w", err)
+		return fmt.Errorf("read profile: %w", err)
 	}
 	rows, err := tx.Query(ctx, `SELECT value FROM customer_links WHERE canonical_id = $1 AND kind = $2 ORDER BY value`, res.CanonicalID, LinkStripeCustomer)
 	if err != nil {
-		return res, err
+		return err
 	}
-	res.StripeCustomerIDs, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if res.StripeCustomerIDs, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return err
+	}
+	// Merges this event made, also when it is redelivered after a crash.
+	rows, err = tx.Query(ctx, `SELECT loser FROM customer_merges WHERE event_id = $1 ORDER BY loser`, in.EventID)
 	if err != nil {
-		return res, err
+		return err
 	}
-	for _, id := range ids {
-		if id.Kind == LinkStripeCustomer {
+	if res.Merged, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return err
+	}
+	for _, id := range in.IDs {
+		if id.Kind == LinkStripeCustomer && id.Value != "" {
 			res.StripeCustomerID = id.Value
 		}
 	}
 	if res.StripeCustomerID == "" && len(res.StripeCustomerIDs) > 0 {
 		res.StripeCustomerID = res.StripeCustomerIDs[0]
 	}
-	return res, nil
+	return nil
 }
 
-// founding picks the identifier a new customer is created from: only a
-// Stripe customer id or an email can found one; an invoice or charge alone
-// cannot (it must link to a customer we know).
-func founding(ids []Identifier) (Identifier, bool) {
+// founding picks the identifier a new customer is created from: a Stripe
+// customer id or an email; a charge only for a confirmed guest payment.
+func founding(ids []Identifier, guestCharge bool) (Identifier, bool) {
 	var best Identifier
 	ok := false
 	for _, id := range ids {
-		if id.Kind != LinkStripeCustomer && id.Kind != LinkEmail {
+		allowed := id.Kind == LinkStripeCustomer || id.Kind == LinkEmail || (guestCharge && id.Kind == LinkCharge)
+		if !allowed {
 			continue
 		}
 		if !ok || strength[id.Kind] < strength[best.Kind] {
@@ -244,30 +374,6 @@ func founding(ids []Identifier) (Identifier, bool) {
 		}
 	}
 	return best, ok
-}
-
-// chooseSurvivor keeps, of several canonical customers found to be one, the
-// one linked to a Stripe customer, else the oldest; ties by id.
-func chooseSurvivor(ctx context.Context, tx pgx.Tx, ids []string) (string, error) {
-	rows, err := tx.Query(ctx, `SELECT c.canonical_id,
-			EXISTS (SELECT 1 FROM customer_links l WHERE l.canonical_id = c.canonical_id AND l.kind = 'stripe_customer'),
-			c.created_at
-		FROM customers c WHERE c.canonical_id = ANY($1)
-		ORDER BY 2 DESC, 3, 1 LIMIT 1`, ids)
-	if err != nil {
-		return "", fmt.Errorf("choose survivor: %w", err)
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		return "", fmt.Errorf("choose survivor: none of %v exists", ids)
-	}
-	var id string
-	var hasStripe bool
-	var created any
-	if err := rows.Scan(&id, &hasStripe, &created); err != nil {
-		return "", err
-	}
-	return id, nil
 }
 
 // statusRank orders statuses for same-second ties: later stages of an

@@ -209,3 +209,77 @@ func TestSameSecondTieFollowsStripe(t *testing.T) {
 		})
 	}
 }
+
+// The canonical id does not depend on whether the email-only checkout or the
+// Stripe customer arrives first.
+func TestCanonicalIDIndependentOfOrder(t *testing.T) {
+	checkout := ids(identity.LinkEmail, "ivy@example.com")
+	created := ids(identity.LinkStripeCustomer, "cus_Ivy", identity.LinkEmail, "ivy@example.com")
+	want := identity.CanonicalID(identity.Identifier{Kind: identity.LinkStripeCustomer, Value: "cus_Ivy"})
+	for _, order := range [][2][]identity.Identifier{{checkout, created}, {created, checkout}} {
+		store, _ := newStore(t)
+		ctx := context.Background()
+		var last identity.Resolution
+		for i, in := range order {
+			res, err := store.Resolve(ctx, fmt.Sprintf("evt_%d", i), in, "ivy@example.com", "", identity.Version{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = res
+		}
+		if last.CanonicalID != want {
+			t.Errorf("resolved to %s, want %s (derived from the Stripe customer) in every order", last.CanonicalID, want)
+		}
+	}
+}
+
+// Two Stripe customers sharing an email stay two customers: a typed email
+// must not move a Stripe customer's events to someone else.
+func TestEmailNeverMergesTwoStripeCustomers(t *testing.T) {
+	store, pool := newStore(t)
+	ctx := context.Background()
+	a, err := store.Resolve(ctx, "evt_a", ids(identity.LinkStripeCustomer, "cus_A", identity.LinkEmail, "shared@example.com"), "shared@example.com", "", identity.Version{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.Resolve(ctx, "evt_b", ids(identity.LinkStripeCustomer, "cus_B", identity.LinkEmail, "shared@example.com"), "shared@example.com", "", identity.Version{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.CanonicalID == b.CanonicalID || len(b.Merged) != 0 {
+		t.Fatalf("cus_A → %s, cus_B → %s (merged %v): want two customers", a.CanonicalID, b.CanonicalID, b.Merged)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM suspected_duplicates`); n != 1 {
+		t.Errorf("%d suspected duplicates recorded, want 1", n)
+	}
+}
+
+// An old invoice's customer_email does not undo a newer customer email.
+func TestOnlyTheCustomerObjectSetsTheProfile(t *testing.T) {
+	store, _ := newStore(t)
+	ctx := context.Background()
+	if _, err := store.ResolveInput(ctx, identity.Input{EventID: "evt_cu", IDs: ids(identity.LinkStripeCustomer, "cus_P"), Email: "new@example.com", Authoritative: true}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := store.ResolveInput(ctx, identity.Input{EventID: "evt_inv", IDs: ids(identity.LinkStripeCustomer, "cus_P", identity.LinkInvoice, "in_P"), Email: "old@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Email != "new@example.com" {
+		t.Fatalf("profile email %q, want the customer object's new@example.com", res.Email)
+	}
+}
+
+func TestGuestChargeFoundsACustomerOnlyWhenConfirmed(t *testing.T) {
+	store, _ := newStore(t)
+	ctx := context.Background()
+	in := identity.Input{EventID: "evt_dp", IDs: ids(identity.LinkCharge, "ch_guest")}
+	if _, err := store.ResolveInput(ctx, in); err != identity.ErrUnknownCustomer {
+		t.Fatalf("unconfirmed guest charge: %v, want ErrUnknownCustomer", err)
+	}
+	in.GuestCharge = true
+	res, err := store.ResolveInput(ctx, in)
+	if err != nil || res.CanonicalID != identity.CanonicalID(identity.Identifier{Kind: identity.LinkCharge, Value: "ch_guest"}) {
+		t.Fatalf("confirmed guest charge → %s %v", res.CanonicalID, err)
+	}
+}

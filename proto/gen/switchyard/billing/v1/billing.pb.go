@@ -234,7 +234,12 @@ type EventMeta struct {
 	StripeCustomerId string `protobuf:"bytes,6,opt,name=stripe_customer_id,json=stripeCustomerId,proto3" json:"stripe_customer_id,omitempty"`
 	// The customer's email, normalised (trimmed, lower case); empty if not
 	// known yet. Personal data: do not log it in full.
-	Email         string `protobuf:"bytes,7,opt,name=email,proto3" json:"email,omitempty"`
+	Email string `protobuf:"bytes,7,opt,name=email,proto3" json:"email,omitempty"`
+	// True when a newer version of the same Stripe object had already been
+	// applied when this event was derived: it is a late fact. Subscribers
+	// that act (open tickets, change a CRM status) should not act on it as if
+	// it were the current state.
+	Superseded    bool `protobuf:"varint,8,opt,name=superseded,proto3" json:"superseded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -318,6 +323,13 @@ func (x *EventMeta) GetEmail() string {
 	return ""
 }
 
+func (x *EventMeta) GetSuperseded() bool {
+	if x != nil {
+		return x.Superseded
+	}
+	return false
+}
+
 // CustomerUpserted: a canonical customer was created or its identity data
 // changed (new email or name, another Stripe customer linked).
 // Subject: billing.customer.upserted
@@ -329,8 +341,11 @@ type CustomerUpserted struct {
 	Name  string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// Every Stripe customer id linked to this canonical customer, sorted.
 	StripeCustomerIds []string `protobuf:"bytes,4,rep,name=stripe_customer_ids,json=stripeCustomerIds,proto3" json:"stripe_customer_ids,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Canonical customers found to be this one and merged into it by the
+	// source event; subscribers move what they keep under those ids here.
+	MergedCanonicalIds []string `protobuf:"bytes,5,rep,name=merged_canonical_ids,json=mergedCanonicalIds,proto3" json:"merged_canonical_ids,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *CustomerUpserted) Reset() {
@@ -387,6 +402,13 @@ func (x *CustomerUpserted) GetName() string {
 func (x *CustomerUpserted) GetStripeCustomerIds() []string {
 	if x != nil {
 		return x.StripeCustomerIds
+	}
+	return nil
+}
+
+func (x *CustomerUpserted) GetMergedCanonicalIds() []string {
+	if x != nil {
+		return x.MergedCanonicalIds
 	}
 	return nil
 }
@@ -1680,7 +1702,7 @@ var File_switchyard_billing_v1_billing_proto protoreflect.FileDescriptor
 
 const file_switchyard_billing_v1_billing_proto_rawDesc = "" +
 	"\n" +
-	"#switchyard/billing/v1/billing.proto\x12\x15switchyard.billing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa1\x02\n" +
+	"#switchyard/billing/v1/billing.proto\x12\x15switchyard.billing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x02\n" +
 	"\tEventMeta\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x122\n" +
 	"\x15canonical_customer_id\x18\x02 \x01(\tR\x13canonicalCustomerId\x12(\n" +
@@ -1689,12 +1711,16 @@ const file_switchyard_billing_v1_billing_proto_rawDesc = "" +
 	"occurredAt\x12\x1a\n" +
 	"\blivemode\x18\x05 \x01(\bR\blivemode\x12,\n" +
 	"\x12stripe_customer_id\x18\x06 \x01(\tR\x10stripeCustomerId\x12\x14\n" +
-	"\x05email\x18\a \x01(\tR\x05email\"\xa2\x01\n" +
+	"\x05email\x18\a \x01(\tR\x05email\x12\x1e\n" +
+	"\n" +
+	"superseded\x18\b \x01(\bR\n" +
+	"superseded\"\xd4\x01\n" +
 	"\x10CustomerUpserted\x124\n" +
 	"\x04meta\x18\x01 \x01(\v2 .switchyard.billing.v1.EventMetaR\x04meta\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12.\n" +
-	"\x13stripe_customer_ids\x18\x04 \x03(\tR\x11stripeCustomerIds\"\xc1\x02\n" +
+	"\x13stripe_customer_ids\x18\x04 \x03(\tR\x11stripeCustomerIds\x120\n" +
+	"\x14merged_canonical_ids\x18\x05 \x03(\tR\x12mergedCanonicalIds\"\xc1\x02\n" +
 	"\x04Plan\x12\x19\n" +
 	"\bprice_id\x18\x01 \x01(\tR\apriceId\x12\x1d\n" +
 	"\n" +

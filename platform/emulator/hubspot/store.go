@@ -1,0 +1,416 @@
+package hubspot
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math"
+	"net/mail"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// firstContactID is the first record id handed out. It is past the int32
+// range on purpose: HubSpot ids are long and must be kept as strings.
+const firstContactID = 10000000001
+
+// systemProperties are set by HubSpot on every contact and returned with
+// every read.
+var systemProperties = []string{"createdate", "hs_object_id", "lastmodifieddate"}
+
+// defaultReadProperties are returned when a read names no properties.
+var defaultReadProperties = []string{"createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"}
+
+type contact struct {
+	id        int64
+	props     map[string]string // stored values; a cleared property is absent
+	createdAt time.Time
+	updatedAt time.Time
+}
+
+// store is the account's data; guarded by Server.mu.
+type store struct {
+	contacts map[int64]*contact
+	byEmail  map[string]int64
+	nextID   int64
+	props    map[string]*Property
+	groups   map[string]bool
+}
+
+func newStore() store {
+	st := store{
+		contacts: make(map[int64]*contact),
+		byEmail:  make(map[string]int64),
+		nextID:   firstContactID,
+		props:    make(map[string]*Property),
+		groups:   make(map[string]bool),
+	}
+	for _, g := range defaultGroups {
+		st.groups[g] = true
+	}
+	for _, p := range defaultProperties() {
+		st.props[p.Name] = &p
+	}
+	return st
+}
+
+// clone copies the contacts (property definitions are shared: a batch
+// never changes them).
+func (st *store) clone() store {
+	out := *st
+	out.contacts = make(map[int64]*contact, len(st.contacts))
+	for id, c := range st.contacts {
+		cc := *c
+		cc.props = maps.Clone(c.props)
+		out.contacts[id] = &cc
+	}
+	out.byEmail = maps.Clone(st.byEmail)
+	return out
+}
+
+// findBy returns the contact whose property prop holds value (already
+// normalised), or nil. Email and record id are indexed; other unique
+// properties are scanned.
+func (st *store) findBy(prop, value string) *contact {
+	switch prop {
+	case "email":
+		if id, ok := st.byEmail[value]; ok {
+			return st.contacts[id]
+		}
+		return nil
+	case "hs_object_id":
+		id, err := strconv.ParseInt(value, 10, 64)
+		if err != nil {
+			return nil
+		}
+		return st.contacts[id]
+	}
+	for _, c := range st.contacts {
+		if v, ok := c.props[prop]; ok && v == value {
+			return c
+		}
+	}
+	return nil
+}
+
+// create adds a contact with the system properties set.
+func (st *store) create(now time.Time) *contact {
+	id := st.nextID
+	st.nextID++
+	c := &contact{id: id, createdAt: now, updatedAt: now, props: map[string]string{
+		"hs_object_id":     strconv.FormatInt(id, 10),
+		"createdate":       timestamp(now),
+		"lastmodifieddate": timestamp(now),
+	}}
+	st.contacts[id] = c
+	return c
+}
+
+// set writes normalised values ("" clears) and keeps the email index.
+func (st *store) set(c *contact, values map[string]string, now time.Time) {
+	for name, v := range values {
+		if name == "email" {
+			if old, ok := c.props["email"]; ok {
+				delete(st.byEmail, old)
+			}
+			if v != "" {
+				st.byEmail[v] = c.id
+			}
+		}
+		switch {
+		case v == "" && slices.Contains(systemProperties, name):
+			// HubSpot's own properties cannot be cleared.
+		case v == "":
+			delete(c.props, name)
+		default:
+			c.props[name] = v
+		}
+	}
+	c.updatedAt = now
+	c.props["lastmodifieddate"] = timestamp(now)
+}
+
+// uniqueConflict reports a contact other than self that already holds one
+// of the unique values being written (email or a hasUniqueValue property).
+func (st *store) uniqueConflict(self *contact, values map[string]string) *inputError {
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		v := values[name]
+		p := st.props[name]
+		if v == "" || (name != "email" && !p.HasUniqueValue) {
+			continue
+		}
+		if owner := st.findBy(name, v); owner != nil && owner != self {
+			msg := fmt.Sprintf("Contact already exists. Existing ID: %d", owner.id)
+			if name != "email" {
+				msg = fmt.Sprintf("A contact with %s '%s' already exists; %s must be unique. Existing ID: %d", name, v, name, owner.id)
+			}
+			return &inputError{category: categoryConflict, message: msg,
+				errors: []errorDetail{{Message: msg, In: name}}}
+		}
+	}
+	return nil
+}
+
+// fieldError is one property value HubSpot refuses.
+type fieldError struct {
+	name    string
+	code    string
+	message string
+}
+
+// inputError is why one batch input failed.
+type inputError struct {
+	category string
+	message  string
+	errors   []errorDetail
+}
+
+// propertyErrors turns field errors into HubSpot's validation failure: the
+// message embeds the legacy validation results as JSON, errors[] carries
+// them structured.
+func propertyErrors(portalID int64, errs []fieldError) *inputError {
+	type result struct {
+		IsValid               bool   `json:"isValid"`
+		Message               string `json:"message"`
+		Error                 string `json:"error"`
+		Name                  string `json:"name"`
+		LocalizedErrorMessage string `json:"localizedErrorMessage"`
+		PortalID              int64  `json:"portalId"`
+	}
+	results := make([]result, len(errs))
+	details := make([]errorDetail, len(errs))
+	for i, e := range errs {
+		results[i] = result{Message: e.message, Error: e.code, Name: e.name, LocalizedErrorMessage: e.message, PortalID: portalID}
+		details[i] = errorDetail{Message: e.message, Code: e.code, Context: map[string][]string{"propertyName": {e.name}}}
+	}
+	raw, _ := json.Marshal(results) // plain data: cannot fail
+	return &inputError{category: categoryValidation, message: "Property values were not valid: " + string(raw), errors: details}
+}
+
+// normalize checks value v for property p and returns the form HubSpot
+// stores. An empty string clears the property and is always allowed.
+func normalize(p *Property, v string) (string, *fieldError) {
+	fail := func(code, msg string) (string, *fieldError) {
+		return "", &fieldError{name: p.Name, code: code, message: msg}
+	}
+	if p.ReadOnlyValue {
+		return fail("READ_ONLY_VALUE", fmt.Sprintf("%s is a read only property; its value cannot be set", p.Name))
+	}
+	if v == "" {
+		return "", nil
+	}
+	if p.Name == "email" {
+		e := normalizeEmail(v)
+		if !validEmail(e) {
+			return fail("INVALID_EMAIL", fmt.Sprintf("Email address %s is invalid", v))
+		}
+		return e, nil
+	}
+	switch p.Type {
+	case "number":
+		t := strings.TrimSpace(v)
+		f, err := strconv.ParseFloat(t, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return fail("INVALID_INTEGER", fmt.Sprintf("%s was not a valid number", p.Name))
+		}
+		return t, nil
+	case "bool":
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "true":
+			return "true", nil
+		case "false":
+			return "false", nil
+		}
+		return fail("INVALID_BOOLEAN", fmt.Sprintf("%s was not a valid boolean: %q (use true or false)", p.Name, v))
+	case "enumeration":
+		parts := []string{v}
+		if p.FieldType == "checkbox" { // multiple values, semicolon-separated
+			parts = strings.Split(v, ";")
+		}
+		for i, part := range parts {
+			o, ok := findOption(p, strings.TrimSpace(part))
+			if !ok {
+				return fail("INVALID_OPTION", fmt.Sprintf("%s was not one of the allowed options: [%s]", part, optionList(p)))
+			}
+			parts[i] = o
+		}
+		return strings.Join(parts, ";"), nil
+	case "date":
+		if t, err := time.Parse(time.DateOnly, v); err == nil {
+			return t.Format(time.DateOnly), nil
+		}
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+			t := time.UnixMilli(ms).UTC()
+			if t.Equal(t.Truncate(24 * time.Hour)) {
+				return t.Format(time.DateOnly), nil
+			}
+			return fail("INVALID_DATE", fmt.Sprintf("%s is not at midnight UTC: %s was not a valid date", v, p.Name))
+		}
+		return fail("INVALID_DATE", fmt.Sprintf("%s was not a valid date: %q", p.Name, v))
+	case "datetime":
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return timestamp(time.UnixMilli(ms)), nil
+		}
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			return timestamp(t), nil
+		}
+		if t, err := time.Parse(time.DateOnly, v); err == nil {
+			return timestamp(t), nil
+		}
+		return fail("INVALID_DATETIME", fmt.Sprintf("%s was not a valid datetime: %q", p.Name, v))
+	}
+	return v, nil
+}
+
+// findOption matches v to an option's value, or case-insensitively to its
+// value or label, and returns the option's value.
+func findOption(p *Property, v string) (string, bool) {
+	for _, o := range p.Options {
+		if o.Value == v {
+			return o.Value, true
+		}
+	}
+	for _, o := range p.Options {
+		if strings.EqualFold(o.Value, v) || strings.EqualFold(o.Label, v) {
+			return o.Value, true
+		}
+	}
+	return "", false
+}
+
+func optionList(p *Property) string {
+	vals := make([]string, len(p.Options))
+	for i, o := range p.Options {
+		vals[i] = o.Value
+	}
+	return strings.Join(vals, ", ")
+}
+
+// normalizeEmail is how HubSpot stores an address: trimmed, lower case.
+func normalizeEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
+
+// reservedTLDs are names that are not in the IANA root zone (RFC 2606 and
+// RFC 6762), which HubSpot's TLD check therefore rejects.
+var reservedTLDs = map[string]bool{"test": true, "example": true, "invalid": true, "localhost": true, "local": true}
+
+// validEmail applies HubSpot's documented rules: a valid RFC 2822 address,
+// no quotes in the local part, and a domain that ends in a real top-level
+// domain. Without the IANA list, a TLD must be letters (or xn-- punycode)
+// and not a reserved name.
+func validEmail(e string) bool {
+	at := strings.LastIndexByte(e, '@')
+	if at <= 0 || at == len(e)-1 || strings.ContainsAny(e[:at], "\" ") {
+		return false
+	}
+	if a, err := mail.ParseAddress(e); err != nil || a.Address != e || a.Name != "" {
+		return false
+	}
+	labels := strings.Split(e[at+1:], ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	tld := labels[len(labels)-1]
+	if strings.HasPrefix(tld, "xn--") {
+		return len(tld) > 4
+	}
+	if len(tld) < 2 || reservedTLDs[tld] {
+		return false
+	}
+	for _, r := range tld {
+		if r < 'a' || r > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+// Contact is a stored contact as the state accessors report it. Properties
+// holds every value set, including HubSpot's system properties
+// (hs_object_id, createdate, lastmodifieddate).
+type Contact struct {
+	ID         string
+	Properties map[string]string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+func (c *contact) export() Contact {
+	return Contact{
+		ID:         strconv.FormatInt(c.id, 10),
+		Properties: maps.Clone(c.props),
+		CreatedAt:  c.createdAt,
+		UpdatedAt:  c.updatedAt,
+	}
+}
+
+// Contacts returns every contact, oldest (lowest id) first.
+func (s *Server) Contacts() []Contact {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := slices.Sorted(maps.Keys(s.store.contacts))
+	out := make([]Contact, len(ids))
+	for i, id := range ids {
+		out[i] = s.store.contacts[id].export()
+	}
+	return out
+}
+
+// ContactByEmail returns the contact with that email, compared the way
+// HubSpot does (trimmed, case-insensitive).
+func (s *Server) ContactByEmail(email string) (Contact, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.store.findBy("email", normalizeEmail(email)); c != nil {
+		return c.export(), true
+	}
+	return Contact{}, false
+}
+
+// ContactByID returns the contact with that record id.
+func (s *Server) ContactByID(id string) (Contact, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.store.findBy("hs_object_id", id); c != nil {
+		return c.export(), true
+	}
+	return Contact{}, false
+}
+
+// SeedContact creates a contact with the given properties, validated as an
+// upsert would validate them (defined properties, valid values, unique
+// email and unique-value properties).
+func (s *Server) SeedContact(props map[string]string) (Contact, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	values := make(map[string]string, len(props))
+	for _, name := range slices.Sorted(maps.Keys(props)) {
+		p, ok := s.store.props[name]
+		if !ok {
+			return Contact{}, fmt.Errorf("seed contact: property %q does not exist", name)
+		}
+		v, ferr := normalize(p, props[name])
+		if ferr != nil {
+			return Contact{}, fmt.Errorf("seed contact: %s: %s", ferr.code, ferr.message)
+		}
+		values[name] = v
+	}
+	if ie := s.store.uniqueConflict(nil, values); ie != nil {
+		return Contact{}, fmt.Errorf("seed contact: %s", ie.message)
+	}
+	now := s.now()
+	c := s.store.create(now)
+	s.store.set(c, values, now)
+	return c.export(), nil
+}

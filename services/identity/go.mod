@@ -14,6 +14,7 @@ require (
 	github.com/switchyard/switchyard/platform v0.0.0-00010101000000-000000000000
 	github.com/switchyard/switchyard/proto v0.0.0-00010101000000-000000000000
 	google.golang.org/protobuf v1.36.12
+	pgregory.net/rapid v1.3.0
 )
 
 require (
@@ -62,5 +63,4 @@ require (
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc // indirect
 	google.golang.org/grpc v1.83.2 // indirect
-	pgregory.net/rapid v1.3.0 // indirect
 )

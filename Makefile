@@ -23,9 +23,11 @@ build:
 	go build -o $(BIN)/gateway ./services/gateway/cmd/gateway
 	go build -o $(BIN)/identity ./services/identity/cmd/identity
 
-## bench: gateway load test against the textbook handler and the raw JetStream ceiling
+## bench: gateway load test against the textbook handler and the raw JetStream ceiling,
+## then identity's handler throughput (PostgreSQL + JetStream, 8 in flight)
 bench:
 	scripts/bench.sh
+	go test -run '^$$' -bench BenchmarkHandle -benchtime 5000x ./services/identity
 
 ## proto: regenerate code from proto/ (must leave no diff)
 proto:

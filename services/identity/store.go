@@ -145,26 +145,42 @@ var ErrUnknownCustomer = errors.New("identity: no known or founding identifier f
 func resolveTx(ctx context.Context, tx pgx.Tx, in Input) (Resolution, error) {
 	var res Resolution
 	ids := dedupe(in.IDs)
-	// Serialise every transaction touching any of these identifiers.
+	// One round trip: lock every identifier (serialising all transactions
+	// that touch any of them; sorted, so never crosswise), then look each up.
+	batch := &pgx.Batch{}
 	for _, id := range ids {
 		h := fnv.New64a()
 		_, _ = h.Write([]byte(id.Kind + ":" + id.Value))
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64())); err != nil {
+		batch.Queue(`SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64()))
+	}
+	for _, id := range ids {
+		batch.Queue(`SELECT canonical_id FROM customer_links WHERE kind = $1 AND value = $2`, id.Kind, id.Value)
+	}
+	br := tx.SendBatch(ctx, batch)
+	for range ids {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
 			return res, fmt.Errorf("lock identifiers: %w", err)
 		}
 	}
-	linked := map[Identifier]string{} // identifier → its customer's root
-	var known []string
-	for _, id := range ids {
-		var cid string
-		err := tx.QueryRow(ctx, `SELECT canonical_id FROM customer_links WHERE kind = $1 AND value = $2`, id.Kind, id.Value).Scan(&cid)
-		if errors.Is(err, pgx.ErrNoRows) {
-			continue
-		}
-		if err != nil {
+	found := make([]string, len(ids))
+	for i, id := range ids {
+		err := br.QueryRow().Scan(&found[i])
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			_ = br.Close()
 			return res, fmt.Errorf("look up %s: %w", id.Kind, err)
 		}
-		root, err := lockRoot(ctx, tx, cid)
+	}
+	if err := br.Close(); err != nil {
+		return res, fmt.Errorf("look up identifiers: %w", err)
+	}
+	linked := map[Identifier]string{} // identifier → its customer's root
+	var known []string
+	for i, id := range ids {
+		if found[i] == "" {
+			continue
+		}
+		root, err := lockRoot(ctx, tx, found[i])
 		if err != nil {
 			return res, err
 		}

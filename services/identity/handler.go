@@ -60,7 +60,7 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 	ids := identifiers(f)
 	in := Input{
 		EventID: f.EventID, IDs: ids, Email: f.Email, Name: f.Name,
-		Authoritative: f.ObjectKind == "customer" || f.ObjectKind == "checkout.session",
+		Authoritative: f.ObjectKind == "customer",
 	}
 	if versioned[f.ObjectKind] && f.ObjectID != "" {
 		in.Version = Version{ObjectID: f.ObjectID, Created: f.Created.Unix(), EventID: f.EventID, Status: f.ObjectStatus, AskOnTie: s.stripe != nil}

@@ -101,9 +101,10 @@ type Input struct {
 	Email   string // normalised
 	Name    string
 	Version Version
-	// Authoritative: the event's object is the customer itself, so its email
-	// and name replace the profile's. Other events only fill empty fields:
-	// an old invoice's customer_email must not undo a newer customer.updated.
+	// Authoritative: the event's object is the customer itself (versioned),
+	// so its email and name replace the profile's. Other events, the signup
+	// checkout included, only fill empty fields: an old invoice's
+	// customer_email must not undo a newer customer.updated.
 	Authoritative bool
 	// GuestCharge lets the event's charge found a customer when Stripe has
 	// confirmed the charge belongs to no customer and carries no email (a
@@ -247,6 +248,21 @@ func resolveTx(ctx context.Context, tx pgx.Tx, in Input) (Resolution, error) {
 			a, b := min(cid, res.CanonicalID), max(cid, res.CanonicalID)
 			if _, err := tx.Exec(ctx, `INSERT INTO suspected_duplicates (customer_a, customer_b, event_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, a, b, in.EventID); err != nil {
 				return res, fmt.Errorf("record suspected duplicate: %w", err)
+			}
+			// The event's Stripe customer owns the Stripe objects the event
+			// names (a subscription, invoice or charge has one customer): a
+			// link an email-only event gave the other customer moves here.
+			// Only the shared email stays with its first owner.
+			if stripeID != nil {
+				for id, root := range linked {
+					if root != cid || id.Kind == LinkEmail || id.Kind == LinkStripeCustomer {
+						continue
+					}
+					if _, err := tx.Exec(ctx, `UPDATE customer_links SET canonical_id = $1, source_event_id = $2 WHERE kind = $3 AND value = $4`, res.CanonicalID, in.EventID, id.Kind, id.Value); err != nil {
+						return res, fmt.Errorf("move %s link: %w", id.Kind, err)
+					}
+					linked[id] = res.CanonicalID
+				}
 			}
 		default:
 			if err := merge(ctx, tx, cid, res.CanonicalID, in.EventID); err != nil {

@@ -47,12 +47,7 @@ var migrations embed.FS
 
 // Migrate creates or updates the ledger tables.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	ms, err := postgres.LoadMigrations(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	_, err = postgres.Migrate(ctx, pool, "ledger", ms)
-	return err
+	return postgres.MigrateDir(ctx, pool, "ledger", migrations, "migrations")
 }
 
 // Key names one side effect.

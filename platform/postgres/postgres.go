@@ -171,3 +171,14 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, service string, ms []Migra
 	}
 	return n, nil
 }
+
+// MigrateDir loads the NNNN_name.sql files in dir of fsys (usually an
+// embed.FS) and applies them for service; see Migrate.
+func MigrateDir(ctx context.Context, pool *pgxpool.Pool, service string, fsys fs.FS, dir string) error {
+	ms, err := LoadMigrations(fsys, dir)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", service, err)
+	}
+	_, err = Migrate(ctx, pool, service, ms)
+	return err
+}

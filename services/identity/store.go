@@ -22,12 +22,7 @@ var migrations embed.FS
 
 // Migrate applies the identity service's migrations.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	ms, err := postgres.LoadMigrations(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	_, err = postgres.Migrate(ctx, pool, "identity", ms)
-	return err
+	return postgres.MigrateDir(ctx, pool, "identity", migrations, "migrations")
 }
 
 // Link kinds.

@@ -328,7 +328,11 @@ func TestLongHandlerIsKeptAliveNotRedelivered(t *testing.T) {
 	e.start(t, consumer.Config{Name: "long", Subjects: []string{"billing.test.>"}, AckWait: 300 * time.Millisecond},
 		func(ctx context.Context, m *consumer.Message) error {
 			seen.inc(m.ID)
-			time.Sleep(time.Second) // > 3 × AckWait
+			select { // work that outlasts 3 × AckWait
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 			return nil
 		})
 	e.publish(t, "billing.test.x", "long1", "{}")

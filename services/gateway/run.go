@@ -19,8 +19,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard/switchyard/platform/lifecycle"
-	"github.com/switchyard/switchyard/platform/logging"
 	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/service"
 	"github.com/switchyard/switchyard/platform/telemetry"
 )
 
@@ -76,21 +76,13 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return fmt.Errorf("gateway config: %w", err)
 	}
-	log := logging.New(stdout, "gateway", logging.ParseLevel(cfg.LogLevel))
-	cfg.NATS.Logger = log
-
-	var stack lifecycle.Stack
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		err = errors.Join(err, stack.Close(sctx))
-	}()
-
-	tel, err := telemetry.Setup(ctx, "switchyard-gateway", getenv)
+	base, err := service.Start(ctx, "gateway", cfg.LogLevel, getenv, stdout)
 	if err != nil {
 		return err
 	}
-	stack.Push("telemetry", tel.Shutdown)
+	defer base.Close(ctx, &err)
+	log, tel, stack := base.Log, base.Tel, &base.Stack
+	cfg.NATS.Logger = log
 
 	nc, err := natsbus.Connect(ctx, cfg.NATS)
 	if err != nil {

@@ -19,10 +19,9 @@ import (
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/lifecycle"
-	"github.com/switchyard/switchyard/platform/logging"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/postgres"
-	"github.com/switchyard/switchyard/platform/telemetry"
+	"github.com/switchyard/switchyard/platform/service"
 	"github.com/switchyard/switchyard/proto/wire"
 )
 
@@ -82,20 +81,13 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return fmt.Errorf("identity config: %w", err)
 	}
-	log := logging.New(stdout, "identity", logging.ParseLevel(cfg.LogLevel))
-	cfg.NATS.Logger = log
-	var stack lifecycle.Stack
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		err = errors.Join(err, stack.Close(sctx))
-	}()
-
-	tel, err := telemetry.Setup(ctx, "switchyard-identity", getenv)
+	base, err := service.Start(ctx, "identity", cfg.LogLevel, getenv, stdout)
 	if err != nil {
 		return err
 	}
-	stack.Push("telemetry", tel.Shutdown)
+	defer base.Close(ctx, &err)
+	log, tel, stack := base.Log, base.Tel, &base.Stack
+	cfg.NATS.Logger = log
 	pool, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal(), nil)
 	if err != nil {
 		return err

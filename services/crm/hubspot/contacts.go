@@ -1,0 +1,168 @@
+package hubspot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"strings"
+
+	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/logging"
+)
+
+// ContactInput is one contact to upsert, identified by email.
+type ContactInput struct {
+	Email string
+	// Properties are HubSpot property values by internal name; "" clears a
+	// value. Numbers are sent as decimal strings.
+	Properties map[string]string
+}
+
+// ContactResult is the outcome of one ContactInput, at the same index.
+type ContactResult struct {
+	Email string // as given
+	// ID is HubSpot's record id; empty when Err is set.
+	ID string
+	// New reports that the upsert created the contact.
+	New bool
+	// Err is this input's failure: Permanent for HubSpot's per-input
+	// validation errors (a 207), or the whole-request error of its batch.
+	Err error
+}
+
+type upsertInput struct {
+	IDProperty string            `json:"idProperty"`
+	ID         string            `json:"id"`
+	Properties map[string]string `json:"properties"`
+}
+
+type upsertResponse struct {
+	Results []struct {
+		ID         string             `json:"id"`
+		New        bool               `json:"new"`
+		Properties map[string]*string `json:"properties"`
+	} `json:"results"`
+	Errors []struct {
+		Category string              `json:"category"`
+		Context  map[string][]string `json:"context"`
+		Errors   []struct {
+			Code    string              `json:"code"`
+			Context map[string][]string `json:"context"`
+		} `json:"errors"`
+	} `json:"errors"`
+}
+
+// normEmail is the form HubSpot compares emails in.
+func normEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
+
+// UpsertContacts creates or updates contacts by email with HubSpot's batch
+// upsert (never search-then-create), up to MaxBatchInputs per request.
+// Inputs are split into batches in order; a repeated email goes to a later
+// batch, since HubSpot rejects duplicate ids in one batch, so the last
+// input for an email wins.
+//
+// It returns one result per input, matched by email (HubSpot does not
+// keep input order). Per-input failures are in ContactResult.Err and do
+// not make the returned error non-nil. A whole-request failure stops the
+// call: it is returned (classified: Auth for 401/403, Permanent for other
+// 4xx, Transient with a retry hint for 429, 5xx and network errors) and
+// set as Err of that batch's and every later input. Errors name emails
+// only masked.
+func (c *Client) UpsertContacts(ctx context.Context, inputs []ContactInput) ([]ContactResult, error) {
+	results := make([]ContactResult, len(inputs))
+	var batches [][]int
+	var cur []int
+	seen := map[string]bool{}
+	for i, in := range inputs {
+		results[i].Email = in.Email
+		e := normEmail(in.Email)
+		if e == "" {
+			results[i].Err = errclass.Permanent(errors.New("hubspot: upsert contact: empty email"))
+			continue
+		}
+		if len(cur) == MaxBatchInputs || seen[e] {
+			batches = append(batches, cur)
+			cur, seen = nil, map[string]bool{}
+		}
+		cur = append(cur, i)
+		seen[e] = true
+	}
+	if len(cur) > 0 {
+		batches = append(batches, cur)
+	}
+	for b, batch := range batches {
+		if err := c.upsertBatch(ctx, inputs, batch, results); err != nil {
+			for _, rest := range batches[b:] {
+				for _, i := range rest {
+					results[i].Err = err
+				}
+			}
+			return results, fmt.Errorf("upsert contacts: %w", err)
+		}
+	}
+	return results, nil
+}
+
+// upsertBatch sends one batch of unique emails and fills in results.
+func (c *Client) upsertBatch(ctx context.Context, inputs []ContactInput, batch []int, results []ContactResult) error {
+	body := struct {
+		Inputs []upsertInput `json:"inputs"`
+	}{Inputs: make([]upsertInput, len(batch))}
+	byEmail := make(map[string]int, len(batch))
+	for k, i := range batch {
+		e := normEmail(inputs[i].Email)
+		props := maps.Clone(inputs[i].Properties)
+		if props == nil {
+			props = map[string]string{}
+		}
+		// Ask for the email back so results can be matched to inputs.
+		props["email"] = e
+		body.Inputs[k] = upsertInput{IDProperty: "email", ID: e, Properties: props}
+		byEmail[e] = i
+	}
+	var resp upsertResponse
+	if _, err := c.do(ctx, http.MethodPost, "/crm/v3/objects/contacts/batch/upsert", body, &resp); err != nil {
+		return err
+	}
+	done := make(map[int]bool, len(batch))
+	for _, r := range resp.Results {
+		email := r.Properties["email"]
+		if email == nil {
+			continue
+		}
+		if i, ok := byEmail[normEmail(*email)]; ok {
+			results[i].ID, results[i].New = r.ID, r.New
+			done[i] = true
+		}
+	}
+	for _, e := range resp.Errors {
+		var codes []string
+		for _, d := range e.Errors {
+			if d.Code != "" {
+				codes = append(codes, d.Code)
+			}
+		}
+		for _, id := range e.Context["ids"] {
+			i, ok := byEmail[normEmail(id)]
+			if !ok {
+				continue
+			}
+			msg := fmt.Sprintf("hubspot: upsert contact %s: %s", logging.MaskEmail(normEmail(id)), e.Category)
+			if len(codes) > 0 {
+				msg += " " + strings.Join(codes, " ")
+			}
+			results[i].Err = errclass.Permanent(errors.New(msg))
+			done[i] = true
+		}
+	}
+	for _, i := range batch {
+		if !done[i] {
+			// Neither a result nor an error: unknown, so retried.
+			results[i].Err = fmt.Errorf("hubspot: upsert contact %s: no result in HubSpot's answer",
+				logging.MaskEmail(normEmail(inputs[i].Email)))
+		}
+	}
+	return nil
+}

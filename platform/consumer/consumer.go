@@ -81,6 +81,12 @@ type Config struct {
 	Workers       int             // 8: messages handled at once
 	DrainTimeout  time.Duration   // 20s: time in-flight handlers get on shutdown
 
+	// OnFailure, if set, hears of every failed attempt once its fate is
+	// settled: retryAt is when the redelivery is due, or zero when the
+	// message was dead-lettered. Services publish their "pending retry"
+	// and "failed" outcomes from it; it cannot change the decision.
+	OnFailure func(ctx context.Context, m *Message, class errclass.Class, reason string, retryAt time.Time)
+
 	Logger *slog.Logger
 	Tracer trace.TracerProvider
 	Meter  metric.MeterProvider
@@ -349,6 +355,9 @@ func (c *Consumer) settle(ctx context.Context, m *Message, herr error) {
 			log.WarnContext(ctx, "nak failed; redelivery after AckWait", "consumer", name, "error", err)
 		}
 		c.m.processed.Add(ctx, 1, c.m.attrs("retry"))
+		if c.cfg.OnFailure != nil {
+			c.cfg.OnFailure(ctx, m, class, reason, c.now().Add(delay))
+		}
 		return
 	}
 	if err := c.deadLetter(ctx, m, class, reason, f); err != nil {
@@ -368,6 +377,9 @@ func (c *Consumer) settle(ctx context.Context, m *Message, herr error) {
 		log.WarnContext(ctx, "clear failure history", "consumer", name, "error", err)
 	}
 	c.m.processed.Add(ctx, 1, c.m.attrs("dead_letter"))
+	if c.cfg.OnFailure != nil {
+		c.cfg.OnFailure(ctx, m, class, reason, time.Time{})
+	}
 	c.m.deadLetters.Add(ctx, 1, metric.WithAttributes(attribute.String("consumer", name), attribute.String("class", class.String())))
 }
 

@@ -255,7 +255,14 @@ func TestPoisonMessageIsDeadLetteredWhileOthersFlow(t *testing.T) {
 func TestExhaustedRetriesAreDeadLettered(t *testing.T) {
 	e := setup(t)
 	var seen attempts
-	e.start(t, consumer.Config{Name: "exhaust", Subjects: []string{"billing.test.>"}, MaxAttempts: 3, Backoff: []time.Duration{20 * time.Millisecond}},
+	var mu sync.Mutex
+	var fates []string // what OnFailure heard, per attempt
+	onFailure := func(_ context.Context, m *consumer.Message, class errclass.Class, _ string, retryAt time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		fates = append(fates, fmt.Sprintf("%d:%s:%v", m.Attempt, class, !retryAt.IsZero()))
+	}
+	e.start(t, consumer.Config{Name: "exhaust", Subjects: []string{"billing.test.>"}, MaxAttempts: 3, Backoff: []time.Duration{20 * time.Millisecond}, OnFailure: onFailure},
 		func(ctx context.Context, m *consumer.Message) error {
 			seen.inc(m.ID)
 			return errors.New("connection reset by vendor") // unknown: retried, then dead-lettered
@@ -269,6 +276,11 @@ func TestExhaustedRetriesAreDeadLettered(t *testing.T) {
 	}
 	if dl.FirstFailureAt.IsZero() || dl.LastFailureAt.Before(dl.FirstFailureAt) {
 		t.Errorf("failure times %v .. %v", dl.FirstFailureAt, dl.LastFailureAt)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(fates, " "); got != "1:unknown:true 2:unknown:true 3:unknown:false" {
+		t.Errorf("OnFailure heard %q, want two retries then the dead letter", got)
 	}
 }
 

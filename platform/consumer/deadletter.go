@@ -14,7 +14,6 @@ import (
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/natsbus"
-	commonv1 "github.com/switchyard/switchyard/proto/gen/switchyard/common/v1"
 	dlqv1 "github.com/switchyard/switchyard/proto/gen/switchyard/dlq/v1"
 	"github.com/switchyard/switchyard/proto/wire"
 )
@@ -51,13 +50,6 @@ type DeadLetter struct {
 	LastFailureAt   time.Time
 }
 
-var toProtoClass = map[errclass.Class]commonv1.ErrorClass{
-	errclass.ClassTransient: commonv1.ErrorClass_ERROR_CLASS_TRANSIENT,
-	errclass.ClassAuth:      commonv1.ErrorClass_ERROR_CLASS_AUTH,
-	errclass.ClassPermanent: commonv1.ErrorClass_ERROR_CLASS_PERMANENT,
-	errclass.ClassUnknown:   commonv1.ErrorClass_ERROR_CLASS_UNKNOWN,
-}
-
 // Encode returns the dlq.v1.DeadLetter protobuf encoding of d.
 func (d *DeadLetter) Encode() ([]byte, error) {
 	pb := &dlqv1.DeadLetter{
@@ -65,7 +57,7 @@ func (d *DeadLetter) Encode() ([]byte, error) {
 		OriginalHeaders:        map[string]*dlqv1.HeaderValues{},
 		OriginalData:           d.OriginalData,
 		Consumer:               d.Consumer,
-		ErrorClass:             toProtoClass[d.Class],
+		ErrorClass:             d.Class.Proto(),
 		Reason:                 d.Reason,
 		Attempts:               uint32(d.Attempts),
 		FirstFailureAt:         timestamppb.New(d.FirstFailureAt),
@@ -97,11 +89,7 @@ func DecodeDeadLetter(data []byte) (*DeadLetter, error) {
 		FirstFailureAt:  pb.GetFirstFailureAt().AsTime(),
 		LastFailureAt:   pb.GetLastFailureAt().AsTime(),
 	}
-	for c, p := range toProtoClass {
-		if p == pb.GetErrorClass() {
-			d.Class = c
-		}
-	}
+	d.Class = errclass.FromProto(pb.GetErrorClass())
 	for k, v := range pb.GetOriginalHeaders() {
 		d.OriginalHeaders[k] = v.GetValues()
 	}

@@ -24,6 +24,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go"
+
+	commonv1 "github.com/switchyard/switchyard/proto/gen/switchyard/common/v1"
 )
 
 // Class is an error's class.
@@ -178,4 +180,30 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 		return t.Sub(now)
 	}
 	return 0
+}
+
+// Proto returns the class as the wire contract's enum (common.v1.ErrorClass).
+func (c Class) Proto() commonv1.ErrorClass {
+	switch c {
+	case ClassTransient:
+		return commonv1.ErrorClass_ERROR_CLASS_TRANSIENT
+	case ClassAuth:
+		return commonv1.ErrorClass_ERROR_CLASS_AUTH
+	case ClassPermanent:
+		return commonv1.ErrorClass_ERROR_CLASS_PERMANENT
+	}
+	return commonv1.ErrorClass_ERROR_CLASS_UNKNOWN
+}
+
+// FromProto is the inverse of Proto; UNSPECIFIED reads as ClassUnknown.
+func FromProto(p commonv1.ErrorClass) Class {
+	switch p {
+	case commonv1.ErrorClass_ERROR_CLASS_TRANSIENT:
+		return ClassTransient
+	case commonv1.ErrorClass_ERROR_CLASS_AUTH:
+		return ClassAuth
+	case commonv1.ErrorClass_ERROR_CLASS_PERMANENT:
+		return ClassPermanent
+	}
+	return ClassUnknown
 }

@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/platform/config"
+	hubspotemu "github.com/switchyard/switchyard/platform/emulator/hubspot"
 	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsembed"
 	"github.com/switchyard/switchyard/platform/pgcluster"
 	"github.com/switchyard/switchyard/platform/postgres"
+	"github.com/switchyard/switchyard/services/crm"
 	"github.com/switchyard/switchyard/services/gateway"
 	"github.com/switchyard/switchyard/services/identity"
 )
@@ -39,6 +41,8 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	dataDir := fs.String("data", ".switchyard", "folder for NATS file storage, the private PostgreSQL cluster and the generated signing secret")
 	gatewayAddr := fs.String("gateway-addr", "127.0.0.1:8080", "gateway listen address")
 	identityAddr := fs.String("identity-addr", "127.0.0.1:8081", "identity service health/metrics address")
+	crmAddr := fs.String("crm-addr", "127.0.0.1:8082", "CRM service health/metrics address")
+	hubspotAddr := fs.String("hubspot-addr", "127.0.0.1:8092", "HubSpot emulator address (used unless HUBSPOT_TOKEN is set)")
 	natsPort := fs.Int("nats-port", 4223, "embedded NATS port (ignored when NATS_URL is set)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -89,21 +93,42 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	env := config.Overlay(getenv, map[string]string{
+	over := map[string]string{}
+	var emulators []*http.Server
+	var emulatorLines []string
+	if getenv("HUBSPOT_TOKEN") == "" && getenv("HUBSPOT_TOKEN_FILE") == "" {
+		emulators = append(emulators, &http.Server{Addr: *hubspotAddr, Handler: hubspotemu.New(hubspotemu.Options{}), ReadHeaderTimeout: 5 * time.Second})
+		over["HUBSPOT_TOKEN"] = "pat-dev-switchyard-emulator"
+		over["HUBSPOT_BASE_URL"] = "http://" + dialAddr(*hubspotAddr)
+		emulatorLines = append(emulatorLines, "  HubSpot:         emulator at http://"+dialAddr(*hubspotAddr)+" (set HUBSPOT_TOKEN for the real one)")
+	} else {
+		emulatorLines = append(emulatorLines, "  HubSpot:         "+orDefault(getenv("HUBSPOT_BASE_URL"), "https://api.hubapi.com"))
+	}
+	env := config.Overlay(config.Overlay(getenv, over), map[string]string{
 		"NATS_URL":              natsURL,
 		"DATABASE_URL":          dbURL,
 		"STRIPE_WEBHOOK_SECRET": secret,
 		"SWITCHYARD_ENV":        orDefault(getenv("SWITCHYARD_ENV"), gateway.EnvDevelopment),
 		"GATEWAY_ADDR":          *gatewayAddr,
 		"IDENTITY_ADDR":         *identityAddr,
+		"CRM_ADDR":              *crmAddr,
 	})
 
 	services := lifecycle.NewGroup(ctx)
+	for _, emu := range emulators {
+		ln, err := net.Listen("tcp", emu.Addr)
+		if err != nil {
+			services.Stop()
+			return errors.Join(fmt.Errorf("emulator on %s: %w", emu.Addr, err), services.Wait())
+		}
+		services.Go("emulator "+emu.Addr, func(ctx context.Context) error { return lifecycle.Serve(ctx, emu, ln, 2*time.Second) })
+	}
 	services.Go("gateway", func(ctx context.Context) error { return gateway.Run(ctx, env, stderr) })
 	services.Go("identity", func(ctx context.Context) error { return identity.Run(ctx, env, stderr) })
+	services.Go("crm", func(ctx context.Context) error { return crm.Run(ctx, env, stderr) })
 
 	base := "http://" + dialAddr(*gatewayAddr)
-	for _, url := range []string{base + "/readyz", "http://" + dialAddr(*identityAddr) + "/readyz"} {
+	for _, url := range []string{base + "/readyz", "http://" + dialAddr(*identityAddr) + "/readyz", "http://" + dialAddr(*crmAddr) + "/readyz"} {
 		if err := waitReady(services.Context(), url, 30*time.Second); err != nil {
 			services.Stop()
 			return errors.Join(err, services.Wait())
@@ -116,12 +141,14 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
   webhook health:  %s/api/stripe/webhook-health
   metrics:         %s/metrics
   identity:        http://%s/readyz (consumes stripe.events.>, publishes billing.>)
+  crm:             http://%s/readyz (consumes billing.>, publishes crm.>)
+%s
   NATS:            %s
   PostgreSQL:      %s
   data folder:     %s
 Send a test event:  switchyard send --secret %s <event.json>
 Stop with Ctrl-C.
-`, base, first, secretSource, base, base, dialAddr(*identityAddr), natsURL, config.RedactURL(dbURL), *dataDir, first)
+`, base, first, secretSource, base, base, dialAddr(*identityAddr), dialAddr(*crmAddr), strings.Join(emulatorLines, "\n"), natsURL, config.RedactURL(dbURL), *dataDir, first)
 
 	if err := services.Wait(); err != nil {
 		return err

@@ -56,12 +56,14 @@ func TestDevHubSmoke(t *testing.T) {
 	natsPort := freePort(t)
 
 	cmd := exec.Command(bin, "dev", "--data", filepath.Join(data, "hub"), "--gateway-addr", gw, "--nats-port", strconv.Itoa(natsPort),
-		"--identity-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
-	// A fresh machine's `make run`: no DATABASE_URL, no NATS_URL, no secret.
+		"--identity-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--crm-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
+		"--hubspot-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+	// A fresh machine's `make run`: no DATABASE_URL, no NATS_URL, no secret,
+	// no vendor credentials.
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if k != "DATABASE_URL" && k != "NATS_URL" && k != "STRIPE_WEBHOOK_SECRET" {
+		if k != "DATABASE_URL" && k != "NATS_URL" && k != "STRIPE_WEBHOOK_SECRET" && !strings.HasPrefix(k, "HUBSPOT_") {
 			env = append(env, kv)
 		}
 	}
@@ -139,6 +141,23 @@ func TestDevHubSmoke(t *testing.T) {
 	}
 	testkit.WaitFor(t, 20*time.Second, "billing.payment.succeeded from identity", func() bool {
 		_, err := billing.GetLastMsgForSubject(context.Background(), "billing.payment.succeeded")
+		return err == nil
+	})
+	// The customer's email arrives: crm syncs the contact to the HubSpot emulator.
+	emailSet := filepath.Join(t.TempDir(), "customer.updated.json")
+	if err := os.WriteFile(emailSet, testkit.StripeEvent(t, "customer.updated.email-set"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := run(context.Background(), []string{"send", "--url", "http://" + gw + "/webhooks/stripe", "--secret", secret, emailSet},
+		os.Getenv, nil, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("send customer.updated: exit %d", code)
+	}
+	crmStream, err := js.Stream(context.Background(), natsbus.StreamCRM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 20*time.Second, "crm.contact.synced from crm", func() bool {
+		_, err := crmStream.GetLastMsgForSubject(context.Background(), "crm.contact.synced")
 		return err == nil
 	})
 	nc.Close()

@@ -15,6 +15,7 @@ import (
 	"github.com/distribution/reference"
 
 	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/services/crm"
 	"github.com/switchyard/switchyard/services/gateway"
 	"github.com/switchyard/switchyard/services/identity"
 )
@@ -51,9 +52,9 @@ func loadCompose(t *testing.T, env map[string]string) *types.Project {
 }
 
 // defaultEnv is the environment of
-// `STRIPE_WEBHOOK_SECRET=whsec_... POSTGRES_PASSWORD=... docker compose up`.
+// `STRIPE_WEBHOOK_SECRET=whsec_... HUBSPOT_TOKEN=pat-... POSTGRES_PASSWORD=... docker compose up`.
 func defaultEnv() map[string]string {
-	return map[string]string{"STRIPE_WEBHOOK_SECRET": testWebhookSecret, "POSTGRES_PASSWORD": "compose-test-password"}
+	return map[string]string{"STRIPE_WEBHOOK_SECRET": testWebhookSecret, "POSTGRES_PASSWORD": "compose-test-password", "HUBSPOT_TOKEN": "pat-compose-test"}
 }
 
 // TestComposeRequiresPostgresPassword: no default database password ships.
@@ -102,7 +103,7 @@ func TestComposeServices(t *testing.T) {
 	project := loadCompose(t, defaultEnv())
 
 	got := project.ServiceNames()
-	for _, want := range []string{"nats", "postgres", "jaeger", "gateway", "identity"} {
+	for _, want := range []string{"nats", "postgres", "jaeger", "gateway", "identity", "crm"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("compose.yaml services = %v, missing %q", got, want)
 		}
@@ -376,6 +377,7 @@ func TestComposeServiceConfigContracts(t *testing.T) {
 	loaders := map[string]func(func(string) string) error{
 		"gateway":  func(g func(string) string) error { _, err := gateway.LoadConfig(g); return err },
 		"identity": func(g func(string) string) error { _, err := identity.LoadConfig(g); return err },
+		"crm":      func(g func(string) string) error { _, err := crm.LoadConfig(g); return err },
 	}
 	project := loadCompose(t, defaultEnv())
 	for name, load := range loaders {

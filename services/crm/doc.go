@@ -1,0 +1,12 @@
+// Package crm is Switchyard's CRM sync service: it consumes the billing.>
+// domain events and keeps each customer's HubSpot contact in step — upsert
+// by email with the canonical id, Stripe id, plan, subscription status,
+// MRR, lifecycle stage and last payment status — and publishes the outcome
+// of every sync on crm.> (synced, pending retry with the next attempt,
+// failed with the reason).
+//
+// Every upsert is idempotent by construction (HubSpot's native upsert by
+// email) and recorded in the done-effects ledger under the billing event's
+// id, so redeliveries, replays and crashes neither skip nor repeat a sync.
+// A superseded (late) event never moves plan, status or MRR backwards.
+package crm

@@ -1,0 +1,154 @@
+package crm
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/lifecycle"
+	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/postgres"
+	"github.com/switchyard/switchyard/platform/service"
+	"github.com/switchyard/switchyard/proto/wire"
+	"github.com/switchyard/switchyard/services/crm/hubspot"
+)
+
+// ConsumerName is the CRM service's durable consumer on BILLING (and its
+// dead-letter subject dlq.crm).
+const ConsumerName = "crm"
+
+// Config is the CRM service's configuration.
+type Config struct {
+	Addr         string        // CRM_ADDR: health, readiness, metrics
+	DatabaseURL  config.Secret // DATABASE_URL
+	HubSpotToken config.Secret // HUBSPOT_TOKEN: private app token
+	HubSpotURL   string        // HUBSPOT_BASE_URL
+	Workers      int           // CRM_WORKERS
+	LogLevel     string        // LOG_LEVEL
+	NATS         natsbus.Options
+}
+
+// LoadConfig reads and validates the configuration.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	r := config.NewReader(getenv)
+	c := Config{
+		Addr:         r.String("CRM_ADDR", ":8082"),
+		DatabaseURL:  r.Secret("DATABASE_URL"),
+		HubSpotToken: r.Secret("HUBSPOT_TOKEN"),
+		HubSpotURL:   r.String("HUBSPOT_BASE_URL", hubspot.DefaultBaseURL),
+		Workers:      r.Int("CRM_WORKERS", 8, 1, 64),
+		LogLevel:     r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		NATS:         natsbus.OptionsFromEnv(r, "switchyard-crm"),
+	}
+	if !c.DatabaseURL.IsSet() {
+		r.Fail("DATABASE_URL", "required")
+	}
+	if !c.HubSpotToken.IsSet() {
+		r.Fail("HUBSPOT_TOKEN", "required: a HubSpot private app token with crm.objects.contacts.write and crm.schemas.contacts.write")
+	}
+	return c, r.Err()
+}
+
+// LogValue is the redacted configuration dump.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("database_url", config.RedactURL(c.DatabaseURL.Reveal())),
+		slog.String("hubspot_base_url", c.HubSpotURL),
+		slog.Int("workers", c.Workers),
+		slog.Any("nats", c.NATS),
+	)
+}
+
+// Run runs the CRM service until ctx is cancelled.
+func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("crm config: %w", err)
+	}
+	base, err := service.Start(ctx, "crm", cfg.LogLevel, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	defer base.Close(ctx, &err)
+	log := base.Log
+	cfg.NATS.Logger = log
+
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal(), nil)
+	if err != nil {
+		return err
+	}
+	base.Stack.Push("postgres", func(context.Context) error { pool.Close(); return nil })
+	if err := ledger.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	nc, err := natsbus.Connect(ctx, cfg.NATS)
+	if err != nil {
+		return err
+	}
+	base.Stack.Push("nats", func(context.Context) error { return nc.Drain() })
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := natsbus.Provision(ctx, js, cfg.NATS); err != nil {
+		return err
+	}
+	hs, err := hubspot.New(hubspot.Config{BaseURL: cfg.HubSpotURL, Token: cfg.HubSpotToken})
+	if err != nil {
+		return err
+	}
+	if err := hs.EnsureProperties(ctx, hubspot.DefaultProperties()); err != nil {
+		return fmt.Errorf("create HubSpot contact properties: %w", err)
+	}
+	syncer := NewSyncer(hs, ledger.New(pool), js, ConsumerName, log)
+	cons, err := consumer.New(js, ledger.New(pool), consumer.Config{
+		Name: ConsumerName, Stream: natsbus.StreamBilling, Subjects: []string{wire.BillingAll},
+		Workers: cfg.Workers, OnFailure: syncer.OnFailure, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+	}, syncer.Handle)
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { status(w, http.StatusOK, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		switch {
+		case !nc.IsConnected():
+			status(w, http.StatusServiceUnavailable, "nats disconnected")
+		case pool.Ping(pctx) != nil:
+			status(w, http.StatusServiceUnavailable, "postgres unreachable")
+		default:
+			status(w, http.StatusOK, "ready")
+		}
+	})
+	mux.Handle("GET /metrics", base.Tel.Metrics)
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("crm listen: %w", err)
+	}
+	log.InfoContext(ctx, "crm running", "addr", ln.Addr().String(), "config", cfg)
+	g := lifecycle.NewGroup(ctx)
+	g.Go("http", func(ctx context.Context) error {
+		return lifecycle.Serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, 5*time.Second)
+	})
+	g.Go("consumer", cons.Run)
+	return g.Wait()
+}
+
+func status(w http.ResponseWriter, code int, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, s+"\n")
+}

@@ -1,0 +1,125 @@
+package crm
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/telemetry"
+	crmv1 "github.com/switchyard/switchyard/proto/gen/switchyard/crm/v1"
+	"github.com/switchyard/switchyard/proto/subjects"
+	"github.com/switchyard/switchyard/proto/wire"
+	"github.com/switchyard/switchyard/services/crm/hubspot"
+)
+
+// Provider names the CRM in outcomes.
+const Provider = "hubspot"
+
+// Upserter writes contacts; *hubspot.Client is the implementation. It
+// returns classified errors (platform/errclass) and never retries itself.
+type Upserter interface {
+	UpsertContacts(ctx context.Context, in []hubspot.ContactInput) ([]hubspot.ContactResult, error)
+}
+
+var _ Upserter = (*hubspot.Client)(nil)
+
+// Syncer handles billing events. It is safe for concurrent use.
+type Syncer struct {
+	crm      Upserter
+	ledger   *ledger.Ledger
+	js       jetstream.JetStream
+	consumer string
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// NewSyncer wires the handler; consumerName keys its ledger rows.
+func NewSyncer(crm Upserter, l *ledger.Ledger, js jetstream.JetStream, consumerName string, log *slog.Logger) *Syncer {
+	return &Syncer{crm: crm, ledger: l, js: js, consumer: consumerName, log: log, now: time.Now}
+}
+
+// Handle upserts the contact a billing event implies, once, and publishes
+// crm.contact.synced.
+func (s *Syncer) Handle(ctx context.Context, m *consumer.Message) error {
+	msg, err := subjects.Decode(m.Subject, m.Data)
+	if err != nil {
+		return errclass.Permanent(err)
+	}
+	email, props, ok := contactUpdate(msg)
+	if !ok {
+		s.log.DebugContext(ctx, "billing event without an email yet; nothing to sync", "subject", m.Subject)
+		return nil
+	}
+	key := ledger.Key{Consumer: s.consumer, MessageID: m.ID, Effect: "hubspot.upsert"}
+	contactID, err := s.ledger.Once(ctx, key, func(ctx context.Context) ([]byte, error) {
+		res, err := s.crm.UpsertContacts(ctx, []hubspot.ContactInput{{Email: email, Properties: props}})
+		if err != nil {
+			return nil, err
+		}
+		if res[0].Err != nil {
+			return nil, res[0].Err
+		}
+		return []byte(res[0].ID), nil
+	})
+	if err != nil {
+		return fmt.Errorf("upsert contact: %w", err)
+	}
+	canonical := msg.(subjects.BillingEvent).GetMeta().GetCanonicalCustomerId()
+	id := subjects.CRMContactSynced + ":" + m.ID
+	return s.publish(ctx, subjects.CRMContactSynced, id, &crmv1.ContactSynced{
+		EventId: id, CanonicalCustomerId: canonical, SourceEventId: m.ID, OccurredAt: timestamppb.New(s.now()),
+		ContactId: string(contactID), Attempt: uint32(m.Attempt), Provider: Provider,
+	})
+}
+
+// OnFailure publishes crm.contact.pending_retry (retryAt set) or
+// crm.contact.failed (dead-lettered); it is the consumer's OnFailure hook.
+func (s *Syncer) OnFailure(ctx context.Context, m *consumer.Message, class errclass.Class, reason string, retryAt time.Time) {
+	var canonical string
+	if msg, err := subjects.Decode(m.Subject, m.Data); err == nil {
+		if be, ok := msg.(subjects.BillingEvent); ok {
+			canonical = be.GetMeta().GetCanonicalCustomerId()
+		}
+	}
+	var err error
+	if !retryAt.IsZero() {
+		id := subjects.CRMContactPendingRetry + ":" + m.ID + ":" + strconv.Itoa(m.Attempt)
+		err = s.publish(ctx, subjects.CRMContactPendingRetry, id, &crmv1.ContactPendingRetry{
+			EventId: id, CanonicalCustomerId: canonical, SourceEventId: m.ID, OccurredAt: timestamppb.New(s.now()),
+			Attempt: uint32(m.Attempt), Provider: Provider, NextAttemptAt: timestamppb.New(retryAt),
+			ErrorClass: class.Proto(), Reason: reason,
+		})
+	} else {
+		id := subjects.CRMContactFailed + ":" + m.ID
+		err = s.publish(ctx, subjects.CRMContactFailed, id, &crmv1.ContactFailed{
+			EventId: id, CanonicalCustomerId: canonical, SourceEventId: m.ID, OccurredAt: timestamppb.New(s.now()),
+			Attempt: uint32(m.Attempt), Provider: Provider, ErrorClass: class.Proto(), Reason: reason,
+		})
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "publish crm failure outcome", "error", err)
+	}
+}
+
+func (s *Syncer) publish(ctx context.Context, subject, id string, m proto.Message) error {
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return errclass.Permanent(fmt.Errorf("encode %s: %w", subject, err))
+	}
+	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{wire.HeaderMsgID: {id}}}
+	telemetry.Inject(ctx, msg.Header)
+	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
+		return errclass.Transient(fmt.Errorf("publish %s: %w", subject, err))
+	}
+	return nil
+}

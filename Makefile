@@ -23,6 +23,7 @@ build:
 	go build -o $(BIN)/gateway ./services/gateway/cmd/gateway
 	go build -o $(BIN)/identity ./services/identity/cmd/identity
 	go build -o $(BIN)/crm ./services/crm/cmd/crm
+	go build -o $(BIN)/support ./services/support/cmd/support
 
 ## bench: gateway load test against the textbook handler and the raw JetStream ceiling,
 ## then identity's handler throughput (PostgreSQL + JetStream, 8 in flight)

@@ -17,7 +17,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/telemetry"
 	"github.com/switchyard/switchyard/proto/wire"
 )
 
@@ -171,4 +175,21 @@ func (o Options) LogValue() slog.Value {
 		slog.String("duplicate_window", o.DuplicateWindow.String()),
 		slog.String("max_age", o.MaxAge.String()),
 	)
+}
+
+// PublishProto publishes m (protobuf, deterministic encoding) on subject
+// with msgID as its Nats-Msg-Id and the trace context of ctx, and waits
+// for the PubAck. Every outcome and domain event goes out this way, so a
+// republish with the same id is deduplicated. Errors are classified.
+func PublishProto(ctx context.Context, js jetstream.JetStream, subject, msgID string, m proto.Message) error {
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return errclass.Permanent(fmt.Errorf("encode %s: %w", subject, err))
+	}
+	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{wire.HeaderMsgID: {msgID}}}
+	telemetry.Inject(ctx, msg.Header)
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		return errclass.Transient(fmt.Errorf("publish %s: %w", subject, err))
+	}
+	return nil
 }

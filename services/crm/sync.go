@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -15,10 +14,9 @@ import (
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/ledger"
-	"github.com/switchyard/switchyard/platform/telemetry"
+	"github.com/switchyard/switchyard/platform/natsbus"
 	crmv1 "github.com/switchyard/switchyard/proto/gen/switchyard/crm/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
-	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/crm/hubspot"
 )
 
@@ -112,14 +110,5 @@ func (s *Syncer) OnFailure(ctx context.Context, m *consumer.Message, class errcl
 }
 
 func (s *Syncer) publish(ctx context.Context, subject, id string, m proto.Message) error {
-	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	if err != nil {
-		return errclass.Permanent(fmt.Errorf("encode %s: %w", subject, err))
-	}
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{wire.HeaderMsgID: {id}}}
-	telemetry.Inject(ctx, msg.Header)
-	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
-		return errclass.Transient(fmt.Errorf("publish %s: %w", subject, err))
-	}
-	return nil
+	return natsbus.PublishProto(ctx, s.js, subject, id, m)
 }

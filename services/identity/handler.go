@@ -6,18 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/logging"
-	"github.com/switchyard/switchyard/platform/telemetry"
+	"github.com/switchyard/switchyard/platform/natsbus"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
-	"github.com/switchyard/switchyard/proto/wire"
 )
 
 // StripeReader reads what identity needs from the Stripe API: the customer
@@ -140,16 +137,7 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 }
 
 func (s *Service) publish(ctx context.Context, o Outgoing) error {
-	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(o.Message)
-	if err != nil {
-		return errclass.Permanent(fmt.Errorf("encode %s: %w", o.Subject, err))
-	}
-	msg := &nats.Msg{Subject: o.Subject, Data: data, Header: nats.Header{wire.HeaderMsgID: {o.MsgID}}}
-	telemetry.Inject(ctx, msg.Header)
-	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
-		return errclass.Transient(fmt.Errorf("publish %s: %w", o.Subject, err))
-	}
-	return nil
+	return natsbus.PublishProto(ctx, s.js, o.Subject, o.MsgID, o.Message)
 }
 
 // mergeAnnouncement tells subscribers which canonical customers the event

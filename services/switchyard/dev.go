@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard/switchyard/platform/config"
 	hubspotemu "github.com/switchyard/switchyard/platform/emulator/hubspot"
+	zendeskemu "github.com/switchyard/switchyard/platform/emulator/zendesk"
 	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsembed"
 	"github.com/switchyard/switchyard/platform/pgcluster"
@@ -24,6 +25,7 @@ import (
 	"github.com/switchyard/switchyard/services/crm"
 	"github.com/switchyard/switchyard/services/gateway"
 	"github.com/switchyard/switchyard/services/identity"
+	"github.com/switchyard/switchyard/services/support"
 )
 
 var errUsage = errors.New("usage")
@@ -31,6 +33,12 @@ var errUsage = errors.New("usage")
 // secretFile is where `dev` keeps a generated signing secret, in its data
 // folder, and where `send` finds it.
 const secretFile = "webhook-secret"
+
+// Credentials of the dev hub's Zendesk emulator (local only).
+const (
+	devZendeskEmail = "dev-agent@switchyard.local"
+	devZendeskToken = "dev-zendesk-emulator-token"
+)
 
 // devCmd runs the hub in one process: embedded NATS (unless NATS_URL),
 // PostgreSQL from DATABASE_URL or a private cluster in the data folder, and
@@ -43,6 +51,8 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	identityAddr := fs.String("identity-addr", "127.0.0.1:8081", "identity service health/metrics address")
 	crmAddr := fs.String("crm-addr", "127.0.0.1:8082", "CRM service health/metrics address")
 	hubspotAddr := fs.String("hubspot-addr", "127.0.0.1:8092", "HubSpot emulator address (used unless HUBSPOT_TOKEN is set)")
+	supportAddr := fs.String("support-addr", "127.0.0.1:8083", "support service health/metrics address")
+	zendeskAddr := fs.String("zendesk-addr", "127.0.0.1:8093", "Zendesk emulator address (used unless ZENDESK_API_TOKEN is set)")
 	natsPort := fs.Int("nats-port", 4223, "embedded NATS port (ignored when NATS_URL is set)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -104,6 +114,20 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	} else {
 		emulatorLines = append(emulatorLines, "  HubSpot:         "+orDefault(getenv("HUBSPOT_BASE_URL"), "https://api.hubapi.com"))
 	}
+	if getenv("ZENDESK_API_TOKEN") == "" && getenv("ZENDESK_API_TOKEN_FILE") == "" {
+		zd, err := zendeskemu.New(zendeskemu.Options{Email: devZendeskEmail, APIToken: devZendeskToken,
+			Groups: []zendeskemu.Group{{ID: 1, Name: "Billing"}, {ID: 2, Name: "Customer Success"}}})
+		if err != nil {
+			return err
+		}
+		emulators = append(emulators, &http.Server{Addr: *zendeskAddr, Handler: zd, ReadHeaderTimeout: 5 * time.Second})
+		over["ZENDESK_BASE_URL"] = "http://" + dialAddr(*zendeskAddr)
+		over["ZENDESK_EMAIL"], over["ZENDESK_API_TOKEN"] = devZendeskEmail, devZendeskToken
+		over["SUPPORT_GROUPS"] = orDefault(getenv("SUPPORT_GROUPS"), "Billing=1,Customer Success=2")
+		emulatorLines = append(emulatorLines, "  Zendesk:         emulator at http://"+dialAddr(*zendeskAddr)+" (set ZENDESK_* for the real one)")
+	} else {
+		emulatorLines = append(emulatorLines, "  Zendesk:         "+getenv("ZENDESK_BASE_URL"))
+	}
 	env := config.Overlay(config.Overlay(getenv, over), map[string]string{
 		"NATS_URL":              natsURL,
 		"DATABASE_URL":          dbURL,
@@ -112,6 +136,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		"GATEWAY_ADDR":          *gatewayAddr,
 		"IDENTITY_ADDR":         *identityAddr,
 		"CRM_ADDR":              *crmAddr,
+		"SUPPORT_ADDR":          *supportAddr,
 	})
 
 	services := lifecycle.NewGroup(ctx)
@@ -126,9 +151,10 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	services.Go("gateway", func(ctx context.Context) error { return gateway.Run(ctx, env, stderr) })
 	services.Go("identity", func(ctx context.Context) error { return identity.Run(ctx, env, stderr) })
 	services.Go("crm", func(ctx context.Context) error { return crm.Run(ctx, env, stderr) })
+	services.Go("support", func(ctx context.Context) error { return support.Run(ctx, env, stderr) })
 
 	base := "http://" + dialAddr(*gatewayAddr)
-	for _, url := range []string{base + "/readyz", "http://" + dialAddr(*identityAddr) + "/readyz", "http://" + dialAddr(*crmAddr) + "/readyz"} {
+	for _, url := range []string{base + "/readyz", "http://" + dialAddr(*identityAddr) + "/readyz", "http://" + dialAddr(*crmAddr) + "/readyz", "http://" + dialAddr(*supportAddr) + "/readyz"} {
 		if err := waitReady(services.Context(), url, 30*time.Second); err != nil {
 			services.Stop()
 			return errors.Join(err, services.Wait())
@@ -142,13 +168,14 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
   metrics:         %s/metrics
   identity:        http://%s/readyz (consumes stripe.events.>, publishes billing.>)
   crm:             http://%s/readyz (consumes billing.>, publishes crm.>)
+  support:         http://%s/readyz (consumes billing.>, opens tickets, publishes support.>)
 %s
   NATS:            %s
   PostgreSQL:      %s
   data folder:     %s
 Send a test event:  switchyard send --secret %s <event.json>
 Stop with Ctrl-C.
-`, base, first, secretSource, base, base, dialAddr(*identityAddr), dialAddr(*crmAddr), strings.Join(emulatorLines, "\n"), natsURL, config.RedactURL(dbURL), *dataDir, first)
+`, base, first, secretSource, base, base, dialAddr(*identityAddr), dialAddr(*crmAddr), dialAddr(*supportAddr), strings.Join(emulatorLines, "\n"), natsURL, config.RedactURL(dbURL), *dataDir, first)
 
 	if err := services.Wait(); err != nil {
 		return err

@@ -57,13 +57,14 @@ func TestDevHubSmoke(t *testing.T) {
 
 	cmd := exec.Command(bin, "dev", "--data", filepath.Join(data, "hub"), "--gateway-addr", gw, "--nats-port", strconv.Itoa(natsPort),
 		"--identity-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--crm-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
-		"--hubspot-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+		"--hubspot-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--support-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
+		"--zendesk-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
 	// A fresh machine's `make run`: no DATABASE_URL, no NATS_URL, no secret,
 	// no vendor credentials.
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if k != "DATABASE_URL" && k != "NATS_URL" && k != "STRIPE_WEBHOOK_SECRET" && !strings.HasPrefix(k, "HUBSPOT_") {
+		if k != "DATABASE_URL" && k != "NATS_URL" && k != "STRIPE_WEBHOOK_SECRET" && !strings.HasPrefix(k, "HUBSPOT_") && !strings.HasPrefix(k, "ZENDESK_") && !strings.HasPrefix(k, "SUPPORT_") {
 			env = append(env, kv)
 		}
 	}
@@ -158,6 +159,23 @@ func TestDevHubSmoke(t *testing.T) {
 	}
 	testkit.WaitFor(t, 20*time.Second, "crm.contact.synced from crm", func() bool {
 		_, err := crmStream.GetLastMsgForSubject(context.Background(), "crm.contact.synced")
+		return err == nil
+	})
+	// A failed payment: support opens a ticket in the Zendesk emulator.
+	failed := filepath.Join(t.TempDir(), "invoice.payment_failed.json")
+	if err := os.WriteFile(failed, testkit.StripeEvent(t, "invoice.payment_failed"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := run(context.Background(), []string{"send", "--url", "http://" + gw + "/webhooks/stripe", "--secret", secret, failed},
+		os.Getenv, nil, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("send invoice.payment_failed: exit %d", code)
+	}
+	supportStream, err := js.Stream(context.Background(), natsbus.StreamSupport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 20*time.Second, "support.ticket.opened from support", func() bool {
+		_, err := supportStream.GetLastMsgForSubject(context.Background(), "support.ticket.opened")
 		return err == nil
 	})
 	nc.Close()

@@ -11,6 +11,7 @@ require (
 	github.com/switchyard/switchyard/services/crm v0.0.0-00010101000000-000000000000
 	github.com/switchyard/switchyard/services/gateway v0.0.0-00010101000000-000000000000
 	github.com/switchyard/switchyard/services/identity v0.0.0-00010101000000-000000000000
+	github.com/switchyard/switchyard/services/support v0.0.0-00010101000000-000000000000
 )
 
 require (
@@ -80,4 +81,5 @@ replace (
 	github.com/switchyard/switchyard/services/crm => ../crm
 	github.com/switchyard/switchyard/services/gateway => ../gateway
 	github.com/switchyard/switchyard/services/identity => ../identity
+	github.com/switchyard/switchyard/services/support => ../support
 )

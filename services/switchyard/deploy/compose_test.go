@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/services/crm"
 	"github.com/switchyard/switchyard/services/gateway"
 	"github.com/switchyard/switchyard/services/identity"
+	"github.com/switchyard/switchyard/services/support"
 )
 
 // repoRoot is the repository root relative to this package's directory, which is
@@ -54,7 +55,9 @@ func loadCompose(t *testing.T, env map[string]string) *types.Project {
 // defaultEnv is the environment of
 // `STRIPE_WEBHOOK_SECRET=whsec_... HUBSPOT_TOKEN=pat-... POSTGRES_PASSWORD=... docker compose up`.
 func defaultEnv() map[string]string {
-	return map[string]string{"STRIPE_WEBHOOK_SECRET": testWebhookSecret, "POSTGRES_PASSWORD": "compose-test-password", "HUBSPOT_TOKEN": "pat-compose-test"}
+	return map[string]string{"STRIPE_WEBHOOK_SECRET": testWebhookSecret, "POSTGRES_PASSWORD": "compose-test-password", "HUBSPOT_TOKEN": "pat-compose-test",
+		"ZENDESK_BASE_URL": "https://acme.zendesk.com", "ZENDESK_EMAIL": "agent@acme.example", "ZENDESK_API_TOKEN": "zd-compose-test",
+		"SUPPORT_GROUPS": "Billing=123,Customer Success=456"}
 }
 
 // TestComposeRequiresPostgresPassword: no default database password ships.
@@ -103,7 +106,7 @@ func TestComposeServices(t *testing.T) {
 	project := loadCompose(t, defaultEnv())
 
 	got := project.ServiceNames()
-	for _, want := range []string{"nats", "postgres", "jaeger", "gateway", "identity", "crm"} {
+	for _, want := range []string{"nats", "postgres", "jaeger", "gateway", "identity", "crm", "support"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("compose.yaml services = %v, missing %q", got, want)
 		}
@@ -378,6 +381,7 @@ func TestComposeServiceConfigContracts(t *testing.T) {
 		"gateway":  func(g func(string) string) error { _, err := gateway.LoadConfig(g); return err },
 		"identity": func(g func(string) string) error { _, err := identity.LoadConfig(g); return err },
 		"crm":      func(g func(string) string) error { _, err := crm.LoadConfig(g); return err },
+		"support":  func(g func(string) string) error { _, err := support.LoadConfig(g); return err },
 	}
 	project := loadCompose(t, defaultEnv())
 	for name, load := range loaders {

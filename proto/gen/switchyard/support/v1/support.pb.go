@@ -228,7 +228,10 @@ type TicketFailed struct {
 	Attempt    uint32        `protobuf:"varint,8,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	ErrorClass v1.ErrorClass `protobuf:"varint,9,opt,name=error_class,json=errorClass,proto3,enum=switchyard.common.v1.ErrorClass" json:"error_class,omitempty"`
 	// One line, no secrets, payloads or full emails.
-	Reason        string `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The rule is marked critical (cancellation, refund, chargeback): the
+	// failure must reach ops at once, not wait in a queue.
+	Critical      bool `protobuf:"varint,11,opt,name=critical,proto3" json:"critical,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -333,6 +336,13 @@ func (x *TicketFailed) GetReason() string {
 	return ""
 }
 
+func (x *TicketFailed) GetCritical() bool {
+	if x != nil {
+		return x.Critical
+	}
+	return false
+}
+
 var File_switchyard_support_v1_support_proto protoreflect.FileDescriptor
 
 const file_switchyard_support_v1_support_proto_rawDesc = "" +
@@ -351,7 +361,7 @@ const file_switchyard_support_v1_support_proto_rawDesc = "" +
 	"\vexternal_id\x18\t \x01(\tR\n" +
 	"externalId\x12\x14\n" +
 	"\x05group\x18\n" +
-	" \x01(\tR\x05group\"\xa4\x03\n" +
+	" \x01(\tR\x05group\"\xc0\x03\n" +
 	"\fTicketFailed\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x122\n" +
 	"\x15canonical_customer_id\x18\x02 \x01(\tR\x13canonicalCustomerId\x12&\n" +
@@ -365,7 +375,8 @@ const file_switchyard_support_v1_support_proto_rawDesc = "" +
 	"\verror_class\x18\t \x01(\x0e2 .switchyard.common.v1.ErrorClassR\n" +
 	"errorClass\x12\x16\n" +
 	"\x06reason\x18\n" +
-	" \x01(\tR\x06reason*s\n" +
+	" \x01(\tR\x06reason\x12\x1a\n" +
+	"\bcritical\x18\v \x01(\bR\bcritical*s\n" +
 	"\bPriority\x12\x18\n" +
 	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPRIORITY_LOW\x10\x01\x12\x13\n" +

@@ -1,0 +1,153 @@
+package support
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/natsbus"
+	supportv1 "github.com/switchyard/switchyard/proto/gen/switchyard/support/v1"
+	"github.com/switchyard/switchyard/proto/subjects"
+	"github.com/switchyard/switchyard/services/support/zendesk"
+)
+
+// Provider names the support desk in outcomes.
+const Provider = "zendesk"
+
+// Desk opens tickets idempotently by external id; *zendesk.Client is the
+// implementation. Errors are classified (platform/errclass).
+type Desk interface {
+	EnsureTicket(ctx context.Context, t zendesk.NewTicket) (zendesk.Ticket, bool, error)
+}
+
+var _ Desk = (*zendesk.Client)(nil)
+
+// Opener turns billing events into tickets. It is safe for concurrent use.
+type Opener struct {
+	desk     Desk
+	rules    *Rules
+	groups   map[string]int64 // rule group name → Zendesk group id
+	ledger   *ledger.Ledger
+	js       jetstream.JetStream
+	consumer string
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// NewOpener wires the handler.
+func NewOpener(desk Desk, rules *Rules, groups map[string]int64, l *ledger.Ledger, js jetstream.JetStream, consumerName string, log *slog.Logger) *Opener {
+	return &Opener{desk: desk, rules: rules, groups: groups, ledger: l, js: js, consumer: consumerName, log: log, now: time.Now}
+}
+
+// ExternalID is the ticket key for (source event, rule): the same on every
+// retry, redelivery and replay of the event.
+func ExternalID(rule, sourceEventID string) string { return "switchyard:" + rule + ":" + sourceEventID }
+
+// Handle opens the ticket of every rule the event triggers, once each.
+func (o *Opener) Handle(ctx context.Context, m *consumer.Message) error {
+	msg, err := subjects.Decode(m.Subject, m.Data)
+	if err != nil {
+		return errclass.Permanent(err)
+	}
+	be, ok := msg.(subjects.BillingEvent)
+	if !ok {
+		return nil
+	}
+	data, final := ticketData(msg)
+	for _, r := range o.rules.Match(m.Subject, final) {
+		if be.GetMeta().GetSuperseded() && r.On != subjects.BillingPaymentFailed && r.On != subjects.BillingDisputeOpened && r.On != subjects.BillingRefundIssued {
+			continue // a late state change (say a cancellation since undone) opens no ticket
+		}
+		subject, body, err := r.render(data)
+		if err != nil {
+			return errclass.Permanent(fmt.Errorf("rule %s: %w", r.Name, err))
+		}
+		ext := ExternalID(r.Name, m.ID)
+		key := ledger.Key{Consumer: o.consumer, MessageID: m.ID, Effect: "zendesk.ticket:" + r.Name}
+		ticketID, err := o.ledger.Once(ctx, key, func(ctx context.Context) ([]byte, error) {
+			t := zendesk.NewTicket{
+				ExternalID: ext, Subject: subject, Body: body, Priority: r.Priority, Type: r.Type,
+				Tags: append(append([]string(nil), r.Tags...), r.Kind), GroupID: o.groups[r.Group],
+			}
+			if data.Email != "" {
+				t.Requester = &zendesk.Requester{Name: data.Name, Email: data.Email}
+			}
+			ticket, _, err := o.desk.EnsureTicket(ctx, t)
+			if err != nil {
+				return nil, err
+			}
+			return []byte(strconv.FormatInt(ticket.ID, 10)), nil
+		})
+		if err != nil {
+			return fmt.Errorf("rule %s: %w", r.Name, err)
+		}
+		id := subjects.SupportTicketOpened + ":" + r.Name + ":" + m.ID
+		if err := o.publish(ctx, subjects.SupportTicketOpened, id, &supportv1.TicketOpened{
+			EventId: id, CanonicalCustomerId: be.GetMeta().GetCanonicalCustomerId(), SourceEventId: m.ID,
+			OccurredAt: timestamppb.New(o.now()), Rule: r.Name, TicketId: string(ticketID), Priority: priority(r.Priority),
+			Provider: Provider, ExternalId: ext, Group: r.Group,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OnFailure publishes support.ticket.failed once the message is
+// dead-lettered (retries are the framework's business); critical rules are
+// flagged for the alerting path.
+func (o *Opener) OnFailure(ctx context.Context, m *consumer.Message, class errclass.Class, reason string, retryAt time.Time) {
+	if !retryAt.IsZero() {
+		return
+	}
+	msg, err := subjects.Decode(m.Subject, m.Data)
+	if err != nil {
+		return
+	}
+	be, ok := msg.(subjects.BillingEvent)
+	if !ok {
+		return
+	}
+	_, final := ticketData(msg)
+	for _, r := range o.rules.Match(m.Subject, final) {
+		id := subjects.SupportTicketFailed + ":" + r.Name + ":" + m.ID
+		if err := o.publish(ctx, subjects.SupportTicketFailed, id, &supportv1.TicketFailed{
+			EventId: id, CanonicalCustomerId: be.GetMeta().GetCanonicalCustomerId(), SourceEventId: m.ID,
+			OccurredAt: timestamppb.New(o.now()), Rule: r.Name, Priority: priority(r.Priority), Provider: Provider,
+			Attempt: uint32(m.Attempt), ErrorClass: class.Proto(), Reason: reason, Critical: r.Critical,
+		}); err != nil {
+			o.log.WarnContext(ctx, "publish support failure outcome", "error", err)
+		}
+		if r.Critical {
+			o.log.ErrorContext(ctx, "CRITICAL: a support ticket could not be opened", "rule", r.Name, "class", class.String(),
+				"replay", "switchyard dlq list --consumer "+o.consumer)
+		}
+	}
+}
+
+func (o *Opener) publish(ctx context.Context, subject, id string, m proto.Message) error {
+	return natsbus.PublishProto(ctx, o.js, subject, id, m)
+}
+
+func priority(p string) supportv1.Priority {
+	switch p {
+	case "urgent":
+		return supportv1.Priority_PRIORITY_URGENT
+	case "high":
+		return supportv1.Priority_PRIORITY_HIGH
+	case "normal":
+		return supportv1.Priority_PRIORITY_NORMAL
+	case "low":
+		return supportv1.Priority_PRIORITY_LOW
+	}
+	return supportv1.Priority_PRIORITY_UNSPECIFIED
+}

@@ -1,0 +1,189 @@
+package support
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/lifecycle"
+	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/postgres"
+	"github.com/switchyard/switchyard/platform/service"
+	"github.com/switchyard/switchyard/proto/wire"
+	"github.com/switchyard/switchyard/services/support/zendesk"
+)
+
+// ConsumerName is the support service's durable consumer on BILLING (and
+// its dead-letter subject dlq.support).
+const ConsumerName = "support"
+
+// Config is the support service's configuration.
+type Config struct {
+	Addr        string           // SUPPORT_ADDR: health, readiness, metrics
+	DatabaseURL config.Secret    // DATABASE_URL
+	ZendeskURL  string           // ZENDESK_BASE_URL, e.g. https://acme.zendesk.com
+	ZendeskUser string           // ZENDESK_EMAIL: the agent the API token belongs to
+	ZendeskKey  config.Secret    // ZENDESK_API_TOKEN
+	RulesFile   string           // SUPPORT_RULES_FILE: "" = the shipped rules
+	Groups      map[string]int64 // SUPPORT_GROUPS: "Billing=123,Customer Success=456"
+	Workers     int              // SUPPORT_WORKERS
+	LogLevel    string           // LOG_LEVEL
+	NATS        natsbus.Options
+	Rules       *Rules
+}
+
+// LoadConfig reads and validates the configuration and the rules file:
+// every rule's group must have a Zendesk group id.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	r := config.NewReader(getenv)
+	c := Config{
+		Addr:        r.String("SUPPORT_ADDR", ":8083"),
+		DatabaseURL: r.Secret("DATABASE_URL"),
+		ZendeskURL:  r.Required("ZENDESK_BASE_URL"),
+		ZendeskUser: r.Required("ZENDESK_EMAIL"),
+		ZendeskKey:  r.Secret("ZENDESK_API_TOKEN"),
+		RulesFile:   r.String("SUPPORT_RULES_FILE", ""),
+		Groups:      map[string]int64{},
+		Workers:     r.Int("SUPPORT_WORKERS", 4, 1, 64),
+		LogLevel:    r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		NATS:        natsbus.OptionsFromEnv(r, "switchyard-support"),
+	}
+	if !c.DatabaseURL.IsSet() {
+		r.Fail("DATABASE_URL", "required")
+	}
+	if !c.ZendeskKey.IsSet() {
+		r.Fail("ZENDESK_API_TOKEN", "required")
+	}
+	for _, item := range r.List("SUPPORT_GROUPS") {
+		name, id, ok := strings.Cut(item, "=")
+		n, err := strconv.ParseInt(strings.TrimSpace(id), 10, 64)
+		if !ok || err != nil || n <= 0 {
+			r.Fail("SUPPORT_GROUPS", "%q is not name=<Zendesk group id>", item)
+			continue
+		}
+		c.Groups[strings.TrimSpace(name)] = n
+	}
+	var err error
+	if c.RulesFile == "" {
+		c.Rules, err = DefaultRules()
+	} else if raw, rerr := os.ReadFile(c.RulesFile); rerr != nil {
+		err = rerr
+	} else {
+		c.Rules, err = ParseRules(raw)
+	}
+	if err != nil {
+		r.Fail("SUPPORT_RULES_FILE", "%v", err)
+	} else {
+		for _, rule := range c.Rules.Rules {
+			if _, ok := c.Groups[rule.Group]; !ok {
+				r.Fail("SUPPORT_GROUPS", "no Zendesk group id for %q (rule %s)", rule.Group, rule.Name)
+			}
+		}
+	}
+	return c, r.Err()
+}
+
+// LogValue is the redacted configuration dump.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("database_url", config.RedactURL(c.DatabaseURL.Reveal())),
+		slog.String("zendesk_base_url", c.ZendeskURL),
+		slog.String("rules_file", c.RulesFile),
+		slog.Int("workers", c.Workers),
+		slog.Any("nats", c.NATS),
+	)
+}
+
+// Run runs the CRM service until ctx is cancelled.
+func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("support config: %w", err)
+	}
+	base, err := service.Start(ctx, "support", cfg.LogLevel, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	defer base.Close(ctx, &err)
+	log := base.Log
+	cfg.NATS.Logger = log
+
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal(), nil)
+	if err != nil {
+		return err
+	}
+	base.Stack.Push("postgres", func(context.Context) error { pool.Close(); return nil })
+	if err := ledger.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	nc, err := natsbus.Connect(ctx, cfg.NATS)
+	if err != nil {
+		return err
+	}
+	base.Stack.Push("nats", func(context.Context) error { return nc.Drain() })
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := natsbus.Provision(ctx, js, cfg.NATS); err != nil {
+		return err
+	}
+	desk, err := zendesk.New(zendesk.Config{BaseURL: cfg.ZendeskURL, Email: cfg.ZendeskUser, APIToken: cfg.ZendeskKey})
+	if err != nil {
+		return err
+	}
+	opener := NewOpener(desk, cfg.Rules, cfg.Groups, ledger.New(pool), js, ConsumerName, log)
+	cons, err := consumer.New(js, ledger.New(pool), consumer.Config{
+		Name: ConsumerName, Stream: natsbus.StreamBilling, Subjects: []string{wire.BillingAll},
+		Workers: cfg.Workers, OnFailure: opener.OnFailure, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+	}, opener.Handle)
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { status(w, http.StatusOK, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		switch {
+		case !nc.IsConnected():
+			status(w, http.StatusServiceUnavailable, "nats disconnected")
+		case pool.Ping(pctx) != nil:
+			status(w, http.StatusServiceUnavailable, "postgres unreachable")
+		default:
+			status(w, http.StatusOK, "ready")
+		}
+	})
+	mux.Handle("GET /metrics", base.Tel.Metrics)
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("support listen: %w", err)
+	}
+	log.InfoContext(ctx, "support running", "addr", ln.Addr().String(), "config", cfg)
+	g := lifecycle.NewGroup(ctx)
+	g.Go("http", func(ctx context.Context) error {
+		return lifecycle.Serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, 5*time.Second)
+	})
+	g.Go("consumer", cons.Run)
+	return g.Wait()
+}
+
+func status(w http.ResponseWriter, code int, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, s+"\n")
+}

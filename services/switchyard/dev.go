@@ -17,11 +17,13 @@ import (
 
 	"github.com/switchyard/switchyard/platform/config"
 	hubspotemu "github.com/switchyard/switchyard/platform/emulator/hubspot"
+	slackemu "github.com/switchyard/switchyard/platform/emulator/slack"
 	zendeskemu "github.com/switchyard/switchyard/platform/emulator/zendesk"
 	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsembed"
 	"github.com/switchyard/switchyard/platform/pgcluster"
 	"github.com/switchyard/switchyard/platform/postgres"
+	"github.com/switchyard/switchyard/services/alerts"
 	"github.com/switchyard/switchyard/services/crm"
 	"github.com/switchyard/switchyard/services/gateway"
 	"github.com/switchyard/switchyard/services/identity"
@@ -53,6 +55,8 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	hubspotAddr := fs.String("hubspot-addr", "127.0.0.1:8092", "HubSpot emulator address (used unless HUBSPOT_TOKEN is set)")
 	supportAddr := fs.String("support-addr", "127.0.0.1:8083", "support service health/metrics address")
 	zendeskAddr := fs.String("zendesk-addr", "127.0.0.1:8093", "Zendesk emulator address (used unless ZENDESK_API_TOKEN is set)")
+	alertsAddr := fs.String("alerts-addr", "127.0.0.1:8084", "alerting service health/metrics address")
+	slackAddr := fs.String("slack-addr", "127.0.0.1:8094", "Slack webhook emulator address (used unless SLACK_WEBHOOK_URL is set)")
 	natsPort := fs.Int("nats-port", 4223, "embedded NATS port (ignored when NATS_URL is set)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -128,6 +132,17 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	} else {
 		emulatorLines = append(emulatorLines, "  Zendesk:         "+getenv("ZENDESK_BASE_URL"))
 	}
+	if getenv("SLACK_WEBHOOK_URL") == "" && getenv("SLACK_WEBHOOK_URL_FILE") == "" {
+		sl, err := slackemu.New(slackemu.Options{})
+		if err != nil {
+			return err
+		}
+		emulators = append(emulators, &http.Server{Addr: *slackAddr, Handler: sl, ReadHeaderTimeout: 5 * time.Second})
+		over["SLACK_WEBHOOK_URL"] = "http://" + dialAddr(*slackAddr) + sl.Path()
+		emulatorLines = append(emulatorLines, "  Slack:           emulator at http://"+dialAddr(*slackAddr)+" (set SLACK_WEBHOOK_URL for the real one)")
+	} else {
+		emulatorLines = append(emulatorLines, "  Slack:           alerts to the configured webhook")
+	}
 	env := config.Overlay(config.Overlay(getenv, over), map[string]string{
 		"NATS_URL":              natsURL,
 		"DATABASE_URL":          dbURL,
@@ -137,6 +152,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		"IDENTITY_ADDR":         *identityAddr,
 		"CRM_ADDR":              *crmAddr,
 		"SUPPORT_ADDR":          *supportAddr,
+		"ALERTS_ADDR":           *alertsAddr,
 	})
 
 	services := lifecycle.NewGroup(ctx)
@@ -152,9 +168,10 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	services.Go("identity", func(ctx context.Context) error { return identity.Run(ctx, env, stderr) })
 	services.Go("crm", func(ctx context.Context) error { return crm.Run(ctx, env, stderr) })
 	services.Go("support", func(ctx context.Context) error { return support.Run(ctx, env, stderr) })
+	services.Go("alerts", func(ctx context.Context) error { return alerts.Run(ctx, env, stderr) })
 
 	base := "http://" + dialAddr(*gatewayAddr)
-	for _, url := range []string{base + "/readyz", "http://" + dialAddr(*identityAddr) + "/readyz", "http://" + dialAddr(*crmAddr) + "/readyz", "http://" + dialAddr(*supportAddr) + "/readyz"} {
+	for _, url := range []string{base + "/readyz", "http://" + dialAddr(*identityAddr) + "/readyz", "http://" + dialAddr(*crmAddr) + "/readyz", "http://" + dialAddr(*supportAddr) + "/readyz", "http://" + dialAddr(*alertsAddr) + "/readyz"} {
 		if err := waitReady(services.Context(), url, 30*time.Second); err != nil {
 			services.Stop()
 			return errors.Join(err, services.Wait())
@@ -169,13 +186,14 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
   identity:        http://%s/readyz (consumes stripe.events.>, publishes billing.>)
   crm:             http://%s/readyz (consumes billing.>, publishes crm.>)
   support:         http://%s/readyz (consumes billing.>, opens tickets, publishes support.>)
+  alerts:          http://%s/readyz (dead letters and retry storms to Slack)
 %s
   NATS:            %s
   PostgreSQL:      %s
   data folder:     %s
 Send a test event:  switchyard send --secret %s <event.json>
 Stop with Ctrl-C.
-`, base, first, secretSource, base, base, dialAddr(*identityAddr), dialAddr(*crmAddr), dialAddr(*supportAddr), strings.Join(emulatorLines, "\n"), natsURL, config.RedactURL(dbURL), *dataDir, first)
+`, base, first, secretSource, base, base, dialAddr(*identityAddr), dialAddr(*crmAddr), dialAddr(*supportAddr), dialAddr(*alertsAddr), strings.Join(emulatorLines, "\n"), natsURL, config.RedactURL(dbURL), *dataDir, first)
 
 	if err := services.Wait(); err != nil {
 		return err

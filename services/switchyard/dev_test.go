@@ -58,13 +58,14 @@ func TestDevHubSmoke(t *testing.T) {
 	cmd := exec.Command(bin, "dev", "--data", filepath.Join(data, "hub"), "--gateway-addr", gw, "--nats-port", strconv.Itoa(natsPort),
 		"--identity-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--crm-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
 		"--hubspot-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--support-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
-		"--zendesk-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+		"--zendesk-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--alerts-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
+		"--slack-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
 	// A fresh machine's `make run`: no DATABASE_URL, no NATS_URL, no secret,
 	// no vendor credentials.
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if k != "DATABASE_URL" && k != "NATS_URL" && k != "STRIPE_WEBHOOK_SECRET" && !strings.HasPrefix(k, "HUBSPOT_") && !strings.HasPrefix(k, "ZENDESK_") && !strings.HasPrefix(k, "SUPPORT_") {
+		if k != "DATABASE_URL" && k != "NATS_URL" && k != "STRIPE_WEBHOOK_SECRET" && !strings.HasPrefix(k, "HUBSPOT_") && !strings.HasPrefix(k, "ZENDESK_") && !strings.HasPrefix(k, "SUPPORT_") && !strings.HasPrefix(k, "SLACK_") && !strings.HasPrefix(k, "ALERTS_") {
 			env = append(env, kv)
 		}
 	}

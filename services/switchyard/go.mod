@@ -8,6 +8,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/switchyard/switchyard/platform v0.0.0-00010101000000-000000000000
 	github.com/switchyard/switchyard/proto v0.0.0-00010101000000-000000000000
+	github.com/switchyard/switchyard/services/alerts v0.0.0-00010101000000-000000000000
 	github.com/switchyard/switchyard/services/crm v0.0.0-00010101000000-000000000000
 	github.com/switchyard/switchyard/services/gateway v0.0.0-00010101000000-000000000000
 	github.com/switchyard/switchyard/services/identity v0.0.0-00010101000000-000000000000
@@ -78,6 +79,7 @@ require (
 replace (
 	github.com/switchyard/switchyard/platform => ../../platform
 	github.com/switchyard/switchyard/proto => ../../proto
+	github.com/switchyard/switchyard/services/alerts => ../alerts
 	github.com/switchyard/switchyard/services/crm => ../crm
 	github.com/switchyard/switchyard/services/gateway => ../gateway
 	github.com/switchyard/switchyard/services/identity => ../identity

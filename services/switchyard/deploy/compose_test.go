@@ -15,6 +15,7 @@ import (
 	"github.com/distribution/reference"
 
 	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/services/alerts"
 	"github.com/switchyard/switchyard/services/crm"
 	"github.com/switchyard/switchyard/services/gateway"
 	"github.com/switchyard/switchyard/services/identity"
@@ -57,7 +58,7 @@ func loadCompose(t *testing.T, env map[string]string) *types.Project {
 func defaultEnv() map[string]string {
 	return map[string]string{"STRIPE_WEBHOOK_SECRET": testWebhookSecret, "POSTGRES_PASSWORD": "compose-test-password", "HUBSPOT_TOKEN": "pat-compose-test",
 		"ZENDESK_BASE_URL": "https://acme.zendesk.com", "ZENDESK_EMAIL": "agent@acme.example", "ZENDESK_API_TOKEN": "zd-compose-test",
-		"SUPPORT_GROUPS": "Billing=123,Customer Success=456"}
+		"SUPPORT_GROUPS": "Billing=123,Customer Success=456", "SLACK_WEBHOOK_URL": "https://hooks.slack.example/services/T/B/X"}
 }
 
 // TestComposeRequiresPostgresPassword: no default database password ships.
@@ -106,7 +107,7 @@ func TestComposeServices(t *testing.T) {
 	project := loadCompose(t, defaultEnv())
 
 	got := project.ServiceNames()
-	for _, want := range []string{"nats", "postgres", "jaeger", "gateway", "identity", "crm", "support"} {
+	for _, want := range []string{"nats", "postgres", "jaeger", "gateway", "identity", "crm", "support", "alerts"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("compose.yaml services = %v, missing %q", got, want)
 		}
@@ -382,6 +383,7 @@ func TestComposeServiceConfigContracts(t *testing.T) {
 		"identity": func(g func(string) string) error { _, err := identity.LoadConfig(g); return err },
 		"crm":      func(g func(string) string) error { _, err := crm.LoadConfig(g); return err },
 		"support":  func(g func(string) string) error { _, err := support.LoadConfig(g); return err },
+		"alerts":   func(g func(string) string) error { _, err := alerts.LoadConfig(g); return err },
 	}
 	project := loadCompose(t, defaultEnv())
 	for name, load := range loaders {

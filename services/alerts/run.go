@@ -1,0 +1,162 @@
+package alerts
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/lifecycle"
+	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/postgres"
+	"github.com/switchyard/switchyard/platform/service"
+	"github.com/switchyard/switchyard/proto/subjects"
+	"github.com/switchyard/switchyard/proto/wire"
+	"github.com/switchyard/switchyard/services/alerts/slack"
+)
+
+// Durable consumers: dead letters on DLQ, retry outcomes on CRM.
+const (
+	ConsumerName      = "alerts"
+	StormConsumerName = "alerts_crm_retries"
+)
+
+// Config is the alerting service's configuration.
+type Config struct {
+	Addr        string        // ALERTS_ADDR: health, readiness, metrics
+	DatabaseURL config.Secret // DATABASE_URL
+	SlackURL    config.Secret // SLACK_WEBHOOK_URL: an incoming webhook (the URL is the credential)
+	Window      time.Duration // ALERTS_WINDOW: alerts of one kind within it are folded into one
+	Storm       int           // ALERTS_STORM_THRESHOLD: CRM retries per minute that make a storm
+	LogLevel    string        // LOG_LEVEL
+	NATS        natsbus.Options
+}
+
+// LoadConfig reads and validates the configuration.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	r := config.NewReader(getenv)
+	c := Config{
+		Addr:        r.String("ALERTS_ADDR", ":8084"),
+		DatabaseURL: r.Secret("DATABASE_URL"),
+		SlackURL:    r.Secret("SLACK_WEBHOOK_URL"),
+		Window:      r.Duration("ALERTS_WINDOW", 5*time.Minute),
+		Storm:       r.Int("ALERTS_STORM_THRESHOLD", 20, 1, 100000),
+		LogLevel:    r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		NATS:        natsbus.OptionsFromEnv(r, "switchyard-alerts"),
+	}
+	if !c.DatabaseURL.IsSet() {
+		r.Fail("DATABASE_URL", "required")
+	}
+	if !c.SlackURL.IsSet() {
+		r.Fail("SLACK_WEBHOOK_URL", "required: a Slack incoming webhook URL")
+	}
+	return c, r.Err()
+}
+
+// LogValue is the redacted configuration dump.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("database_url", config.RedactURL(c.DatabaseURL.Reveal())),
+		slog.String("window", c.Window.String()),
+		slog.Int("storm_threshold", c.Storm),
+		slog.Any("nats", c.NATS),
+	)
+}
+
+// Run runs the CRM service until ctx is cancelled.
+func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("alerts config: %w", err)
+	}
+	base, err := service.Start(ctx, "alerts", cfg.LogLevel, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	defer base.Close(ctx, &err)
+	log := base.Log
+	cfg.NATS.Logger = log
+
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal(), nil)
+	if err != nil {
+		return err
+	}
+	base.Stack.Push("postgres", func(context.Context) error { pool.Close(); return nil })
+	if err := ledger.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	nc, err := natsbus.Connect(ctx, cfg.NATS)
+	if err != nil {
+		return err
+	}
+	base.Stack.Push("nats", func(context.Context) error { return nc.Drain() })
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := natsbus.Provision(ctx, js, cfg.NATS); err != nil {
+		return err
+	}
+	sl, err := slack.New(cfg.SlackURL, nil)
+	if err != nil {
+		return err
+	}
+	alerter := NewAlerter(sl, ledger.New(pool), ConsumerName, cfg.Window, cfg.Storm, log)
+	dead, err := consumer.New(js, ledger.New(pool), consumer.Config{
+		Name: ConsumerName, Stream: natsbus.StreamDLQ, Subjects: []string{wire.DLQAll}, Workers: 1,
+		Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+	}, alerter.HandleDeadLetter)
+	if err != nil {
+		return err
+	}
+	retries, err := consumer.New(js, ledger.New(pool), consumer.Config{
+		Name: StormConsumerName, Stream: natsbus.StreamCRM, Subjects: []string{subjects.CRMContactPendingRetry}, Workers: 1,
+		Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+	}, alerter.HandleCRMRetry)
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { status(w, http.StatusOK, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		switch {
+		case !nc.IsConnected():
+			status(w, http.StatusServiceUnavailable, "nats disconnected")
+		case pool.Ping(pctx) != nil:
+			status(w, http.StatusServiceUnavailable, "postgres unreachable")
+		default:
+			status(w, http.StatusOK, "ready")
+		}
+	})
+	mux.Handle("GET /metrics", base.Tel.Metrics)
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("alerts listen: %w", err)
+	}
+	log.InfoContext(ctx, "alerts running", "addr", ln.Addr().String(), "config", cfg)
+	g := lifecycle.NewGroup(ctx)
+	g.Go("http", func(ctx context.Context) error {
+		return lifecycle.Serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, 5*time.Second)
+	})
+	g.Go("dead letters", dead.Run)
+	g.Go("crm retries", retries.Run)
+	return g.Wait()
+}
+
+func status(w http.ResponseWriter, code int, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, s+"\n")
+}

@@ -28,12 +28,14 @@ const ConsumerName = "crm"
 
 // Config is the CRM service's configuration.
 type Config struct {
-	Addr         string        // CRM_ADDR: health, readiness, metrics
-	DatabaseURL  config.Secret // DATABASE_URL
-	HubSpotToken config.Secret // HUBSPOT_TOKEN: private app token
-	HubSpotURL   string        // HUBSPOT_BASE_URL
-	Workers      int           // CRM_WORKERS
-	LogLevel     string        // LOG_LEVEL
+	Addr         string          // CRM_ADDR: health, readiness, metrics
+	DatabaseURL  config.Secret   // DATABASE_URL
+	HubSpotToken config.Secret   // HUBSPOT_TOKEN: private app token
+	HubSpotURL   string          // HUBSPOT_BASE_URL
+	Workers      int             // CRM_WORKERS
+	LogLevel     string          // LOG_LEVEL
+	MaxAttempts  int             // CONSUMER_MAX_ATTEMPTS
+	Backoff      []time.Duration // CONSUMER_BACKOFF
 	NATS         natsbus.Options
 }
 
@@ -55,6 +57,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if !c.HubSpotToken.IsSet() {
 		r.Fail("HUBSPOT_TOKEN", "required: a HubSpot private app token with crm.objects.contacts.write and crm.schemas.contacts.write")
 	}
+	c.MaxAttempts, c.Backoff = consumer.RetryFromEnv(r)
 	return c, r.Err()
 }
 
@@ -113,7 +116,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	syncer := NewSyncer(hs, ledger.New(pool), js, ConsumerName, log)
 	cons, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: ConsumerName, Stream: natsbus.StreamBilling, Subjects: []string{wire.BillingAll},
-		Workers: cfg.Workers, OnFailure: syncer.OnFailure, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, OnFailure: syncer.OnFailure, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
 	}, syncer.Handle)
 	if err != nil {
 		return err

@@ -31,13 +31,15 @@ const DefaultConsumerName = "identity"
 
 // Config is the identity service's configuration.
 type Config struct {
-	Addr          string        // IDENTITY_ADDR: health, readiness, metrics
-	DatabaseURL   config.Secret // DATABASE_URL (may hold a password)
-	StripeAPIKey  config.Secret // STRIPE_API_KEY: restricted read key, optional
-	StripeAPIBase string        // STRIPE_API_BASE: override for emulators
-	Workers       int           // IDENTITY_WORKERS
-	ConsumerName  string        // IDENTITY_CONSUMER: durable name (one per deployment sharing a NATS account)
-	LogLevel      string        // LOG_LEVEL
+	Addr          string          // IDENTITY_ADDR: health, readiness, metrics
+	DatabaseURL   config.Secret   // DATABASE_URL (may hold a password)
+	StripeAPIKey  config.Secret   // STRIPE_API_KEY: restricted read key, optional
+	StripeAPIBase string          // STRIPE_API_BASE: override for emulators
+	Workers       int             // IDENTITY_WORKERS
+	ConsumerName  string          // IDENTITY_CONSUMER: durable name (one per deployment sharing a NATS account)
+	LogLevel      string          // LOG_LEVEL
+	MaxAttempts   int             // CONSUMER_MAX_ATTEMPTS
+	Backoff       []time.Duration // CONSUMER_BACKOFF
 	NATS          natsbus.Options
 }
 
@@ -60,6 +62,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if !c.DatabaseURL.IsSet() {
 		r.Fail("DATABASE_URL", "required")
 	}
+	c.MaxAttempts, c.Backoff = consumer.RetryFromEnv(r)
 	return c, r.Err()
 }
 
@@ -119,7 +122,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	svc := NewService(NewStore(pool), js, reader, log)
 	cons, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: cfg.ConsumerName, Stream: natsbus.StreamStripe, Subjects: []string{wire.StripeEventsAll},
-		Workers: cfg.Workers, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter,
+		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter,
 	}, svc.Handle)
 	if err != nil {
 		return err

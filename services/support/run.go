@@ -40,6 +40,8 @@ type Config struct {
 	Groups      map[string]int64 // SUPPORT_GROUPS: "Billing=123,Customer Success=456"
 	Workers     int              // SUPPORT_WORKERS
 	LogLevel    string           // LOG_LEVEL
+	MaxAttempts int              // CONSUMER_MAX_ATTEMPTS
+	Backoff     []time.Duration  // CONSUMER_BACKOFF
 	NATS        natsbus.Options
 	Rules       *Rules
 }
@@ -92,6 +94,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			}
 		}
 	}
+	c.MaxAttempts, c.Backoff = consumer.RetryFromEnv(r)
 	return c, r.Err()
 }
 
@@ -148,7 +151,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	opener := NewOpener(desk, cfg.Rules, cfg.Groups, ledger.New(pool), js, ConsumerName, log)
 	cons, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: ConsumerName, Stream: natsbus.StreamBilling, Subjects: []string{wire.BillingAll},
-		Workers: cfg.Workers, OnFailure: opener.OnFailure, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, OnFailure: opener.OnFailure, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
 	}, opener.Handle)
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/platform/service"
+	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/proto/wire"
 )
 
@@ -128,6 +129,14 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 
+	links, err := consumer.New(js, ledger.New(pool), consumer.Config{
+		Name: cfg.ConsumerName + "_crm_links", Stream: natsbus.StreamCRM, Subjects: []string{subjects.CRMContactSynced},
+		Workers: 2, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter,
+	}, svc.HandleCRMOutcome)
+	if err != nil {
+		return err
+	}
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeStatus(w, http.StatusOK, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -153,6 +162,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return lifecycle.Serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, 5*time.Second)
 	})
 	g.Go("consumer", cons.Run)
+	g.Go("crm links", links.Run)
 	return g.Wait()
 }
 

@@ -16,11 +16,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/emulator/stripeapi"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/testkit"
+	crmv1 "github.com/switchyard/switchyard/proto/gen/switchyard/crm/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/identity"
@@ -243,4 +245,37 @@ func TestSameSecondTieRefetchesFromStripe(t *testing.T) {
 	if status != "active" || eventID != "evt_tieActive0001" {
 		t.Fatalf("applied version %s (%s), want Stripe's current: active from evt_tieActive0001", status, eventID)
 	}
+}
+
+// TestCRMContactIsLinkedBack: crm's synced outcome puts the contact id on
+// the canonical customer.
+func TestCRMContactIsLinkedBack(t *testing.T) {
+	b := testkit.NATS(t)
+	_, js := b.Connect(t)
+	h := startIdentity(t, b.URL, js, nil)
+	h.deliver(t, testkit.StripeEvent(t, "customer.created"))
+	var canonical string
+	testkit.WaitFor(t, 20*time.Second, "customer upserted", func() bool {
+		ids := h.billing(t)[subjects.BillingCustomerUpserted]
+		if len(ids) > 0 {
+			canonical = ids[0]
+		}
+		return canonical != ""
+	})
+	out := &crmv1.ContactSynced{EventId: "crm.contact.synced:x1", CanonicalCustomerId: canonical, ContactId: "10000000001", Provider: "hubspot"}
+	data, _ := proto.Marshal(out)
+	if _, err := js.PublishMsg(context.Background(), &nats.Msg{Subject: subjects.CRMContactSynced, Data: data,
+		Header: nats.Header{wire.HeaderMsgID: {out.EventId}}}); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(context.Background(), h.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	testkit.WaitFor(t, 20*time.Second, "crm_contact link", func() bool {
+		var owner string
+		err := pool.QueryRow(context.Background(), `SELECT canonical_id FROM customer_links WHERE kind = 'crm_contact' AND value = 'hubspot:10000000001'`).Scan(&owner)
+		return err == nil && owner == canonical
+	})
 }

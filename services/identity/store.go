@@ -469,3 +469,32 @@ func dedupe(ids []Identifier) []Identifier {
 	})
 	return out
 }
+
+// LinkExternal records an identifier another system gave the customer (a
+// CRM contact id, a support user id), idempotently. A link already held by
+// another customer is left alone and reported as false.
+func (s *Store) LinkExternal(ctx context.Context, canonicalID string, id Identifier, sourceEventID string) (bool, error) {
+	var linked bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		root, err := lockRoot(ctx, tx, canonicalID)
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO customer_links (kind, value, canonical_id, source_event_id) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (kind, value) DO NOTHING`, id.Kind, id.Value, root, sourceEventID)
+		if err != nil {
+			return fmt.Errorf("link %s: %w", id.Kind, err)
+		}
+		if tag.RowsAffected() == 1 {
+			linked = true
+			return nil
+		}
+		var owner string
+		if err := tx.QueryRow(ctx, `SELECT canonical_id FROM customer_links WHERE kind = $1 AND value = $2`, id.Kind, id.Value).Scan(&owner); err != nil {
+			return err
+		}
+		linked = owner == root
+		return nil
+	})
+	return linked, err
+}

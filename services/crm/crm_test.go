@@ -40,21 +40,31 @@ type env struct {
 
 func start(t *testing.T) *env {
 	t.Helper()
-	b := testkit.NATS(t)
-	_, js := b.Connect(t)
 	hub := hubspot.New(hubspot.Options{Tokens: map[string][]string{token: nil}})
 	api := httptest.NewServer(hub)
 	t.Cleanup(api.Close)
+	return startWith(t, api.URL, hub, nil)
+}
+
+// startWith runs crm.Run against the HubSpot at hubURL, with extra env.
+func startWith(t *testing.T, hubURL string, hub *hubspot.Server, extra map[string]string) *env {
+	t.Helper()
+	b := testkit.NATS(t)
+	_, js := b.Connect(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
 	l.Close()
-	vars := config.MapEnv(map[string]string{
+	m := map[string]string{
 		"CRM_ADDR": addr, "NATS_URL": b.URL, "DATABASE_URL": testkit.Postgres(t),
-		"HUBSPOT_TOKEN": token, "HUBSPOT_BASE_URL": api.URL, "LOG_LEVEL": "warn",
-	})
+		"HUBSPOT_TOKEN": token, "HUBSPOT_BASE_URL": hubURL, "LOG_LEVEL": "warn",
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	vars := config.MapEnv(m)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var logs bytes.Buffer
@@ -68,6 +78,7 @@ func start(t *testing.T) *env {
 	testkit.WaitFor(t, 20*time.Second, "crm ready", func() bool {
 		select {
 		case err := <-done:
+			done <- err // for the cleanup
 			t.Fatalf("crm exited: %v\n%s", err, logs.String())
 		default:
 		}

@@ -8,6 +8,7 @@ replace (
 )
 
 require (
+	github.com/cenkalti/backoff/v4 v4.3.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/switchyard/switchyard/platform v0.0.0-00010101000000-000000000000
 	github.com/switchyard/switchyard/proto v0.0.0-00010101000000-000000000000

@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsbus"
@@ -110,7 +112,18 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	if err := hs.EnsureProperties(ctx, hubspot.DefaultProperties()); err != nil {
+	// HubSpot may blip while we start: retry transient failures with
+	// backoff; wrong credentials or a refused definition stop start-up.
+	if err := backoff.Retry(func() error {
+		err := hs.EnsureProperties(ctx, hubspot.DefaultProperties())
+		if err != nil && !errclass.Of(err).Retryable() {
+			return backoff.Permanent(err)
+		}
+		if err != nil {
+			log.WarnContext(ctx, "creating HubSpot contact properties failed; retrying", "error", err)
+		}
+		return err
+	}, backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithMaxElapsedTime(2*time.Minute)), ctx)); err != nil {
 		return fmt.Errorf("create HubSpot contact properties: %w", err)
 	}
 	syncer := NewSyncer(hs, ledger.New(pool), js, ConsumerName, log)

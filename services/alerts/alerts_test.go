@@ -60,6 +60,7 @@ func start(t *testing.T) (jetstream.JetStream, *slackemu.Server) {
 	testkit.WaitFor(t, 20*time.Second, "alerts ready", func() bool {
 		select {
 		case err := <-done:
+			done <- err // for the cleanup
 			t.Fatalf("alerts exited: %v\n%s", err, logs.String())
 		default:
 		}

@@ -38,6 +38,7 @@ func TestAgainstSeparateNATSServer(t *testing.T) {
 	testkit.WaitFor(t, 10*time.Second, "gateway ready on the separate server", func() bool {
 		select {
 		case err := <-done:
+			done <- err // for the cleanup
 			t.Fatalf("gateway exited: %v\n%s", err, logs)
 		default:
 		}

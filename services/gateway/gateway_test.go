@@ -104,6 +104,7 @@ func startHubOn(t *testing.T, b *testkit.Broker, env map[string]string) *hub {
 	testkit.WaitFor(t, 10*time.Second, "gateway ready", func() bool {
 		select {
 		case err := <-done:
+			done <- err // for the cleanup
 			t.Fatalf("gateway.Run exited early: %v\n%s", err, logs)
 		default:
 		}

@@ -74,6 +74,7 @@ func startIdentity(t *testing.T, natsURL string, js jetstream.JetStream, extra m
 	testkit.WaitFor(t, 20*time.Second, "identity ready", func() bool {
 		select {
 		case err := <-done:
+			done <- err // for the cleanup
 			t.Fatalf("identity exited: %v\n%s", err, logs.String())
 		default:
 		}

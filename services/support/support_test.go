@@ -69,6 +69,7 @@ func start(t *testing.T, extra map[string]string) *env {
 	testkit.WaitFor(t, 20*time.Second, "support ready", func() bool {
 		select {
 		case err := <-done:
+			done <- err // for the cleanup
 			t.Fatalf("support exited: %v\n%s", err, logs.String())
 		default:
 		}

@@ -2,6 +2,7 @@ package crm_test
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"net"
 	"net/http"
@@ -220,4 +221,27 @@ func TestRevokedTokenIsDeadLetteredAsAuth(t *testing.T) {
 	if len(e.hub.Contacts()) != 0 {
 		t.Error("a contact was written with a revoked token")
 	}
+}
+
+// TestBurstGoesOutInBatches: 150 customers' events at once reach HubSpot in
+// a few batch calls of up to 100 contacts, not 150 calls.
+func TestBurstGoesOutInBatches(t *testing.T) {
+	hub := hubspot.New(hubspot.Options{Tokens: map[string][]string{token: nil}, TenSecondLimit: -1})
+	api := httptest.NewServer(hub)
+	defer api.Close()
+	e := startWith(t, api.URL, hub, map[string]string{"CRM_WORKERS": "150", "CRM_BATCH_LINGER": "300ms"})
+	for i := 0; i < 150; i++ {
+		m := meta(fmt.Sprintf("billing.payment.succeeded:in_b%03d", i))
+		m.Email, m.CanonicalCustomerId = fmt.Sprintf("burst%03d@example.com", i), fmt.Sprintf("cust_b%03d", i)
+		e.publish(t, &billingv1.PaymentSucceeded{Meta: m, InvoiceId: fmt.Sprintf("in_b%03d", i)})
+	}
+	testkit.WaitFor(t, 20*time.Second, "150 syncs", func() bool { return len(e.outcomes(t, subjects.CRMContactSynced)) == 150 })
+	if n := len(hub.Contacts()); n != 150 {
+		t.Fatalf("%d contacts, want 150", n)
+	}
+	calls := hub.Requests()[hubspot.EndpointBatchUpsert]
+	if calls > 10 {
+		t.Errorf("%d batch calls for 150 contacts; the upserts were not batched", calls)
+	}
+	t.Logf("150 contacts in %d batch calls", calls)
 }

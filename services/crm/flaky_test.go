@@ -21,7 +21,7 @@ func TestFlakyCRMStillOneContactEach(t *testing.T) {
 	hub := hubspot.New(hubspot.Options{Tokens: map[string][]string{token: nil}, TenSecondLimit: -1, RetryAfter: true})
 	api := httptest.NewServer(hub)
 	defer api.Close()
-	e := startWith(t, api.URL, hub, map[string]string{"CONSUMER_BACKOFF": "10ms,20ms,50ms", "CONSUMER_MAX_ATTEMPTS": "25", "CRM_WORKERS": "8"})
+	e := startWith(t, api.URL, hub, map[string]string{"CONSUMER_BACKOFF": "10ms,20ms,50ms", "CONSUMER_MAX_ATTEMPTS": "25", "CRM_WORKERS": "32", "CRM_BATCH_LINGER": "20ms"})
 	hub.FlakyRate(0.3, 7) // from here on (start-up retries are the adapter's and Run's business)
 	for i := 0; i < n; i++ {
 		m := meta(fmt.Sprintf("billing.payment.succeeded:in_%04d", i))

@@ -35,6 +35,7 @@ type Config struct {
 	HubSpotToken config.Secret   // HUBSPOT_TOKEN: private app token
 	HubSpotURL   string          // HUBSPOT_BASE_URL
 	Workers      int             // CRM_WORKERS
+	BatchLinger  time.Duration   // CRM_BATCH_LINGER: longest wait for company in a HubSpot batch
 	LogLevel     string          // LOG_LEVEL
 	MaxAttempts  int             // CONSUMER_MAX_ATTEMPTS
 	Backoff      []time.Duration // CONSUMER_BACKOFF
@@ -49,7 +50,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		DatabaseURL:  r.Secret("DATABASE_URL"),
 		HubSpotToken: r.Secret("HUBSPOT_TOKEN"),
 		HubSpotURL:   r.String("HUBSPOT_BASE_URL", hubspot.DefaultBaseURL),
-		Workers:      r.Int("CRM_WORKERS", 8, 1, 64),
+		Workers:      r.Int("CRM_WORKERS", 32, 1, 256),
+		BatchLinger:  r.Duration("CRM_BATCH_LINGER", 150*time.Millisecond),
 		LogLevel:     r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		NATS:         natsbus.OptionsFromEnv(r, "switchyard-crm"),
 	}
@@ -126,7 +128,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	}, backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithMaxElapsedTime(2*time.Minute)), ctx)); err != nil {
 		return fmt.Errorf("create HubSpot contact properties: %w", err)
 	}
-	syncer := NewSyncer(hs, ledger.New(pool), js, ConsumerName, log)
+	syncer := NewSyncer(hs, cfg.BatchLinger, ledger.New(pool), js, ConsumerName, log)
 	cons, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: ConsumerName, Stream: natsbus.StreamBilling, Subjects: []string{wire.BillingAll},
 		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, OnFailure: syncer.OnFailure, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
@@ -159,6 +161,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	g.Go("http", func(ctx context.Context) error {
 		return lifecycle.Serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, 5*time.Second)
 	})
+	g.Go("hubspot batches", syncer.Run)
 	g.Go("consumer", cons.Run)
 	return g.Wait()
 }

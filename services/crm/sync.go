@@ -2,6 +2,7 @@ package crm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -31,9 +32,10 @@ type Upserter interface {
 
 var _ Upserter = (*hubspot.Client)(nil)
 
-// Syncer handles billing events. It is safe for concurrent use.
+// Syncer handles billing events. It is safe for concurrent use; Run must
+// be running for Handle to make progress (it sends the batches).
 type Syncer struct {
-	crm      Upserter
+	batch    *batcher
 	ledger   *ledger.Ledger
 	js       jetstream.JetStream
 	consumer string
@@ -42,9 +44,16 @@ type Syncer struct {
 }
 
 // NewSyncer wires the handler; consumerName keys its ledger rows.
-func NewSyncer(crm Upserter, l *ledger.Ledger, js jetstream.JetStream, consumerName string, log *slog.Logger) *Syncer {
-	return &Syncer{crm: crm, ledger: l, js: js, consumer: consumerName, log: log, now: time.Now}
+// Upserts of concurrent events go to HubSpot together, up to
+// hubspot.MaxBatchInputs a call, each waiting at most linger for company.
+func NewSyncer(crm Upserter, linger time.Duration, l *ledger.Ledger, js jetstream.JetStream, consumerName string, log *slog.Logger) *Syncer {
+	return &Syncer{batch: newBatcher(crm, hubspot.MaxBatchInputs, linger), ledger: l, js: js, consumer: consumerName, log: log, now: time.Now}
 }
+
+// Run sends the batches until ctx is cancelled.
+func (s *Syncer) Run(ctx context.Context) error { return s.batch.Run(ctx) }
+
+var errMissingResult = errclass.Transient(errors.New("hubspot returned no result for the contact"))
 
 // Handle upserts the contact a billing event implies, once, and publishes
 // crm.contact.synced.
@@ -60,14 +69,8 @@ func (s *Syncer) Handle(ctx context.Context, m *consumer.Message) error {
 	}
 	key := ledger.Key{Consumer: s.consumer, MessageID: m.ID, Effect: "hubspot.upsert"}
 	contactID, err := s.ledger.Once(ctx, key, func(ctx context.Context) ([]byte, error) {
-		res, err := s.crm.UpsertContacts(ctx, []hubspot.ContactInput{{Email: email, Properties: props}})
-		if err != nil {
-			return nil, err
-		}
-		if res[0].Err != nil {
-			return nil, res[0].Err
-		}
-		return []byte(res[0].ID), nil
+		id, err := s.batch.Upsert(ctx, hubspot.ContactInput{Email: email, Properties: props})
+		return []byte(id), err
 	})
 	if err != nil {
 		return fmt.Errorf("upsert contact: %w", err)

@@ -1,0 +1,119 @@
+package crm
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/services/crm/hubspot"
+)
+
+// batcher turns concurrent single-contact upserts into HubSpot batch calls:
+// the first request opens a batch that closes when it holds max contacts or
+// linger has passed, so a lone event waits at most linger while a burst
+// goes out 100 contacts a call. Two updates of one email never share a
+// call (HubSpot refuses duplicate ids in a batch); the later waits for the
+// next one, which keeps their order.
+type batcher struct {
+	up     Upserter
+	max    int
+	linger time.Duration
+	reqs   chan *batchReq
+}
+
+type batchReq struct {
+	ctx  context.Context
+	in   hubspot.ContactInput
+	done chan batchRes
+}
+
+type batchRes struct {
+	id  string
+	err error
+}
+
+func newBatcher(up Upserter, max int, linger time.Duration) *batcher {
+	return &batcher{up: up, max: max, linger: linger, reqs: make(chan *batchReq)}
+}
+
+// Upsert queues one contact and waits for its result.
+func (b *batcher) Upsert(ctx context.Context, in hubspot.ContactInput) (string, error) {
+	r := &batchReq{ctx: ctx, in: in, done: make(chan batchRes, 1)}
+	select {
+	case b.reqs <- r:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	select {
+	case res := <-r.done:
+		return res.id, res.err
+	case <-ctx.Done():
+		return "", ctx.Err() // the call may still happen: upserts are idempotent
+	}
+}
+
+// Run forms and sends batches until ctx is cancelled.
+func (b *batcher) Run(ctx context.Context) error {
+	var carry []*batchReq // duplicates held for the next batch
+	for {
+		batch := carry
+		carry = nil
+		if len(batch) == 0 {
+			select {
+			case r := <-b.reqs:
+				batch = append(batch, r)
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		emails := map[string]bool{}
+		for _, r := range batch {
+			emails[key(r.in.Email)] = true
+		}
+		timer := time.NewTimer(b.linger)
+	collect:
+		for len(batch) < b.max {
+			select {
+			case r := <-b.reqs:
+				if emails[key(r.in.Email)] {
+					carry = append(carry, r)
+					continue
+				}
+				emails[key(r.in.Email)] = true
+				batch = append(batch, r)
+			case <-timer.C:
+				break collect
+			case <-ctx.Done():
+				timer.Stop()
+				for _, r := range append(batch, carry...) {
+					r.done <- batchRes{err: ctx.Err()}
+				}
+				return nil
+			}
+		}
+		timer.Stop()
+		b.send(ctx, batch)
+	}
+}
+
+func (b *batcher) send(ctx context.Context, batch []*batchReq) {
+	inputs := make([]hubspot.ContactInput, len(batch))
+	for i, r := range batch {
+		inputs[i] = r.in
+	}
+	results, err := b.up.UpsertContacts(ctx, inputs)
+	for i, r := range batch {
+		switch {
+		case err != nil:
+			r.done <- batchRes{err: err}
+		case i < len(results) && results[i].Err != nil:
+			r.done <- batchRes{err: results[i].Err}
+		case i < len(results):
+			r.done <- batchRes{id: results[i].ID}
+		default:
+			r.done <- batchRes{err: errMissingResult}
+		}
+	}
+}
+
+func key(email string) string { return strings.ToLower(strings.TrimSpace(email)) }

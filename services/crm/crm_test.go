@@ -2,8 +2,8 @@ package crm_test
 
 import (
 	"bytes"
-	"fmt"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"

@@ -277,6 +277,12 @@ func TestExhaustedRetriesAreDeadLettered(t *testing.T) {
 	if dl.FirstFailureAt.IsZero() || dl.LastFailureAt.Before(dl.FirstFailureAt) {
 		t.Errorf("failure times %v .. %v", dl.FirstFailureAt, dl.LastFailureAt)
 	}
+	// OnFailure hears of the dead letter after the message is settled.
+	testkit.WaitFor(t, 5*time.Second, "OnFailure to hear all three attempts", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(fates) == 3
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if got := strings.Join(fates, " "); got != "1:unknown:true 2:unknown:true 3:unknown:false" {

@@ -76,7 +76,7 @@ func (o *Opener) Handle(ctx context.Context, m *consumer.Message) error {
 		ticketID, err := o.ledger.Once(ctx, key, func(ctx context.Context) ([]byte, error) {
 			t := zendesk.NewTicket{
 				ExternalID: ext, Subject: subject, Body: body, Priority: r.Priority, Type: r.Type,
-				Tags: append(append([]string(nil), r.Tags...), r.Kind), GroupID: o.groups[r.Group],
+				Tags: append(append([]string(nil), r.Tags...), r.Kind), GroupID: o.groups[r.Group], AssigneeID: r.Assignee,
 			}
 			if data.Email != "" {
 				t.Requester = &zendesk.Requester{Name: data.Name, Email: data.Email}

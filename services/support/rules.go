@@ -24,6 +24,7 @@ type Rule struct {
 	Priority string   `json:"priority"`           // urgent | high | normal | low
 	Type     string   `json:"type"`               // problem | incident | question | task
 	Group    string   `json:"group"`              // Zendesk group name, resolved through SUPPORT_GROUPS
+	Assignee int64    `json:"assignee_id"`        // optional Zendesk agent id (0: the group's queue)
 	Tags     []string `json:"tags"`               //
 	Critical bool     `json:"critical,omitempty"` // a failure to open the ticket alerts ops at once
 	Subject  string   `json:"subject"`            // text/template over TicketData
@@ -84,6 +85,9 @@ func ParseRules(data []byte) (*Rules, error) {
 		}
 		if !slices.Contains(ticketTypes, r.Type) {
 			errs = append(errs, fmt.Errorf("%s: type %q is not one of %v", where, r.Type, ticketTypes))
+		}
+		if r.Assignee < 0 {
+			errs = append(errs, fmt.Errorf("%s: assignee_id must be a Zendesk user id", where))
 		}
 		if r.Kind == "" || r.Group == "" {
 			errs = append(errs, fmt.Errorf("%s: kind and group are required", where))

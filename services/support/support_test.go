@@ -203,6 +203,10 @@ func TestRulesAreValidated(t *testing.T) {
 			t.Errorf("error %v does not mention %q", err, want)
 		}
 	}
+	withAssignee := `{"rules":[{"name":"vip","on":"billing.dispute.opened","kind":"chargeback","priority":"urgent","type":"incident","group":"Billing","assignee_id":42,"tags":[],"subject":"s","body":"b"}]}`
+	if rs, err := support.ParseRules([]byte(withAssignee)); err != nil || rs.Rules[0].Assignee != 42 {
+		t.Errorf("assignee_id: %v", err)
+	}
 	if _, err := support.ParseRules([]byte(`{"rules":[],"extra":1}`)); err == nil {
 		t.Error("unknown field accepted")
 	}

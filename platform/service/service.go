@@ -11,6 +11,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+
 	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/logging"
 	"github.com/switchyard/switchyard/platform/telemetry"
@@ -24,6 +27,9 @@ type Base struct {
 	Log   *slog.Logger
 	Tel   *telemetry.Telemetry
 	Stack lifecycle.Stack
+
+	nc   *nats.Conn    // set by NATS, for readiness
+	pool *pgxpool.Pool // set by Postgres, for readiness
 }
 
 // Start builds the logger (service name, LOG_LEVEL value level) and the

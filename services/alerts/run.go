@@ -5,18 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/ledger"
-	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsbus"
-	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/platform/service"
 	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/proto/wire"
@@ -72,7 +66,7 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// Run runs the CRM service until ctx is cancelled.
+// Run runs the alerts service until ctx is cancelled.
 func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
 	cfg, err := LoadConfig(getenv)
 	if err != nil {
@@ -84,26 +78,12 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	}
 	defer base.Close(ctx, &err)
 	log := base.Log
-	cfg.NATS.Logger = log
-
-	pool, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal(), nil)
+	pool, err := base.Postgres(ctx, cfg.DatabaseURL.Reveal())
 	if err != nil {
 		return err
 	}
-	base.Stack.Push("postgres", func(context.Context) error { pool.Close(); return nil })
-	if err := ledger.Migrate(ctx, pool); err != nil {
-		return err
-	}
-	nc, err := natsbus.Connect(ctx, cfg.NATS)
+	_, js, err := base.NATS(ctx, cfg.NATS)
 	if err != nil {
-		return err
-	}
-	base.Stack.Push("nats", func(context.Context) error { return nc.Drain() })
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	if err := natsbus.Provision(ctx, js, cfg.NATS); err != nil {
 		return err
 	}
 	sl, err := slack.New(cfg.SlackURL, nil)
@@ -126,37 +106,9 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { status(w, http.StatusOK, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		switch {
-		case !nc.IsConnected():
-			status(w, http.StatusServiceUnavailable, "nats disconnected")
-		case pool.Ping(pctx) != nil:
-			status(w, http.StatusServiceUnavailable, "postgres unreachable")
-		default:
-			status(w, http.StatusOK, "ready")
-		}
+	log.InfoContext(ctx, "configured", "config", cfg)
+	return base.Serve(ctx, cfg.Addr, map[string]func(context.Context) error{
+		"dead letters": dead.Run,
+		"crm retries":  retries.Run,
 	})
-	mux.Handle("GET /metrics", base.Tel.Metrics)
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("alerts listen: %w", err)
-	}
-	log.InfoContext(ctx, "alerts running", "addr", ln.Addr().String(), "config", cfg)
-	g := lifecycle.NewGroup(ctx)
-	g.Go("http", func(ctx context.Context) error {
-		return lifecycle.Serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, 5*time.Second)
-	})
-	g.Go("dead letters", dead.Run)
-	g.Go("crm retries", retries.Run)
-	return g.Wait()
-}
-
-func status(w http.ResponseWriter, code int, s string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(code)
-	_, _ = io.WriteString(w, s+"\n")
 }

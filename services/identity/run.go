@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
 
@@ -18,9 +15,7 @@ import (
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/ledger"
-	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsbus"
-	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/platform/service"
 	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/proto/wire"
@@ -90,29 +85,16 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	defer base.Close(ctx, &err)
-	log, tel, stack := base.Log, base.Tel, &base.Stack
-	cfg.NATS.Logger = log
-	pool, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal(), nil)
+	log, tel := base.Log, base.Tel
+	pool, err := base.Postgres(ctx, cfg.DatabaseURL.Reveal())
 	if err != nil {
 		return err
 	}
-	stack.Push("postgres", func(context.Context) error { pool.Close(); return nil })
 	if err := Migrate(ctx, pool); err != nil {
 		return err
 	}
-	if err := ledger.Migrate(ctx, pool); err != nil {
-		return err
-	}
-	nc, err := natsbus.Connect(ctx, cfg.NATS)
+	_, js, err := base.NATS(ctx, cfg.NATS)
 	if err != nil {
-		return err
-	}
-	stack.Push("nats", func(context.Context) error { return nc.Drain() })
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	if err := natsbus.Provision(ctx, js, cfg.NATS); err != nil {
 		return err
 	}
 
@@ -137,33 +119,11 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeStatus(w, http.StatusOK, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		switch {
-		case !nc.IsConnected():
-			writeStatus(w, http.StatusServiceUnavailable, "nats disconnected")
-		case pool.Ping(pctx) != nil:
-			writeStatus(w, http.StatusServiceUnavailable, "postgres unreachable")
-		default:
-			writeStatus(w, http.StatusOK, "ready")
-		}
+	log.InfoContext(ctx, "configured", "config", cfg)
+	return base.Serve(ctx, cfg.Addr, map[string]func(context.Context) error{
+		"consumer":  cons.Run,
+		"crm links": links.Run,
 	})
-	mux.Handle("GET /metrics", tel.Metrics)
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("identity listen: %w", err)
-	}
-	log.InfoContext(ctx, "identity running", "addr", ln.Addr().String(), "config", cfg)
-	g := lifecycle.NewGroup(ctx)
-	g.Go("http", func(ctx context.Context) error {
-		return lifecycle.Serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, 5*time.Second)
-	})
-	g.Go("consumer", cons.Run)
-	g.Go("crm links", links.Run)
-	return g.Wait()
 }
 
 func subjectToken(s string) bool {
@@ -173,12 +133,6 @@ func subjectToken(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-func writeStatus(w http.ResponseWriter, code int, s string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(code)
-	_, _ = io.WriteString(w, s+"\n")
 }
 
 // stripeAPI reads charges, subscriptions and customers through the Stripe

@@ -5,21 +5,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/ledger"
-	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsbus"
-	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/platform/service"
 	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/support/zendesk"
@@ -110,7 +104,7 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// Run runs the CRM service until ctx is cancelled.
+// Run runs the support service until ctx is cancelled.
 func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
 	cfg, err := LoadConfig(getenv)
 	if err != nil {
@@ -122,26 +116,12 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	}
 	defer base.Close(ctx, &err)
 	log := base.Log
-	cfg.NATS.Logger = log
-
-	pool, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal(), nil)
+	pool, err := base.Postgres(ctx, cfg.DatabaseURL.Reveal())
 	if err != nil {
 		return err
 	}
-	base.Stack.Push("postgres", func(context.Context) error { pool.Close(); return nil })
-	if err := ledger.Migrate(ctx, pool); err != nil {
-		return err
-	}
-	nc, err := natsbus.Connect(ctx, cfg.NATS)
+	_, js, err := base.NATS(ctx, cfg.NATS)
 	if err != nil {
-		return err
-	}
-	base.Stack.Push("nats", func(context.Context) error { return nc.Drain() })
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	if err := natsbus.Provision(ctx, js, cfg.NATS); err != nil {
 		return err
 	}
 	desk, err := zendesk.New(zendesk.Config{BaseURL: cfg.ZendeskURL, Email: cfg.ZendeskUser, APIToken: cfg.ZendeskKey})
@@ -157,36 +137,8 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { status(w, http.StatusOK, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		switch {
-		case !nc.IsConnected():
-			status(w, http.StatusServiceUnavailable, "nats disconnected")
-		case pool.Ping(pctx) != nil:
-			status(w, http.StatusServiceUnavailable, "postgres unreachable")
-		default:
-			status(w, http.StatusOK, "ready")
-		}
+	log.InfoContext(ctx, "configured", "config", cfg)
+	return base.Serve(ctx, cfg.Addr, map[string]func(context.Context) error{
+		"consumer": cons.Run,
 	})
-	mux.Handle("GET /metrics", base.Tel.Metrics)
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("support listen: %w", err)
-	}
-	log.InfoContext(ctx, "support running", "addr", ln.Addr().String(), "config", cfg)
-	g := lifecycle.NewGroup(ctx)
-	g.Go("http", func(ctx context.Context) error {
-		return lifecycle.Serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, 5*time.Second)
-	})
-	g.Go("consumer", cons.Run)
-	return g.Wait()
-}
-
-func status(w http.ResponseWriter, code int, s string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(code)
-	_, _ = io.WriteString(w, s+"\n")
 }

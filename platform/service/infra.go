@@ -1,0 +1,101 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/lifecycle"
+	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/postgres"
+)
+
+// Postgres opens the pool at url (closed after the service's other parts)
+// and migrates the done-effects ledger every consuming service keeps.
+func (b *Base) Postgres(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pool, err := postgres.Open(ctx, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	b.Stack.Push("postgres", func(context.Context) error { pool.Close(); return nil })
+	if err := ledger.Migrate(ctx, pool); err != nil {
+		return nil, err
+	}
+	b.pool = pool
+	return pool, nil
+}
+
+// NATS connects with o (logging through the service's logger), drains the
+// connection on close, and provisions the hub's streams.
+func (b *Base) NATS(ctx context.Context, o natsbus.Options) (*nats.Conn, jetstream.JetStream, error) {
+	o.Logger = b.Log
+	nc, err := natsbus.Connect(ctx, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	b.Stack.Push("nats", func(context.Context) error { return nc.Drain() })
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if err := natsbus.Provision(ctx, js, o); err != nil {
+		return nil, nil, err
+	}
+	b.nc = nc
+	return nc, js, nil
+}
+
+// Serve runs the service's parts (its consumers) together with its admin
+// listener on addr — /healthz, /readyz (NATS connected, PostgreSQL
+// answering, when the service opened them), /metrics — until ctx is
+// cancelled or a part fails, which stops the rest.
+func (b *Base) Serve(ctx context.Context, addr string, parts map[string]func(context.Context) error) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { plain(w, http.StatusOK, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		switch {
+		case b.nc != nil && !b.nc.IsConnected():
+			plain(w, http.StatusServiceUnavailable, "nats disconnected")
+		case b.pool != nil && b.pool.Ping(pctx) != nil:
+			plain(w, http.StatusServiceUnavailable, "postgres unreachable")
+		default:
+			plain(w, http.StatusOK, "ready")
+		}
+	})
+	mux.Handle("GET /metrics", b.Tel.Metrics)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	b.Log.InfoContext(ctx, "running", "addr", ln.Addr().String())
+	g := lifecycle.NewGroup(ctx)
+	g.Go("http", func(ctx context.Context) error {
+		return lifecycle.Serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, 5*time.Second)
+	})
+	names := make([]string, 0, len(parts))
+	for name := range parts {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		g.Go(name, parts[name])
+	}
+	return g.Wait()
+}
+
+func plain(w http.ResponseWriter, code int, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, s+"\n")
+}

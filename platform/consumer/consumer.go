@@ -29,6 +29,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -140,6 +141,8 @@ type Consumer struct {
 	tracer  trace.Tracer
 	m       *metrics
 	now     func() time.Time
+
+	stopping atomic.Bool // shutdown under way: retryable failures are not failures
 }
 
 // New validates cfg and returns a Consumer; Run starts it.
@@ -194,6 +197,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	go func() {
 		select {
 		case <-ctx.Done():
+			c.stopping.Store(true)
 			it.Drain()
 		case <-stopped:
 		}
@@ -227,7 +231,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 			_ = jm.Nak()
 			continue
 		}
-		jobs <- jm
+		select {
+		case jobs <- jm:
+		case <-ctx.Done():
+			_ = jm.Nak() // every worker is busy and we are stopping
+		}
 	}
 	close(stopped)
 	it.Stop()
@@ -343,12 +351,20 @@ func (c *Consumer) settle(ctx context.Context, m *Message, herr error) {
 	}
 	class := errclass.Of(herr)
 	reason := herr.Error()
+	if c.stopping.Load() && class.Retryable() {
+		// Interrupted by our own shutdown, not failed: hand it back without
+		// spending an attempt or reporting a retry.
+		_ = m.msg.Nak()
+		return
+	}
 	f, err := c.ledger.RecordFailure(ctx, name, m.ID, class.String(), reason, c.now())
 	if err != nil {
 		log.WarnContext(ctx, "record failure history", "consumer", name, "error", err)
 		f = ledgerFailureFallback(m, class, reason, c.now())
 	}
-	if class.Retryable() && m.Attempt < c.cfg.MaxAttempts {
+	// Count failures, not deliveries: a shutdown's hand-back or an AckWait
+	// redelivery is not a failed attempt.
+	if class.Retryable() && f.Attempts < c.cfg.MaxAttempts {
 		delay := c.backoff(m.Attempt, errclass.RetryHint(herr))
 		log.InfoContext(ctx, "handler failed; retrying", "consumer", name, "class", class.String(), "attempt", m.Attempt, "retry_in", delay.String(), "error", herr)
 		if err := m.msg.NakWithDelay(delay); err != nil {

@@ -106,7 +106,7 @@ func (c *Consumer) deadLetter(ctx context.Context, m *Message, class errclass.Cl
 	d := &DeadLetter{
 		OriginalSubject: m.Subject, OriginalHeaders: m.Header, OriginalData: m.Data,
 		OriginalStream: m.Stream, OriginalSeq: m.Sequence,
-		Consumer: c.cfg.Name, Class: class, Reason: reason, Attempts: m.Attempt,
+		Consumer: c.cfg.Name, Class: class, Reason: reason, Attempts: f.Attempts,
 		FirstFailureAt: f.FirstFailureAt, LastFailureAt: f.LastFailureAt,
 	}
 	data, err := d.Encode()

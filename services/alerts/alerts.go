@@ -60,6 +60,12 @@ func (a *Alerter) HandleDeadLetter(ctx context.Context, m *consumer.Message) err
 	if err != nil {
 		return errclass.Permanent(err)
 	}
+	if dl.Consumer == a.consumer || strings.HasPrefix(dl.Consumer, a.consumer+"_") {
+		// Our own dead letter (Slack refused the alert): alerting on it
+		// would loop. It stays in the DLQ for `switchyard dlq list`.
+		a.log.ErrorContext(ctx, "an alert could not be delivered; see switchyard dlq list --consumer "+dl.Consumer, "reason", oneLine(dl.Reason, 200))
+		return nil
+	}
 	key := ledger.Key{Consumer: a.consumer, MessageID: m.ID, Effect: "slack.alert"}
 	if _, done, err := a.ledger.Lookup(ctx, key); err != nil || done {
 		return err // already alerted (a redelivery), or the ledger is down (retry)
@@ -121,9 +127,6 @@ func (a *Alerter) HandleCRMRetry(ctx context.Context, m *consumer.Message) error
 	a.retries = append(kept, now)
 	n := len(a.retries)
 	storm := n >= a.storm && now.Sub(a.lastStorm) >= time.Minute
-	if storm {
-		a.lastStorm = now
-	}
 	a.mu.Unlock()
 	if !storm {
 		return nil
@@ -132,8 +135,52 @@ func (a *Alerter) HandleCRMRetry(ctx context.Context, m *consumer.Message) error
 		n, p.GetErrorClass(), oneLine(p.GetReason(), 200))
 	if err := a.post.Post(ctx, text); err != nil {
 		a.log.WarnContext(ctx, "post storm alert", "error", err)
+		return nil // the next retry outcome tries again
 	}
+	a.mu.Lock()
+	a.lastStorm = now
+	a.mu.Unlock()
 	return nil
+}
+
+// Run posts, every window, a summary of alerts folded and not yet
+// reported, so a lone folded dead letter is never silent.
+func (a *Alerter) Run(ctx context.Context) error {
+	t := time.NewTicker(a.window)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			a.flushFolded(ctx)
+		}
+	}
+}
+
+func (a *Alerter) flushFolded(ctx context.Context) {
+	a.mu.Lock()
+	now := a.now()
+	pending := map[string]int{}
+	for kind, n := range a.suppressed {
+		if n > 0 && now.Sub(a.lastSent[kind]) >= a.window {
+			pending[kind] = n
+			a.suppressed[kind] = 0
+			a.lastSent[kind] = now
+		}
+	}
+	a.mu.Unlock()
+	for kind, n := range pending {
+		consumerName, class, _ := strings.Cut(kind, "/")
+		text := fmt.Sprintf(":warning: %d more dead letter(s) in *%s* (%s) since the last alert: `switchyard dlq list --consumer %s --class %s`",
+			n, consumerName, class, consumerName, class)
+		if err := a.post.Post(ctx, text); err != nil {
+			a.log.WarnContext(ctx, "post folded-alerts summary", "error", err)
+			a.mu.Lock()
+			a.suppressed[kind] += n
+			a.mu.Unlock()
+		}
+	}
 }
 
 // admit decides whether an alert of kind goes out now; it returns how many

@@ -109,6 +109,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	log.InfoContext(ctx, "configured", "config", cfg)
 	return base.Serve(ctx, cfg.Addr, map[string]func(context.Context) error{
 		"dead letters": dead.Run,
+		"summaries":    alerter.Run,
 		"crm retries":  retries.Run,
 	})
 }

@@ -2,9 +2,11 @@ package crm
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
+	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/services/crm/hubspot"
 )
 
@@ -15,10 +17,11 @@ import (
 // call (HubSpot refuses duplicate ids in a batch); the later waits for the
 // next one, which keeps their order.
 type batcher struct {
-	up     Upserter
-	max    int
-	linger time.Duration
-	reqs   chan *batchReq
+	up      Upserter
+	max     int
+	linger  time.Duration
+	reqs    chan *batchReq
+	stopped chan struct{} // closed when Run has returned
 }
 
 type batchReq struct {
@@ -33,7 +36,7 @@ type batchRes struct {
 }
 
 func newBatcher(up Upserter, max int, linger time.Duration) *batcher {
-	return &batcher{up: up, max: max, linger: linger, reqs: make(chan *batchReq)}
+	return &batcher{up: up, max: max, linger: linger, reqs: make(chan *batchReq), stopped: make(chan struct{})}
 }
 
 // Upsert queues one contact and waits for its result.
@@ -41,6 +44,8 @@ func (b *batcher) Upsert(ctx context.Context, in hubspot.ContactInput) (string, 
 	r := &batchReq{ctx: ctx, in: in, done: make(chan batchRes, 1)}
 	select {
 	case b.reqs <- r:
+	case <-b.stopped:
+		return "", errStopping
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
@@ -52,8 +57,10 @@ func (b *batcher) Upsert(ctx context.Context, in hubspot.ContactInput) (string, 
 	}
 }
 
-// Run forms and sends batches until ctx is cancelled.
+// Run forms and sends batches until ctx is cancelled; the batch being
+// formed then is still sent (the consumer drains after us).
 func (b *batcher) Run(ctx context.Context) error {
+	defer close(b.stopped)
 	var carry []*batchReq // duplicates held for the next batch
 	for {
 		batch := carry
@@ -85,8 +92,11 @@ func (b *batcher) Run(ctx context.Context) error {
 				break collect
 			case <-ctx.Done():
 				timer.Stop()
-				for _, r := range append(batch, carry...) {
-					r.done <- batchRes{err: ctx.Err()}
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				b.send(sctx, batch)
+				cancel()
+				for _, r := range carry {
+					r.done <- batchRes{err: errStopping}
 				}
 				return nil
 			}
@@ -104,7 +114,7 @@ func (b *batcher) send(ctx context.Context, batch []*batchReq) {
 	results, err := b.up.UpsertContacts(ctx, inputs)
 	for i, r := range batch {
 		switch {
-		case err != nil:
+		case err != nil && len(results) != len(batch):
 			r.done <- batchRes{err: err}
 		case i < len(results) && results[i].Err != nil:
 			r.done <- batchRes{err: results[i].Err}
@@ -117,3 +127,7 @@ func (b *batcher) send(ctx context.Context, batch []*batchReq) {
 }
 
 func key(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+// errStopping answers updates that arrive while the service shuts down;
+// the message is handed back and redelivered.
+var errStopping = errclass.Transient(errors.New("crm is stopping"))

@@ -50,7 +50,10 @@ func contactUpdate(m proto.Message) (email string, props map[string]string, ok b
 	case *billingv1.CustomerUpserted:
 		first, last, _ := strings.Cut(strings.TrimSpace(ev.GetName()), " ")
 		if first != "" {
-			props[propFirstName], props[propLastName] = first, last
+			props[propFirstName] = first
+		}
+		if last != "" { // a one-word name must not wipe a stored last name
+			props[propLastName] = last
 		}
 	case *billingv1.SubscriptionCanceled:
 		if current {

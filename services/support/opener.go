@@ -64,7 +64,7 @@ func (o *Opener) Handle(ctx context.Context, m *consumer.Message) error {
 	}
 	data, final := ticketData(msg)
 	for _, r := range o.rules.Match(m.Subject, final) {
-		if be.GetMeta().GetSuperseded() && r.On != subjects.BillingPaymentFailed && r.On != subjects.BillingDisputeOpened && r.On != subjects.BillingRefundIssued {
+		if skipSuperseded(be, r) {
 			continue // a late state change (say a cancellation since undone) opens no ticket
 		}
 		subject, body, err := r.render(data)
@@ -102,6 +102,12 @@ func (o *Opener) Handle(ctx context.Context, m *consumer.Message) error {
 	return nil
 }
 
+// skipSuperseded: a late state change opens no ticket; facts (payments,
+// disputes, refunds) always do.
+func skipSuperseded(be subjects.BillingEvent, r *Rule) bool {
+	return be.GetMeta().GetSuperseded() && r.On != subjects.BillingPaymentFailed && r.On != subjects.BillingDisputeOpened && r.On != subjects.BillingRefundIssued
+}
+
 // OnFailure publishes support.ticket.failed once the message is
 // dead-lettered (retries are the framework's business); critical rules are
 // flagged for the alerting path.
@@ -119,6 +125,12 @@ func (o *Opener) OnFailure(ctx context.Context, m *consumer.Message, class errcl
 	}
 	_, final := ticketData(msg)
 	for _, r := range o.rules.Match(m.Subject, final) {
+		if skipSuperseded(be, r) {
+			continue // Handle never opens these
+		}
+		if _, opened, err := o.ledger.Lookup(ctx, ledger.Key{Consumer: o.consumer, MessageID: m.ID, Effect: "zendesk.ticket:" + r.Name}); err == nil && opened {
+			continue // this rule's ticket was opened; another rule failed
+		}
 		id := subjects.SupportTicketFailed + ":" + r.Name + ":" + m.ID
 		if err := o.publish(ctx, subjects.SupportTicketFailed, id, &supportv1.TicketFailed{
 			EventId: id, CanonicalCustomerId: be.GetMeta().GetCanonicalCustomerId(), SourceEventId: m.ID,

@@ -25,12 +25,23 @@ import (
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freePorts(t, 1)[0]
+}
+
+// freePorts returns n distinct free ports: all n are held open together,
+// so the kernel cannot hand the same one out twice.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // TestDevHubSmoke is `make run` end to end: the built binary starts the hub
@@ -52,14 +63,14 @@ func TestDevHubSmoke(t *testing.T) {
 	if err := os.Chmod(data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	gw := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	natsPort := freePort(t)
+	ports := freePorts(t, 9)
+	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
+	gw := addr(0)
+	natsPort := ports[1]
 
 	cmd := exec.Command(bin, "dev", "--data", filepath.Join(data, "hub"), "--gateway-addr", gw, "--nats-port", strconv.Itoa(natsPort),
-		"--identity-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--crm-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
-		"--hubspot-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--support-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
-		"--zendesk-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--alerts-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)),
-		"--slack-addr", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+		"--identity-addr", addr(2), "--crm-addr", addr(3), "--hubspot-addr", addr(4), "--support-addr", addr(5),
+		"--zendesk-addr", addr(6), "--alerts-addr", addr(7), "--slack-addr", addr(8))
 	// A fresh machine's `make run`: no DATABASE_URL, no NATS_URL, no secret,
 	// no vendor credentials.
 	var env []string

@@ -44,10 +44,11 @@ func TestRevokedCRMTokenAlertsThenReplayCompletes(t *testing.T) {
 	slackAPI := httptest.NewServer(sl)
 	defer slackAPI.Close()
 	db := testkit.Postgres(t)
+	ports := freePorts(t, 2)
 	env := config.MapEnv(map[string]string{
 		"NATS_URL": b.URL, "DATABASE_URL": db, "LOG_LEVEL": "warn",
-		"CRM_ADDR": "127.0.0.1:" + strconv.Itoa(freePort(t)), "HUBSPOT_TOKEN": "pat-na1-good", "HUBSPOT_BASE_URL": hubAPI.URL,
-		"ALERTS_ADDR": "127.0.0.1:" + strconv.Itoa(freePort(t)), "SLACK_WEBHOOK_URL": slackAPI.URL + sl.Path(),
+		"CRM_ADDR": "127.0.0.1:" + strconv.Itoa(ports[0]), "HUBSPOT_TOKEN": "pat-na1-good", "HUBSPOT_BASE_URL": hubAPI.URL,
+		"ALERTS_ADDR": "127.0.0.1:" + strconv.Itoa(ports[1]), "SLACK_WEBHOOK_URL": slackAPI.URL + sl.Path(),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)

@@ -23,11 +23,6 @@ import (
 	"github.com/switchyard/switchyard/platform/testkit"
 )
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	return freePorts(t, 1)[0]
-}
-
 // freePorts returns n distinct free ports: all n are held open together,
 // so the kernel cannot hand the same one out twice.
 func freePorts(t *testing.T, n int) []int {

@@ -148,3 +148,16 @@ func Healthcheck(addr string) int {
 	}
 	return 0
 }
+
+// Sleep waits d or until ctx is done, whichever comes first, and returns
+// ctx's error in the second case.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

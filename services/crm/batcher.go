@@ -118,8 +118,10 @@ func (b *batcher) send(ctx context.Context, batch []*batchReq) {
 			r.done <- batchRes{err: err}
 		case i < len(results) && results[i].Err != nil:
 			r.done <- batchRes{err: results[i].Err}
-		case i < len(results):
+		case i < len(results) && results[i].ID != "":
 			r.done <- batchRes{id: results[i].ID}
+		case err != nil:
+			r.done <- batchRes{err: err} // the call failed before this contact's turn
 		default:
 			r.done <- batchRes{err: errMissingResult}
 		}

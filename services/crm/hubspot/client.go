@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/lifecycle"
 )
 
 // DefaultBaseURL is HubSpot's API host.
@@ -85,7 +86,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	sleep := cfg.Sleep
 	if sleep == nil {
-		sleep = sleepCtx
+		sleep = lifecycle.Sleep
 	}
 	reserve := cfg.RateLimitReserve
 	switch {
@@ -96,17 +97,6 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.lim = &limiter{now: c.now, sleep: sleep, reserve: reserve}
 	return c, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // apiError is the part of HubSpot's error bodies the client reads. 429s

@@ -69,6 +69,14 @@ func (m *Message) InProgress() error { return m.msg.InProgress() }
 // message (see package ledger) and to run concurrently for different ones.
 type Handler func(ctx context.Context, m *Message) error
 
+// BatchHandler handles the messages of one pull together, typically in one
+// database transaction. nil means every message is done and all are acked;
+// an error means none is: the consumer then hands each message to the
+// handler alone, so one bad message is isolated and settled by the usual
+// policy while the rest are acked. It must be safe to run again for the
+// same messages. Batches are handled one at a time.
+type BatchHandler func(ctx context.Context, ms []*Message) error
+
 // Config configures a consumer. Zero values take the defaults shown.
 type Config struct {
 	Name          string          // durable name, also the dead-letter subject dlq.<Name>; required
@@ -78,8 +86,9 @@ type Config struct {
 	Backoff       []time.Duration // 1s, 5s, 30s, 2m, 10m: delay after failed attempt n (last repeats)
 	AckWait       time.Duration   // 30s: redelivery after a crash
 	MaxAckPending int             // 1000
-	Batch         int             // 2 × Workers: messages pulled ahead
-	Workers       int             // 8: messages handled at once
+	Batch         int             // 2 × Workers: messages pulled ahead; NewBatch: 500, the most messages per call
+	Workers       int             // 8: messages handled at once; NewBatch: 1 batch at a time
+	BatchLinger   time.Duration   // NewBatch only, 5ms: how long a batch waits to fill once it has a message
 	DrainTimeout  time.Duration   // 20s: time in-flight handlers get on shutdown
 
 	// OnFailure, if set, hears of every failed attempt once its fate is
@@ -120,6 +129,9 @@ func (c *Config) defaults() error {
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 20 * time.Second
 	}
+	if c.BatchLinger <= 0 {
+		c.BatchLinger = 5 * time.Millisecond
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -138,6 +150,7 @@ type Consumer struct {
 	js      jetstream.JetStream
 	ledger  *ledger.Ledger
 	handler Handler
+	batch   BatchHandler // set by NewBatch; then handler is unused
 	tracer  trace.Tracer
 	m       *metrics
 	now     func() time.Time
@@ -156,6 +169,25 @@ func New(js jetstream.JetStream, l *ledger.Ledger, cfg Config, h Handler) (*Cons
 	}
 	return &Consumer{cfg: cfg, js: js, ledger: l, handler: h, m: m, now: time.Now,
 		tracer: cfg.Tracer.Tracer("github.com/switchyard/switchyard/platform/consumer")}, nil
+}
+
+// NewBatch is New for a BatchHandler: one goroutine pulls up to cfg.Batch
+// messages (default 500; waiting at most BatchLinger for more once it has
+// one) and hands them to h at once. Dead letters, retries and metrics work
+// per message as with New.
+func NewBatch(js jetstream.JetStream, l *ledger.Ledger, cfg Config, h BatchHandler) (*Consumer, error) {
+	cfg.Workers = 1
+	if cfg.Batch <= 0 {
+		cfg.Batch = 500
+	}
+	// Room for the batch in hand and the next one buffered.
+	cfg.MaxAckPending = max(cfg.MaxAckPending, 2*cfg.Batch)
+	c, err := New(js, l, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	c.batch = h
+	return c, nil
 }
 
 // DeadLetterSubject is where this consumer's dead letters go.
@@ -185,7 +217,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s: create: %w", c.cfg.Name, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.Batch))
+	pull := c.cfg.Batch
+	if c.batch != nil {
+		pull = 2 * c.cfg.Batch // the next batch fills while one is handled
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(pull))
 	if err != nil {
 		return fmt.Errorf("consumer %s: pull: %w", c.cfg.Name, err)
 	}
@@ -203,20 +239,37 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}()
 
-	jobs := make(chan jetstream.Msg)
+	jobs := make(chan []jetstream.Msg)
 	var wg sync.WaitGroup
 	for i := 0; i < c.cfg.Workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for jm := range jobs {
-				c.handle(hctx, jm)
+			for jms := range jobs {
+				if c.batch != nil {
+					c.handleBatch(hctx, jms)
+				} else {
+					c.handle(hctx, jms[0])
+				}
 			}
 		}()
 	}
 	var runErr error
 	for {
-		jm, err := it.Next()
+		jms, err := c.next(it)
+		if len(jms) > 0 {
+			if ctx.Err() != nil {
+				// Shutting down: hand buffered messages back at once instead of
+				// working through them past the orchestrator's grace period.
+				nakAll(jms)
+			} else {
+				select {
+				case jobs <- jms:
+				case <-ctx.Done():
+					nakAll(jms) // every worker is busy and we are stopping
+				}
+			}
+		}
 		if err != nil {
 			// A closed iterator is a clean stop only when we asked for it; the
 			// connection closing underneath (revoked credentials) is not.
@@ -224,17 +277,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 				runErr = fmt.Errorf("consumer %s: %w", c.cfg.Name, err)
 			}
 			break
-		}
-		if ctx.Err() != nil {
-			// Shutting down: hand buffered messages back at once instead of
-			// working through them past the orchestrator's grace period.
-			_ = jm.Nak()
-			continue
-		}
-		select {
-		case jobs <- jm:
-		case <-ctx.Done():
-			_ = jm.Nak() // every worker is busy and we are stopping
 		}
 	}
 	close(stopped)
@@ -259,8 +301,38 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return runErr
 }
 
-func (c *Consumer) handle(ctx context.Context, jm jetstream.Msg) {
-	m := &Message{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), msg: jm, Attempt: 1}
+// next returns the next message, or for a batch consumer the next batch:
+// the first message it waits for, then whatever else arrives within
+// BatchLinger, up to Batch. A batch is returned even with an error.
+func (c *Consumer) next(it jetstream.MessagesContext) ([]jetstream.Msg, error) {
+	jm, err := it.Next()
+	if err != nil {
+		return nil, err
+	}
+	jms := []jetstream.Msg{jm}
+	for c.batch != nil && len(jms) < c.cfg.Batch {
+		jm, err := it.Next(jetstream.NextMaxWait(c.cfg.BatchLinger))
+		if errors.Is(err, nats.ErrTimeout) {
+			break
+		}
+		if err != nil {
+			return jms, err
+		}
+		jms = append(jms, jm)
+	}
+	return jms, nil
+}
+
+func nakAll(jms []jetstream.Msg) {
+	for _, jm := range jms {
+		_ = jm.Nak()
+	}
+}
+
+// message wraps a delivery; ok is false (and the delivery acked) for a
+// replay meant for another consumer.
+func (c *Consumer) message(ctx context.Context, jm jetstream.Msg) (m *Message, ok bool) {
+	m = &Message{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), msg: jm, Attempt: 1}
 	if meta, err := jm.Metadata(); err == nil {
 		m.Stream, m.Sequence, m.Attempt, m.Published = meta.Stream, meta.Sequence.Stream, int(meta.NumDelivered), meta.Timestamp
 	}
@@ -275,8 +347,14 @@ func (c *Consumer) handle(ctx context.Context, jm jetstream.Msg) {
 		// A replay meant for another consumer: nothing to do here.
 		_ = jm.Ack()
 		c.m.processed.Add(ctx, 1, c.m.attrs("ack"))
-		return
+		return nil, false
 	}
+	return m, true
+}
+
+// startSpan starts the message's process span, continuing the trace
+// carried in its headers.
+func (c *Consumer) startSpan(ctx context.Context, m *Message) (context.Context, trace.Span) {
 	ctx = telemetry.Extract(ctx, m.Header)
 	ctx, span := c.tracer.Start(ctx, "process "+m.Subject, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
@@ -287,13 +365,62 @@ func (c *Consumer) handle(ctx context.Context, jm jetstream.Msg) {
 			attribute.String("messaging.message.id", m.ID),
 			attribute.Int("messaging.nats.delivery.attempt", m.Attempt),
 		))
+	return logging.WithEventID(ctx, m.ID), span
+}
+
+func (c *Consumer) handle(ctx context.Context, jm jetstream.Msg) {
+	m, ok := c.message(ctx, jm)
+	if !ok {
+		return
+	}
+	ctx, span := c.startSpan(ctx, m)
 	defer span.End()
-	ctx = logging.WithEventID(ctx, m.ID)
 
 	start := c.now()
 	stopKeepAlive := c.keepAlive(m)
 	defer stopKeepAlive() // through settle too: it may wait on the database and the DLQ
-	err := c.call(ctx, m)
+	err := c.call(ctx, []*Message{m})
+	c.observe(ctx, m, start, span, err)
+	c.settle(ctx, m, err)
+}
+
+// handleBatch runs the batch handler over the deliveries; if it fails, it
+// runs it again for each message alone and settles each by its own result.
+func (c *Consumer) handleBatch(ctx context.Context, jms []jetstream.Msg) {
+	ms := make([]*Message, 0, len(jms))
+	ctxs := make([]context.Context, 0, len(jms))
+	spans := make([]trace.Span, 0, len(jms))
+	for _, jm := range jms {
+		m, ok := c.message(ctx, jm)
+		if !ok {
+			continue
+		}
+		mctx, span := c.startSpan(ctx, m)
+		ms, ctxs, spans = append(ms, m), append(ctxs, mctx), append(spans, span)
+	}
+	if len(ms) == 0 {
+		return
+	}
+	stopKeepAlive := c.keepAlive(ms...)
+	defer stopKeepAlive()
+	start := c.now()
+	err := c.call(ctx, ms)
+	if err != nil && len(ms) > 1 {
+		c.cfg.Logger.WarnContext(ctx, "batch failed; handling its messages one by one", "consumer", c.cfg.Name, "messages", len(ms), "error", err)
+	}
+	for i, m := range ms {
+		merr := err
+		if err != nil && len(ms) > 1 {
+			start = c.now()
+			merr = c.call(ctxs[i], ms[i:i+1])
+		}
+		c.observe(ctxs[i], m, start, spans[i], merr)
+		c.settle(ctxs[i], m, merr)
+		spans[i].End()
+	}
+}
+
+func (c *Consumer) observe(ctx context.Context, m *Message, start time.Time, span trace.Span, err error) {
 	c.m.duration.Record(ctx, c.now().Sub(start).Seconds(), c.m.attrs(""))
 	if m.Attempt > 1 {
 		c.m.redelivered.Add(ctx, 1, c.m.attrs(""))
@@ -302,29 +429,33 @@ func (c *Consumer) handle(ctx context.Context, jm jetstream.Msg) {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, errclass.Of(err).String())
 	}
-	c.settle(ctx, m, err)
 }
 
 // call runs the handler, turning a panic into a permanent error.
-func (c *Consumer) call(ctx context.Context, m *Message) (err error) {
+func (c *Consumer) call(ctx context.Context, ms []*Message) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.cfg.Logger.ErrorContext(ctx, "handler panic", "consumer", c.cfg.Name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			err = errclass.Permanent(fmt.Errorf("handler panic: %v", r))
 		}
 	}()
-	return c.handler(ctx, m)
+	if c.batch != nil {
+		return c.batch(ctx, ms)
+	}
+	return c.handler(ctx, ms[0])
 }
 
 // keepAlive sends InProgress while a handler runs longer than a third of AckWait.
-func (c *Consumer) keepAlive(m *Message) func() {
+func (c *Consumer) keepAlive(ms ...*Message) func() {
 	t := time.NewTicker(c.cfg.AckWait / 3)
 	done := make(chan struct{})
 	go func() {
 		for {
 			select {
 			case <-t.C:
-				_ = m.msg.InProgress()
+				for _, m := range ms {
+					_ = m.msg.InProgress()
+				}
 			case <-done:
 				return
 			}

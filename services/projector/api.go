@@ -1,0 +1,248 @@
+package projector
+
+import (
+	"context"
+	_ "embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/platform/opsauth"
+)
+
+// OpenAPI is the status API's OpenAPI 3.1 document, served at
+// /v1/openapi.json.
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+// Rebuilder runs a rebuild for POST /v1/rebuild.
+type Rebuilder func(ctx context.Context) (RebuildReport, error)
+
+// API is the status API.
+type API struct {
+	store   *Store
+	tokens  opsauth.Tokens
+	rebuild Rebuilder
+	log     *slog.Logger
+}
+
+// NewAPI returns the status API over store. With no tokens every request
+// but the OpenAPI document is refused (Run refuses to start that way in
+// production).
+func NewAPI(store *Store, tokens opsauth.Tokens, rebuild Rebuilder, log *slog.Logger) *API {
+	return &API{store: store, tokens: tokens, rebuild: rebuild, log: log}
+}
+
+// Handler routes the API.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(OpenAPI)
+	})
+	mux.Handle("GET /v1/customers/{id}", a.auth(opsauth.ScopeRead, a.getCustomer))
+	mux.Handle("GET /v1/customers", a.auth(opsauth.ScopeRead, a.findCustomers))
+	mux.Handle("GET /v1/customers/{id}/timeline", a.auth(opsauth.ScopeRead, a.timeline))
+	mux.Handle("POST /v1/rebuild", a.auth(opsauth.ScopeOperate, a.postRebuild))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint; see /v1/openapi.json")
+	})
+	return mux
+}
+
+type principalKey struct{}
+
+// PrincipalFrom returns who made the request.
+func PrincipalFrom(ctx context.Context) (opsauth.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(opsauth.Principal)
+	return p, ok
+}
+
+func (a *API) auth(scope string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if a.tokens.Len() == 0 {
+			writeError(w, http.StatusServiceUnavailable, "not_configured", "the status API has no tokens: set SWITCHYARD_OPS_TOKENS")
+			return
+		}
+		tok, ok := opsauth.Bearer(r.Header.Get("Authorization"))
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <ops token>")
+			return
+		}
+		p, ok := a.tokens.Lookup(tok)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "unknown token")
+			return
+		}
+		if !p.Can(scope) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard", error="insufficient_scope", scope="`+scope+`"`)
+			writeError(w, http.StatusForbidden, "forbidden", "this token lacks the "+scope+" scope")
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+func (a *API) getCustomer(w http.ResponseWriter, r *http.Request) {
+	doc, err := a.store.Customer(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeRaw(w, http.StatusOK, doc)
+}
+
+func (a *API) findCustomers(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	email, stripeID := strings.TrimSpace(q.Get("email")), strings.TrimSpace(q.Get("stripe_customer_id"))
+	var docs []json.RawMessage
+	var err error
+	switch {
+	case email != "" && stripeID != "":
+		writeError(w, http.StatusBadRequest, "invalid", "give email or stripe_customer_id, not both")
+		return
+	case email != "":
+		if !strings.Contains(email, "@") {
+			writeError(w, http.StatusBadRequest, "invalid", "email is not an email address")
+			return
+		}
+		docs, err = a.store.FindByEmail(r.Context(), email)
+	case stripeID != "":
+		if !strings.HasPrefix(stripeID, "cus_") {
+			writeError(w, http.StatusBadRequest, "invalid", "stripe_customer_id must start with cus_")
+			return
+		}
+		docs, err = a.store.FindByStripeID(r.Context(), stripeID)
+	default:
+		writeError(w, http.StatusBadRequest, "invalid", "give email or stripe_customer_id")
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if docs == nil {
+		docs = []json.RawMessage{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"customers": docs})
+}
+
+const (
+	defaultTimelineLimit = 100
+	maxTimelineLimit     = 1000
+)
+
+func (a *API) timeline(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := defaultTimelineLimit
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxTimelineLimit {
+			writeError(w, http.StatusBadRequest, "invalid", "limit must be 1 to "+strconv.Itoa(maxTimelineLimit))
+			return
+		}
+		limit = n
+	}
+	desc := false
+	switch q.Get("order") {
+	case "", "asc":
+	case "desc":
+		desc = true
+	default:
+		writeError(w, http.StatusBadRequest, "invalid", "order must be asc or desc")
+		return
+	}
+	var after *Cursor
+	if s := q.Get("after"); s != "" {
+		c, err := decodeCursor(s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid", "after is not a cursor from a previous page")
+			return
+		}
+		after = &c
+	}
+	page, err := a.store.Timeline(r.Context(), r.PathValue("id"), after, limit, desc)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func (a *API) postRebuild(w http.ResponseWriter, r *http.Request) {
+	if a.rebuild == nil {
+		writeError(w, http.StatusNotImplemented, "not_configured", "rebuild is not available here; run switchyard rebuild")
+		return
+	}
+	p, _ := PrincipalFrom(r.Context())
+	a.log.InfoContext(r.Context(), "rebuild requested", "by", p.Name)
+	rep, err := a.rebuild(r.Context())
+	if errors.Is(err, ErrRebuildRunning) {
+		writeError(w, http.StatusConflict, "conflict", err.Error())
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "no customer with this id")
+		return
+	}
+	a.log.ErrorContext(r.Context(), "status API request failed", "path", r.URL.Path, "error", err)
+	writeError(w, http.StatusInternalServerError, "internal", "internal error; see the projector's log")
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", "encode response")
+		return
+	}
+	writeRaw(w, code, b)
+}
+
+func writeRaw(w http.ResponseWriter, code int, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+	_, _ = w.Write([]byte("\n"))
+}
+
+func writeError(w http.ResponseWriter, code int, kind, msg string) {
+	b, _ := json.Marshal(map[string]any{"error": map[string]string{"code": kind, "message": msg}})
+	writeRaw(w, code, b)
+}
+
+func encodeCursor(c Cursor) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(c.At.UTC().Format(time.RFC3339Nano) + "|" + c.ID))
+}
+
+func decodeCursor(s string) (Cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return Cursor{}, err
+	}
+	at, id, ok := strings.Cut(string(b), "|")
+	if !ok || id == "" {
+		return Cursor{}, errors.New("bad cursor")
+	}
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return Cursor{}, err
+	}
+	return Cursor{At: t, ID: id}, nil
+}

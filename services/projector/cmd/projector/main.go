@@ -1,0 +1,32 @@
+// Command projector runs Switchyard's projector: the customer view and the
+// status API (see the README for its environment); `projector
+// -healthcheck` probes a running instance.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/switchyard/switchyard/platform/lifecycle"
+	"github.com/switchyard/switchyard/services/projector"
+)
+
+func main() {
+	healthcheck := flag.Bool("healthcheck", false, "GET /healthz on PROJECTOR_ADDR (default :8085) and exit 0 if healthy")
+	flag.Parse()
+	if *healthcheck {
+		addr := os.Getenv("PROJECTOR_ADDR")
+		if addr == "" {
+			addr = ":8085"
+		}
+		os.Exit(lifecycle.Healthcheck(addr))
+	}
+	ctx, stop := lifecycle.SignalContext(context.Background())
+	defer stop()
+	if err := projector.Run(ctx, os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "projector:", err)
+		os.Exit(1)
+	}
+}

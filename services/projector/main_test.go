@@ -1,0 +1,10 @@
+package projector_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/switchyard/switchyard/platform/testkit"
+)
+
+func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }

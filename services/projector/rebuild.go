@@ -1,0 +1,308 @@
+package projector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/platform/natsbus"
+	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
+)
+
+// Streams are the streams the projection is built from.
+var Streams = []string{natsbus.StreamBilling, natsbus.StreamCRM, natsbus.StreamSupport}
+
+// RebuildReport says what a rebuild did.
+type RebuildReport struct {
+	Events          int               `json:"events"`     // messages projected
+	Duplicates      int               `json:"duplicates"` // messages whose event id was already projected
+	Skipped         int               `json:"skipped"`    // messages that cannot be projected (logged)
+	Customers       int               `json:"customers"`
+	CaughtUp        int               `json:"caught_up"` // messages stored while rebuilding, applied during the swap
+	Seconds         float64           `json:"seconds"`
+	EventsPerSecond float64           `json:"events_per_second"`
+	LastSequences   map[string]uint64 `json:"last_sequences"` // per stream, the last message included
+}
+
+// ErrRebuildRunning means another rebuild holds the rebuild lock.
+var ErrRebuildRunning = errors.New("another rebuild is running")
+
+// Rebuild replays the streams into fresh tables and swaps them in for the
+// live projection, which keeps serving and applying meanwhile. It folds
+// everything in memory (the same Fold the live path uses) and bulk-loads
+// the result; then, holding the swap lock so no live batch commits, it
+// applies what arrived since it started and renames the schemas in one
+// transaction.
+func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, log *slog.Logger) (rep RebuildReport, err error) {
+	start := time.Now()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("rebuild: %w", err)
+	}
+	defer conn.Release()
+	var got bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", lockSpace, lockRebuild).Scan(&got); err != nil {
+		return rep, fmt.Errorf("rebuild: %w", err)
+	}
+	if !got {
+		return rep, ErrRebuildRunning
+	}
+	defer func() {
+		_, uerr := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, $2)", lockSpace, lockRebuild)
+		err = errors.Join(err, uerr)
+	}()
+
+	fresh := pgx.Identifier{RebuildSchema}.Sanitize()
+	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+fresh+" CASCADE; "+ddl(tablesDDL, RebuildSchema)); err != nil {
+		return rep, fmt.Errorf("rebuild: create tables: %w", err)
+	}
+
+	// Read everything stored so far.
+	rep.LastSequences = map[string]uint64{}
+	seen := map[string]bool{}
+	var entries []Entry
+	var merges []*Entry
+	for _, stream := range Streams {
+		last, err := readStream(ctx, js, stream, 1, func(subject string, data []byte, h map[string][]string) {
+			e, err := NewEntry(subject, data, h)
+			switch {
+			case err != nil:
+				rep.Skipped++
+				log.WarnContext(ctx, "rebuild: message cannot be projected", "stream", stream, "subject", subject, "error", err)
+			case seen[e.EventID]:
+				rep.Duplicates++
+			default:
+				seen[e.EventID] = true
+				entries = append(entries, e)
+			}
+		})
+		if err != nil {
+			return rep, err
+		}
+		rep.LastSequences[stream] = last
+	}
+	for i := range entries {
+		if up, ok := entries[i].msg.(*billingv1.CustomerUpserted); ok && len(up.GetMergedCanonicalIds()) > 0 {
+			merges = append(merges, &entries[i])
+		}
+	}
+	aliases := foldAliases(merges)
+	byOwner := map[string][]Entry{}
+	for _, e := range entries {
+		owner := e.CustomerID
+		if a, ok := aliases[owner]; ok {
+			owner = a
+		}
+		byOwner[owner] = append(byOwner[owner], e)
+	}
+	rep.Events, rep.Customers = len(entries), len(byOwner)
+
+	if err := copyRows(ctx, conn.Conn(), entries, aliases, byOwner); err != nil {
+		return rep, err
+	}
+	if _, err := conn.Exec(ctx, ddl(indexDDL, RebuildSchema)+"ANALYZE "+fresh+".events; ANALYZE "+fresh+".customers;"); err != nil {
+		return rep, fmt.Errorf("rebuild: index: %w", err)
+	}
+
+	// Catch up and swap with live batches held off.
+	caught, err := swap(ctx, conn.Conn(), NewStore(pool, RebuildSchema), js, rep.LastSequences, log)
+	if err != nil {
+		return rep, err
+	}
+	rep.CaughtUp = caught
+	rep.Seconds = time.Since(start).Seconds()
+	if rep.Seconds > 0 {
+		rep.EventsPerSecond = float64(rep.Events+rep.Duplicates+rep.Skipped+rep.CaughtUp) / rep.Seconds
+	}
+	log.InfoContext(ctx, "projection rebuilt", "events", rep.Events, "customers", rep.Customers, "caught_up", rep.CaughtUp,
+		"skipped", rep.Skipped, "seconds", rep.Seconds, "events_per_second", int(rep.EventsPerSecond))
+	return rep, nil
+}
+
+// foldAliases applies merges in stream order with Store.merge's rules:
+// flat chains, first survivor wins.
+func foldAliases(merges []*Entry) map[string]string {
+	aliases := map[string]string{}
+	for _, e := range merges {
+		root := e.CustomerID
+		if a, ok := aliases[root]; ok {
+			root = a
+		}
+		for _, m := range e.msg.(*billingv1.CustomerUpserted).GetMergedCanonicalIds() {
+			if m == root || m == "" {
+				continue
+			}
+			if _, ok := aliases[m]; !ok {
+				aliases[m] = root
+			}
+			for k, v := range aliases {
+				if v == m {
+					aliases[k] = root
+				}
+			}
+		}
+	}
+	return aliases
+}
+
+func copyRows(ctx context.Context, conn *pgx.Conn, entries []Entry, aliases map[string]string, byOwner map[string][]Entry) error {
+	i := 0
+	_, err := conn.CopyFrom(ctx, pgx.Identifier{RebuildSchema, "events"},
+		[]string{"event_id", "customer_id", "subject", "occurred_at", "source_ids", "trace_id", "summary", "status", "payload"},
+		pgx.CopyFromFunc(func() ([]any, error) {
+			if i == len(entries) {
+				return nil, nil
+			}
+			e := &entries[i]
+			i++
+			summary, status := e.Describe()
+			src := e.SourceIDs
+			if src == nil {
+				src = []string{}
+			}
+			return []any{e.EventID, e.CustomerID, e.Subject, e.OccurredAt, src, e.TraceID, summary, status, e.Payload}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("rebuild: copy events: %w", err)
+	}
+	aliasRows := make([][]any, 0, len(aliases))
+	for m, s := range aliases {
+		aliasRows = append(aliasRows, []any{m, s})
+	}
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{RebuildSchema, "aliases"}, []string{"merged_id", "survivor_id"}, pgx.CopyFromRows(aliasRows)); err != nil {
+		return fmt.Errorf("rebuild: copy aliases: %w", err)
+	}
+	owners := make([]string, 0, len(byOwner))
+	for id := range byOwner {
+		if _, merged := aliases[id]; !merged {
+			owners = append(owners, id)
+		}
+	}
+	j := 0
+	_, err = conn.CopyFrom(ctx, pgx.Identifier{RebuildSchema, "customers"},
+		[]string{"customer_id", "email", "stripe_ids", "state", "last_event_at", "view"},
+		pgx.CopyFromFunc(func() ([]any, error) {
+			if j == len(owners) {
+				return nil, nil
+			}
+			id := owners[j]
+			j++
+			v := Fold(id, byOwner[id])
+			doc, err := json.Marshal(&v)
+			if err != nil {
+				return nil, err
+			}
+			return []any{v.CustomerID, v.Email, v.StripeCustomerIDs, v.State, v.LastEventAt, string(doc)}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("rebuild: copy customers: %w", err)
+	}
+	return nil
+}
+
+// swap applies the messages stored after last (per stream) to the rebuilt
+// tables and renames them into place, in one transaction holding the swap
+// lock exclusively.
+func swap(ctx context.Context, conn *pgx.Conn, fresh *Store, js jetstream.JetStream, last map[string]uint64, log *slog.Logger) (int, error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("rebuild: swap: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'; SELECT pg_advisory_xact_lock($1, $2)", lockSpace, lockSwap); err != nil {
+		return 0, fmt.Errorf("rebuild: swap lock: %w", err)
+	}
+	caught := 0
+	for _, stream := range Streams {
+		var batch []Entry
+		_, err := readStream(ctx, js, stream, last[stream]+1, func(subject string, data []byte, h map[string][]string) {
+			e, err := NewEntry(subject, data, h)
+			if err != nil {
+				log.WarnContext(ctx, "rebuild: message cannot be projected", "stream", stream, "subject", subject, "error", err)
+				return
+			}
+			batch = append(batch, e)
+		})
+		if err != nil {
+			return 0, err
+		}
+		for len(batch) > 0 {
+			n := min(len(batch), 1000)
+			if err := fresh.apply(ctx, tx, batch[:n]); err != nil {
+				return 0, fmt.Errorf("rebuild: catch up: %w", err)
+			}
+			caught += n
+			batch = batch[n:]
+		}
+	}
+	live, retired := pgx.Identifier{Schema}.Sanitize(), pgx.Identifier{retiredSchema}.Sanitize()
+	if _, err := tx.Exec(ctx, "DROP SCHEMA IF EXISTS "+retired+" CASCADE"); err != nil {
+		return 0, fmt.Errorf("rebuild: swap: %w", err)
+	}
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", Schema).Scan(&exists); err != nil {
+		return 0, fmt.Errorf("rebuild: swap: %w", err)
+	}
+	stmt := "ALTER SCHEMA " + pgx.Identifier{RebuildSchema}.Sanitize() + " RENAME TO " + live
+	if exists {
+		stmt = "ALTER SCHEMA " + live + " RENAME TO " + retired + "; " + stmt + "; DROP SCHEMA " + retired + " CASCADE"
+	}
+	if _, err := tx.Exec(ctx, stmt); err != nil {
+		return 0, fmt.Errorf("rebuild: swap: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("rebuild: swap: %w", err)
+	}
+	return caught, nil
+}
+
+// readStream calls fn for every message of stream from sequence from up to
+// the last one stored when it starts, and returns the last sequence read
+// (from-1 if none).
+func readStream(ctx context.Context, js jetstream.JetStream, stream string, from uint64, fn func(subject string, data []byte, h map[string][]string)) (uint64, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("rebuild: stream %s: %w", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("rebuild: stream %s: %w", stream, err)
+	}
+	end := info.State.LastSeq
+	if end < from || info.State.Msgs == 0 {
+		return from - 1, nil
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from})
+	if err != nil {
+		return 0, fmt.Errorf("rebuild: read %s: %w", stream, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
+	if err != nil {
+		return 0, fmt.Errorf("rebuild: read %s: %w", stream, err)
+	}
+	defer it.Stop()
+	last := from - 1
+	for last < end {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return last, fmt.Errorf("rebuild: read %s after sequence %d: %w", stream, last, err)
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			return last, fmt.Errorf("rebuild: read %s: %w", stream, err)
+		}
+		last = meta.Sequence.Stream
+		fn(m.Subject(), m.Data(), m.Headers())
+		if meta.NumPending == 0 {
+			break // the end, also when the message at end was deleted
+		}
+	}
+	return last, nil
+}

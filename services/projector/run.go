@@ -1,0 +1,164 @@
+package projector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+
+	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/lifecycle"
+	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/opsauth"
+	"github.com/switchyard/switchyard/platform/service"
+)
+
+// ConsumerName is the projector's durable consumer on each of Streams (and
+// its dead-letter subject dlq.projector).
+const ConsumerName = "projector"
+
+// Config is the projector's configuration.
+type Config struct {
+	Addr        string          // PROJECTOR_ADDR: health, readiness, metrics
+	OpsAddr     string          // OPS_ADDR: the status API
+	Tokens      opsauth.Tokens  // SWITCHYARD_OPS_TOKENS
+	Env         string          // SWITCHYARD_ENV
+	DatabaseURL config.Secret   // DATABASE_URL
+	Batch       int             // PROJECTOR_BATCH: most messages per transaction
+	LogLevel    string          // LOG_LEVEL
+	MaxAttempts int             // CONSUMER_MAX_ATTEMPTS
+	Backoff     []time.Duration // CONSUMER_BACKOFF
+	NATS        natsbus.Options
+}
+
+// LoadConfig reads and validates the configuration.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	r := config.NewReader(getenv)
+	c := Config{
+		Addr:        r.String("PROJECTOR_ADDR", ":8085"),
+		OpsAddr:     r.String("OPS_ADDR", ":8090"),
+		Env:         r.OneOf("SWITCHYARD_ENV", "development", "development", "staging", "production"),
+		DatabaseURL: r.Secret("DATABASE_URL"),
+		Batch:       r.Int("PROJECTOR_BATCH", 500, 1, 5000),
+		LogLevel:    r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		NATS:        natsbus.OptionsFromEnv(r, "switchyard-projector"),
+	}
+	tokens := r.Secret("SWITCHYARD_OPS_TOKENS")
+	if tokens.IsSet() {
+		ts, err := opsauth.Parse(tokens.Reveal())
+		if err != nil {
+			r.Fail("SWITCHYARD_OPS_TOKENS", "%v", err)
+		}
+		c.Tokens = ts
+	}
+	if c.Tokens.Len() == 0 && c.Env == "production" {
+		r.Fail("SWITCHYARD_OPS_TOKENS", "required in production: the status API will not run without tokens (name:read+operate:<token>, ...)")
+	}
+	if !c.DatabaseURL.IsSet() {
+		r.Fail("DATABASE_URL", "required")
+	}
+	c.MaxAttempts, c.Backoff = consumer.RetryFromEnv(r)
+	return c, r.Err()
+}
+
+// LogValue is the redacted configuration dump.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("ops_addr", c.OpsAddr),
+		slog.Any("ops_tokens", c.Tokens),
+		slog.String("env", c.Env),
+		slog.String("database_url", config.RedactURL(c.DatabaseURL.Reveal())),
+		slog.Int("batch", c.Batch),
+		slog.Any("nats", c.NATS),
+	)
+}
+
+// Run runs the projector until ctx is cancelled.
+func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("projector config: %w", err)
+	}
+	base, err := service.Start(ctx, "projector", cfg.LogLevel, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	defer base.Close(ctx, &err)
+	log := base.Log
+	pool, err := base.Postgres(ctx, cfg.DatabaseURL.Reveal())
+	if err != nil {
+		return err
+	}
+	if err := Migrate(ctx, pool); err != nil {
+		return err
+	}
+	_, js, err := base.NATS(ctx, cfg.NATS)
+	if err != nil {
+		return err
+	}
+	store := NewStore(pool, Schema)
+	parts := map[string]func(context.Context) error{}
+	for _, stream := range Streams {
+		c, err := consumer.NewBatch(js, ledger.New(pool), consumer.Config{
+			Name: ConsumerName, Stream: stream, Batch: cfg.Batch, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff,
+			Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+		}, Handler(store))
+		if err != nil {
+			return err
+		}
+		parts["consumer "+stream] = c.Run
+	}
+	if cfg.Tokens.Len() == 0 {
+		log.WarnContext(ctx, "no SWITCHYARD_OPS_TOKENS: the status API answers 503 to every request")
+	}
+	api := NewAPI(store, cfg.Tokens, func(ctx context.Context) (RebuildReport, error) { return Rebuild(ctx, pool, js, log) }, log)
+	ln, err := net.Listen("tcp", cfg.OpsAddr)
+	if err != nil {
+		return fmt.Errorf("status API: listen %s: %w", cfg.OpsAddr, err)
+	}
+	log.InfoContext(ctx, "status API listening", "addr", ln.Addr().String())
+	parts["status API"] = func(ctx context.Context) error {
+		srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		return lifecycle.Serve(ctx, srv, ln, 5*time.Second)
+	}
+	log.InfoContext(ctx, "configured", "config", cfg)
+	return base.Serve(ctx, cfg.Addr, parts)
+}
+
+// Handler projects a batch of messages in one transaction. A message that
+// can never be projected fails the batch with a permanent error, so the
+// consumer isolates it and dead-letters it alone.
+func Handler(store *Store) consumer.BatchHandler {
+	return func(ctx context.Context, ms []*consumer.Message) error {
+		entries := make([]Entry, 0, len(ms))
+		for _, m := range ms {
+			e, err := NewEntry(m.Subject, m.Data, m.Header)
+			if err != nil {
+				return errclass.Permanent(err)
+			}
+			entries = append(entries, e)
+		}
+		if err := store.Apply(ctx, entries); err != nil {
+			return classify(err)
+		}
+		return nil
+	}
+}
+
+// classify: a database error is worth retrying unless the context ended.
+func classify(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return errclass.Transient(err)
+}
+

@@ -1,0 +1,409 @@
+package projector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
+)
+
+// Schema is where the live projection's tables are. Rebuild fills
+// RebuildSchema and renames it to Schema.
+const (
+	Schema        = "projection"
+	RebuildSchema = "projection_rebuild"
+	retiredSchema = "projection_retired"
+)
+
+// Advisory locks. Every apply holds the swap lock shared; Rebuild takes it
+// exclusively to catch up and swap, so no batch commits into the old
+// tables after the rebuilt ones were brought up to date. The two-key form
+// keeps these apart from the per-customer locks (one bigint key).
+const (
+	lockSpace   = 0x53590000 // "SY"
+	lockSwap    = 1
+	lockRebuild = 2
+)
+
+// tablesDDL creates a projection schema; {{s}} is the quoted schema name.
+// The projection is derived data: changing these tables means a rebuild,
+// not a migration.
+const tablesDDL = `
+CREATE SCHEMA IF NOT EXISTS {{s}};
+CREATE TABLE IF NOT EXISTS {{s}}.events (
+	event_id    text PRIMARY KEY,
+	customer_id text NOT NULL,
+	subject     text NOT NULL,
+	occurred_at timestamptz NOT NULL,
+	source_ids  text[] NOT NULL,
+	trace_id    text NOT NULL,
+	summary     text NOT NULL,
+	status      text NOT NULL,
+	payload     bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {{s}}.aliases (
+	merged_id   text PRIMARY KEY,
+	survivor_id text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {{s}}.customers (
+	customer_id   text PRIMARY KEY,
+	email         text NOT NULL,
+	stripe_ids    text[] NOT NULL,
+	state         text NOT NULL,
+	last_event_at timestamptz NOT NULL,
+	view          jsonb NOT NULL
+);
+`
+
+// indexDDL is separate so Rebuild can index after its bulk load.
+const indexDDL = `
+CREATE INDEX IF NOT EXISTS events_customer ON {{s}}.events (customer_id, occurred_at, event_id);
+CREATE INDEX IF NOT EXISTS events_source ON {{s}}.events USING gin (source_ids);
+CREATE INDEX IF NOT EXISTS aliases_survivor ON {{s}}.aliases (survivor_id);
+CREATE INDEX IF NOT EXISTS customers_email ON {{s}}.customers (email);
+CREATE INDEX IF NOT EXISTS customers_stripe ON {{s}}.customers USING gin (stripe_ids);
+`
+
+func ddl(tmpl, schema string) string {
+	return strings.ReplaceAll(tmpl, "{{s}}", pgx.Identifier{schema}.Sanitize())
+}
+
+// Migrate creates the live projection's tables if they do not exist.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	// Serialise with a concurrent start of another replica.
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("projection schema: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", lockSpace, lockSwap); err != nil {
+		return fmt.Errorf("projection schema: %w", err)
+	}
+	if _, err := tx.Exec(ctx, ddl(tablesDDL+indexDDL, Schema)); err != nil {
+		return fmt.Errorf("projection schema: %w", err)
+	}
+	return tx.Commit(ctx)
+}
+
+// Store reads and writes one projection schema.
+type Store struct {
+	pool   *pgxpool.Pool
+	schema string
+	t      tables
+}
+
+type tables struct{ events, aliases, customers string }
+
+// NewStore returns the store of schema (Schema for the live projection).
+func NewStore(pool *pgxpool.Pool, schema string) *Store {
+	q := func(t string) string { return pgx.Identifier{schema, t}.Sanitize() }
+	return &Store{pool: pool, schema: schema, t: tables{events: q("events"), aliases: q("aliases"), customers: q("customers")}}
+}
+
+// Apply projects entries in one transaction: it stores them (a duplicate is
+// a no-op), records merges, and recomputes every customer they touch. It is
+// idempotent and commutative: any order and any repetition of the same
+// entries leave the same rows.
+func (s *Store) Apply(ctx context.Context, entries []Entry) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1, $2)", lockSpace, lockSwap); err != nil {
+			return err
+		}
+		return s.apply(ctx, tx, entries)
+	})
+}
+
+// apply is Apply inside tx; Rebuild also uses it to catch up.
+func (s *Store) apply(ctx context.Context, tx pgx.Tx, entries []Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	if err := s.insertEvents(ctx, tx, entries); err != nil {
+		return err
+	}
+	touched := make([]string, 0, len(entries))
+	for i := range entries {
+		touched = append(touched, entries[i].CustomerID)
+		m, _ := entries[i].decoded()
+		if up, ok := m.(*billingv1.CustomerUpserted); ok && len(up.GetMergedCanonicalIds()) > 0 {
+			if err := s.merge(ctx, tx, entries[i].CustomerID, up.GetMergedCanonicalIds()); err != nil {
+				return err
+			}
+		}
+	}
+	var owners []string
+	if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(DISTINCT coalesce(a.survivor_id, c.id)), '{}')
+		FROM unnest($1::text[]) c(id) LEFT JOIN `+s.t.aliases+` a ON a.merged_id = c.id`, touched).Scan(&owners); err != nil {
+		return fmt.Errorf("resolve customers: %w", err)
+	}
+	// One recompute at a time per customer: whoever takes the lock last
+	// sees every event committed before it (see the package doc).
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(k)
+		FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) id ORDER BY k) locks`, owners); err != nil {
+		return fmt.Errorf("lock customers: %w", err)
+	}
+	byOwner, err := s.load(ctx, tx, owners)
+	if err != nil {
+		return err
+	}
+	views := make([]View, 0, len(owners))
+	for _, id := range owners {
+		views = append(views, Fold(id, byOwner[id]))
+	}
+	return s.upsertViews(ctx, tx, views)
+}
+
+func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, entries []Entry) error {
+	n := len(entries)
+	ids, customers, subjectsCol, traces, summaries, statuses := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ats := make([]time.Time, n)
+	sources := make([]string, n) // one text[] literal per row: unnest cannot take ragged arrays
+	payloads := make([][]byte, n)
+	for i := range entries {
+		e := &entries[i]
+		ids[i], customers[i], subjectsCol[i], traces[i], ats[i], payloads[i] = e.EventID, e.CustomerID, e.Subject, e.TraceID, e.OccurredAt, e.Payload
+		summaries[i], statuses[i] = e.Describe()
+		sources[i] = arrayLiteral(e.SourceIDs)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO `+s.t.events+` (event_id, customer_id, subject, occurred_at, source_ids, trace_id, summary, status, payload)
+		SELECT event_id, customer_id, subject, occurred_at, source_ids::text[], trace_id, summary, status, payload
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[])
+			AS u(event_id, customer_id, subject, occurred_at, source_ids, trace_id, summary, status, payload)
+		ON CONFLICT (event_id) DO NOTHING`,
+		ids, customers, subjectsCol, ats, sources, traces, summaries, statuses, payloads)
+	if err != nil {
+		return fmt.Errorf("insert events: %w", err)
+	}
+	return nil
+}
+
+// merge records that survivor absorbed merged: chains are kept flat (every
+// alias points at a customer that is not itself merged), whatever order the
+// merges arrive in. A customer merged into two different survivors keeps
+// the first (identity never does this).
+func (s *Store) merge(ctx context.Context, tx pgx.Tx, survivor string, merged []string) error {
+	var root string
+	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT survivor_id FROM `+s.t.aliases+` WHERE merged_id = $1), $1)`, survivor).Scan(&root); err != nil {
+		return fmt.Errorf("merge: %w", err)
+	}
+	for _, m := range merged {
+		if m == root || m == "" {
+			continue
+		}
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO `+s.t.aliases+` (merged_id, survivor_id) VALUES ($1, $2) ON CONFLICT (merged_id) DO NOTHING`, m, root)
+		b.Queue(`UPDATE `+s.t.aliases+` SET survivor_id = $2 WHERE survivor_id = $1`, m, root)
+		b.Queue(`DELETE FROM `+s.t.customers+` WHERE customer_id = $1`, m)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("merge %s into %s: %w", m, root, err)
+		}
+	}
+	return nil
+}
+
+// load returns the entries of each owner and of the customers merged into it.
+func (s *Store) load(ctx context.Context, tx pgx.Tx, owners []string) (map[string][]Entry, error) {
+	rows, err := tx.Query(ctx, `SELECT coalesce(a.survivor_id, e.customer_id), e.event_id, e.customer_id, e.subject, e.occurred_at, e.source_ids, e.trace_id, e.payload
+		FROM `+s.t.events+` e LEFT JOIN `+s.t.aliases+` a ON a.merged_id = e.customer_id
+		WHERE e.customer_id = ANY($1) OR e.customer_id IN (SELECT merged_id FROM `+s.t.aliases+` WHERE survivor_id = ANY($1))`, owners)
+	if err != nil {
+		return nil, fmt.Errorf("load events: %w", err)
+	}
+	out := make(map[string][]Entry, len(owners))
+	var owner string
+	var e Entry
+	_, err = pgx.ForEachRow(rows, []any{&owner, &e.EventID, &e.CustomerID, &e.Subject, &e.OccurredAt, &e.SourceIDs, &e.TraceID, &e.Payload}, func() error {
+		e.OccurredAt = e.OccurredAt.UTC()
+		out[owner] = append(out[owner], e)
+		e = Entry{}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load events: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) upsertViews(ctx context.Context, tx pgx.Tx, views []View) error {
+	b := &pgx.Batch{}
+	for i := range views {
+		v := &views[i]
+		doc, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		b.Queue(`INSERT INTO `+s.t.customers+` (customer_id, email, stripe_ids, state, last_event_at, view) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (customer_id) DO UPDATE SET email = excluded.email, stripe_ids = excluded.stripe_ids, state = excluded.state,
+				last_event_at = excluded.last_event_at, view = excluded.view`,
+			v.CustomerID, v.Email, v.StripeCustomerIDs, v.State, v.LastEventAt, string(doc))
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("upsert customers: %w", err)
+	}
+	return nil
+}
+
+// arrayLiteral encodes ids as a PostgreSQL text[] literal.
+func arrayLiteral(ids []string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(id))
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// ErrNotFound is returned for a customer the projection does not know.
+var ErrNotFound = errors.New("customer not found")
+
+// Customer returns the view of id, following merges: asking for a merged
+// id returns the customer it was merged into.
+func (s *Store) Customer(ctx context.Context, id string) (json.RawMessage, error) {
+	var doc []byte
+	err := s.pool.QueryRow(ctx, `SELECT view FROM `+s.t.customers+`
+		WHERE customer_id = coalesce((SELECT survivor_id FROM `+s.t.aliases+` WHERE merged_id = $1), $1)`, id).Scan(&doc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("customer: %w", err)
+	}
+	return doc, nil
+}
+
+// FindByEmail returns the views with this (normalised) email.
+func (s *Store) FindByEmail(ctx context.Context, email string) ([]json.RawMessage, error) {
+	return s.find(ctx, `email = $1`, normalizeEmail(email))
+}
+
+// FindByStripeID returns the views linked to a Stripe customer id.
+func (s *Store) FindByStripeID(ctx context.Context, id string) ([]json.RawMessage, error) {
+	return s.find(ctx, `stripe_ids @> ARRAY[$1::text]`, id)
+}
+
+func (s *Store) find(ctx context.Context, where string, arg string) ([]json.RawMessage, error) {
+	rows, err := s.pool.Query(ctx, `SELECT view FROM `+s.t.customers+` WHERE `+where+` ORDER BY customer_id LIMIT 100`, arg)
+	if err != nil {
+		return nil, fmt.Errorf("find customers: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, fmt.Errorf("find customers: %w", err)
+	}
+	docs := make([]json.RawMessage, len(out))
+	for i := range out {
+		docs[i] = out[i]
+	}
+	return docs, nil
+}
+
+// TimelineEntry is one line of a customer's timeline.
+type TimelineEntry struct {
+	EventID        string    `json:"event_id"`
+	At             time.Time `json:"at"`
+	Kind           string    `json:"kind"` // billing | crm | support
+	Subject        string    `json:"subject"`
+	Summary        string    `json:"summary"`
+	Status         string    `json:"status"` // ok | pending | failed | info
+	SourceEventIDs []string  `json:"source_event_ids"`
+	TraceID        string    `json:"trace_id,omitempty"`
+	CustomerID     string    `json:"customer_id"` // as published; a merged id for history from before the merge
+}
+
+// TimelinePage is a page of a timeline, oldest first unless desc.
+type TimelinePage struct {
+	CustomerID string          `json:"customer_id"`
+	Entries    []TimelineEntry `json:"entries"`
+	Next       string          `json:"next,omitempty"` // cursor for the next page
+}
+
+// Cursor is a position in a timeline.
+type Cursor struct {
+	At time.Time
+	ID string
+}
+
+// Timeline returns up to limit entries of the customer (following merges)
+// after the cursor, chronologically (or newest first with desc).
+func (s *Store) Timeline(ctx context.Context, id string, after *Cursor, limit int, desc bool) (TimelinePage, error) {
+	var owner string
+	err := s.pool.QueryRow(ctx, `SELECT customer_id FROM `+s.t.customers+`
+		WHERE customer_id = coalesce((SELECT survivor_id FROM `+s.t.aliases+` WHERE merged_id = $1), $1)`, id).Scan(&owner)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return TimelinePage{}, ErrNotFound
+	}
+	if err != nil {
+		return TimelinePage{}, fmt.Errorf("timeline: %w", err)
+	}
+	cmpOp, order := ">", "ASC"
+	if desc {
+		cmpOp, order = "<", "DESC"
+	}
+	args := []any{owner, limit + 1}
+	cond := ""
+	if after != nil {
+		cond = ` AND (occurred_at, event_id) ` + cmpOp + ` ($3, $4)`
+		args = append(args, after.At, after.ID)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT event_id, occurred_at, subject, summary, status, source_ids, trace_id, customer_id FROM `+s.t.events+`
+		WHERE (customer_id = $1 OR customer_id IN (SELECT merged_id FROM `+s.t.aliases+` WHERE survivor_id = $1))`+cond+`
+		ORDER BY occurred_at `+order+`, event_id `+order+` LIMIT $2`, args...)
+	if err != nil {
+		return TimelinePage{}, fmt.Errorf("timeline: %w", err)
+	}
+	page := TimelinePage{CustomerID: owner, Entries: []TimelineEntry{}}
+	var t TimelineEntry
+	_, err = pgx.ForEachRow(rows, []any{&t.EventID, &t.At, &t.Subject, &t.Summary, &t.Status, &t.SourceEventIDs, &t.TraceID, &t.CustomerID}, func() error {
+		t.At = t.At.UTC()
+		t.Kind, _, _ = strings.Cut(t.Subject, ".")
+		page.Entries = append(page.Entries, t)
+		t = TimelineEntry{}
+		return nil
+	})
+	if err != nil {
+		return TimelinePage{}, fmt.Errorf("timeline: %w", err)
+	}
+	if len(page.Entries) > limit {
+		page.Entries = page.Entries[:limit]
+		last := page.Entries[limit-1]
+		page.Next = encodeCursor(Cursor{At: last.At, ID: last.EventID})
+	}
+	return page, nil
+}
+
+// Rows returns every row of the projection in a canonical text form, for
+// comparing two projections (tests and rebuild verification).
+func (s *Store) Rows(ctx context.Context) ([]string, error) {
+	var out []string
+	for _, q := range []string{
+		`SELECT format('events %s %s %s %s %s %s %s %s %s', event_id, customer_id, subject, occurred_at, source_ids, trace_id, summary, status, md5(payload)) FROM ` + s.t.events,
+		`SELECT format('aliases %s %s', merged_id, survivor_id) FROM ` + s.t.aliases,
+		`SELECT format('customers %s %s %s %s %s %s', customer_id, email, stripe_ids, state, last_event_at, view) FROM ` + s.t.customers,
+	} {
+		rows, err := s.pool.Query(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	slices.Sort(out)
+	return out, nil
+}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"time"
 
-
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/errclass"
@@ -161,4 +160,3 @@ func classify(err error) error {
 	}
 	return errclass.Transient(err)
 }
-

@@ -25,6 +25,7 @@ build:
 	go build -o $(BIN)/crm ./services/crm/cmd/crm
 	go build -o $(BIN)/support ./services/support/cmd/support
 	go build -o $(BIN)/alerts ./services/alerts/cmd/alerts
+	go build -o $(BIN)/projector ./services/projector/cmd/projector
 
 ## bench: gateway load test against the textbook handler and the raw JetStream ceiling,
 ## then identity's handler throughput (PostgreSQL + JetStream, 8 in flight)

@@ -1,9 +1,12 @@
 // Package telemetry sets up OpenTelemetry traces and metrics for one service.
 //
-// Tracing is a no-op unless the standard OTLP variables name an endpoint
-// (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), so a
-// service costs nothing to run without a collector; sampling follows
-// OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG as the SDK defines them.
+// Traces are exported only when the standard OTLP variables name an
+// endpoint (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT).
+// Without one, spans are still created and their W3C context still rides in
+// NATS headers, so every log line, timeline entry and dead letter carries a
+// trace id; they are just not sent anywhere. OTEL_SDK_DISABLED=true turns
+// tracing off entirely. Sampling follows OTEL_TRACES_SAMPLER /
+// OTEL_TRACES_SAMPLER_ARG as the SDK defines them.
 // Metrics are always served in the Prometheus text format on /metrics and are
 // also pushed by OTLP when an endpoint is configured.
 //
@@ -74,6 +77,11 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (*Te
 		}
 		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 		t.Tracer, t.Exporting = tp, true
+		t.shutdown = append(t.shutdown, tp.Shutdown)
+	} else if !disabled {
+		// Ids without export: no span processor, so ended spans are dropped.
+		tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res))
+		t.Tracer = tp
 		t.shutdown = append(t.shutdown, tp.Shutdown)
 	} else {
 		t.Tracer = noop.NewTracerProvider()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -101,8 +102,22 @@ func (a *API) getCustomer(w http.ResponseWriter, r *http.Request) {
 	writeRaw(w, http.StatusOK, doc)
 }
 
+// query parses the query string, refusing one that does not decode (which
+// url.Query would silently drop).
+func query(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid", "query string does not decode: "+err.Error())
+		return nil, false
+	}
+	return q, true
+}
+
 func (a *API) findCustomers(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	q, ok := query(w, r)
+	if !ok {
+		return
+	}
 	email, stripeID := strings.TrimSpace(q.Get("email")), strings.TrimSpace(q.Get("stripe_customer_id"))
 	var docs []json.RawMessage
 	var err error
@@ -142,7 +157,10 @@ const (
 )
 
 func (a *API) timeline(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	q, ok := query(w, r)
+	if !ok {
+		return
+	}
 	limit := defaultTimelineLimit
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -164,8 +182,8 @@ func (a *API) timeline(w http.ResponseWriter, r *http.Request) {
 	var after *Cursor
 	if s := q.Get("after"); s != "" {
 		c, err := decodeCursor(s)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "invalid", "after is not a cursor from a previous page")
+		if err != nil || c.Desc != desc {
+			writeError(w, http.StatusBadRequest, "invalid", "after is not a cursor from a previous page in this order")
 			return
 		}
 		after = &c
@@ -185,7 +203,8 @@ func (a *API) postRebuild(w http.ResponseWriter, r *http.Request) {
 	}
 	p, _ := PrincipalFrom(r.Context())
 	a.log.InfoContext(r.Context(), "rebuild requested", "by", p.Name)
-	rep, err := a.rebuild(r.Context())
+	// A client that gives up waiting does not abort the rebuild.
+	rep, err := a.rebuild(context.WithoutCancel(r.Context()))
 	if errors.Is(err, ErrRebuildRunning) {
 		writeError(w, http.StatusConflict, "conflict", err.Error())
 		return
@@ -228,7 +247,11 @@ func writeError(w http.ResponseWriter, code int, kind, msg string) {
 }
 
 func encodeCursor(c Cursor) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(c.At.UTC().Format(time.RFC3339Nano) + "|" + c.ID))
+	order := "a"
+	if c.Desc {
+		order = "d"
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(order + "|" + c.At.UTC().Format(time.RFC3339Nano) + "|" + c.ID))
 }
 
 func decodeCursor(s string) (Cursor, error) {
@@ -236,13 +259,13 @@ func decodeCursor(s string) (Cursor, error) {
 	if err != nil {
 		return Cursor{}, err
 	}
-	at, id, ok := strings.Cut(string(b), "|")
-	if !ok || id == "" {
+	parts := strings.SplitN(string(b), "|", 3)
+	if len(parts) != 3 || parts[2] == "" || parts[0] != "a" && parts[0] != "d" {
 		return Cursor{}, errors.New("bad cursor")
 	}
-	t, err := time.Parse(time.RFC3339Nano, at)
+	t, err := time.Parse(time.RFC3339Nano, parts[1])
 	if err != nil {
 		return Cursor{}, err
 	}
-	return Cursor{At: t, ID: id}, nil
+	return Cursor{At: t, ID: parts[2], Desc: parts[0] == "d"}, nil
 }

@@ -199,7 +199,7 @@ func copyRows(ctx context.Context, conn *pgx.Conn, entries []Entry, aliases map[
 			if err != nil {
 				return nil, err
 			}
-			return []any{v.CustomerID, v.Email, v.StripeCustomerIDs, v.State, v.LastEventAt, string(doc)}, nil
+			return []any{v.CustomerID, normalizeEmail(v.Email), v.StripeCustomerIDs, v.State, v.LastEventAt, string(doc)}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("rebuild: copy customers: %w", err)
@@ -216,7 +216,10 @@ func swap(ctx context.Context, conn *pgx.Conn, fresh *Store, js jetstream.JetStr
 		return 0, fmt.Errorf("rebuild: swap: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'; SELECT pg_advisory_xact_lock($1, $2)", lockSpace, lockSwap); err != nil {
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'"); err != nil {
+		return 0, fmt.Errorf("rebuild: swap: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", lockSpace, lockSwap); err != nil {
 		return 0, fmt.Errorf("rebuild: swap lock: %w", err)
 	}
 	caught := 0

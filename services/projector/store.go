@@ -129,14 +129,34 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, entries []Entry) error {
 	if err := s.insertEvents(ctx, tx, entries); err != nil {
 		return err
 	}
+	// Lock every customer id the batch names — including both sides of a
+	// merge — before reading aliases, so a merge and a batch about the
+	// merged customer never interleave (the batch would recreate the
+	// merged customer's row). Then lock the owners the ids resolve to: one
+	// recompute at a time per customer, and whoever takes the lock last
+	// sees every event committed before it (see the package doc). A
+	// deadlock between the two rounds is detected by PostgreSQL and the
+	// batch retried.
 	touched := make([]string, 0, len(entries))
+	type mergeOf struct {
+		survivor string
+		merged   []string
+	}
+	var merges []mergeOf
 	for i := range entries {
 		touched = append(touched, entries[i].CustomerID)
 		m, _ := entries[i].decoded()
 		if up, ok := m.(*billingv1.CustomerUpserted); ok && len(up.GetMergedCanonicalIds()) > 0 {
-			if err := s.merge(ctx, tx, entries[i].CustomerID, up.GetMergedCanonicalIds()); err != nil {
-				return err
-			}
+			merges = append(merges, mergeOf{entries[i].CustomerID, up.GetMergedCanonicalIds()})
+			touched = append(touched, up.GetMergedCanonicalIds()...)
+		}
+	}
+	if err := lockCustomers(ctx, tx, touched); err != nil {
+		return err
+	}
+	for _, m := range merges {
+		if err := s.merge(ctx, tx, m.survivor, m.merged); err != nil {
+			return err
 		}
 	}
 	var owners []string
@@ -144,11 +164,8 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, entries []Entry) error {
 		FROM unnest($1::text[]) c(id) LEFT JOIN `+s.t.aliases+` a ON a.merged_id = c.id`, touched).Scan(&owners); err != nil {
 		return fmt.Errorf("resolve customers: %w", err)
 	}
-	// One recompute at a time per customer: whoever takes the lock last
-	// sees every event committed before it (see the package doc).
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(k)
-		FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) id ORDER BY k) locks`, owners); err != nil {
-		return fmt.Errorf("lock customers: %w", err)
+	if err := lockCustomers(ctx, tx, owners); err != nil {
+		return err
 	}
 	byOwner, err := s.load(ctx, tx, owners)
 	if err != nil {
@@ -159,6 +176,16 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, entries []Entry) error {
 		views = append(views, Fold(id, byOwner[id]))
 	}
 	return s.upsertViews(ctx, tx, views)
+}
+
+// lockCustomers takes the transaction's per-customer locks in a fixed
+// order.
+func lockCustomers(ctx context.Context, tx pgx.Tx, ids []string) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(k)
+		FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) id ORDER BY k) locks`, ids); err != nil {
+		return fmt.Errorf("lock customers: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, entries []Entry) error {
@@ -243,7 +270,7 @@ func (s *Store) upsertViews(ctx context.Context, tx pgx.Tx, views []View) error 
 		b.Queue(`INSERT INTO `+s.t.customers+` (customer_id, email, stripe_ids, state, last_event_at, view) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (customer_id) DO UPDATE SET email = excluded.email, stripe_ids = excluded.stripe_ids, state = excluded.state,
 				last_event_at = excluded.last_event_at, view = excluded.view`,
-			v.CustomerID, v.Email, v.StripeCustomerIDs, v.State, v.LastEventAt, string(doc))
+			v.CustomerID, normalizeEmail(v.Email), v.StripeCustomerIDs, v.State, v.LastEventAt, string(doc))
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("upsert customers: %w", err)
@@ -331,10 +358,11 @@ type TimelinePage struct {
 	Next       string          `json:"next,omitempty"` // cursor for the next page
 }
 
-// Cursor is a position in a timeline.
+// Cursor is a position in a timeline read in one order.
 type Cursor struct {
-	At time.Time
-	ID string
+	At   time.Time
+	ID   string
+	Desc bool
 }
 
 // Timeline returns up to limit entries of the customer (following merges)
@@ -380,7 +408,7 @@ func (s *Store) Timeline(ctx context.Context, id string, after *Cursor, limit in
 	if len(page.Entries) > limit {
 		page.Entries = page.Entries[:limit]
 		last := page.Entries[limit-1]
-		page.Next = encodeCursor(Cursor{At: last.At, ID: last.EventID})
+		page.Next = encodeCursor(Cursor{At: last.At, ID: last.EventID, Desc: desc})
 	}
 	return page, nil
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/switchyard/switchyard/services/crm"
 	"github.com/switchyard/switchyard/services/gateway"
 	"github.com/switchyard/switchyard/services/identity"
+	"github.com/switchyard/switchyard/services/projector"
 	"github.com/switchyard/switchyard/services/support"
 )
 
@@ -56,6 +57,8 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	supportAddr := fs.String("support-addr", "127.0.0.1:8083", "support service health/metrics address")
 	zendeskAddr := fs.String("zendesk-addr", "127.0.0.1:8093", "Zendesk emulator address (used unless ZENDESK_API_TOKEN is set)")
 	alertsAddr := fs.String("alerts-addr", "127.0.0.1:8084", "alerting service health/metrics address")
+	projectorAddr := fs.String("projector-addr", "127.0.0.1:8085", "projector health/metrics address")
+	opsAddr := fs.String("ops-addr", "127.0.0.1:8090", "status API (ops) address")
 	slackAddr := fs.String("slack-addr", "127.0.0.1:8094", "Slack webhook emulator address (used unless SLACK_WEBHOOK_URL is set)")
 	natsPort := fs.Int("nats-port", 4223, "embedded NATS port (ignored when NATS_URL is set)")
 	if err := fs.Parse(args); err != nil {
@@ -107,6 +110,10 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
+	opsTokens, opsSource, err := devOpsTokens(getenv, *dataDir)
+	if err != nil {
+		return err
+	}
 	over := map[string]string{}
 	var emulators []*http.Server
 	var emulatorLines []string
@@ -153,7 +160,12 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		"CRM_ADDR":              *crmAddr,
 		"SUPPORT_ADDR":          *supportAddr,
 		"ALERTS_ADDR":           *alertsAddr,
+		"PROJECTOR_ADDR":        *projectorAddr,
+		"OPS_ADDR":              *opsAddr,
 	})
+	if opsTokens != "" {
+		env = config.Overlay(env, map[string]string{"SWITCHYARD_OPS_TOKENS": opsTokens})
+	}
 
 	services := lifecycle.NewGroup(ctx)
 	for _, emu := range emulators {
@@ -169,9 +181,10 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	services.Go("crm", func(ctx context.Context) error { return crm.Run(ctx, env, stderr) })
 	services.Go("support", func(ctx context.Context) error { return support.Run(ctx, env, stderr) })
 	services.Go("alerts", func(ctx context.Context) error { return alerts.Run(ctx, env, stderr) })
+	services.Go("projector", func(ctx context.Context) error { return projector.Run(ctx, env, stderr) })
 
 	base := "http://" + dialAddr(*gatewayAddr)
-	for _, url := range []string{base + "/readyz", "http://" + dialAddr(*identityAddr) + "/readyz", "http://" + dialAddr(*crmAddr) + "/readyz", "http://" + dialAddr(*supportAddr) + "/readyz", "http://" + dialAddr(*alertsAddr) + "/readyz"} {
+	for _, url := range []string{base + "/readyz", "http://" + dialAddr(*identityAddr) + "/readyz", "http://" + dialAddr(*crmAddr) + "/readyz", "http://" + dialAddr(*supportAddr) + "/readyz", "http://" + dialAddr(*alertsAddr) + "/readyz", "http://" + dialAddr(*projectorAddr) + "/readyz"} {
 		if err := waitReady(services.Context(), url, 30*time.Second); err != nil {
 			services.Stop()
 			return errors.Join(err, services.Wait())
@@ -187,13 +200,16 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
   crm:             http://%s/readyz (consumes billing.>, publishes crm.>)
   support:         http://%s/readyz (consumes billing.>, opens tickets, publishes support.>)
   alerts:          http://%s/readyz (dead letters and retry storms to Slack)
+  projector:       http://%s/readyz (consumes billing.>, crm.>, support.>; customer view in PostgreSQL)
+  status API:      http://%s/v1/customers?email=... (Authorization: Bearer <ops token>; /v1/openapi.json)
+  ops token:       %s (%s)
 %s
   NATS:            %s
   PostgreSQL:      %s
   data folder:     %s
 Send a test event:  switchyard send --secret %s <event.json>
 Stop with Ctrl-C.
-`, base, first, secretSource, base, base, dialAddr(*identityAddr), dialAddr(*crmAddr), dialAddr(*supportAddr), dialAddr(*alertsAddr), strings.Join(emulatorLines, "\n"), natsURL, config.RedactURL(dbURL), *dataDir, first)
+`, base, first, secretSource, base, base, dialAddr(*identityAddr), dialAddr(*crmAddr), dialAddr(*supportAddr), dialAddr(*alertsAddr), dialAddr(*projectorAddr), dialAddr(*opsAddr), tokenOnly(opsTokens), opsSource, strings.Join(emulatorLines, "\n"), natsURL, config.RedactURL(dbURL), *dataDir, first)
 
 	if err := services.Wait(); err != nil {
 		return err
@@ -216,15 +232,19 @@ func devSecret(getenv func(string) string, dataDir string) (secret, source strin
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), "saved in " + path, nil
 	}
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		return "", "", err
-	}
-	s := "whsec_" + hex.EncodeToString(b)
+	s := "whsec_" + randomHex(24)
 	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
 		return "", "", fmt.Errorf("save generated secret: %w", err)
 	}
 	return s, "generated, saved in " + path, nil
+}
+
+// randomHex is n random bytes in hex; crypto/rand never fails on
+// supported platforms.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func waitReady(ctx context.Context, url string, d time.Duration) error {
@@ -267,4 +287,16 @@ func dialAddr(listen string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// tokenOnly shows the token of the first name:scopes:token entry, which
+// is what a client sends.
+func tokenOnly(tokens string) string {
+	first, _, _ := strings.Cut(tokens, ",")
+	_, rest, _ := strings.Cut(strings.TrimSpace(first), ":")
+	_, tok, ok := strings.Cut(rest, ":")
+	if !ok {
+		return "(configured)"
+	}
+	return tok
 }

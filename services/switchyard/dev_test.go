@@ -4,12 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -58,20 +62,21 @@ func TestDevHubSmoke(t *testing.T) {
 	if err := os.Chmod(data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ports := freePorts(t, 9)
+	ports := freePorts(t, 11)
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	gw := addr(0)
 	natsPort := ports[1]
 
 	cmd := exec.Command(bin, "dev", "--data", filepath.Join(data, "hub"), "--gateway-addr", gw, "--nats-port", strconv.Itoa(natsPort),
 		"--identity-addr", addr(2), "--crm-addr", addr(3), "--hubspot-addr", addr(4), "--support-addr", addr(5),
-		"--zendesk-addr", addr(6), "--alerts-addr", addr(7), "--slack-addr", addr(8))
+		"--zendesk-addr", addr(6), "--alerts-addr", addr(7), "--slack-addr", addr(8),
+		"--projector-addr", addr(9), "--ops-addr", addr(10))
 	// A fresh machine's `make run`: no DATABASE_URL, no NATS_URL, no secret,
 	// no vendor credentials.
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if k != "DATABASE_URL" && k != "NATS_URL" && k != "STRIPE_WEBHOOK_SECRET" && !strings.HasPrefix(k, "HUBSPOT_") && !strings.HasPrefix(k, "ZENDESK_") && !strings.HasPrefix(k, "SUPPORT_") && !strings.HasPrefix(k, "SLACK_") && !strings.HasPrefix(k, "ALERTS_") {
+		if k != "DATABASE_URL" && k != "NATS_URL" && k != "STRIPE_WEBHOOK_SECRET" && !strings.HasPrefix(k, "HUBSPOT_") && !strings.HasPrefix(k, "ZENDESK_") && !strings.HasPrefix(k, "SUPPORT_") && !strings.HasPrefix(k, "SLACK_") && !strings.HasPrefix(k, "ALERTS_") && !strings.HasPrefix(k, "SWITCHYARD_OPS") {
 			env = append(env, kv)
 		}
 	}
@@ -97,10 +102,11 @@ func TestDevHubSmoke(t *testing.T) {
 	}()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 
-	var secret string
+	var secret, opsToken string
 	reSecret := regexp.MustCompile(`signing secret:\s+(whsec_[0-9a-f]+)`)
+	reToken := regexp.MustCompile(`ops token:\s+([0-9a-f]{48})`)
 	deadline := time.After(90 * time.Second)
-	for secret == "" {
+	for secret == "" || opsToken == "" {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -108,6 +114,9 @@ func TestDevHubSmoke(t *testing.T) {
 			}
 			if m := reSecret.FindStringSubmatch(l); m != nil {
 				secret = m[1]
+			}
+			if m := reToken.FindStringSubmatch(l); m != nil {
+				opsToken = m[1]
 			}
 		case <-deadline:
 			t.Fatalf("no banner within 90s\n%s", stderr.String())
@@ -185,6 +194,62 @@ func TestDevHubSmoke(t *testing.T) {
 		_, err := supportStream.GetLastMsgForSubject(context.Background(), "support.ticket.opened")
 		return err == nil
 	})
+	// The projector shows where the customer stands, with the trace of
+	// every step, on the status API.
+	ops := "http://" + addr(10)
+	var lastView string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last view: %s\n%s", lastView, stderr.String())
+		}
+	}()
+	var view struct {
+		ID     string   `json:"id"`
+		States []string `json:"states"`
+	}
+	// The fixtures' failed attempt (created 1698249906) is an hour older than
+	// the invoice's payment (1698253506): arriving last, it must not win.
+	testkit.WaitFor(t, 20*time.Second, "the customer's view shows the ticket and the payment that came after the failure", func() bool {
+		var res struct {
+			Customers []json.RawMessage `json:"customers"`
+		}
+		if err := getJSON(ops+"/v1/customers?email=jenny.rosen@example.com", opsToken, &res); err != nil || len(res.Customers) != 1 {
+			lastView = fmt.Sprint(err, res.Customers)
+			return false
+		}
+		lastView = string(res.Customers[0])
+		if err := json.Unmarshal(res.Customers[0], &view); err != nil {
+			t.Fatal(err)
+		}
+		return slices.Equal(view.States, []string{"support ticket opened", "payment received"})
+	})
+	var page struct {
+		Entries []struct {
+			Subject string `json:"subject"`
+			TraceID string `json:"trace_id"`
+		} `json:"entries"`
+	}
+	if err := getJSON(ops+"/v1/customers/"+view.ID+"/timeline", opsToken, &page); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, e := range page.Entries {
+		seen[e.Subject] = true
+		if len(e.TraceID) != 32 {
+			t.Errorf("timeline entry %s has no trace id", e.Subject)
+		}
+	}
+	for _, want := range []string{"billing.payment.succeeded", "crm.contact.synced", "billing.payment.failed", "support.ticket.opened"} {
+		if !seen[want] {
+			t.Errorf("timeline lacks %s: %+v", want, page.Entries)
+		}
+	}
+	// switchyard rebuild asks the running projector, with the token dev saved.
+	out.Reset()
+	if code := run(context.Background(), []string{"rebuild", "--ops", ops, "--data", filepath.Join(data, "hub")}, func(string) string { return "" },
+		nil, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "events/s") {
+		t.Fatalf("switchyard rebuild: exit %d: %s", code, out.String())
+	}
 	nc.Close()
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -203,4 +268,21 @@ func TestDevHubSmoke(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "hub", "postgres", "postmaster.pid")); !os.IsNotExist(err) {
 		t.Errorf("private PostgreSQL still running after stop (postmaster.pid: %v)", err)
 	}
+}
+
+func getJSON(url, token string, v any) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }

@@ -12,12 +12,15 @@ require (
 	github.com/switchyard/switchyard/services/crm v0.0.0-00010101000000-000000000000
 	github.com/switchyard/switchyard/services/gateway v0.0.0-00010101000000-000000000000
 	github.com/switchyard/switchyard/services/identity v0.0.0-00010101000000-000000000000
+	github.com/switchyard/switchyard/services/projector v0.0.0-00010101000000-000000000000
 	github.com/switchyard/switchyard/services/support v0.0.0-00010101000000-000000000000
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.9.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/docker/go-connections v0.4.0 // indirect
@@ -73,7 +76,6 @@ require (
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc // indirect
 	google.golang.org/grpc v1.83.2 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 replace (
@@ -83,5 +85,6 @@ replace (
 	github.com/switchyard/switchyard/services/crm => ../crm
 	github.com/switchyard/switchyard/services/gateway => ../gateway
 	github.com/switchyard/switchyard/services/identity => ../identity
+	github.com/switchyard/switchyard/services/projector => ../projector
 	github.com/switchyard/switchyard/services/support => ../support
 )

@@ -28,6 +28,7 @@ Usage:
   switchyard dev  [flags]          run the whole hub locally (what 'make run' does)
   switchyard send [flags] FILE|-   sign a Stripe event JSON and POST it to the gateway
   switchyard dlq list|show|replay|discard   inspect and resolve dead letters
+  switchyard rebuild [flags]       rebuild the customer view from the streams
 
 Run 'switchyard <command> -h' for a command's flags.
 `
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = sendCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "dlq":
 		err = dlqCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "rebuild":
+		err = rebuildCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

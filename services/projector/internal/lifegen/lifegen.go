@@ -42,8 +42,12 @@ type gen struct {
 
 // Generate returns the messages of n customers' lifecycles in publish
 // order. The same seed gives the same messages.
-func Generate(seed uint64, n int) []Msg {
-	g := &gen{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+func Generate(seed uint64, n int) []Msg { return GenerateRange(seed, 1, n) }
+
+// GenerateRange is Generate for customers first to first+n-1 (their ids
+// and their invoices, hence message ids, are distinct from other ranges).
+func GenerateRange(seed uint64, first, n int) []Msg {
+	g := &gen{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), cust: first - 1, seq: (first - 1) * 100}
 	for range n {
 		g.customer()
 	}

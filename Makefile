@@ -28,10 +28,12 @@ build:
 	go build -o $(BIN)/projector ./services/projector/cmd/projector
 
 ## bench: gateway load test against the textbook handler and the raw JetStream ceiling,
-## then identity's handler throughput (PostgreSQL + JetStream, 8 in flight)
+## then identity's handler throughput (PostgreSQL + JetStream, 8 in flight), then the
+## projector: raw PostgreSQL upsert and COPY rates, the live batch path and a rebuild
 bench:
 	scripts/bench.sh
 	go test -run '^$$' -bench BenchmarkHandle -benchtime 5000x ./services/identity
+	go test -run '^$$' -bench 'Raw|Live|Rebuild' -benchtime 3x -timeout 30m ./services/projector
 
 ## proto: regenerate code from proto/ (must leave no diff)
 proto:

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"sync"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,30 +67,59 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, lo
 		return rep, fmt.Errorf("rebuild: create tables: %w", err)
 	}
 
-	// Read everything stored so far.
+	// Read everything stored so far, loading the events table while the
+	// messages arrive.
+	rctx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
 	rep.LastSequences = map[string]uint64{}
-	seen := map[string]bool{}
 	var entries []Entry
-	var merges []*Entry
-	for _, stream := range Streams {
-		last, err := readStream(ctx, js, stream, 1, func(subject string, data []byte, h map[string][]string) {
-			e, err := NewEntry(subject, data, h)
-			switch {
-			case err != nil:
-				rep.Skipped++
-				log.WarnContext(ctx, "rebuild: message cannot be projected", "stream", stream, "subject", subject, "error", err)
-			case seen[e.EventID]:
-				rep.Duplicates++
-			default:
-				seen[e.EventID] = true
-				entries = append(entries, e)
+	rows := make(chan *Entry, 4096)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(rows)
+		seen := map[string]bool{}
+		for _, stream := range Streams {
+			last, err := readStream(rctx, js, stream, 1, func(subject string, data []byte, h map[string][]string) {
+				e, err := NewEntry(subject, data, h)
+				switch {
+				case err != nil:
+					rep.Skipped++
+					log.WarnContext(ctx, "rebuild: message cannot be projected", "stream", stream, "subject", subject, "error", err)
+				case seen[e.EventID]:
+					rep.Duplicates++
+				default:
+					seen[e.EventID] = true
+					entries = append(entries, e)
+					select {
+					case rows <- &e:
+					case <-rctx.Done():
+					}
+				}
+			})
+			if err != nil {
+				readErr <- err
+				return
 			}
-		})
-		if err != nil {
-			return rep, err
+			rep.LastSequences[stream] = last
 		}
-		rep.LastSequences[stream] = last
+		readErr <- nil
+	}()
+	if err := copyEvents(ctx, conn.Conn(), rows); err != nil {
+		stopReading()
+		for range rows {
+		}
+		<-readErr
+		return rep, err
 	}
+	if err := <-readErr; err != nil {
+		return rep, err
+	}
+	readDone := time.Now()
+	// Index the events while the customers are folded and loaded.
+	eventIndexes := make(chan error, 1)
+	go func() { eventIndexes <- buildIndexes(ctx, pool, "events") }()
+
+	var merges []*Entry
 	for i := range entries {
 		if up, ok := entries[i].msg.(*billingv1.CustomerUpserted); ok && len(up.GetMergedCanonicalIds()) > 0 {
 			merges = append(merges, &entries[i])
@@ -103,13 +135,18 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, lo
 		byOwner[owner] = append(byOwner[owner], e)
 	}
 	rep.Events, rep.Customers = len(entries), len(byOwner)
-
-	if err := copyRows(ctx, conn.Conn(), entries, aliases, byOwner); err != nil {
+	err = copySources(ctx, conn.Conn(), entries)
+	if err == nil {
+		err = copyViews(ctx, conn.Conn(), aliases, byOwner)
+	}
+	loadDone := time.Now()
+	if err == nil {
+		err = buildIndexes(ctx, pool, "event_sources", "aliases", "customers")
+	}
+	if err := errors.Join(err, <-eventIndexes); err != nil {
 		return rep, err
 	}
-	if _, err := conn.Exec(ctx, ddl(indexDDL, RebuildSchema)+"ANALYZE "+fresh+".events; ANALYZE "+fresh+".customers;"); err != nil {
-		return rep, fmt.Errorf("rebuild: index: %w", err)
-	}
+	indexDone := time.Now()
 
 	// Catch up and swap with live batches held off.
 	caught, err := swap(ctx, conn.Conn(), NewStore(pool, RebuildSchema), js, rep.LastSequences, log)
@@ -122,7 +159,9 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, lo
 		rep.EventsPerSecond = float64(rep.Events+rep.Duplicates+rep.Skipped+rep.CaughtUp) / rep.Seconds
 	}
 	log.InfoContext(ctx, "projection rebuilt", "events", rep.Events, "customers", rep.Customers, "caught_up", rep.CaughtUp,
-		"skipped", rep.Skipped, "seconds", rep.Seconds, "events_per_second", int(rep.EventsPerSecond))
+		"skipped", rep.Skipped, "seconds", rep.Seconds, "events_per_second", int(rep.EventsPerSecond),
+		"read_seconds", readDone.Sub(start).Seconds(), "load_seconds", loadDone.Sub(readDone).Seconds(),
+		"index_seconds", indexDone.Sub(loadDone).Seconds(), "swap_seconds", time.Since(indexDone).Seconds())
 	return rep, nil
 }
 
@@ -152,26 +191,45 @@ func foldAliases(merges []*Entry) map[string]string {
 	return aliases
 }
 
-func copyRows(ctx context.Context, conn *pgx.Conn, entries []Entry, aliases map[string]string, byOwner map[string][]Entry) error {
-	i := 0
+// copyEvents bulk-loads the events table from rows until it is closed.
+func copyEvents(ctx context.Context, conn *pgx.Conn, rows <-chan *Entry) error {
 	_, err := conn.CopyFrom(ctx, pgx.Identifier{RebuildSchema, "events"},
-		[]string{"event_id", "customer_id", "subject", "occurred_at", "source_ids", "trace_id", "summary", "status", "payload"},
+		[]string{"event_id", "customer_id", "subject", "occurred_at", "trace_id", "payload"},
 		pgx.CopyFromFunc(func() ([]any, error) {
-			if i == len(entries) {
+			e, ok := <-rows
+			if !ok {
 				return nil, nil
 			}
-			e := &entries[i]
-			i++
-			summary, status := e.Describe()
-			src := e.SourceIDs
-			if src == nil {
-				src = []string{}
-			}
-			return []any{e.EventID, e.CustomerID, e.Subject, e.OccurredAt, src, e.TraceID, summary, status, e.Payload}, nil
+			return []any{e.EventID, e.CustomerID, e.Subject, e.OccurredAt, e.TraceID, e.Payload}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("rebuild: copy events: %w", err)
 	}
+	return nil
+}
+
+// copySources loads event_sources.
+func copySources(ctx context.Context, conn *pgx.Conn, entries []Entry) error {
+	i, j := 0, 0
+	_, err := conn.CopyFrom(ctx, pgx.Identifier{RebuildSchema, "event_sources"}, []string{"source_id", "event_id"},
+		pgx.CopyFromFunc(func() ([]any, error) {
+			for i < len(entries) && j >= len(entries[i].SourceIDs) {
+				i, j = i+1, 0
+			}
+			if i == len(entries) {
+				return nil, nil
+			}
+			j++
+			return []any{entries[i].SourceIDs[j-1], entries[i].EventID}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("rebuild: copy event sources: %w", err)
+	}
+	return nil
+}
+
+// copyViews loads the aliases and the customers folded from byOwner.
+func copyViews(ctx context.Context, conn *pgx.Conn, aliases map[string]string, byOwner map[string][]Entry) error {
 	aliasRows := make([][]any, 0, len(aliases))
 	for m, s := range aliases {
 		aliasRows = append(aliasRows, []any{m, s})
@@ -185,24 +243,97 @@ func copyRows(ctx context.Context, conn *pgx.Conn, entries []Entry, aliases map[
 			owners = append(owners, id)
 		}
 	}
-	j := 0
-	_, err = conn.CopyFrom(ctx, pgx.Identifier{RebuildSchema, "customers"},
+	// Fold on every core while COPY sends the rows.
+	type row struct {
+		vals []any
+		err  error
+	}
+	ids := make(chan string, 256)
+	rows := make(chan row, 256)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		defer close(ids)
+		for _, id := range owners {
+			select {
+			case ids <- id:
+			case <-done:
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range ids {
+				v := Fold(id, byOwner[id])
+				doc, err := json.Marshal(&v)
+				select {
+				case rows <- row{[]any{v.CustomerID, normalizeEmail(v.Email), v.StripeCustomerIDs, v.State, v.LastEventAt, string(doc)}, err}:
+				case <-done:
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(rows) }()
+	_, err := conn.CopyFrom(ctx, pgx.Identifier{RebuildSchema, "customers"},
 		[]string{"customer_id", "email", "stripe_ids", "state", "last_event_at", "view"},
 		pgx.CopyFromFunc(func() ([]any, error) {
-			if j == len(owners) {
+			r, ok := <-rows
+			if !ok {
 				return nil, nil
 			}
-			id := owners[j]
-			j++
-			v := Fold(id, byOwner[id])
-			doc, err := json.Marshal(&v)
-			if err != nil {
-				return nil, err
-			}
-			return []any{v.CustomerID, normalizeEmail(v.Email), v.StripeCustomerIDs, v.State, v.LastEventAt, string(doc)}, nil
+			return r.vals, r.err
 		}))
 	if err != nil {
 		return fmt.Errorf("rebuild: copy customers: %w", err)
+	}
+	return nil
+}
+
+// buildIndexes indexes the named tables of the rebuilt schema and analyzes
+// them, two statements at a time (a GIN index builds on one core).
+func buildIndexes(ctx context.Context, pool *pgxpool.Pool, tables ...string) error {
+	fresh := pgx.Identifier{RebuildSchema}.Sanitize()
+	var stmts []string
+	for _, st := range strings.Split(strings.TrimSpace(ddl(indexDDL, RebuildSchema)), "\n") {
+		for _, t := range tables {
+			if strings.Contains(st, " ON "+fresh+"."+t+" ") {
+				stmts = append(stmts, st)
+			}
+		}
+	}
+	for _, t := range tables {
+		stmts = append(stmts, "ANALYZE "+fresh+"."+t)
+	}
+	work := make(chan string, len(stmts))
+	for _, st := range stmts {
+		work <- st
+	}
+	close(work)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			var err error
+			for st := range work {
+				if err == nil {
+					err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+						if _, err := tx.Exec(ctx, "SET LOCAL maintenance_work_mem = '256MB'"); err != nil {
+							return err
+						}
+						_, err := tx.Exec(ctx, st)
+						return err
+					})
+				}
+			}
+			errs <- err
+		}()
+	}
+	if err := errors.Join(<-errs, <-errs); err != nil {
+		return fmt.Errorf("rebuild: index: %w", err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"fmt"
 	"maps"
 	"os"
 	"path"
@@ -19,6 +20,7 @@ import (
 	"github.com/switchyard/switchyard/services/crm"
 	"github.com/switchyard/switchyard/services/gateway"
 	"github.com/switchyard/switchyard/services/identity"
+	"github.com/switchyard/switchyard/services/projector"
 	"github.com/switchyard/switchyard/services/support"
 )
 
@@ -58,7 +60,8 @@ func loadCompose(t *testing.T, env map[string]string) *types.Project {
 func defaultEnv() map[string]string {
 	return map[string]string{"STRIPE_WEBHOOK_SECRET": testWebhookSecret, "POSTGRES_PASSWORD": "compose-test-password", "HUBSPOT_TOKEN": "pat-compose-test",
 		"ZENDESK_BASE_URL": "https://acme.zendesk.com", "ZENDESK_EMAIL": "agent@acme.example", "ZENDESK_API_TOKEN": "zd-compose-test",
-		"SUPPORT_GROUPS": "Billing=123,Customer Success=456", "SLACK_WEBHOOK_URL": "https://hooks.slack.example/services/T/B/X"}
+		"SUPPORT_GROUPS": "Billing=123,Customer Success=456", "SLACK_WEBHOOK_URL": "https://hooks.slack.example/services/T/B/X",
+		"SWITCHYARD_OPS_TOKENS": "founder:read+operate:compose-test-token-0123456789"}
 }
 
 // TestComposeRequiresPostgresPassword: no default database password ships.
@@ -384,6 +387,13 @@ func TestComposeServiceConfigContracts(t *testing.T) {
 		"crm":      func(g func(string) string) error { _, err := crm.LoadConfig(g); return err },
 		"support":  func(g func(string) string) error { _, err := support.LoadConfig(g); return err },
 		"alerts":   func(g func(string) string) error { _, err := alerts.LoadConfig(g); return err },
+		"projector": func(g func(string) string) error {
+			c, err := projector.LoadConfig(g)
+			if err == nil && c.Tokens.Len() != 1 {
+				err = fmt.Errorf("ops tokens from the compose secret: %d, want 1", c.Tokens.Len())
+			}
+			return err
+		},
 	}
 	project := loadCompose(t, defaultEnv())
 	for name, load := range loaders {

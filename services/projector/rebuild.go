@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"sync"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"

@@ -291,22 +291,6 @@ func (s *Store) upsertViews(ctx context.Context, tx pgx.Tx, views []View) error 
 	return nil
 }
 
-// arrayLiteral encodes ids as a PostgreSQL text[] literal.
-func arrayLiteral(ids []string) string {
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, id := range ids {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('"')
-		b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(id))
-		b.WriteByte('"')
-	}
-	b.WriteByte('}')
-	return b.String()
-}
-
 // ErrNotFound is returned for a customer the projection does not know.
 var ErrNotFound = errors.New("customer not found")
 

@@ -71,10 +71,12 @@ type Handler func(ctx context.Context, m *Message) error
 
 // BatchHandler handles the messages of one pull together, typically in one
 // database transaction. nil means every message is done and all are acked;
-// an error means none is: the consumer then hands each message to the
-// handler alone, so one bad message is isolated and settled by the usual
-// policy while the rest are acked. It must be safe to run again for the
-// same messages. Batches are handled one at a time.
+// an error means none is. A transient or auth error is every message's
+// (each is retried or dead-lettered by the usual policy); after a permanent
+// or unknown one the consumer hands each message to the handler alone, so
+// one bad message is isolated and dead-lettered while the rest are acked.
+// It must be safe to run again for the same messages. Batches are handled
+// one at a time.
 type BatchHandler func(ctx context.Context, ms []*Message) error
 
 // Config configures a consumer. Zero values take the defaults shown.
@@ -380,7 +382,7 @@ func (c *Consumer) handle(ctx context.Context, jm jetstream.Msg) {
 	stopKeepAlive := c.keepAlive(m)
 	defer stopKeepAlive() // through settle too: it may wait on the database and the DLQ
 	err := c.call(ctx, []*Message{m})
-	c.observe(ctx, m, start, span, err)
+	c.observe(ctx, m, c.now().Sub(start), span, err)
 	c.settle(ctx, m, err)
 }
 
@@ -403,25 +405,49 @@ func (c *Consumer) handleBatch(ctx context.Context, jms []jetstream.Msg) {
 	}
 	stopKeepAlive := c.keepAlive(ms...)
 	defer stopKeepAlive()
+	// The batch's own work (one database transaction, say) gets a span
+	// linked to every message's process span.
+	links := make([]trace.Link, len(spans))
+	for i, sp := range spans {
+		links[i] = trace.Link{SpanContext: sp.SpanContext()}
+	}
+	bctx, bspan := c.tracer.Start(ctx, "process batch "+c.cfg.Stream, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.consumer.group.name", c.cfg.Name),
+			attribute.Int("messaging.batch.message_count", len(ms)),
+		))
 	start := c.now()
-	err := c.call(ctx, ms)
-	if err != nil && len(ms) > 1 {
+	err := c.call(bctx, ms)
+	if err != nil {
+		bspan.RecordError(err)
+		bspan.SetStatus(codes.Error, errclass.Of(err).String())
+	}
+	bspan.End()
+	per := c.now().Sub(start) / time.Duration(len(ms))
+	// A transient or auth failure is the batch's (the database is down):
+	// every message shares it. A permanent or unknown one may be one bad
+	// message: each is tried alone, so only that one is dead-lettered.
+	split := err != nil && len(ms) > 1 && (errclass.Of(err) == errclass.ClassPermanent || errclass.Of(err) == errclass.ClassUnknown)
+	if split {
 		c.cfg.Logger.WarnContext(ctx, "batch failed; handling its messages one by one", "consumer", c.cfg.Name, "messages", len(ms), "error", err)
 	}
 	for i, m := range ms {
-		merr := err
-		if err != nil && len(ms) > 1 {
-			start = c.now()
+		merr, d := err, per
+		if split {
+			mstart := c.now()
 			merr = c.call(ctxs[i], ms[i:i+1])
+			d = c.now().Sub(mstart)
 		}
-		c.observe(ctxs[i], m, start, spans[i], merr)
+		c.observe(ctxs[i], m, d, spans[i], merr)
 		c.settle(ctxs[i], m, merr)
 		spans[i].End()
 	}
 }
 
-func (c *Consumer) observe(ctx context.Context, m *Message, start time.Time, span trace.Span, err error) {
-	c.m.duration.Record(ctx, c.now().Sub(start).Seconds(), c.m.attrs(""))
+func (c *Consumer) observe(ctx context.Context, m *Message, took time.Duration, span trace.Span, err error) {
+	c.m.duration.Record(ctx, took.Seconds(), c.m.attrs(""))
 	if m.Attempt > 1 {
 		c.m.redelivered.Add(ctx, 1, c.m.attrs(""))
 	}

@@ -71,7 +71,8 @@ func Parse(s string) (Tokens, error) {
 			case ScopeOperate:
 				p.Operate = true
 			default:
-				return Tokens{}, fmt.Errorf("entry %d (%s): unknown scope %q (want read, operate or read+operate)", i+1, name, sc)
+				// Never echo the value: a token in the wrong field would be logged.
+				return Tokens{}, fmt.Errorf("entry %d (%s): unknown scope (want read, operate or read+operate)", i+1, name)
 			}
 		}
 		if len(secret) < MinTokenLength {

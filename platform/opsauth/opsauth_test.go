@@ -54,6 +54,7 @@ func TestParseRejects(t *testing.T) {
 		{"short", "founder:read:short", "shorter than"},
 		{"dup name", "a:read:" + founderTok + ",a:read:" + appTok, "duplicate name"},
 		{"dup token", "a:read:" + founderTok + ",b:operate:" + founderTok, "already used"},
+		{"swapped fields", "founder:" + founderTok + ":read", "unknown scope"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -205,7 +205,7 @@ func (a *API) postRebuild(w http.ResponseWriter, r *http.Request) {
 	a.log.InfoContext(r.Context(), "rebuild requested", "by", p.Name)
 	// A client that gives up waiting does not abort the rebuild.
 	rep, err := a.rebuild(context.WithoutCancel(r.Context()))
-	if errors.Is(err, ErrRebuildRunning) {
+	if errors.Is(err, ErrRebuildRunning) || errors.Is(err, ErrHistoryIncomplete) {
 		writeError(w, http.StatusConflict, "conflict", err.Error())
 		return
 	}

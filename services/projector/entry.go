@@ -69,7 +69,10 @@ func NewEntry(subject string, payload []byte, header nats.Header) (Entry, error)
 	if e.CustomerID == "" {
 		return Entry{}, fmt.Errorf("%s %s: message without a canonical customer id", subject, e.EventID)
 	}
-	e.OccurredAt = e.OccurredAt.UTC()
+	// PostgreSQL keeps microseconds: fold what the database gives back, so
+	// a rebuild (folding in memory) and the live path (folding from the
+	// table) see the same times.
+	e.OccurredAt = e.OccurredAt.UTC().Truncate(time.Microsecond)
 	return e, nil
 }
 

@@ -6,8 +6,10 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/platform/testkit"
 	"github.com/switchyard/switchyard/services/projector"
@@ -76,7 +78,7 @@ func TestProjectionConvergesForAnyOrder(t *testing.T) {
 		}
 		return projector.NewStore(pool, projector.Schema)
 	}
-	ordered, shuffled := open(), open()
+	ordered, shuffled, concurrent := open(), open(), open()
 	for seed := range uint64(6) {
 		all := entries(t, lifegen.Generate(100+seed, 12))
 		for _, e := range all {
@@ -93,6 +95,35 @@ func TestProjectionConvergesForAnyOrder(t *testing.T) {
 			}
 			in = in[n:]
 		}
+		// Three appliers at once, as the three stream consumers (or
+		// several replicas) run: merges and their customers interleave.
+		in = shuffleDup(rng, all)
+		var wg sync.WaitGroup
+		errs := make(chan error, 3)
+		for w := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for off := w * 7; off < len(in); off += 21 {
+					batch := in[off:min(off+7, len(in))]
+					for {
+						err := concurrent.Apply(ctx, batch)
+						if err == nil {
+							break
+						}
+						if !errclass.Of(err).Retryable() {
+							errs <- err
+							return
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
 		want, err := ordered.Rows(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -103,6 +134,13 @@ func TestProjectionConvergesForAnyOrder(t *testing.T) {
 		}
 		if d := diff(want, got); d != "" {
 			t.Fatalf("seed %d: shuffled, duplicated and batched input gave other rows:\n%s", seed, d)
+		}
+		got, err = concurrent.Rows(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := diff(want, got); d != "" {
+			t.Fatalf("seed %d: concurrent appliers gave other rows:\n%s", seed, d)
 		}
 		if !slices.ContainsFunc(want, func(r string) bool { return strings.HasPrefix(r, "aliases ") }) && seed == 5 {
 			t.Fatal("no merge was generated; the test does not cover merges")

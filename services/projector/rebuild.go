@@ -37,6 +37,10 @@ type RebuildReport struct {
 // ErrRebuildRunning means another rebuild holds the rebuild lock.
 var ErrRebuildRunning = errors.New("another rebuild is running")
 
+// ErrHistoryIncomplete means a stream no longer starts at its first
+// message, so a rebuild cannot reproduce the live projection.
+var ErrHistoryIncomplete = errors.New("stream history incomplete")
+
 // Rebuild replays the streams into fresh tables and swaps them in for the
 // live projection, which keeps serving and applying meanwhile. It folds
 // everything in memory (the same Fold the live path uses) and bulk-loads
@@ -369,7 +373,7 @@ func swap(ctx context.Context, conn *pgx.Conn, fresh *Store, js jetstream.JetStr
 		}
 		for len(batch) > 0 {
 			n := min(len(batch), 1000)
-			if err := fresh.apply(ctx, tx, batch[:n]); err != nil {
+			if err := fresh.apply(ctx, tx, batch[:n], false); err != nil {
 				return 0, fmt.Errorf("rebuild: catch up: %w", err)
 			}
 			caught += n
@@ -413,9 +417,25 @@ func readStream(ctx context.Context, js jetstream.JetStream, stream string, from
 	if end < from || info.State.Msgs == 0 {
 		return from - 1, nil
 	}
+	if from == 1 && info.State.FirstSeq > 1 {
+		// Retention (NATS_STREAM_MAX_AGE) or a purge removed the start of
+		// the history: the rebuilt projection would lose what the live one
+		// still shows.
+		return 0, fmt.Errorf("rebuild: stream %s no longer holds its first %d messages (retention or purge); a rebuild would lose that history: %w",
+			stream, info.State.FirstSeq-1, ErrHistoryIncomplete)
+	}
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from})
 	if err != nil {
 		return 0, fmt.Errorf("rebuild: read %s: %w", stream, err)
+	}
+	// Nothing stored at or after from (the sequences up to end may have
+	// been deleted): done, rather than waiting for a message to come.
+	ci, err := cons.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("rebuild: read %s: %w", stream, err)
+	}
+	if ci.NumPending == 0 {
+		return from - 1, nil
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
 	if err != nil {
@@ -424,7 +444,7 @@ func readStream(ctx context.Context, js jetstream.JetStream, stream string, from
 	defer it.Stop()
 	last := from - 1
 	for last < end {
-		m, err := it.Next(jetstream.NextContext(ctx))
+		m, err := it.Next(jetstream.NextMaxWait(30 * time.Second))
 		if err != nil {
 			return last, fmt.Errorf("rebuild: read %s after sequence %d: %w", stream, last, err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/testkit"
 	"github.com/switchyard/switchyard/services/projector"
 	"github.com/switchyard/switchyard/services/projector/internal/lifegen"
@@ -151,4 +152,45 @@ func TestRebuildRefusesToRunTwice(t *testing.T) {
 		t.Fatalf("POST /v1/rebuild: %d %s", code, body)
 	}
 	validateResponse(t, http.MethodPost, "/v1/rebuild", code, body)
+}
+
+// A stream whose last message was deleted, or whose first ones are gone,
+// must not hang a rebuild (which holds the lock live batches need).
+func TestRebuildWithDeletedMessages(t *testing.T) {
+	h := start(t, nil)
+	h.publish(t, lifegen.Generate(9, 5)...)
+	testkit.WaitFor(t, 20*time.Second, "settled", h.settled(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	crm, err := h.js.Stream(ctx, natsbus.StreamCRM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := crm.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crm.DeleteMsg(ctx, info.State.LastSeq); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := projector.Rebuild(ctx, h.pool, h.js, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("rebuild with the last CRM message deleted: %v", err)
+	}
+	if rep.LastSequences[natsbus.StreamCRM] != info.State.LastSeq-1 {
+		t.Fatalf("read CRM up to %d, want %d", rep.LastSequences[natsbus.StreamCRM], info.State.LastSeq-1)
+	}
+	// A second rebuild catches up from the gap without waiting for it.
+	if _, err := projector.Rebuild(ctx, h.pool, h.js, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if err := crm.DeleteMsg(ctx, info.State.FirstSeq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := projector.Rebuild(ctx, h.pool, h.js, slog.New(slog.DiscardHandler)); !errors.Is(err, projector.ErrHistoryIncomplete) {
+		t.Fatalf("rebuild without the first CRM message: %v, want ErrHistoryIncomplete", err)
+	}
+	if code, body := h.do(t, http.MethodPost, "/v1/rebuild", operateToken); code != http.StatusConflict {
+		t.Fatalf("POST /v1/rebuild: %d %s, want 409", code, body)
+	}
 }

@@ -2,7 +2,6 @@ package projector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -146,17 +145,8 @@ func Handler(store *Store) consumer.BatchHandler {
 			}
 			entries = append(entries, e)
 		}
-		if err := store.Apply(ctx, entries); err != nil {
-			return classify(err)
-		}
-		return nil
+		// Database errors are classified by SQLSTATE (platform/errclass):
+		// a lost connection is transient, a constraint violation permanent.
+		return store.Apply(ctx, entries)
 	}
-}
-
-// classify: a database error is worth retrying unless the context ended.
-func classify(err error) error {
-	if errors.Is(err, context.Canceled) {
-		return err
-	}
-	return errclass.Transient(err)
 }

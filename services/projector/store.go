@@ -125,12 +125,14 @@ func (s *Store) Apply(ctx context.Context, entries []Entry) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1, $2)", lockSpace, lockSwap); err != nil {
 			return err
 		}
-		return s.apply(ctx, tx, entries)
+		return s.apply(ctx, tx, entries, true)
 	})
 }
 
-// apply is Apply inside tx; Rebuild also uses it to catch up.
-func (s *Store) apply(ctx context.Context, tx pgx.Tx, entries []Entry) error {
+// apply is Apply inside tx. Rebuild also uses it to catch up, holding the
+// swap lock exclusively, so without per-customer locks (thousands of them
+// in one transaction would exhaust PostgreSQL's lock table).
+func (s *Store) apply(ctx context.Context, tx pgx.Tx, entries []Entry, lock bool) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -159,7 +161,18 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, entries []Entry) error {
 			touched = append(touched, up.GetMergedCanonicalIds()...)
 		}
 	}
-	if err := lockCustomers(ctx, tx, touched); err != nil {
+	// Lock the ids, then the customers they resolve to, until resolving
+	// finds nothing new: an owner changes only under its own lock (a merge
+	// locks both sides), so what we resolve while holding it is stable.
+	locks := &customerLocks{held: map[string]bool{}, enabled: lock}
+	if err := locks.take(ctx, tx, touched); err != nil {
+		return err
+	}
+	survivors := make([]string, 0, len(merges))
+	for _, m := range merges {
+		survivors = append(survivors, m.survivor)
+	}
+	if _, err := s.resolveLocked(ctx, tx, locks, append(slices.Clone(touched), survivors...)); err != nil {
 		return err
 	}
 	for _, m := range merges {
@@ -167,12 +180,8 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, entries []Entry) error {
 			return err
 		}
 	}
-	var owners []string
-	if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(DISTINCT coalesce(a.survivor_id, c.id)), '{}')
-		FROM unnest($1::text[]) c(id) LEFT JOIN `+s.t.aliases+` a ON a.merged_id = c.id`, touched).Scan(&owners); err != nil {
-		return fmt.Errorf("resolve customers: %w", err)
-	}
-	if err := lockCustomers(ctx, tx, owners); err != nil {
+	owners, err := s.resolveLocked(ctx, tx, locks, touched)
+	if err != nil {
 		return err
 	}
 	byOwner, err := s.load(ctx, tx, owners)
@@ -186,14 +195,48 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, entries []Entry) error {
 	return s.upsertViews(ctx, tx, views)
 }
 
-// lockCustomers takes the transaction's per-customer locks in a fixed
-// order.
-func lockCustomers(ctx context.Context, tx pgx.Tx, ids []string) error {
+// customerLocks are the per-customer advisory locks a transaction holds.
+type customerLocks struct {
+	held    map[string]bool
+	enabled bool
+}
+
+// take locks the ids not yet held, in a fixed order.
+func (l *customerLocks) take(ctx context.Context, tx pgx.Tx, ids []string) error {
+	var todo []string
+	for _, id := range ids {
+		if !l.held[id] {
+			l.held[id] = true
+			todo = append(todo, id)
+		}
+	}
+	if len(todo) == 0 || !l.enabled {
+		return nil
+	}
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(k)
-		FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) id ORDER BY k) locks`, ids); err != nil {
+		FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) id ORDER BY k) locks`, todo); err != nil {
 		return fmt.Errorf("lock customers: %w", err)
 	}
 	return nil
+}
+
+// resolveLocked returns the owners of ids (following aliases) with each
+// owner locked, resolving again after every new lock.
+func (s *Store) resolveLocked(ctx context.Context, tx pgx.Tx, l *customerLocks, ids []string) ([]string, error) {
+	for {
+		var owners []string
+		if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(DISTINCT coalesce(a.survivor_id, c.id)), '{}')
+			FROM unnest($1::text[]) c(id) LEFT JOIN `+s.t.aliases+` a ON a.merged_id = c.id`, ids).Scan(&owners); err != nil {
+			return nil, fmt.Errorf("resolve customers: %w", err)
+		}
+		fresh := slices.DeleteFunc(slices.Clone(owners), func(id string) bool { return l.held[id] })
+		if len(fresh) == 0 {
+			return owners, nil
+		}
+		if err := l.take(ctx, tx, fresh); err != nil {
+			return nil, err
+		}
+	}
 }
 
 func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, entries []Entry) error {

@@ -209,7 +209,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
   data folder:     %s
 Send a test event:  switchyard send --secret %s <event.json>
 Stop with Ctrl-C.
-`, base, first, secretSource, base, base, dialAddr(*identityAddr), dialAddr(*crmAddr), dialAddr(*supportAddr), dialAddr(*alertsAddr), dialAddr(*projectorAddr), dialAddr(*opsAddr), tokenOnly(opsTokens), opsSource, strings.Join(emulatorLines, "\n"), natsURL, config.RedactURL(dbURL), *dataDir, first)
+`, base, first, secretSource, base, base, dialAddr(*identityAddr), dialAddr(*crmAddr), dialAddr(*supportAddr), dialAddr(*alertsAddr), dialAddr(*projectorAddr), dialAddr(*opsAddr), devTokenShown(opsTokens, opsSource), opsSource, strings.Join(emulatorLines, "\n"), natsURL, config.RedactURL(dbURL), *dataDir, first)
 
 	if err := services.Wait(); err != nil {
 		return err
@@ -289,11 +289,13 @@ func dialAddr(listen string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// tokenOnly shows the token of the first name:scopes:token entry, which
-// is what a client sends.
-func tokenOnly(tokens string) string {
-	first, _, _ := strings.Cut(tokens, ",")
-	_, rest, _ := strings.Cut(strings.TrimSpace(first), ":")
+// devTokenShown is the token to print: the one dev generated (what a
+// client sends), never one the operator configured.
+func devTokenShown(tokens, source string) string {
+	if strings.HasPrefix(source, "from ") {
+		return "(configured)"
+	}
+	_, rest, _ := strings.Cut(strings.TrimSpace(tokens), ":")
 	_, tok, ok := strings.Cut(rest, ":")
 	if !ok {
 		return "(configured)"

@@ -108,7 +108,8 @@ func (c *customer) billing(m subjects.BillingEvent) {
 	if meta.GetEmail() == "" {
 		return
 	}
-	at := c.at.Add(500 * time.Millisecond)
+	// Outcomes are stamped by the services' clocks, to the nanosecond.
+	at := c.at.Add(500*time.Millisecond + time.Duration(c.g.rng.IntN(1e6)))
 	crmID := func(kind string) string { return kind + ":" + meta.GetEventId() }
 	switch r := c.g.rng.IntN(10); {
 	case r < 6:
@@ -132,7 +133,7 @@ func (c *customer) billing(m subjects.BillingEvent) {
 }
 
 func (c *customer) ticket(source, rule string, prio supportv1.Priority, critical bool) {
-	at := c.at.Add(700 * time.Millisecond)
+	at := c.at.Add(700*time.Millisecond + time.Duration(c.g.rng.IntN(1e6)))
 	if c.g.rng.IntN(5) == 0 {
 		id := subjects.SupportTicketFailed + ":" + source + ":" + rule
 		c.g.emit(&supportv1.TicketFailed{EventId: id, CanonicalCustomerId: c.id, SourceEventId: source, OccurredAt: timestamppb.New(at), Rule: rule,

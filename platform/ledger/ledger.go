@@ -154,3 +154,26 @@ func (l *Ledger) ClearFailures(ctx context.Context, consumer, messageID string) 
 	}
 	return nil
 }
+
+// DoneEffect is one effect recorded as done for a message.
+type DoneEffect struct {
+	Effect string
+	DoneAt time.Time
+}
+
+// Done lists the effects recorded for a consumer's message, oldest first:
+// what a replay of that message would skip.
+func (l *Ledger) Done(ctx context.Context, consumer, messageID string) ([]DoneEffect, error) {
+	rows, err := l.pool.Query(ctx, `SELECT effect, done_at FROM done_effects WHERE consumer = $1 AND message_id = $2 ORDER BY done_at, effect`, consumer, messageID)
+	if err != nil {
+		return nil, fmt.Errorf("ledger done effects: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DoneEffect, error) {
+		var d DoneEffect
+		return d, r.Scan(&d.Effect, &d.DoneAt)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger done effects: %w", err)
+	}
+	return out, nil
+}

@@ -40,9 +40,13 @@ func NewAPI(store *Store, tokens opsauth.Tokens, rebuild Rebuilder, log *slog.Lo
 	return &API{store: store, tokens: tokens, rebuild: rebuild, log: log}
 }
 
-// Handler routes the API.
-func (a *API) Handler() http.Handler {
+// Handler routes the API, and whatever extra registers (the console) on
+// the same address.
+func (a *API) Handler(extra ...func(*http.ServeMux)) http.Handler {
 	mux := http.NewServeMux()
+	for _, register := range extra {
+		register(mux)
+	}
 	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(OpenAPI)

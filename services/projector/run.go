@@ -16,6 +16,7 @@ import (
 	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/opsauth"
+	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/platform/service"
 )
 
@@ -31,6 +32,9 @@ type Config struct {
 	Env         string          // SWITCHYARD_ENV
 	DatabaseURL config.Secret   // DATABASE_URL
 	Batch       int             // PROJECTOR_BATCH: most messages per transaction
+	JaegerURL   string          // JAEGER_UI_URL: trace links in the console
+	GatewayURL  string          // GATEWAY_METRICS_URL: webhook figures in the console
+	SessionTTL  time.Duration   // CONSOLE_SESSION_TTL
 	LogLevel    string          // LOG_LEVEL
 	MaxAttempts int             // CONSUMER_MAX_ATTEMPTS
 	Backoff     []time.Duration // CONSUMER_BACKOFF
@@ -46,6 +50,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Env:         r.OneOf("SWITCHYARD_ENV", "development", "development", "staging", "production"),
 		DatabaseURL: r.Secret("DATABASE_URL"),
 		Batch:       r.Int("PROJECTOR_BATCH", 500, 1, 5000),
+		JaegerURL:   r.String("JAEGER_UI_URL", ""),
+		GatewayURL:  r.String("GATEWAY_METRICS_URL", ""),
+		SessionTTL:  r.Duration("CONSOLE_SESSION_TTL", 12*time.Hour),
 		LogLevel:    r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		NATS:        natsbus.OptionsFromEnv(r, "switchyard-projector"),
 	}
@@ -76,6 +83,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("env", c.Env),
 		slog.String("database_url", config.RedactURL(c.DatabaseURL.Reveal())),
 		slog.Int("batch", c.Batch),
+		slog.String("jaeger_ui_url", c.JaegerURL),
+		slog.String("gateway_metrics_url", c.GatewayURL),
 		slog.Any("nats", c.NATS),
 	)
 }
@@ -99,6 +108,9 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err := Migrate(ctx, pool); err != nil {
 		return err
 	}
+	if err := postgres.MigrateDir(ctx, pool, "projector", migrations, "migrations"); err != nil {
+		return err
+	}
 	_, js, err := base.NATS(ctx, cfg.NATS)
 	if err != nil {
 		return err
@@ -119,13 +131,18 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		log.WarnContext(ctx, "no SWITCHYARD_OPS_TOKENS: the status API answers 503 to every request")
 	}
 	api := NewAPI(store, cfg.Tokens, func(ctx context.Context) (RebuildReport, error) { return Rebuild(ctx, pool, js, log) }, log)
+	console, err := NewConsole(ctx, ConsoleConfig{Store: store, JetStream: js, Pool: pool, Tokens: cfg.Tokens, JaegerURL: cfg.JaegerURL,
+		GatewayMetricsURL: cfg.GatewayURL, SessionTTL: cfg.SessionTTL, Logger: log, Meter: base.Tel.Meter})
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.OpsAddr)
 	if err != nil {
 		return fmt.Errorf("status API: listen %s: %w", cfg.OpsAddr, err)
 	}
 	log.InfoContext(ctx, "status API listening", "addr", ln.Addr().String())
 	parts["status API"] = func(ctx context.Context) error {
-		srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: api.Handler(console.Register), ReadHeaderTimeout: 5 * time.Second}
 		return lifecycle.Serve(ctx, srv, ln, 5*time.Second)
 	}
 	log.InfoContext(ctx, "configured", "config", cfg)

@@ -485,3 +485,20 @@ func (s *Store) Rows(ctx context.Context) ([]string, error) {
 	slices.Sort(out)
 	return out, nil
 }
+
+// CustomerOfStripeEvent returns the customer (following merges) the hub's
+// events about a Stripe event belong to.
+func (s *Store) CustomerOfStripeEvent(ctx context.Context, stripeEventID string) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(a.survivor_id, e.customer_id) FROM `+s.t.sources+` src
+		JOIN `+s.t.events+` e ON e.event_id = src.event_id
+		LEFT JOIN `+s.t.aliases+` a ON a.merged_id = e.customer_id
+		WHERE src.source_id = $1 LIMIT 1`, stripeEventID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("customer of %s: %w", stripeEventID, err)
+	}
+	return id, nil
+}

@@ -16,8 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/deadletter"
 	"github.com/switchyard/switchyard/platform/errclass"
-	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/proto/wire"
 )
 
@@ -60,18 +60,6 @@ func toEntry(seq uint64, d *consumer.DeadLetter) dlqEntry {
 	}
 }
 
-type dlqFilter struct {
-	consumer  string
-	class     string
-	olderThan time.Duration
-}
-
-func (f dlqFilter) match(d *consumer.DeadLetter, now time.Time) bool {
-	return (f.consumer == "" || d.Consumer == f.consumer) &&
-		(f.class == "" || d.Class.String() == f.class) &&
-		(f.olderThan == 0 || now.Sub(d.LastFailureAt) >= f.olderThan)
-}
-
 func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, dlqUsage)
@@ -83,10 +71,10 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.Usage = func() { fmt.Fprint(stderr, dlqUsage) }
 	natsURL := fs.String("nats", orDefault(getenv("NATS_URL"), "nats://127.0.0.1:4223"), "NATS URL")
 	asJSON := fs.Bool("json", false, "print JSON")
-	var f dlqFilter
-	fs.StringVar(&f.consumer, "consumer", "", "only this consumer's dead letters")
-	fs.StringVar(&f.class, "class", "", "only this class: transient, auth, permanent, unknown")
-	fs.DurationVar(&f.olderThan, "older-than", 0, "only dead letters whose last failure is at least this old")
+	var f deadletter.Filter
+	fs.StringVar(&f.Consumer, "consumer", "", "only this consumer's dead letters")
+	fs.StringVar(&f.Class, "class", "", "only this class: transient, auth, permanent, unknown")
+	fs.DurationVar(&f.OlderThan, "older-than", 0, "only dead letters whose last failure is at least this old")
 	all := fs.Bool("all", false, "every dead letter matching the filters")
 	dryRun := fs.Bool("dry-run", false, "replay: show what would be published, change nothing")
 	note := fs.String("note", "", "discard: why (required)")
@@ -94,8 +82,8 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := fs.Parse(args[1:]); err != nil {
 		return errUsage
 	}
-	if f.class != "" && !validClass(f.class) {
-		return fmt.Errorf("--class %q: want transient, auth, permanent or unknown", f.class)
+	if f.Class != "" && !validClass(f.Class) {
+		return fmt.Errorf("--class %q: want transient, auth, permanent or unknown", f.Class)
 	}
 	nc, err := nats.Connect(*natsURL, nats.Name("switchyard-cli"), nats.Timeout(5*time.Second))
 	if err != nil {
@@ -106,15 +94,15 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	stream, err := js.Stream(ctx, natsbus.StreamDLQ)
+	dlq, err := deadletter.Open(ctx, js)
 	if err != nil {
-		return fmt.Errorf("DLQ stream: %w", err)
+		return err
 	}
 	out := &printer{w: stdout, json: *asJSON}
 
 	switch sub {
 	case "list":
-		entries, err := readDLQ(ctx, stream, f, nil)
+		entries, err := dlq.List(ctx, f, nil)
 		if err != nil {
 			return err
 		}
@@ -125,14 +113,11 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 			fs.Usage()
 			return errUsage
 		}
-		raw, err := stream.GetMsg(ctx, seqs[0])
+		got, err := dlq.Get(ctx, seqs[0])
 		if err != nil {
 			return fmt.Errorf("dead letter %d: %w", seqs[0], err)
 		}
-		d, err := consumer.DecodeDeadLetter(raw.Data)
-		if err != nil {
-			return err
-		}
+		d := got.DeadLetter
 		e := toEntry(seqs[0], d)
 		e.Headers = map[string][]string{}
 		for k, vs := range d.OriginalHeaders {
@@ -154,7 +139,7 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 			fs.Usage()
 			return errUsage
 		}
-		entries, err := readDLQ(ctx, stream, f, seqs)
+		entries, err := dlq.List(ctx, f, seqs)
 		if err != nil {
 			return err
 		}
@@ -162,9 +147,9 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 			return fmt.Errorf("found %d of the %d dead letters named (see 'switchyard dlq list')", len(entries), len(seqs))
 		}
 		if sub == "replay" {
-			return replay(ctx, js, stream, entries, *dryRun, out)
+			return replay(ctx, dlq, entries, *dryRun, out)
 		}
-		return discard(ctx, stream, entries, *note, out)
+		return discard(ctx, dlq, entries, *note, out)
 	default:
 		fmt.Fprint(stderr, dlqUsage)
 		return errUsage
@@ -192,90 +177,34 @@ func parseSeqs(args []string) ([]uint64, error) {
 	return out, nil
 }
 
-type deadLetterAt struct {
-	seq uint64
-	d   *consumer.DeadLetter
-}
-
-// readDLQ returns the dead letters matching f (and, when given, only the
-// sequences in only), oldest first.
-func readDLQ(ctx context.Context, stream jetstream.Stream, f dlqFilter, only []uint64) ([]deadLetterAt, error) {
-	info, err := stream.Info(ctx)
-	if err != nil {
-		return nil, err
-	}
-	seqs := only
-	if len(seqs) == 0 && info.State.Msgs > 0 {
-		for s := info.State.FirstSeq; s <= info.State.LastSeq; s++ {
-			seqs = append(seqs, s)
-		}
-	}
-	now := time.Now()
-	var out []deadLetterAt
-	for _, s := range seqs {
-		raw, err := stream.GetMsg(ctx, s)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue // replayed or discarded
-		}
-		if err != nil {
-			return nil, fmt.Errorf("dead letter %d: %w", s, err)
-		}
-		d, err := consumer.DecodeDeadLetter(raw.Data)
-		if err != nil {
-			return nil, fmt.Errorf("dead letter %d: %w", s, err)
-		}
-		if f.match(d, now) {
-			out = append(out, deadLetterAt{s, d})
-		}
-	}
-	return out, nil
-}
-
 // replay republishes each original and then removes its dead letter.
-func replay(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, entries []deadLetterAt, dryRun bool, out *printer) error {
+func replay(ctx context.Context, dlq *deadletter.Store, entries []deadletter.Entry, dryRun bool, out *printer) error {
 	var results []map[string]any
 	for _, e := range entries {
-		root := e.d.OriginalHeaders.Get(consumer.HeaderReplayOf)
-		if root == "" {
-			root = e.d.OriginalMsgID
-		}
-		h := nats.Header{}
-		for k, vs := range e.d.OriginalHeaders {
-			h[k] = append([]string(nil), vs...)
-		}
-		// A fresh id so JetStream stores it although the original is within
-		// the dedup window; replaying this dead letter twice stores it once.
-		h.Set(wire.HeaderMsgID, "replay:"+strconv.FormatUint(e.seq, 10)+":"+root)
-		h.Set(consumer.HeaderReplayOf, root)
-		// Only the consumer that gave up handles it; the others ack it unseen.
-		h.Set(consumer.HeaderReplayFor, e.d.Consumer)
-		r := map[string]any{"seq": e.seq, "consumer": e.d.Consumer, "subject": e.d.OriginalSubject, "replay_of": root, "msg_id": h.Get(wire.HeaderMsgID)}
+		p := deadletter.PlanReplay(e)
+		r := map[string]any{"seq": e.Seq, "consumer": e.Consumer, "subject": e.OriginalSubject, "replay_of": p.ReplayOf, "msg_id": p.MsgID}
 		if dryRun {
-			r["result"] = fmt.Sprintf("would publish %d bytes to %s for consumer %s only, handled as message %s (effects its ledger records for that id are skipped), then remove dead letter %d",
-				len(e.d.OriginalData), e.d.OriginalSubject, e.d.Consumer, root, e.seq)
+			r["result"] = "would " + p.Effect
 			results = append(results, r)
 			continue
 		}
-		ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: e.d.OriginalSubject, Data: e.d.OriginalData, Header: h})
+		res, err := dlq.Replay(ctx, e)
 		if err != nil {
-			return errors.Join(out.results(results), fmt.Errorf("replay %d: publish: %w (the dead letter is kept)", e.seq, err))
+			return errors.Join(out.results(results), err)
 		}
-		if err := stream.DeleteMsg(ctx, e.seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return errors.Join(out.results(results), fmt.Errorf("replay %d: published as %s #%d but the dead letter was not removed: %w", e.seq, ack.Stream, ack.Sequence, err))
-		}
-		r["result"] = fmt.Sprintf("published to %s #%d; dead letter removed", ack.Stream, ack.Sequence)
+		r["result"] = fmt.Sprintf("published to %s #%d; dead letter removed", res.Stream, res.Sequence)
 		results = append(results, r)
 	}
 	return out.results(results)
 }
 
-func discard(ctx context.Context, stream jetstream.Stream, entries []deadLetterAt, note string, out *printer) error {
+func discard(ctx context.Context, dlq *deadletter.Store, entries []deadletter.Entry, note string, out *printer) error {
 	var results []map[string]any
 	for _, e := range entries {
-		if err := stream.DeleteMsg(ctx, e.seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return errors.Join(out.results(results), fmt.Errorf("discard %d: %w", e.seq, err))
+		if err := dlq.Discard(ctx, e); err != nil {
+			return errors.Join(out.results(results), err)
 		}
-		results = append(results, map[string]any{"seq": e.seq, "consumer": e.d.Consumer, "original_msg_id": e.d.OriginalMsgID, "result": "discarded", "note": note})
+		results = append(results, map[string]any{"seq": e.Seq, "consumer": e.Consumer, "original_msg_id": e.OriginalMsgID, "result": "discarded", "note": note})
 	}
 	return out.results(results)
 }
@@ -291,10 +220,10 @@ func (p *printer) encode(v any) error {
 	return enc.Encode(v)
 }
 
-func (p *printer) list(entries []deadLetterAt) error {
+func (p *printer) list(entries []deadletter.Entry) error {
 	rows := make([]dlqEntry, 0, len(entries))
 	for _, e := range entries {
-		rows = append(rows, toEntry(e.seq, e.d))
+		rows = append(rows, toEntry(e.Seq, e.DeadLetter))
 	}
 	if p.json {
 		return p.encode(rows)

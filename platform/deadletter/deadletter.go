@@ -1,0 +1,170 @@
+// Package deadletter reads and resolves the hub's dead letters (stream DLQ):
+// the operations behind `switchyard dlq` and the ops console's failures
+// page. A dead letter is removed from the stream when it is replayed or
+// discarded, so the stream holds open failures only.
+package deadletter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/proto/wire"
+)
+
+// Entry is one open dead letter and its sequence in the DLQ stream.
+type Entry struct {
+	Seq uint64
+	*consumer.DeadLetter
+}
+
+// Filter selects dead letters; zero fields match everything.
+type Filter struct {
+	Consumer  string
+	Class     string        // transient, auth, permanent, unknown
+	OlderThan time.Duration // last failure at least this long ago
+}
+
+func (f Filter) match(d *consumer.DeadLetter, now time.Time) bool {
+	return (f.Consumer == "" || d.Consumer == f.Consumer) &&
+		(f.Class == "" || d.Class.String() == f.Class) &&
+		(f.OlderThan == 0 || now.Sub(d.LastFailureAt) >= f.OlderThan)
+}
+
+// ErrNotFound means no open dead letter has that sequence (it was replayed
+// or discarded, or never existed).
+var ErrNotFound = errors.New("no open dead letter with this sequence")
+
+// Store is the DLQ stream.
+type Store struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+}
+
+// Open binds to the DLQ stream.
+func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+	s, err := js.Stream(ctx, natsbus.StreamDLQ)
+	if err != nil {
+		return nil, fmt.Errorf("DLQ stream: %w", err)
+	}
+	return &Store{js: js, stream: s}, nil
+}
+
+// Get returns one open dead letter.
+func (s *Store) Get(ctx context.Context, seq uint64) (Entry, error) {
+	raw, err := s.stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return Entry{}, ErrNotFound
+	}
+	if err != nil {
+		return Entry{}, fmt.Errorf("dead letter %d: %w", seq, err)
+	}
+	d, err := consumer.DecodeDeadLetter(raw.Data)
+	if err != nil {
+		return Entry{}, fmt.Errorf("dead letter %d: %w", seq, err)
+	}
+	d.Sequence = seq
+	return Entry{Seq: seq, DeadLetter: d}, nil
+}
+
+// List returns the open dead letters matching f (and, when given, only the
+// sequences in only), oldest first.
+func (s *Store) List(ctx context.Context, f Filter, only []uint64) ([]Entry, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seqs := only
+	if len(seqs) == 0 && info.State.Msgs > 0 {
+		for n := info.State.FirstSeq; n <= info.State.LastSeq; n++ {
+			seqs = append(seqs, n)
+		}
+	}
+	now := time.Now()
+	var out []Entry
+	for _, n := range seqs {
+		e, err := s.Get(ctx, n)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if f.match(e.DeadLetter, now) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// Plan is what replaying a dead letter does.
+type Plan struct {
+	Seq      uint64 `json:"seq"`
+	Consumer string `json:"consumer"`
+	Subject  string `json:"subject"`
+	ReplayOf string `json:"replay_of"` // the message id the consumer handles it as
+	MsgID    string `json:"msg_id"`    // the replay's own Nats-Msg-Id
+	Bytes    int    `json:"bytes"`
+	// Effect says in words what the replay will do ("publish …").
+	Effect string `json:"effect"`
+}
+
+// PlanReplay describes the replay of e without doing it (a dry run).
+func PlanReplay(e Entry) Plan {
+	root := e.OriginalHeaders.Get(consumer.HeaderReplayOf)
+	if root == "" {
+		root = e.OriginalMsgID
+	}
+	return Plan{Seq: e.Seq, Consumer: e.Consumer, Subject: e.OriginalSubject, ReplayOf: root,
+		MsgID: "replay:" + strconv.FormatUint(e.Seq, 10) + ":" + root, Bytes: len(e.OriginalData),
+		Effect: fmt.Sprintf("publish the original %d bytes to %s again, for consumer %s only, handled as message %s "+
+			"(effects its ledger records as done for that id are skipped, the rest are done now), then remove dead letter %d",
+			len(e.OriginalData), e.OriginalSubject, e.Consumer, root, e.Seq)}
+}
+
+// Result is a replay that happened.
+type Result struct {
+	Plan
+	Stream   string `json:"stream"`
+	Sequence uint64 `json:"sequence"`
+}
+
+// Replay republishes the original, marked so only the consumer that gave
+// up handles it and handles it under the original's id, then removes the
+// dead letter. Replaying one dead letter twice stores the message once
+// (the replay's id is derived from the dead letter).
+func (s *Store) Replay(ctx context.Context, e Entry) (Result, error) {
+	p := PlanReplay(e)
+	h := nats.Header{}
+	for k, vs := range e.OriginalHeaders {
+		h[k] = append([]string(nil), vs...)
+	}
+	// A fresh id so JetStream stores it although the original is within
+	// the dedup window.
+	h.Set(wire.HeaderMsgID, p.MsgID)
+	h.Set(consumer.HeaderReplayOf, p.ReplayOf)
+	h.Set(consumer.HeaderReplayFor, e.Consumer)
+	ack, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: e.OriginalSubject, Data: e.OriginalData, Header: h})
+	if err != nil {
+		return Result{}, fmt.Errorf("replay %d: publish: %w (the dead letter is kept)", e.Seq, err)
+	}
+	if err := s.stream.DeleteMsg(ctx, e.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return Result{}, fmt.Errorf("replay %d: published as %s #%d but the dead letter was not removed: %w", e.Seq, ack.Stream, ack.Sequence, err)
+	}
+	return Result{Plan: p, Stream: ack.Stream, Sequence: ack.Sequence}, nil
+}
+
+// Discard removes a dead letter without replaying it.
+func (s *Store) Discard(ctx context.Context, e Entry) error {
+	if err := s.stream.DeleteMsg(ctx, e.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("discard %d: %w", e.Seq, err)
+	}
+	return nil
+}

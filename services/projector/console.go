@@ -1,0 +1,600 @@
+package projector
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/deadletter"
+	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/opsauth"
+	"github.com/switchyard/switchyard/proto/subjects"
+	"github.com/switchyard/switchyard/proto/wire"
+)
+
+//go:embed console/*.html
+var consoleFS embed.FS
+
+var consoleTmpl = template.Must(template.New("").Funcs(template.FuncMap{
+	"ago":   ago,
+	"when":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"pct":   func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" },
+	"dur":   func(d time.Duration) string { return d.Round(time.Millisecond).String() },
+	"money": money,
+}).ParseFS(consoleFS, "console/*.html"))
+
+const sessionCookie = "switchyard_session"
+
+// Console is the ops console: server-rendered pages on the ops address for
+// a founder — pipeline health, failures with replay (dry run first) and
+// discard, customer search with the cross-system timeline, and the audit
+// log of manual actions. Logging in with an ops token gives a session
+// cookie; every state-changing request carries the session's CSRF token,
+// and only operate-scoped sessions may change anything.
+type Console struct {
+	store      *Store
+	dlq        *deadletter.Store
+	ledger     *ledger.Ledger
+	js         jetstream.JetStream
+	pool       *pgxpool.Pool
+	tokens     opsauth.Tokens
+	jaeger     string // JAEGER_UI_URL, "" = no trace links
+	gatewayURL string // GATEWAY_METRICS_URL, "" = no webhook figures
+	ttl        time.Duration
+	log        *slog.Logger
+	actions    metric.Int64Counter
+	now        func() time.Time
+
+	mu       sync.Mutex
+	failures map[string][]time.Time // failed logins per client address
+}
+
+// ConsoleConfig wires a Console.
+type ConsoleConfig struct {
+	Store             *Store
+	JetStream         jetstream.JetStream
+	Pool              *pgxpool.Pool
+	Tokens            opsauth.Tokens
+	JaegerURL         string
+	GatewayMetricsURL string
+	SessionTTL        time.Duration
+	Logger            *slog.Logger
+	Meter             metric.MeterProvider
+}
+
+// NewConsole returns the console.
+func NewConsole(ctx context.Context, c ConsoleConfig) (*Console, error) {
+	dlq, err := deadletter.Open(ctx, c.JetStream)
+	if err != nil {
+		return nil, err
+	}
+	actions, err := c.Meter.Meter("github.com/switchyard/switchyard/services/projector").Int64Counter("switchyard_ops_manual_actions",
+		metric.WithDescription("Manual interventions in the ops console, by action (replay, discard)"))
+	if err != nil {
+		return nil, err
+	}
+	if c.SessionTTL <= 0 {
+		c.SessionTTL = 12 * time.Hour
+	}
+	return &Console{store: c.Store, dlq: dlq, ledger: ledger.New(c.Pool), js: c.JetStream, pool: c.Pool, tokens: c.Tokens,
+		jaeger: strings.TrimRight(c.JaegerURL, "/"), gatewayURL: c.GatewayMetricsURL, ttl: c.SessionTTL, log: c.Logger,
+		actions: actions, now: time.Now, failures: map[string][]time.Time{}}, nil
+}
+
+// Register adds the console's routes to mux.
+func (c *Console) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/console/", http.StatusSeeOther) })
+	mux.HandleFunc("GET /login", c.loginPage)
+	mux.HandleFunc("POST /login", c.login)
+	mux.Handle("POST /logout", c.page(false, c.logout))
+	mux.Handle("GET /console/{$}", c.page(false, c.overview))
+	mux.Handle("GET /console/failures", c.page(false, c.failuresPage))
+	mux.Handle("GET /console/failures/{seq}", c.page(false, c.failurePage))
+	mux.Handle("POST /console/failures/{seq}/dry-run", c.page(true, c.dryRun))
+	mux.Handle("POST /console/failures/{seq}/replay", c.page(true, c.replay))
+	mux.Handle("POST /console/failures/{seq}/discard", c.page(true, c.discard))
+	mux.Handle("GET /console/customers", c.page(false, c.search))
+	mux.Handle("GET /console/customers/{id}", c.page(false, c.customerPage))
+	mux.Handle("GET /console/audit", c.page(false, c.auditPage))
+}
+
+// request is what a page handler gets.
+type request struct {
+	w       http.ResponseWriter
+	r       *http.Request
+	session opsauth.Session
+	who     opsauth.Principal
+}
+
+// page wraps a handler: a session is required (else to the login page);
+// with operate the request changes state: operate scope and the CSRF token
+// are required and the Origin, if sent, must be this host.
+func (c *Console) page(operate bool, h func(*request)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+		w.Header().Set("Referrer-Policy", "same-origin")
+		ck, err := r.Cookie(sessionCookie)
+		var s opsauth.Session
+		var p opsauth.Principal
+		if err == nil {
+			s, p, err = c.tokens.VerifySession(ck.Value, c.now())
+		}
+		if err != nil {
+			if r.Method != http.MethodGet {
+				c.render(w, http.StatusUnauthorized, "error", map[string]any{"Title": "Not logged in", "Message": "Your session ended. Log in again."})
+				return
+			}
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		req := &request{w: w, r: r, session: s, who: p}
+		if operate {
+			if err := r.ParseForm(); err != nil {
+				c.fail(req, http.StatusBadRequest, "The form could not be read.")
+				return
+			}
+			if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r) {
+				c.fail(req, http.StatusForbidden, "Cross-site request refused.")
+				return
+			}
+			if !c.tokens.CheckCSRF(s, r.PostForm.Get("csrf")) {
+				c.fail(req, http.StatusForbidden, "The form expired or did not come from this console (CSRF check). Reload the page and try again.")
+				return
+			}
+			if !p.Can(opsauth.ScopeOperate) {
+				c.fail(req, http.StatusForbidden, "Your token can read but not operate: ask for an operate token to replay or discard.")
+				return
+			}
+		}
+		h(req)
+	})
+}
+
+func sameOrigin(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	return err == nil && u.Host == r.Host
+}
+
+func (c *Console) secure(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// data is what every page template gets.
+func (c *Console) data(req *request, title string, extra map[string]any) map[string]any {
+	d := map[string]any{"Title": title, "Who": req.who.Name, "Operate": req.who.Operate, "CSRF": c.tokens.CSRFToken(req.session)}
+	for k, v := range extra {
+		d[k] = v
+	}
+	return d
+}
+
+func (c *Console) render(w http.ResponseWriter, code int, name string, data map[string]any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	if err := consoleTmpl.ExecuteTemplate(w, name, data); err != nil {
+		c.log.Error("render console page", "page", name, "error", err)
+	}
+}
+
+func (c *Console) fail(req *request, code int, msg string) {
+	c.render(req.w, code, "error", c.data(req, http.StatusText(code), map[string]any{"Message": msg}))
+}
+
+func (c *Console) internal(req *request, err error) {
+	c.log.ErrorContext(req.r.Context(), "console request failed", "path", req.r.URL.Path, "error", err)
+	c.fail(req, http.StatusInternalServerError, "Something went wrong; the projector's log has the details.")
+}
+
+// Login.
+
+const (
+	loginLimit  = 10 // failed logins per address per minute
+	loginWindow = time.Minute
+)
+
+func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	c.render(w, http.StatusOK, "login", map[string]any{"Title": "Log in", "Next": safeNext(r.URL.Query().Get("next"))})
+}
+
+func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r) {
+		c.render(w, http.StatusForbidden, "login", map[string]any{"Title": "Log in", "Error": "Cross-site login refused."})
+		return
+	}
+	client, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if c.throttled(client) {
+		c.render(w, http.StatusTooManyRequests, "login", map[string]any{"Title": "Log in", "Error": "Too many failed attempts; wait a minute."})
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		c.render(w, http.StatusBadRequest, "login", map[string]any{"Title": "Log in", "Error": "The form could not be read."})
+		return
+	}
+	next := safeNext(r.PostForm.Get("next"))
+	p, ok := c.tokens.Lookup(strings.TrimSpace(r.PostForm.Get("token")))
+	if !ok {
+		c.recordFailure(client)
+		c.log.WarnContext(r.Context(), "console login refused", "client", client)
+		c.render(w, http.StatusUnauthorized, "login", map[string]any{"Title": "Log in", "Error": "That token is not valid.", "Next": next})
+		return
+	}
+	_, value := c.tokens.NewSession(p, c.ttl, c.now())
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: value, Path: "/", MaxAge: int(c.ttl.Seconds()),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.secure(r)})
+	c.log.InfoContext(r.Context(), "console login", "who", p.Name, "operate", p.Operate)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (c *Console) logout(req *request) {
+	http.SetCookie(req.w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.secure(req.r)})
+	http.Redirect(req.w, req.r, "/login", http.StatusSeeOther)
+}
+
+// safeNext keeps a post-login redirect on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/console/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
+		return "/console/"
+	}
+	return next
+}
+
+func (c *Console) throttled(client string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	recent := c.failures[client][:0]
+	for _, t := range c.failures[client] {
+		if c.now().Sub(t) < loginWindow {
+			recent = append(recent, t)
+		}
+	}
+	c.failures[client] = recent
+	return len(recent) >= loginLimit
+}
+
+func (c *Console) recordFailure(client string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failures[client] = append(c.failures[client], c.now())
+}
+
+// Overview.
+
+func (c *Console) overview(req *request) {
+	o := c.gatherOverview(req.r.Context())
+	c.render(req.w, http.StatusOK, "overview", c.data(req, "Overview", map[string]any{"O": o}))
+}
+
+// Failures.
+
+// failureRow is a dead letter as the console shows it.
+type failureRow struct {
+	deadletter.Entry
+	Customer string // canonical id, or a Stripe customer id for intake failures
+	Class    string
+}
+
+func (c *Console) row(e deadletter.Entry) failureRow {
+	return failureRow{Entry: e, Customer: failureCustomer(e.DeadLetter), Class: e.Class.String()}
+}
+
+// failureCustomer names the customer a dead letter is about.
+func failureCustomer(d *consumer.DeadLetter) string {
+	if strings.HasPrefix(d.OriginalSubject, wire.StripeEventsPrefix) {
+		var ev struct {
+			Data struct {
+				Object struct {
+					ID       string `json:"id"`
+					Object   string `json:"object"`
+					Customer any    `json:"customer"`
+				} `json:"object"`
+			} `json:"data"`
+		}
+		if json.Unmarshal(d.OriginalData, &ev) == nil {
+			if s, ok := ev.Data.Object.Customer.(string); ok {
+				return s
+			}
+			if ev.Data.Object.Object == "customer" {
+				return ev.Data.Object.ID
+			}
+		}
+		return ""
+	}
+	m, err := subjects.Decode(d.OriginalSubject, d.OriginalData)
+	if err != nil {
+		return ""
+	}
+	switch ev := m.(type) {
+	case subjects.BillingEvent:
+		return ev.GetMeta().GetCanonicalCustomerId()
+	case interface{ GetCanonicalCustomerId() string }:
+		return ev.GetCanonicalCustomerId()
+	}
+	return ""
+}
+
+func (c *Console) failuresPage(req *request) {
+	q := req.r.URL.Query()
+	f := deadletter.Filter{Consumer: q.Get("consumer"), Class: q.Get("class")}
+	entries, err := c.dlq.List(req.r.Context(), f, nil)
+	if err != nil {
+		c.internal(req, err)
+		return
+	}
+	rows := make([]failureRow, 0, len(entries))
+	for i := len(entries) - 1; i >= 0; i-- { // newest first
+		rows = append(rows, c.row(entries[i]))
+	}
+	c.render(req.w, http.StatusOK, "failures", c.data(req, "Failures", map[string]any{"Rows": rows, "Filter": f}))
+}
+
+func (c *Console) entry(req *request) (deadletter.Entry, bool) {
+	seq, err := strconv.ParseUint(req.r.PathValue("seq"), 10, 64)
+	if err != nil || seq == 0 {
+		c.fail(req, http.StatusNotFound, "No such failure.")
+		return deadletter.Entry{}, false
+	}
+	e, err := c.dlq.Get(req.r.Context(), seq)
+	if errors.Is(err, deadletter.ErrNotFound) {
+		// Resolved already: say how, from the audit log.
+		a, aerr := c.lastAction(req.r.Context(), dlqTarget(seq))
+		if aerr == nil && a != nil {
+			c.render(req.w, http.StatusOK, "resolved", c.data(req, "Failure "+strconv.FormatUint(seq, 10), map[string]any{"Seq": seq, "A": a}))
+		} else {
+			c.fail(req, http.StatusNotFound, "Failure "+strconv.FormatUint(seq, 10)+" is not open (it was replayed or discarded).")
+		}
+		return deadletter.Entry{}, false
+	}
+	if err != nil {
+		c.internal(req, err)
+		return deadletter.Entry{}, false
+	}
+	return e, true
+}
+
+func (c *Console) failurePage(req *request) {
+	e, ok := c.entry(req)
+	if !ok {
+		return
+	}
+	c.render(req.w, http.StatusOK, "failure", c.data(req, "Failure "+strconv.FormatUint(e.Seq, 10), map[string]any{"F": c.row(e)}))
+}
+
+func (c *Console) dryRun(req *request) {
+	e, ok := c.entry(req)
+	if !ok {
+		return
+	}
+	plan := deadletter.PlanReplay(e)
+	done, err := c.ledger.Done(req.r.Context(), e.Consumer, plan.ReplayOf)
+	if err != nil {
+		c.internal(req, err)
+		return
+	}
+	c.render(req.w, http.StatusOK, "dryrun", c.data(req, "Dry run: replay failure "+strconv.FormatUint(e.Seq, 10),
+		map[string]any{"F": c.row(e), "Plan": plan, "Done": done}))
+}
+
+func (c *Console) replay(req *request) {
+	e, ok := c.entry(req)
+	if !ok {
+		return
+	}
+	res, err := c.dlq.Replay(req.r.Context(), e)
+	result := fmt.Sprintf("replayed to %s #%d for %s", res.Stream, res.Sequence, e.Consumer)
+	if err != nil {
+		result = "failed: " + err.Error()
+	}
+	c.audit(req, "replay", dlqTarget(e.Seq)+" ("+e.Consumer+", "+e.OriginalMsgID+")", "", result)
+	if err != nil {
+		c.internal(req, err)
+		return
+	}
+	http.Redirect(req.w, req.r, "/console/failures/"+strconv.FormatUint(e.Seq, 10), http.StatusSeeOther)
+}
+
+func (c *Console) discard(req *request) {
+	e, ok := c.entry(req)
+	if !ok {
+		return
+	}
+	note := strings.TrimSpace(req.r.PostForm.Get("note"))
+	if note == "" {
+		c.fail(req, http.StatusBadRequest, "Say why this failure needs no replay: a note is required to discard it.")
+		return
+	}
+	err := c.dlq.Discard(req.r.Context(), e)
+	result := "discarded"
+	if err != nil {
+		result = "failed: " + err.Error()
+	}
+	c.audit(req, "discard", dlqTarget(e.Seq)+" ("+e.Consumer+", "+e.OriginalMsgID+")", note, result)
+	if err != nil {
+		c.internal(req, err)
+		return
+	}
+	http.Redirect(req.w, req.r, "/console/failures/"+strconv.FormatUint(e.Seq, 10), http.StatusSeeOther)
+}
+
+func dlqTarget(seq uint64) string { return "dlq " + strconv.FormatUint(seq, 10) }
+
+// Audit.
+
+// Action is one manual intervention.
+type Action struct {
+	At     time.Time
+	Actor  string
+	Action string
+	Target string
+	Note   string
+	Result string
+}
+
+// audit records a manual action and counts it.
+func (c *Console) audit(req *request, action, target, note, result string) {
+	ctx := context.WithoutCancel(req.r.Context())
+	c.actions.Add(ctx, 1, metric.WithAttributes(attribute.String("action", action)))
+	if _, err := c.pool.Exec(ctx, `INSERT INTO ops_audit (actor, action, target, note, result) VALUES ($1, $2, $3, $4, $5)`,
+		req.who.Name, action, target, note, result); err != nil {
+		c.log.ErrorContext(ctx, "audit record not stored", "actor", req.who.Name, "action", action, "target", target, "result", result, "error", err)
+	}
+	c.log.InfoContext(ctx, "manual action", "actor", req.who.Name, "action", action, "target", target, "result", result)
+}
+
+func (c *Console) lastAction(ctx context.Context, targetPrefix string) (*Action, error) {
+	var a Action
+	err := c.pool.QueryRow(ctx, `SELECT at, actor, action, target, note, result FROM ops_audit
+		WHERE target LIKE $1 || ' (%' ORDER BY at DESC, id DESC LIMIT 1`, targetPrefix).Scan(&a.At, &a.Actor, &a.Action, &a.Target, &a.Note, &a.Result)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return &a, err
+}
+
+func (c *Console) auditPage(req *request) {
+	rows, err := c.pool.Query(req.r.Context(), `SELECT at, actor, action, target, note, result FROM ops_audit ORDER BY at DESC, id DESC LIMIT 200`)
+	if err != nil {
+		c.internal(req, err)
+		return
+	}
+	actions, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Action, error) {
+		var a Action
+		return a, r.Scan(&a.At, &a.Actor, &a.Action, &a.Target, &a.Note, &a.Result)
+	})
+	if err != nil {
+		c.internal(req, err)
+		return
+	}
+	c.render(req.w, http.StatusOK, "audit", c.data(req, "Audit log", map[string]any{"Actions": actions}))
+}
+
+// Customers.
+
+func (c *Console) search(req *request) {
+	q := strings.TrimSpace(req.r.URL.Query().Get("q"))
+	ctx := req.r.Context()
+	var docs []json.RawMessage
+	var err error
+	switch {
+	case q == "":
+		c.render(req.w, http.StatusOK, "search", c.data(req, "Customers", nil))
+		return
+	case strings.HasPrefix(q, "evt_"):
+		var id string
+		id, err = c.store.CustomerOfStripeEvent(ctx, q)
+		if err == nil {
+			http.Redirect(req.w, req.r, "/console/customers/"+url.PathEscape(id), http.StatusSeeOther)
+			return
+		}
+	case strings.HasPrefix(q, "cus_"):
+		docs, err = c.store.FindByStripeID(ctx, q)
+	case strings.Contains(q, "@"):
+		docs, err = c.store.FindByEmail(ctx, q)
+	default:
+		var doc json.RawMessage
+		doc, err = c.store.Customer(ctx, q)
+		docs = []json.RawMessage{doc}
+	}
+	if errors.Is(err, ErrNotFound) || err == nil && len(docs) == 0 {
+		c.render(req.w, http.StatusNotFound, "search", c.data(req, "Customers", map[string]any{"Q": q, "None": true}))
+		return
+	}
+	if err != nil {
+		c.internal(req, err)
+		return
+	}
+	if len(docs) == 1 {
+		var v View
+		if err := json.Unmarshal(docs[0], &v); err != nil {
+			c.internal(req, err)
+			return
+		}
+		http.Redirect(req.w, req.r, "/console/customers/"+url.PathEscape(v.CustomerID), http.StatusSeeOther)
+		return
+	}
+	views := make([]View, 0, len(docs))
+	for _, d := range docs {
+		var v View
+		if err := json.Unmarshal(d, &v); err != nil {
+			c.internal(req, err)
+			return
+		}
+		views = append(views, v)
+	}
+	c.render(req.w, http.StatusOK, "search", c.data(req, "Customers", map[string]any{"Q": q, "Views": views}))
+}
+
+// timelineRow is a timeline entry with its trace link.
+type timelineRow struct {
+	TimelineEntry
+	TraceURL string
+}
+
+func (c *Console) customerPage(req *request) {
+	ctx := req.r.Context()
+	doc, err := c.store.Customer(ctx, req.r.PathValue("id"))
+	if errors.Is(err, ErrNotFound) {
+		c.fail(req, http.StatusNotFound, "No customer with this id.")
+		return
+	}
+	if err != nil {
+		c.internal(req, err)
+		return
+	}
+	var v View
+	if err := json.Unmarshal(doc, &v); err != nil {
+		c.internal(req, err)
+		return
+	}
+	page, err := c.store.Timeline(ctx, v.CustomerID, nil, maxTimelineLimit, true)
+	if err != nil {
+		c.internal(req, err)
+		return
+	}
+	rows := make([]timelineRow, 0, len(page.Entries))
+	for _, e := range page.Entries {
+		r := timelineRow{TimelineEntry: e}
+		if c.jaeger != "" && e.TraceID != "" {
+			r.TraceURL = c.jaeger + "/trace/" + e.TraceID
+		}
+		rows = append(rows, r)
+	}
+	c.render(req.w, http.StatusOK, "customer", c.data(req, v.Email+" "+v.CustomerID, map[string]any{"V": v, "Rows": rows, "More": page.Next != ""}))
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return strconv.Itoa(int(d.Seconds())) + "s ago"
+	case d < time.Hour:
+		return strconv.Itoa(int(d.Minutes())) + "m ago"
+	case d < 48*time.Hour:
+		return strconv.Itoa(int(d.Hours())) + "h ago"
+	}
+	return strconv.Itoa(int(d.Hours()/24)) + "d ago"
+}

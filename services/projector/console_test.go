@@ -1,0 +1,281 @@
+package projector_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/deadletter"
+	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/postgres"
+	"github.com/switchyard/switchyard/platform/testkit"
+	"github.com/switchyard/switchyard/services/projector/internal/lifegen"
+)
+
+// consoleFixture is a running projector with one customer and one open
+// failure: a consumer ("fulfilment") gave up on one of the customer's
+// billing events and will succeed once healthy is set.
+type consoleFixture struct {
+	*hub
+	healthy atomic.Bool
+	handled atomic.Int32
+	seq     uint64 // the failure's sequence in the DLQ stream
+	email   string
+}
+
+func newConsoleFixture(t *testing.T) *consoleFixture {
+	t.Helper()
+	f := &consoleFixture{hub: start(t, map[string]string{"JAEGER_UI_URL": "http://jaeger.example:16686"}), email: "user1@example.com"}
+	msgs := lifegen.Generate(1, 1)
+	f.publish(t, msgs...)
+	testkit.WaitFor(t, 20*time.Second, "projected", f.settled(t))
+
+	// A consumer of billing.> that fails permanently until healthy.
+	pool, err := postgres.Open(context.Background(), testkit.Postgres(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := ledger.Migrate(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	c, err := consumer.New(f.js, ledger.New(pool), consumer.Config{Name: "fulfilment", Stream: natsbus.StreamBilling,
+		Subjects: []string{"billing.subscription.started"}}, func(ctx context.Context, m *consumer.Message) error {
+		if !f.healthy.Load() {
+			return errclass.Permanent(errors.New("fulfilment: plan \"Basic\" is not set up in the provisioning service"))
+		}
+		f.handled.Add(1)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	dlq, err := deadletter.Open(context.Background(), f.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 20*time.Second, "the failure dead-lettered", func() bool {
+		es, err := dlq.List(context.Background(), deadletter.Filter{Consumer: "fulfilment"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) == 1 {
+			f.seq = es[0].Seq
+		}
+		return len(es) == 1
+	})
+	return f
+}
+
+// browser is an HTTP client with a cookie jar that does not follow
+// redirects, so tests see every 303.
+type browser struct {
+	t    *testing.T
+	c    *http.Client
+	base string
+}
+
+func (f *consoleFixture) browser(t *testing.T) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, base: f.api, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (b *browser) do(method, path string, form url.Values, header map[string]string) (int, string, http.Header) {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, b.base+path, body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out), resp.Header
+}
+
+func (b *browser) login(token string) {
+	b.t.Helper()
+	code, body, h := b.do(http.MethodPost, "/login", url.Values{"token": {token}, "next": {"/console/"}}, nil)
+	if code != http.StatusSeeOther || h.Get("Location") != "/console/" {
+		b.t.Fatalf("login: %d %s", code, body)
+	}
+	ck := h.Get("Set-Cookie")
+	for _, want := range []string{"HttpOnly", "SameSite=Strict", "Path=/"} {
+		if !strings.Contains(ck, want) {
+			b.t.Fatalf("session cookie %q lacks %s", ck, want)
+		}
+	}
+}
+
+var reCSRF = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// csrf reads the CSRF token from a page.
+func (b *browser) csrf(path string) string {
+	b.t.Helper()
+	code, body, _ := b.do(http.MethodGet, path, nil, nil)
+	m := reCSRF.FindStringSubmatch(body)
+	if code != http.StatusOK || m == nil {
+		b.t.Fatalf("GET %s: %d, no CSRF token in the page", path, code)
+	}
+	return m[1]
+}
+
+func TestConsoleLoginAndPages(t *testing.T) {
+	f := newConsoleFixture(t)
+	b := f.browser(t)
+	if code, _, h := b.do(http.MethodGet, "/console/failures", nil, nil); code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/login?next=") {
+		t.Fatalf("anonymous GET: %d %s, want a redirect to the login page", code, h.Get("Location"))
+	}
+	if code, body, _ := b.do(http.MethodPost, "/login", url.Values{"token": {"not-a-token"}}, nil); code != http.StatusUnauthorized || !strings.Contains(body, "not valid") {
+		t.Fatalf("bad login: %d", code)
+	}
+	b.login(readToken)
+	for path, want := range map[string]string{
+		"/console/":                             "Open failures",
+		"/console/failures":                     "plan &#34;Basic&#34; is not set up",
+		"/console/customers/cust_000001":        "http://jaeger.example:16686/trace/",
+		"/console/audit":                        "No manual actions yet",
+		"/console/failures/" + itoa(f.seq):      "Dry-run replay",
+		"/console/customers?q=" + "cust_000001": "", // redirect
+	} {
+		code, body, h := b.do(http.MethodGet, path, nil, nil)
+		if want == "" {
+			if code != http.StatusSeeOther || h.Get("Location") != "/console/customers/cust_000001" {
+				t.Errorf("GET %s: %d → %s", path, code, h.Get("Location"))
+			}
+			continue
+		}
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("GET %s: %d, want a page with %q", path, code, want)
+		}
+	}
+	for _, q := range []string{f.email, "cus_G000001"} {
+		if code, _, h := b.do(http.MethodGet, "/console/customers?q="+url.QueryEscape(q), nil, nil); code != http.StatusSeeOther || h.Get("Location") != "/console/customers/cust_000001" {
+			t.Errorf("search %s: %d → %s", q, code, h.Get("Location"))
+		}
+	}
+	if code, _, _ := b.do(http.MethodGet, "/console/customers?q=nobody@example.com", nil, nil); code != http.StatusNotFound {
+		t.Errorf("search for nobody: %d, want 404", code)
+	}
+}
+
+// Every state-changing action refuses a missing or foreign CSRF token, a
+// cross-site origin, a read-only session and no session; an operate
+// session with its token succeeds.
+func TestConsoleCSRFAndScopes(t *testing.T) {
+	f := newConsoleFixture(t)
+	reader, operator, other := f.browser(t), f.browser(t), f.browser(t)
+	reader.login(readToken)
+	operator.login(operateToken)
+	other.login(operateToken)
+	page := "/console/failures/" + itoa(f.seq)
+	readerCSRF, operatorCSRF, otherCSRF := reader.csrf(page), operator.csrf(page), other.csrf(page)
+	anonymous := f.browser(t)
+
+	for _, action := range []string{"dry-run", "discard", "replay"} {
+		path := page + "/" + action
+		form := func(csrf string) url.Values {
+			return url.Values{"csrf": {csrf}, "note": {"duplicate of an earlier failure"}}
+		}
+		for _, c := range []struct {
+			name   string
+			b      *browser
+			form   url.Values
+			header map[string]string
+			want   int
+		}{
+			{"no session", anonymous, form(operatorCSRF), nil, http.StatusUnauthorized},
+			{"no csrf", operator, form(""), nil, http.StatusForbidden},
+			{"another session's csrf", operator, form(otherCSRF), nil, http.StatusForbidden},
+			{"cross-site origin", operator, form(operatorCSRF), map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
+			{"read scope", reader, form(readerCSRF), nil, http.StatusForbidden},
+		} {
+			if code, body, _ := c.b.do(http.MethodPost, path, c.form, c.header); code != c.want {
+				t.Errorf("%s %s: %d, want %d\n%.300s", action, c.name, code, c.want, body)
+			}
+		}
+		if _, err := deadletterGet(f, f.seq); err != nil {
+			t.Fatalf("after refused %s attempts the failure must still be open: %v", action, err)
+		}
+	}
+	// Now the operator does it for real: dry run changes nothing …
+	code, body, _ := operator.do(http.MethodPost, page+"/dry-run", url.Values{"csrf": {operatorCSRF}}, nil)
+	if code != http.StatusOK || !strings.Contains(body, "A replay will") || !strings.Contains(body, "Replay now") {
+		t.Fatalf("dry run: %d %.400s", code, body)
+	}
+	if _, err := deadletterGet(f, f.seq); err != nil || f.handled.Load() != 0 {
+		t.Fatalf("the dry run changed something: %v, handled %d", err, f.handled.Load())
+	}
+	// … the replay resolves it once the cause is fixed.
+	f.healthy.Store(true)
+	code, _, h := operator.do(http.MethodPost, page+"/replay", url.Values{"csrf": {operatorCSRF}}, nil)
+	if code != http.StatusSeeOther || h.Get("Location") != page {
+		t.Fatalf("replay: %d → %s", code, h.Get("Location"))
+	}
+	testkit.WaitFor(t, 20*time.Second, "the replayed message handled", func() bool { return f.handled.Load() == 1 })
+	if _, err := deadletterGet(f, f.seq); !errors.Is(err, deadletter.ErrNotFound) {
+		t.Fatalf("dead letter after replay: %v, want removed", err)
+	}
+	code, body, _ = operator.do(http.MethodGet, page, nil, nil)
+	if code != http.StatusOK || !strings.Contains(body, "resolved") || !strings.Contains(body, "founder") {
+		t.Fatalf("resolved page: %d %.400s", code, body)
+	}
+	// Recorded and counted.
+	var actor, action, result string
+	if err := f.pool.QueryRow(context.Background(), `SELECT actor, action, result FROM ops_audit ORDER BY id DESC LIMIT 1`).Scan(&actor, &action, &result); err != nil {
+		t.Fatal(err)
+	}
+	if actor != "founder" || action != "replay" || !strings.HasPrefix(result, "replayed to BILLING #") {
+		t.Fatalf("audit = %s %s %s", actor, action, result)
+	}
+	if n := countAudit(t, f); n != 1 {
+		t.Fatalf("%d audit records, want 1 (refused attempts are not actions)", n)
+	}
+}
+
+func countAudit(t *testing.T, f *consoleFixture) int {
+	t.Helper()
+	var n int
+	if err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM ops_audit`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func deadletterGet(f *consoleFixture, seq uint64) (deadletter.Entry, error) {
+	dlq, err := deadletter.Open(context.Background(), f.js)
+	if err != nil {
+		return deadletter.Entry{}, err
+	}
+	return dlq.Get(context.Background(), seq)
+}
+
+func itoa(n uint64) string { return strconv.FormatUint(n, 10) }

@@ -1,0 +1,264 @@
+package projector
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/platform/deadletter"
+	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/proto/subjects"
+)
+
+// Overview is the pipeline's health on one screen; also what
+// `switchyard status` prints. A figure that could not be read is left
+// zero and its problem listed in Problems.
+type Overview struct {
+	At                time.Time         `json:"at"`
+	IntakeLastHour    int               `json:"intake_last_hour"`   // Stripe events stored
+	IntakeLast5m      int               `json:"intake_last_5m"`     // Stripe events stored
+	LastEventAt       time.Time         `json:"last_event_at"`      // newest Stripe event stored
+	WebhookResults    map[string]int64  `json:"webhook_results"`    // gateway counts by result since it started
+	WebhookFailures   int64             `json:"webhook_failures"`   // of those, not accepted and not duplicate
+	Consumers         []ConsumerLag     `json:"consumers"`          // every durable consumer
+	DLQByClass        map[string]int    `json:"dlq_by_class"`       // open dead letters
+	DLQTotal          int               `json:"dlq_total"`          // open failures
+	CRMSynced24h      int               `json:"crm_synced_24h"`     // crm.contact.synced in the last 24 h
+	CRMFailed24h      int               `json:"crm_failed_24h"`     // crm.contact.failed
+	CRMRetries24h     int               `json:"crm_retries_24h"`    // crm.contact.pending_retry
+	CRMSuccessRate    float64           `json:"crm_success_rate"`   // synced / (synced + failed), 1 with none
+	Tickets24h        int               `json:"tickets_24h"`        // support.ticket.opened
+	TicketFailed24h   int               `json:"ticket_failed_24h"`  // support.ticket.failed
+	TicketLatencyP50  time.Duration     `json:"ticket_latency_p50"` // Stripe event created → ticket open
+	TicketLatencyP95  time.Duration     `json:"ticket_latency_p95"`
+	CustomersByState  map[string]int    `json:"customers_by_state"` // primary state → customers
+	Streams           map[string]uint64 `json:"streams"`            // messages per stream
+	Problems          []string          `json:"problems"`
+	Healthy           bool              `json:"healthy"` // no problems, nothing stalled, no open failures
+	JaegerConfigured  bool              `json:"-"`
+	GatewayConfigured bool              `json:"-"`
+}
+
+// ConsumerLag is one durable consumer's backlog.
+type ConsumerLag struct {
+	Stream      string    `json:"stream"`
+	Name        string    `json:"name"`
+	Pending     uint64    `json:"pending"`     // stored, not yet delivered
+	AckPending  int       `json:"ack_pending"` // delivered, not yet acked
+	Redelivered int       `json:"redelivered"`
+	LastActive  time.Time `json:"last_active"`
+}
+
+// gatherOverview reads every figure; it never fails as a whole.
+func (c *Console) gatherOverview(ctx context.Context) Overview {
+	o := Gather(ctx, c.js, c.store, c.dlq, c.gatewayURL)
+	o.JaegerConfigured, o.GatewayConfigured = c.jaeger != "", c.gatewayURL != ""
+	return o
+}
+
+// Gather reads the overview from NATS, the projection and the gateway's
+// metrics (gatewayMetricsURL, optional).
+func Gather(ctx context.Context, js jetstream.JetStream, store *Store, dlq *deadletter.Store, gatewayMetricsURL string) Overview {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	o := Overview{At: time.Now().UTC(), WebhookResults: map[string]int64{}, DLQByClass: map[string]int{}, CustomersByState: map[string]int{},
+		Streams: map[string]uint64{}, Consumers: []ConsumerLag{}, Problems: []string{}}
+	problem := func(format string, args ...any) { o.Problems = append(o.Problems, fmt.Sprintf(format, args...)) }
+
+	for _, name := range natsbus.StreamNames() {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			problem("stream %s: %v", name, err)
+			continue
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			problem("stream %s: %v", name, err)
+			continue
+		}
+		o.Streams[name] = info.State.Msgs
+		if name == natsbus.StreamStripe {
+			o.LastEventAt = info.State.LastTime.UTC()
+			var err error
+			if o.IntakeLastHour, err = storedSince(ctx, s, time.Hour); err != nil {
+				problem("intake rate: %v", err)
+			}
+			if o.IntakeLast5m, err = storedSince(ctx, s, 5*time.Minute); err != nil {
+				problem("intake rate: %v", err)
+			}
+		}
+		for ci := range s.ListConsumers(ctx).Info() {
+			if ci.Config.Durable == "" {
+				continue
+			}
+			l := ConsumerLag{Stream: name, Name: ci.Name, Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered}
+			if ci.Delivered.Last != nil {
+				l.LastActive = ci.Delivered.Last.UTC()
+			}
+			if ci.AckFloor.Last != nil && ci.AckFloor.Last.After(l.LastActive) {
+				l.LastActive = ci.AckFloor.Last.UTC()
+			}
+			o.Consumers = append(o.Consumers, l)
+			if l.Pending+uint64(l.AckPending) > 0 && time.Since(l.LastActive) > 5*time.Minute {
+				problem("consumer %s on %s has %d messages waiting and nothing delivered for %s", l.Name, l.Stream, l.Pending+uint64(l.AckPending), ago(l.LastActive))
+			}
+		}
+	}
+	slices.SortFunc(o.Consumers, func(a, b ConsumerLag) int { return strings.Compare(a.Stream+"/"+a.Name, b.Stream+"/"+b.Name) })
+
+	if entries, err := dlq.List(ctx, deadletter.Filter{}, nil); err != nil {
+		problem("dead letters: %v", err)
+	} else {
+		for _, e := range entries {
+			o.DLQByClass[e.Class.String()]++
+		}
+		o.DLQTotal = len(entries)
+	}
+
+	if err := store.outcomeFigures(ctx, &o); err != nil {
+		problem("projection: %v", err)
+	}
+	if gatewayMetricsURL != "" {
+		if err := webhookResults(ctx, gatewayMetricsURL, o.WebhookResults); err != nil {
+			problem("gateway metrics: %v", err)
+		}
+		for result, n := range o.WebhookResults {
+			if result != "accepted" && result != "duplicate" {
+				o.WebhookFailures += n
+			}
+		}
+	}
+	o.Healthy = len(o.Problems) == 0 && o.DLQTotal == 0
+	return o
+}
+
+// storedSince counts a stream's messages stored in the last d, with an
+// ephemeral headers-only consumer that is never read.
+func storedSince(ctx context.Context, s jetstream.Stream, d time.Duration) (int, error) {
+	start := time.Now().Add(-d)
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start, HeadersOnly: true})
+	if err != nil {
+		return 0, err
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return int(info.NumPending), nil
+}
+
+// outcomeFigures reads the automation figures of the last 24 hours from
+// the projection.
+func (s *Store) outcomeFigures(ctx context.Context, o *Overview) error {
+	rows, err := s.pool.Query(ctx, `SELECT subject, count(*) FROM `+s.t.events+`
+		WHERE occurred_at > now() - interval '24 hours' AND subject = ANY($1) GROUP BY subject`,
+		[]string{subjects.CRMContactSynced, subjects.CRMContactFailed, subjects.CRMContactPendingRetry, subjects.SupportTicketOpened, subjects.SupportTicketFailed})
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var subj string
+		var n int
+		if err := rows.Scan(&subj, &n); err != nil {
+			rows.Close()
+			return err
+		}
+		switch subj {
+		case subjects.CRMContactSynced:
+			o.CRMSynced24h = n
+		case subjects.CRMContactFailed:
+			o.CRMFailed24h = n
+		case subjects.CRMContactPendingRetry:
+			o.CRMRetries24h = n
+		case subjects.SupportTicketOpened:
+			o.Tickets24h = n
+		case subjects.SupportTicketFailed:
+			o.TicketFailed24h = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	o.CRMSuccessRate = 1
+	if total := o.CRMSynced24h + o.CRMFailed24h; total > 0 {
+		o.CRMSuccessRate = float64(o.CRMSynced24h) / float64(total)
+	}
+	// Ticket latency: from the Stripe event (the billing event's occurred_at
+	// is Stripe's created) to the ticket's outcome.
+	var p50, p95 *float64
+	if err := s.pool.QueryRow(ctx, `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d), percentile_cont(0.95) WITHIN GROUP (ORDER BY d)
+		FROM (SELECT extract(epoch FROM t.occurred_at - b.occurred_at) AS d
+			FROM `+s.t.events+` t JOIN `+s.t.sources+` src ON src.event_id = t.event_id JOIN `+s.t.events+` b ON b.event_id = src.source_id
+			WHERE t.subject = $1 AND t.occurred_at > now() - interval '24 hours') l`, subjects.SupportTicketOpened).Scan(&p50, &p95); err != nil {
+		return err
+	}
+	if p50 != nil {
+		o.TicketLatencyP50 = time.Duration(*p50 * float64(time.Second))
+	}
+	if p95 != nil {
+		o.TicketLatencyP95 = time.Duration(*p95 * float64(time.Second))
+	}
+	rows, err = s.pool.Query(ctx, `SELECT state, count(*) FROM `+s.t.customers+` GROUP BY state`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var state string
+		var n int
+		if err := rows.Scan(&state, &n); err != nil {
+			rows.Close()
+			return err
+		}
+		o.CustomersByState[state] = n
+	}
+	return rows.Err()
+}
+
+// webhookResults reads switchyard_gateway_webhooks_received_total by
+// result from the gateway's Prometheus text.
+func webhookResults(ctx context.Context, url string, into map[string]int64) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(resp.Status)
+	}
+	const metric = "switchyard_gateway_webhooks_received_total{"
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, metric) {
+			continue
+		}
+		labels, value, ok := strings.Cut(strings.TrimPrefix(line, metric), "} ")
+		if !ok {
+			continue
+		}
+		_, after, ok := strings.Cut(labels, `result="`)
+		if !ok {
+			continue
+		}
+		result, _, _ := strings.Cut(after, `"`)
+		f, err := strconv.ParseFloat(strings.Fields(value)[0], 64)
+		if err != nil {
+			continue
+		}
+		into[result] += int64(f)
+	}
+	return sc.Err()
+}

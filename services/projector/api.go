@@ -25,19 +25,23 @@ var OpenAPI []byte
 // Rebuilder runs a rebuild for POST /v1/rebuild.
 type Rebuilder func(ctx context.Context) (RebuildReport, error)
 
+// Statuser reads the pipeline overview for GET /v1/status.
+type Statuser func(ctx context.Context) Overview
+
 // API is the status API.
 type API struct {
 	store   *Store
 	tokens  opsauth.Tokens
 	rebuild Rebuilder
+	status  Statuser
 	log     *slog.Logger
 }
 
 // NewAPI returns the status API over store. With no tokens every request
 // but the OpenAPI document is refused (Run refuses to start that way in
 // production).
-func NewAPI(store *Store, tokens opsauth.Tokens, rebuild Rebuilder, log *slog.Logger) *API {
-	return &API{store: store, tokens: tokens, rebuild: rebuild, log: log}
+func NewAPI(store *Store, tokens opsauth.Tokens, rebuild Rebuilder, status Statuser, log *slog.Logger) *API {
+	return &API{store: store, tokens: tokens, rebuild: rebuild, status: status, log: log}
 }
 
 // Handler routes the API, and whatever extra registers (the console) on
@@ -55,6 +59,7 @@ func (a *API) Handler(extra ...func(*http.ServeMux)) http.Handler {
 	mux.Handle("GET /v1/customers", a.auth(opsauth.ScopeRead, a.findCustomers))
 	mux.Handle("GET /v1/customers/{id}/timeline", a.auth(opsauth.ScopeRead, a.timeline))
 	mux.Handle("POST /v1/rebuild", a.auth(opsauth.ScopeOperate, a.postRebuild))
+	mux.Handle("GET /v1/status", a.auth(opsauth.ScopeRead, a.getStatus))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint; see /v1/openapi.json")
 	})
@@ -122,13 +127,34 @@ func (a *API) findCustomers(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	email, stripeID := strings.TrimSpace(q.Get("email")), strings.TrimSpace(q.Get("stripe_customer_id"))
+	email, stripeID, eventID := strings.TrimSpace(q.Get("email")), strings.TrimSpace(q.Get("stripe_customer_id")), strings.TrimSpace(q.Get("stripe_event_id"))
 	var docs []json.RawMessage
 	var err error
+	given := 0
+	for _, v := range []string{email, stripeID, eventID} {
+		if v != "" {
+			given++
+		}
+	}
 	switch {
-	case email != "" && stripeID != "":
-		writeError(w, http.StatusBadRequest, "invalid", "give email or stripe_customer_id, not both")
+	case given > 1:
+		writeError(w, http.StatusBadRequest, "invalid", "give one of email, stripe_customer_id, stripe_event_id")
 		return
+	case eventID != "":
+		if !strings.HasPrefix(eventID, "evt_") {
+			writeError(w, http.StatusBadRequest, "invalid", "stripe_event_id must start with evt_")
+			return
+		}
+		var id string
+		id, err = a.store.CustomerOfStripeEvent(r.Context(), eventID)
+		if err == nil {
+			var doc json.RawMessage
+			doc, err = a.store.Customer(r.Context(), id)
+			docs = append(docs, doc)
+		}
+		if errors.Is(err, ErrNotFound) {
+			docs, err = nil, nil
+		}
 	case email != "":
 		if !strings.Contains(email, "@") {
 			writeError(w, http.StatusBadRequest, "invalid", "email is not an email address")
@@ -142,7 +168,7 @@ func (a *API) findCustomers(w http.ResponseWriter, r *http.Request) {
 		}
 		docs, err = a.store.FindByStripeID(r.Context(), stripeID)
 	default:
-		writeError(w, http.StatusBadRequest, "invalid", "give email or stripe_customer_id")
+		writeError(w, http.StatusBadRequest, "invalid", "give email, stripe_customer_id or stripe_event_id")
 		return
 	}
 	if err != nil {
@@ -218,6 +244,14 @@ func (a *API) postRebuild(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)
+}
+
+func (a *API) getStatus(w http.ResponseWriter, r *http.Request) {
+	if a.status == nil {
+		writeError(w, http.StatusNotImplemented, "not_configured", "status is not available here")
+		return
+	}
+	writeJSON(w, http.StatusOK, a.status(r.Context()))
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {

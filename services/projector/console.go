@@ -34,10 +34,12 @@ import (
 var consoleFS embed.FS
 
 var consoleTmpl = template.Must(template.New("").Funcs(template.FuncMap{
-	"ago":   ago,
-	"when":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-	"pct":   func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" },
-	"dur":   func(d time.Duration) string { return d.Round(time.Millisecond).String() },
+	"ago":  ago,
+	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"pct":  func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" },
+	"secs": func(f float64) string {
+		return time.Duration(f * float64(time.Second)).Round(time.Millisecond).String()
+	},
 	"money": money,
 }).ParseFS(consoleFS, "console/*.html"))
 

@@ -155,7 +155,7 @@ func TestLifecycleViewAndTimeline(t *testing.T) {
 	}`)
 
 	// Lookups by email and Stripe id find the same customer.
-	for _, q := range []string{"email=ADA@example.com", "stripe_customer_id=cus_Ada"} {
+	for _, q := range []string{"email=ADA@example.com", "stripe_customer_id=cus_Ada", "stripe_event_id=evt_4"} {
 		code, body := h.get(t, "/v1/customers?"+q, readToken)
 		validateResponse(t, http.MethodGet, "/v1/customers", code, body)
 		var res struct {
@@ -167,7 +167,28 @@ func TestLifecycleViewAndTimeline(t *testing.T) {
 			t.Fatalf("GET /v1/customers?%s = %d %s, want cust_ada", q, code, body)
 		}
 	}
+	if code, body := h.get(t, "/v1/customers?stripe_event_id=evt_unknown", readToken); code != http.StatusOK || string(body) != "{\"customers\":[]}\n" {
+		t.Fatalf("unknown Stripe event: %d %s", code, body)
+	}
+
+	// The overview counts what happened.
+	code, body := h.get(t, "/v1/status", readToken)
+	validateResponse(t, http.MethodGet, "/v1/status", code, body)
+	var st struct {
+		CRMSynced  int            `json:"crm_synced_24h"`
+		CRMRetries int            `json:"crm_retries_24h"`
+		Tickets    int            `json:"tickets_24h"`
+		ByState    map[string]int `json:"customers_by_state"`
+		Streams    map[string]int `json:"streams"`
+		DLQTotal   int            `json:"dlq_total"`
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
 	_ = lifegen.Epoch
+	if st.Streams["CRM"] != 6 || st.Streams["SUPPORT"] != 1 || st.ByState["support ticket opened"] != 1 || st.DLQTotal != 0 {
+		t.Fatalf("status = %s", body)
+	}
 }
 
 // A merge folds the merged customer's history into the survivor; the

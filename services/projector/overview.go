@@ -23,22 +23,22 @@ import (
 // zero and its problem listed in Problems.
 type Overview struct {
 	At                time.Time         `json:"at"`
-	IntakeLastHour    int               `json:"intake_last_hour"`   // Stripe events stored
-	IntakeLast5m      int               `json:"intake_last_5m"`     // Stripe events stored
-	LastEventAt       time.Time         `json:"last_event_at"`      // newest Stripe event stored
-	WebhookResults    map[string]int64  `json:"webhook_results"`    // gateway counts by result since it started
-	WebhookFailures   int64             `json:"webhook_failures"`   // of those, not accepted and not duplicate
-	Consumers         []ConsumerLag     `json:"consumers"`          // every durable consumer
-	DLQByClass        map[string]int    `json:"dlq_by_class"`       // open dead letters
-	DLQTotal          int               `json:"dlq_total"`          // open failures
-	CRMSynced24h      int               `json:"crm_synced_24h"`     // crm.contact.synced in the last 24 h
-	CRMFailed24h      int               `json:"crm_failed_24h"`     // crm.contact.failed
-	CRMRetries24h     int               `json:"crm_retries_24h"`    // crm.contact.pending_retry
-	CRMSuccessRate    float64           `json:"crm_success_rate"`   // synced / (synced + failed), 1 with none
-	Tickets24h        int               `json:"tickets_24h"`        // support.ticket.opened
-	TicketFailed24h   int               `json:"ticket_failed_24h"`  // support.ticket.failed
-	TicketLatencyP50  time.Duration     `json:"ticket_latency_p50"` // Stripe event created → ticket open
-	TicketLatencyP95  time.Duration     `json:"ticket_latency_p95"`
+	IntakeLastHour    int               `json:"intake_last_hour"`           // Stripe events stored
+	IntakeLast5m      int               `json:"intake_last_5m"`             // Stripe events stored
+	LastEventAt       time.Time         `json:"last_event_at"`              // newest Stripe event stored
+	WebhookResults    map[string]int64  `json:"webhook_results"`            // gateway counts by result since it started
+	WebhookFailures   int64             `json:"webhook_failures"`           // of those, not accepted and not duplicate
+	Consumers         []ConsumerLag     `json:"consumers"`                  // every durable consumer
+	DLQByClass        map[string]int    `json:"dlq_by_class"`               // open dead letters
+	DLQTotal          int               `json:"dlq_total"`                  // open failures
+	CRMSynced24h      int               `json:"crm_synced_24h"`             // crm.contact.synced in the last 24 h
+	CRMFailed24h      int               `json:"crm_failed_24h"`             // crm.contact.failed
+	CRMRetries24h     int               `json:"crm_retries_24h"`            // crm.contact.pending_retry
+	CRMSuccessRate    float64           `json:"crm_success_rate"`           // synced / (synced + failed), 1 with none
+	Tickets24h        int               `json:"tickets_24h"`                // support.ticket.opened
+	TicketFailed24h   int               `json:"ticket_failed_24h"`          // support.ticket.failed
+	TicketLatencyP50  float64           `json:"ticket_latency_p50_seconds"` // Stripe event created → ticket open
+	TicketLatencyP95  float64           `json:"ticket_latency_p95_seconds"`
 	CustomersByState  map[string]int    `json:"customers_by_state"` // primary state → customers
 	Streams           map[string]uint64 `json:"streams"`            // messages per stream
 	Problems          []string          `json:"problems"`
@@ -201,10 +201,10 @@ func (s *Store) outcomeFigures(ctx context.Context, o *Overview) error {
 		return err
 	}
 	if p50 != nil {
-		o.TicketLatencyP50 = time.Duration(*p50 * float64(time.Second))
+		o.TicketLatencyP50 = *p50
 	}
 	if p95 != nil {
-		o.TicketLatencyP95 = time.Duration(*p95 * float64(time.Second))
+		o.TicketLatencyP95 = *p95
 	}
 	rows, err = s.pool.Query(ctx, `SELECT state, count(*) FROM `+s.t.customers+` GROUP BY state`)
 	if err != nil {

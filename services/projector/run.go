@@ -130,12 +130,13 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if cfg.Tokens.Len() == 0 {
 		log.WarnContext(ctx, "no SWITCHYARD_OPS_TOKENS: the status API answers 503 to every request")
 	}
-	api := NewAPI(store, cfg.Tokens, func(ctx context.Context) (RebuildReport, error) { return Rebuild(ctx, pool, js, log) }, log)
 	console, err := NewConsole(ctx, ConsoleConfig{Store: store, JetStream: js, Pool: pool, Tokens: cfg.Tokens, JaegerURL: cfg.JaegerURL,
 		GatewayMetricsURL: cfg.GatewayURL, SessionTTL: cfg.SessionTTL, Logger: log, Meter: base.Tel.Meter})
 	if err != nil {
 		return err
 	}
+	api := NewAPI(store, cfg.Tokens, func(ctx context.Context) (RebuildReport, error) { return Rebuild(ctx, pool, js, log) },
+		console.gatherOverview, log)
 	ln, err := net.Listen("tcp", cfg.OpsAddr)
 	if err != nil {
 		return fmt.Errorf("status API: listen %s: %w", cfg.OpsAddr, err)

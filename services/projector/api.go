@@ -28,20 +28,24 @@ type Rebuilder func(ctx context.Context) (RebuildReport, error)
 // Statuser reads the pipeline overview for GET /v1/status.
 type Statuser func(ctx context.Context) Overview
 
+// Digester counts the last 24 hours for GET /v1/digest.
+type Digester func(ctx context.Context) Digest
+
 // API is the status API.
 type API struct {
 	store   *Store
 	tokens  opsauth.Tokens
 	rebuild Rebuilder
 	status  Statuser
+	digest  Digester
 	log     *slog.Logger
 }
 
 // NewAPI returns the status API over store. With no tokens every request
 // but the OpenAPI document is refused (Run refuses to start that way in
 // production).
-func NewAPI(store *Store, tokens opsauth.Tokens, rebuild Rebuilder, status Statuser, log *slog.Logger) *API {
-	return &API{store: store, tokens: tokens, rebuild: rebuild, status: status, log: log}
+func NewAPI(store *Store, tokens opsauth.Tokens, rebuild Rebuilder, status Statuser, digest Digester, log *slog.Logger) *API {
+	return &API{store: store, tokens: tokens, rebuild: rebuild, status: status, digest: digest, log: log}
 }
 
 // Handler routes the API, and whatever extra registers (the console) on
@@ -60,6 +64,7 @@ func (a *API) Handler(extra ...func(*http.ServeMux)) http.Handler {
 	mux.Handle("GET /v1/customers/{id}/timeline", a.auth(opsauth.ScopeRead, a.timeline))
 	mux.Handle("POST /v1/rebuild", a.auth(opsauth.ScopeOperate, a.postRebuild))
 	mux.Handle("GET /v1/status", a.auth(opsauth.ScopeRead, a.getStatus))
+	mux.Handle("GET /v1/digest", a.auth(opsauth.ScopeRead, a.getDigest))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint; see /v1/openapi.json")
 	})
@@ -252,6 +257,14 @@ func (a *API) getStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, a.status(r.Context()))
+}
+
+func (a *API) getDigest(w http.ResponseWriter, r *http.Request) {
+	if a.digest == nil {
+		writeError(w, http.StatusNotImplemented, "not_configured", "the digest is not available here")
+		return
+	}
+	writeJSON(w, http.StatusOK, a.digest(r.Context()))
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {

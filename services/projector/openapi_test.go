@@ -39,6 +39,7 @@ var apiRoutes = []string{
 	"GET /v1/customers/{id}/timeline",
 	"POST /v1/rebuild",
 	"GET /v1/status",
+	"GET /v1/digest",
 }
 
 // muxPattern matches a route in api.go, and the scope its handler is
@@ -164,6 +165,7 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"RebuildReport":    reflect.TypeFor[projector.RebuildReport](),
 		"Overview":         reflect.TypeFor[projector.Overview](),
 		"ConsumerLag":      reflect.TypeFor[projector.ConsumerLag](),
+		"Digest":           reflect.TypeFor[projector.Digest](),
 	}
 	for name, typ := range goTypes {
 		s, ok := schemas[name].(map[string]any)

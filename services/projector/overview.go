@@ -148,11 +148,20 @@ func storedSince(ctx context.Context, s jetstream.Stream, d time.Duration) (int,
 	if err != nil {
 		return 0, err
 	}
+	defer dropConsumer(ctx, s, cons)
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return 0, err
 	}
 	return int(info.NumPending), nil
+}
+
+// dropConsumer deletes an ordered consumer once read, rather than leaving
+// it to the server's inactivity timeout.
+func dropConsumer(ctx context.Context, s jetstream.Stream, cons jetstream.Consumer) {
+	if ci := cons.CachedInfo(); ci != nil {
+		_ = s.DeleteConsumer(context.WithoutCancel(ctx), ci.Name)
+	}
 }
 
 // outcomeFigures reads the automation figures of the last 24 hours from
@@ -164,11 +173,11 @@ func (s *Store) outcomeFigures(ctx context.Context, o *Overview) error {
 	if err != nil {
 		return err
 	}
+	defer rows.Close()
 	for rows.Next() {
 		var subj string
 		var n int
 		if err := rows.Scan(&subj, &n); err != nil {
-			rows.Close()
 			return err
 		}
 		switch subj {
@@ -206,20 +215,23 @@ func (s *Store) outcomeFigures(ctx context.Context, o *Overview) error {
 	if p95 != nil {
 		o.TicketLatencyP95 = *p95
 	}
-	rows, err = s.pool.Query(ctx, `SELECT state, count(*) FROM `+s.t.customers+` GROUP BY state`)
+	states, err := s.pool.Query(ctx, `SELECT state, count(*) FROM `+s.t.customers+` GROUP BY state`)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
+	defer states.Close()
+	if o.CustomersByState == nil {
+		o.CustomersByState = map[string]int{}
+	}
+	for states.Next() {
 		var state string
 		var n int
-		if err := rows.Scan(&state, &n); err != nil {
-			rows.Close()
+		if err := states.Scan(&state, &n); err != nil {
 			return err
 		}
 		o.CustomersByState[state] = n
 	}
-	return rows.Err()
+	return states.Err()
 }
 
 // webhookResults reads switchyard_gateway_webhooks_received_total by

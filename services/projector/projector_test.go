@@ -257,6 +257,7 @@ func TestAuthorization(t *testing.T) {
 		{http.MethodGet, "/v1/customers?stripe_customer_id=cus_G000001", false},
 		{http.MethodGet, "/v1/customers/cust_000001/timeline", false},
 		{http.MethodGet, "/v1/status", false},
+		{http.MethodGet, "/v1/digest", false},
 		{http.MethodPost, "/v1/rebuild", true},
 	}
 	for _, ep := range endpoints {

@@ -428,6 +428,7 @@ func readStream(ctx context.Context, js jetstream.JetStream, stream string, from
 	if err != nil {
 		return 0, fmt.Errorf("rebuild: read %s: %w", stream, err)
 	}
+	defer dropConsumer(ctx, s, cons)
 	// Nothing stored at or after from (the sequences up to end may have
 	// been deleted): done, rather than waiting for a message to come.
 	ci, err := cons.Info(ctx)

@@ -136,7 +136,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	api := NewAPI(store, cfg.Tokens, func(ctx context.Context) (RebuildReport, error) { return Rebuild(ctx, pool, js, log) },
-		console.gatherOverview, log)
+		console.gatherOverview, func(ctx context.Context) Digest { return GatherDigest(ctx, js, store, console.dlq) }, log)
 	ln, err := net.Listen("tcp", cfg.OpsAddr)
 	if err != nil {
 		return fmt.Errorf("status API: listen %s: %w", cfg.OpsAddr, err)

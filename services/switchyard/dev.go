@@ -162,6 +162,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		"ALERTS_ADDR":           *alertsAddr,
 		"PROJECTOR_ADDR":        *projectorAddr,
 		"OPS_ADDR":              *opsAddr,
+		"GATEWAY_METRICS_URL":   orDefault(getenv("GATEWAY_METRICS_URL"), "http://"+dialAddr(*gatewayAddr)+"/metrics"),
 	})
 	if opsTokens != "" {
 		env = config.Overlay(env, map[string]string{"SWITCHYARD_OPS_TOKENS": opsTokens})
@@ -201,7 +202,8 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
   support:         http://%s/readyz (consumes billing.>, opens tickets, publishes support.>)
   alerts:          http://%s/readyz (dead letters and retry storms to Slack)
   projector:       http://%s/readyz (consumes billing.>, crm.>, support.>; customer view in PostgreSQL)
-  status API:      http://%s/v1/customers?email=... (Authorization: Bearer <ops token>; /v1/openapi.json)
+  ops console:     http://%[11]s/console/ (log in with the ops token)
+  status API:      http://%[11]s/v1/customers?email=... (Authorization: Bearer <ops token>; /v1/openapi.json)
   ops token:       %s (%s)
 %s
   NATS:            %s

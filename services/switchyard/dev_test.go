@@ -250,6 +250,38 @@ func TestDevHubSmoke(t *testing.T) {
 		nil, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "events/s") {
 		t.Fatalf("switchyard rebuild: exit %d: %s", code, out.String())
 	}
+	// switchyard trace follows the failed payment's Stripe event to its ticket.
+	out.Reset()
+	if code := run(context.Background(), []string{"trace", "--ops", ops, "--data", filepath.Join(data, "hub"), "evt_1O5WElGgdF1VjufL5i2gHzqM"},
+		func(string) string { return "" }, nil, &out, io.Discard); code != 0 {
+		t.Fatalf("switchyard trace: exit %d: %s", code, out.String())
+	}
+	for _, want := range []string{"jenny.rosen@example.com", "billing.payment.failed", "support.ticket.opened", "crm.contact.synced"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("switchyard trace output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if regexp.MustCompile(`[0-9a-f]{32}`).FindString(out.String()) == "" {
+		t.Errorf("switchyard trace shows no trace id:\n%s", out.String())
+	}
+	// switchyard status: healthy, with the intake and the gateway's counts.
+	out.Reset()
+	if code := run(context.Background(), []string{"status", "--ops", ops, "--data", filepath.Join(data, "hub"), "--json"},
+		func(string) string { return "" }, nil, &out, io.Discard); code != 0 {
+		t.Fatalf("switchyard status: exit %d: %s", code, out.String())
+	}
+	var st struct {
+		Healthy        bool             `json:"healthy"`
+		IntakeLastHour int              `json:"intake_last_hour"`
+		WebhookResults map[string]int64 `json:"webhook_results"`
+		DLQTotal       int              `json:"dlq_total"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Healthy || st.IntakeLastHour != 3 || st.WebhookResults["accepted"] != 3 || st.WebhookResults["duplicate"] != 2 || st.DLQTotal != 0 {
+		t.Errorf("switchyard status = %s", out.String())
+	}
 	nc.Close()
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

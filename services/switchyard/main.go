@@ -29,6 +29,9 @@ Usage:
   switchyard send [flags] FILE|-   sign a Stripe event JSON and POST it to the gateway
   switchyard dlq list|show|replay|discard   inspect and resolve dead letters
   switchyard rebuild [flags]       rebuild the customer view from the streams
+  switchyard reconcile [flags]     publish the Stripe events the hub missed (Events API, last 30 days)
+  switchyard trace evt_…|cus_…|EMAIL|ID   one event or customer end to end, with trace ids
+  switchyard status [--json]       pipeline health in one screen
 
 Run 'switchyard <command> -h' for a command's flags.
 `
@@ -49,6 +52,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = dlqCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "rebuild":
 		err = rebuildCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "reconcile":
+		err = reconcileCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "trace":
+		err = traceCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "status":
+		err = statusCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -98,28 +98,8 @@ func rebuildDirect(ctx context.Context, dbURL, natsURL string, stderr io.Writer)
 
 func rebuildRemote(ctx context.Context, base, token string) (projector.RebuildReport, error) {
 	var rep projector.RebuildReport
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/v1/rebuild", nil)
-	if err != nil {
-		return rep, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return rep, fmt.Errorf("status API at %s: %w", base, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return rep, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error struct{ Message string } `json:"error"`
-		}
-		_ = json.Unmarshal(body, &e)
-		return rep, fmt.Errorf("rebuild: %s: %s", resp.Status, orDefault(e.Error.Message, strings.TrimSpace(string(body))))
-	}
-	return rep, json.Unmarshal(body, &rep)
+	err := newOpsClient(base, token, 0).do(ctx, http.MethodPost, "/v1/rebuild", &rep)
+	return rep, err
 }
 
 // opsToken is the token the CLI presents: SWITCHYARD_OPS_TOKEN, else the

@@ -69,17 +69,8 @@ func sendCmd(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	secret := *secretFlag
 	if secret == "" && !*unsigned {
-		r := config.NewReader(getenv)
-		secret = strings.Split(r.Secret("STRIPE_WEBHOOK_SECRET").Reveal(), ",")[0]
-		if err := r.Err(); err != nil {
-			return err
-		}
-		if secret == "" {
-			b, err := os.ReadFile(filepath.Join(*dataDir, secretFile))
-			if err != nil {
-				return fmt.Errorf("no signing secret: pass --secret, set STRIPE_WEBHOOK_SECRET, or point --data at the folder where 'switchyard dev' saved one")
-			}
-			secret = strings.TrimSpace(string(b))
+		if secret, err = webhookSecret(getenv, *dataDir); err != nil {
+			return fmt.Errorf("%w (or pass --secret)", err)
 		}
 	}
 	m := reEventID.FindSubmatchIndex(body)
@@ -101,7 +92,7 @@ func sendCmd(ctx context.Context, args []string, getenv func(string) string, std
 					id := fmt.Sprintf("evt_%s%06d", randomAlnum(14), i)
 					b = append(append(append([]byte{}, body[:m[2]]...), id...), body[m[3]:]...)
 				}
-				results[i] = post(ctx, client, *url, b, secret, *stale, *unsigned)
+				results[i] = post(ctx, client, *url, b, secret, "", *stale, *unsigned)
 				results[i].N = i + 1
 			}
 		}()
@@ -155,7 +146,28 @@ func sendCmd(ctx context.Context, args []string, getenv func(string) string, std
 	return failure
 }
 
-func post(ctx context.Context, c *http.Client, url string, body []byte, secret string, stale, unsigned bool) sendResult {
+// webhookSecret is the secret the CLI signs with: the first of
+// STRIPE_WEBHOOK_SECRET (or _FILE), else the one `switchyard dev` saved in
+// dataDir.
+func webhookSecret(getenv func(string) string, dataDir string) (string, error) {
+	r := config.NewReader(getenv)
+	secret := strings.Split(r.Secret("STRIPE_WEBHOOK_SECRET").Reveal(), ",")[0]
+	if err := r.Err(); err != nil {
+		return "", err
+	}
+	if secret != "" {
+		return secret, nil
+	}
+	b, err := os.ReadFile(filepath.Join(dataDir, secretFile))
+	if err != nil {
+		return "", fmt.Errorf("no signing secret: set STRIPE_WEBHOOK_SECRET, or point --data at the folder where 'switchyard dev' saved one")
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// post signs and posts body; requestID, if set, is sent as X-Request-Id
+// (the gateway keeps it in the stored message's Switchyard-Request-Id).
+func post(ctx context.Context, c *http.Client, url string, body []byte, secret, requestID string, stale, unsigned bool) sendResult {
 	var r sendResult
 	if m := reEventID.FindSubmatch(body); m != nil {
 		r.EventID = string(m[1])
@@ -167,6 +179,9 @@ func post(ctx context.Context, c *http.Client, url string, body []byte, secret s
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("User-Agent", "switchyard-send")
+	if requestID != "" {
+		req.Header.Set("X-Request-Id", requestID)
+	}
 	if !unsigned {
 		at := time.Now()
 		if stale {

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/switchyard/switchyard/services/projector"
+)
+
+const statusUsage = `usage:
+  switchyard status [--ops URL] [--data .switchyard] [--json]
+
+Pipeline health in one screen, from the projector's status API: intake,
+webhook results, open failures by class, CRM sync and ticket figures of the
+last 24 hours, and every consumer's lag. Exits 1 when the pipeline needs
+attention (open failures, a stalled consumer, a figure it could not read).
+`
+
+var errUnhealthy = errors.New("the pipeline needs attention")
+
+func statusCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, statusUsage) }
+	opsURL := fs.String("ops", orDefault(getenv("SWITCHYARD_OPS_URL"), "http://127.0.0.1:8090"), "status API base URL")
+	dataDir := fs.String("data", ".switchyard", "the dev hub's data folder (for its ops token)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
+		fs.Usage()
+		return errUsage
+	}
+	tok, err := opsToken(getenv, *dataDir)
+	if err != nil {
+		return err
+	}
+	var o projector.Overview
+	if err := newOpsClient(*opsURL, tok, 30*time.Second).do(ctx, http.MethodGet, "/v1/status", &o); err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(o); err != nil {
+			return err
+		}
+	} else {
+		printStatus(stdout, o)
+	}
+	if !o.Healthy {
+		return errUnhealthy
+	}
+	return nil
+}
+
+func counts(m map[string]int64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func printStatus(w io.Writer, o projector.Overview) {
+	state := "healthy"
+	if !o.Healthy {
+		state = "NEEDS ATTENTION"
+	}
+	last := "never"
+	if !o.LastEventAt.IsZero() {
+		last = time.Since(o.LastEventAt).Round(time.Second).String() + " ago"
+	}
+	fmt.Fprintf(w, "Switchyard: %s (%s)\n", state, o.At.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "  intake:         %d Stripe events in the last hour, %d in 5 min; last stored %s\n", o.IntakeLastHour, o.IntakeLast5m, last)
+	if len(o.WebhookResults) > 0 {
+		fmt.Fprintf(w, "  webhooks:       %s (failures %d)\n", counts(o.WebhookResults), o.WebhookFailures)
+	}
+	byClass := map[string]int64{}
+	for k, v := range o.DLQByClass {
+		byClass[k] = int64(v)
+	}
+	fmt.Fprintf(w, "  open failures:  %d", o.DLQTotal)
+	if o.DLQTotal > 0 {
+		fmt.Fprintf(w, " (%s): switchyard dlq list", counts(byClass))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  CRM, 24 h:      %.1f%% synced (%d synced, %d failed, %d retries)\n", o.CRMSuccessRate*100, o.CRMSynced24h, o.CRMFailed24h, o.CRMRetries24h)
+	fmt.Fprintf(w, "  tickets, 24 h:  %d opened, %d failed; latency p50 %.1fs, p95 %.1fs\n", o.Tickets24h, o.TicketFailed24h, o.TicketLatencyP50, o.TicketLatencyP95)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  CONSUMER\tWAITING\tIN FLIGHT\tLAST ACTIVE")
+	for _, c := range o.Consumers {
+		active := "never"
+		if !c.LastActive.IsZero() {
+			active = time.Since(c.LastActive).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(tw, "  %s/%s\t%d\t%d\t%s\n", c.Stream, c.Name, c.Pending, c.AckPending, active)
+	}
+	_ = tw.Flush()
+	for _, p := range o.Problems {
+		fmt.Fprintf(w, "  problem: %s\n", p)
+	}
+}

@@ -30,6 +30,9 @@ type Config struct {
 	SlackURL    config.Secret // SLACK_WEBHOOK_URL: an incoming webhook (the URL is the credential)
 	Window      time.Duration // ALERTS_WINDOW: alerts of one kind within it are folded into one
 	Storm       int           // ALERTS_STORM_THRESHOLD: CRM retries per minute that make a storm
+	DigestAt    string        // ALERTS_DIGEST_AT: daily digest time, HH:MM UTC, or "off"
+	OpsURL      string        // SWITCHYARD_OPS_URL: the projector's status API (for the digest)
+	OpsToken    config.Secret // SWITCHYARD_OPS_TOKEN: a read token for it
 	LogLevel    string        // LOG_LEVEL
 	NATS        natsbus.Options
 }
@@ -43,6 +46,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		SlackURL:    r.Secret("SLACK_WEBHOOK_URL"),
 		Window:      r.Duration("ALERTS_WINDOW", 5*time.Minute),
 		Storm:       r.Int("ALERTS_STORM_THRESHOLD", 20, 1, 100000),
+		DigestAt:    r.String("ALERTS_DIGEST_AT", "09:00"),
+		OpsURL:      r.String("SWITCHYARD_OPS_URL", ""),
+		OpsToken:    r.Secret("SWITCHYARD_OPS_TOKEN"),
 		LogLevel:    r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		NATS:        natsbus.OptionsFromEnv(r, "switchyard-alerts"),
 	}
@@ -51,6 +57,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if !c.SlackURL.IsSet() {
 		r.Fail("SLACK_WEBHOOK_URL", "required: a Slack incoming webhook URL")
+	}
+	if c.DigestAt != "off" {
+		if _, err := ParseDigestAt(c.DigestAt); err != nil {
+			r.Fail("ALERTS_DIGEST_AT", "%v: want HH:MM (UTC) or off", err)
+		}
+		if c.OpsURL != "" && !c.OpsToken.IsSet() {
+			r.Fail("SWITCHYARD_OPS_TOKEN", "required with SWITCHYARD_OPS_URL: a read token for the status API (the daily digest)")
+		}
 	}
 	return c, r.Err()
 }
@@ -62,6 +76,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("database_url", config.RedactURL(c.DatabaseURL.Reveal())),
 		slog.String("window", c.Window.String()),
 		slog.Int("storm_threshold", c.Storm),
+		slog.String("digest_at", c.DigestAt),
+		slog.String("ops_url", c.OpsURL),
 		slog.Any("nats", c.NATS),
 	)
 }
@@ -106,10 +122,16 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 
+	parts := map[string]func(context.Context) error{}
+	switch {
+	case cfg.DigestAt == "off":
+	case cfg.OpsURL == "":
+		log.WarnContext(ctx, "no daily digest: set SWITCHYARD_OPS_URL and SWITCHYARD_OPS_TOKEN (or ALERTS_DIGEST_AT=off)")
+	default:
+		at, _ := ParseDigestAt(cfg.DigestAt)
+		parts["daily digest"] = NewDigester(sl, ledger.New(pool), at, cfg.OpsURL, cfg.OpsToken, log).Run
+	}
 	log.InfoContext(ctx, "configured", "config", cfg)
-	return base.Serve(ctx, cfg.Addr, map[string]func(context.Context) error{
-		"dead letters": dead.Run,
-		"summaries":    alerter.Run,
-		"crm retries":  retries.Run,
-	})
+	parts["dead letters"], parts["summaries"], parts["crm retries"] = dead.Run, alerter.Run, retries.Run
+	return base.Serve(ctx, cfg.Addr, parts)
 }

@@ -61,7 +61,8 @@ func defaultEnv() map[string]string {
 	return map[string]string{"STRIPE_WEBHOOK_SECRET": testWebhookSecret, "POSTGRES_PASSWORD": "compose-test-password", "HUBSPOT_TOKEN": "pat-compose-test",
 		"ZENDESK_BASE_URL": "https://acme.zendesk.com", "ZENDESK_EMAIL": "agent@acme.example", "ZENDESK_API_TOKEN": "zd-compose-test",
 		"SUPPORT_GROUPS": "Billing=123,Customer Success=456", "SLACK_WEBHOOK_URL": "https://hooks.slack.example/services/T/B/X",
-		"SWITCHYARD_OPS_TOKENS": "founder:read+operate:compose-test-token-0123456789"}
+		"SWITCHYARD_OPS_TOKENS": "founder:read+operate:compose-test-token-0123456789,alerts:read:compose-alerts-token-0123456789",
+		"ALERTS_OPS_TOKEN":      "compose-alerts-token-0123456789"}
 }
 
 // TestComposeRequiresPostgresPassword: no default database password ships.
@@ -389,8 +390,8 @@ func TestComposeServiceConfigContracts(t *testing.T) {
 		"alerts":   func(g func(string) string) error { _, err := alerts.LoadConfig(g); return err },
 		"projector": func(g func(string) string) error {
 			c, err := projector.LoadConfig(g)
-			if err == nil && c.Tokens.Len() != 1 {
-				err = fmt.Errorf("ops tokens from the compose secret: %d, want 1", c.Tokens.Len())
+			if err == nil && c.Tokens.Len() != 2 {
+				err = fmt.Errorf("ops tokens from the compose secret: %d, want 2", c.Tokens.Len())
 			}
 			return err
 		},

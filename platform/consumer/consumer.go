@@ -158,6 +158,7 @@ type Consumer struct {
 	now     func() time.Time
 
 	stopping atomic.Bool // shutdown under way: retryable failures are not failures
+	durable  atomic.Pointer[jetstream.Consumer]
 }
 
 // New validates cfg and returns a Consumer; Run starts it.
@@ -169,8 +170,35 @@ func New(js jetstream.JetStream, l *ledger.Ledger, cfg Config, h Handler) (*Cons
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{cfg: cfg, js: js, ledger: l, handler: h, m: m, now: time.Now,
-		tracer: cfg.Tracer.Tracer("github.com/switchyard/switchyard/platform/consumer")}, nil
+	c := &Consumer{cfg: cfg, js: js, ledger: l, handler: h, m: m, now: time.Now,
+		tracer: cfg.Tracer.Tracer("github.com/switchyard/switchyard/platform/consumer")}
+	// Lag: what the server holds for this consumer, read at each scrape.
+	// The callback is registered apart from the instrument: a process with
+	// several consumers (the projector has one per stream) shares one gauge.
+	lagAttrs := metric.WithAttributes(attribute.String("consumer", cfg.Name), attribute.String("stream", cfg.Stream))
+	meter := cfg.Meter.Meter("github.com/switchyard/switchyard/platform/consumer")
+	lag, err := meter.Int64ObservableGauge("switchyard_consumer_lag", metric.WithUnit("{message}"),
+		metric.WithDescription("Messages stored and not yet acknowledged (pending + in flight), by consumer and stream"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		dc := c.durable.Load()
+		if dc == nil {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		info, err := (*dc).Info(ctx)
+		if err != nil {
+			return nil // not observed this time; the scrape goes on
+		}
+		o.ObserveInt64(lag, int64(info.NumPending)+int64(info.NumAckPending), lagAttrs)
+		return nil
+	}, lag); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // NewBatch is New for a BatchHandler: one goroutine pulls up to cfg.Batch
@@ -219,6 +247,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s: create: %w", c.cfg.Name, err)
 	}
+	c.durable.Store(&cons)
 	pull := c.cfg.Batch
 	if c.batch != nil {
 		pull = 2 * c.cfg.Batch // the next batch fills while one is handled
@@ -514,6 +543,7 @@ func (c *Consumer) settle(ctx context.Context, m *Message, herr error) {
 		_ = m.msg.Nak()
 		return
 	}
+	c.m.failed.Add(ctx, 1, metric.WithAttributes(attribute.String("consumer", name), attribute.String("class", class.String())))
 	f, err := c.ledger.RecordFailure(ctx, name, m.ID, class.String(), reason, c.now())
 	if err != nil {
 		log.WarnContext(ctx, "record failure history", "consumer", name, "error", err)
@@ -579,6 +609,7 @@ func (c *Consumer) backoff(attempt int, hint time.Duration) time.Duration {
 }
 
 type metrics struct {
+	failed      metric.Int64Counter
 	processed   metric.Int64Counter
 	redelivered metric.Int64Counter
 	deadLetters metric.Int64Counter
@@ -591,6 +622,9 @@ func newMetrics(mp metric.MeterProvider, consumer string) (*metrics, error) {
 	out := &metrics{byResult: map[string]metric.MeasurementOption{}}
 	var err error
 	if out.processed, err = m.Int64Counter("switchyard_consumer_processed", metric.WithDescription("Messages settled, by consumer and result (ack, retry, dead_letter)")); err != nil {
+		return nil, err
+	}
+	if out.failed, err = m.Int64Counter("switchyard_consumer_failed", metric.WithDescription("Failed handler attempts, by consumer and error class")); err != nil {
 		return nil, err
 	}
 	if out.redelivered, err = m.Int64Counter("switchyard_consumer_redelivered", metric.WithDescription("Deliveries after the first, by consumer")); err != nil {
@@ -610,6 +644,18 @@ func newMetrics(mp metric.MeterProvider, consumer string) (*metrics, error) {
 			kv = append(kv, attribute.String("result", r))
 		}
 		out.byResult[r] = metric.WithAttributeSet(attribute.NewSet(kv...))
+	}
+	// Every series exists from the start at 0, so rates and alert rules
+	// see a consumer that has not failed yet.
+	ctx := context.Background()
+	for _, r := range []string{"ack", "retry", "dead_letter"} {
+		out.processed.Add(ctx, 0, out.byResult[r])
+	}
+	out.redelivered.Add(ctx, 0, out.byResult[""])
+	for _, class := range []errclass.Class{errclass.ClassTransient, errclass.ClassAuth, errclass.ClassPermanent, errclass.ClassUnknown} {
+		kv := metric.WithAttributes(attribute.String("consumer", consumer), attribute.String("class", class.String()))
+		out.failed.Add(ctx, 0, kv)
+		out.deadLetters.Add(ctx, 0, kv)
 	}
 	return out, nil
 }

@@ -75,33 +75,76 @@ func (s *Store) Get(ctx context.Context, seq uint64) (Entry, error) {
 }
 
 // List returns the open dead letters matching f (and, when given, only the
-// sequences in only), oldest first.
+// sequences in only), oldest first. It reads the stream with an ordered
+// consumer, so resolved (deleted) dead letters cost nothing.
 func (s *Store) List(ctx context.Context, f Filter, only []uint64) ([]Entry, error) {
-	info, err := s.stream.Info(ctx)
-	if err != nil {
-		return nil, err
-	}
-	seqs := only
-	if len(seqs) == 0 && info.State.Msgs > 0 {
-		for n := info.State.FirstSeq; n <= info.State.LastSeq; n++ {
-			seqs = append(seqs, n)
-		}
-	}
 	now := time.Now()
 	var out []Entry
-	for _, n := range seqs {
-		e, err := s.Get(ctx, n)
-		if errors.Is(err, ErrNotFound) {
-			continue
+	if len(only) > 0 {
+		for _, n := range only {
+			e, err := s.Get(ctx, n)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if f.match(e.DeadLetter, now) {
+				out = append(out, e)
+			}
 		}
+		return out, nil
+	}
+	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, fmt.Errorf("read dead letters: %w", err)
+	}
+	defer func() {
+		if ci := cons.CachedInfo(); ci != nil {
+			_ = s.stream.DeleteConsumer(context.WithoutCancel(ctx), ci.Name)
+		}
+	}()
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read dead letters: %w", err)
+	}
+	if info.NumPending == 0 {
+		return nil, nil
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
+	if err != nil {
+		return nil, fmt.Errorf("read dead letters: %w", err)
+	}
+	defer it.Stop()
+	for {
+		m, err := it.Next(jetstream.NextMaxWait(10 * time.Second))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("read dead letters: %w", err)
 		}
-		if f.match(e.DeadLetter, now) {
-			out = append(out, e)
+		meta, err := m.Metadata()
+		if err != nil {
+			return nil, fmt.Errorf("read dead letters: %w", err)
+		}
+		d, err := consumer.DecodeDeadLetter(m.Data())
+		if err != nil {
+			return nil, fmt.Errorf("dead letter %d: %w", meta.Sequence.Stream, err)
+		}
+		d.Sequence = meta.Sequence.Stream
+		if f.match(d, now) {
+			out = append(out, Entry{Seq: meta.Sequence.Stream, DeadLetter: d})
+		}
+		if meta.NumPending == 0 {
+			return out, nil
 		}
 	}
-	return out, nil
+}
+
+// gone reports whether a delete failed because the message is already
+// deleted (the server says "no message found", code 10057, or 10037).
+func gone(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrMsgNotFound) ||
+		errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeMessageNotFound || apiErr.ErrorCode == 10057)
 }
 
 // Plan is what replaying a dead letter does.
@@ -155,7 +198,7 @@ func (s *Store) Replay(ctx context.Context, e Entry) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("replay %d: publish: %w (the dead letter is kept)", e.Seq, err)
 	}
-	if err := s.stream.DeleteMsg(ctx, e.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+	if err := s.stream.DeleteMsg(ctx, e.Seq); err != nil && !gone(err) {
 		return Result{}, fmt.Errorf("replay %d: published as %s #%d but the dead letter was not removed: %w", e.Seq, ack.Stream, ack.Sequence, err)
 	}
 	return Result{Plan: p, Stream: ack.Stream, Sequence: ack.Sequence}, nil
@@ -163,7 +206,7 @@ func (s *Store) Replay(ctx context.Context, e Entry) (Result, error) {
 
 // Discard removes a dead letter without replaying it.
 func (s *Store) Discard(ctx context.Context, e Entry) error {
-	if err := s.stream.DeleteMsg(ctx, e.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+	if err := s.stream.DeleteMsg(ctx, e.Seq); err != nil && !gone(err) {
 		return fmt.Errorf("discard %d: %w", e.Seq, err)
 	}
 	return nil

@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/ledger"
@@ -38,6 +41,7 @@ type digest struct {
 // makes each day's digest go out once, across restarts and replicas.
 type Digester struct {
 	poster   Poster
+	pool     *pgxpool.Pool
 	ledger   *ledger.Ledger
 	at       time.Duration // after midnight UTC
 	url      string        // status API base
@@ -58,8 +62,8 @@ func ParseDigestAt(s string) (time.Duration, error) {
 }
 
 // NewDigester returns a Digester posting at `at` after midnight UTC.
-func NewDigester(p Poster, l *ledger.Ledger, at time.Duration, statusURL string, token config.Secret, log *slog.Logger) *Digester {
-	return &Digester{poster: p, ledger: l, at: at, url: strings.TrimRight(statusURL, "/"), token: token,
+func NewDigester(p Poster, pool *pgxpool.Pool, at time.Duration, statusURL string, token config.Secret, log *slog.Logger) *Digester {
+	return &Digester{poster: p, pool: pool, ledger: ledger.New(pool), at: at, url: strings.TrimRight(statusURL, "/"), token: token,
 		client: &http.Client{Timeout: 90 * time.Second}, log: log, now: time.Now, consumer: ConsumerName}
 }
 
@@ -84,12 +88,20 @@ func (d *Digester) tick(ctx context.Context) {
 		return
 	}
 	key := ledger.Key{Consumer: d.consumer, MessageID: "digest:" + day.Format("2006-01-02"), Effect: "slack.digest"}
-	_, err := d.ledger.Once(ctx, key, func(ctx context.Context) ([]byte, error) {
-		dg, err := d.fetch(ctx)
-		if err != nil {
-			return nil, err
+	// One replica at a time: the ledger records the post only after it.
+	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+		var mine bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))`, key.String()).Scan(&mine); err != nil || !mine {
+			return err
 		}
-		return nil, d.poster.Post(ctx, formatDigest(dg))
+		_, err := d.ledger.Once(ctx, key, func(ctx context.Context) ([]byte, error) {
+			dg, err := d.fetch(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return nil, d.poster.Post(ctx, formatDigest(dg))
+		})
+		return err
 	})
 	if err != nil && ctx.Err() == nil {
 		d.log.WarnContext(ctx, "daily digest not sent; trying again in a minute", "error", err)

@@ -129,7 +129,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		log.WarnContext(ctx, "no daily digest: set SWITCHYARD_OPS_URL and SWITCHYARD_OPS_TOKEN (or ALERTS_DIGEST_AT=off)")
 	default:
 		at, _ := ParseDigestAt(cfg.DigestAt)
-		parts["daily digest"] = NewDigester(sl, ledger.New(pool), at, cfg.OpsURL, cfg.OpsToken, log).Run
+		parts["daily digest"] = NewDigester(sl, pool, at, cfg.OpsURL, cfg.OpsToken, log).Run
 	}
 	log.InfoContext(ctx, "configured", "config", cfg)
 	parts["dead letters"], parts["summaries"], parts["crm retries"] = dead.Run, alerter.Run, retries.Run

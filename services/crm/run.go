@@ -110,6 +110,9 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return fmt.Errorf("create HubSpot contact properties: %w", err)
 	}
 	syncer := NewSyncer(hs, cfg.BatchLinger, ledger.New(pool), js, ConsumerName, log)
+	if err := syncer.Instrument(base.Tel.Meter); err != nil {
+		return err
+	}
 	cons, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: ConsumerName, Stream: natsbus.StreamBilling, Subjects: []string{wire.BillingAll},
 		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, OnFailure: syncer.OnFailure, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,

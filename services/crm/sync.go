@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -41,13 +45,16 @@ type Syncer struct {
 	consumer string
 	log      *slog.Logger
 	now      func() time.Time
+	outcomes metric.Int64Counter
 }
 
 // NewSyncer wires the handler; consumerName keys its ledger rows.
 // Upserts of concurrent events go to HubSpot together, up to
 // hubspot.MaxBatchInputs a call, each waiting at most linger for company.
 func NewSyncer(crm Upserter, linger time.Duration, l *ledger.Ledger, js jetstream.JetStream, consumerName string, log *slog.Logger) *Syncer {
-	return &Syncer{batch: newBatcher(crm, hubspot.MaxBatchInputs, linger), ledger: l, js: js, consumer: consumerName, log: log, now: time.Now}
+	s := &Syncer{batch: newBatcher(crm, hubspot.MaxBatchInputs, linger), ledger: l, js: js, consumer: consumerName, log: log, now: time.Now}
+	_ = s.Instrument(noop.NewMeterProvider())
+	return s
 }
 
 // Run sends the batches until ctx is cancelled.
@@ -113,5 +120,25 @@ func (s *Syncer) OnFailure(ctx context.Context, m *consumer.Message, class errcl
 }
 
 func (s *Syncer) publish(ctx context.Context, subject, id string, m proto.Message) error {
-	return natsbus.PublishProto(ctx, s.js, subject, id, m)
+	if err := natsbus.PublishProto(ctx, s.js, subject, id, m); err != nil {
+		return err
+	}
+	s.outcomes.Add(ctx, 1, metric.WithAttributes(attribute.String("result", strings.TrimPrefix(subject, "crm.contact."))))
+	return nil
+}
+
+// Instrument makes the syncer count its outcomes in mp
+// (switchyard_crm_sync_total{result=synced|pending_retry|failed}: the CRM
+// sync success rate is synced / (synced + failed)).
+func (s *Syncer) Instrument(mp metric.MeterProvider) error {
+	var err error
+	s.outcomes, err = mp.Meter("github.com/switchyard/switchyard/services/crm").Int64Counter("switchyard_crm_sync",
+		metric.WithDescription("CRM sync outcomes published, by result (synced, pending_retry, failed)"))
+	if err != nil {
+		return err
+	}
+	for _, r := range []string{"synced", "pending_retry", "failed"} {
+		s.outcomes.Add(context.Background(), 0, metric.WithAttributes(attribute.String("result", r)))
+	}
+	return nil
 }

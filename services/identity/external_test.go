@@ -33,16 +33,29 @@ func TestAgainstSeparateNATSServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server is shared with other packages' tests running at the same
+	// time: look through the stream for this run's event, not at the last one.
+	seen := uint64(0)
 	testkit.WaitFor(t, 30*time.Second, "billing.customer.upserted on the separate server", func() bool {
-		m, err := s.GetLastMsgForSubject(context.Background(), subjects.BillingCustomerUpserted)
-		if err != nil {
-			return false
-		}
-		decoded, err := subjects.Decode(m.Subject, m.Data)
+		info, err := s.Info(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		meta := decoded.(subjects.BillingEvent).GetMeta()
-		return meta.GetStripeCustomerId() == cus && len(meta.GetSourceEventIds()) == 1 && meta.GetSourceEventIds()[0] == evt
+		for seq := max(seen+1, info.State.FirstSeq); seq <= info.State.LastSeq; seq++ {
+			seen = seq
+			m, err := s.GetMsg(context.Background(), seq)
+			if err != nil || m.Subject != subjects.BillingCustomerUpserted {
+				continue
+			}
+			decoded, err := subjects.Decode(m.Subject, m.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			meta := decoded.(subjects.BillingEvent).GetMeta()
+			if meta.GetStripeCustomerId() == cus && len(meta.GetSourceEventIds()) == 1 && meta.GetSourceEventIds()[0] == evt {
+				return true
+			}
+		}
+		return false
 	})
 }

@@ -67,6 +67,10 @@ type Console struct {
 
 	mu       sync.Mutex
 	failures map[string][]time.Time // failed logins per client address
+
+	overviewMu sync.Mutex
+	overviewAt time.Time
+	overviewV  Overview
 }
 
 // ConsoleConfig wires a Console.
@@ -93,12 +97,65 @@ func NewConsole(ctx context.Context, c ConsoleConfig) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, a := range []string{"replay", "discard", "rebuild"} {
+		actions.Add(ctx, 0, metric.WithAttributes(attribute.String("action", a)))
+	}
 	if c.SessionTTL <= 0 {
 		c.SessionTTL = 12 * time.Hour
 	}
-	return &Console{store: c.Store, dlq: dlq, ledger: ledger.New(c.Pool), js: c.JetStream, pool: c.Pool, tokens: c.Tokens,
+	con := &Console{store: c.Store, dlq: dlq, ledger: ledger.New(c.Pool), js: c.JetStream, pool: c.Pool, tokens: c.Tokens,
 		jaeger: strings.TrimRight(c.JaegerURL, "/"), gatewayURL: c.GatewayMetricsURL, ttl: c.SessionTTL, log: c.Logger,
-		actions: actions, now: time.Now, failures: map[string][]time.Time{}}, nil
+		actions: actions, now: time.Now, failures: map[string][]time.Time{}}
+	if err := con.instrumentDLQ(c.Meter); err != nil {
+		return nil, err
+	}
+	return con, nil
+}
+
+// instrumentDLQ exports the open failures: switchyard_dlq_depth{class}
+// and their total, switchyard_open_failures, read at most every 15 s.
+func (c *Console) instrumentDLQ(mp metric.MeterProvider) error {
+	m := mp.Meter("github.com/switchyard/switchyard/services/projector")
+	depth, err := m.Int64ObservableGauge("switchyard_dlq_depth", metric.WithUnit("{message}"),
+		metric.WithDescription("Open dead letters (failures waiting for a replay or a discard), by error class"))
+	if err != nil {
+		return err
+	}
+	open, err := m.Int64ObservableGauge("switchyard_open_failures", metric.WithUnit("{message}"),
+		metric.WithDescription("Open dead letters in all"))
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	var at time.Time
+	byClass := map[string]int64{}
+	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(at) > 15*time.Second {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			entries, err := c.dlq.List(ctx, deadletter.Filter{}, nil)
+			if err != nil {
+				return nil // keep the last figures
+			}
+			byClass = map[string]int64{"transient": 0, "auth": 0, "permanent": 0, "unknown": 0}
+			for _, e := range entries {
+				byClass[e.Class.String()]++
+			}
+			at = time.Now()
+		}
+		var total int64
+		for class, n := range byClass {
+			o.ObserveInt64(depth, n, metric.WithAttributes(attribute.String("class", class)))
+			total += n
+		}
+		if !at.IsZero() {
+			o.ObserveInt64(open, total)
+		}
+		return nil
+	}, depth, open)
+	return err
 }
 
 // Register adds the console's routes to mux.
@@ -140,6 +197,20 @@ func (c *Console) page(operate bool, h func(*request)) http.Handler {
 		var p opsauth.Principal
 		if err == nil {
 			s, p, err = c.tokens.VerifySession(ck.Value, c.now())
+		}
+		if err == nil && time.Unix(s.Expires, 0).After(c.now().Add(c.ttl)) {
+			err = opsauth.ErrSessionExpired // issued under a longer CONSOLE_SESSION_TTL
+		}
+		if err == nil {
+			var revoked bool
+			if qerr := c.pool.QueryRow(r.Context(), `SELECT EXISTS (SELECT 1 FROM ops_revoked_sessions WHERE id = $1)`, s.ID).Scan(&revoked); qerr != nil {
+				c.log.ErrorContext(r.Context(), "check session revocation", "error", qerr)
+				c.render(w, http.StatusServiceUnavailable, "error", map[string]any{"Title": "Unavailable", "Message": "The console cannot check your session right now; try again."})
+				return
+			}
+			if revoked {
+				err = opsauth.ErrNoSession
+			}
 		}
 		if err != nil {
 			if r.Method != http.MethodGet {
@@ -250,6 +321,15 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) logout(req *request) {
+	ctx := req.r.Context()
+	if _, err := c.pool.Exec(ctx, `INSERT INTO ops_revoked_sessions (id, expires_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`,
+		req.session.ID, time.Unix(req.session.Expires, 0)); err != nil {
+		c.internal(req, err)
+		return
+	}
+	if _, err := c.pool.Exec(ctx, `DELETE FROM ops_revoked_sessions WHERE expires_at < now()`); err != nil {
+		c.log.WarnContext(ctx, "prune revoked sessions", "error", err)
+	}
 	http.SetCookie(req.w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.secure(req.r)})
 	http.Redirect(req.w, req.r, "/login", http.StatusSeeOther)
 }
@@ -262,23 +342,57 @@ func safeNext(next string) string {
 	return next
 }
 
+// throttled reports whether client (an address; IPv6 by its /64) failed
+// too many logins in the last minute.
 func (c *Console) throttled(client string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	recent := c.failures[client][:0]
+	client = clientKey(client)
+	var recent []time.Time
 	for _, t := range c.failures[client] {
 		if c.now().Sub(t) < loginWindow {
 			recent = append(recent, t)
 		}
 	}
+	if len(recent) == 0 {
+		delete(c.failures, client)
+		return false
+	}
 	c.failures[client] = recent
 	return len(recent) >= loginLimit
 }
 
+// maxThrottled bounds the failed-login table; past it the oldest
+// addresses are forgotten (the table is pruned of expired ones first).
+const maxThrottled = 10000
+
 func (c *Console) recordFailure(client string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.failures[client] = append(c.failures[client], c.now())
+	if len(c.failures) >= maxThrottled {
+		for k, ts := range c.failures {
+			if len(ts) == 0 || c.now().Sub(ts[len(ts)-1]) >= loginWindow {
+				delete(c.failures, k)
+			}
+		}
+		for k := range c.failures {
+			if len(c.failures) < maxThrottled {
+				break
+			}
+			delete(c.failures, k)
+		}
+	}
+	k := clientKey(client)
+	c.failures[k] = append(c.failures[k], c.now())
+}
+
+// clientKey groups IPv6 clients by /64, where one host can pick addresses.
+func clientKey(addr string) string {
+	ip := net.ParseIP(addr)
+	if ip == nil || ip.To4() != nil {
+		return addr
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 // Overview.
@@ -399,39 +513,67 @@ func (c *Console) dryRun(req *request) {
 }
 
 func (c *Console) replay(req *request) {
-	e, ok := c.entry(req)
-	if !ok {
-		return
-	}
-	res, err := c.dlq.Replay(req.r.Context(), e)
-	result := fmt.Sprintf("replayed to %s #%d for %s", res.Stream, res.Sequence, e.Consumer)
-	if err != nil {
-		result = "failed: " + err.Error()
-	}
-	c.audit(req, "replay", dlqTarget(e.Seq)+" ("+e.Consumer+", "+e.OriginalMsgID+")", "", result)
-	if err != nil {
-		c.internal(req, err)
-		return
-	}
-	http.Redirect(req.w, req.r, "/console/failures/"+strconv.FormatUint(e.Seq, 10), http.StatusSeeOther)
+	c.resolve(req, "replay", "", func(ctx context.Context, e deadletter.Entry) (string, error) {
+		res, err := c.dlq.Replay(ctx, e)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("replayed to %s #%d for %s", res.Stream, res.Sequence, e.Consumer), nil
+	})
 }
 
 func (c *Console) discard(req *request) {
-	e, ok := c.entry(req)
-	if !ok {
-		return
-	}
 	note := strings.TrimSpace(req.r.PostForm.Get("note"))
 	if note == "" {
 		c.fail(req, http.StatusBadRequest, "Say why this failure needs no replay: a note is required to discard it.")
 		return
 	}
-	err := c.dlq.Discard(req.r.Context(), e)
-	result := "discarded"
+	c.resolve(req, "discard", note, func(ctx context.Context, e deadletter.Entry) (string, error) {
+		return "discarded", c.dlq.Discard(ctx, e)
+	})
+}
+
+// resolve runs a replay or a discard: one at a time per dead letter (across
+// tabs and replicas: a PostgreSQL advisory lock, and the dead letter read
+// again under it, so the second of two racing actions finds it resolved),
+// with the audit record written before acting ("started") and completed
+// after, so no action goes unrecorded.
+func (c *Console) resolve(req *request, action, note string, act func(context.Context, deadletter.Entry) (string, error)) {
+	ctx := req.r.Context()
+	seq, err := strconv.ParseUint(req.r.PathValue("seq"), 10, 64)
+	if err != nil || seq == 0 {
+		c.fail(req, http.StatusNotFound, "No such failure.")
+		return
+	}
+	conn, err := c.pool.Acquire(ctx)
+	if err != nil {
+		c.internal(req, err)
+		return
+	}
+	defer conn.Release()
+	lockKey := "dlq:" + strconv.FormatUint(seq, 10)
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, lockKey); err != nil {
+		c.internal(req, err)
+		return
+	}
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, lockKey)
+	}()
+	e, ok := c.entry(req) // renders "resolved" when another action won
+	if !ok {
+		return
+	}
+	target := dlqTarget(e.Seq) + " (" + e.Consumer + ", " + e.OriginalMsgID + ")"
+	id, err := c.auditStart(ctx, req.who.Name, action, target, note)
+	if err != nil {
+		c.internal(req, fmt.Errorf("audit record: %w (nothing was done)", err))
+		return
+	}
+	result, err := act(ctx, e)
 	if err != nil {
 		result = "failed: " + err.Error()
 	}
-	c.audit(req, "discard", dlqTarget(e.Seq)+" ("+e.Consumer+", "+e.OriginalMsgID+")", note, result)
+	c.auditFinish(ctx, id, action, req.who.Name, target, result)
 	if err != nil {
 		c.internal(req, err)
 		return
@@ -453,15 +595,37 @@ type Action struct {
 	Result string
 }
 
-// audit records a manual action and counts it.
-func (c *Console) audit(req *request, action, target, note, result string) {
-	ctx := context.WithoutCancel(req.r.Context())
+// auditStart records a manual action before it is taken.
+func (c *Console) auditStart(ctx context.Context, actor, action, target, note string) (int64, error) {
+	var id int64
+	err := c.pool.QueryRow(ctx, `INSERT INTO ops_audit (actor, action, target, note, result) VALUES ($1, $2, $3, $4, 'started') RETURNING id`,
+		actor, action, target, note).Scan(&id)
+	return id, err
+}
+
+// auditFinish records the action's result and counts it.
+func (c *Console) auditFinish(ctx context.Context, id int64, action, actor, target, result string) {
+	ctx = context.WithoutCancel(ctx)
 	c.actions.Add(ctx, 1, metric.WithAttributes(attribute.String("action", action)))
-	if _, err := c.pool.Exec(ctx, `INSERT INTO ops_audit (actor, action, target, note, result) VALUES ($1, $2, $3, $4, $5)`,
-		req.who.Name, action, target, note, result); err != nil {
-		c.log.ErrorContext(ctx, "audit record not stored", "actor", req.who.Name, "action", action, "target", target, "result", result, "error", err)
+	if _, err := c.pool.Exec(ctx, `UPDATE ops_audit SET result = $2 WHERE id = $1`, id, result); err != nil {
+		c.log.ErrorContext(ctx, "audit result not stored", "audit_id", id, "result", result, "error", err)
 	}
-	c.log.InfoContext(ctx, "manual action", "actor", req.who.Name, "action", action, "target", target, "result", result)
+	c.log.InfoContext(ctx, "manual action", "actor", actor, "action", action, "target", target, "result", result)
+}
+
+// Audit records an action taken outside the console (a rebuild through the
+// status API) in the same log.
+func (c *Console) Audit(ctx context.Context, actor, action, target string, do func() (string, error)) error {
+	id, err := c.auditStart(ctx, actor, action, target, "")
+	if err != nil {
+		return fmt.Errorf("audit record: %w (nothing was done)", err)
+	}
+	result, err := do()
+	if err != nil {
+		result = "failed: " + err.Error()
+	}
+	c.auditFinish(ctx, id, action, actor, target, result)
+	return err
 }
 
 func (c *Console) lastAction(ctx context.Context, targetPrefix string) (*Action, error) {

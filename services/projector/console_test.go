@@ -279,3 +279,53 @@ func deadletterGet(f *consoleFixture, seq uint64) (deadletter.Entry, error) {
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// Two operators (or tabs) resolving one failure at once: exactly one
+// action happens and is recorded; the other is told it is resolved.
+func TestConsoleConcurrentActions(t *testing.T) {
+	f := newConsoleFixture(t)
+	f.healthy.Store(true)
+	a, b := f.browser(t), f.browser(t)
+	a.login(operateToken)
+	b.login(operateToken)
+	page := "/console/failures/" + itoa(f.seq)
+	csrfA, csrfB := a.csrf(page), b.csrf(page)
+	codes := make(chan int, 2)
+	go func() {
+		code, _, _ := a.do(http.MethodPost, page+"/replay", url.Values{"csrf": {csrfA}}, nil)
+		codes <- code
+	}()
+	go func() {
+		code, _, _ := b.do(http.MethodPost, page+"/discard", url.Values{"csrf": {csrfB}, "note": {"duplicate"}}, nil)
+		codes <- code
+	}()
+	c1, c2 := <-codes, <-codes
+	if c1 == http.StatusInternalServerError || c2 == http.StatusInternalServerError {
+		t.Fatalf("racing actions: %d and %d", c1, c2)
+	}
+	var n int
+	if err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM ops_audit WHERE result NOT LIKE 'failed%' AND result <> 'started'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || countAudit(t, f) != 1 {
+		t.Fatalf("%d successful actions recorded (%d in all), want exactly 1", n, countAudit(t, f))
+	}
+}
+
+// Logging out ends the session even for a copy of the cookie.
+func TestConsoleLogoutRevokesSession(t *testing.T) {
+	f := newConsoleFixture(t)
+	b := f.browser(t)
+	b.login(readToken)
+	u, _ := url.Parse(f.api)
+	cookies := b.c.Jar.Cookies(u)
+	csrf := b.csrf("/console/")
+	if code, _, _ := b.do(http.MethodPost, "/logout", url.Values{"csrf": {csrf}}, nil); code != http.StatusSeeOther {
+		t.Fatalf("logout: %d", code)
+	}
+	thief := f.browser(t)
+	thief.c.Jar.SetCookies(u, cookies)
+	if code, _, h := thief.do(http.MethodGet, "/console/", nil, nil); code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/login") {
+		t.Fatalf("the logged-out cookie still works: %d %s", code, h.Get("Location"))
+	}
+}

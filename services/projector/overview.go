@@ -57,10 +57,20 @@ type ConsumerLag struct {
 	LastActive  time.Time `json:"last_active"`
 }
 
+// overviewTTL is how long an overview is served before it is read again:
+// page views and status calls in a burst cost one read.
+const overviewTTL = 3 * time.Second
+
 // gatherOverview reads every figure; it never fails as a whole.
 func (c *Console) gatherOverview(ctx context.Context) Overview {
+	c.overviewMu.Lock()
+	defer c.overviewMu.Unlock()
+	if time.Since(c.overviewAt) < overviewTTL {
+		return c.overviewV
+	}
 	o := Gather(ctx, c.js, c.store, c.dlq, c.gatewayURL)
 	o.JaegerConfigured, o.GatewayConfigured = c.jaeger != "", c.gatewayURL != ""
+	c.overviewV, c.overviewAt = o, time.Now()
 	return o
 }
 

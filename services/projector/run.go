@@ -135,7 +135,14 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	api := NewAPI(store, cfg.Tokens, func(ctx context.Context) (RebuildReport, error) { return Rebuild(ctx, pool, js, log) },
+	api := NewAPI(store, cfg.Tokens, func(ctx context.Context) (rep RebuildReport, err error) {
+		who, _ := PrincipalFrom(ctx)
+		err = console.Audit(ctx, who.Name, "rebuild", "projection", func() (string, error) {
+			rep, err = Rebuild(ctx, pool, js, log)
+			return fmt.Sprintf("%d events, %d customers, %.0f events/s", rep.Events, rep.Customers, rep.EventsPerSecond), err
+		})
+		return rep, err
+	},
 		console.gatherOverview, func(ctx context.Context) Digest { return GatherDigest(ctx, js, store, console.dlq) }, log)
 	ln, err := net.Listen("tcp", cfg.OpsAddr)
 	if err != nil {

@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -41,11 +44,33 @@ type Opener struct {
 	consumer string
 	log      *slog.Logger
 	now      func() time.Time
+
+	tickets metric.Int64Counter     // switchyard_support_tickets_total{result}
+	latency metric.Float64Histogram // switchyard_support_ticket_latency_seconds{rule}
 }
 
 // NewOpener wires the handler.
 func NewOpener(desk Desk, rules *Rules, groups map[string]int64, l *ledger.Ledger, js jetstream.JetStream, consumerName string, log *slog.Logger) *Opener {
-	return &Opener{desk: desk, rules: rules, groups: groups, ledger: l, js: js, consumer: consumerName, log: log, now: time.Now}
+	o := &Opener{desk: desk, rules: rules, groups: groups, ledger: l, js: js, consumer: consumerName, log: log, now: time.Now}
+	_ = o.Instrument(noop.NewMeterProvider())
+	return o
+}
+
+// Instrument makes the opener report its metrics to mp: tickets by
+// outcome, and the time from the Stripe event to its ticket.
+func (o *Opener) Instrument(mp metric.MeterProvider) error {
+	m := mp.Meter("github.com/switchyard/switchyard/services/support")
+	var err error
+	if o.tickets, err = m.Int64Counter("switchyard_support_tickets", metric.WithDescription("Ticket outcomes published, by result (opened, failed)")); err != nil {
+		return err
+	}
+	for _, r := range []string{"opened", "failed"} {
+		o.tickets.Add(context.Background(), 0, metric.WithAttributes(attribute.String("result", r)))
+	}
+	o.latency, err = m.Float64Histogram("switchyard_support_ticket_latency", metric.WithUnit("s"),
+		metric.WithDescription("Time from the Stripe event to its ticket being open, by rule"),
+		metric.WithExplicitBucketBoundaries(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600))
+	return err
 }
 
 // ExternalID is the ticket key for (source event, rule): the same on every
@@ -91,12 +116,18 @@ func (o *Opener) Handle(ctx context.Context, m *consumer.Message) error {
 			return fmt.Errorf("rule %s: %w", r.Name, err)
 		}
 		id := subjects.SupportTicketOpened + ":" + r.Name + ":" + m.ID
+		now := o.now()
 		if err := o.publish(ctx, subjects.SupportTicketOpened, id, &supportv1.TicketOpened{
 			EventId: id, CanonicalCustomerId: be.GetMeta().GetCanonicalCustomerId(), SourceEventId: m.ID,
-			OccurredAt: timestamppb.New(o.now()), Rule: r.Name, TicketId: string(ticketID), Priority: priority(r.Priority),
+			OccurredAt: timestamppb.New(now), Rule: r.Name, TicketId: string(ticketID), Priority: priority(r.Priority),
 			Provider: Provider, ExternalId: ext, Group: r.Group,
 		}); err != nil {
 			return err
+		}
+		rule := metric.WithAttributes(attribute.String("rule", r.Name))
+		o.tickets.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "opened")))
+		if at := be.GetMeta().GetOccurredAt(); at != nil {
+			o.latency.Record(ctx, now.Sub(at.AsTime()).Seconds(), rule)
 		}
 	}
 	return nil
@@ -139,6 +170,7 @@ func (o *Opener) OnFailure(ctx context.Context, m *consumer.Message, class errcl
 		}); err != nil {
 			o.log.WarnContext(ctx, "publish support failure outcome", "error", err)
 		}
+		o.tickets.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "failed")))
 		if r.Critical {
 			o.log.ErrorContext(ctx, "CRITICAL: a support ticket could not be opened", "rule", r.Name, "class", class.String(),
 				"replay", "switchyard dlq list --consumer "+o.consumer)

@@ -129,6 +129,9 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	opener := NewOpener(desk, cfg.Rules, cfg.Groups, ledger.New(pool), js, ConsumerName, log)
+	if err := opener.Instrument(base.Tel.Meter); err != nil {
+		return err
+	}
 	cons, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: ConsumerName, Stream: natsbus.StreamBilling, Subjects: []string{wire.BillingAll},
 		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, OnFailure: opener.OnFailure, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,

@@ -164,17 +164,19 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		"OPS_ADDR":              *opsAddr,
 		"GATEWAY_METRICS_URL":   orDefault(getenv("GATEWAY_METRICS_URL"), "http://"+dialAddr(*gatewayAddr)+"/metrics"),
 	})
-	if opsTokens != "" {
-		env = config.Overlay(env, map[string]string{"SWITCHYARD_OPS_TOKENS": opsTokens})
-	}
-	// The alerts service reads the daily digest from the status API.
+	// The alerts service reads the daily digest from the status API with a
+	// read-only token of its own, made up for this run.
 	over2 := map[string]string{"SWITCHYARD_OPS_URL": orDefault(getenv("SWITCHYARD_OPS_URL"), "http://"+dialAddr(*opsAddr))}
-	if getenv("SWITCHYARD_OPS_TOKEN") == "" && getenv("SWITCHYARD_OPS_TOKEN_FILE") == "" {
-		if tok := firstToken(opsTokens); tok != "" {
-			over2["SWITCHYARD_OPS_TOKEN"] = tok
-		} else {
-			over2["ALERTS_DIGEST_AT"] = orDefault(getenv("ALERTS_DIGEST_AT"), "off")
+	if opsTokens != "" {
+		tokens := opsTokens
+		if getenv("SWITCHYARD_OPS_TOKEN") == "" && getenv("SWITCHYARD_OPS_TOKEN_FILE") == "" {
+			alertsTok := randomHex(24)
+			tokens += ",dev-alerts:read:" + alertsTok
+			over2["SWITCHYARD_OPS_TOKEN"] = alertsTok
 		}
+		over2["SWITCHYARD_OPS_TOKENS"] = tokens
+	} else if getenv("SWITCHYARD_OPS_TOKEN") == "" && getenv("SWITCHYARD_OPS_TOKEN_FILE") == "" {
+		over2["ALERTS_DIGEST_AT"] = orDefault(getenv("ALERTS_DIGEST_AT"), "off")
 	}
 	env = config.Overlay(env, over2)
 
@@ -299,15 +301,6 @@ func dialAddr(listen string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// firstToken is the token of the first name:scopes:token entry.
-func firstToken(tokens string) string {
-	first, _, _ := strings.Cut(strings.TrimSpace(tokens), ",")
-	first, _, _ = strings.Cut(first, "\n")
-	_, rest, _ := strings.Cut(strings.TrimSpace(first), ":")
-	_, tok, _ := strings.Cut(rest, ":")
-	return strings.TrimSpace(tok)
 }
 
 // devTokenShown is the token to print: the one dev generated (what a

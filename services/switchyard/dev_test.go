@@ -282,6 +282,11 @@ func TestDevHubSmoke(t *testing.T) {
 	if !st.Healthy || st.IntakeLastHour != 3 || st.WebhookResults["accepted"] != 3 || st.WebhookResults["duplicate"] != 2 || st.DLQTotal != 0 {
 		t.Errorf("switchyard status = %s", out.String())
 	}
+	// Every service's /metrics has the product's metrics, with units in
+	// their names and bounded labels.
+	checkMetrics(t, map[string]string{
+		"gateway": gw, "identity": addr(2), "crm": addr(3), "support": addr(5), "alerts": addr(7), "projector": addr(9),
+	})
 	nc.Close()
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -317,4 +322,79 @@ func getJSON(url, token string, v any) error {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// requiredMetrics are the product spec's metrics, per service (Prometheus
+// names: counters end in _total, durations are in seconds).
+var requiredMetrics = map[string][]string{
+	"gateway": {`switchyard_gateway_webhooks_received_total{result="accepted"}`, `switchyard_gateway_webhooks_received_total{result="duplicate"}`,
+		"switchyard_gateway_ack_latency_seconds_bucket"},
+	"identity": {`switchyard_consumer_processed_total{consumer="identity",result="ack"}`, `switchyard_consumer_failed_total{class="permanent",consumer="identity"}`,
+		`switchyard_consumer_redelivered_total{consumer="identity"}`, `switchyard_consumer_lag{consumer="identity",stream="STRIPE"}`,
+		"switchyard_consumer_handle_duration_seconds_bucket"},
+	"crm": {`switchyard_crm_sync_total{result="synced"}`, `switchyard_crm_sync_total{result="failed"}`, `switchyard_consumer_lag{consumer="crm",stream="BILLING"}`},
+	"support": {`switchyard_support_tickets_total{result="opened"}`, "switchyard_support_ticket_latency_seconds_bucket",
+		`switchyard_consumer_lag{consumer="support",stream="BILLING"}`},
+	"alerts": {`switchyard_consumer_lag{consumer="alerts",stream="DLQ"}`},
+	"projector": {`switchyard_dlq_depth{class="permanent"}`, "switchyard_open_failures", `switchyard_ops_manual_actions_total{action="replay"}`,
+		`switchyard_consumer_lag{consumer="projector",stream="SUPPORT"}`, `switchyard_consumer_lag{consumer="projector",stream="BILLING"}`, `switchyard_consumer_lag{consumer="projector",stream="CRM"}`},
+}
+
+// allowedLabels bounds every switchyard_ series' label names; ids, emails
+// and amounts never become label values.
+var (
+	allowedLabels = map[string]bool{"consumer": true, "stream": true, "result": true, "class": true, "rule": true, "action": true,
+		"api_version": true, "livemode": true, "le": true, "otel_scope_name": true, "otel_scope_version": true, "otel_scope_schema_url": true}
+	unboundedValue = regexp.MustCompile(`(evt|cus|cust|in|ch|pi|sub|re|dp)_[A-Za-z0-9]|@|^[0-9]{3,}$`)
+	seriesLine     = regexp.MustCompile(`^(switchyard_[a-z_]+)\{([^}]*)\} `)
+	labelPair      = regexp.MustCompile(`([a-z_]+)="((?:[^"\\]|\\.)*)"`)
+)
+
+func checkMetrics(t *testing.T, addrs map[string]string) {
+	t.Helper()
+	for svc, a := range addrs {
+		resp, err := http.Get("http://" + a + "/metrics")
+		if err != nil {
+			t.Fatalf("%s /metrics: %v", svc, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		text := string(body)
+		for _, want := range requiredMetrics[svc] {
+			name, labels, _ := strings.Cut(want, "{")
+			found := false
+			for _, line := range strings.Split(text, "\n") {
+				if !strings.HasPrefix(line, name) {
+					continue
+				}
+				ok := true
+				for _, l := range strings.Split(strings.TrimSuffix(labels, "}"), ",") {
+					if l != "" && !strings.Contains(line, l) {
+						ok = false
+					}
+				}
+				if ok {
+					found = true
+					break
+				}
+			}
+			if !found {
+				t.Errorf("%s /metrics lacks %s", svc, want)
+			}
+		}
+		for _, line := range strings.Split(text, "\n") {
+			m := seriesLine.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			for _, lp := range labelPair.FindAllStringSubmatch(m[2], -1) {
+				if !allowedLabels[lp[1]] {
+					t.Errorf("%s: %s has label %q outside the bounded set", svc, m[1], lp[1])
+				}
+				if lp[1] != "le" && unboundedValue.MatchString(lp[2]) {
+					t.Errorf("%s: %s label %s=%q looks unbounded (an id, email or number)", svc, m[1], lp[1], lp[2])
+				}
+			}
+		}
+	}
 }

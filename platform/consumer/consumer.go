@@ -58,6 +58,10 @@ type Message struct {
 	Sequence  uint64 // stream sequence
 	Attempt   int    // 1 on the first delivery
 	Published time.Time
+	// Customer is set by the handler once it knows whom the message is
+	// about (a canonical customer id): the consumer's log lines about the
+	// message then carry it as customer_id.
+	Customer string
 
 	msg jetstream.Msg
 }
@@ -396,7 +400,11 @@ func (c *Consumer) startSpan(ctx context.Context, m *Message) (context.Context, 
 			attribute.String("messaging.message.id", m.ID),
 			attribute.Int("messaging.nats.delivery.attempt", m.Attempt),
 		))
-	return logging.WithEventID(ctx, m.ID), span
+	ctx = logging.WithEventID(ctx, m.ID)
+	if rid := m.Header.Get(wire.HeaderRequestID); rid != "" {
+		ctx = logging.WithRequestID(ctx, rid) // the webhook request that stored it
+	}
+	return ctx, span
 }
 
 func (c *Consumer) handle(ctx context.Context, jm jetstream.Msg) {
@@ -411,6 +419,9 @@ func (c *Consumer) handle(ctx context.Context, jm jetstream.Msg) {
 	stopKeepAlive := c.keepAlive(m)
 	defer stopKeepAlive() // through settle too: it may wait on the database and the DLQ
 	err := c.call(ctx, []*Message{m})
+	if m.Customer != "" {
+		ctx = logging.WithCustomerID(ctx, m.Customer)
+	}
 	c.observe(ctx, m, c.now().Sub(start), span, err)
 	c.settle(ctx, m, err)
 }
@@ -533,6 +544,7 @@ func (c *Consumer) settle(ctx context.Context, m *Message, herr error) {
 			log.WarnContext(ctx, "ack failed; the message will be redelivered and deduplicated", "consumer", name, "error", err)
 		}
 		c.m.processed.Add(ctx, 1, c.m.attrs("ack"))
+		log.DebugContext(ctx, "message handled", "consumer", name, "subject", m.Subject, "attempt", m.Attempt)
 		return
 	}
 	class := errclass.Of(herr)

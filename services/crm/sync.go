@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/logging"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	crmv1 "github.com/switchyard/switchyard/proto/gen/switchyard/crm/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
@@ -68,6 +69,10 @@ func (s *Syncer) Handle(ctx context.Context, m *consumer.Message) error {
 	msg, err := subjects.Decode(m.Subject, m.Data)
 	if err != nil {
 		return errclass.Permanent(err)
+	}
+	if be, ok := msg.(subjects.BillingEvent); ok {
+		m.Customer = be.GetMeta().GetCanonicalCustomerId()
+		ctx = logging.WithCustomerID(ctx, m.Customer)
 	}
 	email, props, ok := contactUpdate(msg)
 	if !ok {

@@ -177,6 +177,7 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.metrics.received.Add(ctx, 1, h.metrics.byResult[result])
 	h.metrics.ackLatency.Record(ctx, h.now().Sub(received).Seconds())
+	h.log.DebugContext(ctx, "webhook stored", "type", ev.Type, "duplicate", ack.Duplicate, "stream_sequence", ack.Sequence)
 	if versionStatus == "mismatch" && !ack.Duplicate { // counted once per stored event, not per retry
 		h.metrics.mismatch.Add(ctx, 1, metric.WithAttributes(attribute.String("api_version", ev.APIVersion)))
 		h.log.InfoContext(ctx, "accepted event in a non-pinned API version", "api_version", ev.APIVersion, "pinned", PinnedAPIVersion)

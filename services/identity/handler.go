@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/switchyard/switchyard/platform/consumer"
@@ -35,11 +39,32 @@ type Service struct {
 	js     jetstream.JetStream
 	stripe StripeReader // nil: no Stripe API configured
 	log    *slog.Logger
+	events metric.Int64Counter // switchyard_identity_events_published_total{subject}
 }
 
 // NewService wires the handler. charges may be nil.
 func NewService(store *Store, js jetstream.JetStream, stripe StripeReader, log *slog.Logger) *Service {
-	return &Service{store: store, js: js, stripe: stripe, log: log}
+	s := &Service{store: store, js: js, stripe: stripe, log: log}
+	_ = s.Instrument(noop.NewMeterProvider())
+	return s
+}
+
+// Instrument counts the domain events published, by subject (a bounded
+// set: subjects.All), in mp; billing.payment.succeeded is the "paid
+// events" the automation failure rate is measured against.
+func (s *Service) Instrument(mp metric.MeterProvider) error {
+	var err error
+	s.events, err = mp.Meter("github.com/switchyard/switchyard/services/identity").Int64Counter("switchyard_identity_events_published",
+		metric.WithDescription("Domain events published on billing.>, by subject"))
+	if err != nil {
+		return err
+	}
+	for _, b := range subjects.All() {
+		if strings.HasPrefix(b.Subject, "billing.") {
+			s.events.Add(context.Background(), 0, metric.WithAttributes(attribute.String("subject", b.Subject)))
+		}
+	}
+	return nil
 }
 
 // versioned lists the object kinds whose state an event replaces; other
@@ -105,6 +130,7 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 		return fmt.Errorf("resolve customer: %w", err)
 	}
 	ctx = logging.WithCustomerID(ctx, res.CanonicalID)
+	m.Customer = res.CanonicalID
 	// Domain events are facts with their occurred_at: a late one is still
 	// published, so every delivery order yields the same set of events, and
 	// subscribers apply the per-object version rule (newest occurred_at
@@ -137,7 +163,11 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 }
 
 func (s *Service) publish(ctx context.Context, o Outgoing) error {
-	return natsbus.PublishProto(ctx, s.js, o.Subject, o.MsgID, o.Message)
+	if err := natsbus.PublishProto(ctx, s.js, o.Subject, o.MsgID, o.Message); err != nil {
+		return err
+	}
+	s.events.Add(ctx, 1, metric.WithAttributes(attribute.String("subject", o.Subject)))
+	return nil
 }
 
 // mergeAnnouncement tells subscribers which canonical customers the event

@@ -103,6 +103,9 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		reader = newStripeAPI(cfg.StripeAPIKey.Reveal(), cfg.StripeAPIBase)
 	}
 	svc := NewService(NewStore(pool), js, reader, log)
+	if err := svc.Instrument(base.Tel.Meter); err != nil {
+		return err
+	}
 	cons, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: cfg.ConsumerName, Stream: natsbus.StreamStripe, Subjects: []string{wire.StripeEventsAll},
 		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter,

@@ -17,6 +17,7 @@ import (
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/logging"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	supportv1 "github.com/switchyard/switchyard/proto/gen/switchyard/support/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
@@ -87,6 +88,8 @@ func (o *Opener) Handle(ctx context.Context, m *consumer.Message) error {
 	if !ok {
 		return nil
 	}
+	m.Customer = be.GetMeta().GetCanonicalCustomerId()
+	ctx = logging.WithCustomerID(ctx, m.Customer)
 	data, final := ticketData(msg)
 	for _, r := range o.rules.Match(m.Subject, final) {
 		if skipSuperseded(be, r) {

@@ -80,7 +80,8 @@ func TestDevHubSmoke(t *testing.T) {
 			env = append(env, kv)
 		}
 	}
-	cmd.Env = env
+	// Debug logging: the redaction check below reads every line.
+	cmd.Env = append(env, "LOG_LEVEL=debug")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -282,6 +283,42 @@ func TestDevHubSmoke(t *testing.T) {
 	if !st.Healthy || st.IntakeLastHour != 3 || st.WebhookResults["accepted"] != 3 || st.WebhookResults["duplicate"] != 2 || st.DLQTotal != 0 {
 		t.Errorf("switchyard status = %s", out.String())
 	}
+	// Secrets, whole emails and card-like data in a payload never reach a
+	// log line; the correlation ids do.
+	leaky := bytes.Replace(testkit.StripeEvent(t, "customer.updated.email-set"), []byte(`"metadata": {`),
+		[]byte(`"metadata": {"note": "card 4242 4242 4242 4242 exp 12/34 cvc 123", "api_key": "sk_live_51LeakyKeyDoNotLog", "pan": "4000056655665556",`), 1)
+	if !bytes.Contains(leaky, []byte("sk_live_51LeakyKeyDoNotLog")) {
+		t.Fatal("the fixture has no metadata object to put the leaky data in")
+	}
+	leaky = bytes.Replace(leaky, []byte(`"id": "evt_`), []byte(`"id": "evt_leaky`), 1)
+	leakyFile := filepath.Join(t.TempDir(), "leaky.json")
+	if err := os.WriteFile(leakyFile, leaky, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := run(context.Background(), []string{"send", "--url", "http://" + gw + "/webhooks/stripe", "--secret", secret, leakyFile},
+		os.Getenv, nil, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("send the leaky event: exit %d", code)
+	}
+	testkit.WaitFor(t, 20*time.Second, "the leaky event projected", func() bool {
+		var res struct {
+			Customers []json.RawMessage `json:"customers"`
+		}
+		return getJSON(ops+"/v1/customers?stripe_event_id=evt_leaky"+strings.TrimPrefix(reFixtureEventID(leaky), "evt_leaky"), opsToken, &res) == nil && len(res.Customers) == 1
+	})
+	logs := stderr.String()
+	for _, secretish := range []string{secret, opsToken, "sk_live_51LeakyKeyDoNotLog", "4242 4242 4242 4242", "4242424242424242", "4000056655665556",
+		"jenny.rosen@example.com", "cvc 123"} {
+		if strings.Contains(logs, secretish) {
+			i := strings.Index(logs, secretish)
+			t.Errorf("a log line contains %q: …%s…", secretish, logs[max(0, i-200):min(len(logs), i+100)])
+		}
+	}
+	for _, key := range []string{`"request_id":"`, `"event_id":"`, `"customer_id":"`, `"trace_id":"`} {
+		if !strings.Contains(logs, key) {
+			t.Errorf("no log line carries %s", key)
+		}
+	}
+
 	// Every service's /metrics has the product's metrics, with units in
 	// their names and bounded labels.
 	checkMetrics(t, map[string]string{
@@ -397,4 +434,13 @@ func checkMetrics(t *testing.T, addrs map[string]string) {
 			}
 		}
 	}
+}
+
+// reFixtureEventID returns the event id in a Stripe event JSON.
+func reFixtureEventID(raw []byte) string {
+	var ev struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(raw, &ev)
+	return ev.ID
 }

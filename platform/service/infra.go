@@ -22,7 +22,7 @@ import (
 // Postgres opens the pool at url (closed after the service's other parts)
 // and migrates the done-effects ledger every consuming service keeps.
 func (b *Base) Postgres(ctx context.Context, url string) (*pgxpool.Pool, error) {
-	pool, err := postgres.Open(ctx, url, nil)
+	pool, err := postgres.Open(ctx, url, postgres.Tracer(b.Tel.Tracer))
 	if err != nil {
 		return nil, err
 	}

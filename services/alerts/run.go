@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/switchyard/switchyard/platform/config"
@@ -12,6 +13,7 @@ import (
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/service"
+	"github.com/switchyard/switchyard/platform/telemetry"
 	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/alerts/slack"
@@ -102,7 +104,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	sl, err := slack.New(cfg.SlackURL, nil)
+	sl, err := slack.New(cfg.SlackURL, telemetry.HTTPClient(base.Tel.Tracer, &http.Client{Timeout: 10 * time.Second}, "slack"))
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -15,6 +16,7 @@ import (
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/service"
+	"github.com/switchyard/switchyard/platform/telemetry"
 	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/crm/hubspot"
 )
@@ -91,7 +93,8 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	hs, err := hubspot.New(hubspot.Config{BaseURL: cfg.HubSpotURL, Token: cfg.HubSpotToken})
+	hs, err := hubspot.New(hubspot.Config{BaseURL: cfg.HubSpotURL, Token: cfg.HubSpotToken,
+		HTTPClient: telemetry.HTTPClient(base.Tel.Tracer, &http.Client{Timeout: 30 * time.Second}, "hubspot")})
 	if err != nil {
 		return err
 	}

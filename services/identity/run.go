@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
@@ -17,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/service"
+	"github.com/switchyard/switchyard/platform/telemetry"
 	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/proto/wire"
 )
@@ -100,7 +102,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 
 	var reader StripeReader
 	if cfg.StripeAPIKey.IsSet() {
-		reader = newStripeAPI(cfg.StripeAPIKey.Reveal(), cfg.StripeAPIBase)
+		reader = newStripeAPI(cfg.StripeAPIKey.Reveal(), cfg.StripeAPIBase, telemetry.HTTPClient(base.Tel.Tracer, &http.Client{Timeout: 80 * time.Second}, "stripe"))
 	}
 	svc := NewService(NewStore(pool), js, reader, log)
 	if err := svc.Instrument(base.Tel.Meter); err != nil {
@@ -142,13 +144,13 @@ func subjectToken(s string) bool {
 // API (or an emulator at base).
 type stripeAPI struct{ api *client.API }
 
-func newStripeAPI(key, base string) *stripeAPI {
-	var backends *stripe.Backends
+func newStripeAPI(key, base string, hc *http.Client) *stripeAPI {
+	cfg := &stripe.BackendConfig{MaxNetworkRetries: stripe.Int64(2), HTTPClient: hc}
 	if base != "" {
-		b := stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{URL: stripe.String(base), MaxNetworkRetries: stripe.Int64(2)})
-		backends = &stripe.Backends{API: b, Connect: b, Uploads: b}
+		cfg.URL = stripe.String(base)
 	}
-	return &stripeAPI{api: client.New(key, backends)}
+	b := stripe.GetBackendWithConfig(stripe.APIBackend, cfg)
+	return &stripeAPI{api: client.New(key, &stripe.Backends{API: b, Connect: b, Uploads: b})}
 }
 
 func (s *stripeAPI) ChargeCustomer(ctx context.Context, id string) (string, string, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/service"
+	"github.com/switchyard/switchyard/platform/telemetry"
 	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/support/zendesk"
 )
@@ -124,7 +126,8 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	desk, err := zendesk.New(zendesk.Config{BaseURL: cfg.ZendeskURL, Email: cfg.ZendeskUser, APIToken: cfg.ZendeskKey})
+	desk, err := zendesk.New(zendesk.Config{BaseURL: cfg.ZendeskURL, Email: cfg.ZendeskUser, APIToken: cfg.ZendeskKey,
+		HTTPClient: telemetry.HTTPClient(base.Tel.Tracer, &http.Client{Timeout: 30 * time.Second}, "zendesk")})
 	if err != nil {
 		return err
 	}

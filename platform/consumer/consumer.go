@@ -421,6 +421,7 @@ func (c *Consumer) handle(ctx context.Context, jm jetstream.Msg) {
 	err := c.call(ctx, []*Message{m})
 	if m.Customer != "" {
 		ctx = logging.WithCustomerID(ctx, m.Customer)
+		span.SetAttributes(attribute.String("switchyard.customer_id", m.Customer))
 	}
 	c.observe(ctx, m, c.now().Sub(start), span, err)
 	c.settle(ctx, m, err)

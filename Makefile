@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 BIN   := $(CURDIR)/bin
 
-.PHONY: run test lint build bench proto clean
+.PHONY: run test e2e lint build bench proto clean
 
 ## run: the whole hub locally (embedded NATS, private or DATABASE_URL PostgreSQL)
 run: build
@@ -11,6 +11,11 @@ run: build
 ## test: every module's tests against real NATS and real PostgreSQL
 test:
 	scripts/test.sh
+
+## e2e: end-to-end tracing: the dev hub exports to a real Jaeger (scripts/jaeger, built
+## by `go tool` outside go.work) and one failed payment is one trace across every service
+e2e:
+	scripts/e2e.sh
 
 ## lint: gofmt, go vet and staticcheck over every module
 lint:

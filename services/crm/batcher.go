@@ -6,6 +6,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/services/crm/hubspot"
 )
@@ -108,10 +112,25 @@ func (b *batcher) Run(ctx context.Context) error {
 
 func (b *batcher) send(ctx context.Context, batch []*batchReq) {
 	inputs := make([]hubspot.ContactInput, len(batch))
+	var links []trace.Link // the other events' spans (the first is the parent)
 	for i, r := range batch {
 		inputs[i] = r.in
+		if i > 0 {
+			links = append(links, trace.Link{SpanContext: trace.SpanContextFromContext(r.ctx)})
+		}
 	}
+	// The call belongs to the first event's trace and links to the others',
+	// so each event's trace shows the HubSpot call that carried it.
+	first := trace.SpanFromContext(batch[0].ctx)
+	ctx, span := first.TracerProvider().Tracer("github.com/switchyard/switchyard/services/crm").Start(
+		trace.ContextWithSpanContext(ctx, first.SpanContext()), "hubspot batch upsert",
+		trace.WithLinks(links...), trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(batch))))
+	defer span.End()
 	results, err := b.up.UpsertContacts(ctx, inputs)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, errclass.Of(err).String())
+	}
 	for i, r := range batch {
 		switch {
 		case err != nil && len(results) != len(batch):

@@ -182,14 +182,23 @@ func (o Options) LogValue() slog.Value {
 // for the PubAck. Every outcome and domain event goes out this way, so a
 // republish with the same id is deduplicated. Errors are classified.
 func PublishProto(ctx context.Context, js jetstream.JetStream, subject, msgID string, m proto.Message) error {
+	_, err := PublishProtoFirst(ctx, js, subject, msgID, m)
+	return err
+}
+
+// PublishProtoFirst is PublishProto that also says whether this publish
+// stored the message (false: JetStream already had its id), so metrics
+// count each message once.
+func PublishProtoFirst(ctx context.Context, js jetstream.JetStream, subject, msgID string, m proto.Message) (bool, error) {
 	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	if err != nil {
-		return errclass.Permanent(fmt.Errorf("encode %s: %w", subject, err))
+		return false, errclass.Permanent(fmt.Errorf("encode %s: %w", subject, err))
 	}
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{wire.HeaderMsgID: {msgID}}}
 	telemetry.Inject(ctx, msg.Header)
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
-		return errclass.Transient(fmt.Errorf("publish %s: %w", subject, err))
+	ack, err := js.PublishMsg(ctx, msg)
+	if err != nil {
+		return false, errclass.Transient(fmt.Errorf("publish %s: %w", subject, err))
 	}
-	return nil
+	return !ack.Duplicate, nil
 }

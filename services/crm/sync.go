@@ -125,10 +125,13 @@ func (s *Syncer) OnFailure(ctx context.Context, m *consumer.Message, class errcl
 }
 
 func (s *Syncer) publish(ctx context.Context, subject, id string, m proto.Message) error {
-	if err := natsbus.PublishProto(ctx, s.js, subject, id, m); err != nil {
+	first, err := natsbus.PublishProtoFirst(ctx, s.js, subject, id, m)
+	if err != nil {
 		return err
 	}
-	s.outcomes.Add(ctx, 1, metric.WithAttributes(attribute.String("result", strings.TrimPrefix(subject, "crm.contact."))))
+	if first {
+		s.outcomes.Add(ctx, 1, metric.WithAttributes(attribute.String("result", strings.TrimPrefix(subject, "crm.contact."))))
+	}
 	return nil
 }
 

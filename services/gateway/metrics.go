@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -64,6 +65,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	out := &metrics{received: received, ackLatency: ack, mismatch: mismatch, livemode: livemode, byResult: map[string]metric.AddOption{}}
 	for _, r := range allResults {
 		out.byResult[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", r)))
+		out.received.Add(context.Background(), 0, out.byResult[r]) // every result's series exists from the start
 	}
 	return out, nil
 }

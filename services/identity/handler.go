@@ -163,10 +163,13 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 }
 
 func (s *Service) publish(ctx context.Context, o Outgoing) error {
-	if err := natsbus.PublishProto(ctx, s.js, o.Subject, o.MsgID, o.Message); err != nil {
+	first, err := natsbus.PublishProtoFirst(ctx, s.js, o.Subject, o.MsgID, o.Message)
+	if err != nil {
 		return err
 	}
-	s.events.Add(ctx, 1, metric.WithAttributes(attribute.String("subject", o.Subject)))
+	if first { // invoice.paid and invoice.payment_succeeded publish one payment once
+		s.events.Add(ctx, 1, metric.WithAttributes(attribute.String("subject", o.Subject)))
+	}
 	return nil
 }
 

@@ -128,7 +128,6 @@ func (o *Opener) Handle(ctx context.Context, m *consumer.Message) error {
 			return err
 		}
 		rule := metric.WithAttributes(attribute.String("rule", r.Name))
-		o.tickets.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "opened")))
 		if at := be.GetMeta().GetOccurredAt(); at != nil {
 			o.latency.Record(ctx, now.Sub(at.AsTime()).Seconds(), rule)
 		}
@@ -173,7 +172,6 @@ func (o *Opener) OnFailure(ctx context.Context, m *consumer.Message, class errcl
 		}); err != nil {
 			o.log.WarnContext(ctx, "publish support failure outcome", "error", err)
 		}
-		o.tickets.Add(ctx, 1, metric.WithAttributes(attribute.String("result", "failed")))
 		if r.Critical {
 			o.log.ErrorContext(ctx, "CRITICAL: a support ticket could not be opened", "rule", r.Name, "class", class.String(),
 				"replay", "switchyard dlq list --consumer "+o.consumer)
@@ -181,8 +179,18 @@ func (o *Opener) OnFailure(ctx context.Context, m *consumer.Message, class errcl
 	}
 }
 
+// publish publishes an outcome and counts it once (not again when a
+// redelivery publishes it again).
 func (o *Opener) publish(ctx context.Context, subject, id string, m proto.Message) error {
-	return natsbus.PublishProto(ctx, o.js, subject, id, m)
+	first, err := natsbus.PublishProtoFirst(ctx, o.js, subject, id, m)
+	if err == nil && first {
+		result := "opened"
+		if subject == subjects.SupportTicketFailed {
+			result = "failed"
+		}
+		o.tickets.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
+	}
+	return err
 }
 
 func priority(p string) supportv1.Priority {

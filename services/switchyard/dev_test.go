@@ -368,7 +368,7 @@ var requiredMetrics = map[string][]string{
 		"switchyard_gateway_ack_latency_seconds_bucket"},
 	"identity": {`switchyard_consumer_processed_total{consumer="identity",result="ack"}`, `switchyard_consumer_failed_total{class="permanent",consumer="identity"}`,
 		`switchyard_consumer_redelivered_total{consumer="identity"}`, `switchyard_consumer_lag{consumer="identity",stream="STRIPE"}`,
-		"switchyard_consumer_handle_duration_seconds_bucket"},
+		"switchyard_consumer_handle_duration_seconds_bucket", `switchyard_identity_events_published_total{subject="billing.payment.succeeded"}`},
 	"crm": {`switchyard_crm_sync_total{result="synced"}`, `switchyard_crm_sync_total{result="failed"}`, `switchyard_consumer_lag{consumer="crm",stream="BILLING"}`},
 	"support": {`switchyard_support_tickets_total{result="opened"}`, "switchyard_support_ticket_latency_seconds_bucket",
 		`switchyard_consumer_lag{consumer="support",stream="BILLING"}`},
@@ -380,9 +380,9 @@ var requiredMetrics = map[string][]string{
 // allowedLabels bounds every switchyard_ series' label names; ids, emails
 // and amounts never become label values.
 var (
-	allowedLabels = map[string]bool{"consumer": true, "stream": true, "result": true, "class": true, "rule": true, "action": true,
+	allowedLabels = map[string]bool{"consumer": true, "stream": true, "result": true, "class": true, "rule": true, "action": true, "subject": true,
 		"api_version": true, "livemode": true, "le": true, "otel_scope_name": true, "otel_scope_version": true, "otel_scope_schema_url": true}
-	unboundedValue = regexp.MustCompile(`(evt|cus|cust|in|ch|pi|sub|re|dp)_[A-Za-z0-9]|@|^[0-9]{3,}$`)
+	unboundedValue = regexp.MustCompile(`(^|[^a-z])(evt|cus|cust|in|ch|pi|sub|re|dp)_[A-Za-z0-9]{6,}|@|^[0-9]{3,}$`)
 	seriesLine     = regexp.MustCompile(`^(switchyard_[a-z_]+)\{([^}]*)\} `)
 	labelPair      = regexp.MustCompile(`([a-z_]+)="((?:[^"\\]|\\.)*)"`)
 )

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard/switchyard/platform/deadletter"
 	"github.com/switchyard/switchyard/platform/opsauth"
 )
 
@@ -38,8 +39,19 @@ type API struct {
 	rebuild Rebuilder
 	status  Statuser
 	digest  Digester
+	dead    DeadLetterActions
 	log     *slog.Logger
 }
+
+// DeadLetterActions replays and discards dead letters for a principal,
+// audited (the console implements it).
+type DeadLetterActions interface {
+	Replay(ctx context.Context, actor string, seq uint64) (string, error)
+	Discard(ctx context.Context, actor string, seq uint64, note string) (string, error)
+}
+
+// WithDeadLetters enables POST /v1/dead-letters/{seq}/replay and /discard.
+func (a *API) WithDeadLetters(d DeadLetterActions) *API { a.dead = d; return a }
 
 // NewAPI returns the status API over store. With no tokens every request
 // but the OpenAPI document is refused (Run refuses to start that way in
@@ -65,6 +77,8 @@ func (a *API) Handler(extra ...func(*http.ServeMux)) http.Handler {
 	mux.Handle("POST /v1/rebuild", a.auth(opsauth.ScopeOperate, a.postRebuild))
 	mux.Handle("GET /v1/status", a.auth(opsauth.ScopeRead, a.getStatus))
 	mux.Handle("GET /v1/digest", a.auth(opsauth.ScopeRead, a.getDigest))
+	mux.Handle("POST /v1/dead-letters/{seq}/replay", a.auth(opsauth.ScopeOperate, a.deadLetterAction))
+	mux.Handle("POST /v1/dead-letters/{seq}/discard", a.auth(opsauth.ScopeOperate, a.deadLetterAction))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint; see /v1/openapi.json")
 	})
@@ -265,6 +279,51 @@ func (a *API) getDigest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, a.digest(r.Context()))
+}
+
+// ActionResult answers a dead-letter action.
+type ActionResult struct {
+	Seq    uint64 `json:"seq"`
+	Action string `json:"action"` // replay | discard
+	By     string `json:"by"`
+	Result string `json:"result"`
+}
+
+func (a *API) deadLetterAction(w http.ResponseWriter, r *http.Request) {
+	if a.dead == nil {
+		writeError(w, http.StatusNotImplemented, "not_configured", "dead-letter actions are not available here")
+		return
+	}
+	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+	if err != nil || seq == 0 {
+		writeError(w, http.StatusNotFound, "not_found", "no open dead letter with this sequence")
+		return
+	}
+	p, _ := PrincipalFrom(r.Context())
+	ctx := context.WithoutCancel(r.Context()) // a client giving up does not stop it half way
+	res := ActionResult{Seq: seq, By: p.Name}
+	if strings.HasSuffix(r.URL.Path, "/discard") {
+		var body struct {
+			Note string `json:"note"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&body); err != nil || strings.TrimSpace(body.Note) == "" {
+			writeError(w, http.StatusBadRequest, "invalid", `send {"note": "why no replay is needed"}`)
+			return
+		}
+		res.Action = "discard"
+		res.Result, err = a.dead.Discard(ctx, p.Name, seq, strings.TrimSpace(body.Note))
+	} else {
+		res.Action = "replay"
+		res.Result, err = a.dead.Replay(ctx, p.Name, seq)
+	}
+	switch {
+	case errors.Is(err, deadletter.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "no open dead letter with this sequence (replayed or discarded already?)")
+	case err != nil:
+		a.fail(w, r, err)
+	default:
+		writeJSON(w, http.StatusOK, res)
+	}
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -533,52 +533,76 @@ func (c *Console) discard(req *request) {
 	})
 }
 
-// resolve runs a replay or a discard: one at a time per dead letter (across
-// tabs and replicas: a PostgreSQL advisory lock, and the dead letter read
-// again under it, so the second of two racing actions finds it resolved),
-// with the audit record written before acting ("started") and completed
-// after, so no action goes unrecorded.
+// resolve runs a replay or a discard from the console (see Resolve).
 func (c *Console) resolve(req *request, action, note string, act func(context.Context, deadletter.Entry) (string, error)) {
-	ctx := req.r.Context()
 	seq, err := strconv.ParseUint(req.r.PathValue("seq"), 10, 64)
 	if err != nil || seq == 0 {
 		c.fail(req, http.StatusNotFound, "No such failure.")
 		return
 	}
+	_, err = c.Resolve(req.r.Context(), req.who.Name, seq, action, note, act)
+	switch {
+	case errors.Is(err, deadletter.ErrNotFound):
+		c.entry(req) // renders how it was resolved
+	case err != nil:
+		c.internal(req, err)
+	default:
+		http.Redirect(req.w, req.r, "/console/failures/"+strconv.FormatUint(seq, 10), http.StatusSeeOther)
+	}
+}
+
+// Resolve runs a replay or a discard of dead letter seq for actor: one at
+// a time per dead letter (across tabs, the API and replicas: a PostgreSQL
+// advisory lock, and the dead letter read again under it, so the second of
+// two racing actions gets deadletter.ErrNotFound), with the audit record
+// written before acting ("started") and completed after, so no action goes
+// unrecorded.
+func (c *Console) Resolve(ctx context.Context, actor string, seq uint64, action, note string, act func(context.Context, deadletter.Entry) (string, error)) (string, error) {
 	conn, err := c.pool.Acquire(ctx)
 	if err != nil {
-		c.internal(req, err)
-		return
+		return "", err
 	}
 	defer conn.Release()
 	lockKey := "dlq:" + strconv.FormatUint(seq, 10)
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, lockKey); err != nil {
-		c.internal(req, err)
-		return
+		return "", err
 	}
 	defer func() {
 		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, lockKey)
 	}()
-	e, ok := c.entry(req) // renders "resolved" when another action won
-	if !ok {
-		return
+	e, err := c.dlq.Get(ctx, seq)
+	if err != nil {
+		return "", err
 	}
 	target := dlqTarget(e.Seq) + " (" + e.Consumer + ", " + e.OriginalMsgID + ")"
-	id, err := c.auditStart(ctx, req.who.Name, action, target, note)
+	id, err := c.auditStart(ctx, actor, action, target, note)
 	if err != nil {
-		c.internal(req, fmt.Errorf("audit record: %w (nothing was done)", err))
-		return
+		return "", fmt.Errorf("audit record: %w (nothing was done)", err)
 	}
 	result, err := act(ctx, e)
 	if err != nil {
 		result = "failed: " + err.Error()
 	}
-	c.auditFinish(ctx, id, action, req.who.Name, target, result)
-	if err != nil {
-		c.internal(req, err)
-		return
-	}
-	http.Redirect(req.w, req.r, "/console/failures/"+strconv.FormatUint(e.Seq, 10), http.StatusSeeOther)
+	c.auditFinish(ctx, id, action, actor, target, result)
+	return result, err
+}
+
+// Replay replays dead letter seq for actor (audited).
+func (c *Console) Replay(ctx context.Context, actor string, seq uint64) (string, error) {
+	return c.Resolve(ctx, actor, seq, "replay", "", func(ctx context.Context, e deadletter.Entry) (string, error) {
+		res, err := c.dlq.Replay(ctx, e)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("replayed to %s #%d for %s", res.Stream, res.Sequence, e.Consumer), nil
+	})
+}
+
+// Discard discards dead letter seq for actor with a note (audited).
+func (c *Console) Discard(ctx context.Context, actor string, seq uint64, note string) (string, error) {
+	return c.Resolve(ctx, actor, seq, "discard", note, func(ctx context.Context, e deadletter.Entry) (string, error) {
+		return "discarded", c.dlq.Discard(ctx, e)
+	})
 }
 
 func dlqTarget(seq uint64) string { return "dlq " + strconv.FormatUint(seq, 10) }

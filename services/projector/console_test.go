@@ -329,3 +329,37 @@ func TestConsoleLogoutRevokesSession(t *testing.T) {
 		t.Fatalf("the logged-out cookie still works: %d %s", code, h.Get("Location"))
 	}
 }
+
+// The status API replays and discards dead letters for operate tokens,
+// audited like the console's actions.
+func TestAPIDeadLetterActions(t *testing.T) {
+	f := newConsoleFixture(t)
+	f.healthy.Store(true)
+	path := "/v1/dead-letters/" + itoa(f.seq)
+	if code, _ := f.do(t, http.MethodPost, path+"/replay", readToken); code != http.StatusForbidden {
+		t.Fatalf("read token: %d, want 403", code)
+	}
+	req, _ := http.NewRequest(http.MethodPost, f.api+path+"/discard", strings.NewReader(`{"note": "  "}`))
+	req.Header.Set("Authorization", "Bearer "+operateToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("discard without a note: %d, want 400", resp.StatusCode)
+	}
+	code, body := f.do(t, http.MethodPost, path+"/replay", operateToken)
+	validateResponse(t, http.MethodPost, "/v1/dead-letters/{seq}/replay", code, body)
+	if code != http.StatusOK || !strings.Contains(string(body), `"by":"founder"`) || !strings.Contains(string(body), "replayed to BILLING #") {
+		t.Fatalf("replay: %d %s", code, body)
+	}
+	testkit.WaitFor(t, 20*time.Second, "the replayed message handled", func() bool { return f.handled.Load() == 1 })
+	if code, body := f.do(t, http.MethodPost, path+"/replay", operateToken); code != http.StatusNotFound {
+		t.Fatalf("second replay: %d %s, want 404", code, body)
+	}
+	var actor, action string
+	if err := f.pool.QueryRow(context.Background(), `SELECT actor, action FROM ops_audit`).Scan(&actor, &action); err != nil || actor != "founder" || action != "replay" {
+		t.Fatalf("audit: %s %s %v", actor, action, err)
+	}
+}

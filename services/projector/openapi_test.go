@@ -40,6 +40,8 @@ var apiRoutes = []string{
 	"POST /v1/rebuild",
 	"GET /v1/status",
 	"GET /v1/digest",
+	"POST /v1/dead-letters/{seq}/replay",
+	"POST /v1/dead-letters/{seq}/discard",
 }
 
 // muxPattern matches a route in api.go, and the scope its handler is
@@ -166,6 +168,7 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"Overview":         reflect.TypeFor[projector.Overview](),
 		"ConsumerLag":      reflect.TypeFor[projector.ConsumerLag](),
 		"Digest":           reflect.TypeFor[projector.Digest](),
+		"ActionResult":     reflect.TypeFor[projector.ActionResult](),
 	}
 	for name, typ := range goTypes {
 		s, ok := schemas[name].(map[string]any)

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -19,18 +20,23 @@ import (
 	"github.com/switchyard/switchyard/platform/deadletter"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/proto/wire"
+	"github.com/switchyard/switchyard/services/projector"
 )
 
 const dlqUsage = `usage:
   switchyard dlq list    [--consumer NAME] [--class CLASS] [--older-than DURATION] [--json]
   switchyard dlq show    [--data] [--json] SEQ
-  switchyard dlq replay  [--dry-run] [--json] SEQ...|--all [--consumer NAME] [--class CLASS]
-  switchyard dlq discard --note TEXT [--json] SEQ...|--all [--consumer NAME] [--class CLASS]
+  switchyard dlq replay  [--dry-run] [--ops URL] [--json] SEQ...|--all [--consumer NAME] [--class CLASS]
+  switchyard dlq discard --note TEXT [--ops URL] [--json] SEQ...|--all [--consumer NAME] [--class CLASS]
 
 SEQ is a dead letter's sequence in the DLQ stream (see list). Replay publishes the
 original message again to its original subject, marked with the original's id so
 consumers' ledgers recognise work it already did, and then removes the dead letter.
 NATS: --nats, else NATS_URL, else the dev hub's nats://127.0.0.1:4223.
+With --ops URL (or SWITCHYARD_OPS_URL) replay and discard go through the status API
+with an operate token (SWITCHYARD_OPS_TOKEN, else the one dev saved in --data-dir) and
+are recorded in the ops audit log under the token's name; without it they act on NATS
+directly and say that nothing was recorded.
 `
 
 // dlqEntry is one dead letter as the CLI prints it.
@@ -79,6 +85,8 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	dryRun := fs.Bool("dry-run", false, "replay: show what would be published, change nothing")
 	note := fs.String("note", "", "discard: why (required)")
 	withData := fs.Bool("data", false, "show: include the original message data")
+	opsURL := fs.String("ops", getenv("SWITCHYARD_OPS_URL"), "replay/discard through this status API, recorded in the ops audit log (default SWITCHYARD_OPS_URL)")
+	dataDir := fs.String("data-dir", ".switchyard", "the dev hub's data folder (for its ops token, with --ops)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return errUsage
 	}
@@ -146,6 +154,18 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		if len(seqs) > 0 && len(entries) != len(seqs) {
 			return fmt.Errorf("found %d of the %d dead letters named (see 'switchyard dlq list')", len(entries), len(seqs))
 		}
+		if *opsURL != "" && !*dryRun {
+			// Through the projector: one action per dead letter at a time and
+			// each recorded in the audit log under the token's name.
+			tok, err := opsToken(getenv, *dataDir)
+			if err != nil {
+				return err
+			}
+			return viaOps(ctx, newOpsClient(*opsURL, tok, 60*time.Second), sub, entries, *note, out)
+		}
+		if !*dryRun {
+			fmt.Fprintln(stderr, "switchyard dlq: acting on NATS directly, not recorded in the ops audit log (pass --ops or set SWITCHYARD_OPS_URL to record who did it)")
+		}
 		if sub == "replay" {
 			return replay(ctx, dlq, entries, *dryRun, out)
 		}
@@ -194,6 +214,23 @@ func replay(ctx context.Context, dlq *deadletter.Store, entries []deadletter.Ent
 		}
 		r["result"] = fmt.Sprintf("published to %s #%d; dead letter removed", res.Stream, res.Sequence)
 		results = append(results, r)
+	}
+	return out.results(results)
+}
+
+// viaOps replays or discards through the status API.
+func viaOps(ctx context.Context, c *opsClient, action string, entries []deadletter.Entry, note string, out *printer) error {
+	var results []map[string]any
+	for _, e := range entries {
+		var res projector.ActionResult
+		var body []byte
+		if action == "discard" {
+			body, _ = json.Marshal(map[string]string{"note": note})
+		}
+		if err := c.doBody(ctx, http.MethodPost, "/v1/dead-letters/"+strconv.FormatUint(e.Seq, 10)+"/"+action, body, &res); err != nil {
+			return errors.Join(out.results(results), fmt.Errorf("%s %d: %w", action, e.Seq, err))
+		}
+		results = append(results, map[string]any{"seq": e.Seq, "consumer": e.Consumer, "original_msg_id": e.OriginalMsgID, "result": res.Result, "by": res.By})
 	}
 	return out.results(results)
 }

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/postgres"
+	"github.com/switchyard/switchyard/platform/testkit"
+	"github.com/switchyard/switchyard/services/projector"
+)
+
+// `switchyard dlq replay --ops` acts through the status API, so the replay
+// is recorded in the ops audit log under the token's name.
+func TestDLQReplayThroughOpsIsAudited(t *testing.T) {
+	ctx := context.Background()
+	b := testkit.NATS(t)
+	_, js := b.Connect(t)
+	db := testkit.Postgres(t)
+	ports := freePorts(t, 2)
+	tok := randomHex(24)
+	env := config.MapEnv(map[string]string{
+		"NATS_URL": b.URL, "DATABASE_URL": db, "LOG_LEVEL": "warn",
+		"PROJECTOR_ADDR": fmt.Sprintf("127.0.0.1:%d", ports[0]), "OPS_ADDR": fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		"SWITCHYARD_OPS_TOKENS": "oncall:read+operate:" + tok,
+	})
+	hubCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- projector.Run(hubCtx, env, io.Discard) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	if err := waitReady(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[0]), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	pool, err := postgres.Open(ctx, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var healthy atomic.Bool
+	var handled atomic.Int32
+	c, err := consumer.New(js, ledger.New(pool), consumer.Config{Name: "provisioning", Stream: natsbus.StreamBilling, Subjects: []string{"billing.test.>"}},
+		func(ctx context.Context, m *consumer.Message) error {
+			if !healthy.Load() {
+				return errclass.Auth(errors.New("provisioning API: 401"))
+			}
+			handled.Add(1)
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cstop := context.WithCancel(ctx)
+	cdone := make(chan error, 1)
+	go func() { cdone <- c.Run(cctx) }()
+	defer func() { cstop(); <-cdone }()
+	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: "billing.test.provision", Data: []byte("x"), Header: nats.Header{"Nats-Msg-Id": {"p-1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	testkit.WaitFor(t, 20*time.Second, "the dead letter", func() bool {
+		out.Reset()
+		run(ctx, []string{"dlq", "list", "--nats", b.URL, "--consumer", "provisioning", "--json"}, func(string) string { return "" }, nil, &out, io.Discard)
+		return strings.Contains(out.String(), `"seq": 1`)
+	})
+	healthy.Store(true)
+	out.Reset()
+	var errOut strings.Builder
+	getenv := func(k string) string {
+		return map[string]string{"SWITCHYARD_OPS_TOKEN": tok}[k]
+	}
+	if code := run(ctx, []string{"dlq", "replay", "--nats", b.URL, "--ops", fmt.Sprintf("http://127.0.0.1:%d", ports[1]), "1"}, getenv, nil, &out, &errOut); code != 0 {
+		t.Fatalf("dlq replay --ops: exit %d: %s %s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "replayed to BILLING") || strings.Contains(errOut.String(), "not recorded") {
+		t.Fatalf("dlq replay --ops printed: %s / %s", out.String(), errOut.String())
+	}
+	testkit.WaitFor(t, 20*time.Second, "the replay handled", func() bool { return handled.Load() == 1 })
+	var actor, action, result string
+	if err := pool.QueryRow(ctx, `SELECT actor, action, result FROM ops_audit`).Scan(&actor, &action, &result); err != nil {
+		t.Fatal(err)
+	}
+	if actor != "oncall" || action != "replay" || !strings.HasPrefix(result, "replayed to BILLING") {
+		t.Fatalf("audit: %s %s %s", actor, action, result)
+	}
+}

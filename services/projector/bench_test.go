@@ -123,9 +123,7 @@ func BenchmarkLive(b *testing.B) {
 			wg.Add(1)
 			go func() { defer wg.Done(); _ = c.Run(ctx) }()
 		}
-		for !liveDone(b, e.js, name) {
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitLive(b, e.js, name)
 		secs += time.Since(start).Seconds()
 		n += e.msgs
 		cancel()
@@ -135,6 +133,22 @@ func BenchmarkLive(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)/secs, "events/s")
+}
+
+// waitLive polls until the consumers have applied everything, for at most
+// five minutes.
+func waitLive(b *testing.B, js jetstream.JetStream, name string) {
+	b.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(5 * time.Minute)
+	for !liveDone(b, js, name) {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			b.Fatal("the live projection did not catch up within 5 minutes")
+		}
+	}
 }
 
 func liveDone(b *testing.B, js jetstream.JetStream, name string) bool {

@@ -88,7 +88,8 @@ func countIntake(ctx context.Context, s jetstream.Stream, from time.Time, d *Dig
 	for {
 		m, err := it.Next(jetstream.NextMaxWait(10 * time.Second))
 		if errors.Is(err, nats.ErrTimeout) {
-			return nil
+			// Not silently low: the digest lists it as a problem.
+			return fmt.Errorf("read %d of the day's messages, then nothing for 10s", d.StripeEvents)
 		}
 		if err != nil {
 			return err

@@ -203,18 +203,18 @@ type customerLocks struct {
 
 // take locks the ids not yet held, in a fixed order.
 func (l *customerLocks) take(ctx context.Context, tx pgx.Tx, ids []string) error {
-	var todo []string
+	var missing []string
 	for _, id := range ids {
 		if !l.held[id] {
 			l.held[id] = true
-			todo = append(todo, id)
+			missing = append(missing, id)
 		}
 	}
-	if len(todo) == 0 || !l.enabled {
+	if len(missing) == 0 || !l.enabled {
 		return nil
 	}
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(k)
-		FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) id ORDER BY k) locks`, todo); err != nil {
+		FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) id ORDER BY k) locks`, missing); err != nil {
 		return fmt.Errorf("lock customers: %w", err)
 	}
 	return nil

@@ -346,6 +346,8 @@ func traceProblems(tr jaegerTrace, services ...string) []string {
 // has passed, and returns the last read and what check found in it.
 func pollTrace(jaeger, traceID string, check func(jaegerTrace) []string) (jaegerTrace, []string) {
 	deadline := time.Now().Add(spanWait)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		var tr jaegerTrace
 		trs, err := jaegerTraces(jaeger + "/api/traces/" + traceID)
@@ -362,7 +364,7 @@ func pollTrace(jaeger, traceID string, check func(jaegerTrace) []string) (jaeger
 		if len(problems) == 0 || time.Now().After(deadline) {
 			return tr, problems
 		}
-		time.Sleep(100 * time.Millisecond)
+		<-tick.C
 	}
 }
 

@@ -142,7 +142,10 @@ func resolveTx(ctx context.Context, tx pgx.Tx, in Input) (Resolution, error) {
 	var res Resolution
 	ids := dedupe(in.IDs)
 	// One round trip: lock every identifier (serialising all transactions
-	// that touch any of them; sorted, so never crosswise), then look each up.
+	// that touch any of them; sorted, so never crosswise), look each up, and
+	// read the applied version of the event's object. The object is one of
+	// the identifiers (its subscription or customer id), so whoever locks its
+	// version row holds that identifier's lock first.
 	batch := &pgx.Batch{}
 	for _, id := range ids {
 		h := fnv.New64a()
@@ -151,6 +154,9 @@ func resolveTx(ctx context.Context, tx pgx.Tx, in Input) (Resolution, error) {
 	}
 	for _, id := range ids {
 		batch.Queue(`SELECT canonical_id FROM customer_links WHERE kind = $1 AND value = $2`, id.Kind, id.Value)
+	}
+	if in.Version.ObjectID != "" {
+		batch.Queue(`SELECT created, event_id, status FROM object_versions WHERE object_id = $1 FOR UPDATE`, in.Version.ObjectID)
 	}
 	br := tx.SendBatch(ctx, batch)
 	for range ids {
@@ -167,31 +173,62 @@ func resolveTx(ctx context.Context, tx pgx.Tx, in Input) (Resolution, error) {
 			return res, fmt.Errorf("look up %s: %w", id.Kind, err)
 		}
 	}
+	var applied *Version
+	if in.Version.ObjectID != "" {
+		var cur Version
+		err := br.QueryRow().Scan(&cur.Created, &cur.EventID, &cur.Status)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			_ = br.Close()
+			return res, fmt.Errorf("object version: %w", err)
+		}
+		if err == nil {
+			applied = &cur
+		}
+	}
 	if err := br.Close(); err != nil {
 		return res, fmt.Errorf("look up identifiers: %w", err)
 	}
 	linked := map[Identifier]string{} // identifier → its customer's root
+	roots := map[string]string{}      // customer found → its root, locked
 	var known []string
 	for i, id := range ids {
 		if found[i] == "" {
 			continue
 		}
-		root, err := lockRoot(ctx, tx, found[i])
-		if err != nil {
-			return res, err
+		root, ok := roots[found[i]]
+		if !ok {
+			// A row this transaction has locked cannot be merged away under
+			// it, so each customer is locked and followed once.
+			var err error
+			if root, err = lockRoot(ctx, tx, found[i]); err != nil {
+				return res, err
+			}
+			roots[found[i]] = root
 		}
 		linked[id] = root
 		if !slices.Contains(known, root) {
 			known = append(known, root)
 		}
 	}
-	stripeLinked := map[string]bool{}
-	for _, cid := range known {
-		var has bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM customer_links WHERE canonical_id = $1 AND kind = 'stripe_customer')`, cid).Scan(&has); err != nil {
-			return res, fmt.Errorf("stripe link of %s: %w", cid, err)
+	// Which known customers have a Stripe customer: asked only when two
+	// customers meet, for all of them in one query.
+	var stripeLinked map[string]bool
+	isStripeLinked := func(cid string) (bool, error) {
+		if stripeLinked == nil {
+			rows, err := tx.Query(ctx, `SELECT DISTINCT canonical_id FROM customer_links WHERE canonical_id = ANY($1) AND kind = 'stripe_customer'`, known)
+			if err != nil {
+				return false, fmt.Errorf("stripe links: %w", err)
+			}
+			has, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return false, fmt.Errorf("stripe links: %w", err)
+			}
+			stripeLinked = map[string]bool{}
+			for _, c := range has {
+				stripeLinked[c] = true
+			}
 		}
-		stripeLinked[cid] = has
+		return stripeLinked[cid], nil
 	}
 
 	var stripeID *Identifier
@@ -212,7 +249,14 @@ func resolveTx(ctx context.Context, tx pgx.Tx, in Input) (Resolution, error) {
 		slices.Sort(sorted)
 		res.CanonicalID = sorted[0]
 		for _, cid := range sorted {
-			if stripeLinked[cid] {
+			if len(sorted) == 1 {
+				break // the only one, Stripe-linked or not
+			}
+			has, err := isStripeLinked(cid)
+			if err != nil {
+				return res, err
+			}
+			if has {
 				res.CanonicalID = cid
 				break
 			}
@@ -224,71 +268,97 @@ func resolveTx(ctx context.Context, tx pgx.Tx, in Input) (Resolution, error) {
 		}
 		res.CanonicalID = CanonicalID(founder)
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO customers (canonical_id) VALUES ($1) ON CONFLICT DO NOTHING`, res.CanonicalID)
-	if err != nil {
-		return res, fmt.Errorf("create customer: %w", err)
-	}
-	res.Created = tag.RowsAffected() == 1
-	if !res.Created {
-		if res.CanonicalID, err = lockRoot(ctx, tx, res.CanonicalID); err != nil {
-			return res, err
+	if !slices.Contains(known, res.CanonicalID) {
+		// Not a root this transaction holds: create it, or lock the existing
+		// one and follow it to its root.
+		tag, err := tx.Exec(ctx, `INSERT INTO customers (canonical_id) VALUES ($1) ON CONFLICT DO NOTHING`, res.CanonicalID)
+		if err != nil {
+			return res, fmt.Errorf("create customer: %w", err)
 		}
-	}
-
-	for _, cid := range known {
-		switch {
-		case cid == res.CanonicalID:
-		case stripeLinked[cid] && (stripeID != nil || stripeLinked[res.CanonicalID]):
-			// Both belong to Stripe customers: never merged automatically.
-			a, b := min(cid, res.CanonicalID), max(cid, res.CanonicalID)
-			if _, err := tx.Exec(ctx, `INSERT INTO suspected_duplicates (customer_a, customer_b, event_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, a, b, in.EventID); err != nil {
-				return res, fmt.Errorf("record suspected duplicate: %w", err)
-			}
-			// The event's Stripe customer owns the Stripe objects the event
-			// names (a subscription, invoice or charge has one customer): a
-			// link an email-only event gave the other customer moves here.
-			// Only the shared email stays with its first owner.
-			if stripeID != nil {
-				for id, root := range linked {
-					if root != cid || id.Kind == LinkEmail || id.Kind == LinkStripeCustomer {
-						continue
-					}
-					if _, err := tx.Exec(ctx, `UPDATE customer_links SET canonical_id = $1, source_event_id = $2 WHERE kind = $3 AND value = $4`, res.CanonicalID, in.EventID, id.Kind, id.Value); err != nil {
-						return res, fmt.Errorf("move %s link: %w", id.Kind, err)
-					}
-					linked[id] = res.CanonicalID
-				}
-			}
-		default:
-			if err := merge(ctx, tx, cid, res.CanonicalID, in.EventID); err != nil {
+		res.Created = tag.RowsAffected() == 1
+		if !res.Created {
+			if res.CanonicalID, err = lockRoot(ctx, tx, res.CanonicalID); err != nil {
 				return res, err
 			}
 		}
 	}
+
+	for _, cid := range known {
+		if cid == res.CanonicalID {
+			continue
+		}
+		cidStripe, err := isStripeLinked(cid)
+		if err != nil {
+			return res, err
+		}
+		survivorStripe := stripeID != nil
+		if !survivorStripe && cidStripe {
+			if survivorStripe, err = isStripeLinked(res.CanonicalID); err != nil {
+				return res, err
+			}
+		}
+		if !cidStripe || !survivorStripe {
+			if err := merge(ctx, tx, cid, res.CanonicalID, in.EventID); err != nil {
+				return res, err
+			}
+			continue
+		}
+		// Both belong to Stripe customers: never merged automatically.
+		a, b := min(cid, res.CanonicalID), max(cid, res.CanonicalID)
+		if _, err := tx.Exec(ctx, `INSERT INTO suspected_duplicates (customer_a, customer_b, event_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, a, b, in.EventID); err != nil {
+			return res, fmt.Errorf("record suspected duplicate: %w", err)
+		}
+		// The event's Stripe customer owns the Stripe objects the event
+		// names (a subscription, invoice or charge has one customer): a
+		// link an email-only event gave the other customer moves here.
+		// Only the shared email stays with its first owner.
+		if stripeID != nil {
+			for id, root := range linked {
+				if root != cid || id.Kind == LinkEmail || id.Kind == LinkStripeCustomer {
+					continue
+				}
+				if _, err := tx.Exec(ctx, `UPDATE customer_links SET canonical_id = $1, source_event_id = $2 WHERE kind = $3 AND value = $4`, res.CanonicalID, in.EventID, id.Kind, id.Value); err != nil {
+					return res, fmt.Errorf("move %s link: %w", id.Kind, err)
+				}
+				linked[id] = res.CanonicalID
+			}
+		}
+	}
+	// New links, in one round trip.
+	batch = &pgx.Batch{}
+	var added []Identifier
 	for _, id := range ids {
 		if _, ok := linked[id]; ok {
 			continue
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO customer_links (kind, value, canonical_id, source_event_id) VALUES ($1, $2, $3, $4)
+		added = append(added, id)
+		batch.Queue(`INSERT INTO customer_links (kind, value, canonical_id, source_event_id) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (kind, value) DO NOTHING`, id.Kind, id.Value, res.CanonicalID, in.EventID)
-		if err != nil {
-			return res, fmt.Errorf("link %s: %w", id.Kind, err)
+	}
+	if len(added) > 0 {
+		br := tx.SendBatch(ctx, batch)
+		for _, id := range added {
+			tag, err := br.Exec()
+			if err != nil {
+				_ = br.Close()
+				return res, fmt.Errorf("link %s: %w", id.Kind, err)
+			}
+			if tag.RowsAffected() == 1 && (id.Kind == LinkStripeCustomer || id.Kind == LinkEmail) {
+				res.Changed = true
+			}
 		}
-		if tag.RowsAffected() == 1 && (id.Kind == LinkStripeCustomer || id.Kind == LinkEmail) {
-			res.Changed = true
+		if err := br.Close(); err != nil {
+			return res, fmt.Errorf("link identifiers: %w", err)
 		}
 	}
 	if in.Version.ObjectID != "" {
-		stale, err := applyVersion(ctx, tx, in.Version)
+		stale, err := applyVersion(ctx, tx, in.Version, applied)
 		if err != nil {
 			return res, err
 		}
 		res.Stale = stale
 	}
-	if err := updateProfile(ctx, tx, res.CanonicalID, in, res.Stale, &res); err != nil {
-		return res, err
-	}
-	if err := readResolution(ctx, tx, in, &res); err != nil {
+	if err := profileAndRead(ctx, tx, in, &res); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -334,46 +404,54 @@ func merge(ctx context.Context, tx pgx.Tx, loser, survivor, eventID string) erro
 	return nil
 }
 
-// updateProfile applies the event's email and name: an authoritative,
-// current event replaces them, any other only fills empty fields.
-func updateProfile(ctx context.Context, tx pgx.Tx, cid string, in Input, stale bool, res *Resolution) error {
-	if in.Email == "" && in.Name == "" {
-		return nil
-	}
-	replace := in.Authoritative && !stale
-	tag, err := tx.Exec(ctx, `UPDATE customers SET
+// profileAndRead applies the event's email and name (an authoritative,
+// current event replaces them, any other only fills empty fields) and reads
+// back the customer's profile, Stripe customers and the merges this event
+// made (also when it is redelivered after a crash), in one round trip.
+func profileAndRead(ctx context.Context, tx pgx.Tx, in Input, res *Resolution) error {
+	batch := &pgx.Batch{}
+	update := in.Email != "" || in.Name != ""
+	if update {
+		replace := in.Authoritative && !res.Stale
+		batch.Queue(`UPDATE customers SET
 			email = CASE WHEN $2 <> '' AND ($4 OR email = '') THEN $2 ELSE email END,
 			name  = CASE WHEN $3 <> '' AND ($4 OR name = '')  THEN $3 ELSE name END,
 			updated_at = now()
 		WHERE canonical_id = $1 AND (($2 <> '' AND email <> $2 AND ($4 OR email = '')) OR ($3 <> '' AND name <> $3 AND ($4 OR name = '')))`,
-		cid, in.Email, in.Name, replace)
-	if err != nil {
-		return fmt.Errorf("update profile: %w", err)
+			res.CanonicalID, in.Email, in.Name, replace)
 	}
-	if tag.RowsAffected() > 0 {
-		res.Changed = true
+	batch.Queue(`SELECT email, name FROM customers WHERE canonical_id = $1`, res.CanonicalID)
+	batch.Queue(`SELECT value FROM customer_links WHERE canonical_id = $1 AND kind = $2 ORDER BY value`, res.CanonicalID, LinkStripeCustomer)
+	batch.Queue(`SELECT loser FROM customer_merges WHERE event_id = $1 ORDER BY loser`, in.EventID)
+	br := tx.SendBatch(ctx, batch)
+	defer func() { _ = br.Close() }()
+	if update {
+		tag, err := br.Exec()
+		if err != nil {
+			return fmt.Errorf("update profile: %w", err)
+		}
+		if tag.RowsAffected() > 0 {
+			res.Changed = true
+		}
 	}
-	return nil
-}
-
-func readResolution(ctx context.Context, tx pgx.Tx, in Input, res *Resolution) error {
-	if err := tx.QueryRow(ctx, `SELECT email, name FROM customers WHERE canonical_id = $1`, res.CanonicalID).Scan(&res.Email, &res.Name); err != nil {
+	if err := br.QueryRow().Scan(&res.Email, &res.Name); err != nil {
 		return fmt.Errorf("read profile: %w", err)
 	}
-	rows, err := tx.Query(ctx, `SELECT value FROM customer_links WHERE canonical_id = $1 AND kind = $2 ORDER BY value`, res.CanonicalID, LinkStripeCustomer)
+	rows, err := br.Query()
 	if err != nil {
-		return err
+		return fmt.Errorf("read stripe customers: %w", err)
 	}
 	if res.StripeCustomerIDs, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-		return err
+		return fmt.Errorf("read stripe customers: %w", err)
 	}
-	// Merges this event made, also when it is redelivered after a crash.
-	rows, err = tx.Query(ctx, `SELECT loser FROM customer_merges WHERE event_id = $1 ORDER BY loser`, in.EventID)
-	if err != nil {
-		return err
+	if rows, err = br.Query(); err != nil {
+		return fmt.Errorf("read merges: %w", err)
 	}
 	if res.Merged, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-		return err
+		return fmt.Errorf("read merges: %w", err)
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("read resolution: %w", err)
 	}
 	for _, id := range in.IDs {
 		if id.Kind == LinkStripeCustomer && id.Value != "" {
@@ -417,17 +495,15 @@ var statusRank = map[string]int{
 // applyVersion records v unless a newer version was applied; it reports
 // whether v is stale. Re-applying the same event is not stale, so a
 // redelivery derives the same domain events again.
-func applyVersion(ctx context.Context, tx pgx.Tx, v Version) (bool, error) {
-	var cur Version
-	err := tx.QueryRow(ctx, `SELECT created, event_id, status FROM object_versions WHERE object_id = $1 FOR UPDATE`, v.ObjectID).
-		Scan(&cur.Created, &cur.EventID, &cur.Status)
-	if errors.Is(err, pgx.ErrNoRows) {
-		_, err = tx.Exec(ctx, `INSERT INTO object_versions (object_id, created, event_id, status) VALUES ($1, $2, $3, $4)`, v.ObjectID, v.Created, v.EventID, v.Status)
+//
+// applied is the version recorded before, read under the object's lock
+// (nil: none yet).
+func applyVersion(ctx context.Context, tx pgx.Tx, v Version, applied *Version) (bool, error) {
+	if applied == nil {
+		_, err := tx.Exec(ctx, `INSERT INTO object_versions (object_id, created, event_id, status) VALUES ($1, $2, $3, $4)`, v.ObjectID, v.Created, v.EventID, v.Status)
 		return false, err
 	}
-	if err != nil {
-		return false, fmt.Errorf("object version: %w", err)
-	}
+	cur := *applied
 	tie := v.Created == cur.Created && cur.EventID != v.EventID
 	switch {
 	case cur.EventID == v.EventID:
@@ -445,7 +521,7 @@ func applyVersion(ctx context.Context, tx pgx.Tx, v Version) (bool, error) {
 	case tie && statusRank[v.Status] == statusRank[cur.Status] && v.EventID < cur.EventID:
 		return true, nil // a full tie: the larger event id wins, the same way in every order
 	}
-	_, err = tx.Exec(ctx, `UPDATE object_versions SET created = $2, event_id = $3, status = $4 WHERE object_id = $1`, v.ObjectID, v.Created, v.EventID, v.Status)
+	_, err := tx.Exec(ctx, `UPDATE object_versions SET created = $2, event_id = $3, status = $4 WHERE object_id = $1`, v.ObjectID, v.Created, v.EventID, v.Status)
 	return false, err
 }
 

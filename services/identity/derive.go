@@ -80,6 +80,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"reflect"
 	"slices"
 	"strconv"
 	"time"
@@ -175,6 +176,12 @@ type deriver struct {
 func (d *deriver) decode(kind string, v any) error {
 	if d.f.ObjectKind != kind {
 		return fmt.Errorf("data.object is %q, want %q", d.f.ObjectKind, kind)
+	}
+	if o := reflect.ValueOf(d.f.object); o.IsValid() && o.Type() == reflect.TypeOf(v) {
+		// Decoded once already by ExtractFacts: a shallow copy will do, as
+		// deriving only reads it.
+		reflect.ValueOf(v).Elem().Set(o.Elem())
+		return nil
 	}
 	if err := json.Unmarshal(d.ev.Data.Raw, v); err != nil {
 		return fmt.Errorf("decode %s: %w", kind, err)

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +45,10 @@ type Facts struct {
 	ChargeID, InvoiceID, SubscriptionID, PaymentIntentID string
 	// ObjectStatus is data.object.status if present.
 	ObjectStatus string
+
+	// object is data.object decoded as its stripe-go type (a pointer), for
+	// Derive; nil for kinds that name no customer.
+	object any
 }
 
 // ExtractFacts parses the raw Stripe event bytes (as stored by the gateway)
@@ -55,17 +60,37 @@ type Facts struct {
 // version and records it; typed fields that differ between versions are
 // rare, and an object that no longer decodes fails here, visibly.
 func ExtractFacts(raw []byte) (Facts, *stripe.Event, error) {
-	var ev stripe.Event
-	if err := json.Unmarshal(raw, &ev); err != nil {
+	// The envelope is decoded here rather than as a stripe.Event, whose
+	// decoder parses data.object a second time into a map: decoding is most
+	// of identity's CPU, so data.object is decoded once, as its typed
+	// object, and Derive reuses it. The returned event carries data.object
+	// as Data.Raw only (Data.Object is nil).
+	var env struct {
+		ID         string           `json:"id"`
+		Type       stripe.EventType `json:"type"`
+		Created    int64            `json:"created"`
+		Livemode   bool             `json:"livemode"`
+		APIVersion string           `json:"api_version"`
+		Data       *struct {
+			Object             json.RawMessage `json:"object"`
+			PreviousAttributes map[string]any  `json:"previous_attributes"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &env); err != nil {
 		return Facts{}, nil, errclass.Permanent(fmt.Errorf("decode stripe event: %w", err))
 	}
+	var head struct{ Object, ID, Status json.RawMessage }
 	switch {
-	case ev.ID == "":
+	case env.ID == "":
 		return Facts{}, nil, errclass.Permanent(errors.New("decode stripe event: no id"))
-	case ev.Type == "":
-		return Facts{}, nil, errclass.Permanent(fmt.Errorf("decode stripe event %s: no type", ev.ID))
-	case ev.Data == nil || ev.Data.Object == nil:
-		return Facts{}, nil, errclass.Permanent(fmt.Errorf("decode stripe event %s: no data.object", ev.ID))
+	case env.Type == "":
+		return Facts{}, nil, errclass.Permanent(fmt.Errorf("decode stripe event %s: no type", env.ID))
+	case env.Data == nil || json.Unmarshal(env.Data.Object, &head) != nil || bytes.Equal(env.Data.Object, []byte("null")):
+		return Facts{}, nil, errclass.Permanent(fmt.Errorf("decode stripe event %s: no data.object", env.ID))
+	}
+	ev := &stripe.Event{
+		ID: env.ID, Type: env.Type, Created: env.Created, Livemode: env.Livemode, APIVersion: env.APIVersion,
+		Data: &stripe.EventData{Raw: env.Data.Object, PreviousAttributes: env.Data.PreviousAttributes},
 	}
 	f := Facts{
 		EventID:      ev.ID,
@@ -73,16 +98,25 @@ func ExtractFacts(raw []byte) (Facts, *stripe.Event, error) {
 		Created:      time.Unix(ev.Created, 0).UTC(),
 		Livemode:     ev.Livemode,
 		APIVersion:   ev.APIVersion,
-		ObjectKind:   stringField(ev.Data.Object, "object"),
-		ObjectID:     stringField(ev.Data.Object, "id"),
-		ObjectStatus: stringField(ev.Data.Object, "status"),
+		ObjectKind:   jsonString(head.Object),
+		ObjectID:     jsonString(head.ID),
+		ObjectStatus: jsonString(head.Status),
 	}
 	if err := f.readObject(ev.Data.Raw); err != nil {
 		return Facts{}, nil, errclass.Permanent(fmt.Errorf("decode %s of stripe event %s: %w", f.ObjectKind, ev.ID, err))
 	}
 	f.Email = normaliseEmail(f.Email)
 	f.Name = strings.TrimSpace(f.Name)
-	return f, &ev, nil
+	return f, ev, nil
+}
+
+// jsonString is the string a JSON value holds; "" for any other value.
+func jsonString(v json.RawMessage) string {
+	var s string
+	if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil {
+		return ""
+	}
+	return s
 }
 
 // readObject fills the customer and link fields from data.object, decoded
@@ -95,12 +129,14 @@ func (f *Facts) readObject(raw json.RawMessage) error {
 		if err := json.Unmarshal(raw, &c); err != nil {
 			return err
 		}
+		f.object = &c
 		f.StripeCustomerID, f.Email, f.Name = c.ID, c.Email, c.Name
 	case "subscription":
 		var s stripe.Subscription
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return err
 		}
+		f.object = &s
 		f.customer(s.Customer)
 		f.SubscriptionID = s.ID
 		if s.LatestInvoice != nil {
@@ -111,6 +147,7 @@ func (f *Facts) readObject(raw json.RawMessage) error {
 		if err := json.Unmarshal(raw, &in); err != nil {
 			return err
 		}
+		f.object = &in
 		f.email(in.CustomerEmail)
 		f.customer(in.Customer)
 		f.InvoiceID = in.ID
@@ -124,12 +161,14 @@ func (f *Facts) readObject(raw json.RawMessage) error {
 		if err := json.Unmarshal(raw, &ch); err != nil {
 			return err
 		}
+		f.object = &ch
 		f.chargeFacts(&ch)
 	case "dispute":
 		var d stripe.Dispute
 		if err := json.Unmarshal(raw, &d); err != nil {
 			return err
 		}
+		f.object = &d
 		if d.Charge != nil {
 			f.chargeFacts(d.Charge) // customer and email only if expanded
 		}
@@ -139,6 +178,7 @@ func (f *Facts) readObject(raw json.RawMessage) error {
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return err
 		}
+		f.object = &r
 		if r.Charge != nil {
 			f.chargeFacts(r.Charge)
 		}
@@ -148,6 +188,7 @@ func (f *Facts) readObject(raw json.RawMessage) error {
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return err
 		}
+		f.object = &s
 		if s.CustomerDetails != nil {
 			f.email(s.CustomerDetails.Email)
 			f.Name = s.CustomerDetails.Name
@@ -166,6 +207,7 @@ func (f *Facts) readObject(raw json.RawMessage) error {
 		if err := json.Unmarshal(raw, &pi); err != nil {
 			return err
 		}
+		f.object = &pi
 		f.email(pi.ReceiptEmail)
 		f.customer(pi.Customer)
 		f.PaymentIntentID = pi.ID
@@ -225,11 +267,6 @@ func paymentIntentID(pi *stripe.PaymentIntent) string {
 		return ""
 	}
 	return pi.ID
-}
-
-func stringField(m map[string]any, key string) string {
-	s, _ := m[key].(string)
-	return s
 }
 
 func normaliseEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }

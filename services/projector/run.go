@@ -16,7 +16,6 @@ import (
 	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/opsauth"
-	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/platform/service"
 )
 
@@ -108,7 +107,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err := Migrate(ctx, pool); err != nil {
 		return err
 	}
-	if err := postgres.MigrateDir(ctx, pool, "projector", migrations, "migrations"); err != nil {
+	if err := MigrateOps(ctx, pool); err != nil {
 		return err
 	}
 	_, js, err := base.NATS(ctx, cfg.NATS)

@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"os/user"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -15,10 +17,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/deadletter"
 	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/projector"
 )
@@ -26,17 +30,18 @@ import (
 const dlqUsage = `usage:
   switchyard dlq list    [--consumer NAME] [--class CLASS] [--older-than DURATION] [--json]
   switchyard dlq show    [--data] [--json] SEQ
-  switchyard dlq replay  [--dry-run] [--ops URL] [--json] SEQ...|--all [--consumer NAME] [--class CLASS]
-  switchyard dlq discard --note TEXT [--ops URL] [--json] SEQ...|--all [--consumer NAME] [--class CLASS]
+  switchyard dlq replay  [--dry-run] [--ops URL | --direct] [--json] SEQ...|--all [--consumer NAME] [--class CLASS]
+  switchyard dlq discard --note TEXT [--ops URL | --direct] [--json] SEQ...|--all [--consumer NAME] [--class CLASS]
 
 SEQ is a dead letter's sequence in the DLQ stream (see list). Replay publishes the
 original message again to its original subject, marked with the original's id so
 consumers' ledgers recognise work it already did, and then removes the dead letter.
 NATS: --nats, else NATS_URL, else the dev hub's nats://127.0.0.1:4223.
-With --ops URL (or SWITCHYARD_OPS_URL) replay and discard go through the status API
-with an operate token (SWITCHYARD_OPS_TOKEN, else the one dev saved in --data-dir) and
-are recorded in the ops audit log under the token's name; without it they act on NATS
-directly and say that nothing was recorded.
+Every replay and discard is recorded in the ops audit log. They go through the status
+API (--ops, else SWITCHYARD_OPS_URL, else http://127.0.0.1:8090) with an operate token
+(SWITCHYARD_OPS_TOKEN, else the one dev saved in --data-dir), recorded under the
+token's name. --direct, for when the projector is down, acts on NATS from here and
+records the action itself in DATABASE_URL's audit log, under "cli:<user>".
 `
 
 // dlqEntry is one dead letter as the CLI prints it.
@@ -85,8 +90,9 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	dryRun := fs.Bool("dry-run", false, "replay: show what would be published, change nothing")
 	note := fs.String("note", "", "discard: why (required)")
 	withData := fs.Bool("data", false, "show: include the original message data")
-	opsURL := fs.String("ops", getenv("SWITCHYARD_OPS_URL"), "replay/discard through this status API, recorded in the ops audit log (default SWITCHYARD_OPS_URL)")
-	dataDir := fs.String("data-dir", ".switchyard", "the dev hub's data folder (for its ops token, with --ops)")
+	opsURL := fs.String("ops", orDefault(getenv("SWITCHYARD_OPS_URL"), "http://127.0.0.1:8090"), "replay/discard through this status API (default SWITCHYARD_OPS_URL)")
+	dataDir := fs.String("data-dir", ".switchyard", "the dev hub's data folder (for its ops token)")
+	direct := fs.Bool("direct", false, "replay/discard from here on NATS, recorded in DATABASE_URL's ops audit log (when the projector is down)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return errUsage
 	}
@@ -154,22 +160,23 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		if len(seqs) > 0 && len(entries) != len(seqs) {
 			return fmt.Errorf("found %d of the %d dead letters named (see 'switchyard dlq list')", len(entries), len(seqs))
 		}
-		if *opsURL != "" && !*dryRun {
-			// Through the projector: one action per dead letter at a time and
-			// each recorded in the audit log under the token's name.
-			tok, err := opsToken(getenv, *dataDir)
-			if err != nil {
-				return err
+		switch {
+		case *dryRun:
+			if sub != "replay" {
+				fmt.Fprintln(stderr, "switchyard dlq discard: --dry-run is for replay")
+				return errUsage
 			}
-			return viaOps(ctx, newOpsClient(*opsURL, tok, 60*time.Second), sub, entries, *note, out)
+			return planReplay(entries, out)
+		case *direct:
+			return directly(ctx, js, getenv, sub, entries, *note, out)
 		}
-		if !*dryRun {
-			fmt.Fprintln(stderr, "switchyard dlq: acting on NATS directly, not recorded in the ops audit log (pass --ops or set SWITCHYARD_OPS_URL to record who did it)")
+		// Through the projector: one action per dead letter at a time and
+		// each recorded in the audit log under the token's name.
+		tok, err := opsToken(getenv, *dataDir)
+		if err != nil {
+			return fmt.Errorf("%w (or pass --direct with DATABASE_URL if the projector is down)", err)
 		}
-		if sub == "replay" {
-			return replay(ctx, dlq, entries, *dryRun, out)
-		}
-		return discard(ctx, dlq, entries, *note, out)
+		return viaOps(ctx, newOpsClient(*opsURL, tok, 60*time.Second), sub, entries, *note, out)
 	default:
 		fmt.Fprint(stderr, dlqUsage)
 		return errUsage
@@ -197,25 +204,68 @@ func parseSeqs(args []string) ([]uint64, error) {
 	return out, nil
 }
 
-// replay republishes each original and then removes its dead letter.
-func replay(ctx context.Context, dlq *deadletter.Store, entries []deadletter.Entry, dryRun bool, out *printer) error {
+// planReplay shows what replaying each dead letter would publish.
+func planReplay(entries []deadletter.Entry, out *printer) error {
 	var results []map[string]any
 	for _, e := range entries {
 		p := deadletter.PlanReplay(e)
-		r := map[string]any{"seq": e.Seq, "consumer": e.Consumer, "subject": e.OriginalSubject, "replay_of": p.ReplayOf, "msg_id": p.MsgID}
-		if dryRun {
-			r["result"] = "would " + p.Effect
-			results = append(results, r)
-			continue
-		}
-		res, err := dlq.Replay(ctx, e)
-		if err != nil {
-			return errors.Join(out.results(results), err)
-		}
-		r["result"] = fmt.Sprintf("published to %s #%d; dead letter removed", res.Stream, res.Sequence)
-		results = append(results, r)
+		results = append(results, map[string]any{"seq": e.Seq, "consumer": e.Consumer, "subject": e.OriginalSubject,
+			"replay_of": p.ReplayOf, "msg_id": p.MsgID, "result": "would " + p.Effect})
 	}
 	return out.results(results)
+}
+
+// directly replays or discards from this process, through the same
+// audited path the console takes (a lock per dead letter, the audit row
+// written before acting and completed after), recorded under "cli:<user>".
+func directly(ctx context.Context, js jetstream.JetStream, getenv func(string) string, action string, entries []deadletter.Entry, note string, out *printer) error {
+	dbURL := getenv("DATABASE_URL")
+	if dbURL == "" {
+		return errors.New("--direct needs DATABASE_URL, where the action is recorded in the ops audit log")
+	}
+	pool, err := postgres.Open(ctx, dbURL, nil)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := projector.MigrateOps(ctx, pool); err != nil {
+		return err
+	}
+	con, err := projector.NewConsole(ctx, projector.ConsoleConfig{JetStream: js, Pool: pool,
+		Logger: slog.New(slog.DiscardHandler), Meter: noop.NewMeterProvider()})
+	if err != nil {
+		return err
+	}
+	actor := cliActor(getenv)
+	var results []map[string]any
+	for _, e := range entries {
+		var res string
+		if action == "discard" {
+			res, err = con.Discard(ctx, actor, e.Seq, note)
+		} else {
+			res, err = con.Replay(ctx, actor, e.Seq)
+		}
+		if err != nil {
+			return errors.Join(out.results(results), fmt.Errorf("%s %d: %w", action, e.Seq, err))
+		}
+		results = append(results, map[string]any{"seq": e.Seq, "consumer": e.Consumer, "subject": e.OriginalSubject,
+			"original_msg_id": e.OriginalMsgID, "result": res, "by": actor})
+	}
+	return out.results(results)
+}
+
+// cliActor names whoever runs the CLI in the audit log.
+func cliActor(getenv func(string) string) string {
+	name := getenv("USER")
+	if name == "" {
+		if u, err := user.Current(); err == nil {
+			name = u.Username
+		}
+	}
+	if name == "" {
+		name = "unknown"
+	}
+	return "cli:" + name
 }
 
 // viaOps replays or discards through the status API.
@@ -231,17 +281,6 @@ func viaOps(ctx context.Context, c *opsClient, action string, entries []deadlett
 			return errors.Join(out.results(results), fmt.Errorf("%s %d: %w", action, e.Seq, err))
 		}
 		results = append(results, map[string]any{"seq": e.Seq, "consumer": e.Consumer, "original_msg_id": e.OriginalMsgID, "result": res.Result, "by": res.By})
-	}
-	return out.results(results)
-}
-
-func discard(ctx context.Context, dlq *deadletter.Store, entries []deadletter.Entry, note string, out *printer) error {
-	var results []map[string]any
-	for _, e := range entries {
-		if err := dlq.Discard(ctx, e); err != nil {
-			return errors.Join(out.results(results), err)
-		}
-		results = append(results, map[string]any{"seq": e.Seq, "consumer": e.Consumer, "original_msg_id": e.OriginalMsgID, "result": "discarded", "note": note})
 	}
 	return out.results(results)
 }

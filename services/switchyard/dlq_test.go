@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchyard/switchyard/platform/consumer"
@@ -27,9 +28,15 @@ func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }
 
 func cli(t *testing.T, natsURL string, args ...string) (string, int) {
 	t.Helper()
+	return cliEnv(t, nil, natsURL, args...)
+}
+
+// cliEnv runs switchyard dlq with only env set.
+func cliEnv(t *testing.T, env map[string]string, natsURL string, args ...string) (string, int) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), append([]string{"dlq"}, append(args[:1:1], append([]string{"--nats", natsURL}, args[1:]...)...)...),
-		func(string) string { return "" }, nil, &out, &errOut)
+		func(k string) string { return env[k] }, nil, &out, &errOut)
 	return out.String() + errOut.String(), code
 }
 
@@ -44,7 +51,8 @@ func TestDLQListReplayDiscard(t *testing.T) {
 	if err := natsbus.Provision(ctx, js, natsbus.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := postgres.Open(ctx, testkit.Postgres(t), nil)
+	dbURL := testkit.Postgres(t)
+	pool, err := postgres.Open(ctx, dbURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +130,16 @@ func TestDLQListReplayDiscard(t *testing.T) {
 	mu.Lock()
 	fixed = true // the operator fixed the token
 	mu.Unlock()
-	if out, code := cli(t, b.URL, "replay", one); code != 0 || !strings.Contains(out, "dead letter removed") {
+	// With no projector to go through, an action refuses rather than going
+	// unrecorded, and says how to act anyway.
+	if out, code := cli(t, b.URL, "replay", "--ops", "http://127.0.0.1:1", "--data-dir", t.TempDir(), one); code != 1 || !strings.Contains(out, "--direct") {
+		t.Fatalf("replay with no projector and no token: %d %s", code, out)
+	}
+	if out, code := cli(t, b.URL, "replay", "--direct", one); code != 1 || !strings.Contains(out, "needs DATABASE_URL") {
+		t.Fatalf("replay --direct with no DATABASE_URL: %d %s", code, out)
+	}
+	env := map[string]string{"DATABASE_URL": dbURL, "USER": "ada"}
+	if out, code := cliEnv(t, env, b.URL, "replay", "--direct", one); code != 0 || !strings.Contains(out, "replayed to BILLING") {
 		t.Fatalf("replay: %d %s", code, out)
 	}
 	testkit.WaitFor(t, 10*time.Second, "replayed message handled", func() bool {
@@ -148,13 +165,28 @@ func TestDLQListReplayDiscard(t *testing.T) {
 	if out, code := cli(t, b.URL, "discard", two); code != 2 || !strings.Contains(out, "--note is required") {
 		t.Errorf("discard without a note: %d %s", code, out)
 	}
-	if out, code := cli(t, b.URL, "discard", "--note", "customer deleted", two); code != 0 || !strings.Contains(out, "discarded") {
+	if out, code := cliEnv(t, env, b.URL, "discard", "--direct", "--note", "customer deleted", two); code != 0 || !strings.Contains(out, "discarded") {
 		t.Fatalf("discard: %d %s", code, out)
+	}
+	// Both actions are in the audit log, under the user who ran the CLI.
+	rows, err := pool.Query(ctx, `SELECT actor, action, target, note, result FROM ops_audit ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type action struct{ Actor, Action, Target, Note, Result string }
+	audit, err := pgx.CollectRows(rows, pgx.RowToStructByPos[action])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(audit) != 2 ||
+		audit[0].Actor != "cli:ada" || audit[0].Action != "replay" || audit[0].Target != "dlq "+one+" (crm, evt_dlq_one)" || !strings.HasPrefix(audit[0].Result, "replayed to BILLING") ||
+		audit[1].Actor != "cli:ada" || audit[1].Action != "discard" || audit[1].Note != "customer deleted" || audit[1].Result != "discarded" {
+		t.Errorf("audit log: %+v", audit)
 	}
 	if out, _ := cli(t, b.URL, "list"); !strings.Contains(out, "no dead letters") {
 		t.Fatalf("DLQ not empty after replay and discard: %s", out)
 	}
-	if _, code := cli(t, b.URL, "replay", "999"); code != 1 {
+	if _, code := cliEnv(t, env, b.URL, "replay", "--direct", "999"); code != 1 {
 		t.Errorf("replay of an unknown sequence: exit %d, want 1", code)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/switchyard/switchyard/platform/opsauth"
 	"github.com/switchyard/switchyard/platform/postgres"
@@ -51,7 +52,7 @@ func rebuildCmd(ctx context.Context, args []string, getenv func(string) string, 
 	var rep projector.RebuildReport
 	var err error
 	if *direct {
-		rep, err = rebuildDirect(ctx, getenv("DATABASE_URL"), *natsURL, stderr)
+		rep, err = rebuildDirect(ctx, getenv("DATABASE_URL"), *natsURL, cliActor(getenv), stderr)
 	} else {
 		var tok string
 		tok, err = opsToken(getenv, *dataDir)
@@ -72,7 +73,9 @@ func rebuildCmd(ctx context.Context, args []string, getenv func(string) string, 
 	return err
 }
 
-func rebuildDirect(ctx context.Context, dbURL, natsURL string, stderr io.Writer) (projector.RebuildReport, error) {
+// rebuildDirect rebuilds from this process, recorded in the ops audit log
+// under actor like a rebuild through the status API.
+func rebuildDirect(ctx context.Context, dbURL, natsURL, actor string, stderr io.Writer) (rep projector.RebuildReport, err error) {
 	if dbURL == "" {
 		return projector.RebuildReport{}, errors.New("--direct needs DATABASE_URL")
 	}
@@ -93,7 +96,19 @@ func rebuildDirect(ctx context.Context, dbURL, natsURL string, stderr io.Writer)
 	if err != nil {
 		return projector.RebuildReport{}, err
 	}
-	return projector.Rebuild(ctx, pool, js, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err := projector.MigrateOps(ctx, pool); err != nil {
+		return projector.RebuildReport{}, err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	con, err := projector.NewConsole(ctx, projector.ConsoleConfig{JetStream: js, Pool: pool, Logger: log, Meter: noop.NewMeterProvider()})
+	if err != nil {
+		return projector.RebuildReport{}, err
+	}
+	err = con.Audit(ctx, actor, "rebuild", "projection", func() (string, error) {
+		rep, err = projector.Rebuild(ctx, pool, js, log)
+		return fmt.Sprintf("%d events, %d customers, %.0f events/s", rep.Events, rep.Customers, rep.EventsPerSecond), err
+	})
+	return rep, err
 }
 
 func rebuildRemote(ctx context.Context, base, token string) (projector.RebuildReport, error) {

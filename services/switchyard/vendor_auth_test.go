@@ -25,6 +25,7 @@ import (
 	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/alerts"
 	"github.com/switchyard/switchyard/services/crm"
+	"github.com/switchyard/switchyard/services/projector"
 )
 
 // TestRevokedCRMTokenAlertsThenReplayCompletes is the operator's loop: the
@@ -44,18 +45,24 @@ func TestRevokedCRMTokenAlertsThenReplayCompletes(t *testing.T) {
 	slackAPI := httptest.NewServer(sl)
 	defer slackAPI.Close()
 	db := testkit.Postgres(t)
-	ports := freePorts(t, 2)
+	ports := freePorts(t, 4)
+	opsToken := randomHex(24)
 	env := config.MapEnv(map[string]string{
 		"NATS_URL": b.URL, "DATABASE_URL": db, "LOG_LEVEL": "warn",
 		"CRM_ADDR": "127.0.0.1:" + strconv.Itoa(ports[0]), "HUBSPOT_TOKEN": "pat-na1-good", "HUBSPOT_BASE_URL": hubAPI.URL,
 		"ALERTS_ADDR": "127.0.0.1:" + strconv.Itoa(ports[1]), "SLACK_WEBHOOK_URL": slackAPI.URL + sl.Path(),
+		// The projector's status API, which the replay goes through (audited).
+		"PROJECTOR_ADDR": "127.0.0.1:" + strconv.Itoa(ports[2]), "OPS_ADDR": "127.0.0.1:" + strconv.Itoa(ports[3]),
+		"SWITCHYARD_OPS_TOKENS": "oncall:read+operate:" + opsToken,
+		"SWITCHYARD_OPS_URL":    "http://127.0.0.1:" + strconv.Itoa(ports[3]), "SWITCHYARD_OPS_TOKEN": opsToken,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 2)
+	done := make(chan error, 3)
 	go func() { done <- crm.Run(ctx, env, io.Discard) }()
 	go func() { done <- alerts.Run(ctx, env, io.Discard) }()
-	defer func() { cancel(); <-done; <-done }()
-	for _, addr := range []string{env("CRM_ADDR"), env("ALERTS_ADDR")} {
+	go func() { done <- projector.Run(ctx, env, io.Discard) }()
+	defer func() { cancel(); <-done; <-done; <-done }()
+	for _, addr := range []string{env("CRM_ADDR"), env("ALERTS_ADDR"), env("PROJECTOR_ADDR")} {
 		if err := waitReady(ctx, "http://"+addr+"/readyz", 20*time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -101,8 +108,12 @@ func TestRevokedCRMTokenAlertsThenReplayCompletes(t *testing.T) {
 		t.Errorf("alert names another command than %q:\n%s", cmd, alert.Text)
 	}
 	out.Reset()
-	if code := run(ctx, []string{"dlq", "replay", "--nats", b.URL, strconv.FormatUint(entries[0].Seq, 10)}, env, nil, &out, io.Discard); code != 0 {
-		t.Fatalf("replay: %d %s", code, out.String())
+	var errOut bytes.Buffer
+	if code := run(ctx, []string{"dlq", "replay", "--nats", b.URL, strconv.FormatUint(entries[0].Seq, 10)}, env, nil, &out, &errOut); code != 0 {
+		t.Fatalf("replay: %d %s%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "replayed to BILLING") {
+		t.Errorf("replay went another way than the status API: %s", out.String())
 	}
 	testkit.WaitFor(t, 10*time.Second, "the contact synced after the replay", func() bool {
 		_, ok := hub.ContactByEmail("ada@example.com")

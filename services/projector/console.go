@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -67,6 +68,7 @@ type Console struct {
 
 	mu       sync.Mutex
 	failures map[string][]time.Time // failed logins per client address
+	proxies  []netip.Prefix         // trusted reverse proxies (X-Forwarded-For)
 
 	overviewMu sync.Mutex
 	overviewAt time.Time
@@ -82,8 +84,12 @@ type ConsoleConfig struct {
 	JaegerURL         string
 	GatewayMetricsURL string
 	SessionTTL        time.Duration
-	Logger            *slog.Logger
-	Meter             metric.MeterProvider
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (for the failed-login throttle and logs); from anyone
+	// else the header is ignored, so it cannot be spoofed.
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger
+	Meter          metric.MeterProvider
 }
 
 // NewConsole returns the console.
@@ -105,7 +111,7 @@ func NewConsole(ctx context.Context, c ConsoleConfig) (*Console, error) {
 	}
 	con := &Console{store: c.Store, dlq: dlq, ledger: ledger.New(c.Pool), js: c.JetStream, pool: c.Pool, tokens: c.Tokens,
 		jaeger: strings.TrimRight(c.JaegerURL, "/"), gatewayURL: c.GatewayMetricsURL, ttl: c.SessionTTL, log: c.Logger,
-		actions: actions, now: time.Now, failures: map[string][]time.Time{}}
+		actions: actions, now: time.Now, failures: map[string][]time.Time{}, proxies: c.TrustedProxies}
 	if err := con.instrumentDLQ(c.Meter); err != nil {
 		return nil, err
 	}
@@ -296,7 +302,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.render(w, http.StatusForbidden, "login", map[string]any{"Title": "Log in", "Error": "Cross-site login refused."})
 		return
 	}
-	client, _, _ := net.SplitHostPort(r.RemoteAddr)
+	client := c.clientAddr(r)
 	if c.throttled(client) {
 		c.render(w, http.StatusTooManyRequests, "login", map[string]any{"Title": "Log in", "Error": "Too many failed attempts; wait a minute."})
 		return
@@ -384,6 +390,51 @@ func (c *Console) recordFailure(client string) {
 	}
 	k := clientKey(client)
 	c.failures[k] = append(c.failures[k], c.now())
+}
+
+// clientAddr is the address of whoever sent r: the peer, or — when the
+// peer is a trusted proxy — the last address in X-Forwarded-For that is not
+// itself a trusted proxy (each proxy appends the address it heard from, so
+// the addresses left of that one are the client's to invent).
+func (c *Console) clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if !c.trusted(host) {
+		return host
+	}
+	var hops []string
+	for _, h := range r.Header.Values("X-Forwarded-For") {
+		for _, a := range strings.Split(h, ",") {
+			hops = append(hops, strings.TrimSpace(a))
+		}
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(hops[i])
+		if err != nil {
+			return host // a malformed chain: the proxy is the client we know
+		}
+		if !c.trusted(a.String()) {
+			return a.Unmap().String()
+		}
+		host = a.String()
+	}
+	return host
+}
+
+func (c *Console) trusted(addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range c.proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // clientKey groups IPv6 clients by /64, where one host can pick addresses.

@@ -363,3 +363,34 @@ func TestAPIDeadLetterActions(t *testing.T) {
 		t.Fatalf("audit: %s %s %v", actor, action, err)
 	}
 }
+
+// TestLoginThrottlePerClientBehindProxy: ten failed logins in a minute lock
+// out that client — even with the right token and a forged
+// X-Forwarded-For — while another client behind the same trusted proxy
+// still logs in.
+func TestLoginThrottlePerClientBehindProxy(t *testing.T) {
+	t.Parallel()
+	f := &consoleFixture{hub: start(t, map[string]string{"OPS_TRUSTED_PROXIES": "127.0.0.1, ::1"})}
+	attempt := func(token, forwardedFor string) int {
+		t.Helper()
+		code, _, _ := f.browser(t).do(http.MethodPost, "/login", url.Values{"token": {token}, "next": {"/console/"}},
+			map[string]string{"X-Forwarded-For": forwardedFor})
+		return code
+	}
+	for i := range 10 {
+		if code := attempt("guess-"+strconv.Itoa(i), "203.0.113.7"); code != http.StatusUnauthorized {
+			t.Fatalf("failed login %d: %d, want 401", i+1, code)
+		}
+	}
+	if code := attempt(operateToken, "203.0.113.7"); code != http.StatusTooManyRequests {
+		t.Errorf("the right token from a locked-out client: %d, want 429", code)
+	}
+	// The client puts another address in the header; the proxy appends the
+	// one it heard from, which is what counts.
+	if code := attempt(operateToken, "198.51.100.9, 203.0.113.7"); code != http.StatusTooManyRequests {
+		t.Errorf("a forged X-Forwarded-For from a locked-out client: %d, want 429", code)
+	}
+	if code := attempt(operateToken, "198.51.100.9"); code != http.StatusSeeOther {
+		t.Errorf("another client behind the same proxy: %d, want 303 (logged in)", code)
+	}
+}

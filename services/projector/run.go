@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/platform/config"
@@ -25,19 +27,22 @@ const ConsumerName = "projector"
 
 // Config is the projector's configuration.
 type Config struct {
-	Addr        string          // PROJECTOR_ADDR: health, readiness, metrics
-	OpsAddr     string          // OPS_ADDR: the status API
-	Tokens      opsauth.Tokens  // SWITCHYARD_OPS_TOKENS
-	Env         string          // SWITCHYARD_ENV
-	DatabaseURL config.Secret   // DATABASE_URL
-	Batch       int             // PROJECTOR_BATCH: most messages per transaction
-	JaegerURL   string          // JAEGER_UI_URL: trace links in the console
-	GatewayURL  string          // GATEWAY_METRICS_URL: webhook figures in the console
-	SessionTTL  time.Duration   // CONSOLE_SESSION_TTL
-	LogLevel    string          // LOG_LEVEL
-	MaxAttempts int             // CONSUMER_MAX_ATTEMPTS
-	Backoff     []time.Duration // CONSUMER_BACKOFF
-	NATS        natsbus.Options
+	Addr        string         // PROJECTOR_ADDR: health, readiness, metrics
+	OpsAddr     string         // OPS_ADDR: the status API
+	Tokens      opsauth.Tokens // SWITCHYARD_OPS_TOKENS
+	Env         string         // SWITCHYARD_ENV
+	DatabaseURL config.Secret  // DATABASE_URL
+	Batch       int            // PROJECTOR_BATCH: most messages per transaction
+	JaegerURL   string         // JAEGER_UI_URL: trace links in the console
+	GatewayURL  string         // GATEWAY_METRICS_URL: webhook figures in the console
+	SessionTTL  time.Duration  // CONSOLE_SESSION_TTL
+	// TrustedProxies (OPS_TRUSTED_PROXIES): the reverse proxies in front of
+	// the ops address whose X-Forwarded-For names the client.
+	TrustedProxies []netip.Prefix
+	LogLevel       string          // LOG_LEVEL
+	MaxAttempts    int             // CONSUMER_MAX_ATTEMPTS
+	Backoff        []time.Duration // CONSUMER_BACKOFF
+	NATS           natsbus.Options
 }
 
 // LoadConfig reads and validates the configuration.
@@ -54,6 +59,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		SessionTTL:  r.Duration("CONSOLE_SESSION_TTL", 12*time.Hour),
 		LogLevel:    r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		NATS:        natsbus.OptionsFromEnv(r, "switchyard-projector"),
+	}
+	for _, p := range r.List("OPS_TRUSTED_PROXIES") {
+		pfx, err := parsePrefix(p)
+		if err != nil {
+			r.Fail("OPS_TRUSTED_PROXIES", "%q is not an IP address or CIDR prefix", p)
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, pfx)
 	}
 	tokens := r.Secret("SWITCHYARD_OPS_TOKENS")
 	if tokens.IsSet() {
@@ -84,6 +97,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("batch", c.Batch),
 		slog.String("jaeger_ui_url", c.JaegerURL),
 		slog.String("gateway_metrics_url", c.GatewayURL),
+		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.Any("nats", c.NATS),
 	)
 }
@@ -130,7 +144,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		log.WarnContext(ctx, "no SWITCHYARD_OPS_TOKENS: the status API answers 503 to every request")
 	}
 	console, err := NewConsole(ctx, ConsoleConfig{Store: store, JetStream: js, Pool: pool, Tokens: cfg.Tokens, JaegerURL: cfg.JaegerURL,
-		GatewayMetricsURL: cfg.GatewayURL, SessionTTL: cfg.SessionTTL, Logger: log, Meter: base.Tel.Meter})
+		GatewayMetricsURL: cfg.GatewayURL, SessionTTL: cfg.SessionTTL, TrustedProxies: cfg.TrustedProxies, Logger: log, Meter: base.Tel.Meter})
 	if err != nil {
 		return err
 	}
@@ -173,4 +187,18 @@ func Handler(store *Store) consumer.BatchHandler {
 		// a lost connection is transient, a constraint violation permanent.
 		return store.Apply(ctx, entries)
 	}
+}
+
+// parsePrefix reads a CIDR prefix or a single address (as its /32 or /128).
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

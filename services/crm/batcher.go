@@ -15,11 +15,13 @@ import (
 )
 
 // batcher turns concurrent single-contact upserts into HubSpot batch calls:
-// the first request opens a batch that closes when it holds max contacts or
-// linger has passed, so a lone event waits at most linger while a burst
-// goes out 100 contacts a call. Two updates of one email never share a
-// call (HubSpot refuses duplicate ids in a batch); the later waits for the
-// next one, which keeps their order.
+// the first request opens a batch that closes when it holds max contacts,
+// when every request that could come is already here (max is the number
+// of callers, each waiting on its own), or when linger has passed — so a
+// lone event waits at most linger while a burst goes out in full calls.
+// Two updates of one email never share a call (HubSpot refuses duplicate
+// ids in a batch); the later waits for the next one, which keeps their
+// order.
 type batcher struct {
 	up      Upserter
 	max     int
@@ -65,29 +67,36 @@ func (b *batcher) Upsert(ctx context.Context, in hubspot.ContactInput) (string, 
 // formed then is still sent (the consumer drains after us).
 func (b *batcher) Run(ctx context.Context) error {
 	defer close(b.stopped)
-	var carry []*batchReq // duplicates held for the next batch
+	var held []*batchReq // updates of an email already in a batch, oldest first
 	for {
-		batch := carry
-		carry = nil
+		// Held updates go first, one per email; the rest stay held.
+		var batch, still []*batchReq
+		emails := map[string]bool{}
+		for _, r := range held {
+			if emails[key(r.in.Email)] {
+				still = append(still, r)
+				continue
+			}
+			emails[key(r.in.Email)] = true
+			batch = append(batch, r)
+		}
+		held = still
 		if len(batch) == 0 {
 			select {
 			case r := <-b.reqs:
+				emails[key(r.in.Email)] = true
 				batch = append(batch, r)
 			case <-ctx.Done():
 				return nil
 			}
 		}
-		emails := map[string]bool{}
-		for _, r := range batch {
-			emails[key(r.in.Email)] = true
-		}
 		timer := time.NewTimer(b.linger)
 	collect:
-		for len(batch) < b.max {
+		for len(batch) < b.max && len(batch)+len(held) < b.max {
 			select {
 			case r := <-b.reqs:
 				if emails[key(r.in.Email)] {
-					carry = append(carry, r)
+					held = append(held, r)
 					continue
 				}
 				emails[key(r.in.Email)] = true
@@ -99,7 +108,7 @@ func (b *batcher) Run(ctx context.Context) error {
 				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 				b.send(sctx, batch)
 				cancel()
-				for _, r := range carry {
+				for _, r := range held {
 					r.done <- batchRes{err: errStopping}
 				}
 				return nil

@@ -112,7 +112,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	}, backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithMaxElapsedTime(2*time.Minute)), ctx)); err != nil {
 		return fmt.Errorf("create HubSpot contact properties: %w", err)
 	}
-	syncer := NewSyncer(hs, cfg.BatchLinger, ledger.New(pool), js, ConsumerName, log)
+	syncer := NewSyncer(hs, cfg.BatchLinger, cfg.Workers, ledger.New(pool), js, ConsumerName, log)
 	if err := syncer.Instrument(base.Tel.Meter); err != nil {
 		return err
 	}

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"sort"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchyard/switchyard/platform/postgres"
@@ -126,12 +128,22 @@ func (s *Store) Resolve(ctx context.Context, eventID string, ids []Identifier, e
 // suspected_duplicates and each keeps its own links.
 func (s *Store) ResolveInput(ctx context.Context, in Input) (Resolution, error) {
 	var res Resolution
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		res, err = resolveTx(ctx, tx, in)
-		return err
-	})
-	return res, err
+	var err error
+	// Two events of one customer resolved at once may lock its rows in
+	// opposite orders (a merge chain, a customer created by the other): the
+	// loser of a deadlock is retried here at once rather than redelivered
+	// after the consumer's backoff.
+	for attempt := 1; ; attempt++ {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var err error
+			res, err = resolveTx(ctx, tx, in)
+			return err
+		})
+		var pgErr *pgconn.PgError
+		if attempt == 5 || !errors.As(err, &pgErr) || (pgErr.Code != "40P01" && pgErr.Code != "40001") {
+			return res, err
+		}
+	}
 }
 
 // ErrUnknownCustomer: the event names no identifier that can found a
@@ -188,23 +200,29 @@ func resolveTx(ctx context.Context, tx pgx.Tx, in Input) (Resolution, error) {
 	if err := br.Close(); err != nil {
 		return res, fmt.Errorf("look up identifiers: %w", err)
 	}
+	// Lock each customer found once (a row this transaction has locked
+	// cannot be merged away under it), in id order so that two events
+	// naming the same customers lock them the same way round.
+	roots := map[string]string{} // customer found → its root, locked
+	for _, cid := range found {
+		if cid != "" {
+			roots[cid] = ""
+		}
+	}
+	for _, cid := range slices.Sorted(maps.Keys(roots)) {
+		root, err := lockRoot(ctx, tx, cid)
+		if err != nil {
+			return res, err
+		}
+		roots[cid] = root
+	}
 	linked := map[Identifier]string{} // identifier → its customer's root
-	roots := map[string]string{}      // customer found → its root, locked
 	var known []string
 	for i, id := range ids {
 		if found[i] == "" {
 			continue
 		}
-		root, ok := roots[found[i]]
-		if !ok {
-			// A row this transaction has locked cannot be merged away under
-			// it, so each customer is locked and followed once.
-			var err error
-			if root, err = lockRoot(ctx, tx, found[i]); err != nil {
-				return res, err
-			}
-			roots[found[i]] = root
-		}
+		root := roots[found[i]]
 		linked[id] = root
 		if !slices.Contains(known, root) {
 			known = append(known, root)

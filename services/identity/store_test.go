@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -281,5 +282,47 @@ func TestGuestChargeFoundsACustomerOnlyWhenConfirmed(t *testing.T) {
 	res, err := store.ResolveInput(ctx, in)
 	if err != nil || res.CanonicalID != identity.CanonicalID(identity.Identifier{Kind: identity.LinkCharge, Value: "ch_guest"}) {
 		t.Fatalf("confirmed guest charge → %s %v", res.CanonicalID, err)
+	}
+}
+
+// Two events naming the same two customers through identifiers that sort
+// the other way round — A by X's email and Y's invoice, B by Y's email and
+// X's invoice — handled at once, for many such pairs: each pair merges into
+// one customer and no error surfaces (the customers are locked in id
+// order, not identifier order, and a deadlock left is retried inside).
+func TestConcurrentCrosswiseEventsMerge(t *testing.T) {
+	store, pool := newStore(t)
+	ctx := context.Background()
+	const pairs = 24
+	for k := range pairs {
+		x, y := fmt.Sprintf("x%d@example.com", k), fmt.Sprintf("y%d@example.com", k)
+		inX, inY := fmt.Sprintf("in_ofx%d", k), fmt.Sprintf("in_ofy%d", k)
+		if _, err := store.Resolve(ctx, "evt_sx"+strconv.Itoa(k), ids(identity.LinkEmail, x, identity.LinkInvoice, inX), x, "", identity.Version{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Resolve(ctx, "evt_sy"+strconv.Itoa(k), ids(identity.LinkEmail, y, identity.LinkInvoice, inY), y, "", identity.Version{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*pairs)
+	for k := range pairs {
+		x, y := fmt.Sprintf("x%d@example.com", k), fmt.Sprintf("y%d@example.com", k)
+		inX, inY := fmt.Sprintf("in_ofx%d", k), fmt.Sprintf("in_ofy%d", k)
+		for _, in := range [][]identity.Identifier{ids(identity.LinkEmail, x, identity.LinkInvoice, inY), ids(identity.LinkEmail, y, identity.LinkInvoice, inX)} {
+			wg.Go(func() {
+				if _, err := store.Resolve(ctx, fmt.Sprintf("evt_cross%d_%s", k, in[0].Value), in, "", "", identity.Version{}); err != nil {
+					errs <- fmt.Errorf("pair %d: %w", k, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if live := count(t, pool, `SELECT count(*) FROM customers WHERE merged_into IS NULL`); live != pairs {
+		t.Errorf("%d customers not merged, want %d (one per pair)", live, pairs)
 	}
 }

@@ -326,3 +326,58 @@ func TestConcurrentCrosswiseEventsMerge(t *testing.T) {
 		t.Errorf("%d customers not merged, want %d (one per pair)", live, pairs)
 	}
 }
+
+// A CRM contact id links to its customer once; later syncs of it are
+// answered as linked, another customer's claim is refused, and after a
+// merge the id belongs to the survivor whichever of the two names it.
+func TestLinkExternal(t *testing.T) {
+	store, pool := newStore(t)
+	ctx := context.Background()
+	a, err := store.Resolve(ctx, "evt_la", ids(identity.LinkEmail, "la@example.com"), "la@example.com", "", identity.Version{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.Resolve(ctx, "evt_lb", ids(identity.LinkEmail, "lb@example.com"), "lb@example.com", "", identity.Version{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	contact := identity.Identifier{Kind: identity.LinkCRMContact, Value: "hubspot:501"}
+	link := func(cid string) bool {
+		t.Helper()
+		ok, err := store.LinkExternal(ctx, cid, contact, "crm.contact.synced:x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	owner := func() string {
+		t.Helper()
+		var o string
+		if err := pool.QueryRow(ctx, `SELECT canonical_id FROM customer_links WHERE kind = $1 AND value = $2`, contact.Kind, contact.Value).Scan(&o); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	if !link(a.CanonicalID) || !link(a.CanonicalID) || owner() != a.CanonicalID {
+		t.Fatalf("the contact is not linked to its customer %s (owner %s)", a.CanonicalID, owner())
+	}
+	if link(b.CanonicalID) || owner() != a.CanonicalID {
+		t.Fatalf("another customer took the contact: owner %s", owner())
+	}
+	merged, err := store.Resolve(ctx, "evt_lab", ids(identity.LinkEmail, "la@example.com", identity.LinkEmail, "lb@example.com"), "", "", identity.Version{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	survivor := merged.CanonicalID
+	if owner() != survivor {
+		t.Fatalf("after the merge the contact belongs to %s, want the survivor %s", owner(), survivor)
+	}
+	for _, cid := range []string{a.CanonicalID, b.CanonicalID} {
+		if !link(cid) {
+			t.Errorf("a sync naming %s (merged into %s) is refused", cid, survivor)
+		}
+	}
+	if n := count(t, pool, `SELECT count(*) FROM customer_links WHERE kind = 'crm_contact'`); n != 1 {
+		t.Errorf("%d crm_contact links, want 1", n)
+	}
+}

@@ -61,8 +61,20 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	opsAddr := fs.String("ops-addr", "127.0.0.1:8090", "status API (ops) address")
 	slackAddr := fs.String("slack-addr", "127.0.0.1:8094", "Slack webhook emulator address (used unless SLACK_WEBHOOK_URL is set)")
 	natsPort := fs.Int("nats-port", 4223, "embedded NATS port (ignored when NATS_URL is set)")
+	vendorLimits := fs.String("vendor-limits", "plan", "the emulators' rate limits: plan (the vendors' documented limits of their smallest plans) or none (to measure the hub itself)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
+	}
+	if *vendorLimits != "plan" && *vendorLimits != "none" {
+		fmt.Fprintf(stderr, "switchyard dev: --vendor-limits %q: want plan or none\n", *vendorLimits)
+		return errUsage
+	}
+	unlimited := *vendorLimits == "none"
+	limit := func(n int) int { // 0 is each emulator's documented default, negative none
+		if unlimited {
+			return -1
+		}
+		return n
 	}
 	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
 		return err
@@ -118,7 +130,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	var emulators []*http.Server
 	var emulatorLines []string
 	if getenv("HUBSPOT_TOKEN") == "" && getenv("HUBSPOT_TOKEN_FILE") == "" {
-		emulators = append(emulators, &http.Server{Addr: *hubspotAddr, Handler: hubspotemu.New(hubspotemu.Options{}), ReadHeaderTimeout: 5 * time.Second})
+		emulators = append(emulators, &http.Server{Addr: *hubspotAddr, Handler: hubspotemu.New(hubspotemu.Options{TenSecondLimit: limit(0), SearchPerSecondLimit: limit(0)}), ReadHeaderTimeout: 5 * time.Second})
 		over["HUBSPOT_TOKEN"] = "pat-dev-switchyard-emulator"
 		over["HUBSPOT_BASE_URL"] = "http://" + dialAddr(*hubspotAddr)
 		emulatorLines = append(emulatorLines, "  HubSpot:         emulator at http://"+dialAddr(*hubspotAddr)+" (set HUBSPOT_TOKEN for the real one)")
@@ -126,7 +138,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		emulatorLines = append(emulatorLines, "  HubSpot:         "+orDefault(getenv("HUBSPOT_BASE_URL"), "https://api.hubapi.com"))
 	}
 	if getenv("ZENDESK_API_TOKEN") == "" && getenv("ZENDESK_API_TOKEN_FILE") == "" {
-		zd, err := zendeskemu.New(zendeskemu.Options{Email: devZendeskEmail, APIToken: devZendeskToken,
+		zd, err := zendeskemu.New(zendeskemu.Options{Email: devZendeskEmail, APIToken: devZendeskToken, RateLimit: limit(0),
 			Groups: []zendeskemu.Group{{ID: 1, Name: "Billing"}, {ID: 2, Name: "Customer Success"}}})
 		if err != nil {
 			return err
@@ -140,7 +152,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		emulatorLines = append(emulatorLines, "  Zendesk:         "+getenv("ZENDESK_BASE_URL"))
 	}
 	if getenv("SLACK_WEBHOOK_URL") == "" && getenv("SLACK_WEBHOOK_URL_FILE") == "" {
-		sl, err := slackemu.New(slackemu.Options{})
+		sl, err := slackemu.New(slackemu.Options{RateLimit: limit(0)})
 		if err != nil {
 			return err
 		}

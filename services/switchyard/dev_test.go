@@ -29,7 +29,7 @@ import (
 
 // freePorts returns n distinct free ports: all n are held open together,
 // so the kernel cannot hand the same one out twice.
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
 	for i := 0; i < n; i++ {
@@ -453,4 +453,16 @@ func reFixtureEventID(raw []byte) string {
 	}
 	_ = json.Unmarshal(raw, &ev)
 	return ev.ID
+}
+
+func TestDevRefusesUnknownVendorLimits(t *testing.T) {
+	var errOut bytes.Buffer
+	dir := filepath.Join(t.TempDir(), "hub")
+	if code := run(context.Background(), []string{"dev", "--data", dir, "--vendor-limits", "unlimited"}, func(string) string { return "" }, nil, io.Discard, &errOut); code != 2 ||
+		!strings.Contains(errOut.String(), "want plan or none") {
+		t.Errorf("exit %d: %s", code, errOut.String())
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("dev created %s before refusing its flags", dir)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os/user"
 	"strconv"
 	"strings"
@@ -99,6 +100,16 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	if f.Class != "" && !validClass(f.Class) {
 		return fmt.Errorf("--class %q: want transient, auth, permanent or unknown", f.Class)
 	}
+	if sub == "discard" && *dryRun {
+		fmt.Fprintln(stderr, "switchyard dlq discard: --dry-run is for replay")
+		return errUsage
+	}
+	opsSet := false
+	fs.Visit(func(fl *flag.Flag) { opsSet = opsSet || fl.Name == "ops" })
+	if *direct && opsSet {
+		fmt.Fprintln(stderr, "switchyard dlq: --direct and --ops exclude each other: --direct acts from here, --ops through the status API")
+		return errUsage
+	}
 	nc, err := nats.Connect(*natsURL, nats.Name("switchyard-cli"), nats.Timeout(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", *natsURL, err)
@@ -162,21 +173,23 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		switch {
 		case *dryRun:
-			if sub != "replay" {
-				fmt.Fprintln(stderr, "switchyard dlq discard: --dry-run is for replay")
-				return errUsage
-			}
 			return planReplay(entries, out)
 		case *direct:
-			return directly(ctx, js, getenv, sub, entries, *note, out)
+			return directly(ctx, js, getenv, sub, entries, *note, out, stderr)
 		}
 		// Through the projector: one action per dead letter at a time and
 		// each recorded in the audit log under the token's name.
+		const hint = " (if the projector is down, --direct with DATABASE_URL acts from here, audited)"
 		tok, err := opsToken(getenv, *dataDir)
 		if err != nil {
-			return fmt.Errorf("%w (or pass --direct with DATABASE_URL if the projector is down)", err)
+			return fmt.Errorf("%w"+hint, err)
 		}
-		return viaOps(ctx, newOpsClient(*opsURL, tok, 60*time.Second), sub, entries, *note, out)
+		err = viaOps(ctx, newOpsClient(*opsURL, tok, 60*time.Second), sub, entries, *note, out)
+		var unreachable *url.Error
+		if errors.As(err, &unreachable) {
+			return fmt.Errorf("%w"+hint, err)
+		}
+		return err
 	default:
 		fmt.Fprint(stderr, dlqUsage)
 		return errUsage
@@ -218,7 +231,7 @@ func planReplay(entries []deadletter.Entry, out *printer) error {
 // directly replays or discards from this process, through the same
 // audited path the console takes (a lock per dead letter, the audit row
 // written before acting and completed after), recorded under "cli:<user>".
-func directly(ctx context.Context, js jetstream.JetStream, getenv func(string) string, action string, entries []deadletter.Entry, note string, out *printer) error {
+func directly(ctx context.Context, js jetstream.JetStream, getenv func(string) string, action string, entries []deadletter.Entry, note string, out *printer, stderr io.Writer) error {
 	dbURL := getenv("DATABASE_URL")
 	if dbURL == "" {
 		return errors.New("--direct needs DATABASE_URL, where the action is recorded in the ops audit log")
@@ -231,8 +244,9 @@ func directly(ctx context.Context, js jetstream.JetStream, getenv func(string) s
 	if err := projector.MigrateOps(ctx, pool); err != nil {
 		return err
 	}
+	// Warnings (an audit result that could not be stored) reach the operator.
 	con, err := projector.NewConsole(ctx, projector.ConsoleConfig{JetStream: js, Pool: pool,
-		Logger: slog.New(slog.DiscardHandler), Meter: noop.NewMeterProvider()})
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), Meter: noop.NewMeterProvider()})
 	if err != nil {
 		return err
 	}
@@ -246,7 +260,7 @@ func directly(ctx context.Context, js jetstream.JetStream, getenv func(string) s
 			res, err = con.Replay(ctx, actor, e.Seq)
 		}
 		if err != nil {
-			return errors.Join(out.results(results), fmt.Errorf("%s %d: %w", action, e.Seq, err))
+			return errors.Join(out.partial(results), fmt.Errorf("%s %d: %w", action, e.Seq, err))
 		}
 		results = append(results, map[string]any{"seq": e.Seq, "consumer": e.Consumer, "subject": e.OriginalSubject,
 			"original_msg_id": e.OriginalMsgID, "result": res, "by": actor})
@@ -278,7 +292,7 @@ func viaOps(ctx context.Context, c *opsClient, action string, entries []deadlett
 			body, _ = json.Marshal(map[string]string{"note": note})
 		}
 		if err := c.doBody(ctx, http.MethodPost, "/v1/dead-letters/"+strconv.FormatUint(e.Seq, 10)+"/"+action, body, &res); err != nil {
-			return errors.Join(out.results(results), fmt.Errorf("%s %d: %w", action, e.Seq, err))
+			return errors.Join(out.partial(results), fmt.Errorf("%s %d: %w", action, e.Seq, err))
 		}
 		results = append(results, map[string]any{"seq": e.Seq, "consumer": e.Consumer, "original_msg_id": e.OriginalMsgID, "result": res.Result, "by": res.By})
 	}
@@ -331,6 +345,14 @@ func (p *printer) show(e dlqEntry) error {
 		fmt.Fprintf(p.w, "%s\n", e.Data)
 	}
 	return nil
+}
+
+// partial prints what was done before a failure, if anything.
+func (p *printer) partial(rs []map[string]any) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	return p.results(rs)
 }
 
 func (p *printer) results(rs []map[string]any) error {

@@ -135,8 +135,18 @@ func TestDLQListReplayDiscard(t *testing.T) {
 	if out, code := cli(t, b.URL, "replay", "--ops", "http://127.0.0.1:1", "--data-dir", t.TempDir(), one); code != 1 || !strings.Contains(out, "--direct") {
 		t.Fatalf("replay with no projector and no token: %d %s", code, out)
 	}
+	down := map[string]string{"SWITCHYARD_OPS_TOKEN": "a-token-for-a-projector-that-is-down"}
+	if out, code := cliEnv(t, down, b.URL, "replay", "--ops", "http://127.0.0.1:1", one); code != 1 || !strings.Contains(out, "--direct") || strings.Contains(out, "no dead letters matched") {
+		t.Fatalf("replay with the projector down: %d %s", code, out)
+	}
 	if out, code := cli(t, b.URL, "replay", "--direct", one); code != 1 || !strings.Contains(out, "needs DATABASE_URL") {
 		t.Fatalf("replay --direct with no DATABASE_URL: %d %s", code, out)
+	}
+	if out, code := cli(t, b.URL, "replay", "--direct", "--ops", "http://127.0.0.1:1", one); code != 2 || !strings.Contains(out, "exclude each other") {
+		t.Fatalf("replay --direct --ops: %d %s", code, out)
+	}
+	if out, code := cli(t, b.URL, "discard", "--dry-run", "--note", "n", one); code != 2 || !strings.Contains(out, "--dry-run is for replay") {
+		t.Fatalf("discard --dry-run: %d %s", code, out)
 	}
 	env := map[string]string{"DATABASE_URL": dbURL, "USER": "ada"}
 	if out, code := cliEnv(t, env, b.URL, "replay", "--direct", one); code != 0 || !strings.Contains(out, "replayed to BILLING") {

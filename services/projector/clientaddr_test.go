@@ -24,6 +24,10 @@ func TestClientAddr(t *testing.T) {
 		{"a malformed hop stops the walk", "10.1.2.3:5000", []string{"203.0.113.7, not-an-ip"}, proxies, "10.1.2.3"},
 		{"IPv6 loopback proxy", "[::1]:5000", []string{"2001:db8::1"}, proxies, "2001:db8::1"},
 		{"IPv4-mapped addresses are unmapped", "10.1.2.3:5000", []string{"::ffff:203.0.113.7"}, proxies, "203.0.113.7"},
+		{"a hop with a port", "10.1.2.3:5000", []string{"203.0.113.7:61000"}, proxies, "203.0.113.7"},
+		{"an IPv6 hop with a port", "10.1.2.3:5000", []string{"[2001:db8::1]:61000"}, proxies, "2001:db8::1"},
+		{"an IPv6 zone is dropped", "10.1.2.3:5000", []string{"fe80::1%eth0"}, proxies, "fe80::1"},
+		{"empty entries are skipped over as malformed", "10.1.2.3:5000", []string{"203.0.113.7, "}, proxies, "10.1.2.3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -411,16 +411,30 @@ func (c *Console) clientAddr(r *http.Request) string {
 		}
 	}
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(hops[i])
-		if err != nil {
+		a, ok := hopAddr(hops[i])
+		if !ok {
 			return host // a malformed chain: the proxy is the client we know
 		}
 		if !c.trusted(a.String()) {
-			return a.Unmap().String()
+			return a.String()
 		}
 		host = a.String()
 	}
 	return host
+}
+
+// hopAddr reads one X-Forwarded-For entry: an address, or an address and
+// port as some proxies write it; zones and IPv4 mapping are dropped.
+func hopAddr(s string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		ap, perr := netip.ParseAddrPort(s)
+		if perr != nil {
+			return netip.Addr{}, false
+		}
+		a = ap.Addr()
+	}
+	return a.WithZone("").Unmap(), true
 }
 
 func (c *Console) trusted(addr string) bool {

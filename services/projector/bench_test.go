@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,6 +94,29 @@ func BenchmarkRebuild(b *testing.B) {
 	e := benchSetup(b, rebuildCustomers)
 	resetProjection(b, e.pool)
 	var events, secs float64
+	// A rebuild folds in memory: the live heap's peak above where it
+	// started, per event, says how big a history fits (an upper bound: the
+	// embedded NATS server's block cache is in the same heap).
+	runtime.GC()
+	base := liveHeap()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if h := liveHeap(); h > peak.Load() {
+					peak.Store(h)
+				}
+			}
+		}
+	}()
 	for b.Loop() {
 		rep, err := projector.Rebuild(context.Background(), e.pool, e.js, slog.New(slog.DiscardHandler))
 		if err != nil {
@@ -98,8 +124,20 @@ func BenchmarkRebuild(b *testing.B) {
 		}
 		events, secs = events+float64(rep.Events+rep.Duplicates+rep.Skipped), secs+rep.Seconds
 	}
+	close(stop)
+	<-sampled
 	b.ReportMetric(events/secs, "events/s")
 	b.ReportMetric(float64(e.msgs), "events")
+	if p := peak.Load(); p > base {
+		b.ReportMetric(float64(p-base)/float64(e.msgs), "peak_heap_B/event")
+	}
+}
+
+// liveHeap is the bytes of heap objects, read without stopping the world.
+func liveHeap() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 // BenchmarkLive: the live path — durable batch consumers on the three

@@ -1,11 +1,13 @@
 package projector
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -84,7 +86,9 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, lo
 		seen := map[string]bool{}
 		for _, stream := range Streams {
 			last, err := readStream(rctx, js, stream, 1, func(subject string, data []byte, h map[string][]string) {
-				e, err := NewEntry(subject, data, h)
+				// A copy: data shares its buffer with the message's headers,
+				// which the rebuild would otherwise hold for every event.
+				e, err := NewEntry(subject, bytes.Clone(data), h)
 				switch {
 				case err != nil:
 					rep.Skipped++
@@ -93,6 +97,12 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, lo
 					rep.Duplicates++
 				default:
 					seen[e.EventID] = true
+					// Kept as its payload only (decoded again when folded): the
+					// decoded message is most of an entry's memory. Merges are
+					// read below, so theirs stays.
+					if up, ok := e.msg.(*billingv1.CustomerUpserted); !ok || len(up.GetMergedCanonicalIds()) == 0 {
+						e.msg = nil
+					}
 					entries = append(entries, e)
 					select {
 					case rows <- &e:
@@ -130,18 +140,21 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, lo
 		}
 	}
 	aliases := foldAliases(merges)
-	byOwner := map[string][]Entry{}
-	for _, e := range entries {
+	if len(entries) > math.MaxInt32 {
+		return rep, fmt.Errorf("rebuild: %d events are more than one rebuild holds", len(entries))
+	}
+	byOwner := map[string][]int32{} // entries' indexes, not copies
+	for i, e := range entries {
 		owner := e.CustomerID
 		if a, ok := aliases[owner]; ok {
 			owner = a
 		}
-		byOwner[owner] = append(byOwner[owner], e)
+		byOwner[owner] = append(byOwner[owner], int32(i))
 	}
 	rep.Events, rep.Customers = len(entries), len(byOwner)
 	err = copySources(ctx, conn.Conn(), entries)
 	if err == nil {
-		err = copyViews(ctx, conn.Conn(), aliases, byOwner)
+		err = copyViews(ctx, conn.Conn(), aliases, entries, byOwner)
 	}
 	loadDone := time.Now()
 	if err == nil {
@@ -232,8 +245,9 @@ func copySources(ctx context.Context, conn *pgx.Conn, entries []Entry) error {
 	return nil
 }
 
-// copyViews loads the aliases and the customers folded from byOwner.
-func copyViews(ctx context.Context, conn *pgx.Conn, aliases map[string]string, byOwner map[string][]Entry) error {
+// copyViews loads the aliases and the customers folded from byOwner (the
+// indexes of each customer's entries).
+func copyViews(ctx context.Context, conn *pgx.Conn, aliases map[string]string, entries []Entry, byOwner map[string][]int32) error {
 	aliasRows := make([][]any, 0, len(aliases))
 	for m, s := range aliases {
 		aliasRows = append(aliasRows, []any{m, s})
@@ -272,7 +286,12 @@ func copyViews(ctx context.Context, conn *pgx.Conn, aliases map[string]string, b
 		go func() {
 			defer wg.Done()
 			for id := range ids {
-				v := Fold(id, byOwner[id])
+				// A copy each, decoded while folded and dropped after.
+				own := make([]Entry, len(byOwner[id]))
+				for k, i := range byOwner[id] {
+					own[k] = entries[i]
+				}
+				v := Fold(id, own)
 				doc, err := json.Marshal(&v)
 				select {
 				case rows <- row{[]any{v.CustomerID, normalizeEmail(v.Email), v.StripeCustomerIDs, v.State, v.LastEventAt, string(doc)}, err}:

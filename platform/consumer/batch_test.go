@@ -4,12 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/errclass"
@@ -120,5 +126,70 @@ func TestBatchTransientFailureRetries(t *testing.T) {
 	}
 	if dls := e.deadLetters(t, "dlq.batchretry"); len(dls) != 0 {
 		t.Fatalf("%d dead letters for a transient failure", len(dls))
+	}
+}
+
+// The batch's span (where its database work goes) is a child of the first
+// message's process span, in that message's trace, and links to the other
+// messages' process spans; each process span continues its own message's
+// trace from the traceparent header.
+func TestBatchSpanJoinsTheFirstMessagesTrace(t *testing.T) {
+	e := setup(t)
+	const n = 5
+	for i := range n {
+		tp := fmt.Sprintf("00-%032x-%016x-01", i+1, i+1)
+		msg := &nats.Msg{Subject: "billing.test.traced", Data: []byte("x"),
+			Header: nats.Header{"Nats-Msg-Id": {fmt.Sprintf("t-%d", i)}, "traceparent": {tp}}}
+		if _, err := e.js.PublishMsg(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What every service's telemetry setup installs.
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	var mu sync.Mutex
+	var batchSpans []trace.SpanContext
+	e.startBatch(t, consumer.Config{Name: "batchtrace", Subjects: []string{"billing.test.>"}, Tracer: tp, BatchLinger: time.Second},
+		func(ctx context.Context, ms []*consumer.Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			batchSpans = append(batchSpans, trace.SpanContextFromContext(ctx))
+			return nil
+		})
+	testkit.WaitFor(t, 15*time.Second, "all settled", e.settled(t, natsbus.StreamBilling, "batchtrace"))
+	process := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+	var batches []sdktrace.ReadOnlySpan
+	testkit.WaitFor(t, 5*time.Second, "every span ended", func() bool {
+		process, batches = map[trace.SpanID]sdktrace.ReadOnlySpan{}, nil
+		for _, s := range rec.Ended() {
+			if strings.HasPrefix(s.Name(), "process batch ") {
+				batches = append(batches, s)
+			} else {
+				process[s.SpanContext().SpanID()] = s
+			}
+		}
+		return len(process) == n && len(batches) == len(batchSpans)
+	})
+	linked := 0
+	for _, b := range batches {
+		parent, ok := process[b.Parent().SpanID()]
+		if !ok || b.SpanContext().TraceID() != parent.SpanContext().TraceID() {
+			t.Fatalf("batch span %s is not a child of a message's process span (parent %s)", b.SpanContext().SpanID(), b.Parent().SpanID())
+		}
+		for _, l := range b.Links() {
+			if _, ok := process[l.SpanContext.SpanID()]; !ok {
+				t.Errorf("batch span links to %s, no message's process span", l.SpanContext.SpanID())
+			}
+		}
+		linked += 1 + len(b.Links())
+	}
+	if linked != n {
+		t.Errorf("batch spans reach %d messages (parent + links), want each of the %d once", linked, n)
+	}
+	for _, s := range process {
+		if !s.Parent().IsRemote() || s.Parent().TraceID() != s.SpanContext().TraceID() {
+			t.Errorf("process span %s does not continue its message's trace", s.Name())
+		}
 	}
 }

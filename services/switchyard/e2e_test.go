@@ -201,6 +201,7 @@ func TestTracesInJaeger(t *testing.T) {
 	// sync and the projection, parent links intact, vendor calls included.
 	tr, problems := pollTrace(jaeger, failed.TraceID, func(tr jaegerTrace) []string {
 		p := traceProblems(tr, svcGateway, svcIdentity, svcCRM, svcSupport, svcProjector)
+		p = append(p, dbSpanProblems(tr, svcIdentity, svcCRM, svcSupport, svcProjector)...)
 		return append(p, vendorClientSpanProblems(tr, map[string]string{"HubSpot": h.hubspot, "Zendesk": h.zendesk})...)
 	})
 	t.Logf("trace of invoice.payment_failed %s (%s), %d spans:\n%s", evtFailed, tr.TraceID, len(tr.Spans), tr.tree())
@@ -222,6 +223,26 @@ func TestTracesInJaeger(t *testing.T) {
 	}
 
 	h.stop(t)
+}
+
+// dbSpanProblems is the assertion that each service's PostgreSQL work for
+// the event is in its trace: at least one span with
+// db.system.name=postgresql from each. It returns one line per service
+// missing.
+func dbSpanProblems(tr jaegerTrace, services ...string) []string {
+	have := map[string]bool{}
+	for _, s := range tr.Spans {
+		if s.tag("db.system.name") == "postgresql" {
+			have[tr.service(s)] = true
+		}
+	}
+	var out []string
+	for _, svc := range services {
+		if !have[svc] {
+			out = append(out, "no PostgreSQL span from "+svc+": its database work is not in the trace")
+		}
+	}
+	return out
 }
 
 // vendorClientSpanProblems is the assertion that the trace holds the HTTP

@@ -249,6 +249,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, cc)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started: nothing was taken
+		}
 		return fmt.Errorf("consumer %s: create: %w", c.cfg.Name, err)
 	}
 	c.durable.Store(&cons)

@@ -407,3 +407,20 @@ func TestDeadLetterEndsDeliveriesOnTheSeparateServer(t *testing.T) {
 	testkit.WaitFor(t, 10*time.Second, "dead letter handled once", func() bool { return calls.Load() == 1 })
 	testkit.Never(t, 2*time.Second, "a redelivery after the dead letter (over 6 × AckWait)", func() bool { return calls.Load() > 1 })
 }
+
+// A consumer stopped before it has started — its service shut down while
+// it was still creating its durable consumer — stops cleanly, without an
+// error that would make a clean shutdown look like a failure.
+func TestRunStoppedBeforeItStarts(t *testing.T) {
+	e := setup(t)
+	c, err := consumer.New(e.js, e.ledger, consumer.Config{Name: "never", Stream: natsbus.StreamBilling, Subjects: []string{"billing.test.>"}},
+		func(context.Context, *consumer.Message) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Run(ctx); err != nil {
+		t.Errorf("Run after its context was cancelled: %v, want nil", err)
+	}
+}

@@ -134,11 +134,7 @@ func (s *Store) ResolveInput(ctx context.Context, in Input) (Resolution, error) 
 	// loser of a deadlock is retried here at once rather than redelivered
 	// after the consumer's backoff.
 	for attempt := 1; ; attempt++ {
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			var err error
-			res, err = resolveTx(ctx, tx, in)
-			return err
-		})
+		res, err = s.resolveOnce(ctx, in)
 		var pgErr *pgconn.PgError
 		if attempt == 5 || !errors.As(err, &pgErr) || (pgErr.Code != "40P01" && pgErr.Code != "40001") {
 			return res, err
@@ -146,11 +142,41 @@ func (s *Store) ResolveInput(ctx context.Context, in Input) (Resolution, error) 
 	}
 }
 
+// resolveOnce runs one resolution transaction. BEGIN travels in the first
+// round trip and COMMIT in the last (the transaction is opened and closed
+// by statements in the pipeline rather than by round trips of their own);
+// any failure rolls it back, and a connection left in doubt is dropped by
+// the pool on release.
+func (s *Store) resolveOnce(ctx context.Context, in Input) (Resolution, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return Resolution{}, err
+	}
+	defer conn.Release()
+	res, err := resolveTx(ctx, conn.Conn(), in, true)
+	if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+	}
+	return res, err
+}
+
+// querier is what a resolution runs on: a transaction, or a connection
+// whose transaction the pipeline opens and closes itself.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
 // ErrUnknownCustomer: the event names no identifier that can found a
 // customer (say a dispute whose charge was never seen) and none is linked.
 var ErrUnknownCustomer = errors.New("identity: no known or founding identifier for this event")
 
-func resolveTx(ctx context.Context, tx pgx.Tx, in Input) (Resolution, error) {
+// resolveTx resolves in on tx. With pipelined, tx is a bare connection:
+// the first round trip opens the transaction with BEGIN and the last
+// commits it (the caller rolls back on an error).
+func resolveTx(ctx context.Context, tx querier, in Input, pipelined bool) (Resolution, error) {
 	var res Resolution
 	ids := dedupe(in.IDs)
 	// One round trip: lock every identifier (serialising all transactions
@@ -159,6 +185,9 @@ func resolveTx(ctx context.Context, tx pgx.Tx, in Input) (Resolution, error) {
 	// the identifiers (its subscription or customer id), so whoever locks its
 	// version row holds that identifier's lock first.
 	batch := &pgx.Batch{}
+	if pipelined {
+		batch.Queue("BEGIN")
+	}
 	for _, id := range ids {
 		h := fnv.New64a()
 		_, _ = h.Write([]byte(id.Kind + ":" + id.Value))
@@ -171,6 +200,12 @@ func resolveTx(ctx context.Context, tx pgx.Tx, in Input) (Resolution, error) {
 		batch.Queue(`SELECT created, event_id, status FROM object_versions WHERE object_id = $1 FOR UPDATE`, in.Version.ObjectID)
 	}
 	br := tx.SendBatch(ctx, batch)
+	if pipelined {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return res, fmt.Errorf("begin: %w", err)
+		}
+	}
 	for range ids {
 		if _, err := br.Exec(); err != nil {
 			_ = br.Close()
@@ -376,7 +411,7 @@ func resolveTx(ctx context.Context, tx pgx.Tx, in Input) (Resolution, error) {
 		}
 		res.Stale = stale
 	}
-	if err := profileAndRead(ctx, tx, in, &res); err != nil {
+	if err := profileAndRead(ctx, tx, in, &res, pipelined); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -385,7 +420,7 @@ func resolveTx(ctx context.Context, tx pgx.Tx, in Input) (Resolution, error) {
 // lockRoot locks customer cid's row and follows merged_into to the customer
 // that survived, locking that too: a merge committed by a concurrent
 // transaction is seen here once its lock is released.
-func lockRoot(ctx context.Context, tx pgx.Tx, cid string) (string, error) {
+func lockRoot(ctx context.Context, tx querier, cid string) (string, error) {
 	for range 16 {
 		var next *string
 		if err := tx.QueryRow(ctx, `SELECT merged_into FROM customers WHERE canonical_id = $1 FOR UPDATE`, cid).Scan(&next); err != nil {
@@ -400,7 +435,7 @@ func lockRoot(ctx context.Context, tx pgx.Tx, cid string) (string, error) {
 }
 
 // merge moves loser's links to survivor and records why.
-func merge(ctx context.Context, tx pgx.Tx, loser, survivor, eventID string) error {
+func merge(ctx context.Context, tx querier, loser, survivor, eventID string) error {
 	if _, err := tx.Exec(ctx, `UPDATE customer_links SET canonical_id = $1 WHERE canonical_id = $2`, survivor, loser); err != nil {
 		return fmt.Errorf("merge links: %w", err)
 	}
@@ -426,7 +461,9 @@ func merge(ctx context.Context, tx pgx.Tx, loser, survivor, eventID string) erro
 // current event replaces them, any other only fills empty fields) and reads
 // back the customer's profile, Stripe customers and the merges this event
 // made (also when it is redelivered after a crash), in one round trip.
-func profileAndRead(ctx context.Context, tx pgx.Tx, in Input, res *Resolution) error {
+//
+// With commit, the round trip ends with COMMIT.
+func profileAndRead(ctx context.Context, tx querier, in Input, res *Resolution, commit bool) error {
 	batch := &pgx.Batch{}
 	update := in.Email != "" || in.Name != ""
 	if update {
@@ -441,6 +478,9 @@ func profileAndRead(ctx context.Context, tx pgx.Tx, in Input, res *Resolution) e
 	batch.Queue(`SELECT email, name FROM customers WHERE canonical_id = $1`, res.CanonicalID)
 	batch.Queue(`SELECT value FROM customer_links WHERE canonical_id = $1 AND kind = $2 ORDER BY value`, res.CanonicalID, LinkStripeCustomer)
 	batch.Queue(`SELECT loser FROM customer_merges WHERE event_id = $1 ORDER BY loser`, in.EventID)
+	if commit {
+		batch.Queue("COMMIT")
+	}
 	br := tx.SendBatch(ctx, batch)
 	defer func() { _ = br.Close() }()
 	if update {
@@ -467,6 +507,15 @@ func profileAndRead(ctx context.Context, tx pgx.Tx, in Input, res *Resolution) e
 	}
 	if res.Merged, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 		return fmt.Errorf("read merges: %w", err)
+	}
+	if commit {
+		tag, err := br.Exec()
+		if err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		if tag.String() != "COMMIT" {
+			return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
+		}
 	}
 	if err := br.Close(); err != nil {
 		return fmt.Errorf("read resolution: %w", err)
@@ -516,7 +565,7 @@ var statusRank = map[string]int{
 //
 // applied is the version recorded before, read under the object's lock
 // (nil: none yet).
-func applyVersion(ctx context.Context, tx pgx.Tx, v Version, applied *Version) (bool, error) {
+func applyVersion(ctx context.Context, tx querier, v Version, applied *Version) (bool, error) {
 	if applied == nil {
 		_, err := tx.Exec(ctx, `INSERT INTO object_versions (object_id, created, event_id, status) VALUES ($1, $2, $3, $4)`, v.ObjectID, v.Created, v.EventID, v.Status)
 		return false, err

@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -381,5 +382,40 @@ func TestLinkExternal(t *testing.T) {
 	}
 	if n := count(t, pool, `SELECT count(*) FROM customer_links WHERE kind = 'crm_contact'`); n != 1 {
 		t.Errorf("%d crm_contact links, want 1", n)
+	}
+}
+
+// A resolution that fails after it has written (a same-second tie found
+// only once the new links are in) leaves nothing behind, and the
+// connection it ran on serves the next resolution.
+func TestFailedResolutionLeavesNothing(t *testing.T) {
+	store, pool := newStore(t)
+	ctx := context.Background()
+	first := identity.Version{ObjectID: "sub_Roll", Created: 700, EventID: "evt_roll1", Status: "active"}
+	if _, err := store.Resolve(ctx, "evt_roll1", ids(identity.LinkStripeCustomer, "cus_Roll", identity.LinkSubscription, "sub_Roll"), "", "", first); err != nil {
+		t.Fatal(err)
+	}
+	tie := identity.Version{ObjectID: "sub_Roll", Created: 700, EventID: "evt_roll2", Status: "past_due", AskOnTie: true}
+	in := ids(identity.LinkStripeCustomer, "cus_Roll", identity.LinkSubscription, "sub_Roll", identity.LinkInvoice, "in_Roll2", identity.LinkEmail, "roll@example.com")
+	for range 10 { // more times than the pool has connections
+		if _, err := store.Resolve(ctx, "evt_roll2", in, "roll@example.com", "Roll", tie); !errors.Is(err, identity.ErrVersionTie) {
+			t.Fatalf("Resolve = %v, want ErrVersionTie", err)
+		}
+	}
+	if n := count(t, pool, `SELECT count(*) FROM customer_links WHERE value IN ('in_Roll2', 'roll@example.com')`); n != 0 {
+		t.Errorf("%d links of the failed resolution were kept", n)
+	}
+	var email string
+	if err := pool.QueryRow(ctx, `SELECT email FROM customers WHERE canonical_id = $1`,
+		identity.CanonicalID(identity.Identifier{Kind: identity.LinkStripeCustomer, Value: "cus_Roll"})).Scan(&email); err != nil || email != "" {
+		t.Errorf("profile after the failed resolution: %q, %v", email, err)
+	}
+	tie.AskOnTie, tie.StripeState = false, "past_due"
+	res, err := store.Resolve(ctx, "evt_roll2", in, "roll@example.com", "Roll", tie)
+	if err != nil || res.Stale {
+		t.Fatalf("the retry with Stripe's answer: %+v, %v", res, err)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM customer_links WHERE value IN ('in_Roll2', 'roll@example.com')`); n != 2 {
+		t.Errorf("%d links after the retry, want 2", n)
 	}
 }

@@ -1,11 +1,11 @@
 package crm
 
 import (
-	"strconv"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchyard/switchyard/platform/money"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
 )
@@ -61,7 +61,7 @@ func contactUpdate(m proto.Message) (email string, props map[string]string, ok b
 			props[propPlan] = planName(sub.GetPlan())
 			if ev.GetAtPeriodEnd() {
 				props[propStatus] = "canceling"
-				props[propMRR] = money(sub.GetPlan().GetMrr())
+				props[propMRR] = mrr(sub.GetPlan())
 			} else {
 				props[propStatus], props[propMRR] = "canceled", "0"
 			}
@@ -71,7 +71,7 @@ func contactUpdate(m proto.Message) (email string, props map[string]string, ok b
 			sub := ev.GetSubscription()
 			props[propPlan] = planName(sub.GetPlan())
 			props[propStatus] = statusName(sub.GetStatus())
-			props[propMRR] = money(sub.GetPlan().GetMrr())
+			props[propMRR] = mrr(sub.GetPlan())
 			if s := sub.GetStatus(); s == billingv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE || s == billingv1.SubscriptionStatus_SUBSCRIPTION_STATUS_TRIALING {
 				props[propLifecycle] = lifecycleCustomer
 			}
@@ -102,15 +102,9 @@ func statusName(s billingv1.SubscriptionStatus) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "SUBSCRIPTION_STATUS_"))
 }
 
-// money renders minor units as a decimal in major units (2 decimals).
-func money(minor int64) string {
-	sign := ""
-	if minor < 0 {
-		sign, minor = "-", -minor
-	}
-	cents := strconv.FormatInt(minor%100, 10)
-	if len(cents) == 1 {
-		cents = "0" + cents
-	}
-	return sign + strconv.FormatInt(minor/100, 10) + "." + cents
+// mrr is the plan's MRR in major units of its currency, as HubSpot's number
+// property takes it: ¥1,000 a month is 1000, $49 is 49.00 (Stripe's minor
+// unit is not always a hundredth; see platform/money).
+func mrr(p *billingv1.Plan) string {
+	return money.Decimal(p.GetMrr(), p.GetCurrency())
 }

@@ -124,6 +124,9 @@ func (s *Server) batchUpsert(c *call, r *http.Request, _ string) {
 	if atomic && first == nil {
 		s.store = scratch
 	}
+	if len(results) > 0 && (!atomic || first == nil) {
+		s.changed()
+	}
 	s.mu.Unlock()
 
 	if atomic && first != nil {

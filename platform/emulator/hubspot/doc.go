@@ -67,6 +67,10 @@
 //     of HubSpot answers; a client must not assume error bodies are JSON.
 //   - State for assertions: Contacts, ContactByEmail, ContactByID, Property,
 //     Requests; seeding with SeedContact and SeedProperty.
+//   - State between runs: MarshalState, UnmarshalState and Changes, which a
+//     statefile.Keeper uses to keep the account in a file; Options.UniqueIDs
+//     derives the first record id from the clock so a restart without that
+//     file never reissues an id.
 //
 // What it knowingly does not emulate:
 //

@@ -202,6 +202,7 @@ func (s *Server) SeedProperty(p Property) error {
 	if _, err := s.store.addProperty(p, s.now()); err != nil {
 		return fmt.Errorf("seed property %q: %w", p.Name, err)
 	}
+	s.changed()
 	return nil
 }
 
@@ -327,6 +328,9 @@ func (s *Server) createProperty(c *call, r *http.Request, _ string) {
 	}
 	s.mu.Lock()
 	created, err := s.store.addProperty(p, c.now)
+	if err == nil {
+		s.changed()
+	}
 	s.mu.Unlock()
 	switch {
 	case errors.Is(err, errPropertyExists):
@@ -398,7 +402,10 @@ func (s *Server) createGroup(c *call, r *http.Request, _ string) {
 	}
 	s.mu.Lock()
 	exists := s.store.groups[in.Name]
-	s.store.groups[in.Name] = true
+	if !exists {
+		s.store.groups[in.Name] = true
+		s.changed()
+	}
 	s.mu.Unlock()
 	if exists {
 		c.fail(http.StatusConflict, &apiError{

@@ -102,6 +102,15 @@ type Options struct {
 	// SearchIndexDelay hides contacts created less than this long ago from
 	// search, like HubSpot's search index lag. Default 0.
 	SearchIndexDelay time.Duration
+
+	// UniqueIDs starts record ids at Now's microseconds since the Unix epoch
+	// (16 digits) instead of 10000000001, so an emulator that starts without
+	// the state an earlier one kept (killed before it could save) never
+	// hands out an id the earlier one did, unless that one created more than
+	// a contact per microsecond it ran. `switchyard dev` sets it: the hub's
+	// database outlives the emulator and links contacts by id. Off by
+	// default, so tests see the same ids every run.
+	UniqueIDs bool
 }
 
 // Server is the emulator: an http.Handler over an in-memory account.
@@ -118,6 +127,8 @@ type Server struct {
 	requests map[string]int
 	faults   faults
 	limits   limiter
+
+	changes chan struct{} // see Changes
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -133,9 +144,13 @@ func New(opts Options) *Server {
 		searchIndexDelay: opts.SearchIndexDelay,
 		requests:         make(map[string]int),
 		store:            newStore(),
+		changes:          make(chan struct{}, 1),
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if opts.UniqueIDs {
+		s.store.nextID = s.now().UnixMicro()
 	}
 	if s.portalID == 0 {
 		s.portalID = DefaultPortalID

@@ -412,5 +412,6 @@ func (s *Server) SeedContact(props map[string]string) (Contact, error) {
 	now := s.now()
 	c := s.store.create(now)
 	s.store.set(c, values, now)
+	s.changed()
 	return c.export(), nil
 }

@@ -75,6 +75,11 @@
 // status 0 when none was). Seeding: Options.Groups/Agents, AddGroup,
 // AddAgent, SeedTicket.
 //
+// State between runs: MarshalState, UnmarshalState and Changes, which a
+// statefile.Keeper uses to keep the account in a file; Options.UniqueIDs
+// derives the first ids from the clock so a restart without that file never
+// reissues a ticket or user id.
+//
 // What it knowingly does not emulate:
 //
 //   - Search (/api/v2/search): real search is eventually consistent (a

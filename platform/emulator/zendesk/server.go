@@ -82,6 +82,15 @@ type Options struct {
 	// through the API (after it is stored) and decides how the HTTP exchange
 	// ends. CrashNextCreates takes precedence while its queue is not empty.
 	CrashAfterCreate func(Ticket) Crash
+	// UniqueIDs starts the ticket, user, comment and audit ids at Now's
+	// microseconds since the Unix epoch (16 digits, still exact in a JSON
+	// number) instead of 1 and 10001, so an emulator that starts without the
+	// state an earlier one kept (killed before it could save) never hands
+	// out an id the earlier one did, unless that one created more than one
+	// record of a kind per microsecond it ran. `switchyard dev` sets it: the
+	// hub's database outlives the emulator and links users and tickets by
+	// id. Off by default, so tests see the same ids every run.
+	UniqueIDs bool
 }
 
 // Server is the emulator: an http.Handler over an in-memory account. All
@@ -118,6 +127,8 @@ type Server struct {
 
 	crashHook  func(Ticket) Crash
 	crashQueue []Crash
+
+	changes chan struct{} // see Changes
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -137,9 +148,15 @@ func New(opts Options) (*Server, error) {
 		nextUser:     10001,
 		retryAfter:   1,
 		crashHook:    opts.CrashAfterCreate,
+		changes:      make(chan struct{}, 1),
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if opts.UniqueIDs {
+		// The counters hold the last id issued, except nextUser: the next.
+		base := s.now().UnixMicro()
+		s.nextTicket, s.nextComment, s.nextAudit, s.nextUser = base-1, base-1, base-1, base
 	}
 	if s.email == "" {
 		s.email = DefaultEmail

@@ -114,6 +114,7 @@ func (s *Server) AddGroup(g Group) error {
 		return fmt.Errorf("zendesk: group %d already exists", g.ID)
 	}
 	s.groups[g.ID] = &g
+	s.changed()
 	return nil
 }
 
@@ -165,6 +166,7 @@ func (s *Server) addUser(u User) *User {
 	if u.Email != "" {
 		s.usersByEmail[strings.ToLower(u.Email)] = u.ID
 	}
+	s.changed()
 	return p
 }
 
@@ -176,6 +178,7 @@ func (s *Server) agentFor(email string) *User {
 		u := s.users[id]
 		if !u.isAgent() {
 			u.Role = "agent"
+			s.changed()
 		}
 		return u
 	}

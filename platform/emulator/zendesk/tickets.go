@@ -205,6 +205,7 @@ func (s *Server) createTicket(in fields, agent *User, now time.Time) (*Ticket, *
 		t.Status = "open" // Zendesk opens a ticket once it has an assignee
 	}
 	s.tickets[t.ID] = t
+	s.changed()
 	return t, nil
 }
 
@@ -438,6 +439,7 @@ func (s *Server) updateTicket(in fields, id int64, c *call) ([]byte, details) {
 	next.UpdatedAt = c.now.UTC()
 	prev := cur.clone()
 	*cur = next
+	s.changed()
 	return mustJSON(map[string]any{
 		"ticket": renderTicket(cur, c.base()),
 		"audit":  s.renderAudit(cur, &prev, agent.ID, c.now),
@@ -495,6 +497,7 @@ func (s *Server) applyTags(c *call, id int64, tags []string) ([]byte, bool) {
 	}
 	if c.r.Method != http.MethodGet {
 		t.UpdatedAt = c.now.UTC()
+		s.changed()
 	}
 	return mustJSON(map[string]any{"tags": slices.Clone(t.Tags)}), true
 }

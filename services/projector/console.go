@@ -164,21 +164,57 @@ func (c *Console) instrumentDLQ(mp metric.MeterProvider) error {
 	return err
 }
 
-// Register adds the console's routes to mux.
+// Register adds the console's routes to mux. They are served by a mux of
+// their own, wrapped once in withSecurityHeaders, so every console response
+// — the login form and its answers, redirects, errors, the mux's own 404 and
+// 405 — carries the same security headers, and a route added later cannot
+// forget them.
 func (c *Console) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/console/", http.StatusSeeOther) })
-	mux.HandleFunc("GET /login", c.loginPage)
-	mux.HandleFunc("POST /login", c.login)
-	mux.Handle("POST /logout", c.page(false, c.logout))
-	mux.Handle("GET /console/{$}", c.page(false, c.overview))
-	mux.Handle("GET /console/failures", c.page(false, c.failuresPage))
-	mux.Handle("GET /console/failures/{seq}", c.page(false, c.failurePage))
-	mux.Handle("POST /console/failures/{seq}/dry-run", c.page(true, c.dryRun))
-	mux.Handle("POST /console/failures/{seq}/replay", c.page(true, c.replay))
-	mux.Handle("POST /console/failures/{seq}/discard", c.page(true, c.discard))
-	mux.Handle("GET /console/customers", c.page(false, c.search))
-	mux.Handle("GET /console/customers/{id}", c.page(false, c.customerPage))
-	mux.Handle("GET /console/audit", c.page(false, c.auditPage))
+	pages := http.NewServeMux()
+	toConsole := func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/console/", http.StatusSeeOther) }
+	pages.HandleFunc("GET /{$}", toConsole)
+	pages.HandleFunc("GET /console", toConsole)
+	pages.HandleFunc("GET /login", c.loginPage)
+	pages.HandleFunc("POST /login", c.login)
+	pages.Handle("POST /logout", c.page(false, c.logout))
+	pages.Handle("GET /console/{$}", c.page(false, c.overview))
+	pages.Handle("GET /console/failures", c.page(false, c.failuresPage))
+	pages.Handle("GET /console/failures/{seq}", c.page(false, c.failurePage))
+	pages.Handle("POST /console/failures/{seq}/dry-run", c.page(true, c.dryRun))
+	pages.Handle("POST /console/failures/{seq}/replay", c.page(true, c.replay))
+	pages.Handle("POST /console/failures/{seq}/discard", c.page(true, c.discard))
+	pages.Handle("GET /console/customers", c.page(false, c.search))
+	pages.Handle("GET /console/customers/{id}", c.page(false, c.customerPage))
+	pages.Handle("GET /console/audit", c.page(false, c.auditPage))
+	pages.Handle("GET /console/", c.page(false, func(req *request) { c.fail(req, http.StatusNotFound, "No such page.") }))
+	h := withSecurityHeaders(pages)
+	for _, pattern := range []string{"/{$}", "/login", "/logout", "/console", "/console/"} {
+		mux.Handle(pattern, h)
+	}
+}
+
+// consoleCSP allows the pages' own inline styles and nothing else: no
+// scripts at all, forms that post only here, no framing (clickjacking of
+// the replay and discard buttons), no <base> to redirect relative links.
+const consoleCSP = "default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self'; " +
+	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+
+// withSecurityHeaders sets the console's security headers before h runs.
+// Nothing the console serves is cacheable: pages show live state and
+// carry the session's CSRF token. The referrer never leaves the console
+// (same-origin, not no-referrer: under no-referrer browsers send
+// "Origin: null" with the console's own form posts, which the login and
+// the actions must then refuse as cross-site).
+func withSecurityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", consoleCSP)
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "same-origin")
+		hd.Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // request is what a page handler gets.
@@ -194,10 +230,6 @@ type request struct {
 // are required and the Origin, if sent, must be this host.
 func (c *Console) page(operate bool, h func(*request)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("X-Frame-Options", "DENY")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
-		w.Header().Set("Referrer-Policy", "same-origin")
 		ck, err := r.Cookie(sessionCookie)
 		var s opsauth.Session
 		var p opsauth.Principal
@@ -292,12 +324,10 @@ const (
 )
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
 	c.render(w, http.StatusOK, "login", map[string]any{"Title": "Log in", "Next": safeNext(r.URL.Query().Get("next"))})
 }
 
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
 	if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r) {
 		c.render(w, http.StatusForbidden, "login", map[string]any{"Title": "Log in", "Error": "Cross-site login refused."})
 		return

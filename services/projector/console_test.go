@@ -394,3 +394,108 @@ func TestLoginThrottlePerClientBehindProxy(t *testing.T) {
 		t.Errorf("another client behind the same proxy: %d, want 303 (logged in)", code)
 	}
 }
+
+// wantSecurityHeaders are on every console response: pages, the login form,
+// redirects and errors.
+var wantSecurityHeaders = map[string]string{
+	"X-Frame-Options":        "DENY",
+	"X-Content-Type-Options": "nosniff",
+	"Referrer-Policy":        "same-origin", // not no-referrer: browsers would send Origin: null with the console's own forms
+	"Cache-Control":          "no-store",
+}
+
+func checkSecurityHeaders(t *testing.T, what string, h http.Header) {
+	t.Helper()
+	for k, want := range wantSecurityHeaders {
+		if got := h.Get(k); got != want {
+			t.Errorf("%s: %s = %q, want %q", what, k, got, want)
+		}
+	}
+	csp := h.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'self'", "frame-ancestors 'none'", "form-action 'self'", "base-uri 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("%s: Content-Security-Policy %q lacks %s", what, csp, want)
+		}
+	}
+}
+
+// TestConsoleSecurityHeadersOnEveryRoute: the login page (where the token
+// is typed), its answers, redirects, errors and every page carry the same
+// security headers, logged in or not.
+func TestConsoleSecurityHeadersOnEveryRoute(t *testing.T) {
+	f := newConsoleFixture(t)
+	failure := "/console/failures/" + itoa(f.seq)
+	anonymous := f.browser(t)
+	for _, c := range []struct {
+		method, path string
+		form         url.Values
+		header       map[string]string
+		want         int
+	}{
+		{"GET", "/", nil, nil, http.StatusSeeOther},
+		{"GET", "/login", nil, nil, http.StatusOK},
+		{"GET", "/login?next=%2Fconsole%2Ffailures", nil, nil, http.StatusOK},
+		{"POST", "/login", url.Values{"token": {"not-a-token"}}, nil, http.StatusUnauthorized},
+		{"POST", "/login", url.Values{"token": {operateToken}}, map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
+		{"POST", "/logout", url.Values{}, nil, http.StatusUnauthorized},
+		{"GET", "/console", nil, nil, http.StatusSeeOther},
+		{"GET", "/console/", nil, nil, http.StatusSeeOther},
+		{"GET", "/console/failures", nil, nil, http.StatusSeeOther},
+		{"GET", failure, nil, nil, http.StatusSeeOther},
+		{"POST", failure + "/replay", url.Values{}, nil, http.StatusUnauthorized},
+		{"GET", "/console/customers/cust_000001", nil, nil, http.StatusSeeOther},
+		{"GET", "/console/audit", nil, nil, http.StatusSeeOther},
+		{"GET", "/console/no-such-page", nil, nil, http.StatusSeeOther},
+	} {
+		code, _, h := anonymous.do(c.method, c.path, c.form, c.header)
+		what := "anonymous " + c.method + " " + c.path
+		if code != c.want {
+			t.Errorf("%s: %d, want %d", what, code, c.want)
+		}
+		checkSecurityHeaders(t, what, h)
+	}
+
+	b := f.browser(t)
+	code, _, h := b.do(http.MethodPost, "/login", url.Values{"token": {operateToken}, "next": {"/console/"}}, nil)
+	if code != http.StatusSeeOther {
+		t.Fatalf("login: %d", code)
+	}
+	checkSecurityHeaders(t, "POST /login (logged in)", h)
+	csrf := b.csrf("/console/")
+	for _, c := range []struct {
+		method, path string
+		form         url.Values
+		want         int
+	}{
+		{"GET", "/console/", nil, http.StatusOK},
+		{"GET", "/console/failures", nil, http.StatusOK},
+		{"GET", "/console/failures?consumer=fulfilment&class=permanent", nil, http.StatusOK},
+		{"GET", failure, nil, http.StatusOK},
+		{"GET", "/console/failures/999999", nil, http.StatusNotFound},
+		{"GET", "/console/failures/not-a-number", nil, http.StatusNotFound},
+		{"POST", failure + "/dry-run", url.Values{"csrf": {csrf}}, http.StatusOK},
+		{"POST", failure + "/replay", url.Values{}, http.StatusForbidden},
+		{"POST", failure + "/discard", url.Values{"csrf": {csrf}}, http.StatusBadRequest},
+		{"GET", "/console/customers", nil, http.StatusOK},
+		{"GET", "/console/customers?q=cust_000001", nil, http.StatusSeeOther},
+		{"GET", "/console/customers?q=nobody%40example.com", nil, http.StatusNotFound},
+		{"GET", "/console/customers/cust_000001", nil, http.StatusOK},
+		{"GET", "/console/customers/nobody", nil, http.StatusNotFound},
+		{"GET", "/console/audit", nil, http.StatusOK},
+		{"DELETE", "/console/", nil, http.StatusMethodNotAllowed},
+		{"GET", "/console/no-such-page", nil, http.StatusNotFound},
+		{"POST", "/logout", url.Values{"csrf": {csrf}}, http.StatusSeeOther},
+	} {
+		code, _, h := b.do(c.method, c.path, c.form, nil)
+		what := "logged in " + c.method + " " + c.path
+		if code != c.want {
+			t.Errorf("%s: %d, want %d", what, code, c.want)
+		}
+		checkSecurityHeaders(t, what, h)
+	}
+	// The status API on the same address is not the console's: its JSON
+	// answers keep their own headers.
+	if _, _, h := anonymous.do(http.MethodGet, "/v1/openapi.json", nil, nil); h.Get("Content-Security-Policy") != "" {
+		t.Errorf("the status API got the console's CSP: %q", h.Get("Content-Security-Policy"))
+	}
+}

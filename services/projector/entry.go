@@ -23,6 +23,7 @@ type Entry struct {
 	CustomerID string    // canonical customer id as published (may since have been merged)
 	Subject    string    // the NATS subject, which names the message type
 	OccurredAt time.Time // Stripe's created (billing) or the outcome's time
+	ReceivedAt time.Time // when the hub received the Stripe event (billing; zero if unknown)
 	SourceIDs  []string  // Stripe event ids (billing), or the billing event id (crm, support)
 	TraceID    string    // W3C trace id of the message, "" if it carried none
 	Payload    []byte    // the protobuf message
@@ -53,6 +54,9 @@ func NewEntry(subject string, payload []byte, header nats.Header) (Entry, error)
 		meta := ev.GetMeta()
 		e.EventID, e.CustomerID = meta.GetEventId(), meta.GetCanonicalCustomerId()
 		e.OccurredAt = meta.GetOccurredAt().AsTime()
+		if r := meta.GetReceivedAt(); r != nil {
+			e.ReceivedAt = r.AsTime().UTC().Truncate(time.Microsecond)
+		}
 		e.SourceIDs = append([]string(nil), meta.GetSourceEventIds()...)
 	case outcome:
 		e.EventID, e.CustomerID = ev.GetEventId(), ev.GetCanonicalCustomerId()
@@ -74,6 +78,14 @@ func NewEntry(subject string, payload []byte, header nats.Header) (Entry, error)
 	// table) see the same times.
 	e.OccurredAt = e.OccurredAt.UTC().Truncate(time.Microsecond)
 	return e, nil
+}
+
+// receivedAt is ReceivedAt for the events table: NULL when unknown.
+func (e *Entry) receivedAt() *time.Time {
+	if e.ReceivedAt.IsZero() {
+		return nil
+	}
+	return &e.ReceivedAt
 }
 
 // decoded returns the message, decoding Payload if the entry came from the

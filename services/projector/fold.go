@@ -12,20 +12,41 @@ import (
 	"github.com/switchyard/switchyard/proto/subjects"
 )
 
-// User-facing states, most urgent first in View.States.
+// User-facing states, most urgent first in View.States (see states for the
+// rules). A state that names a date is evaluated when it is read: a retry
+// date that has passed without an outcome reads as overdue, not scheduled.
 const (
-	StatePaymentFailed   = "payment failed — retry on " // + date
+	StatePaymentFailed   = "payment failed — retry on "      // + date, while the retry is ahead
+	StatePaymentRetryDue = "payment failed — retry was due " // + date, once it has passed with no outcome yet
 	StatePaymentFinal    = "payment failed — no retries left"
 	StateDisputeOpen     = "dispute open"
 	StateCRMFailed       = "CRM update failed"
 	StateTicketFailed    = "support ticket could not be opened"
+	StateCanceled        = "subscription canceled"
 	StateTicketOpened    = "support ticket opened"
 	StateProvisioning    = "account provisioning in progress"
 	StateCRMPending      = "CRM update pending"
 	StatePaymentReceived = "payment received"
-	StateCanceled        = "subscription canceled"
 	StateNoActivity      = "customer created"
 )
+
+// State kinds: a state without its date, what "customers by state" counts.
+// Every other state is its own kind.
+const (
+	KindRetryScheduled = "payment failed — retry scheduled"
+	KindRetryOverdue   = "payment failed — retry overdue"
+)
+
+// StateKind is the kind of a state: the state without the date it names.
+func StateKind(state string) string {
+	switch {
+	case strings.HasPrefix(state, StatePaymentFailed):
+		return KindRetryScheduled
+	case strings.HasPrefix(state, StatePaymentRetryDue):
+		return KindRetryOverdue
+	}
+	return state
+}
 
 // View is one canonical customer as the status API returns it. It is a pure
 // function of the customer's set of entries (Fold).
@@ -90,6 +111,7 @@ type CRMStatus struct {
 	// not_applicable (no billing event with an email yet).
 	Status        string     `json:"status"`
 	SourceEventID string     `json:"source_event_id,omitempty"` // the newest billing event the CRM should reflect
+	SourceSubject string     `json:"source_subject,omitempty"`  // and its subject
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	ErrorClass    string     `json:"error_class,omitempty"`
 	Reason        string     `json:"reason,omitempty"`
@@ -391,19 +413,51 @@ func Fold(customerID string, entries []Entry) View {
 	}
 	slices.Sort(v.OpenDisputes)
 
-	v.States = states(&v, crmExpected[newestID].kind)
-	v.State = v.States[0]
+	v.CRM.SourceSubject = crmExpected[newestID].kind
+	v.Evaluate(time.Time{})
 	return v
 }
 
+// Evaluate sets State and States as they stand at now. Fold evaluates as of
+// the events (a zero now: every retry still ahead), which is what the
+// projection stores; the status API and the console evaluate again when they
+// read, so a retry date that has passed reads as overdue.
+func (v *View) Evaluate(now time.Time) {
+	v.States = states(v, now)
+	v.State = v.States[0]
+}
+
 // states lists the user-facing states, most urgent first; never empty.
-func states(v *View, newestCRMKind string) []string {
+// The rules, in this order:
+//  1. What needs a person: a failed payment (unless a cancellation after it
+//     ended its retries), an open dispute, a CRM update or a support ticket
+//     the hub gave up on.
+//  2. A canceled subscription (the customer has no live one), above every
+//     fact it supersedes: earlier payments and provisioning.
+//  3. A failed payment from before the cancellation: no retries are left,
+//     the subscription being gone.
+//  4. Open support tickets.
+//  5. Automations under way: account provisioning (never for a canceled
+//     customer) or a pending CRM update.
+//  6. A payment received.
+//  7. Otherwise: customer created.
+func states(v *View, now time.Time) []string {
 	var out []string
-	if p := v.LastPayment; p != nil && p.Status == "failed" {
-		if p.NextAttemptAt != nil {
-			out = append(out, StatePaymentFailed+day(*p.NextAttemptAt))
-		} else {
+	canceled := v.Status == "canceled"
+	var canceledAt time.Time
+	if canceled && len(v.Subscriptions) > 0 {
+		canceledAt = v.Subscriptions[0].UpdatedAt // the primary: no live one is left
+	}
+	failed := v.LastPayment != nil && v.LastPayment.Status == "failed"
+	failedBeforeCancel := failed && canceled && !v.LastPayment.At.After(canceledAt)
+	if p := v.LastPayment; failed && !failedBeforeCancel {
+		switch {
+		case p.NextAttemptAt == nil:
 			out = append(out, StatePaymentFinal)
+		case now.IsZero() || p.NextAttemptAt.After(now):
+			out = append(out, StatePaymentFailed+day(*p.NextAttemptAt))
+		default:
+			out = append(out, StatePaymentRetryDue+day(*p.NextAttemptAt))
 		}
 	}
 	if len(v.OpenDisputes) > 0 {
@@ -415,12 +469,18 @@ func states(v *View, newestCRMKind string) []string {
 	if len(v.FailedTickets) > 0 {
 		out = append(out, StateTicketFailed)
 	}
+	if canceled {
+		out = append(out, StateCanceled)
+	}
+	if failedBeforeCancel {
+		out = append(out, StatePaymentFinal)
+	}
 	if len(v.OpenTickets) > 0 {
 		out = append(out, StateTicketOpened)
 	}
 	crmPending := v.CRM.Status == "pending" || v.CRM.Status == "pending_retry"
 	switch {
-	case v.Status == "incomplete" || crmPending && newestCRMKind == subjects.BillingSubscriptionStarted:
+	case !canceled && (v.Status == "incomplete" || crmPending && v.CRM.SourceSubject == subjects.BillingSubscriptionStarted):
 		// Paid or signing up, and the hub's automations have not all
 		// reported back yet.
 		out = append(out, StateProvisioning)
@@ -429,9 +489,6 @@ func states(v *View, newestCRMKind string) []string {
 	}
 	if p := v.LastPayment; p != nil && p.Status == "succeeded" {
 		out = append(out, StatePaymentReceived)
-	}
-	if len(out) == 0 && v.Status == "canceled" {
-		out = append(out, StateCanceled)
 	}
 	if len(out) == 0 {
 		out = append(out, StateNoActivity)

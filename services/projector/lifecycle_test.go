@@ -75,8 +75,8 @@ func TestLifecycleViewAndTimeline(t *testing.T) {
 	jsonEqual(t, "view after the failed renewal", body, `{
 		"id": "cust_ada", "email": "ada@example.com", "name": "Ada Lovelace",
 		"stripe_customer_ids": ["cus_Ada"], "crm_contact_id": "501", "merged_ids": [], "livemode": false,
-		"state": "payment failed — retry on 2026-12-05",
-		"states": ["payment failed — retry on 2026-12-05", "support ticket opened", "CRM update pending"],
+		"state": "payment failed — retry was due 2026-12-05",
+		"states": ["payment failed — retry was due 2026-12-05", "support ticket opened", "CRM update pending"],
 		"plan": "Pro", "subscription_status": "active", "mrr": 4900, "currency": "usd",
 		"subscriptions": [{"id": "sub_Ada", "status": "active", "plan": "Pro", "price_id": "price_pro", "quantity": 1, "mrr": 4900,
 			"currency": "usd", "interval": "month", "current_period_end": "2026-12-02T10:00:00Z", "cancel_at_period_end": false,
@@ -84,7 +84,7 @@ func TestLifecycleViewAndTimeline(t *testing.T) {
 		"last_payment": {"status": "failed", "amount": 4900, "currency": "usd", "invoice_id": "in_2", "attempt": 1,
 			"at": "2026-12-02T10:00:00Z", "next_attempt_at": "2026-12-05T10:00:00Z", "failure_code": "insufficient_funds",
 			"event_id": "billing.payment.failed:in_2:1"},
-		"crm": {"status": "pending_retry", "source_event_id": "billing.payment.failed:in_2:1", "next_attempt_at": "2026-12-02T10:00:06Z",
+		"crm": {"status": "pending_retry", "source_event_id": "billing.payment.failed:in_2:1", "source_subject": "billing.payment.failed", "next_attempt_at": "2026-12-02T10:00:06Z",
 			"error_class": "transient", "reason": "hubspot: 429 Too Many Requests", "last_synced_at": "2026-11-02T10:00:02.5Z", "failed_event_ids": []},
 		"open_tickets": [{"ticket_id": "42", "rule": "payment_failed", "priority": "high", "status": "open", "at": "2026-12-02T10:00:02Z",
 			"source_event_id": "billing.payment.failed:in_2:1"}],
@@ -150,7 +150,7 @@ func TestLifecycleViewAndTimeline(t *testing.T) {
 		"state": "support ticket opened", "states": ["support ticket opened", "payment received"],
 		"last_payment": {"status": "succeeded", "amount": 4900, "currency": "usd", "invoice_id": "in_2", "attempt": 2,
 			"at": "2026-12-05T10:00:00Z", "event_id": "billing.payment.succeeded:in_2"},
-		"crm": {"status": "synced", "source_event_id": "billing.payment.succeeded:in_2", "last_synced_at": "2026-12-05T10:00:01Z", "failed_event_ids": []},
+		"crm": {"status": "synced", "source_event_id": "billing.payment.succeeded:in_2", "source_subject": "billing.payment.succeeded", "last_synced_at": "2026-12-05T10:00:01Z", "failed_event_ids": []},
 		"events": 12
 	}`)
 

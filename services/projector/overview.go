@@ -37,9 +37,9 @@ type Overview struct {
 	CRMSuccessRate    float64           `json:"crm_success_rate"`           // synced / (synced + failed), 1 with none
 	Tickets24h        int               `json:"tickets_24h"`                // support.ticket.opened
 	TicketFailed24h   int               `json:"ticket_failed_24h"`          // support.ticket.failed
-	TicketLatencyP50  float64           `json:"ticket_latency_p50_seconds"` // Stripe event created → ticket open
+	TicketLatencyP50  float64           `json:"ticket_latency_p50_seconds"` // Stripe event received → ticket open
 	TicketLatencyP95  float64           `json:"ticket_latency_p95_seconds"`
-	CustomersByState  map[string]int    `json:"customers_by_state"` // primary state → customers
+	CustomersByState  map[string]int    `json:"customers_by_state"` // primary state's kind, evaluated now → customers
 	Streams           map[string]uint64 `json:"streams"`            // messages per stream
 	Problems          []string          `json:"problems"`
 	Healthy           bool              `json:"healthy"` // no problems, nothing stalled, no open failures
@@ -210,13 +210,15 @@ func (s *Store) outcomeFigures(ctx context.Context, o *Overview) error {
 	if total := o.CRMSynced24h + o.CRMFailed24h; total > 0 {
 		o.CRMSuccessRate = float64(o.CRMSynced24h) / float64(total)
 	}
-	// Ticket latency: from the Stripe event (the billing event's occurred_at
-	// is Stripe's created) to the ticket's outcome.
+	// Ticket latency: from the hub's receipt of the Stripe event (not from
+	// Stripe's created: an event can arrive days later, through Stripe's
+	// retries or reconcile) to the ticket's outcome. Events received before
+	// receipt times were recorded are left out.
 	var p50, p95 *float64
 	if err := s.pool.QueryRow(ctx, `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d), percentile_cont(0.95) WITHIN GROUP (ORDER BY d)
-		FROM (SELECT extract(epoch FROM t.occurred_at - b.occurred_at) AS d
+		FROM (SELECT greatest(extract(epoch FROM t.occurred_at - b.received_at), 0) AS d
 			FROM `+s.t.events+` t JOIN `+s.t.sources+` src ON src.event_id = t.event_id JOIN `+s.t.events+` b ON b.event_id = src.source_id
-			WHERE t.subject = $1 AND t.occurred_at > now() - interval '24 hours') l`, subjects.SupportTicketOpened).Scan(&p50, &p95); err != nil {
+			WHERE t.subject = $1 AND t.occurred_at > now() - interval '24 hours' AND b.received_at IS NOT NULL) l`, subjects.SupportTicketOpened).Scan(&p50, &p95); err != nil {
 		return err
 	}
 	if p50 != nil {
@@ -225,7 +227,11 @@ func (s *Store) outcomeFigures(ctx context.Context, o *Overview) error {
 	if p95 != nil {
 		o.TicketLatencyP95 = *p95
 	}
-	states, err := s.pool.Query(ctx, `SELECT state, count(*) FROM `+s.t.customers+` GROUP BY state`)
+	// States by kind, evaluated now: the stored kind is as of the events,
+	// so a scheduled retry whose date has passed counts as overdue (the
+	// rule View.Evaluate applies to one customer).
+	states, err := s.pool.Query(ctx, `SELECT CASE WHEN state = $1 AND (view->'last_payment'->>'next_attempt_at')::timestamptz <= now()
+		THEN $2 ELSE state END, count(*) FROM `+s.t.customers+` GROUP BY 1`, KindRetryScheduled, KindRetryOverdue)
 	if err != nil {
 		return err
 	}

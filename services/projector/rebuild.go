@@ -69,7 +69,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, lo
 	}()
 
 	fresh := pgx.Identifier{RebuildSchema}.Sanitize()
-	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+fresh+" CASCADE; "+ddl(tablesDDL, RebuildSchema)); err != nil {
+	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+fresh+" CASCADE; "+ddl(tablesDDL+";"+stampDDL, RebuildSchema)); err != nil {
 		return rep, fmt.Errorf("rebuild: create tables: %w", err)
 	}
 
@@ -211,13 +211,13 @@ func foldAliases(merges []*Entry) map[string]string {
 // copyEvents bulk-loads the events table from rows until it is closed.
 func copyEvents(ctx context.Context, conn *pgx.Conn, rows <-chan *Entry) error {
 	_, err := conn.CopyFrom(ctx, pgx.Identifier{RebuildSchema, "events"},
-		[]string{"event_id", "customer_id", "subject", "occurred_at", "trace_id", "payload"},
+		[]string{"event_id", "customer_id", "subject", "occurred_at", "trace_id", "payload", "received_at"},
 		pgx.CopyFromFunc(func() ([]any, error) {
 			e, ok := <-rows
 			if !ok {
 				return nil, nil
 			}
-			return []any{e.EventID, e.CustomerID, e.Subject, e.OccurredAt, e.TraceID, e.Payload}, nil
+			return []any{e.EventID, e.CustomerID, e.Subject, e.OccurredAt, e.TraceID, e.Payload, e.receivedAt()}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("rebuild: copy events: %w", err)
@@ -294,7 +294,7 @@ func copyViews(ctx context.Context, conn *pgx.Conn, aliases map[string]string, e
 				v := Fold(id, own)
 				doc, err := json.Marshal(&v)
 				select {
-				case rows <- row{[]any{v.CustomerID, normalizeEmail(v.Email), v.StripeCustomerIDs, v.State, v.LastEventAt, string(doc)}, err}:
+				case rows <- row{[]any{v.CustomerID, normalizeEmail(v.Email), v.StripeCustomerIDs, StateKind(v.State), v.LastEventAt, string(doc)}, err}:
 				case <-done:
 					return
 				}

@@ -2,12 +2,14 @@ package projector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -165,6 +167,23 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	parts["status API"] = func(ctx context.Context) error {
 		srv := &http.Server{Handler: api.Handler(console.Register), ReadHeaderTimeout: 5 * time.Second}
 		return lifecycle.Serve(ctx, srv, ln, 5*time.Second)
+	}
+	if v, err := StoredViewVersion(ctx, pool); err != nil {
+		return err
+	} else if v != ViewVersion {
+		// Views written by another version (states, stored fields) are
+		// rebuilt from the streams; the old ones serve until the swap.
+		parts["rebuild to view version "+strconv.Itoa(ViewVersion)] = func(ctx context.Context) error {
+			log.WarnContext(ctx, "the projection holds views of another version: rebuilding it from the streams", "stored_version", v, "version", ViewVersion)
+			switch _, err := Rebuild(ctx, pool, js, log); {
+			case errors.Is(err, ErrRebuildRunning):
+				log.InfoContext(ctx, "another replica is rebuilding the projection")
+			case err != nil && ctx.Err() == nil:
+				log.ErrorContext(ctx, "could not rebuild the projection to the current view version; run switchyard rebuild", "error", err)
+			}
+			<-ctx.Done()
+			return nil
+		}
 	}
 	log.InfoContext(ctx, "configured", "config", cfg)
 	return base.Serve(ctx, cfg.Addr, parts)

@@ -44,8 +44,12 @@ CREATE TABLE IF NOT EXISTS {{s}}.events (
 	subject     text NOT NULL,
 	occurred_at timestamptz NOT NULL,
 	trace_id    text NOT NULL,
-	payload     bytea NOT NULL -- the protobuf message; summaries and source ids are read from it
+	payload     bytea NOT NULL, -- the protobuf message; summaries and source ids are read from it
+	received_at timestamptz     -- billing events: when the hub received the Stripe event (NULL if unknown)
 );
+-- Projections created before received_at was recorded serve until their
+-- rebuild swaps in, and must take new rows meanwhile.
+ALTER TABLE {{s}}.events ADD COLUMN IF NOT EXISTS received_at timestamptz;
 CREATE TABLE IF NOT EXISTS {{s}}.event_sources (
 	source_id text COLLATE "C" NOT NULL,
 	event_id  text COLLATE "C" NOT NULL
@@ -84,7 +88,17 @@ func ddl(tmpl, schema string) string {
 	return strings.ReplaceAll(tmpl, "{{s}}", pgx.Identifier{schema}.Sanitize())
 }
 
-// Migrate creates the live projection's tables if they do not exist.
+// ViewVersion is the version of what Fold stores: the view documents and
+// the state column. The projection is derived data, so a projection
+// written by another version is rebuilt rather than migrated (Run starts
+// that rebuild; the old views keep being served until it swaps in).
+const ViewVersion = 2
+
+// stampDDL records ViewVersion on a projection schema created with it.
+var stampDDL = fmt.Sprintf(`COMMENT ON SCHEMA {{s}} IS 'switchyard projection, view version %d'`, ViewVersion)
+
+// Migrate creates the live projection's tables if they do not exist, and
+// stamps a new projection with ViewVersion.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	// Serialise with a concurrent start of another replica.
 	tx, err := pool.Begin(ctx)
@@ -95,10 +109,32 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", lockSpace, lockSwap); err != nil {
 		return fmt.Errorf("projection schema: %w", err)
 	}
-	if _, err := tx.Exec(ctx, ddl(tablesDDL+indexDDL, Schema)); err != nil {
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{Schema, "customers"}.Sanitize()).Scan(&exists); err != nil {
+		return fmt.Errorf("projection schema: %w", err)
+	}
+	stmts := tablesDDL + indexDDL
+	if !exists {
+		stmts += ";" + stampDDL
+	}
+	if _, err := tx.Exec(ctx, ddl(stmts, Schema)); err != nil {
 		return fmt.Errorf("projection schema: %w", err)
 	}
 	return tx.Commit(ctx)
+}
+
+// StoredViewVersion is the view version the live projection was written
+// with (0 for one from before versions were recorded).
+func StoredViewVersion(ctx context.Context, pool *pgxpool.Pool) (int, error) {
+	var comment *string
+	if err := pool.QueryRow(ctx, "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = $1", Schema).Scan(&comment); err != nil {
+		return 0, fmt.Errorf("projection version: %w", err)
+	}
+	var v int
+	if comment != nil {
+		_, _ = fmt.Sscanf(*comment, "switchyard projection, view version %d", &v)
+	}
+	return v, nil
 }
 
 // Store reads and writes one projection schema.
@@ -242,16 +278,17 @@ func (s *Store) resolveLocked(ctx context.Context, tx pgx.Tx, l *customerLocks, 
 func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, entries []Entry) error {
 	n := len(entries)
 	ids, customers, subjectsCol, traces := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	ats := make([]time.Time, n)
+	ats, received := make([]time.Time, n), make([]*time.Time, n)
 	payloads := make([][]byte, n)
 	for i := range entries {
 		e := &entries[i]
 		ids[i], customers[i], subjectsCol[i], traces[i], ats[i], payloads[i] = e.EventID, e.CustomerID, e.Subject, e.TraceID, e.OccurredAt, e.Payload
+		received[i] = e.receivedAt()
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO `+s.t.events+` (event_id, customer_id, subject, occurred_at, trace_id, payload)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::bytea[])
+	_, err := tx.Exec(ctx, `INSERT INTO `+s.t.events+` (event_id, customer_id, subject, occurred_at, trace_id, payload, received_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::bytea[], $7::timestamptz[])
 		ON CONFLICT (event_id) DO NOTHING`,
-		ids, customers, subjectsCol, ats, traces, payloads)
+		ids, customers, subjectsCol, ats, traces, payloads, received)
 	if err != nil {
 		return fmt.Errorf("insert events: %w", err)
 	}
@@ -326,7 +363,7 @@ func (s *Store) upsertViews(ctx context.Context, tx pgx.Tx, views []View) error 
 		b.Queue(`INSERT INTO `+s.t.customers+` (customer_id, email, stripe_ids, state, last_event_at, view) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (customer_id) DO UPDATE SET email = excluded.email, stripe_ids = excluded.stripe_ids, state = excluded.state,
 				last_event_at = excluded.last_event_at, view = excluded.view`,
-			v.CustomerID, normalizeEmail(v.Email), v.StripeCustomerIDs, v.State, v.LastEventAt, string(doc))
+			v.CustomerID, normalizeEmail(v.Email), v.StripeCustomerIDs, StateKind(v.State), v.LastEventAt, string(doc))
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("upsert customers: %w", err)
@@ -338,7 +375,7 @@ func (s *Store) upsertViews(ctx context.Context, tx pgx.Tx, views []View) error 
 var ErrNotFound = errors.New("customer not found")
 
 // Customer returns the view of id, following merges: asking for a merged
-// id returns the customer it was merged into.
+// id returns the customer it was merged into. Its states are evaluated now.
 func (s *Store) Customer(ctx context.Context, id string) (json.RawMessage, error) {
 	var doc []byte
 	err := s.pool.QueryRow(ctx, `SELECT view FROM `+s.t.customers+`
@@ -349,7 +386,18 @@ func (s *Store) Customer(ctx context.Context, id string) (json.RawMessage, error
 	if err != nil {
 		return nil, fmt.Errorf("customer: %w", err)
 	}
-	return doc, nil
+	return evaluateNow(doc)
+}
+
+// evaluateNow re-evaluates a stored view's states at the time of reading
+// (the projection stores them as of the events).
+func evaluateNow(doc []byte) (json.RawMessage, error) {
+	var v View
+	if err := json.Unmarshal(doc, &v); err != nil {
+		return nil, fmt.Errorf("customer view: %w", err)
+	}
+	v.Evaluate(time.Now())
+	return json.Marshal(&v)
 }
 
 // FindByEmail returns the views with this (normalised) email.
@@ -373,7 +421,9 @@ func (s *Store) find(ctx context.Context, where string, arg string) ([]json.RawM
 	}
 	docs := make([]json.RawMessage, len(out))
 	for i := range out {
-		docs[i] = out[i]
+		if docs[i], err = evaluateNow(out[i]); err != nil {
+			return nil, err
+		}
 	}
 	return docs, nil
 }

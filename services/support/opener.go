@@ -69,7 +69,7 @@ func (o *Opener) Instrument(mp metric.MeterProvider) error {
 		o.tickets.Add(context.Background(), 0, metric.WithAttributes(attribute.String("result", r)))
 	}
 	o.latency, err = m.Float64Histogram("switchyard_support_ticket_latency", metric.WithUnit("s"),
-		metric.WithDescription("Time from the Stripe event to its ticket being open, by rule"),
+		metric.WithDescription("Time from the hub receiving the Stripe event to its ticket being open, by rule"),
 		metric.WithExplicitBucketBoundaries(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600))
 	return err
 }
@@ -128,8 +128,10 @@ func (o *Opener) Handle(ctx context.Context, m *consumer.Message) error {
 			return err
 		}
 		rule := metric.WithAttributes(attribute.String("rule", r.Name))
-		if at := be.GetMeta().GetOccurredAt(); at != nil {
-			o.latency.Record(ctx, now.Sub(at.AsTime()).Seconds(), rule)
+		// From the hub's receipt, not Stripe's created: an event can reach
+		// the hub days after Stripe created it (retries, reconcile).
+		if at := be.GetMeta().GetReceivedAt(); at != nil {
+			o.latency.Record(ctx, max(now.Sub(at.AsTime()).Seconds(), 0), rule)
 		}
 	}
 	return nil

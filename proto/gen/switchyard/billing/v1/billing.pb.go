@@ -239,7 +239,12 @@ type EventMeta struct {
 	// applied when this event was derived: it is a late fact. Subscribers
 	// that act (open tickets, change a CRM status) should not act on it as if
 	// it were the current state.
-	Superseded    bool `protobuf:"varint,8,opt,name=superseded,proto3" json:"superseded,omitempty"`
+	Superseded bool `protobuf:"varint,8,opt,name=superseded,proto3" json:"superseded,omitempty"`
+	// When the hub received the newest source event (the gateway's
+	// Switchyard-Received-At header), UTC; unset for events received before
+	// the hub recorded it. Latencies are measured from here, not from
+	// occurred_at: an event can reach the hub long after Stripe created it.
+	ReceivedAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -328,6 +333,13 @@ func (x *EventMeta) GetSuperseded() bool {
 		return x.Superseded
 	}
 	return false
+}
+
+func (x *EventMeta) GetReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return nil
 }
 
 // CustomerUpserted: a canonical customer was created or its identity data
@@ -1702,7 +1714,7 @@ var File_switchyard_billing_v1_billing_proto protoreflect.FileDescriptor
 
 const file_switchyard_billing_v1_billing_proto_rawDesc = "" +
 	"\n" +
-	"#switchyard/billing/v1/billing.proto\x12\x15switchyard.billing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x02\n" +
+	"#switchyard/billing/v1/billing.proto\x12\x15switchyard.billing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x02\n" +
 	"\tEventMeta\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x122\n" +
 	"\x15canonical_customer_id\x18\x02 \x01(\tR\x13canonicalCustomerId\x12(\n" +
@@ -1714,7 +1726,9 @@ const file_switchyard_billing_v1_billing_proto_rawDesc = "" +
 	"\x05email\x18\a \x01(\tR\x05email\x12\x1e\n" +
 	"\n" +
 	"superseded\x18\b \x01(\bR\n" +
-	"superseded\"\xd4\x01\n" +
+	"superseded\x12;\n" +
+	"\vreceived_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"receivedAt\"\xd4\x01\n" +
 	"\x10CustomerUpserted\x124\n" +
 	"\x04meta\x18\x01 \x01(\v2 .switchyard.billing.v1.EventMetaR\x04meta\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +
@@ -1885,47 +1899,48 @@ var file_switchyard_billing_v1_billing_proto_goTypes = []any{
 }
 var file_switchyard_billing_v1_billing_proto_depIdxs = []int32{
 	20, // 0: switchyard.billing.v1.EventMeta.occurred_at:type_name -> google.protobuf.Timestamp
-	3,  // 1: switchyard.billing.v1.CustomerUpserted.meta:type_name -> switchyard.billing.v1.EventMeta
-	1,  // 2: switchyard.billing.v1.Plan.interval:type_name -> switchyard.billing.v1.Interval
-	0,  // 3: switchyard.billing.v1.Subscription.status:type_name -> switchyard.billing.v1.SubscriptionStatus
-	5,  // 4: switchyard.billing.v1.Subscription.plan:type_name -> switchyard.billing.v1.Plan
-	20, // 5: switchyard.billing.v1.Subscription.current_period_start:type_name -> google.protobuf.Timestamp
-	20, // 6: switchyard.billing.v1.Subscription.current_period_end:type_name -> google.protobuf.Timestamp
-	20, // 7: switchyard.billing.v1.Subscription.trial_end:type_name -> google.protobuf.Timestamp
-	20, // 8: switchyard.billing.v1.Subscription.cancel_at:type_name -> google.protobuf.Timestamp
-	3,  // 9: switchyard.billing.v1.SubscriptionStarted.meta:type_name -> switchyard.billing.v1.EventMeta
-	6,  // 10: switchyard.billing.v1.SubscriptionStarted.subscription:type_name -> switchyard.billing.v1.Subscription
-	3,  // 11: switchyard.billing.v1.SubscriptionUpgraded.meta:type_name -> switchyard.billing.v1.EventMeta
-	6,  // 12: switchyard.billing.v1.SubscriptionUpgraded.subscription:type_name -> switchyard.billing.v1.Subscription
-	5,  // 13: switchyard.billing.v1.SubscriptionUpgraded.previous_plan:type_name -> switchyard.billing.v1.Plan
-	3,  // 14: switchyard.billing.v1.SubscriptionDowngraded.meta:type_name -> switchyard.billing.v1.EventMeta
-	6,  // 15: switchyard.billing.v1.SubscriptionDowngraded.subscription:type_name -> switchyard.billing.v1.Subscription
-	5,  // 16: switchyard.billing.v1.SubscriptionDowngraded.previous_plan:type_name -> switchyard.billing.v1.Plan
-	3,  // 17: switchyard.billing.v1.SubscriptionTrialEnding.meta:type_name -> switchyard.billing.v1.EventMeta
-	6,  // 18: switchyard.billing.v1.SubscriptionTrialEnding.subscription:type_name -> switchyard.billing.v1.Subscription
-	3,  // 19: switchyard.billing.v1.SubscriptionCanceled.meta:type_name -> switchyard.billing.v1.EventMeta
-	6,  // 20: switchyard.billing.v1.SubscriptionCanceled.subscription:type_name -> switchyard.billing.v1.Subscription
-	20, // 21: switchyard.billing.v1.SubscriptionCanceled.cancel_at:type_name -> google.protobuf.Timestamp
-	3,  // 22: switchyard.billing.v1.SubscriptionReactivated.meta:type_name -> switchyard.billing.v1.EventMeta
-	6,  // 23: switchyard.billing.v1.SubscriptionReactivated.subscription:type_name -> switchyard.billing.v1.Subscription
-	0,  // 24: switchyard.billing.v1.SubscriptionReactivated.previous_status:type_name -> switchyard.billing.v1.SubscriptionStatus
-	3,  // 25: switchyard.billing.v1.SubscriptionPastDue.meta:type_name -> switchyard.billing.v1.EventMeta
-	6,  // 26: switchyard.billing.v1.SubscriptionPastDue.subscription:type_name -> switchyard.billing.v1.Subscription
-	3,  // 27: switchyard.billing.v1.PaymentSucceeded.meta:type_name -> switchyard.billing.v1.EventMeta
-	3,  // 28: switchyard.billing.v1.PaymentFailed.meta:type_name -> switchyard.billing.v1.EventMeta
-	20, // 29: switchyard.billing.v1.PaymentFailed.next_payment_attempt:type_name -> google.protobuf.Timestamp
-	3,  // 30: switchyard.billing.v1.RefundIssued.meta:type_name -> switchyard.billing.v1.EventMeta
-	3,  // 31: switchyard.billing.v1.DisputeOpened.meta:type_name -> switchyard.billing.v1.EventMeta
-	17, // 32: switchyard.billing.v1.DisputeOpened.dispute:type_name -> switchyard.billing.v1.Dispute
-	20, // 33: switchyard.billing.v1.DisputeOpened.evidence_due_by:type_name -> google.protobuf.Timestamp
-	3,  // 34: switchyard.billing.v1.DisputeClosed.meta:type_name -> switchyard.billing.v1.EventMeta
-	17, // 35: switchyard.billing.v1.DisputeClosed.dispute:type_name -> switchyard.billing.v1.Dispute
-	2,  // 36: switchyard.billing.v1.DisputeClosed.outcome:type_name -> switchyard.billing.v1.DisputeOutcome
-	37, // [37:37] is the sub-list for method output_type
-	37, // [37:37] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	20, // 1: switchyard.billing.v1.EventMeta.received_at:type_name -> google.protobuf.Timestamp
+	3,  // 2: switchyard.billing.v1.CustomerUpserted.meta:type_name -> switchyard.billing.v1.EventMeta
+	1,  // 3: switchyard.billing.v1.Plan.interval:type_name -> switchyard.billing.v1.Interval
+	0,  // 4: switchyard.billing.v1.Subscription.status:type_name -> switchyard.billing.v1.SubscriptionStatus
+	5,  // 5: switchyard.billing.v1.Subscription.plan:type_name -> switchyard.billing.v1.Plan
+	20, // 6: switchyard.billing.v1.Subscription.current_period_start:type_name -> google.protobuf.Timestamp
+	20, // 7: switchyard.billing.v1.Subscription.current_period_end:type_name -> google.protobuf.Timestamp
+	20, // 8: switchyard.billing.v1.Subscription.trial_end:type_name -> google.protobuf.Timestamp
+	20, // 9: switchyard.billing.v1.Subscription.cancel_at:type_name -> google.protobuf.Timestamp
+	3,  // 10: switchyard.billing.v1.SubscriptionStarted.meta:type_name -> switchyard.billing.v1.EventMeta
+	6,  // 11: switchyard.billing.v1.SubscriptionStarted.subscription:type_name -> switchyard.billing.v1.Subscription
+	3,  // 12: switchyard.billing.v1.SubscriptionUpgraded.meta:type_name -> switchyard.billing.v1.EventMeta
+	6,  // 13: switchyard.billing.v1.SubscriptionUpgraded.subscription:type_name -> switchyard.billing.v1.Subscription
+	5,  // 14: switchyard.billing.v1.SubscriptionUpgraded.previous_plan:type_name -> switchyard.billing.v1.Plan
+	3,  // 15: switchyard.billing.v1.SubscriptionDowngraded.meta:type_name -> switchyard.billing.v1.EventMeta
+	6,  // 16: switchyard.billing.v1.SubscriptionDowngraded.subscription:type_name -> switchyard.billing.v1.Subscription
+	5,  // 17: switchyard.billing.v1.SubscriptionDowngraded.previous_plan:type_name -> switchyard.billing.v1.Plan
+	3,  // 18: switchyard.billing.v1.SubscriptionTrialEnding.meta:type_name -> switchyard.billing.v1.EventMeta
+	6,  // 19: switchyard.billing.v1.SubscriptionTrialEnding.subscription:type_name -> switchyard.billing.v1.Subscription
+	3,  // 20: switchyard.billing.v1.SubscriptionCanceled.meta:type_name -> switchyard.billing.v1.EventMeta
+	6,  // 21: switchyard.billing.v1.SubscriptionCanceled.subscription:type_name -> switchyard.billing.v1.Subscription
+	20, // 22: switchyard.billing.v1.SubscriptionCanceled.cancel_at:type_name -> google.protobuf.Timestamp
+	3,  // 23: switchyard.billing.v1.SubscriptionReactivated.meta:type_name -> switchyard.billing.v1.EventMeta
+	6,  // 24: switchyard.billing.v1.SubscriptionReactivated.subscription:type_name -> switchyard.billing.v1.Subscription
+	0,  // 25: switchyard.billing.v1.SubscriptionReactivated.previous_status:type_name -> switchyard.billing.v1.SubscriptionStatus
+	3,  // 26: switchyard.billing.v1.SubscriptionPastDue.meta:type_name -> switchyard.billing.v1.EventMeta
+	6,  // 27: switchyard.billing.v1.SubscriptionPastDue.subscription:type_name -> switchyard.billing.v1.Subscription
+	3,  // 28: switchyard.billing.v1.PaymentSucceeded.meta:type_name -> switchyard.billing.v1.EventMeta
+	3,  // 29: switchyard.billing.v1.PaymentFailed.meta:type_name -> switchyard.billing.v1.EventMeta
+	20, // 30: switchyard.billing.v1.PaymentFailed.next_payment_attempt:type_name -> google.protobuf.Timestamp
+	3,  // 31: switchyard.billing.v1.RefundIssued.meta:type_name -> switchyard.billing.v1.EventMeta
+	3,  // 32: switchyard.billing.v1.DisputeOpened.meta:type_name -> switchyard.billing.v1.EventMeta
+	17, // 33: switchyard.billing.v1.DisputeOpened.dispute:type_name -> switchyard.billing.v1.Dispute
+	20, // 34: switchyard.billing.v1.DisputeOpened.evidence_due_by:type_name -> google.protobuf.Timestamp
+	3,  // 35: switchyard.billing.v1.DisputeClosed.meta:type_name -> switchyard.billing.v1.EventMeta
+	17, // 36: switchyard.billing.v1.DisputeClosed.dispute:type_name -> switchyard.billing.v1.Dispute
+	2,  // 37: switchyard.billing.v1.DisputeClosed.outcome:type_name -> switchyard.billing.v1.DisputeOutcome
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_billing_v1_billing_proto_init() }

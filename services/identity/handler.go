@@ -118,13 +118,7 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 			s.log.DebugContext(ctx, "event names no customer; nothing to do", "event_type", f.EventType)
 			return nil // e.g. a balance event: nothing belongs to a customer
 		}
-		// The customer may still arrive (events come in any order): retry,
-		// and in the end dead-letter with the reason.
-		hint := ""
-		if s.stripe == nil {
-			hint = "; set STRIPE_API_KEY so identity can ask Stripe whose charge it is"
-		}
-		return errclass.Transient(fmt.Errorf("%s %s: customer not known yet%s", f.ObjectKind, f.ObjectID, hint))
+		return unresolved(f, s.stripe != nil)
 	}
 	if err != nil {
 		return fmt.Errorf("resolve customer: %w", err)
@@ -160,6 +154,55 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 		}
 	}
 	return nil
+}
+
+// chargeOwners are the object kinds that say themselves whom their charge
+// belongs to: a charge, and the payment intent that made it (a charge
+// takes its customer and invoice from its payment intent).
+var chargeOwners = map[string]bool{"charge": true, "payment_intent": true}
+
+// unresolved is the error for an event whose customer identity cannot find
+// (ErrUnknownCustomer). Its class says whether waiting can help:
+//
+//   - Transient when another event may still link what this one names:
+//     events come in any order (and reconcile heals missed ones late), so a
+//     dispute or refund naming only its charge resolves once the charge's
+//     own event, which names the customer, is handled.
+//   - Permanent when the event carries the charge (or its payment intent)
+//     itself and it names no customer and no invoice, and there is no
+//     Stripe API to ask: the charge's own events are this one, no other
+//     event links it to a customer, and only Stripe can say it is a guest
+//     payment (see Input.GuestCharge). No retry can find its customer; the
+//     dead letter says to set STRIPE_API_KEY and replay.
+//
+// With the Stripe API the charge's customer has been asked for already
+// (and resolution then always finds or founds one); an invoice or
+// subscription named alone may still be linked by its own event.
+func unresolved(f Facts, haveAPI bool) error {
+	event := f.EventType + " " + f.EventID
+	what := f.ObjectKind + " " + f.ObjectID
+	if f.ChargeID == "" || haveAPI {
+		var names []string
+		for _, n := range [][2]string{{"invoice", f.InvoiceID}, {"subscription", f.SubscriptionID}, {"charge", f.ChargeID}} {
+			if n[1] != "" {
+				names = append(names, n[0]+" "+n[1])
+			}
+		}
+		return errclass.Transient(fmt.Errorf("%s: %s names %s, which no event has linked to a customer yet (retried in case that event comes late)",
+			event, what, strings.Join(names, " and ")))
+	}
+	if chargeOwners[f.ObjectKind] && f.InvoiceID == "" && f.SubscriptionID == "" {
+		it := "it"
+		if f.ObjectKind != "charge" {
+			it = "its charge " + f.ChargeID
+		}
+		return errclass.Permanent(fmt.Errorf("%s: %s names no customer and no invoice, so no other event can link %s to a customer: "+
+			"only the Stripe API can say whose charge it is (or that it is a guest payment), and STRIPE_API_KEY is not set — "+
+			"set it (a restricted read key) and replay", event, what, it))
+	}
+	return errclass.Transient(fmt.Errorf("%s: %s names charge %s, which no event has linked to a customer yet (retried in case that event comes late); "+
+		"without the Stripe API identity cannot ask Stripe whose charge it is, and STRIPE_API_KEY is not set — "+
+		"if this was dead-lettered, set it (a restricted read key), or deliver the charge's own event, and replay", event, what, f.ChargeID))
 }
 
 func (s *Service) publish(ctx context.Context, o Outgoing) error {

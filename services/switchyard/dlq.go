@@ -78,6 +78,16 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		return errUsage
 	}
 	sub := args[0]
+	// Help and unknown subcommands are answered before anything connects.
+	switch sub {
+	case "list", "show", "replay", "discard":
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, dlqUsage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "switchyard dlq: unknown subcommand %q\n\n%s", sub, dlqUsage)
+		return errUsage
+	}
 	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, dlqUsage) }
@@ -94,7 +104,9 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	opsURL := fs.String("ops", orDefault(getenv("SWITCHYARD_OPS_URL"), "http://127.0.0.1:8090"), "replay/discard through this status API (default SWITCHYARD_OPS_URL)")
 	dataDir := fs.String("data-dir", ".switchyard", "the dev hub's data folder (for its ops token)")
 	direct := fs.Bool("direct", false, "replay/discard from here on NATS, recorded in DATABASE_URL's ops audit log (when the projector is down)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args[1:]); errors.Is(err, flag.ErrHelp) {
+		return nil // fs.Usage printed it
+	} else if err != nil {
 		return errUsage
 	}
 	if f.Class != "" && !validClass(f.Class) {

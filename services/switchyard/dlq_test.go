@@ -200,3 +200,33 @@ func TestDLQListReplayDiscard(t *testing.T) {
 		t.Errorf("replay of an unknown sequence: exit %d, want 1", code)
 	}
 }
+
+// Help is printed before anything connects: with NATS_URL naming a server
+// that is not there, `dlq --help` still answers at once with the usage and
+// exit 0, and an unknown subcommand is refused without a connection attempt.
+func TestDLQHelpNeedsNoNATS(t *testing.T) {
+	env := func(k string) string {
+		if k == "NATS_URL" {
+			return "nats://127.0.0.1:1" // nothing listens there
+		}
+		return ""
+	}
+	for _, tc := range []struct {
+		args     []string
+		wantCode int
+		want     string
+	}{
+		{[]string{"dlq", "--help"}, 0, "switchyard dlq list"},
+		{[]string{"dlq", "-h"}, 0, "switchyard dlq list"},
+		{[]string{"dlq", "help"}, 0, "switchyard dlq list"},
+		{[]string{"dlq", "list", "-h"}, 0, "switchyard dlq list"},
+		{[]string{"dlq", "frobnicate"}, 2, `unknown subcommand "frobnicate"`},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), tc.args, env, nil, &out, &errOut)
+		all := out.String() + errOut.String()
+		if code != tc.wantCode || !strings.Contains(all, tc.want) || strings.Contains(all, "connect") {
+			t.Errorf("%v: exit %d, output %q; want exit %d and %q, no connection", tc.args, code, all, tc.wantCode, tc.want)
+		}
+	}
+}

@@ -12,12 +12,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/platform/config"
 	hubspotemu "github.com/switchyard/switchyard/platform/emulator/hubspot"
 	slackemu "github.com/switchyard/switchyard/platform/emulator/slack"
+	"github.com/switchyard/switchyard/platform/emulator/statefile"
 	zendeskemu "github.com/switchyard/switchyard/platform/emulator/zendesk"
 	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsembed"
@@ -37,6 +39,12 @@ var errUsage = errors.New("usage")
 // folder, and where `send` finds it.
 const secretFile = "webhook-secret"
 
+// emulatorStateDir is the folder, in the data folder, where the HubSpot
+// and Zendesk emulators keep their accounts between runs: PostgreSQL there
+// links customers to contact, user and ticket ids, so those must outlive a
+// restart (and never be reissued).
+const emulatorStateDir = "emulators"
+
 // Credentials of the dev hub's Zendesk emulator (local only).
 const (
 	devZendeskEmail = "dev-agent@switchyard.local"
@@ -49,7 +57,7 @@ const (
 func devCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data", ".switchyard", "folder for NATS file storage, the private PostgreSQL cluster and the generated signing secret")
+	dataDir := fs.String("data", ".switchyard", "folder for NATS file storage, the private PostgreSQL cluster, the emulators' state and the generated signing secret")
 	gatewayAddr := fs.String("gateway-addr", "127.0.0.1:8080", "gateway listen address")
 	identityAddr := fs.String("identity-addr", "127.0.0.1:8081", "identity service health/metrics address")
 	crmAddr := fs.String("crm-addr", "127.0.0.1:8082", "CRM service health/metrics address")
@@ -127,10 +135,16 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	over := map[string]string{}
-	var emulators []*http.Server
+	var emulators []emulator
 	var emulatorLines []string
+	stateDir := filepath.Join(*dataDir, emulatorStateDir)
 	if getenv("HUBSPOT_TOKEN") == "" && getenv("HUBSPOT_TOKEN_FILE") == "" {
-		emulators = append(emulators, &http.Server{Addr: *hubspotAddr, Handler: hubspotemu.New(hubspotemu.Options{TenSecondLimit: limit(0), SearchPerSecondLimit: limit(0)}), ReadHeaderTimeout: 5 * time.Second})
+		hs := hubspotemu.New(hubspotemu.Options{TenSecondLimit: limit(0), SearchPerSecondLimit: limit(0), UniqueIDs: true})
+		kept, err := statefile.Open(filepath.Join(stateDir, "hubspot.json"), hs, 0)
+		if err != nil {
+			return fmt.Errorf("hubspot emulator: %w", err)
+		}
+		emulators = append(emulators, emulator{name: "hubspot", srv: &http.Server{Addr: *hubspotAddr, Handler: hs, ReadHeaderTimeout: 5 * time.Second}, kept: kept})
 		over["HUBSPOT_TOKEN"] = "pat-dev-switchyard-emulator"
 		over["HUBSPOT_BASE_URL"] = "http://" + dialAddr(*hubspotAddr)
 		emulatorLines = append(emulatorLines, "  HubSpot:         emulator at http://"+dialAddr(*hubspotAddr)+" (set HUBSPOT_TOKEN for the real one)")
@@ -138,12 +152,16 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		emulatorLines = append(emulatorLines, "  HubSpot:         "+orDefault(getenv("HUBSPOT_BASE_URL"), "https://api.hubapi.com"))
 	}
 	if getenv("ZENDESK_API_TOKEN") == "" && getenv("ZENDESK_API_TOKEN_FILE") == "" {
-		zd, err := zendeskemu.New(zendeskemu.Options{Email: devZendeskEmail, APIToken: devZendeskToken, RateLimit: limit(0),
+		zd, err := zendeskemu.New(zendeskemu.Options{Email: devZendeskEmail, APIToken: devZendeskToken, RateLimit: limit(0), UniqueIDs: true,
 			Groups: []zendeskemu.Group{{ID: 1, Name: "Billing"}, {ID: 2, Name: "Customer Success"}}})
 		if err != nil {
 			return err
 		}
-		emulators = append(emulators, &http.Server{Addr: *zendeskAddr, Handler: zd, ReadHeaderTimeout: 5 * time.Second})
+		kept, err := statefile.Open(filepath.Join(stateDir, "zendesk.json"), zd, 0)
+		if err != nil {
+			return fmt.Errorf("zendesk emulator: %w", err)
+		}
+		emulators = append(emulators, emulator{name: "zendesk", srv: &http.Server{Addr: *zendeskAddr, Handler: zd, ReadHeaderTimeout: 5 * time.Second}, kept: kept})
 		over["ZENDESK_BASE_URL"] = "http://" + dialAddr(*zendeskAddr)
 		over["ZENDESK_EMAIL"], over["ZENDESK_API_TOKEN"] = devZendeskEmail, devZendeskToken
 		over["SUPPORT_GROUPS"] = orDefault(getenv("SUPPORT_GROUPS"), "Billing=1,Customer Success=2")
@@ -156,11 +174,14 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		if err != nil {
 			return err
 		}
-		emulators = append(emulators, &http.Server{Addr: *slackAddr, Handler: sl, ReadHeaderTimeout: 5 * time.Second})
+		emulators = append(emulators, emulator{name: "slack", srv: &http.Server{Addr: *slackAddr, Handler: sl, ReadHeaderTimeout: 5 * time.Second}})
 		over["SLACK_WEBHOOK_URL"] = "http://" + dialAddr(*slackAddr) + sl.Path()
 		emulatorLines = append(emulatorLines, "  Slack:           emulator at http://"+dialAddr(*slackAddr)+" (set SLACK_WEBHOOK_URL for the real one)")
 	} else {
 		emulatorLines = append(emulatorLines, "  Slack:           alerts to the configured webhook")
+	}
+	if slices.ContainsFunc(emulators, func(e emulator) bool { return e.kept != nil }) {
+		emulatorLines = append(emulatorLines, "  emulator state:  "+stateDir+" (delete to start the emulators empty)")
 	}
 	env := config.Overlay(config.Overlay(getenv, over), map[string]string{
 		"NATS_URL":              natsURL,
@@ -194,12 +215,22 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 
 	services := lifecycle.NewGroup(ctx)
 	for _, emu := range emulators {
-		ln, err := net.Listen("tcp", emu.Addr)
+		ln, err := net.Listen("tcp", emu.srv.Addr)
 		if err != nil {
 			services.Stop()
-			return errors.Join(fmt.Errorf("emulator on %s: %w", emu.Addr, err), services.Wait())
+			return errors.Join(fmt.Errorf("emulator on %s: %w", emu.srv.Addr, err), services.Wait())
 		}
-		services.Go("emulator "+emu.Addr, func(ctx context.Context) error { return lifecycle.Serve(ctx, emu, ln, 2*time.Second) })
+		services.Go(emu.name+" emulator", func(ctx context.Context) error {
+			err := lifecycle.Serve(ctx, emu.srv, ln, 2*time.Second)
+			if emu.kept != nil {
+				// Run may have written before the last requests drained.
+				err = errors.Join(err, emu.kept.Flush())
+			}
+			return err
+		})
+		if emu.kept != nil {
+			services.Go(emu.name+" emulator state", emu.kept.Run)
+		}
 	}
 	services.Go("gateway", func(ctx context.Context) error { return gateway.Run(ctx, env, stderr) })
 	services.Go("identity", func(ctx context.Context) error { return identity.Run(ctx, env, stderr) })
@@ -242,6 +273,14 @@ Stop with Ctrl-C.
 	}
 	fmt.Fprintln(stdout, "Switchyard dev hub stopped.")
 	return nil
+}
+
+// emulator is one vendor emulator dev serves, and the Keeper of its
+// account when it has one to keep.
+type emulator struct {
+	name string
+	srv  *http.Server
+	kept *statefile.Keeper
 }
 
 // devSecret returns STRIPE_WEBHOOK_SECRET, or the secret saved in the data

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/testkit"
 )
@@ -465,4 +466,174 @@ func TestDevRefusesUnknownVendorLimits(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("dev created %s before refusing its flags", dir)
 	}
+}
+
+// TestDevKeepsEmulatorAccountsAcrossRestarts is `make run` twice on one data
+// folder: the contact and ticket made in the first run are still in the
+// emulators in the second (PostgreSQL still links them), and new ones get
+// ids never issued before. dev runs in-process against the test's NATS and
+// PostgreSQL, so only the services start, not a cluster.
+func TestDevKeepsEmulatorAccountsAcrossRestarts(t *testing.T) {
+	b := testkit.NATS(t)
+	env := config.MapEnv(map[string]string{"NATS_URL": b.URL, "DATABASE_URL": testkit.Postgres(t), "LOG_LEVEL": "warn"})
+	data := filepath.Join(t.TempDir(), "hub")
+	ports := freePorts(t, 10)
+	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
+	args := []string{"dev", "--data", data, "--gateway-addr", addr(0), "--identity-addr", addr(1), "--crm-addr", addr(2),
+		"--hubspot-addr", addr(3), "--support-addr", addr(4), "--zendesk-addr", addr(5), "--alerts-addr", addr(6),
+		"--slack-addr", addr(7), "--projector-addr", addr(8), "--ops-addr", addr(9)}
+	hubspot, zendesk := "http://"+addr(3), "http://"+addr(5)
+
+	// devRun starts the hub, waits for its banner, and returns a func that
+	// stops it as Ctrl-C does.
+	devRun := func() (stop func()) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		var stdout, stderr lockedBuffer
+		exited := make(chan int, 1)
+		go func() { exited <- run(ctx, args, env, nil, &stdout, &stderr) }()
+		deadline := time.Now().Add(60 * time.Second)
+		for !strings.Contains(stdout.String(), "dev hub is running") {
+			select {
+			case code := <-exited:
+				cancel()
+				t.Fatalf("dev exited with %d before its banner:\n%s", code, stderr.String())
+			case <-time.After(20 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				cancel()
+				t.Fatalf("no banner within 60s:\n%s", stderr.String())
+			}
+		}
+		if !strings.Contains(stdout.String(), filepath.Join(data, "emulators")) {
+			t.Errorf("the banner does not say where the emulators' state is:\n%s", stdout.String())
+		}
+		return func() {
+			t.Helper()
+			cancel()
+			if code := <-exited; code != 0 {
+				t.Fatalf("dev exited with %d:\n%s", code, stderr.String())
+			}
+		}
+	}
+
+	stop := devRun()
+	ada := upsertContact(t, hubspot, "ada@example.com")
+	ticket := openTicket(t, zendesk, "ada@example.com")
+	stop()
+
+	stop = devRun()
+	var got struct {
+		ID string `json:"id"`
+	}
+	if err := getJSON(hubspot+"/crm/v3/objects/contacts/ada@example.com?idProperty=email", "pat-test", &got); err != nil || got.ID != ada {
+		t.Errorf("after the restart, ada's contact is %q (%v), want %s", got.ID, err, ada)
+	}
+	var tk struct {
+		Ticket devTicket `json:"ticket"`
+	}
+	if err := getZendesk(zendesk+"/api/v2/tickets/"+strconv.FormatInt(ticket.ID, 10)+".json", &tk); err != nil || tk.Ticket != ticket {
+		t.Errorf("after the restart, ticket %d is %+v (%v)", ticket.ID, tk.Ticket, err)
+	}
+	grace := upsertContact(t, hubspot, "grace@example.com")
+	if contactNumber(t, grace) <= contactNumber(t, ada) {
+		t.Errorf("a new contact got id %s after the restart, want above %s", grace, ada)
+	}
+	next := openTicket(t, zendesk, "grace@example.com")
+	if next.ID <= ticket.ID || next.RequesterID == ticket.RequesterID {
+		t.Errorf("a new ticket after the restart is %+v, want an id above %d and a new requester", next, ticket.ID)
+	}
+	stop()
+
+	// A kill -9 before the emulators wrote anything: no state at all. The
+	// database still links every id issued so far, so none may come back.
+	if err := os.RemoveAll(filepath.Join(data, "emulators")); err != nil {
+		t.Fatal(err)
+	}
+	stop = devRun()
+	defer stop()
+	if alan := upsertContact(t, hubspot, "alan@example.com"); alan == ada || alan == grace {
+		t.Errorf("after a restart without state, a new contact got the earlier id %s", alan)
+	}
+	if last := openTicket(t, zendesk, "alan@example.com"); last.ID == ticket.ID || last.ID == next.ID ||
+		last.RequesterID == ticket.RequesterID || last.RequesterID == next.RequesterID {
+		t.Errorf("after a restart without state, a new ticket %+v reuses an earlier ticket or user id (%+v, %+v)", last, ticket, next)
+	}
+}
+
+// upsertContact creates or updates a contact by email in a HubSpot
+// emulator and returns its record id.
+func upsertContact(t *testing.T, base, email string) string {
+	t.Helper()
+	body := `{"inputs":[{"idProperty":"email","id":"` + email + `","properties":{"firstname":"Test"}}]}`
+	req, _ := http.NewRequest(http.MethodPost, base+"/crm/v3/objects/contacts/batch/upsert", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer pat-test")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Results []struct {
+			ID string `json:"id"`
+		} `json:"results"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || len(out.Results) != 1 {
+		t.Fatalf("upsert %s: %s %v %+v", email, resp.Status, err, out)
+	}
+	return out.Results[0].ID
+}
+
+func contactNumber(t *testing.T, id string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		t.Fatalf("contact id %q: %v", id, err)
+	}
+	return n
+}
+
+// devTicket is what TestDevKeepsEmulatorAccountsAcrossRestarts compares.
+type devTicket struct {
+	ID          int64 `json:"id"`
+	RequesterID int64 `json:"requester_id"`
+}
+
+// openTicket opens a ticket in the dev hub's Zendesk emulator.
+func openTicket(t *testing.T, base, requester string) devTicket {
+	t.Helper()
+	body := `{"ticket":{"subject":"Payment failed","comment":{"body":"Invoice failed."},"requester":{"name":"Customer","email":"` + requester + `"}}}`
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v2/tickets.json", strings.NewReader(body))
+	req.SetBasicAuth(devZendeskEmail+"/token", devZendeskToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Ticket devTicket `json:"ticket"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("open ticket: %s %v", resp.Status, err)
+	}
+	return out.Ticket
+}
+
+func getZendesk(url string, v any) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(devZendeskEmail+"/token", devZendeskToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }

@@ -468,11 +468,12 @@ func TestDevRefusesUnknownVendorLimits(t *testing.T) {
 	}
 }
 
-// TestDevKeepsEmulatorAccountsAcrossRestarts is `make run` twice on one data
-// folder: the contact and ticket made in the first run are still in the
-// emulators in the second (PostgreSQL still links them), and new ones get
-// ids never issued before. dev runs in-process against the test's NATS and
-// PostgreSQL, so only the services start, not a cluster.
+// TestDevKeepsEmulatorAccountsAcrossRestarts is `make run` three times on
+// one data folder: the contact and ticket made in the first run are still in
+// the emulators in the second (PostgreSQL still links them) and new ones get
+// higher ids; the third starts with no emulator state, as after a kill -9
+// before any write, and still issues no id seen before. dev runs in-process
+// against the test's NATS and PostgreSQL, so only the services start.
 func TestDevKeepsEmulatorAccountsAcrossRestarts(t *testing.T) {
 	b := testkit.NATS(t)
 	env := config.MapEnv(map[string]string{"NATS_URL": b.URL, "DATABASE_URL": testkit.Postgres(t), "LOG_LEVEL": "warn"})

@@ -105,7 +105,11 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 		// A dispute or refund naming only a charge we never saw: ask Stripe.
 		cus, email, ferr := s.stripe.ChargeCustomer(ctx, f.ChargeID)
 		if ferr != nil {
-			return fmt.Errorf("find the customer of charge %s: %w", f.ChargeID, ferr)
+			mode := "test"
+			if f.Livemode {
+				mode = "live"
+			}
+			return fmt.Errorf("%s %s (%s mode): find the customer of charge %s: %w", f.EventType, f.EventID, mode, f.ChargeID, ferr)
 		}
 		in.IDs = append(in.IDs, Identifier{LinkStripeCustomer, cus}, Identifier{LinkEmail, email})
 		// A guest payment with no customer and no email is its own customer:

@@ -1,12 +1,14 @@
 package identity
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
@@ -142,7 +144,10 @@ func subjectToken(s string) bool {
 
 // stripeAPI reads charges, subscriptions and customers through the Stripe
 // API (or an emulator at base).
-type stripeAPI struct{ api *client.API }
+type stripeAPI struct {
+	api     *client.API
+	keyMode string // "live" or "test", for error messages
+}
 
 func newStripeAPI(key, base string, hc *http.Client) *stripeAPI {
 	cfg := &stripe.BackendConfig{MaxNetworkRetries: stripe.Int64(2), HTTPClient: hc}
@@ -150,7 +155,11 @@ func newStripeAPI(key, base string, hc *http.Client) *stripeAPI {
 		cfg.URL = stripe.String(base)
 	}
 	b := stripe.GetBackendWithConfig(stripe.APIBackend, cfg)
-	return &stripeAPI{api: client.New(key, &stripe.Backends{API: b, Connect: b, Uploads: b})}
+	mode := "test"
+	if strings.HasPrefix(key, "sk_live_") || strings.HasPrefix(key, "rk_live_") {
+		mode = "live"
+	}
+	return &stripeAPI{api: client.New(key, &stripe.Backends{API: b, Connect: b, Uploads: b}), keyMode: mode}
 }
 
 func (s *stripeAPI) ChargeCustomer(ctx context.Context, id string) (string, string, error) {
@@ -158,7 +167,7 @@ func (s *stripeAPI) ChargeCustomer(ctx context.Context, id string) (string, stri
 	p.Context = ctx
 	ch, err := s.api.Charges.Get(id, p)
 	if err != nil {
-		return "", "", classifyStripe(err)
+		return "", "", classifyStripe(err, s.keyMode)
 	}
 	var cus, email string
 	if ch.Customer != nil {
@@ -180,7 +189,7 @@ func (s *stripeAPI) ObjectState(ctx context.Context, kind, id string) (string, e
 		p.Context = ctx
 		sub, err := s.api.Subscriptions.Get(id, p)
 		if err != nil {
-			return "", classifyStripe(err)
+			return "", classifyStripe(err, s.keyMode)
 		}
 		return string(sub.Status), nil
 	case "customer":
@@ -188,17 +197,73 @@ func (s *stripeAPI) ObjectState(ctx context.Context, kind, id string) (string, e
 		p.Context = ctx
 		c, err := s.api.Customers.Get(id, p)
 		if err != nil {
-			return "", classifyStripe(err)
+			return "", classifyStripe(err, s.keyMode)
 		}
 		return normaliseEmail(c.Email), nil
 	}
 	return "", errclass.Permanent(fmt.Errorf("no state to refetch for a %s", kind))
 }
 
-func classifyStripe(err error) error {
+// classifyStripe classifies a failed Stripe API call for the consumer's
+// ack policy, by Stripe's answer (errclass.FromHTTP): 429 and 5xx are
+// retried, after the Retry-After Stripe sent if it sent one; 401 and 403
+// mean STRIPE_API_KEY is refused; any other 4xx cannot succeed on a retry —
+// 404 resource_missing (an object deleted, or in the other mode or
+// another account), 400 invalid_request_error. Stripe-Should-Retry: true
+// and 409 (a lock or idempotency conflict), which stripe-go retries
+// itself, are retried too. No answer (network, timeout, a body that is not
+// Stripe's error JSON, say a proxy's) is transient; a Stripe error without
+// a status (stripe-go always sets one) stays unknown.
+//
+// The error reads as Stripe's answer in words, not as stripe-go's JSON dump
+// of it: it becomes the dead letter's reason.
+func classifyStripe(err error, keyMode string) error {
 	var se *stripe.Error
-	if errors.As(err, &se) {
-		return errclass.FromHTTP(se.HTTPStatusCode, nil, err)
+	if !errors.As(err, &se) {
+		return errclass.Transient(err)
 	}
-	return errclass.Transient(err)
+	var h http.Header
+	if se.LastResponse != nil {
+		h = se.LastResponse.Header
+	}
+	status := se.HTTPStatusCode
+	if h.Get("Stripe-Should-Retry") == "true" || status == http.StatusConflict {
+		status = http.StatusServiceUnavailable // retried like a 503, Retry-After included
+	}
+	return errclass.FromHTTP(status, h, &stripeError{se: se, keyMode: keyMode})
 }
+
+// stripeError is a Stripe error answer in words: status, code, Stripe's
+// message (which masks keys), the key's mode where it explains the
+// answer, and the request id Stripe's support asks for.
+type stripeError struct {
+	se      *stripe.Error
+	keyMode string
+}
+
+func (e *stripeError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Stripe answered %d", e.se.HTTPStatusCode)
+	if code := cmp.Or(string(e.se.Code), string(e.se.Type)); code != "" {
+		b.WriteString(" " + code)
+	}
+	if e.se.Msg != "" {
+		b.WriteString(": " + e.se.Msg)
+	}
+	var notes []string
+	switch e.se.HTTPStatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		notes = append(notes, "STRIPE_API_KEY ("+e.keyMode+" mode) was refused")
+	case http.StatusNotFound:
+		notes = append(notes, "asked with a "+e.keyMode+"-mode key")
+	}
+	if e.se.RequestID != "" {
+		notes = append(notes, "request "+e.se.RequestID)
+	}
+	if len(notes) > 0 {
+		b.WriteString(" (" + strings.Join(notes, "; ") + ")")
+	}
+	return b.String()
+}
+
+func (e *stripeError) Unwrap() error { return e.se }

@@ -58,7 +58,7 @@ func contactUpdate(m proto.Message) (email string, props map[string]string, ok b
 	case *billingv1.SubscriptionCanceled:
 		if current {
 			sub := ev.GetSubscription()
-			props[propPlan] = planName(sub.GetPlan())
+			props[propPlan] = money.PlanName(sub.GetPlan())
 			if ev.GetAtPeriodEnd() {
 				props[propStatus] = "canceling"
 				props[propMRR] = mrr(sub.GetPlan())
@@ -69,7 +69,7 @@ func contactUpdate(m proto.Message) (email string, props map[string]string, ok b
 	case withSubscription:
 		if current {
 			sub := ev.GetSubscription()
-			props[propPlan] = planName(sub.GetPlan())
+			props[propPlan] = money.PlanName(sub.GetPlan())
 			props[propStatus] = statusName(sub.GetStatus())
 			props[propMRR] = mrr(sub.GetPlan())
 			if s := sub.GetStatus(); s == billingv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE || s == billingv1.SubscriptionStatus_SUBSCRIPTION_STATUS_TRIALING {
@@ -89,13 +89,6 @@ func contactUpdate(m proto.Message) (email string, props map[string]string, ok b
 		props[propLastPayment] = "disputed"
 	}
 	return meta.GetEmail(), props, true
-}
-
-func planName(p *billingv1.Plan) string {
-	if p.GetProductName() != "" {
-		return p.GetProductName()
-	}
-	return p.GetPriceId()
 }
 
 func statusName(s billingv1.SubscriptionStatus) string {

@@ -201,10 +201,19 @@ func (d *deriver) meta(subject, suffix string) *billingv1.EventMeta {
 		CanonicalCustomerId: d.id.CanonicalID,
 		SourceEventIds:      []string{d.f.EventID},
 		OccurredAt:          timestamppb.New(d.f.Created),
+		ReceivedAt:          timestampOrNil(d.f.ReceivedAt),
 		Livemode:            d.f.Livemode,
 		StripeCustomerId:    firstNonEmpty(d.id.StripeCustomerID, d.f.StripeCustomerID),
 		Email:               d.email(),
 	}
+}
+
+// timestampOrNil leaves an unknown time unset rather than the epoch.
+func timestampOrNil(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }
 
 // factMeta builds the envelope of a fact about one Stripe object (a
@@ -645,6 +654,7 @@ var intervals = map[string]billingv1.Interval{
 // line is one subscription item as far as its plan and value go.
 type line struct {
 	priceID, productID, productName string
+	nickname                        string // the price's (or legacy plan's)
 	currency                        string
 	interval                        string // day, week, month, year
 	intervalCount                   int64
@@ -673,7 +683,7 @@ func lineOf(it *stripe.SubscriptionItem) line {
 	switch {
 	case it.Price != nil:
 		p := it.Price
-		l.priceID, l.currency = p.ID, string(p.Currency)
+		l.priceID, l.currency, l.nickname = p.ID, string(p.Currency), p.Nickname
 		if p.Product != nil {
 			l.productID, l.productName = p.Product.ID, p.Product.Name
 		}
@@ -694,7 +704,7 @@ func lineOf(it *stripe.SubscriptionItem) line {
 
 // setPlan takes the price fields from a legacy plan object.
 func (l *line) setPlan(p *stripe.Plan) {
-	l.priceID, l.currency = p.ID, string(p.Currency)
+	l.priceID, l.currency, l.nickname = p.ID, string(p.Currency), p.Nickname
 	l.productID, l.productName = "", ""
 	if p.Product != nil {
 		l.productID, l.productName = p.Product.ID, p.Product.Name
@@ -801,6 +811,7 @@ func planOf(ls []line) *billingv1.Plan {
 		PriceId:           first.priceID,
 		ProductId:         first.productID,
 		ProductName:       first.productName,
+		PriceNickname:     first.nickname,
 		Quantity:          first.quantity,
 		AmountPerInterval: roundHalfUp(total),
 		Currency:          first.currency,

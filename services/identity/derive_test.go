@@ -954,3 +954,26 @@ func factKey(m proto.Message) string {
 	}
 	return ""
 }
+
+// A plan is named by what Stripe sends: the product's name when the product
+// is expanded, and the price's (or legacy plan's) nickname, which webhooks
+// carry; the console and the CRM showed the raw price id instead.
+func TestDerivePlanNames(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name               string
+		item               *stripe.SubscriptionItem
+		wantName, wantNick string
+	}{
+		{"nickname of a price", &stripe.SubscriptionItem{Quantity: 1, Price: &stripe.Price{ID: "price_1", Nickname: "Pro monthly", Currency: "usd",
+			Product: &stripe.Product{ID: "prod_1"}}}, "", "Pro monthly"},
+		{"expanded product", &stripe.SubscriptionItem{Quantity: 1, Price: &stripe.Price{ID: "price_1", Nickname: "Pro monthly", Currency: "usd",
+			Product: &stripe.Product{ID: "prod_1", Name: "Pro"}}}, "Pro", "Pro monthly"},
+		{"legacy plan's nickname", &stripe.SubscriptionItem{Quantity: 1, Plan: &stripe.Plan{ID: "plan_1", Nickname: "Gold", Currency: "usd"}}, "", "Gold"},
+	} {
+		p := planOf(planLines(&stripe.SubscriptionItemList{Data: []*stripe.SubscriptionItem{tc.item}}))
+		if p.GetProductName() != tc.wantName || p.GetPriceNickname() != tc.wantNick {
+			t.Errorf("%s: product name %q, nickname %q; want %q, %q", tc.name, p.GetProductName(), p.GetPriceNickname(), tc.wantName, tc.wantNick)
+		}
+	}
+}

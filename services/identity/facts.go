@@ -19,7 +19,11 @@ import (
 type Facts struct {
 	EventID, EventType string
 	// Created is event.created (one-second resolution), UTC.
-	Created    time.Time
+	Created time.Time
+	// ReceivedAt is when the hub received the event (the gateway's
+	// Switchyard-Received-At header), zero if unknown. It is not in the
+	// event's bytes: Handle sets it from the message, not ExtractFacts.
+	ReceivedAt time.Time
 	Livemode   bool
 	APIVersion string
 	// ObjectKind and ObjectID are data.object.object and data.object.id

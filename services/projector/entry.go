@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	moneyfmt "github.com/switchyard/switchyard/platform/money"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	commonv1 "github.com/switchyard/switchyard/proto/gen/switchyard/common/v1"
 	crmv1 "github.com/switchyard/switchyard/proto/gen/switchyard/crm/v1"
@@ -198,11 +199,8 @@ func subLine(s *billingv1.Subscription) string {
 }
 
 func planName(p *billingv1.Plan) string {
-	switch {
-	case p.GetProductName() != "":
-		return p.GetProductName()
-	case p.GetPriceId() != "":
-		return p.GetPriceId()
+	if name := moneyfmt.PlanName(p); name != "" {
+		return name
 	}
 	return "unknown plan"
 }
@@ -237,19 +235,6 @@ func priorityName(p supportv1.Priority) string {
 
 func day(t time.Time) string { return t.UTC().Format("2006-01-02") }
 
-// zeroDecimal are Stripe's zero-decimal currencies: amounts are whole units.
-var zeroDecimal = map[string]bool{"bif": true, "clp": true, "djf": true, "gnf": true, "jpy": true, "kmf": true, "krw": true,
-	"mga": true, "pyg": true, "rwf": true, "ugx": true, "vnd": true, "vuv": true, "xaf": true, "xof": true, "xpf": true}
-
-// money formats a minor-unit amount: money(4900, "usd") = "49.00 USD".
-func money(amount int64, currency string) string {
-	cur := strings.ToUpper(currency)
-	if zeroDecimal[currency] {
-		return fmt.Sprintf("%d %s", amount, cur)
-	}
-	sign := ""
-	if amount < 0 {
-		sign, amount = "-", -amount
-	}
-	return strings.TrimSpace(fmt.Sprintf("%s%d.%02d %s", sign, amount/100, amount%100, cur))
-}
+// money renders an amount in minor units for people, in its currency's
+// exponent (JPY has no decimals).
+func money(amount int64, currency string) string { return moneyfmt.Format(amount, currency) }

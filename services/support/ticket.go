@@ -1,12 +1,11 @@
 package support
 
 import (
-	"strconv"
-	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/switchyard/switchyard/platform/money"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
 )
@@ -46,31 +45,31 @@ func ticketData(m proto.Message) (d TicketData, final bool) {
 	}
 	switch ev := m.(type) {
 	case *billingv1.PaymentFailed:
-		d.Amount, d.Attempt, d.InvoiceID = money(ev.GetAmount(), ev.GetCurrency()), int(ev.GetAttemptCount()), ev.GetInvoiceId()
+		d.Amount, d.Attempt, d.InvoiceID = money.Format(ev.GetAmount(), ev.GetCurrency()), int(ev.GetAttemptCount()), ev.GetInvoiceId()
 		if t := ev.GetNextPaymentAttempt(); t != nil && !ev.GetFinal() {
 			d.NextAttempt = t.AsTime().UTC().Format(time.RFC1123)
 		}
 		final = ev.GetFinal()
 	case *billingv1.SubscriptionCanceled:
-		d.Plan, d.AtPeriodEnd, d.Reason = planName(ev.GetSubscription().GetPlan()), ev.GetAtPeriodEnd(), ev.GetCancellationReason()
+		d.Plan, d.AtPeriodEnd, d.Reason = money.PlanName(ev.GetSubscription().GetPlan()), ev.GetAtPeriodEnd(), ev.GetCancellationReason()
 	case *billingv1.DisputeOpened:
 		dp := ev.GetDispute()
-		d.Amount, d.DisputeID, d.Reason = money(dp.GetAmount(), dp.GetCurrency()), dp.GetDisputeId(), dp.GetReason()
+		d.Amount, d.DisputeID, d.Reason = money.Format(dp.GetAmount(), dp.GetCurrency()), dp.GetDisputeId(), dp.GetReason()
 		if t := ev.GetEvidenceDueBy(); t != nil {
 			d.EvidenceDueBy = t.AsTime().UTC().Format(time.RFC1123)
 		}
 	case *billingv1.DisputeClosed:
 		dp := ev.GetDispute()
-		d.Amount, d.DisputeID, d.Reason = money(dp.GetAmount(), dp.GetCurrency()), dp.GetDisputeId(), dp.GetReason()
+		d.Amount, d.DisputeID, d.Reason = money.Format(dp.GetAmount(), dp.GetCurrency()), dp.GetDisputeId(), dp.GetReason()
 	case *billingv1.RefundIssued:
-		d.Amount, d.Reason = money(ev.GetAmount(), ev.GetCurrency()), ev.GetReason()
+		d.Amount, d.Reason = money.Format(ev.GetAmount(), ev.GetCurrency()), ev.GetReason()
 	case *billingv1.PaymentSucceeded:
-		d.Amount, d.InvoiceID = money(ev.GetAmount(), ev.GetCurrency()), ev.GetInvoiceId()
+		d.Amount, d.InvoiceID = money.Format(ev.GetAmount(), ev.GetCurrency()), ev.GetInvoiceId()
 	}
 	if sub, ok := m.(interface {
 		GetSubscription() *billingv1.Subscription
 	}); ok && d.Plan == "" {
-		d.Plan = planName(sub.GetSubscription().GetPlan())
+		d.Plan = money.PlanName(sub.GetSubscription().GetPlan())
 	}
 	return d, final
 }
@@ -81,31 +80,3 @@ func testPath(live bool) string {
 	}
 	return "test/"
 }
-
-func planName(p *billingv1.Plan) string {
-	if p.GetProductName() != "" {
-		return p.GetProductName()
-	}
-	return p.GetPriceId()
-}
-
-// money renders minor units of a two-decimal currency; zero-decimal
-// currencies (jpy, krw, …) are shown as they are.
-func money(minor int64, currency string) string {
-	cur := strings.ToUpper(currency)
-	if zeroDecimal[strings.ToLower(currency)] {
-		return strconv.FormatInt(minor, 10) + " " + cur
-	}
-	sign := ""
-	if minor < 0 {
-		sign, minor = "-", -minor
-	}
-	cents := strconv.FormatInt(minor%100, 10)
-	if len(cents) == 1 {
-		cents = "0" + cents
-	}
-	return strings.TrimSpace(sign + strconv.FormatInt(minor/100, 10) + "." + cents + " " + cur)
-}
-
-var zeroDecimal = map[string]bool{"bif": true, "clp": true, "djf": true, "gnf": true, "jpy": true, "kmf": true, "krw": true,
-	"mga": true, "pyg": true, "rwf": true, "ugx": true, "vnd": true, "vuv": true, "xaf": true, "xof": true, "xpf": true}

@@ -447,7 +447,10 @@ type Plan struct {
 	// interval_count), rounded to the nearest minor unit. It is the plan's
 	// value whatever the subscription's status: read the status before
 	// adding trialing or canceled subscriptions to revenue.
-	Mrr           int64 `protobuf:"varint,9,opt,name=mrr,proto3" json:"mrr,omitempty"`
+	Mrr int64 `protobuf:"varint,9,opt,name=mrr,proto3" json:"mrr,omitempty"`
+	// The price's nickname (Stripe's name for a price, hidden from customers);
+	// empty if it has none. Show product_name first, then this, before an id.
+	PriceNickname string `protobuf:"bytes,10,opt,name=price_nickname,json=priceNickname,proto3" json:"price_nickname,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -543,6 +546,13 @@ func (x *Plan) GetMrr() int64 {
 		return x.Mrr
 	}
 	return 0
+}
+
+func (x *Plan) GetPriceNickname() string {
+	if x != nil {
+		return x.PriceNickname
+	}
+	return ""
 }
 
 // Subscription is the state of a subscription after the event.
@@ -1734,7 +1744,7 @@ const file_switchyard_billing_v1_billing_proto_rawDesc = "" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12.\n" +
 	"\x13stripe_customer_ids\x18\x04 \x03(\tR\x11stripeCustomerIds\x120\n" +
-	"\x14merged_canonical_ids\x18\x05 \x03(\tR\x12mergedCanonicalIds\"\xc1\x02\n" +
+	"\x14merged_canonical_ids\x18\x05 \x03(\tR\x12mergedCanonicalIds\"\xe8\x02\n" +
 	"\x04Plan\x12\x19\n" +
 	"\bprice_id\x18\x01 \x01(\tR\apriceId\x12\x1d\n" +
 	"\n" +
@@ -1745,7 +1755,9 @@ const file_switchyard_billing_v1_billing_proto_rawDesc = "" +
 	"\bcurrency\x18\x06 \x01(\tR\bcurrency\x12;\n" +
 	"\binterval\x18\a \x01(\x0e2\x1f.switchyard.billing.v1.IntervalR\binterval\x12%\n" +
 	"\x0einterval_count\x18\b \x01(\x05R\rintervalCount\x12\x10\n" +
-	"\x03mrr\x18\t \x01(\x03R\x03mrr\"\xe6\x03\n" +
+	"\x03mrr\x18\t \x01(\x03R\x03mrr\x12%\n" +
+	"\x0eprice_nickname\x18\n" +
+	" \x01(\tR\rpriceNickname\"\xe6\x03\n" +
 	"\fSubscription\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\x12A\n" +
 	"\x06status\x18\x02 \x01(\x0e2).switchyard.billing.v1.SubscriptionStatusR\x06status\x12/\n" +

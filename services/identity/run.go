@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -61,6 +62,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if !c.DatabaseURL.IsSet() {
 		r.Fail("DATABASE_URL", "required")
+	}
+	if c.StripeAPIBase != "" {
+		// Caught here, not on the first refetch: stripe-go's request would
+		// fail without an answer, which reads as transient, and every
+		// dispute would be retried until dead-lettered.
+		if u, err := url.Parse(c.StripeAPIBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			r.Fail("STRIPE_API_BASE", "must be an http(s) URL, e.g. http://localhost:12111")
+		}
 	}
 	c.MaxAttempts, c.Backoff = consumer.RetryFromEnv(r)
 	return c, r.Err()

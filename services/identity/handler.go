@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/switchyard/switchyard/proto/wire"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
@@ -78,6 +80,11 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 	f, ev, err := ExtractFacts(m.Data)
 	if err != nil {
 		return err
+	}
+	// Receipt is the gateway's header, not the event's bytes; an event
+	// stored without it (before the gateway set it) has no receipt time.
+	if at, err := time.Parse(time.RFC3339Nano, m.Header.Get(wire.HeaderReceivedAt)); err == nil {
+		f.ReceivedAt = at.UTC()
 	}
 	ids := identifiers(f)
 	in := Input{
@@ -228,7 +235,7 @@ func mergeAnnouncement(f Facts, res Resolution) Outgoing {
 	return Outgoing{Subject: subjects.BillingCustomerUpserted, MsgID: id, Message: &billingv1.CustomerUpserted{
 		Meta: &billingv1.EventMeta{
 			EventId: id, CanonicalCustomerId: res.CanonicalID, SourceEventIds: []string{f.EventID},
-			OccurredAt: timestamppb.New(f.Created), Livemode: f.Livemode,
+			OccurredAt: timestamppb.New(f.Created), ReceivedAt: timestampOrNil(f.ReceivedAt), Livemode: f.Livemode,
 			StripeCustomerId: res.StripeCustomerID, Email: res.Email,
 		},
 		Email: res.Email, Name: res.Name, StripeCustomerIds: res.StripeCustomerIDs, MergedCanonicalIds: res.Merged,

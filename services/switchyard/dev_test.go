@@ -287,12 +287,19 @@ func TestDevHubSmoke(t *testing.T) {
 		IntakeLastHour int              `json:"intake_last_hour"`
 		WebhookResults map[string]int64 `json:"webhook_results"`
 		DLQTotal       int              `json:"dlq_total"`
+		Tickets        int              `json:"tickets_24h"`
+		TicketP50      float64          `json:"ticket_latency_p50_seconds"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
 		t.Fatal(err)
 	}
 	if !st.Healthy || st.IntakeLastHour != 3 || st.WebhookResults["accepted"] != 3 || st.WebhookResults["duplicate"] != 2 || st.DLQTotal != 0 {
 		t.Errorf("switchyard status = %s", out.String())
+	}
+	// The fixtures were created at Stripe in 2023: a latency measured from
+	// Stripe's created would be years; from the hub's receipt it is this run.
+	if st.Tickets != 1 || st.TicketP50 <= 0 || st.TicketP50 > 120 {
+		t.Errorf("switchyard status: %d tickets, ticket latency p50 %.0f s; want 1 ticket opened within this run (latency from receipt, not from the fixture's created)", st.Tickets, st.TicketP50)
 	}
 	// Secrets, whole emails and card-like data in a payload never reach a
 	// log line; the correlation ids do.

@@ -15,7 +15,8 @@ import (
 
 // HandleCRMOutcome links the CRM contact id of a crm.contact.synced outcome
 // back to its canonical customer, so "which customer is HubSpot contact
-// 123?" has an answer.
+// 123?" has an answer. A contact already linked to another customer is a
+// conflict for a person: a permanent failure, dead-lettered with the reason.
 func (s *Service) HandleCRMOutcome(ctx context.Context, m *consumer.Message) error {
 	msg, err := subjects.Decode(m.Subject, m.Data)
 	if err != nil {
@@ -26,7 +27,7 @@ func (s *Service) HandleCRMOutcome(ctx context.Context, m *consumer.Message) err
 		return nil
 	}
 	id := Identifier{LinkCRMContact, synced.GetProvider() + ":" + synced.GetContactId()}
-	linked, err := s.store.LinkExternal(ctx, synced.GetCanonicalCustomerId(), id, synced.GetEventId())
+	linked, owner, err := s.store.LinkExternal(ctx, synced.GetCanonicalCustomerId(), id, synced.GetEventId())
 	if errors.Is(err, pgx.ErrNoRows) {
 		return errclass.Permanent(fmt.Errorf("crm outcome names unknown customer %s", synced.GetCanonicalCustomerId()))
 	}
@@ -34,7 +35,13 @@ func (s *Service) HandleCRMOutcome(ctx context.Context, m *consumer.Message) err
 		return err
 	}
 	if !linked {
-		s.log.WarnContext(ctx, "CRM contact already linked to another customer", "contact", id.Value)
+		// Two customers, one CRM contact: a person has to decide which is
+		// right, so this is a failure in the console (and an alert), not a
+		// log line. Retrying cannot change the answer.
+		return errclass.Permanent(fmt.Errorf("CRM contact %s is linked to customer %s, but the CRM returned it for customer %s (%s): "+
+			"the CRM holds one contact for two customers — contacts merged in the CRM, or an email moved between customers. "+
+			"Compare both customers in the console and correct the CRM; then discard this failure (the link stays with %s)",
+			id.Value, owner, synced.GetCanonicalCustomerId(), synced.GetSourceEventId(), owner))
 	}
 	return nil
 }

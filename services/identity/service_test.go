@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,7 +20,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/emulator/stripeapi"
+	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/testkit"
 	crmv1 "github.com/switchyard/switchyard/proto/gen/switchyard/crm/v1"
@@ -279,4 +282,89 @@ func TestCRMContactIsLinkedBack(t *testing.T) {
 		err := pool.QueryRow(context.Background(), `SELECT canonical_id FROM customer_links WHERE kind = 'crm_contact' AND value = 'hubspot:10000000001'`).Scan(&owner)
 		return err == nil && owner == canonical
 	})
+}
+
+// A CRM contact the CRM returns for a second customer while it is linked to
+// the first is a conflict a person must settle: identity dead-letters the
+// outcome at once as permanent, naming both customers and what to do, and
+// the link stays with the first. (It was a warning in the log.)
+func TestCRMContactOfAnotherCustomerIsAFailure(t *testing.T) {
+	b := testkit.NATS(t)
+	_, js := b.Connect(t)
+	h := startIdentity(t, b.URL, js, nil)
+	first := testkit.StripeEvent(t, "customer.created")
+	second := bytes.ReplaceAll(bytes.ReplaceAll(first, []byte("evt_1O59vsGgdF1VjufLNnhVwvTi"), []byte("evt_1O59vsGgdF1VjufLNnhVwvT2")),
+		[]byte("cus_OnMHOpJU2HN6Xv"), []byte("cus_OnMHOpJU2HN6X2"))
+	h.deliver(t, first)
+	h.deliver(t, second)
+	var customers []string
+	testkit.WaitFor(t, 20*time.Second, "two customers upserted", func() bool {
+		customers = h.billing(t)[subjects.BillingCustomerUpserted]
+		return len(customers) == 2 && customers[0] != customers[1]
+	})
+	for i, cid := range customers {
+		out := &crmv1.ContactSynced{EventId: fmt.Sprintf("crm.contact.synced:c%d", i), CanonicalCustomerId: cid, SourceEventId: fmt.Sprintf("billing.customer.upserted:c%d", i),
+			ContactId: "10000000001", Provider: "hubspot"}
+		data, _ := proto.Marshal(out)
+		if _, err := js.PublishMsg(context.Background(), &nats.Msg{Subject: subjects.CRMContactSynced, Data: data,
+			Header: nats.Header{wire.HeaderMsgID: {out.EventId}}}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 { // the first claim is linked before the second arrives
+			testkit.WaitFor(t, 20*time.Second, "the first link", func() bool { return h.crmOwner(t, "hubspot:10000000001") == cid })
+		}
+	}
+	var dl *consumer.DeadLetter
+	testkit.WaitFor(t, 20*time.Second, "the conflict's dead letter", func() bool {
+		for _, d := range deadLetters(t, js) {
+			if d.OriginalSubject == subjects.CRMContactSynced {
+				dl = d
+			}
+		}
+		return dl != nil
+	})
+	if dl.Class != errclass.ClassPermanent || dl.Attempts != 1 || !strings.Contains(dl.Reason, "linked to customer "+customers[0]) ||
+		!strings.Contains(dl.Reason, "returned it for customer "+customers[1]) {
+		t.Fatalf("dead letter: class %s after %d attempts, reason %q; want permanent at once, naming both customers", dl.Class, dl.Attempts, dl.Reason)
+	}
+	if owner := h.crmOwner(t, "hubspot:10000000001"); owner != customers[0] {
+		t.Fatalf("the contact moved to %s", owner)
+	}
+}
+
+// crmOwner is the customer a CRM contact is linked to ("" if none).
+func (h *hub) crmOwner(t *testing.T, contact string) string {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), h.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var owner string
+	_ = pool.QueryRow(context.Background(), `SELECT canonical_id FROM customer_links WHERE kind = 'crm_contact' AND value = $1`, contact).Scan(&owner)
+	return owner
+}
+
+// deadLetters are every dead letter stored so far.
+func deadLetters(t *testing.T, js jetstream.JetStream) []*consumer.DeadLetter {
+	t.Helper()
+	s, err := js.Stream(context.Background(), natsbus.StreamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*consumer.DeadLetter
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(context.Background(), seq)
+		if err != nil {
+			continue
+		}
+		if d, err := consumer.DecodeDeadLetter(m.Data); err == nil {
+			out = append(out, d)
+		}
+	}
+	return out
 }

@@ -615,21 +615,19 @@ func dedupe(ids []Identifier) []Identifier {
 
 // LinkExternal records an identifier another system gave the customer (a
 // CRM contact id, a support user id), idempotently. A link already held by
-// another customer is left alone and reported as false.
-func (s *Store) LinkExternal(ctx context.Context, canonicalID string, id Identifier, sourceEventID string) (bool, error) {
+// another customer is left alone and reported as false, with that owner.
+func (s *Store) LinkExternal(ctx context.Context, canonicalID string, id Identifier, sourceEventID string) (linked bool, owner string, err error) {
 	// Every sync of a contact reports the same id: once the link is there
 	// and the customer still stands, a read answers — no lock, no commit.
-	var owner string
 	var merged bool
-	err := s.pool.QueryRow(ctx, `SELECT l.canonical_id, c.merged_into IS NOT NULL FROM customer_links l
+	err = s.pool.QueryRow(ctx, `SELECT l.canonical_id, c.merged_into IS NOT NULL FROM customer_links l
 		JOIN customers c ON c.canonical_id = l.canonical_id WHERE l.kind = $1 AND l.value = $2`, id.Kind, id.Value).Scan(&owner, &merged)
 	switch {
 	case err == nil && owner == canonicalID && !merged:
-		return true, nil
+		return true, owner, nil
 	case err != nil && !errors.Is(err, pgx.ErrNoRows):
-		return false, fmt.Errorf("link %s: %w", id.Kind, err)
+		return false, "", fmt.Errorf("link %s: %w", id.Kind, err)
 	}
-	var linked bool
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		root, err := lockRoot(ctx, tx, canonicalID)
 		if err != nil {
@@ -641,15 +639,14 @@ func (s *Store) LinkExternal(ctx context.Context, canonicalID string, id Identif
 			return fmt.Errorf("link %s: %w", id.Kind, err)
 		}
 		if tag.RowsAffected() == 1 {
-			linked = true
+			linked, owner = true, root
 			return nil
 		}
-		var owner string
 		if err := tx.QueryRow(ctx, `SELECT canonical_id FROM customer_links WHERE kind = $1 AND value = $2`, id.Kind, id.Value).Scan(&owner); err != nil {
 			return err
 		}
 		linked = owner == root
 		return nil
 	})
-	return linked, err
+	return linked, owner, err
 }

@@ -345,9 +345,12 @@ func TestLinkExternal(t *testing.T) {
 	contact := identity.Identifier{Kind: identity.LinkCRMContact, Value: "hubspot:501"}
 	link := func(cid string) bool {
 		t.Helper()
-		ok, err := store.LinkExternal(ctx, cid, contact, "crm.contact.synced:x")
+		ok, owner, err := store.LinkExternal(ctx, cid, contact, "crm.contact.synced:x")
 		if err != nil {
 			t.Fatal(err)
+		}
+		if !ok && owner == cid {
+			t.Fatalf("LinkExternal(%s) refused, naming itself as the owner", cid)
 		}
 		return ok
 	}

@@ -203,17 +203,15 @@ func unresolved(f Facts, haveAPI bool) error {
 			event, what, strings.Join(names, " and ")))
 	}
 	if chargeOwners[f.ObjectKind] && f.InvoiceID == "" && f.SubscriptionID == "" {
-		it := "it"
+		whose := "its customer"
 		if f.ObjectKind != "charge" {
-			it = "its charge " + f.ChargeID
+			whose = "the customer of its charge " + f.ChargeID
 		}
-		return errclass.Permanent(fmt.Errorf("%s: %s names no customer and no invoice, so no other event can link %s to a customer: "+
-			"only the Stripe API can say whose charge it is (or that it is a guest payment), and STRIPE_API_KEY is not set — "+
-			"set it (a restricted read key) and replay", event, what, it))
+		return errclass.Permanent(fmt.Errorf("%s: %s names no customer and no invoice, so only the Stripe API can find %s (or show it is a guest payment), "+
+			"and STRIPE_API_KEY is not set — set it (a restricted read key) and replay", event, what, whose))
 	}
-	return errclass.Transient(fmt.Errorf("%s: %s names charge %s, which no event has linked to a customer yet (retried in case that event comes late); "+
-		"without the Stripe API identity cannot ask Stripe whose charge it is, and STRIPE_API_KEY is not set — "+
-		"if this was dead-lettered, set it (a restricted read key), or deliver the charge's own event, and replay", event, what, f.ChargeID))
+	return errclass.Transient(fmt.Errorf("%s: %s names charge %s, not yet linked to a customer (retried in case its event is late); "+
+		"STRIPE_API_KEY is not set — set it so Stripe can be asked, or deliver the charge's event, and replay", event, what, f.ChargeID))
 }
 
 func (s *Service) publish(ctx context.Context, o Outgoing) error {

@@ -96,6 +96,15 @@ func wantReason(t *testing.T, d *consumer.DeadLetter, parts ...string) {
 	}
 }
 
+// wantWhole checks that the reason fits the dead-letter alert, which
+// shows 300 bytes of it (services/alerts): what to do comes last.
+func wantWhole(t *testing.T, d *consumer.DeadLetter) {
+	t.Helper()
+	if len(d.Reason) > 300 {
+		t.Errorf("reason is %d bytes; the alert shows 300 and would cut off what to do", len(d.Reason))
+	}
+}
+
 // TestGuestChargeWithoutStripeAPIIsDeadLetteredAtOnce: the real
 // charge.refunded fixture is a refund of a guest payment — its charge
 // names no customer and no invoice. Without the Stripe API no retry can
@@ -117,6 +126,7 @@ func TestGuestChargeWithoutStripeAPIIsDeadLetteredAtOnce(t *testing.T) {
 		t.Errorf("dead-lettered as %s after %d attempts, want permanent after 1", d.Class, d.Attempts)
 	}
 	wantReason(t, d, fixtureCharge, "STRIPE_API_KEY is not set", "replay")
+	wantWhole(t, d)
 	if d.OriginalSubject != wire.StripeEventSubject("charge.refunded") {
 		t.Errorf("dead letter of %s, want the refund", d.OriginalSubject)
 	}
@@ -181,5 +191,6 @@ func TestChargeIDOnlyEventWithoutStripeAPIWaitsForTheCharge(t *testing.T) {
 			t.Errorf("dead-lettered as %s after %d attempts, want transient after 2 (retries ran out)", d.Class, d.Attempts)
 		}
 		wantReason(t, d, "dp_1O00X8GgdF1VjufLSpQfMUKI", fixtureCharge, "STRIPE_API_KEY is not set", "replay")
+		wantWhole(t, d)
 	})
 }

@@ -2,6 +2,7 @@ package projector_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -47,90 +48,133 @@ func artifacts(t *testing.T) string {
 	return abs
 }
 
-// A founder's session in a real browser: log in, find a customer by
-// email and read the timeline, open a failure, dry-run its replay, replay
-// it and see it resolved. Screenshots of each step are saved.
-func TestConsoleInBrowser(t *testing.T) {
-	exe := chromium(t)
-	f := newConsoleFixture(t)
-	dir := artifacts(t)
+// session is a headless Chromium driven by one test, with a deadline for
+// everything it does.
+type session struct {
+	t        *testing.T
+	ctx      context.Context
+	deadline time.Time
+	dir      string // where screenshots go
+}
 
+func newSession(t *testing.T) *session {
+	t.Helper()
+	exe := chromium(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox,
 		chromedp.DisableGPU, chromedp.WindowSize(1280, 1000))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
+	t.Cleanup(cancelAlloc)
 	ctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
+	t.Cleanup(cancelBrowser)
 	// The first run starts the browser and must not carry a deadline.
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("start Chromium (%s): %v", exe, err)
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithDeadline(ctx, deadline)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	shot := func(name string) {
-		t.Helper()
-		sctx, cancel := context.WithDeadline(ctx, deadline)
-		defer cancel()
-		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		sctx, cancel := context.WithDeadline(ctx, deadline)
-		defer cancel()
-		s, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return s
-	}
+	return &session{t: t, ctx: ctx, deadline: time.Now().Add(90 * time.Second), dir: artifacts(t)}
+}
 
-	step("open the console", chromedp.Navigate(f.api+"/console/"), chromedp.WaitVisible(chromedp.ID("token")))
-	shot("01-login.png")
-	step("log in", chromedp.SendKeys(chromedp.ID("token"), operateToken), chromedp.Click(chromedp.ID("login")),
+// on is the session for subtest t (a subtest must not fail its parent).
+func (s *session) on(t *testing.T) *session {
+	c := *s
+	c.t = t
+	return &c
+}
+
+func (s *session) step(what string, actions ...chromedp.Action[chromedp.Void]) {
+	s.t.Helper()
+	sctx, cancel := context.WithDeadline(s.ctx, s.deadline)
+	defer cancel()
+	if err := chromedp.Do(sctx, actions...); err != nil {
+		s.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func (s *session) shot(name string) {
+	s.t.Helper()
+	sctx, cancel := context.WithDeadline(s.ctx, s.deadline)
+	defer cancel()
+	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		s.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, name), png, 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *session) text(sel string) string {
+	s.t.Helper()
+	sctx, cancel := context.WithDeadline(s.ctx, s.deadline)
+	defer cancel()
+	got, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		s.t.Fatalf("read %s: %v", sel, err)
+	}
+	return got
+}
+
+// eval runs a JavaScript expression in the page and decodes its value into out.
+func (s *session) eval(js string, out any) {
+	s.t.Helper()
+	sctx, cancel := context.WithDeadline(s.ctx, s.deadline)
+	defer cancel()
+	raw, err := chromedp.Run(sctx, chromedp.Evaluate[json.RawMessage](js))
+	if err != nil {
+		s.t.Fatalf("evaluate %.80s: %v", js, err)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		s.t.Fatalf("evaluate %.80s: %v (%s)", js, err, raw)
+	}
+}
+
+// login logs in with token from the console's front door.
+func (s *session) login(base, token string) {
+	s.t.Helper()
+	s.step("open the console", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(chromedp.ID("token")))
+	s.step("log in", chromedp.SendKeys(chromedp.ID("token"), token), chromedp.Click(chromedp.ID("login")),
 		chromedp.WaitVisible(chromedp.ID("open-failures")))
-	shot("02-overview.png")
-	if got := strings.TrimSpace(text("#open-failures")); got != "1" {
+}
+
+// A founder's session in a real browser: log in, find a customer by
+// email and read the timeline, open a failure, dry-run its replay, replay
+// it and see it resolved. Screenshots of each step are saved.
+func TestConsoleInBrowser(t *testing.T) {
+	f := newConsoleFixture(t)
+	b := newSession(t)
+
+	b.step("open the console", chromedp.Navigate(f.api+"/console/"), chromedp.WaitVisible(chromedp.ID("token")))
+	b.shot("01-login.png")
+	b.step("log in", chromedp.SendKeys(chromedp.ID("token"), operateToken), chromedp.Click(chromedp.ID("login")),
+		chromedp.WaitVisible(chromedp.ID("open-failures")))
+	b.shot("02-overview.png")
+	if got := strings.TrimSpace(b.text("#open-failures")); got != "1" {
 		t.Fatalf("overview shows %q open failures, want 1", got)
 	}
 
-	step("find the customer by email", chromedp.Navigate(f.api+"/console/customers"), chromedp.WaitVisible(chromedp.ID("q")),
+	b.step("find the customer by email", chromedp.Navigate(f.api+"/console/customers"), chromedp.WaitVisible(chromedp.ID("q")),
 		chromedp.SendKeys(chromedp.ID("q"), f.email), chromedp.Click(chromedp.ID("search")), chromedp.WaitVisible(chromedp.ID("timeline")))
-	shot("03-customer.png")
-	timeline := text("#timeline")
+	b.shot("03-customer.png")
+	timeline := b.text("#timeline")
 	for _, want := range []string{"Customer details updated", "Subscription started", "billing.customer.upserted"} {
 		if !strings.Contains(timeline, want) {
 			t.Errorf("timeline lacks %q:\n%s", want, timeline)
 		}
 	}
-	sctx, cancel := context.WithDeadline(ctx, deadline)
-	traceLinks, err := chromedp.Run(sctx, chromedp.Evaluate[int](`document.querySelectorAll('#timeline a[href^="http://jaeger.example:16686/trace/"]').length`))
-	cancel()
-	if err != nil || traceLinks == 0 {
-		t.Errorf("the timeline has no Jaeger trace links (%d, %v)", traceLinks, err)
+	var traceLinks int
+	b.eval(`document.querySelectorAll('#timeline a[href^="http://jaeger.example:16686/trace/"]').length`, &traceLinks)
+	if traceLinks == 0 {
+		t.Error("the timeline has no Jaeger trace links")
 	}
 
-	step("open the failure", chromedp.Navigate(f.api+"/console/failures"), chromedp.WaitVisible(chromedp.ID("failures")),
+	b.step("open the failure", chromedp.Navigate(f.api+"/console/failures"), chromedp.WaitVisible(chromedp.ID("failures")),
 		chromedp.Click(chromedp.CSS(`#failures a[href="/console/failures/`+itoa(f.seq)+`"]`)), chromedp.WaitVisible(chromedp.ID("dry-run")))
-	shot("04-failure.png")
-	if !strings.Contains(text("#reason"), "not set up in the provisioning service") {
+	b.shot("04-failure.png")
+	if !strings.Contains(b.text("#reason"), "not set up in the provisioning service") {
 		t.Error("the failure page does not show the reason")
 	}
-	step("dry-run the replay", chromedp.Click(chromedp.ID("dry-run")), chromedp.WaitVisible(chromedp.ID("plan")))
-	shot("05-dry-run.png")
-	if plan := text("#plan"); !strings.Contains(plan, "A replay will publish the original") || !strings.Contains(plan, "for consumer fulfilment only") {
+	b.step("dry-run the replay", chromedp.Click(chromedp.ID("dry-run")), chromedp.WaitVisible(chromedp.ID("plan")))
+	b.shot("05-dry-run.png")
+	if plan := b.text("#plan"); !strings.Contains(plan, "A replay will publish the original") || !strings.Contains(plan, "for consumer fulfilment only") {
 		t.Errorf("dry run says:\n%s", plan)
 	}
 	if _, err := deadletterGet(f, f.seq); err != nil || f.handled.Load() != 0 {
@@ -138,9 +182,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	f.healthy.Store(true) // the founder fixed the plan in the provisioning service
-	step("replay", chromedp.Click(chromedp.ID("replay")), chromedp.WaitVisible(chromedp.ID("status")))
-	shot("06-resolved.png")
-	if got := text("#status"); got != "resolved" {
+	b.step("replay", chromedp.Click(chromedp.ID("replay")), chromedp.WaitVisible(chromedp.ID("status")))
+	b.shot("06-resolved.png")
+	if got := b.text("#status"); got != "resolved" {
 		t.Fatalf("status after replay = %q, want resolved", got)
 	}
 	testkit.WaitFor(t, 20*time.Second, "the replayed message handled", func() bool { return f.handled.Load() == 1 })
@@ -150,5 +194,44 @@ func TestConsoleInBrowser(t *testing.T) {
 	if n := countAudit(t, f); n != 1 {
 		t.Fatalf("%d audit records, want the one replay", n)
 	}
-	t.Logf("screenshots in %s", dir)
+	t.Logf("screenshots in %s", b.dir)
+}
+
+// What a founder sees, in a real browser: the pages styled under the
+// console's CSP, and only the webhook failures there were.
+func TestConsoleFounderViewInBrowser(t *testing.T) {
+	f := newFounderFixture(t)
+	s := newSession(t)
+	s.login(f.api, readToken)
+
+	t.Run("styles apply under the CSP", func(t *testing.T) {
+		var bg string
+		s.on(t).eval(`getComputedStyle(document.querySelector('header')).backgroundColor`, &bg)
+		if bg != "rgb(29, 36, 48)" {
+			t.Errorf("header background %q: the page's styles did not apply", bg)
+		}
+	})
+
+	t.Run("webhook failures list only what failed", func(t *testing.T) {
+		s := s.on(t)
+		s.step("overview", chromedp.Navigate(f.api+"/console/"), chromedp.WaitVisible(chromedp.ID("open-failures")))
+		s.shot("founder-01-overview.png")
+		var card struct{ Total, Results string }
+		s.eval(`(c => c ? {Total: c.querySelector('b').innerText, Results: c.querySelector('.note').innerText} : {})(
+			[...document.querySelectorAll('.card')].find(c => c.innerText.startsWith('Webhook failures')))`, &card)
+		if got := strings.TrimSpace(card.Total); got != "3" {
+			t.Errorf("webhook failures total %q, want 3", got)
+		}
+		got := card.Results
+		if !strings.Contains(got, "signature_invalid 3") || !strings.Contains(got, "123 received") {
+			t.Errorf("webhook results %q: want signature_invalid 3 and 123 received", got)
+		}
+		for _, zero := range []string{"payload_too_large", "invalid_json", "store_unavailable", "duplicate", "none"} {
+			if strings.Contains(got, zero) {
+				t.Errorf("webhook results %q list %s", got, zero)
+			}
+		}
+	})
+
+	t.Logf("screenshots in %s", s.dir)
 }

@@ -3,9 +3,11 @@ package projector_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -14,6 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/deadletter"
 	"github.com/switchyard/switchyard/platform/errclass"
@@ -21,6 +27,12 @@ import (
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/platform/testkit"
+	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
+	commonv1 "github.com/switchyard/switchyard/proto/gen/switchyard/common/v1"
+	crmv1 "github.com/switchyard/switchyard/proto/gen/switchyard/crm/v1"
+	supportv1 "github.com/switchyard/switchyard/proto/gen/switchyard/support/v1"
+	"github.com/switchyard/switchyard/proto/subjects"
+	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/projector/internal/lifegen"
 )
 
@@ -498,4 +510,125 @@ func TestConsoleSecurityHeadersOnEveryRoute(t *testing.T) {
 	if _, _, h := anonymous.do(http.MethodGet, "/v1/openapi.json", nil, nil); h.Get("Content-Security-Policy") != "" {
 		t.Errorf("the status API got the console's CSP: %q", h.Get("Content-Security-Policy"))
 	}
+}
+
+// founderFixture is a running projector (Jaeger UI under a path, the
+// gateway's metrics served) holding Ada's history — a failed payment whose
+// CRM syncs came five times and whose ticket opened an hour later, after
+// another event; a CRM failure whose cause the projection never saw — and
+// dead letters about her (and about nobody) from identity and crm.
+type founderFixture struct {
+	*hub
+	traces map[string]string // name → trace id
+	seqs   map[string]uint64 // dead letter name → its sequence in the DLQ stream
+	failed string            // the failed payment's event id
+	later  string            // the event between the failure and its ticket
+}
+
+const (
+	founderJaeger = "http://jaeger.example:16686/jaeger"
+	// gatewayMetrics is the gateway's Prometheus text: two results
+	// counted, the rest zero.
+	gatewayMetrics = `# TYPE switchyard_gateway_webhooks_received_total counter
+switchyard_gateway_webhooks_received_total{result="accepted"} 120
+switchyard_gateway_webhooks_received_total{result="duplicate"} 0
+switchyard_gateway_webhooks_received_total{result="signature_invalid"} 3
+switchyard_gateway_webhooks_received_total{result="payload_too_large"} 0
+switchyard_gateway_webhooks_received_total{result="invalid_json"} 0
+switchyard_gateway_webhooks_received_total{result="store_unavailable"} 0
+`
+)
+
+func newFounderFixture(t *testing.T) *founderFixture {
+	t.Helper()
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, gatewayMetrics) }))
+	t.Cleanup(gw.Close)
+	f := &founderFixture{hub: start(t, map[string]string{"JAEGER_UI_URL": founderJaeger, "GATEWAY_METRICS_URL": gw.URL}),
+		traces: map[string]string{}, seqs: map[string]uint64{}}
+	for i, name := range []string{"upserted", "started", "failed", "later", "orphan", "dead-letter"} {
+		f.traces[name] = fmt.Sprintf("%08x3577b34da6%014x", 0x4bf92f35+i, 0xa3ce929d0e4736+i)
+	}
+	t0 := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	meta := func(subject, evt string, at time.Time) *billingv1.EventMeta {
+		return &billingv1.EventMeta{EventId: subject + ":" + evt, CanonicalCustomerId: "cust_ada", SourceEventIds: []string{evt},
+			OccurredAt: timestamppb.New(at), StripeCustomerId: "cus_Ada", Email: "ada@example.com"}
+	}
+	synced := func(id, cause string, at time.Time) *crmv1.ContactSynced {
+		return &crmv1.ContactSynced{EventId: id, CanonicalCustomerId: "cust_ada", SourceEventId: cause, OccurredAt: timestamppb.New(at),
+			ContactId: "hs_ada", Attempt: 1, Provider: "hubspot"}
+	}
+	upserted := meta(subjects.BillingCustomerUpserted, "evt_ada_1", t0)
+	started := meta(subjects.BillingSubscriptionStarted, "evt_ada_2", t0.Add(10*time.Second))
+	failedAt := t0.Add(20 * time.Minute)
+	failed := meta(subjects.BillingPaymentFailed, "evt_ada_3", failedAt)
+	later := meta(subjects.BillingCustomerUpserted, "evt_ada_4", t0.Add(40*time.Minute))
+	f.failed, f.later = failed.GetEventId(), later.GetEventId()
+	plan := &billingv1.Plan{PriceId: "price_pro", ProductName: "Pro", Quantity: 1, AmountPerInterval: 4900, Currency: "usd", Interval: billingv1.Interval_INTERVAL_MONTH, IntervalCount: 1, Mrr: 4900}
+	payment := &billingv1.PaymentFailed{Meta: failed, InvoiceId: "in_ada", SubscriptionId: "sub_ada", Amount: 4900, Currency: "usd", AttemptCount: 1,
+		NextPaymentAttempt: timestamppb.New(failedAt.AddDate(0, 0, 3)), DeclineCode: "insufficient_funds"}
+	msgs := []lifegen.Msg{
+		msg(t, &billingv1.CustomerUpserted{Meta: upserted, Email: "ada@example.com", Name: "Ada Lovelace", StripeCustomerIds: []string{"cus_Ada"}}, upserted.GetEventId(), f.traces["upserted"]),
+		msg(t, synced("crm.contact.synced:upserted", upserted.GetEventId(), t0.Add(time.Second)), "crm.contact.synced:upserted", f.traces["upserted"]),
+		msg(t, &billingv1.SubscriptionStarted{Meta: started, Subscription: &billingv1.Subscription{SubscriptionId: "sub_ada",
+			Status: billingv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE, Plan: plan}}, started.GetEventId(), f.traces["started"]),
+		msg(t, synced("crm.contact.synced:started", started.GetEventId(), t0.Add(11*time.Second)), "crm.contact.synced:started", f.traces["started"]),
+		msg(t, payment, failed.GetEventId(), f.traces["failed"]),
+		msg(t, &billingv1.CustomerUpserted{Meta: later, Email: "ada@example.com", Name: "Ada King", StripeCustomerIds: []string{"cus_Ada"}}, later.GetEventId(), f.traces["later"]),
+		msg(t, &supportv1.TicketOpened{EventId: "support.ticket.opened:failed", CanonicalCustomerId: "cust_ada", SourceEventId: failed.GetEventId(),
+			OccurredAt: timestamppb.New(failedAt.Add(time.Hour)), Rule: "payment_failed", TicketId: "7001", Priority: supportv1.Priority_PRIORITY_HIGH,
+			Provider: "zendesk", ExternalId: "switchyard:failed:payment_failed", Group: "Billing"}, "support.ticket.opened:failed", f.traces["failed"]),
+		msg(t, &crmv1.ContactFailed{EventId: "crm.contact.failed:gone", CanonicalCustomerId: "cust_ada", SourceEventId: "billing.customer.upserted:evt_gone",
+			OccurredAt: timestamppb.New(t0.Add(50 * time.Minute)), Attempt: 1, Provider: "hubspot", ErrorClass: commonv1.ErrorClass_ERROR_CLASS_PERMANENT,
+			Reason: "hubspot: 400 VALIDATION_ERROR"}, "crm.contact.failed:gone", f.traces["orphan"]),
+	}
+	for i := 1; i <= 5; i++ { // the CRM synced the failure five times (redeliveries under a HubSpot outage)
+		id := fmt.Sprintf("crm.contact.synced:failed:%d", i)
+		msgs = append(msgs, msg(t, synced(id, failed.GetEventId(), failedAt.Add(time.Duration(i)*time.Second)), id, f.traces["failed"]))
+	}
+	f.publish(t, msgs...)
+	testkit.WaitFor(t, 20*time.Second, "projected", f.settled(t))
+
+	// Dead letters, as identity and crm publish them.
+	paymentData, err := proto.Marshal(payment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlq, err := deadletter.Open(context.Background(), f.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []struct {
+		name, consumer, subject, data string
+	}{
+		// Identity gave up on the invoice's event, which names no customer
+		// (customer: null), after publishing the failed payment.
+		{"by-event", "identity", "stripe.events.invoice.payment_failed", `{"id":"evt_ada_3","type":"invoice.payment_failed","data":{"object":{"object":"invoice","id":"in_ada","customer":null}}}`},
+		// A refund the hub never saw, of a Stripe customer it knows.
+		{"by-stripe-customer", "identity", "stripe.events.charge.refunded", `{"id":"evt_unseen","type":"charge.refunded","data":{"object":{"object":"charge","id":"ch_ada","customer":"cus_Ada"}}}`},
+		// A Stripe customer the projection has never heard of.
+		{"unknown-stripe-customer", "identity", "stripe.events.customer.created", `{"id":"evt_stranger","type":"customer.created","data":{"object":{"object":"customer","id":"cus_Stranger"}}}`},
+		// A dispute names a charge, not a customer.
+		{"nobody", "identity", "stripe.events.charge.dispute.created", `{"id":"evt_nobody","type":"charge.dispute.created","data":{"object":{"object":"dispute","id":"dp_1","charge":"ch_1"}}}`},
+		// CRM gave up on the failed payment itself.
+		{"domain-event", "crm", subjects.BillingPaymentFailed, string(paymentData)},
+	} {
+		h := nats.Header{}
+		h.Set(wire.HeaderMsgID, d.name)
+		h.Set("traceparent", "00-"+f.traces["dead-letter"]+"-00f067aa0ba902b7-01")
+		dl := &consumer.DeadLetter{OriginalSubject: d.subject, OriginalHeaders: h, OriginalData: []byte(d.data), OriginalStream: "STRIPE", OriginalSeq: 1,
+			Consumer: d.consumer, Class: errclass.ClassPermanent, Reason: "gave up: " + d.name, Attempts: 5, FirstFailureAt: t0, LastFailureAt: t0}
+		data, err := dl.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack, err := f.js.PublishMsg(context.Background(), &nats.Msg{Subject: subjects.DLQ(d.consumer), Data: data, Header: nats.Header{wire.HeaderMsgID: {"dlq:" + d.name}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.seqs[d.name] = ack.Sequence
+	}
+	if es, err := dlq.List(context.Background(), deadletter.Filter{}, nil); err != nil || len(es) != len(f.seqs) {
+		t.Fatalf("dead letters: %d, %v; want %d", len(es), err, len(f.seqs))
+	}
+	return f
 }

@@ -1,0 +1,54 @@
+package projector
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestSummarizeWebhooks(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name         string
+		results      map[string]int64
+		want         []resultCount
+		wantReceived int64
+	}{
+		{"none failed", map[string]int64{"accepted": 120, "duplicate": 3, "signature_invalid": 0, "payload_too_large": 0}, nil, 123},
+		{"only the non-zero failures, most first", map[string]int64{"accepted": 120, "signature_invalid": 2, "invalid_json": 0, "store_unavailable": 5, "payload_too_large": 2},
+			[]resultCount{{"store_unavailable", 5}, {"payload_too_large", 2}, {"signature_invalid", 2}}, 129},
+		{"nothing received", map[string]int64{}, nil, 0},
+	} {
+		got := summarizeWebhooks(tt.results)
+		if !reflect.DeepEqual(got.Failed, tt.want) || got.Received != tt.wantReceived {
+			t.Errorf("%s: summarizeWebhooks = %+v; want %v, %d received", tt.name, got, tt.want, tt.wantReceived)
+		}
+	}
+}
+
+// The overview's webhook card lists only the failed results that
+// happened, "none" when none did, and keeps the total.
+func TestOverviewWebhookCard(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name    string
+		results map[string]int64
+		total   int64
+		want    string
+	}{
+		{"none failed", map[string]int64{"accepted": 120, "duplicate": 2, "signature_invalid": 0, "payload_too_large": 0}, 0,
+			`<span class="note" id="webhook-results">none; 122 received since the gateway started</span>`},
+		{"some failed", map[string]int64{"accepted": 120, "signature_invalid": 3, "store_unavailable": 1, "payload_too_large": 0}, 4,
+			`<span class="note" id="webhook-results">signature_invalid 3 · store_unavailable 1; 124 received since the gateway started</span>`},
+	} {
+		var b strings.Builder
+		o := Overview{GatewayConfigured: true, WebhookResults: tt.results, WebhookFailures: tt.total}
+		if err := consoleTmpl.ExecuteTemplate(&b, "overview", map[string]any{"Title": "Overview", "O": o}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), tt.want) {
+			i := strings.Index(b.String(), "Webhook failures")
+			t.Errorf("%s: the card reads\n%.400s\nwant %s", tt.name, b.String()[i:], tt.want)
+		}
+	}
+}

@@ -1,5 +1,6 @@
 // Package stripeapi is a local, in-memory emulator of the Stripe API reads the
-// hub makes: retrieving customers, subscriptions, invoices and charges, and
+// hub makes: retrieving customers, subscriptions, invoices, charges and
+// products (a plan's name: webhooks name a price's product by id only), and
 // listing and retrieving events (the backfill path for missed webhook
 // deliveries). It is an http.Handler, so tests mount it on httptest and
 // `switchyard dev` on a real listener, and stripe-go v76 talks to it unchanged
@@ -14,10 +15,12 @@
 //     else test) decides which objects and events the request can see, and a
 //     retrieve across modes gets Stripe's "a similar object exists in live
 //     mode" 404.
-//   - GET /v1/{customers,subscriptions,invoices,charges,events}/{id}: the
-//     stored JSON, byte for byte in key order (re-indented like Stripe's
-//     pretty output); 404 resource_missing with param "id" otherwise. Events
-//     older than 30 days cannot be retrieved, as Stripe documents.
+//   - GET /v1/{customers,subscriptions,invoices,charges,products,events}/{id}:
+//     the stored JSON, byte for byte in key order (re-indented like Stripe's
+//     pretty output); 404 resource_missing with param "id" otherwise ("No
+//     such product: 'prod_…'" for a product never stored or deleted by a
+//     product.deleted event). Events older than 30 days cannot be retrieved,
+//     as Stripe documents.
 //   - GET /v1/events: the list envelope, newest first (ties in `created`, which
 //     has one-second resolution, go to the event added later), cursor
 //     pagination by event id with starting_after / ending_before and has_more,
@@ -36,6 +39,8 @@
 //   - Rate limiting: a token bucket per mode, per second, answering 429 with
 //     code rate_limit (Stripe's documented defaults are DefaultLiveReadLimit and
 //     DefaultTestReadLimit; both are off unless configured).
+//   - A log of the requests answered (Requests), so tests count what a client
+//     asked for without wrapping the handler.
 //
 // What it knowingly does not emulate:
 //
@@ -53,9 +58,13 @@
 //     object-level lock_timeout 429s. Retry-After on 429 is an emulator
 //     convenience: Stripe does not document sending it, so a client must not
 //     depend on it (stripe-go v76 ignores it and does not retry rate_limit).
-//   - Deleted objects other than customers (a customer.deleted event seeded
-//     through SeedFromEvent leaves Stripe's {"id","object","deleted":true}
-//     stub, which is what retrieving a deleted customer returns).
+//   - Deleted objects other than customers and products (a customer.deleted
+//     event seeded through SeedFromEvent leaves Stripe's
+//     {"id","object","deleted":true} stub, which is what retrieving a deleted
+//     customer returns; a deleted product is 404).
+//   - Objects that other objects name: seeding a subscription or invoice does
+//     not add its price's product (webhooks carry the product's id, never its
+//     name); PutProduct it, or seed its product.created event.
 //
 // All methods are safe for concurrent use.
 package stripeapi

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,6 +79,26 @@ type Server struct {
 	latency  time.Duration
 	limits   [2]int
 	buckets  [2]bucket
+	requests []Request
+}
+
+// Request is one request the emulator answered, as Requests reports it.
+type Request struct {
+	Method string
+	Path   string // the URL path, without the query
+	// Status is the answer's HTTP status; 0 when the client went away
+	// before it (during SetLatency's wait).
+	Status int
+}
+
+// Requests returns every request answered so far, oldest first, with or
+// without a valid key, injected failures included: tests count what a
+// client asked for (say, that a cache asked for a product once). The log
+// lives as long as the Server.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -139,6 +160,11 @@ func (s *Server) SetRateLimit(perSecond int) {
 // ServeHTTP answers one API request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{w: w, reqID: newRequestID(), now: s.now()}
+	defer func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Status: c.status})
+	}()
 	h := w.Header()
 	h.Set("Request-Id", c.reqID)
 	version := r.Header.Get("Stripe-Version")
@@ -230,6 +256,7 @@ var collections = map[string]string{
 	"subscriptions": kindSubscription,
 	"invoices":      kindInvoice,
 	"charges":       kindCharge,
+	"products":      kindProduct,
 	"events":        kindEvent,
 }
 
@@ -350,6 +377,7 @@ type call struct {
 	now    time.Time
 	mode   mode
 	authed bool
+	status int // the answer's, once written
 }
 
 // ok answers 200 with raw re-indented the way Stripe pretty-prints (key
@@ -398,6 +426,7 @@ func (c *call) write(status int, body []byte) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-cache, no-store")
 	h.Set("Content-Length", strconv.Itoa(len(body)+1))
+	c.status = status
 	c.w.WriteHeader(status)
 	_, _ = c.w.Write(body)
 	_, _ = c.w.Write([]byte{'\n'})

@@ -18,10 +18,11 @@ const (
 	kindSubscription = "subscription"
 	kindInvoice      = "invoice"
 	kindCharge       = "charge"
+	kindProduct      = "product"
 	kindEvent        = "event"
 )
 
-var servedKinds = []string{kindCustomer, kindSubscription, kindInvoice, kindCharge}
+var servedKinds = []string{kindCustomer, kindSubscription, kindInvoice, kindCharge, kindProduct}
 
 type storedObject struct {
 	raw      json.RawMessage
@@ -29,6 +30,10 @@ type storedObject struct {
 	// asOf is the event time (or, for Put, the server time) this version is
 	// from; SeedFromEvent never replaces it with an older event's object.
 	asOf int64
+	// gone marks a product deleted by a product.deleted event: Stripe
+	// answers 404 for it, and the mark keeps an older event seeded later
+	// from bringing it back.
+	gone bool
 }
 
 type storedEvent struct {
@@ -66,8 +71,14 @@ func (s *Server) PutInvoice(obj any) error { return s.put(kindInvoice, obj) }
 // PutCharge stores a charge; see PutCustomer.
 func (s *Server) PutCharge(obj any) error { return s.put(kindCharge, obj) }
 
+// PutProduct stores a product; see PutCustomer. Webhooks name a price's
+// product by id only (it is expanded only on request), so the product's
+// name is known only to a product put here or seeded from a product.*
+// event.
+func (s *Server) PutProduct(obj any) error { return s.put(kindProduct, obj) }
+
 // Put stores an object of any served kind, taken from its "object" field
-// (customer, subscription, invoice or charge).
+// (customer, subscription, invoice, charge or product).
 func (s *Server) Put(obj any) error { return s.put("", obj) }
 
 func (s *Server) put(kind string, obj any) error {
@@ -147,7 +158,9 @@ func (s *Server) SetDelivered(id string, delivered bool) error {
 // version from a later event (seeding order does not matter, like Stripe's
 // delivery order). Objects of kinds the emulator does not serve (disputes,
 // checkout sessions, …) are not stored. A customer.deleted event leaves the
-// stub Stripe returns for a deleted customer.
+// stub Stripe returns for a deleted customer; after a product.deleted event
+// the product is 404, as on Stripe (only a product without prices can be
+// deleted, so a subscription's product never is).
 func (s *Server) SeedFromEvent(raw []byte) error {
 	h, err := s.addEvent(raw, true)
 	if err != nil {
@@ -182,6 +195,7 @@ func (s *Server) SeedFromEvent(raw []byte) error {
 	if h.Type == "customer.deleted" {
 		o.livemode = h.Livemode
 	}
+	o.gone = h.Type == "product.deleted"
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cur := s.objects[kind][head.ID]; cur != nil && cur.asOf > o.asOf {
@@ -192,12 +206,12 @@ func (s *Server) SeedFromEvent(raw []byte) error {
 }
 
 // Object returns the stored JSON of one object, kind being its "object" name
-// (customer, subscription, invoice, charge).
+// (customer, subscription, invoice, charge, product).
 func (s *Server) Object(kind, id string) (json.RawMessage, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, ok := s.objects[kind][id]
-	if !ok {
+	if !ok || o.gone {
 		return nil, false
 	}
 	return bytes.Clone(o.raw), true
@@ -209,7 +223,9 @@ func (s *Server) Objects(kind string) map[string]json.RawMessage {
 	defer s.mu.Unlock()
 	out := make(map[string]json.RawMessage, len(s.objects[kind]))
 	for id, o := range s.objects[kind] {
-		out[id] = bytes.Clone(o.raw)
+		if !o.gone {
+			out[id] = bytes.Clone(o.raw)
+		}
 	}
 	return out
 }
@@ -247,7 +263,7 @@ func (s *Server) lookupObject(kind, id string, m mode) (raw json.RawMessage, oth
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, ok := s.objects[kind][id]
-	if !ok {
+	if !ok || o.gone {
 		return nil, false
 	}
 	if o.livemode != (m == modeLive) {

@@ -197,8 +197,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Logf("screenshots in %s", b.dir)
 }
 
-// What a founder sees, in a real browser: the pages styled under the
-// console's CSP, and only the webhook failures there were.
+// What a founder sees, in a real browser: states by urgency, and only
+// the webhook failures there were.
 func TestConsoleFounderViewInBrowser(t *testing.T) {
 	f := newFounderFixture(t)
 	s := newSession(t)
@@ -230,6 +230,44 @@ func TestConsoleFounderViewInBrowser(t *testing.T) {
 			if strings.Contains(got, zero) {
 				t.Errorf("webhook results %q list %s", got, zero)
 			}
+		}
+	})
+
+	t.Run("customers by state, most urgent first", func(t *testing.T) {
+		s := s.on(t)
+		s.step("overview", chromedp.Navigate(f.api+"/console/"), chromedp.WaitVisible(chromedp.ID("open-failures")))
+		var first struct{ Class, Label, Text string }
+		s.eval(`(e => e ? {Class: e.className, Label: e.querySelector('.sev').textContent, Text: e.textContent} : {})(document.querySelector('#by-state .state'))`, &first)
+		if !strings.Contains(first.Class, "critical") || first.Label != "critical" || !strings.Contains(first.Text, "payment failed") {
+			t.Errorf("first state by severity: %+v, want Ada's failed payment, critical", first)
+		}
+	})
+
+	t.Run("states by severity, in colour and in words", func(t *testing.T) {
+		s := s.on(t)
+		s.step("customer", chromedp.Navigate(f.api+"/console/customers/cust_ada"), chromedp.WaitVisible(chromedp.ID("states")))
+		var states []struct{ Class, Label, Text, Background string }
+		s.eval(`[...document.querySelectorAll('#states > span')].map(e => ({Class: e.className, Label: (e.querySelector('.sev') || {}).textContent || '',
+			Text: e.textContent, Background: getComputedStyle(e).backgroundColor}))`, &states)
+		bySeverity := map[string]string{} // severity → its background
+		for _, st := range states {
+			sev := strings.TrimPrefix(st.Class, "state ")
+			if st.Label != sev {
+				t.Errorf("state %q: label %q, class %q (the severity must be in words too)", st.Text, st.Label, st.Class)
+			}
+			bySeverity[sev] = st.Background
+			want := map[string]string{"payment failed": "critical", "CRM update failed": "critical", "CRM update pending": "warning", "support ticket opened": "info"}
+			for prefix, w := range want {
+				if strings.HasPrefix(strings.TrimPrefix(st.Text, st.Label), prefix) && sev != w {
+					t.Errorf("state %q is %s, want %s", st.Text, sev, w)
+				}
+			}
+		}
+		if len(states) == 0 || !strings.Contains(states[0].Text, "payment failed") {
+			t.Fatalf("states: %+v, want the failed payment first", states)
+		}
+		if bySeverity["critical"] == "" || bySeverity["critical"] == bySeverity["info"] || bySeverity["critical"] == bySeverity["warning"] || bySeverity["warning"] == bySeverity["info"] {
+			t.Errorf("severities share a style: %v", bySeverity)
 		}
 	})
 

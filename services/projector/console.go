@@ -41,8 +41,10 @@ var consoleTmpl = template.Must(template.New("").Funcs(template.FuncMap{
 	"secs": func(f float64) string {
 		return time.Duration(f * float64(time.Second)).Round(time.Millisecond).String()
 	},
-	"money":    money,
-	"webhooks": summarizeWebhooks,
+	"money":            money,
+	"severity":         stateSeverity,
+	"statesBySeverity": statesBySeverity,
+	"webhooks":         summarizeWebhooks,
 }).ParseFS(consoleFS, "console/*.html"))
 
 const sessionCookie = "switchyard_session"

@@ -6,9 +6,72 @@ import (
 	"strings"
 )
 
-// How the console presents what the projection holds: the gateway's
-// failed webhook results. Pure functions, so the pages' wording is tested without
+// How the console presents what the projection holds: the severity of a
+// customer state, the gateway's failed webhook results. Pure functions, so the pages' wording is tested without
 // a browser.
+
+// Severities of a customer state, most urgent first. Each is shown with
+// its own colour and its label as text, so it does not rest on colour alone.
+const (
+	severityCritical = "critical" // a person must act: money or an automation the hub gave up on
+	severityWarning  = "warning"  // under way: worth a look if it stays
+	severityOK       = "ok"       // as it should be
+	severityInfo     = "info"     // a fact, nothing to do
+)
+
+// paymentFailed starts every payment-failed state (StatePaymentFailed with
+// its retry date, StatePaymentFinal) and every kind of one the overview
+// counts.
+const paymentFailed = "payment failed"
+
+// stateSeverity is how urgent a user-facing state (fold.go's State…
+// constants, some followed by a date) is. A state it does not know is a
+// warning: shown as worth a look, never passed off as fine.
+func stateSeverity(state string) string {
+	switch {
+	case strings.HasPrefix(state, paymentFailed), state == StateDisputeOpen, state == StateCRMFailed, state == StateTicketFailed:
+		return severityCritical
+	case state == StateProvisioning, state == StateCRMPending:
+		return severityWarning
+	case state == StatePaymentReceived:
+		return severityOK
+	case state == StateTicketOpened, state == StateCanceled, state == StateNoActivity:
+		return severityInfo
+	}
+	return severityWarning
+}
+
+func severityRank(s string) int {
+	switch s {
+	case severityCritical:
+		return 0
+	case severityWarning:
+		return 1
+	case severityOK:
+		return 2
+	}
+	return 3
+}
+
+// stateCount is one line of the overview's customers by state.
+type stateCount struct {
+	State    string
+	Severity string
+	N        int
+}
+
+// statesBySeverity lists the customers by state, most urgent first, then
+// most customers first.
+func statesBySeverity(byState map[string]int) []stateCount {
+	out := make([]stateCount, 0, len(byState))
+	for s, n := range byState {
+		out = append(out, stateCount{State: s, Severity: stateSeverity(s), N: n})
+	}
+	slices.SortFunc(out, func(a, b stateCount) int {
+		return cmp.Or(cmp.Compare(severityRank(a.Severity), severityRank(b.Severity)), cmp.Compare(b.N, a.N), strings.Compare(a.State, b.State))
+	})
+	return out
+}
 
 // resultCount is one of the gateway's webhook results and its count.
 type resultCount struct {

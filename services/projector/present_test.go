@@ -6,6 +6,46 @@ import (
 	"testing"
 )
 
+func TestStateSeverity(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		state, want string
+	}{
+		{StatePaymentFailed + "2026-11-05", severityCritical},
+		{StatePaymentFinal, severityCritical},
+		{"payment failed — retry overdue", severityCritical}, // a kind the overview counts
+		{StateDisputeOpen, severityCritical},
+		{StateCRMFailed, severityCritical},
+		{StateTicketFailed, severityCritical},
+		{StateProvisioning, severityWarning},
+		{StateCRMPending, severityWarning},
+		{StatePaymentReceived, severityOK},
+		{StateTicketOpened, severityInfo},
+		{StateCanceled, severityInfo},
+		{StateNoActivity, severityInfo},
+		{"a state added later", severityWarning},
+	} {
+		if got := stateSeverity(tt.state); got != tt.want {
+			t.Errorf("stateSeverity(%q) = %s, want %s", tt.state, got, tt.want)
+		}
+	}
+}
+
+func TestStatesBySeverity(t *testing.T) {
+	t.Parallel()
+	got := statesBySeverity(map[string]int{StatePaymentReceived: 40, StateTicketOpened: 9, StateDisputeOpen: 1, "payment failed — retry scheduled": 3, StateCRMPending: 2})
+	want := []stateCount{
+		{"payment failed — retry scheduled", severityCritical, 3},
+		{StateDisputeOpen, severityCritical, 1},
+		{StateCRMPending, severityWarning, 2},
+		{StatePaymentReceived, severityOK, 40},
+		{StateTicketOpened, severityInfo, 9},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("statesBySeverity = %v\nwant %v", got, want)
+	}
+}
+
 func TestSummarizeWebhooks(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {

@@ -197,8 +197,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Logf("screenshots in %s", b.dir)
 }
 
-// What a founder sees, in a real browser: states by urgency, and only
-// the webhook failures there were.
+// What a founder sees, in a real browser: states by urgency, trace ids
+// that link to Jaeger, and only the webhook failures there were.
 func TestConsoleFounderViewInBrowser(t *testing.T) {
 	f := newFounderFixture(t)
 	s := newSession(t)
@@ -271,5 +271,56 @@ func TestConsoleFounderViewInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("trace ids are short, whole, unwrapped and linked to Jaeger", func(t *testing.T) {
+		s := s.on(t)
+		type trace struct {
+			Tag, Href, Title, Text, WhiteSpace string
+			Lines, Shown, Whole                int
+		}
+		const read = `[...document.querySelectorAll(SEL)].map(e => { const c = e.querySelector('code') || e; return {Tag: e.tagName, Href: e.getAttribute('href') || '',
+			Title: e.title, Text: c.textContent, WhiteSpace: getComputedStyle(e).whiteSpace, Lines: e.getClientRects().length,
+			Shown: c.clientWidth, Whole: c.scrollWidth}; })`
+		check := func(where string, traces []trace, want ...string) {
+			t.Helper()
+			seen := map[string]bool{}
+			if len(traces) == 0 {
+				t.Errorf("%s: no trace ids", where)
+			}
+			for _, tr := range traces {
+				seen[tr.Title] = true
+				if tr.Tag != "A" || tr.Href != founderJaeger+"/trace/"+tr.Title {
+					t.Errorf("%s: trace %s is a %s to %q, want a link to %s/trace/%s", where, tr.Title, tr.Tag, tr.Href, founderJaeger, tr.Title)
+				}
+				if tr.Text != tr.Title || len(tr.Title) != 32 {
+					t.Errorf("%s: trace text %q, title %q: want the whole id in both (so a copy takes it all)", where, tr.Text, tr.Title)
+				}
+				if tr.WhiteSpace != "nowrap" || tr.Lines != 1 {
+					t.Errorf("%s: trace %s wraps (white-space %s, %d lines)", where, tr.Title, tr.WhiteSpace, tr.Lines)
+				}
+				if tr.Shown*3 > tr.Whole {
+					t.Errorf("%s: trace %s shows %dpx of %dpx: want it cut to about 8 characters", where, tr.Title, tr.Shown, tr.Whole)
+				}
+			}
+			for _, id := range want {
+				if !seen[id] {
+					t.Errorf("%s: no trace %s among %v", where, id, seen)
+				}
+			}
+		}
+		var traces []trace
+		s.step("customer", chromedp.Navigate(f.api+"/console/customers/cust_ada"), chromedp.WaitVisible(chromedp.ID("timeline")))
+		s.eval(strings.Replace(read, "SEL", `'#timeline td:last-child > *'`, 1), &traces)
+		check("timeline", traces, f.traces["failed"], f.traces["later"], f.traces["orphan"], f.traces["upserted"])
+		s.step("failures", chromedp.Navigate(f.api+"/console/failures"), chromedp.WaitVisible(chromedp.ID("failures")))
+		s.eval(strings.Replace(read, "SEL", `'#failures .trace'`, 1), &traces)
+		if len(traces) != len(f.seqs) {
+			t.Errorf("failures list: %d trace links, want one per failure (%d)", len(traces), len(f.seqs))
+		}
+		check("failures", traces, f.traces["dead-letter"])
+		s.step("a failure", chromedp.Navigate(f.api+"/console/failures/"+itoa(f.seqs["by-event"])), chromedp.WaitVisible(chromedp.ID("reason")))
+		s.shot("founder-04-failure.png")
+		s.eval(strings.Replace(read, "SEL", `'#trace .trace'`, 1), &traces)
+		check("failure page", traces, f.traces["dead-letter"])
+	})
 	t.Logf("screenshots in %s", s.dir)
 }

@@ -507,10 +507,12 @@ type failureRow struct {
 	deadletter.Entry
 	Customer string // canonical id, or a Stripe customer id for intake failures
 	Class    string
+	Traces   []traceRef // the failed message's trace
 }
 
 func (c *Console) row(e deadletter.Entry) failureRow {
-	return failureRow{Entry: e, Customer: failureCustomer(e.DeadLetter), Class: e.Class.String()}
+	return failureRow{Entry: e, Customer: failureCustomer(e.DeadLetter), Class: e.Class.String(),
+		Traces: traceRefs(c.jaeger, traceID(e.OriginalHeaders))}
 }
 
 // failureCustomer names the customer a dead letter is about.
@@ -833,10 +835,10 @@ func (c *Console) search(req *request) {
 	c.render(req.w, http.StatusOK, "search", c.data(req, "Customers", map[string]any{"Q": q, "Views": views}))
 }
 
-// timelineRow is a timeline entry with its trace link.
+// timelineRow is a timeline entry with its trace.
 type timelineRow struct {
 	TimelineEntry
-	TraceURL string
+	Traces []traceRef
 }
 
 func (c *Console) customerPage(req *request) {
@@ -862,11 +864,7 @@ func (c *Console) customerPage(req *request) {
 	}
 	rows := make([]timelineRow, 0, len(page.Entries))
 	for _, e := range page.Entries {
-		r := timelineRow{TimelineEntry: e}
-		if c.jaeger != "" && e.TraceID != "" {
-			r.TraceURL = c.jaeger + "/trace/" + e.TraceID
-		}
-		rows = append(rows, r)
+		rows = append(rows, timelineRow{TimelineEntry: e, Traces: traceRefs(c.jaeger, e.TraceID)})
 	}
 	c.render(req.w, http.StatusOK, "customer", c.data(req, v.Email+" "+v.CustomerID, map[string]any{"V": v, "Rows": rows, "More": page.Next != ""}))
 }

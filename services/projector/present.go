@@ -2,12 +2,14 @@ package projector
 
 import (
 	"cmp"
+	"net/url"
 	"slices"
 	"strings"
 )
 
 // How the console presents what the projection holds: the severity of a
-// customer state, the gateway's failed webhook results. Pure functions, so the pages' wording is tested without
+// customer state, trace ids and their Jaeger links, the gateway's failed
+// webhook results. Pure functions, so the pages' wording is tested without
 // a browser.
 
 // Severities of a customer state, most urgent first. Each is shown with
@@ -71,6 +73,41 @@ func statesBySeverity(byState map[string]int) []stateCount {
 		return cmp.Or(cmp.Compare(severityRank(a.Severity), severityRank(b.Severity)), cmp.Compare(b.N, a.N), strings.Compare(a.State, b.State))
 	})
 	return out
+}
+
+// traceRef is a trace id as the console shows it: cut short on screen, the
+// whole id in the text (so a copy takes all of it) and the title, and a
+// link to the trace in Jaeger when the console knows Jaeger.
+type traceRef struct {
+	ID  string
+	URL string // "" = no Jaeger UI configured
+}
+
+// traceRefs returns the trace ids as the console shows them; "" is skipped.
+func traceRefs(jaegerUI string, ids ...string) []traceRef {
+	out := make([]traceRef, 0, len(ids))
+	for _, id := range ids {
+		if id != "" {
+			out = append(out, traceRef{ID: id, URL: jaegerTraceURL(jaegerUI, id)})
+		}
+	}
+	return out
+}
+
+// jaegerTraceURL is the Jaeger UI's page of a trace, <jaegerUI>/trace/<id>
+// (the id escaped as one path segment), or "" without a usable http(s)
+// Jaeger UI URL.
+func jaegerTraceURL(jaegerUI, id string) string {
+	if jaegerUI == "" || id == "" {
+		return ""
+	}
+	u, err := url.Parse(jaegerUI)
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return ""
+	}
+	u = u.JoinPath("trace")
+	u.Path, u.RawPath = u.Path+"/"+id, u.EscapedPath()+"/"+url.PathEscape(id)
+	return u.String()
 }
 
 // resultCount is one of the gateway's webhook results and its count.

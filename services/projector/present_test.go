@@ -46,6 +46,27 @@ func TestStatesBySeverity(t *testing.T) {
 	}
 }
 
+func TestJaegerTraceURL(t *testing.T) {
+	t.Parallel()
+	const id = "4bf92f3577b34da6a3ce929d0e0e4736"
+	for _, tt := range []struct {
+		name, ui, id, want string
+	}{
+		{"root", "http://jaeger.example:16686", id, "http://jaeger.example:16686/trace/" + id},
+		{"under a path", "https://ops.example/jaeger", id, "https://ops.example/jaeger/trace/" + id},
+		{"a trailing slash", "https://ops.example/jaeger/", id, "https://ops.example/jaeger/trace/" + id},
+		{"the id escaped as one segment", "http://jaeger.example", "a/b?c#d", "http://jaeger.example/trace/a%2Fb%3Fc%23d"},
+		{"no Jaeger", "", id, ""},
+		{"no trace", "http://jaeger.example", "", ""},
+		{"not a web address", "javascript:alert(1)", id, ""},
+		{"no host", "/jaeger", id, ""},
+	} {
+		if got := jaegerTraceURL(tt.ui, tt.id); got != tt.want {
+			t.Errorf("%s: jaegerTraceURL(%q, %q) = %q, want %q", tt.name, tt.ui, tt.id, got, tt.want)
+		}
+	}
+}
+
 func TestSummarizeWebhooks(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,15 @@ func (s *session) text(sel string) string {
 	return got
 }
 
+// textNow is the text of the first element sel matches, "" if there is
+// none (text waits for one to appear).
+func (s *session) textNow(sel string) string {
+	s.t.Helper()
+	var got string
+	s.eval(`(e => e ? e.innerText : "")(document.querySelector(`+strconv.Quote(sel)+`))`, &got)
+	return got
+}
+
 // eval runs a JavaScript expression in the page and decodes its value into out.
 func (s *session) eval(js string, out any) {
 	s.t.Helper()
@@ -197,8 +207,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Logf("screenshots in %s", b.dir)
 }
 
-// What a founder sees, in a real browser: states by urgency, trace ids
-// that link to Jaeger, and only the webhook failures there were.
+// What a founder sees, in a real browser: who each failure is about,
+// states by urgency, trace ids that link to Jaeger, and only the webhook
+// failures there were.
 func TestConsoleFounderViewInBrowser(t *testing.T) {
 	f := newFounderFixture(t)
 	s := newSession(t)
@@ -240,6 +251,41 @@ func TestConsoleFounderViewInBrowser(t *testing.T) {
 		s.eval(`(e => e ? {Class: e.className, Label: e.querySelector('.sev').textContent, Text: e.textContent} : {})(document.querySelector('#by-state .state'))`, &first)
 		if !strings.Contains(first.Class, "critical") || first.Label != "critical" || !strings.Contains(first.Text, "payment failed") {
 			t.Errorf("first state by severity: %+v, want Ada's failed payment, critical", first)
+		}
+	})
+
+	t.Run("failures show their customer", func(t *testing.T) {
+		s := s.on(t)
+		s.step("failures", chromedp.Navigate(f.api+"/console/failures"), chromedp.WaitVisible(chromedp.ID("failures")))
+		s.shot("founder-02-failures.png")
+		var rows map[string]struct{ Text, Href string }
+		s.eval(`Object.fromEntries([...document.querySelectorAll('#failures tr')].filter(tr => tr.querySelector('td a')).map(tr => {
+			const td = tr.children[3], a = td.querySelector('a');
+			return ['failure-' + tr.children[0].innerText.trim(), {Text: td.innerText.trim(), Href: a ? a.getAttribute('href') : ''}];
+		}))`, &rows)
+		for name, want := range map[string]struct{ text, href string }{
+			"by-event":                {"cust_ada", "/console/customers/cust_ada"},
+			"by-stripe-customer":      {"cust_ada", "/console/customers/cust_ada"},
+			"domain-event":            {"cust_ada", "/console/customers/cust_ada"},
+			"unknown-stripe-customer": {"cus_Stranger not in the projection yet", ""},
+			"nobody":                  {"unknown", ""},
+		} {
+			got := rows["failure-"+itoa(f.seqs[name])]
+			if got.Text != want.text || got.Href != want.href {
+				t.Errorf("failure %s: customer %q → %q, want %q → %q", name, got.Text, got.Href, want.text, want.href)
+			}
+		}
+		if t.Failed() {
+			return
+		}
+		s.step("open the customer of a Stripe event's failure", chromedp.Click(chromedp.CSS(`#failure-`+itoa(f.seqs["by-event"])+` td.customer a`)),
+			chromedp.WaitVisible(chromedp.ID("timeline")))
+		if h1 := s.text("h1"); !strings.Contains(h1, "Ada King") {
+			t.Errorf("the customer link led to %q", h1)
+		}
+		s.step("a failure about nobody", chromedp.Navigate(f.api+"/console/failures/"+itoa(f.seqs["nobody"])), chromedp.WaitVisible(chromedp.ID("reason")))
+		if got := strings.TrimSpace(s.textNow("#customer")); got != "unknown" {
+			t.Errorf("failure about nobody: customer %q, want unknown", got)
 		}
 	})
 

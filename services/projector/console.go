@@ -23,12 +23,9 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/deadletter"
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/opsauth"
-	"github.com/switchyard/switchyard/proto/subjects"
-	"github.com/switchyard/switchyard/proto/wire"
 )
 
 //go:embed console/*.html
@@ -505,49 +502,14 @@ func (c *Console) overview(req *request) {
 // failureRow is a dead letter as the console shows it.
 type failureRow struct {
 	deadletter.Entry
-	Customer string // canonical id, or a Stripe customer id for intake failures
+	Customer customerLink
 	Class    string
 	Traces   []traceRef // the failed message's trace
 }
 
-func (c *Console) row(e deadletter.Entry) failureRow {
-	return failureRow{Entry: e, Customer: failureCustomer(e.DeadLetter), Class: e.Class.String(),
+func (c *Console) row(ctx context.Context, customers *failureCustomers, e deadletter.Entry) failureRow {
+	return failureRow{Entry: e, Customer: customers.of(ctx, e.DeadLetter), Class: e.Class.String(),
 		Traces: traceRefs(c.jaeger, traceID(e.OriginalHeaders))}
-}
-
-// failureCustomer names the customer a dead letter is about.
-func failureCustomer(d *consumer.DeadLetter) string {
-	if strings.HasPrefix(d.OriginalSubject, wire.StripeEventsPrefix) {
-		var ev struct {
-			Data struct {
-				Object struct {
-					ID       string `json:"id"`
-					Object   string `json:"object"`
-					Customer any    `json:"customer"`
-				} `json:"object"`
-			} `json:"data"`
-		}
-		if json.Unmarshal(d.OriginalData, &ev) == nil {
-			if s, ok := ev.Data.Object.Customer.(string); ok {
-				return s
-			}
-			if ev.Data.Object.Object == "customer" {
-				return ev.Data.Object.ID
-			}
-		}
-		return ""
-	}
-	m, err := subjects.Decode(d.OriginalSubject, d.OriginalData)
-	if err != nil {
-		return ""
-	}
-	switch ev := m.(type) {
-	case subjects.BillingEvent:
-		return ev.GetMeta().GetCanonicalCustomerId()
-	case interface{ GetCanonicalCustomerId() string }:
-		return ev.GetCanonicalCustomerId()
-	}
-	return ""
 }
 
 func (c *Console) failuresPage(req *request) {
@@ -559,8 +521,9 @@ func (c *Console) failuresPage(req *request) {
 		return
 	}
 	rows := make([]failureRow, 0, len(entries))
+	customers := c.failureCustomers()
 	for i := len(entries) - 1; i >= 0; i-- { // newest first
-		rows = append(rows, c.row(entries[i]))
+		rows = append(rows, c.row(req.r.Context(), customers, entries[i]))
 	}
 	c.render(req.w, http.StatusOK, "failures", c.data(req, "Failures", map[string]any{"Rows": rows, "Filter": f}))
 }
@@ -594,7 +557,7 @@ func (c *Console) failurePage(req *request) {
 	if !ok {
 		return
 	}
-	c.render(req.w, http.StatusOK, "failure", c.data(req, "Failure "+strconv.FormatUint(e.Seq, 10), map[string]any{"F": c.row(e)}))
+	c.render(req.w, http.StatusOK, "failure", c.data(req, "Failure "+strconv.FormatUint(e.Seq, 10), map[string]any{"F": c.row(req.r.Context(), c.failureCustomers(), e)}))
 }
 
 func (c *Console) dryRun(req *request) {
@@ -609,7 +572,7 @@ func (c *Console) dryRun(req *request) {
 		return
 	}
 	c.render(req.w, http.StatusOK, "dryrun", c.data(req, "Dry run: replay failure "+strconv.FormatUint(e.Seq, 10),
-		map[string]any{"F": c.row(e), "Plan": plan, "Done": done}))
+		map[string]any{"F": c.row(req.r.Context(), c.failureCustomers(), e), "Plan": plan, "Done": done}))
 }
 
 func (c *Console) replay(req *request) {

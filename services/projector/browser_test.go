@@ -208,8 +208,8 @@ func TestConsoleInBrowser(t *testing.T) {
 }
 
 // What a founder sees, in a real browser: who each failure is about,
-// states by urgency, trace ids that link to Jaeger, and only the webhook
-// failures there were.
+// states by urgency, effects next to their causes, trace ids that link to
+// Jaeger, and only the webhook failures there were.
 func TestConsoleFounderViewInBrowser(t *testing.T) {
 	f := newFounderFixture(t)
 	s := newSession(t)
@@ -314,6 +314,64 @@ func TestConsoleFounderViewInBrowser(t *testing.T) {
 		}
 		if bySeverity["critical"] == "" || bySeverity["critical"] == bySeverity["info"] || bySeverity["critical"] == bySeverity["warning"] || bySeverity["warning"] == bySeverity["info"] {
 			t.Errorf("severities share a style: %v", bySeverity)
+		}
+	})
+
+	t.Run("effects sit with their cause", func(t *testing.T) {
+		s := s.on(t)
+		s.step("customer", chromedp.Navigate(f.api+"/console/customers/cust_ada"), chromedp.WaitVisible(chromedp.ID("timeline")))
+		s.shot("founder-03-customer.png")
+		type row struct {
+			Class, Event, Cause, What, Text string
+			Indent                          float64
+		}
+		var rows []row
+		s.eval(`[...document.querySelectorAll('#timeline tr')].filter(tr => tr.querySelector('td')).map(tr => {
+			const what = tr.querySelector('td.what') || tr.children[1];
+			return {Class: tr.className, Event: tr.dataset.event || '', Cause: tr.dataset.cause || '', What: what.innerText, Text: tr.innerText,
+				Indent: parseFloat(getComputedStyle(what).paddingLeft)};
+		})`, &rows)
+		find := func(what string) int { // the first (newest) row saying what
+			for i, r := range rows {
+				if strings.Contains(r.What, what) {
+					return i
+				}
+			}
+			t.Fatalf("no timeline row says %q:\n%+v", what, rows)
+			return -1
+		}
+		i := find("Payment failed: 49.00 USD")
+		if later := find("Customer details updated"); later > i {
+			t.Errorf("the event after the failed payment is listed below it")
+		}
+		if len(rows) < i+3 {
+			t.Fatalf("nothing under the failed payment:\n%+v", rows)
+		}
+		sync, ticket := rows[i+1], rows[i+2]
+		if sync.Cause != f.failed || !strings.Contains(sync.What, "CRM contact updated (hubspot hs_ada)") || !strings.Contains(sync.What, "×5") {
+			t.Errorf("first under the failed payment: %+v, want its CRM sync ×5", sync)
+		}
+		if ticket.Cause != f.failed || !strings.Contains(ticket.What, "Support ticket opened: #7001") {
+			t.Errorf("second under the failed payment: %+v, want its ticket", ticket)
+		}
+		if sync.Indent <= rows[i].Indent || !strings.Contains(sync.Class, "effect") {
+			t.Errorf("effects are not indented under their cause: %+v vs %+v", sync, rows[i])
+		}
+		if len(rows) > i+3 && rows[i+3].Cause == f.failed {
+			t.Errorf("more under the failed payment than its sync and ticket: %+v", rows[i+3])
+		}
+		syncs := 0
+		for _, r := range rows[i+1:] {
+			if strings.Contains(r.What, "CRM contact updated") && strings.Contains(r.Text, f.traces["failed"][:8]) {
+				syncs++
+			}
+		}
+		if syncs != 1 {
+			t.Errorf("the failed payment's syncs take %d lines, want 1", syncs)
+		}
+		orphan := rows[find("CRM update failed")]
+		if orphan.Cause != "" || strings.Contains(orphan.Class, "effect") || !strings.Contains(orphan.Text, "not in this timeline") {
+			t.Errorf("an outcome whose cause is not in the history: %+v, want it on its own, saying so", orphan)
 		}
 	})
 

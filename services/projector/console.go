@@ -798,12 +798,6 @@ func (c *Console) search(req *request) {
 	c.render(req.w, http.StatusOK, "search", c.data(req, "Customers", map[string]any{"Q": q, "Views": views}))
 }
 
-// timelineRow is a timeline entry with its trace.
-type timelineRow struct {
-	TimelineEntry
-	Traces []traceRef
-}
-
 func (c *Console) customerPage(req *request) {
 	ctx := req.r.Context()
 	doc, err := c.store.Customer(ctx, req.r.PathValue("id"))
@@ -825,11 +819,15 @@ func (c *Console) customerPage(req *request) {
 		c.internal(req, err)
 		return
 	}
-	rows := make([]timelineRow, 0, len(page.Entries))
-	for _, e := range page.Entries {
-		rows = append(rows, timelineRow{TimelineEntry: e, Traces: traceRefs(c.jaeger, e.TraceID)})
+	groups := groupTimeline(page.Entries)
+	for i := range groups {
+		g := &groups[i]
+		g.Traces = traceRefs(c.jaeger, g.TraceIDs...)
+		for j := range g.Effects {
+			g.Effects[j].Traces = traceRefs(c.jaeger, g.Effects[j].TraceIDs...)
+		}
 	}
-	c.render(req.w, http.StatusOK, "customer", c.data(req, v.Email+" "+v.CustomerID, map[string]any{"V": v, "Rows": rows, "More": page.Next != ""}))
+	c.render(req.w, http.StatusOK, "customer", c.data(req, v.Email+" "+v.CustomerID, map[string]any{"V": v, "Groups": groups, "More": page.Next != ""}))
 }
 
 func ago(t time.Time) string {

@@ -13,7 +13,9 @@ func TestStateSeverity(t *testing.T) {
 	}{
 		{StatePaymentFailed + "2026-11-05", severityCritical},
 		{StatePaymentFinal, severityCritical},
-		{"payment failed — retry overdue", severityCritical}, // a kind the overview counts
+		{StatePaymentRetryDue + "2026-11-05", severityCritical},
+		{KindRetryScheduled, severityCritical}, // the kinds the overview counts
+		{KindRetryOverdue, severityCritical},
 		{StateDisputeOpen, severityCritical},
 		{StateCRMFailed, severityCritical},
 		{StateTicketFailed, severityCritical},

@@ -39,6 +39,7 @@ type Overview struct {
 	TicketFailed24h   int               `json:"ticket_failed_24h"`          // support.ticket.failed
 	TicketLatencyP50  float64           `json:"ticket_latency_p50_seconds"` // Stripe event received → ticket open
 	TicketLatencyP95  float64           `json:"ticket_latency_p95_seconds"`
+	TicketsTimed      int               `json:"tickets_timed_24h"`  // tickets the latencies cover (0: the latencies are not known)
 	CustomersByState  map[string]int    `json:"customers_by_state"` // primary state's kind, evaluated now → customers
 	Streams           map[string]uint64 `json:"streams"`            // messages per stream
 	Problems          []string          `json:"problems"`
@@ -215,10 +216,10 @@ func (s *Store) outcomeFigures(ctx context.Context, o *Overview) error {
 	// retries or reconcile) to the ticket's outcome. Events received before
 	// receipt times were recorded are left out.
 	var p50, p95 *float64
-	if err := s.pool.QueryRow(ctx, `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d), percentile_cont(0.95) WITHIN GROUP (ORDER BY d)
+	if err := s.pool.QueryRow(ctx, `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d), percentile_cont(0.95) WITHIN GROUP (ORDER BY d), count(*)
 		FROM (SELECT greatest(extract(epoch FROM t.occurred_at - b.received_at), 0) AS d
 			FROM `+s.t.events+` t JOIN `+s.t.sources+` src ON src.event_id = t.event_id JOIN `+s.t.events+` b ON b.event_id = src.source_id
-			WHERE t.subject = $1 AND t.occurred_at > now() - interval '24 hours' AND b.received_at IS NOT NULL) l`, subjects.SupportTicketOpened).Scan(&p50, &p95); err != nil {
+			WHERE t.subject = $1 AND t.occurred_at > now() - interval '24 hours' AND b.received_at IS NOT NULL) l`, subjects.SupportTicketOpened).Scan(&p50, &p95, &o.TicketsTimed); err != nil {
 		return err
 	}
 	if p50 != nil {

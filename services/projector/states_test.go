@@ -240,7 +240,11 @@ func TestStatesAreEvaluatedWhenRead(t *testing.T) {
 		h.publish(t, msg(t, &billingv1.PaymentFailed{Meta: meta, InvoiceId: "in_" + c.id, Amount: 4900, Currency: "usd", AttemptCount: 1,
 			NextPaymentAttempt: timestamppb.New(c.next)}, meta.EventId, "4bf92f3577b34da6a3ce929d0e0e4736"))
 	}
-	testkit.WaitFor(t, 20*time.Second, "projected", h.settled(t))
+	testkit.WaitFor(t, 20*time.Second, "both customers projected", func() bool {
+		a, _ := h.get(t, "/v1/customers/cust_ahead", readToken)
+		p, _ := h.get(t, "/v1/customers/cust_past", readToken)
+		return a == http.StatusOK && p == http.StatusOK
+	})
 
 	for id, want := range map[string]string{
 		"cust_ahead": projector.StatePaymentFailed + ahead.Format("2006-01-02"),

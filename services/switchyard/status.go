@@ -98,7 +98,11 @@ func printStatus(w io.Writer, o projector.Overview) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  CRM, 24 h:      %.1f%% synced (%d synced, %d failed, %d retries)\n", o.CRMSuccessRate*100, o.CRMSynced24h, o.CRMFailed24h, o.CRMRetries24h)
-	fmt.Fprintf(w, "  tickets, 24 h:  %d opened, %d failed; latency p50 %.1fs, p95 %.1fs\n", o.Tickets24h, o.TicketFailed24h, o.TicketLatencyP50, o.TicketLatencyP95)
+	latency := "latency not known (no ticket timed)"
+	if o.TicketsTimed > 0 {
+		latency = fmt.Sprintf("latency from receipt p50 %.1fs, p95 %.1fs", o.TicketLatencyP50, o.TicketLatencyP95)
+	}
+	fmt.Fprintf(w, "  tickets, 24 h:  %d opened, %d failed; %s\n", o.Tickets24h, o.TicketFailed24h, latency)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  CONSUMER\tWAITING\tIN FLIGHT\tLAST ACTIVE")
 	for _, c := range o.Consumers {

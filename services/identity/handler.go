@@ -24,8 +24,10 @@ import (
 )
 
 // StripeReader reads what identity needs from the Stripe API: the customer
-// of a charge (for disputes and refunds that name only their charge) and an
-// object's current state (to settle a same-second tie between two versions).
+// of a charge (for disputes and refunds that name only their charge), an
+// object's current state (to settle a same-second tie between two versions)
+// and a product's name (to name plans). Errors are classified (errclass,
+// with Stripe's Retry-After as the hint); it is safe for concurrent use.
 type StripeReader interface {
 	// ChargeCustomer returns the charge's customer id and billing email
 	// (normalised); both empty for a guest payment with no email.
@@ -33,6 +35,8 @@ type StripeReader interface {
 	// ObjectState returns a subscription's status or a customer's
 	// normalised email, as Version.Status holds them.
 	ObjectState(ctx context.Context, kind, id string) (string, error)
+	// ProductName returns the product's name.
+	ProductName(ctx context.Context, productID string) (string, error)
 }
 
 // Service handles Stripe events. It is safe for concurrent use.
@@ -40,13 +44,20 @@ type Service struct {
 	store  *Store
 	js     jetstream.JetStream
 	stripe StripeReader // nil: no Stripe API configured
-	log    *slog.Logger
-	events metric.Int64Counter // switchyard_identity_events_published_total{subject}
+	// products names plans by their product (nil without the Stripe API).
+	products *productNames
+	log      *slog.Logger
+	events   metric.Int64Counter // switchyard_identity_events_published_total{subject}
 }
 
-// NewService wires the handler. charges may be nil.
+// NewService wires the handler. stripe may be nil: then disputes naming
+// only their charge wait for the charge's event, ties are settled by status
+// precedence, and plans are named only by what the webhook carries.
 func NewService(store *Store, js jetstream.JetStream, stripe StripeReader, log *slog.Logger) *Service {
 	s := &Service{store: store, js: js, stripe: stripe, log: log}
+	if stripe != nil {
+		s.products = newProductNames(stripe.ProductName, log, time.Now, productNamesSize)
+	}
 	_ = s.Instrument(noop.NewMeterProvider())
 	return s
 }
@@ -155,6 +166,11 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 				be.GetMeta().Superseded = true
 			}
 		}
+	}
+	if s.products != nil {
+		// Webhooks name a price's product by id only; its name comes from
+		// the Stripe API (cached), or the plan goes out without it.
+		s.products.nameProducts(ctx, outs)
 	}
 	if len(res.Merged) > 0 {
 		outs = append(outs, mergeAnnouncement(f, res))

@@ -151,24 +151,34 @@ func subjectToken(s string) bool {
 	return s != ""
 }
 
-// stripeAPI reads charges, subscriptions and customers through the Stripe
-// API (or an emulator at base).
+// stripeAPI reads charges, subscriptions, customers and products through
+// the Stripe API (or an emulator at base).
 type stripeAPI struct {
-	api     *client.API
-	keyMode string // "live" or "test", for error messages
+	api *client.API
+	// products reads product names without stripe-go's retries: a name is
+	// cosmetic, asked for within a short timeout, and a failure waits a
+	// minute (productRetryIn) before Stripe is asked again.
+	products *client.API
+	keyMode  string // "live" or "test", for error messages
 }
 
 func newStripeAPI(key, base string, hc *http.Client) *stripeAPI {
-	cfg := &stripe.BackendConfig{MaxNetworkRetries: stripe.Int64(2), HTTPClient: hc}
-	if base != "" {
-		cfg.URL = stripe.String(base)
+	backend := func(retries int64, logger stripe.LeveledLoggerInterface) *stripe.Backends {
+		cfg := &stripe.BackendConfig{MaxNetworkRetries: stripe.Int64(retries), HTTPClient: hc, LeveledLogger: logger}
+		if base != "" {
+			cfg.URL = stripe.String(base)
+		}
+		b := stripe.GetBackendWithConfig(stripe.APIBackend, cfg)
+		return &stripe.Backends{API: b, Connect: b, Uploads: b}
 	}
-	b := stripe.GetBackendWithConfig(stripe.APIBackend, cfg)
 	mode := "test"
 	if strings.HasPrefix(key, "sk_live_") || strings.HasPrefix(key, "rk_live_") {
 		mode = "live"
 	}
-	return &stripeAPI{api: client.New(key, &stripe.Backends{API: b, Connect: b, Uploads: b}), keyMode: mode}
+	// A failed name lookup is logged by productNames, once per product per
+	// hour, not by stripe-go on stderr at every failure.
+	quiet := &stripe.LeveledLogger{Level: stripe.LevelNull}
+	return &stripeAPI{api: client.New(key, backend(2, nil)), products: client.New(key, backend(0, quiet)), keyMode: mode}
 }
 
 func (s *stripeAPI) ChargeCustomer(ctx context.Context, id string) (string, string, error) {
@@ -211,6 +221,16 @@ func (s *stripeAPI) ObjectState(ctx context.Context, kind, id string) (string, e
 		return normaliseEmail(c.Email), nil
 	}
 	return "", errclass.Permanent(fmt.Errorf("no state to refetch for a %s", kind))
+}
+
+func (s *stripeAPI) ProductName(ctx context.Context, id string) (string, error) {
+	p := &stripe.ProductParams{}
+	p.Context = ctx
+	prod, err := s.products.Products.Get(id, p)
+	if err != nil {
+		return "", classifyStripe(err, s.keyMode)
+	}
+	return prod.Name, nil
 }
 
 // classifyStripe classifies a failed Stripe API call for the consumer's

@@ -61,10 +61,17 @@ func statusCmd(ctx context.Context, args []string, getenv func(string) string, s
 	return nil
 }
 
+// counts lists the non-zero counts, by name ("none" if there are none): a
+// row of zeros hides the one that matters.
 func counts(m map[string]int64) string {
 	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	for k, n := range m {
+		if n != 0 {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return "none"
 	}
 	sort.Strings(keys)
 	parts := make([]string, 0, len(keys))
@@ -72,6 +79,14 @@ func counts(m map[string]int64) string {
 		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// seconds prints a duration in seconds readably: milliseconds below one.
+func seconds(f float64) string {
+	if f < 1 {
+		return fmt.Sprintf("%.0fms", f*1000)
+	}
+	return fmt.Sprintf("%.1fs", f)
 }
 
 func printStatus(w io.Writer, o projector.Overview) {
@@ -100,7 +115,7 @@ func printStatus(w io.Writer, o projector.Overview) {
 	fmt.Fprintf(w, "  CRM, 24 h:      %.1f%% synced (%d synced, %d failed, %d retries)\n", o.CRMSuccessRate*100, o.CRMSynced24h, o.CRMFailed24h, o.CRMRetries24h)
 	latency := "latency not known (no ticket timed)"
 	if o.TicketsTimed > 0 {
-		latency = fmt.Sprintf("latency from receipt p50 %.1fs, p95 %.1fs", o.TicketLatencyP50, o.TicketLatencyP95)
+		latency = fmt.Sprintf("latency from receipt p50 %s, p95 %s", seconds(o.TicketLatencyP50), seconds(o.TicketLatencyP95))
 	}
 	fmt.Fprintf(w, "  tickets, 24 h:  %d opened, %d failed; %s\n", o.Tickets24h, o.TicketFailed24h, latency)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -316,7 +316,7 @@ func TestCRMContactOfAnotherCustomerIsAFailure(t *testing.T) {
 	}
 	var dl *consumer.DeadLetter
 	testkit.WaitFor(t, 20*time.Second, "the conflict's dead letter", func() bool {
-		for _, d := range deadLetters(t, js) {
+		for _, d := range deadLettersOf(t, js, identity.DefaultConsumerName+"_crm_links") {
 			if d.OriginalSubject == subjects.CRMContactSynced {
 				dl = d
 			}
@@ -343,28 +343,4 @@ func (h *hub) crmOwner(t *testing.T, contact string) string {
 	var owner string
 	_ = pool.QueryRow(context.Background(), `SELECT canonical_id FROM customer_links WHERE kind = 'crm_contact' AND value = $1`, contact).Scan(&owner)
 	return owner
-}
-
-// deadLetters are every dead letter stored so far.
-func deadLetters(t *testing.T, js jetstream.JetStream) []*consumer.DeadLetter {
-	t.Helper()
-	s, err := js.Stream(context.Background(), natsbus.StreamDLQ)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*consumer.DeadLetter
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(context.Background(), seq)
-		if err != nil {
-			continue
-		}
-		if d, err := consumer.DecodeDeadLetter(m.Data); err == nil {
-			out = append(out, d)
-		}
-	}
-	return out
 }

@@ -27,6 +27,13 @@ const fixtureCharge = "ch_1NzlYeGgdF1VjufLh34inorG"
 // checking that each says its class in its header as in its envelope.
 func identityDeadLetters(t *testing.T, js jetstream.JetStream) []*consumer.DeadLetter {
 	t.Helper()
+	return deadLettersOf(t, js, identity.DefaultConsumerName)
+}
+
+// deadLettersOf returns one consumer's dead letters stored so far, checked
+// the same way.
+func deadLettersOf(t *testing.T, js jetstream.JetStream, consumerName string) []*consumer.DeadLetter {
+	t.Helper()
 	ctx := context.Background()
 	s, err := js.Stream(ctx, natsbus.StreamDLQ)
 	if err != nil {
@@ -42,7 +49,7 @@ func identityDeadLetters(t *testing.T, js jetstream.JetStream) []*consumer.DeadL
 		if err != nil {
 			t.Fatalf("dead letter %d: %v", seq, err)
 		}
-		if m.Subject != wire.DLQPrefix+identity.DefaultConsumerName {
+		if m.Subject != wire.DLQPrefix+consumerName {
 			continue
 		}
 		d, err := consumer.DecodeDeadLetter(m.Data)

@@ -112,11 +112,19 @@ func (l *Ledger) Once(ctx context.Context, k Key, effect func(context.Context) (
 	if err != nil {
 		return nil, err
 	}
-	if err := l.Record(ctx, k, result); err != nil {
+	// The effect has happened: record it even if the caller is being shut
+	// down meanwhile (SIGTERM right after a post), or the next delivery
+	// does it again. Bounded, so a dead database cannot hold shutdown.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := l.Record(rctx, k, result); err != nil {
 		return nil, err
 	}
 	return result, nil
 }
+
+// recordTimeout bounds recording an effect that is already done.
+const recordTimeout = 10 * time.Second
 
 // Failure is the retry history of one message.
 type Failure struct {

@@ -85,3 +85,30 @@ func TestLedger(t *testing.T) {
 		t.Fatalf("after clear: %+v, want a fresh history", f)
 	}
 }
+
+// An effect that happened is recorded even when the caller is shut down
+// right after it (the daily digest's Slack post, then SIGTERM): otherwise
+// the next run does it again.
+func TestOnceRecordsAnEffectDoneAsTheCallerStops(t *testing.T) {
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, testkit.Postgres(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := ledger.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	l := ledger.New(pool)
+	k := ledger.Key{Consumer: "alerts", MessageID: "digest:2026-12-06", Effect: "slack.digest"}
+	runCtx, stop := context.WithCancel(ctx)
+	if _, err := l.Once(runCtx, k, func(context.Context) ([]byte, error) {
+		stop() // shut down while the post is answered
+		return []byte("posted"), nil
+	}); err != nil {
+		t.Fatalf("Once: %v", err)
+	}
+	if got, done, err := l.Lookup(ctx, k); err != nil || !done || string(got) != "posted" {
+		t.Fatalf("after a shutdown right after the effect: done %v, result %q, %v; want it recorded", done, got, err)
+	}
+}

@@ -2,6 +2,7 @@ package hubspot_test
 
 import (
 	"context"
+	"github.com/switchyard/switchyard/platform/testkit"
 	"os"
 	"path/filepath"
 	"slices"
@@ -127,16 +128,10 @@ func TestKeeperSavesContactsWithoutBeingAsked(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- k.Run(ctx) }()
 	e.upsertIDs(t, "ada@example.com")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if b, err := os.ReadFile(path); err == nil && strings.Contains(string(b), "ada@example.com") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no state file with the contact within 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 5*time.Second, "a state file with the contact", func() bool {
+		b, err := os.ReadFile(path)
+		return err == nil && strings.Contains(string(b), "ada@example.com")
+	})
 	e.upsertIDs(t, "grace@example.com")
 	cancel()
 	if err := <-done; err != nil {

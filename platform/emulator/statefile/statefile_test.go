@@ -2,6 +2,7 @@ package statefile_test
 
 import (
 	"context"
+	"github.com/switchyard/switchyard/platform/testkit"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -80,16 +81,10 @@ func TestRunWritesABurstOnce(t *testing.T) {
 	go func() { done <- k.Run(ctx) }()
 
 	c.Add()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if b, err := os.ReadFile(path); err == nil && string(b) == "1" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first change was not written within 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testkit.WaitFor(t, 5*time.Second, "the first change written", func() bool {
+		b, err := os.ReadFile(path)
+		return err == nil && string(b) == "1"
+	})
 	for range 100 {
 		c.Add()
 	}

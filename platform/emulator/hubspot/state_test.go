@@ -2,7 +2,6 @@ package hubspot_test
 
 import (
 	"context"
-	"github.com/switchyard/switchyard/platform/testkit"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/switchyard/switchyard/platform/emulator/hubspot"
 	"github.com/switchyard/switchyard/platform/emulator/statefile"
+	"github.com/switchyard/switchyard/platform/testkit"
 )
 
 var _ statefile.State = (*hubspot.Server)(nil)

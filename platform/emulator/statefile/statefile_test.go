@@ -2,7 +2,6 @@ package statefile_test
 
 import (
 	"context"
-	"github.com/switchyard/switchyard/platform/testkit"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/platform/emulator/statefile"
+	"github.com/switchyard/switchyard/platform/testkit"
 )
 
 // counter is a State: one number, and how often it was encoded.

@@ -172,11 +172,16 @@ func (r *Reader) Secret(name string) Secret {
 	}
 }
 
-// SecretList returns the comma-separated items of a secret (NAME or NAME_FILE).
+// SecretList returns the items of a secret (NAME or NAME_FILE) separated by
+// commas or line breaks: a secrets file may hold one secret per line, so a
+// rotation adds a line and later removes the old one. Blank lines and the
+// spaces around each item are ignored.
 func (r *Reader) SecretList(name string) []Secret {
 	var out []Secret
-	for _, s := range splitList(r.Secret(name).Reveal()) {
-		out = append(out, Secret{value: s})
+	for _, line := range strings.FieldsFunc(r.Secret(name).Reveal(), func(c rune) bool { return c == '\n' || c == '\r' }) {
+		for _, s := range splitList(line) {
+			out = append(out, Secret{value: s})
+		}
 	}
 	return out
 }

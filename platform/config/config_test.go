@@ -265,17 +265,41 @@ func TestSecret(t *testing.T) {
 	}
 }
 
+// TestSecretList: a secrets file holds one secret per line (or a
+// comma-separated list), so a rotation is one more line in the file.
 func TestSecretList(t *testing.T) {
 	t.Parallel()
-	file := writeFile(t, "whsec_new, whsec_old\n")
-	got, err := read(t, map[string]string{"KEYS_FILE": file}, func(r *config.Reader) []config.Secret { return r.SecretList("KEYS") })
-	checkErr(t, err, "")
-	var revealed []string
-	for _, s := range got {
-		revealed = append(revealed, s.Reveal())
+	tests := []struct {
+		name string
+		env  map[string]string
+		file string // content of KEYS_FILE, when set
+		want []string
+	}{
+		{name: "comma-separated in a file", file: "whsec_new, whsec_old\n", want: []string{"whsec_new", "whsec_old"}},
+		{name: "one per line", file: "whsec_new\nwhsec_old\n", want: []string{"whsec_new", "whsec_old"}},
+		{name: "blank lines and spaces ignored", file: "\n  whsec_new  \n\n\twhsec_old\t\n\n", want: []string{"whsec_new", "whsec_old"}},
+		{name: "CRLF line ends", file: "whsec_new\r\nwhsec_old\r\n", want: []string{"whsec_new", "whsec_old"}},
+		{name: "lines and commas mixed", file: "whsec_a,whsec_b\nwhsec_c\n", want: []string{"whsec_a", "whsec_b", "whsec_c"}},
+		{name: "comma-separated in the variable", env: map[string]string{"KEYS": "whsec_new,whsec_old"}, want: []string{"whsec_new", "whsec_old"}},
+		{name: "only blank lines", file: "\n \n", want: nil},
 	}
-	if want := []string{"whsec_new", "whsec_old"}; !reflect.DeepEqual(revealed, want) {
-		t.Fatalf("SecretList = %q, want %q", revealed, want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := tt.env
+			if env == nil {
+				env = map[string]string{"KEYS_FILE": writeFile(t, tt.file)}
+			}
+			got, err := read(t, env, func(r *config.Reader) []config.Secret { return r.SecretList("KEYS") })
+			checkErr(t, err, "")
+			var revealed []string
+			for _, s := range got {
+				revealed = append(revealed, s.Reveal())
+			}
+			if !reflect.DeepEqual(revealed, tt.want) {
+				t.Fatalf("SecretList = %q, want %q", revealed, tt.want)
+			}
+		})
 	}
 }
 

@@ -31,7 +31,7 @@ type Config struct {
 	Addr           string          // GATEWAY_ADDR
 	AdminAddr      string          // GATEWAY_ADMIN_ADDR: health, readiness, metrics apart from the public webhook
 	Env            string          // SWITCHYARD_ENV
-	Secrets        []config.Secret // STRIPE_WEBHOOK_SECRET (or _FILE), comma-separated
+	Secrets        []config.Secret // STRIPE_WEBHOOK_SECRET (comma-separated) or STRIPE_WEBHOOK_SECRET_FILE (one per line)
 	Tolerance      time.Duration   // STRIPE_WEBHOOK_TOLERANCE
 	PublishTimeout time.Duration   // GATEWAY_PUBLISH_TIMEOUT
 	ShutdownGrace  time.Duration   // GATEWAY_SHUTDOWN_GRACE
@@ -60,7 +60,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	c.NATS.FailFast = true
 	if len(c.Secrets) == 0 {
-		r.Fail("STRIPE_WEBHOOK_SECRET", "required: the endpoint's signing secret(s) whsec_…, comma-separated while rotating")
+		r.Fail("STRIPE_WEBHOOK_SECRET", "required: the endpoint's signing secret whsec_… (while rotating, several: one per line in STRIPE_WEBHOOK_SECRET_FILE, or comma-separated)")
 	}
 	for i, s := range c.Secrets {
 		if !strings.HasPrefix(s.Reveal(), "whsec_") || len(s.Reveal()) < len("whsec_")+8 {

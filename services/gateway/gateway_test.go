@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -355,6 +357,27 @@ func TestRotationAcceptsEitherSecret(t *testing.T) {
 	}
 	if n := h.streamMsgs(t); n != 3 {
 		t.Fatalf("stream holds %d messages, want 3", n)
+	}
+}
+
+// TestRotationFromSecretsFile: STRIPE_WEBHOOK_SECRET_FILE holds one secret
+// per line during a rotation; blank lines and surrounding spaces are
+// ignored, and each secret verifies on its own.
+func TestRotationFromSecretsFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "stripe_webhook_secret")
+	if err := os.WriteFile(file, []byte("\n  "+secret+"  \n\n"+rotated+"\r\n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := startHub(t, map[string]string{"STRIPE_WEBHOOK_SECRET": "", "STRIPE_WEBHOOK_SECRET_FILE": file})
+	for i, s := range []string{secret, rotated} {
+		body := event(t, "customer.updated", fmt.Sprintf("evt_rotfile00000%d", i))
+		if got := h.post(t, body, sign(body, s)); got.Status != 200 {
+			t.Errorf("signed with line %d of the secrets file: %d %v", i+1, got.Status, got.Body)
+		}
+	}
+	body := event(t, "customer.updated", "evt_rotfile0000bad")
+	if got := h.post(t, body, sign(body, "whsec_not_in_the_file")); got.Status != 400 {
+		t.Errorf("signed with a secret not in the file: %d %v, want 400", got.Status, got.Body)
 	}
 }
 

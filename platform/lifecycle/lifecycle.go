@@ -53,10 +53,49 @@ func (s *Stack) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Limits every HTTP server of the hub has unless it sets its own (see
+// Harden). Without them one client could hold a connection, and its
+// goroutine, for ever: by sending its headers or body a byte at a time, by
+// not reading the response, or by leaving a keep-alive connection idle.
+const (
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 30 * time.Second // the whole request, body included
+	DefaultWriteTimeout      = 30 * time.Second // from the end of the request headers to the end of the response
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultMaxHeaderBytes    = 64 << 10
+)
+
+// Harden sets every one of srv's timeouts, and its header size limit, that
+// is zero to the default above, and returns srv. A negative timeout is left
+// alone: it is net/http's way of saying "none", and only a deliberate
+// choice writes it. A handler that legitimately answers later than the write
+// timeout (a long rebuild) extends its own deadline with
+// http.ResponseController.SetWriteDeadline.
+func Harden(srv *http.Server) *http.Server {
+	if srv.ReadHeaderTimeout == 0 {
+		srv.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if srv.ReadTimeout == 0 {
+		srv.ReadTimeout = DefaultReadTimeout
+	}
+	if srv.WriteTimeout == 0 {
+		srv.WriteTimeout = DefaultWriteTimeout
+	}
+	if srv.IdleTimeout == 0 {
+		srv.IdleTimeout = DefaultIdleTimeout
+	}
+	if srv.MaxHeaderBytes == 0 {
+		srv.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	return srv
+}
+
 // Serve runs srv on ln until ctx is cancelled, then shuts it down gracefully,
 // giving in-flight requests up to grace to finish. It returns nil after a
-// clean shutdown.
+// clean shutdown. It hardens srv first (see Harden), so no listener started
+// through Serve is without timeouts.
 func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration) error {
+	Harden(srv)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

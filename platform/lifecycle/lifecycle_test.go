@@ -223,6 +223,52 @@ func TestServeGraceExpires(t *testing.T) {
 	}
 }
 
+// limits are the fields Harden sets.
+type limits struct {
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	MaxHeaderBytes                                            int
+}
+
+// TestServeHardensServer: a server started through Serve without timeouts
+// gets every one of them and a header limit, so a slow or idle client cannot
+// hold a connection for ever; what the caller set is kept.
+func TestServeHardensServer(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		srv  *http.Server
+		want limits
+	}{
+		{name: "nothing set", srv: &http.Server{Handler: http.NotFoundHandler()}, want: limits{
+			ReadHeaderTimeout: lifecycle.DefaultReadHeaderTimeout, ReadTimeout: lifecycle.DefaultReadTimeout,
+			WriteTimeout: lifecycle.DefaultWriteTimeout, IdleTimeout: lifecycle.DefaultIdleTimeout, MaxHeaderBytes: lifecycle.DefaultMaxHeaderBytes}},
+		{name: "only a header timeout set", srv: &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Second}, want: limits{
+			ReadHeaderTimeout: time.Second, ReadTimeout: lifecycle.DefaultReadTimeout,
+			WriteTimeout: lifecycle.DefaultWriteTimeout, IdleTimeout: lifecycle.DefaultIdleTimeout, MaxHeaderBytes: lifecycle.DefaultMaxHeaderBytes}},
+		{name: "own values kept, negative means none", srv: &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Second, ReadTimeout: 2 * time.Second,
+			WriteTimeout: -1, IdleTimeout: 3 * time.Second, MaxHeaderBytes: 4096}, want: limits{
+			ReadHeaderTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: -1, IdleTimeout: 3 * time.Second, MaxHeaderBytes: 4096}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ln := listen(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			served := make(chan error, 1)
+			go func() { served <- lifecycle.Serve(ctx, tt.srv, ln, time.Second) }()
+			testkit.WaitFor(t, 5*time.Second, "the server to answer", func() bool { return get("http://"+ln.Addr().String()).err == nil })
+			cancel()
+			if err := recv(t, served, 5*time.Second, "Serve to return"); err != nil {
+				t.Fatal(err)
+			}
+			s := tt.srv
+			if got := (limits{s.ReadHeaderTimeout, s.ReadTimeout, s.WriteTimeout, s.IdleTimeout, s.MaxHeaderBytes}); got != tt.want {
+				t.Errorf("served with %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestServeListenerClosed(t *testing.T) {
 	t.Parallel()
 	ln := listen(t)

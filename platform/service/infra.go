@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sort"
@@ -57,7 +58,9 @@ func (b *Base) NATS(ctx context.Context, o natsbus.Options) (*nats.Conn, jetstre
 // Serve runs the service's parts (its consumers) together with its admin
 // listener on addr — /healthz, /readyz (NATS connected, PostgreSQL
 // answering, when the service opened them), /metrics — until ctx is
-// cancelled or a part fails, which stops the rest.
+// cancelled or a part fails, which stops the rest. The listener has every
+// timeout (lifecycle.Harden): it is an admin port, but a stuck scraper must
+// not pile up connections either.
 func (b *Base) Serve(ctx context.Context, addr string, parts map[string]func(context.Context) error) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { plain(w, http.StatusOK, "ok") })
@@ -81,7 +84,8 @@ func (b *Base) Serve(ctx context.Context, addr string, parts map[string]func(con
 	b.Log.InfoContext(ctx, "running", "addr", ln.Addr().String())
 	g := lifecycle.NewGroup(ctx)
 	g.Go("http", func(ctx context.Context) error {
-		return lifecycle.Serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, 5*time.Second)
+		srv := lifecycle.Harden(&http.Server{Handler: mux, ErrorLog: slog.NewLogLogger(b.Log.Handler(), slog.LevelWarn)})
+		return lifecycle.Serve(ctx, srv, ln, 5*time.Second)
 	})
 	names := make([]string, 0, len(parts))
 	for name := range parts {

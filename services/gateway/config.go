@@ -26,10 +26,16 @@ const PinnedAPIVersion = stripe.APIVersion
 // MaxBodyBytes is the largest webhook body accepted (Stripe events are far smaller).
 const MaxBodyBytes = 1 << 20
 
+// DevAdminAddr is the admin listener in development when GATEWAY_ADMIN_ADDR
+// is unset: loopback only. Outside development GATEWAY_ADMIN_ADDR is
+// required, so a deployment says where its probes and scraper connect
+// instead of finding them silently unreachable on a loopback default.
+const DevAdminAddr = "127.0.0.1:8086"
+
 // Config is the gateway's configuration. Secrets redact themselves when logged.
 type Config struct {
 	Addr           string          // GATEWAY_ADDR
-	AdminAddr      string          // GATEWAY_ADMIN_ADDR: health, readiness, metrics apart from the public webhook
+	AdminAddr      string          // GATEWAY_ADMIN_ADDR: readiness, metrics, webhook-health; never the public listener
 	Env            string          // SWITCHYARD_ENV
 	Secrets        []config.Secret // STRIPE_WEBHOOK_SECRET (comma-separated) or STRIPE_WEBHOOK_SECRET_FILE (one per line)
 	Tolerance      time.Duration   // STRIPE_WEBHOOK_TOLERANCE
@@ -73,8 +79,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if c.PublishTimeout >= writeTimeout {
 		r.Fail("GATEWAY_PUBLISH_TIMEOUT", "%s must be shorter than the %s write timeout", c.PublishTimeout, writeTimeout)
 	}
-	if c.AdminAddr != "" && c.AdminAddr == c.Addr {
-		r.Fail("GATEWAY_ADMIN_ADDR", "must differ from GATEWAY_ADDR (leave it unset to serve everything on one address)")
+	switch {
+	case c.AdminAddr == "" && c.Env == EnvDevelopment:
+		c.AdminAddr = DevAdminAddr
+	case c.AdminAddr == "":
+		r.Fail("GATEWAY_ADMIN_ADDR", "required in %s: readiness, metrics and webhook-health are served only on this admin listener, never on the public webhook address; set a port you do not publish, e.g. :8086", c.Env)
+	case c.AdminAddr == c.Addr:
+		r.Fail("GATEWAY_ADMIN_ADDR", "must differ from GATEWAY_ADDR: the admin endpoints never share the public listener")
 	}
 	if c.Tolerance > time.Hour {
 		r.Fail("STRIPE_WEBHOOK_TOLERANCE", "at most 1h; Stripe recommends 5m")

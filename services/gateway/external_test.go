@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,13 +22,13 @@ import (
 // dedup and the stored headers must work there too.
 func TestAgainstSeparateNATSServer(t *testing.T) {
 	url, _, js := testkit.ExternalNATS(t)
-	addr := freeAddr(t)
+	addr, admin := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	logs := &syncBuffer{}
 	go func() {
 		done <- gateway.Run(ctx, config.MapEnv(map[string]string{
-			"GATEWAY_ADDR": addr, "NATS_URL": url, "STRIPE_WEBHOOK_SECRET": secret,
+			"GATEWAY_ADDR": addr, "GATEWAY_ADMIN_ADDR": admin, "NATS_URL": url, "STRIPE_WEBHOOK_SECRET": secret,
 		}), logs)
 	}()
 	defer func() {
@@ -34,7 +37,7 @@ func TestAgainstSeparateNATSServer(t *testing.T) {
 			t.Errorf("Run: %v\n%s", err, logs)
 		}
 	}()
-	h := &hub{url: "http://" + addr, js: js}
+	h := &hub{url: "http://" + addr, admin: "http://" + admin, js: js}
 	testkit.WaitFor(t, 10*time.Second, "gateway ready on the separate server", func() bool {
 		select {
 		case err := <-done:
@@ -42,7 +45,7 @@ func TestAgainstSeparateNATSServer(t *testing.T) {
 			t.Fatalf("gateway exited: %v\n%s", err, logs)
 		default:
 		}
-		r, err := httpGet(h.url + "/readyz")
+		r, err := httpGet(h.admin + "/readyz")
 		return err == nil && r == 200
 	})
 	id := fmt.Sprintf("evt_external%d", time.Now().UnixNano())
@@ -65,22 +68,73 @@ func TestAgainstSeparateNATSServer(t *testing.T) {
 	}
 }
 
-// With GATEWAY_ADMIN_ADDR set, the public listener serves only the webhook
-// (and /healthz); health, readiness and metrics move to the admin address.
-func TestAdminAddressKeepsOperationsOffThePublicListener(t *testing.T) {
-	b := testkit.NATS(t)
-	admin := freeAddr(t)
-	h := startHubOn(t, b, map[string]string{"GATEWAY_ADMIN_ADDR": admin})
-	for _, path := range []string{"/metrics", "/api/stripe/webhook-health"} {
-		if code, _ := httpGet(h.url + path); code != 404 {
+// TestPublicListenerServesOnlyTheWebhookAndLiveness: the public listener
+// answers POST /webhooks/stripe and GET /healthz, and 404 to everything else;
+// readiness, metrics and webhook-health are on the admin listener only.
+func TestPublicListenerServesOnlyTheWebhookAndLiveness(t *testing.T) {
+	h := startHub(t, nil)
+	for _, path := range []string{"/metrics", "/readyz", "/api/stripe/webhook-health", "/", "/debug/pprof/"} {
+		if code, _ := httpGet(h.url + path); code != http.StatusNotFound {
 			t.Errorf("public %s = %d, want 404", path, code)
 		}
-		if code, err := httpGet("http://" + admin + path); err != nil || code != 200 {
+	}
+	for _, path := range []string{"/metrics", "/readyz", "/api/stripe/webhook-health", "/healthz"} {
+		if code, err := httpGet(h.admin + path); err != nil || code != http.StatusOK {
 			t.Errorf("admin %s = %d %v, want 200", path, code, err)
 		}
+	}
+	if code, err := httpGet(h.url + "/healthz"); err != nil || code != http.StatusOK {
+		t.Errorf("public /healthz = %d %v, want 200 (container liveness)", code, err)
+	}
+	if code, _ := httpGet(h.admin + "/webhooks/stripe"); code != http.StatusNotFound {
+		t.Errorf("admin /webhooks/stripe = %d, want 404: webhooks come in on the public listener only", code)
 	}
 	body := event(t, "invoice.paid", "evt_adminsplit0001")
 	if got := h.post(t, body, sign(body, secret)); got.Status != 200 {
 		t.Fatalf("webhook on the public listener: %d %v", got.Status, got.Body)
+	}
+}
+
+// TestAdminAddress: outside development GATEWAY_ADMIN_ADDR is required (a
+// loopback default would leave probes and the scraper silently unable to
+// reach it); in development it defaults to loopback; it never equals the
+// public address.
+func TestAdminAddress(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    string
+		wantErr string
+	}{
+		{name: "production requires it", env: map[string]string{"SWITCHYARD_ENV": "production"}, wantErr: "GATEWAY_ADMIN_ADDR: required in production"},
+		{name: "staging requires it", env: map[string]string{"SWITCHYARD_ENV": "staging"}, wantErr: "GATEWAY_ADMIN_ADDR: required in staging"},
+		{name: "development defaults to loopback", env: map[string]string{"SWITCHYARD_ENV": "development"}, want: gateway.DevAdminAddr},
+		{name: "unset environment is development", env: map[string]string{}, want: gateway.DevAdminAddr},
+		{name: "production with one", env: map[string]string{"SWITCHYARD_ENV": "production", "GATEWAY_ADMIN_ADDR": ":8086"}, want: ":8086"},
+		{name: "same as the public address", env: map[string]string{"GATEWAY_ADDR": ":8080", "GATEWAY_ADMIN_ADDR": ":8080"}, wantErr: "GATEWAY_ADMIN_ADDR: must differ from GATEWAY_ADDR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{"STRIPE_WEBHOOK_SECRET": secret}
+			maps.Copy(env, tt.env)
+			cfg, err := gateway.LoadConfig(config.MapEnv(env))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("LoadConfig = %v, want an error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.AdminAddr != tt.want {
+				t.Errorf("AdminAddr = %q, want %q", cfg.AdminAddr, tt.want)
+			}
+		})
+	}
+	if strings.Contains(gateway.DevAdminAddr, "0.0.0.0") || !strings.HasPrefix(gateway.DevAdminAddr, "127.0.0.1:") {
+		t.Errorf("DevAdminAddr = %q, want a loopback address", gateway.DevAdminAddr)
 	}
 }

@@ -33,7 +33,8 @@ const (
 
 // hub is a gateway started through gateway.Run against an embedded broker.
 type hub struct {
-	url    string
+	url    string // the public listener: the webhook and liveness
+	admin  string // the admin listener: readiness, metrics, webhook-health
 	broker *testkit.Broker
 	js     jetstream.JetStream
 	logs   *syncBuffer
@@ -77,6 +78,7 @@ func startHubOn(t *testing.T, b *testkit.Broker, env map[string]string) *hub {
 	addr := freeAddr(t)
 	base := map[string]string{
 		"GATEWAY_ADDR":            addr,
+		"GATEWAY_ADMIN_ADDR":      freeAddr(t),
 		"NATS_URL":                b.URL,
 		"STRIPE_WEBHOOK_SECRET":   secret,
 		"SWITCHYARD_ENV":          "development",
@@ -101,7 +103,7 @@ func startHubOn(t *testing.T, b *testkit.Broker, env map[string]string) *hub {
 			t.Error("gateway did not stop within 15s of cancellation")
 		}
 	})
-	h := &hub{url: "http://" + addr, broker: b, logs: logs}
+	h := &hub{url: "http://" + addr, admin: "http://" + base["GATEWAY_ADMIN_ADDR"], broker: b, logs: logs}
 	_, h.js = b.Connect(t)
 	testkit.WaitFor(t, 10*time.Second, "gateway ready", func() bool {
 		select {
@@ -110,11 +112,7 @@ func startHubOn(t *testing.T, b *testkit.Broker, env map[string]string) *hub {
 			t.Fatalf("gateway.Run exited early: %v\n%s", err, logs)
 		default:
 		}
-		ready := h.url + "/readyz"
-		if a := base["GATEWAY_ADMIN_ADDR"]; a != "" {
-			ready = "http://" + a + "/readyz"
-		}
-		resp, err := http.Get(ready)
+		resp, err := http.Get(h.admin + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -319,7 +317,7 @@ func TestStoreUnavailableAnswers503ThenRetryLands(t *testing.T) {
 	if got.Header.Get("Retry-After") == "" {
 		t.Error("503 without Retry-After")
 	}
-	resp, err := http.Get(h.url + "/readyz")
+	resp, err := http.Get(h.admin + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,7 +453,7 @@ func TestAPIVersionMismatchAcceptedAndCounted(t *testing.T) {
 	if msg.Header.Get(wire.HeaderVersionStatus) != "mismatch" || msg.Header.Get(wire.HeaderAPIVersion) != "2020-08-27" {
 		t.Errorf("headers %v, want version mismatch recorded", msg.Header)
 	}
-	metrics := get(t, h.url+"/metrics")
+	metrics := get(t, h.admin+"/metrics")
 	for _, want := range []string{
 		`switchyard_gateway_api_version_mismatch_total{api_version="2020-08-27"} 1`,
 		`switchyard_gateway_webhooks_received_total{result="accepted"} 1`,
@@ -514,7 +512,7 @@ func TestEnvironmentGuard(t *testing.T) {
 			if got := h.post(t, test, sign(test, secret)); got.Status != tt.testStatus {
 				t.Errorf("livemode=false: %d %v, want %d", got.Status, got.Body, tt.testStatus)
 			}
-			if !strings.Contains(get(t, h.url+"/metrics"), "switchyard_gateway_livemode_rejected_total") {
+			if !strings.Contains(get(t, h.admin+"/metrics"), "switchyard_gateway_livemode_rejected_total") {
 				t.Error("livemode rejection not counted")
 			}
 		})
@@ -539,7 +537,7 @@ func TestWebhookHealthShowsStalledConsumerAndDLQ(t *testing.T) {
 	}
 	var rep gateway.WebhookHealth
 	testkit.WaitFor(t, 10*time.Second, "consumer reported stalled", func() bool {
-		resp, err := http.Get(h.url + "/api/stripe/webhook-health")
+		resp, err := http.Get(h.admin + "/api/stripe/webhook-health")
 		if err != nil {
 			return false
 		}
@@ -565,7 +563,7 @@ func TestWebhookHealthShowsStalledConsumerAndDLQ(t *testing.T) {
 			t.Errorf("stream %s not present", name)
 		}
 	}
-	raw := get(t, h.url+"/api/stripe/webhook-health")
+	raw := get(t, h.admin+"/api/stripe/webhook-health")
 	if strings.Contains(raw, secret) || strings.Contains(raw, rotated) {
 		t.Fatal("webhook-health leaks a secret")
 	}

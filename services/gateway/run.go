@@ -27,8 +27,11 @@ import (
 // writeTimeout bounds a whole request on the public listener.
 const writeTimeout = 30 * time.Second
 
-// Server is a wired gateway: the public webhook handler and the admin
-// endpoints (health, readiness, metrics).
+// Server is a wired gateway: the public listener's handler (the webhook
+// and liveness, nothing else) and the admin listener's (liveness,
+// readiness, metrics, webhook-health). The two never share an address: the
+// public one faces the internet, and what the admin endpoints say (stream
+// depths, consumer names, the environment) is for operators only.
 type Server struct {
 	Webhook *Webhook
 	Health  *Health
@@ -53,16 +56,16 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, te
 	admin.HandleFunc("GET /readyz", h.ready)
 	admin.Handle("GET /metrics", tel.Metrics)
 	public := http.NewServeMux()
-	public.Handle("/webhooks/stripe", wh)
+	public.Handle("/webhooks/stripe", wh) // answers other methods 405 itself, counted
 	public.HandleFunc("GET /healthz", live)
-	if cfg.AdminAddr == "" {
-		public.Handle("/", admin)
-	}
+	public.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "only POST /webhooks/stripe is served here", "")
+	})
 	return &Server{Webhook: wh, Health: h, public: public, admin: admin}, nil
 }
 
-// ServeHTTP routes the public listener: the webhook, /healthz, and, unless
-// GATEWAY_ADMIN_ADDR moves them, the admin endpoints.
+// ServeHTTP routes the public listener: POST /webhooks/stripe and GET
+// /healthz; anything else is 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.public.ServeHTTP(w, r) }
 
 // Admin is the handler for GATEWAY_ADMIN_ADDR.
@@ -114,21 +117,19 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return fmt.Errorf("gateway listen: %w", err)
 	}
+	aln, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("gateway admin listen (GATEWAY_ADMIN_ADDR): %w", err)
+	}
 	servers := lifecycle.NewGroup(ctx)
 	servers.Go("webhook listener", func(ctx context.Context) error {
 		return lifecycle.Serve(ctx, newHTTPServer(srv, log), ln, cfg.ShutdownGrace)
 	})
-	if cfg.AdminAddr != "" {
-		aln, err := net.Listen("tcp", cfg.AdminAddr)
-		if err != nil {
-			servers.Stop()
-			return errors.Join(fmt.Errorf("gateway admin listen: %w", err), servers.Wait())
-		}
-		servers.Go("admin listener", func(ctx context.Context) error {
-			return lifecycle.Serve(ctx, newHTTPServer(srv.Admin(), log), aln, cfg.ShutdownGrace)
-		})
-	}
-	log.InfoContext(ctx, "gateway listening", "addr", ln.Addr().String(), "tracing", tel.Exporting, "config", cfg)
+	servers.Go("admin listener", func(ctx context.Context) error {
+		return lifecycle.Serve(ctx, newHTTPServer(srv.Admin(), log), aln, cfg.ShutdownGrace)
+	})
+	log.InfoContext(ctx, "gateway listening", "addr", ln.Addr().String(), "admin_addr", aln.Addr().String(), "tracing", tel.Exporting, "config", cfg)
 	err = servers.Wait()
 	log.InfoContext(ctx, "gateway stopped")
 	return err

@@ -3,10 +3,13 @@ package deploy_test
 import (
 	"fmt"
 	"maps"
+	"net"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -246,13 +249,41 @@ func TestComposeGateway(t *testing.T) {
 		}
 	})
 
-	t.Run("port 8080 published", func(t *testing.T) {
+	t.Run("only the webhook port published", func(t *testing.T) {
 		t.Parallel()
-		published := slices.ContainsFunc(gw.Ports, func(p types.ServicePortConfig) bool {
-			return p.Target == 8080 && p.Published == "8080"
-		})
-		if !published {
-			t.Errorf("gateway ports = %+v, want 8080:8080", gw.Ports)
+		if len(gw.Ports) != 1 || gw.Ports[0].Target != 8080 || gw.Ports[0].Published != "8080" {
+			t.Errorf("gateway ports = %+v, want 8080:8080 and nothing else", gw.Ports)
+		}
+	})
+
+	// The admin listener (readiness, metrics, webhook-health) is set, apart
+	// from the webhook's, and never published; the projector reads the
+	// gateway's metrics there.
+	t.Run("admin listener set and not published", func(t *testing.T) {
+		t.Parallel()
+		admin := gw.Environment["GATEWAY_ADMIN_ADDR"]
+		if admin == nil || *admin == "" {
+			t.Fatal("gateway sets no GATEWAY_ADMIN_ADDR: outside development it refuses to start without one")
+		}
+		_, port, err := net.SplitHostPort(*admin)
+		if err != nil {
+			t.Fatalf("GATEWAY_ADMIN_ADDR=%q: %v", *admin, err)
+		}
+		if pub := gw.Environment["GATEWAY_ADDR"]; pub != nil && *pub == *admin {
+			t.Fatalf("GATEWAY_ADMIN_ADDR = GATEWAY_ADDR = %q", *admin)
+		}
+		for _, p := range gw.Ports {
+			if strconv.Itoa(int(p.Target)) == port {
+				t.Errorf("gateway publishes its admin port %s (%+v): readiness, metrics and webhook-health must not leave the stack's network", port, p)
+			}
+		}
+		metrics := mustService(t, loadCompose(t, defaultEnv()), "projector").Environment["GATEWAY_METRICS_URL"]
+		if metrics == nil {
+			t.Fatal("projector sets no GATEWAY_METRICS_URL")
+		}
+		u, err := url.Parse(*metrics)
+		if err != nil || u.Host != net.JoinHostPort("gateway", port) || u.Path != "/metrics" {
+			t.Errorf("projector GATEWAY_METRICS_URL = %q, want http://gateway:%s/metrics (the admin listener)", *metrics, port)
 		}
 	})
 

@@ -382,7 +382,7 @@ func TestPrometheusConfig(t *testing.T) {
 
 	t.Run("targets", func(t *testing.T) {
 		// Every service compose builds from this repository serves /metrics on
-		// its <NAME>_ADDR (the gateway on GATEWAY_ADMIN_ADDR when set).
+		// its <NAME>_ADDR (the gateway on its admin listener, GATEWAY_ADMIN_ADDR).
 		project := loadCompose(t, defaultEnv())
 		want := map[string]string{} // host:port -> service
 		for _, name := range project.ServiceNames() {

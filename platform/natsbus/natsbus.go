@@ -49,6 +49,11 @@ type Options struct {
 	// MaxAge bounds how long messages are kept (0 = forever). The streams are
 	// the source the projector rebuilds from, so the default keeps everything.
 	MaxAge time.Duration
+	// DLQMaxBytes bounds the dead letters (default DefaultDLQMaxBytes). They
+	// never expire by age, whatever MaxAge says: an open failure waits for a
+	// person. A full DLQ refuses new dead letters, and the consumer framework
+	// then keeps the failing message and retries it — nothing is dropped.
+	DLQMaxBytes int64
 
 	// FailFast makes publishes fail at once while disconnected instead of
 	// being buffered, so the gateway can answer 503 rather than claim success.
@@ -130,8 +135,22 @@ func Streams(o Options) []jetstream.StreamConfig {
 		def(StreamSupport, wire.SupportAll, "Support automation outcomes"),
 		// DLQ holds open dead letters only: replay and discard delete them,
 		// so its message count is the number of unresolved failures.
-		def(StreamDLQ, wire.DLQAll, "Dead letters with their reason, per consumer"),
+		dlq(def(StreamDLQ, wire.DLQAll, "Dead letters with their reason, per consumer"), o.DLQMaxBytes),
 	}
+}
+
+// DefaultDLQMaxBytes is the dead letters' size bound unless configured.
+const DefaultDLQMaxBytes = 1 << 30
+
+// dlq makes the DLQ stream's settings: no expiry by age (an open failure
+// waits for a person, however long), bounded by size, and full means new
+// dead letters are refused rather than the oldest ones dropped.
+func dlq(c jetstream.StreamConfig, maxBytes int64) jetstream.StreamConfig {
+	if maxBytes <= 0 {
+		maxBytes = DefaultDLQMaxBytes
+	}
+	c.MaxAge, c.MaxBytes, c.Discard = 0, maxBytes, jetstream.DiscardNew
+	return c
 }
 
 // StreamNames lists the hub's streams in definition order.
@@ -174,6 +193,7 @@ func (o Options) LogValue() slog.Value {
 		slog.Int("replicas", o.Replicas),
 		slog.String("duplicate_window", o.DuplicateWindow.String()),
 		slog.String("max_age", o.MaxAge.String()),
+		slog.Int64("dlq_max_bytes", o.DLQMaxBytes),
 	)
 }
 

@@ -388,3 +388,48 @@ func TestConnectFailFast(t *testing.T) {
 		})
 	}
 }
+
+// Dead letters never expire by age, whatever retention the other streams
+// have, and a full DLQ refuses the next dead letter instead of dropping the
+// oldest one (the consumer framework then keeps the failing message).
+func TestDLQNeverExpiresAndRefusesWhenFull(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	_, js := testkit.NATS(t).Connect(t)
+	o := natsbus.Options{Replicas: 1, DuplicateWindow: time.Minute, MaxAge: time.Hour, DLQMaxBytes: 4 << 10}
+	if err := natsbus.Provision(ctx, js, o); err != nil {
+		t.Fatal(err)
+	}
+	for name := range hubStreams {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := s.CachedInfo().Config
+		switch want := time.Hour; {
+		case name == natsbus.StreamDLQ && (cfg.MaxAge != 0 || cfg.MaxBytes != 4<<10 || cfg.Discard != jetstream.DiscardNew):
+			t.Errorf("DLQ: max age %v, max bytes %d, discard %v; want no age limit, 4096 bytes, discard new", cfg.MaxAge, cfg.MaxBytes, cfg.Discard)
+		case name != natsbus.StreamDLQ && cfg.MaxAge != want:
+			t.Errorf("%s: max age %v, want %v", name, cfg.MaxAge, want)
+		}
+	}
+	body := bytes.Repeat([]byte("x"), 1000)
+	stored := 0
+	for i := range 10 {
+		if _, err := js.Publish(ctx, "dlq.crm", body, jetstream.WithMsgID(strings.Repeat("d", i+1))); err != nil {
+			break
+		}
+		stored++
+	}
+	s, err := js.Stream(ctx, natsbus.StreamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored == 0 || stored == 10 || info.State.FirstSeq != 1 || int(info.State.Msgs) != stored {
+		t.Fatalf("%d of 10 dead letters stored, DLQ holds %d from sequence %d; want the first ones kept and the rest refused", stored, info.State.Msgs, info.State.FirstSeq)
+	}
+}

@@ -58,7 +58,8 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data", ".switchyard", "folder for NATS file storage, the private PostgreSQL cluster, the emulators' state and the generated signing secret")
-	gatewayAddr := fs.String("gateway-addr", "127.0.0.1:8080", "gateway listen address")
+	gatewayAddr := fs.String("gateway-addr", "127.0.0.1:8080", "gateway listen address (the webhook and liveness only)")
+	gatewayAdminAddr := fs.String("gateway-admin-addr", gateway.DevAdminAddr, "gateway admin address: readiness, metrics, webhook-health")
 	identityAddr := fs.String("identity-addr", "127.0.0.1:8081", "identity service health/metrics address")
 	crmAddr := fs.String("crm-addr", "127.0.0.1:8082", "CRM service health/metrics address")
 	hubspotAddr := fs.String("hubspot-addr", "127.0.0.1:8092", "HubSpot emulator address (used unless HUBSPOT_TOKEN is set)")
@@ -189,13 +190,14 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		"STRIPE_WEBHOOK_SECRET": secret,
 		"SWITCHYARD_ENV":        orDefault(getenv("SWITCHYARD_ENV"), gateway.EnvDevelopment),
 		"GATEWAY_ADDR":          *gatewayAddr,
+		"GATEWAY_ADMIN_ADDR":    *gatewayAdminAddr,
 		"IDENTITY_ADDR":         *identityAddr,
 		"CRM_ADDR":              *crmAddr,
 		"SUPPORT_ADDR":          *supportAddr,
 		"ALERTS_ADDR":           *alertsAddr,
 		"PROJECTOR_ADDR":        *projectorAddr,
 		"OPS_ADDR":              *opsAddr,
-		"GATEWAY_METRICS_URL":   orDefault(getenv("GATEWAY_METRICS_URL"), "http://"+dialAddr(*gatewayAddr)+"/metrics"),
+		"GATEWAY_METRICS_URL":   orDefault(getenv("GATEWAY_METRICS_URL"), "http://"+dialAddr(*gatewayAdminAddr)+"/metrics"),
 	})
 	// The alerts service reads the daily digest from the status API with a
 	// read-only token of its own, made up for this run.
@@ -239,8 +241,8 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	services.Go("alerts", func(ctx context.Context) error { return alerts.Run(ctx, env, stderr) })
 	services.Go("projector", func(ctx context.Context) error { return projector.Run(ctx, env, stderr) })
 
-	base := "http://" + dialAddr(*gatewayAddr)
-	for _, url := range []string{base + "/readyz", "http://" + dialAddr(*identityAddr) + "/readyz", "http://" + dialAddr(*crmAddr) + "/readyz", "http://" + dialAddr(*supportAddr) + "/readyz", "http://" + dialAddr(*alertsAddr) + "/readyz", "http://" + dialAddr(*projectorAddr) + "/readyz"} {
+	base, admin := "http://"+dialAddr(*gatewayAddr), "http://"+dialAddr(*gatewayAdminAddr)
+	for _, url := range []string{admin + "/readyz", "http://" + dialAddr(*identityAddr) + "/readyz", "http://" + dialAddr(*crmAddr) + "/readyz", "http://" + dialAddr(*supportAddr) + "/readyz", "http://" + dialAddr(*alertsAddr) + "/readyz", "http://" + dialAddr(*projectorAddr) + "/readyz"} {
 		if err := waitReady(services.Context(), url, 30*time.Second); err != nil {
 			services.Stop()
 			return errors.Join(err, services.Wait())
@@ -266,7 +268,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
   data folder:     %s
 Send a test event:  switchyard send --secret %s <event.json>
 Stop with Ctrl-C.
-`, base, first, secretSource, base, base, dialAddr(*identityAddr), dialAddr(*crmAddr), dialAddr(*supportAddr), dialAddr(*alertsAddr), dialAddr(*projectorAddr), dialAddr(*opsAddr), devTokenShown(opsTokens, opsSource), opsSource, strings.Join(emulatorLines, "\n"), natsURL, config.RedactURL(dbURL), *dataDir, first)
+`, base, first, secretSource, admin, admin, dialAddr(*identityAddr), dialAddr(*crmAddr), dialAddr(*supportAddr), dialAddr(*alertsAddr), dialAddr(*projectorAddr), dialAddr(*opsAddr), devTokenShown(opsTokens, opsSource), opsSource, strings.Join(emulatorLines, "\n"), natsURL, config.RedactURL(dbURL), *dataDir, first)
 
 	if err := services.Wait(); err != nil {
 		return err

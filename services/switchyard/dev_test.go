@@ -63,12 +63,12 @@ func TestDevHubSmoke(t *testing.T) {
 	if err := os.Chmod(data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ports := freePorts(t, 11)
+	ports := freePorts(t, 12)
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
-	gw := addr(0)
+	gw, gwAdmin := addr(0), addr(11)
 	natsPort := ports[1]
 
-	cmd := exec.Command(bin, "dev", "--data", filepath.Join(data, "hub"), "--gateway-addr", gw, "--nats-port", strconv.Itoa(natsPort),
+	cmd := exec.Command(bin, "dev", "--data", filepath.Join(data, "hub"), "--gateway-addr", gw, "--gateway-admin-addr", gwAdmin, "--nats-port", strconv.Itoa(natsPort),
 		"--identity-addr", addr(2), "--crm-addr", addr(3), "--hubspot-addr", addr(4), "--support-addr", addr(5),
 		"--zendesk-addr", addr(6), "--alerts-addr", addr(7), "--slack-addr", addr(8),
 		"--projector-addr", addr(9), "--ops-addr", addr(10))
@@ -104,11 +104,12 @@ func TestDevHubSmoke(t *testing.T) {
 	}()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 
-	var secret, opsToken string
+	var secret, opsToken, metricsURL string
 	reSecret := regexp.MustCompile(`signing secret:\s+(whsec_[0-9a-f]+)`)
 	reToken := regexp.MustCompile(`ops token:\s+([0-9a-f]{48})`)
+	reMetrics := regexp.MustCompile(`metrics:\s+(\S+)`)
 	deadline := time.After(90 * time.Second)
-	for secret == "" || opsToken == "" {
+	for secret == "" || opsToken == "" || metricsURL == "" {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -120,8 +121,27 @@ func TestDevHubSmoke(t *testing.T) {
 			if m := reToken.FindStringSubmatch(l); m != nil {
 				opsToken = m[1]
 			}
+			if m := reMetrics.FindStringSubmatch(l); m != nil {
+				metricsURL = m[1]
+			}
 		case <-deadline:
 			t.Fatalf("no banner within 90s\n%s", stderr.String())
+		}
+	}
+
+	// The gateway's readiness and metrics are on its admin listener only;
+	// the webhook address serves the webhook and liveness.
+	if want := "http://" + gwAdmin + "/metrics"; metricsURL != want {
+		t.Errorf("the banner's metrics URL is %s, want the gateway's admin listener %s", metricsURL, want)
+	}
+	for _, path := range []string{"/metrics", "/readyz", "/api/stripe/webhook-health"} {
+		resp, err := http.Get("http://" + gw + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("the webhook address serves %s: %d, want 404", path, resp.StatusCode)
 		}
 	}
 
@@ -341,7 +361,7 @@ func TestDevHubSmoke(t *testing.T) {
 	// Every service's /metrics has the product's metrics, with units in
 	// their names and bounded labels.
 	checkMetrics(t, map[string]string{
-		"gateway": gw, "identity": addr(2), "crm": addr(3), "support": addr(5), "alerts": addr(7), "projector": addr(9),
+		"gateway": gwAdmin, "identity": addr(2), "crm": addr(3), "support": addr(5), "alerts": addr(7), "projector": addr(9),
 	})
 	nc.Close()
 
@@ -486,9 +506,9 @@ func TestDevKeepsEmulatorAccountsAcrossRestarts(t *testing.T) {
 	b := testkit.NATS(t)
 	env := config.MapEnv(map[string]string{"NATS_URL": b.URL, "DATABASE_URL": testkit.Postgres(t), "LOG_LEVEL": "warn"})
 	data := filepath.Join(t.TempDir(), "hub")
-	ports := freePorts(t, 10)
+	ports := freePorts(t, 11)
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
-	args := []string{"dev", "--data", data, "--gateway-addr", addr(0), "--identity-addr", addr(1), "--crm-addr", addr(2),
+	args := []string{"dev", "--data", data, "--gateway-addr", addr(0), "--gateway-admin-addr", addr(10), "--identity-addr", addr(1), "--crm-addr", addr(2),
 		"--hubspot-addr", addr(3), "--support-addr", addr(4), "--zendesk-addr", addr(5), "--alerts-addr", addr(6),
 		"--slack-addr", addr(7), "--projector-addr", addr(8), "--ops-addr", addr(9)}
 	hubspot, zendesk := "http://"+addr(3), "http://"+addr(5)

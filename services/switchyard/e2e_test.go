@@ -578,11 +578,11 @@ func startTracedHub(t *testing.T, otlp, jaeger string) *tracedHub {
 	if err := os.Chmod(data, 0o755); err != nil { // the private cluster may run as postgres
 		t.Fatal(err)
 	}
-	ports := freePorts(t, 11)
+	ports := freePorts(t, 12)
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	h := &tracedHub{gateway: addr(0), hubspot: addr(4), zendesk: addr(6), ops: "http://" + addr(10), stderr: &bytes.Buffer{},
 		lines: make(chan string, 100), exited: make(chan error, 1)}
-	h.cmd = exec.Command(bin, "dev", "--data", filepath.Join(data, "hub"), "--gateway-addr", h.gateway, "--nats-port", strconv.Itoa(ports[1]),
+	h.cmd = exec.Command(bin, "dev", "--data", filepath.Join(data, "hub"), "--gateway-addr", h.gateway, "--gateway-admin-addr", addr(11), "--nats-port", strconv.Itoa(ports[1]),
 		"--identity-addr", addr(2), "--crm-addr", addr(3), "--hubspot-addr", h.hubspot, "--support-addr", addr(5),
 		"--zendesk-addr", h.zendesk, "--alerts-addr", addr(7), "--slack-addr", addr(8),
 		"--projector-addr", addr(9), "--ops-addr", addr(10))

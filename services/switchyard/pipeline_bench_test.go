@@ -71,13 +71,13 @@ func BenchmarkPipeline(b *testing.B) {
 	broker := testkit.NATS(b)
 	dbURL := testkit.Postgres(b)
 	secret := "whsec_bench" + randomHex(16)
-	ports := freePorts(b, 11)
+	ports := freePorts(b, 12)
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	env := map[string]string{"NATS_URL": broker.URL, "DATABASE_URL": dbURL, "STRIPE_WEBHOOK_SECRET": secret, "LOG_LEVEL": "error"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"dev", "--data", filepath.Join(b.TempDir(), "hub"), "--gateway-addr", addr(0), "--nats-port", strconv.Itoa(ports[1]),
+		done <- run(ctx, []string{"dev", "--data", filepath.Join(b.TempDir(), "hub"), "--gateway-addr", addr(0), "--gateway-admin-addr", addr(11), "--nats-port", strconv.Itoa(ports[1]),
 			"--identity-addr", addr(2), "--crm-addr", addr(3), "--hubspot-addr", addr(4), "--support-addr", addr(5),
 			"--zendesk-addr", addr(6), "--alerts-addr", addr(7), "--slack-addr", addr(8),
 			"--projector-addr", addr(9), "--ops-addr", addr(10), "--vendor-limits", limits}, func(k string) string { return env[k] }, nil, io.Discard, io.Discard)
@@ -88,7 +88,7 @@ func BenchmarkPipeline(b *testing.B) {
 			b.Errorf("switchyard dev exited %d", code)
 		}
 	}()
-	for _, i := range []int{0, 2, 3, 5, 9} {
+	for _, i := range []int{11, 2, 3, 5, 9} { // the gateway's readiness is on its admin listener
 		if err := waitReady(ctx, "http://"+addr(i)+"/readyz", 90*time.Second); err != nil {
 			b.Fatal(err)
 		}

@@ -70,14 +70,14 @@ func TestReconcileHealsUndeliveredEvents(t *testing.T) {
 
 	// The hub: gateway, identity (reading Stripe through the emulator) and
 	// the projector, on one NATS and one database.
-	ports := freePorts(t, 4)
+	ports := freePorts(t, 5)
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	secret := "whsec_" + randomHex(16)
 	opsTok := randomHex(24)
 	hook := "http://" + addr(0) + "/webhooks/stripe"
 	env := config.MapEnv(map[string]string{
 		"NATS_URL": b.URL, "DATABASE_URL": db, "LOG_LEVEL": "warn", "SWITCHYARD_ENV": gateway.EnvDevelopment,
-		"STRIPE_WEBHOOK_SECRET": secret, "GATEWAY_ADDR": addr(0),
+		"STRIPE_WEBHOOK_SECRET": secret, "GATEWAY_ADDR": addr(0), "GATEWAY_ADMIN_ADDR": addr(4),
 		"IDENTITY_ADDR": addr(1), "STRIPE_API_KEY": identityKey, "STRIPE_API_BASE": api.URL,
 		"PROJECTOR_ADDR": addr(2), "OPS_ADDR": addr(3), "SWITCHYARD_OPS_TOKENS": "test:read+operate:" + opsTok,
 	})
@@ -94,7 +94,7 @@ func TestReconcileHealsUndeliveredEvents(t *testing.T) {
 			}
 		}
 	}()
-	for _, u := range []string{"http://" + addr(0) + "/readyz", "http://" + addr(1) + "/readyz", "http://" + addr(2) + "/readyz"} {
+	for _, u := range []string{"http://" + addr(4) + "/readyz", "http://" + addr(1) + "/readyz", "http://" + addr(2) + "/readyz"} {
 		if err := waitReady(ctx, u, 30*time.Second); err != nil {
 			t.Fatal(err)
 		}

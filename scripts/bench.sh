@@ -26,7 +26,7 @@
 #                      A single file still works, e.g. only the 1 KB event:
 #                      BENCH_FIXTURE=$ROOT/platform/testkit/fixtures/stripe/events/customer.created.json
 #                      Every report line gives fixtures=<n> mean_body=<bytes>.
-#   BENCH_NATS_PORT, BENCH_TEXTBOOK_ADDR, BENCH_GATEWAY_ADDR   loopback ports
+#   BENCH_NATS_PORT, BENCH_TEXTBOOK_ADDR, BENCH_GATEWAY_ADDR, BENCH_GATEWAY_ADMIN_ADDR   loopback ports
 #   BENCH_KEEP=1       keep the work directory (logs, stores) after the run
 set -euo pipefail
 
@@ -40,6 +40,7 @@ NATS_PORT="${BENCH_NATS_PORT:-14222}"
 NATS_URL="nats://127.0.0.1:${NATS_PORT}"
 TEXTBOOK_ADDR="${BENCH_TEXTBOOK_ADDR:-127.0.0.1:18081}"
 GATEWAY_ADDR="${BENCH_GATEWAY_ADDR:-127.0.0.1:18080}"
+GATEWAY_ADMIN_ADDR="${BENCH_GATEWAY_ADMIN_ADDR:-127.0.0.1:18086}" # readiness is served there only
 SECRET="whsec_bench$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 # The in-repo, byte-exact copy of shared/fixtures (see platform/testkit/fixtures).
@@ -159,12 +160,13 @@ start_target() {
 		;;
 	gateway)
 		require_free "$GATEWAY_ADDR"
-		GATEWAY_ADDR="$GATEWAY_ADDR" NATS_URL="$NATS_URL" STRIPE_WEBHOOK_SECRET="$SECRET" \
+		require_free "$GATEWAY_ADMIN_ADDR"
+		GATEWAY_ADDR="$GATEWAY_ADDR" GATEWAY_ADMIN_ADDR="$GATEWAY_ADMIN_ADDR" NATS_URL="$NATS_URL" STRIPE_WEBHOOK_SECRET="$SECRET" \
 			SWITCHYARD_ENV=development LOG_LEVEL=warn \
 			"$BIN/gateway" >"$WORK/gateway.log" 2>&1 &
 		TARGET_PID=$!
 		PIDS+=("$TARGET_PID")
-		wait_until gateway "$TARGET_PID" 30 http_ready "http://$GATEWAY_ADDR/readyz"
+		wait_until gateway "$TARGET_PID" 30 http_ready "http://$GATEWAY_ADMIN_ADDR/readyz"
 		;;
 	*)
 		log "unknown target $name (want jetstream-ceiling, textbook or gateway)"

@@ -1,4 +1,7 @@
-// Package slack posts messages to a Slack incoming webhook.
+// Package slack posts messages to a Slack incoming webhook, and is the
+// one place where alert text meets Slack's markup: Code encodes every
+// value that came from outside as inert text, Console.Link makes the only
+// links an alert may carry (to the operator's console).
 package slack
 
 import (
@@ -13,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/sinktext"
 )
 
 // Client posts to one incoming webhook. It is safe for concurrent use.
@@ -32,11 +36,14 @@ func New(webhookURL config.Secret, hc *http.Client) (*Client, error) {
 	return &Client{url: webhookURL, http: hc}, nil
 }
 
-// Post sends text. Errors are classified: 429 (with Retry-After) and 5xx
-// transient, 404/410 (webhook revoked, channel archived) auth, other 4xx
-// permanent. The webhook URL never appears in an error.
+// Post sends text, which must have been built with Code for every value
+// that did not come from this code. Link previews are off: the only links
+// are to the console, and unfurling a URL makes Slack fetch it. Errors are
+// classified: 429 (with Retry-After) and 5xx transient, 404/410 (webhook
+// revoked, channel archived) auth, other 4xx permanent. The webhook URL
+// never appears in an error, and Slack's answer only as one cleaned line.
 func (c *Client) Post(ctx context.Context, text string) error {
-	body, _ := json.Marshal(map[string]string{"text": text})
+	body, _ := json.Marshal(map[string]any{"text": text, "unfurl_links": false, "unfurl_media": false})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url.Reveal(), bytes.NewReader(body))
 	if err != nil {
 		return errclass.Permanent(fmt.Errorf("slack: build request"))
@@ -51,7 +58,12 @@ func (c *Client) Post(ctx context.Context, text string) error {
 	if resp.StatusCode == http.StatusOK {
 		return nil
 	}
-	err = fmt.Errorf("slack: %d %s", resp.StatusCode, strings.TrimSpace(string(reply)))
+	// The answer is Slack's (or a proxy's): at most 512 bytes, possibly cut
+	// inside a character. It ends up in the ledger (PostgreSQL refuses
+	// invalid UTF-8) and in a dead-letter reason (proto3 strings must be
+	// UTF-8), so it is cleaned and kept short.
+	answer, _ := sinktext.Truncate(sinktext.Line(string(reply)), 200, sinktext.Runes)
+	err = fmt.Errorf("slack: %d %s", resp.StatusCode, answer)
 	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
 		return errclass.Auth(err) // no_service / channel_is_archived: fix the configuration
 	}

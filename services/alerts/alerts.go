@@ -13,8 +13,10 @@ import (
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/logging"
+	"github.com/switchyard/switchyard/platform/sinktext"
 	crmv1 "github.com/switchyard/switchyard/proto/gen/switchyard/crm/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
+	"github.com/switchyard/switchyard/services/alerts/slack"
 )
 
 // Poster sends one alert; *slack.Client is the implementation.
@@ -38,6 +40,7 @@ type Alerter struct {
 	storm    int           // CRM retries per minute that make a storm
 	log      *slog.Logger
 	now      func() time.Time
+	console  slack.Console // the only place alerts link to
 
 	mu         sync.Mutex
 	lastSent   map[string]time.Time // kind → last alert sent
@@ -46,9 +49,10 @@ type Alerter struct {
 	lastStorm  time.Time
 }
 
-// NewAlerter wires the alerting path.
-func NewAlerter(p Poster, l *ledger.Ledger, consumerName string, window time.Duration, storm int, log *slog.Logger) *Alerter {
-	return &Alerter{post: p, ledger: l, consumer: consumerName, window: window, storm: storm, log: log, now: time.Now,
+// NewAlerter wires the alerting path; alerts link to console's pages when
+// it is set.
+func NewAlerter(p Poster, l *ledger.Ledger, consumerName string, window time.Duration, storm int, console slack.Console, log *slog.Logger) *Alerter {
+	return &Alerter{post: p, ledger: l, consumer: consumerName, window: window, storm: storm, console: console, log: log, now: time.Now,
 		lastSent: map[string]time.Time{}, suppressed: map[string]int{}}
 }
 
@@ -63,7 +67,8 @@ func (a *Alerter) HandleDeadLetter(ctx context.Context, m *consumer.Message) err
 	if dl.Consumer == a.consumer || strings.HasPrefix(dl.Consumer, a.consumer+"_") {
 		// Our own dead letter (Slack refused the alert): alerting on it
 		// would loop. It stays in the DLQ for `switchyard dlq list`.
-		a.log.ErrorContext(ctx, "an alert could not be delivered; see switchyard dlq list --consumer "+dl.Consumer, "reason", oneLine(dl.Reason, 200))
+		a.log.ErrorContext(ctx, "an alert could not be delivered; see switchyard dlq list --consumer "+sinktext.Line(dl.Consumer),
+			"reason", sinktext.Line(dl.Reason))
 		return nil
 	}
 	key := ledger.Key{Consumer: a.consumer, MessageID: m.ID, Effect: "slack.alert"}
@@ -76,27 +81,8 @@ func (a *Alerter) HandleDeadLetter(ctx context.Context, m *consumer.Message) err
 	if !send {
 		return nil // counted; the next alert of this kind reports it
 	}
-	seq := strconv.FormatUint(m.Sequence, 10)
-	var b strings.Builder
-	switch {
-	case critical:
-		b.WriteString(":rotating_light: *CRITICAL* — a support ticket could not be opened")
-	case dl.Class == errclass.ClassAuth:
-		b.WriteString(":closed_lock_with_key: Credentials rejected")
-	default:
-		b.WriteString(":warning: Dead letter")
-	}
-	fmt.Fprintf(&b, " in *%s* (%s, %d attempt(s))\n", dl.Consumer, dl.Class, dl.Attempts)
-	fmt.Fprintf(&b, "Event: `%s` %s\n", dl.OriginalSubject, dl.OriginalMsgID)
-	if who := customer(dl); who != "" {
-		fmt.Fprintf(&b, "Customer: %s\n", who)
-	}
-	fmt.Fprintf(&b, "Reason: %s\n", oneLine(dl.Reason, 300))
-	fmt.Fprintf(&b, "Fix the cause, then: `switchyard dlq replay %s` (details: `switchyard dlq show %s`)", seq, seq)
-	if folded > 0 {
-		fmt.Fprintf(&b, "\n(+%d more like this since the last alert: `switchyard dlq list --consumer %s --class %s`)", folded, dl.Consumer, dl.Class)
-	}
-	_, err = a.ledger.Once(ctx, key, func(ctx context.Context) ([]byte, error) { return nil, a.post.Post(ctx, b.String()) })
+	text := a.deadLetterText(dl, m.Sequence, critical, folded)
+	_, err = a.ledger.Once(ctx, key, func(ctx context.Context) ([]byte, error) { return nil, a.post.Post(ctx, text) })
 	if err != nil {
 		a.unadmit(kind, folded)
 		return fmt.Errorf("post alert: %w", err)
@@ -131,8 +117,8 @@ func (a *Alerter) HandleCRMRetry(ctx context.Context, m *consumer.Message) error
 	if !storm {
 		return nil
 	}
-	text := fmt.Sprintf(":cyclone: CRM retry storm: %d sync retries in the last minute (last: %s, %s). Syncs are delayed, not lost; `switchyard dlq list --consumer crm` shows any that gave up.",
-		n, p.GetErrorClass(), oneLine(p.GetReason(), 200))
+	text := fmt.Sprintf(":cyclone: CRM retry storm: %d sync retries in the last minute (last: %s, %s). Syncs are delayed, not lost; %s shows any that gave up.",
+		n, slack.Code(errclass.FromProto(p.GetErrorClass()).String()), slack.Code(p.GetReason()), slack.Code("switchyard dlq list --consumer crm"))
 	if err := a.post.Post(ctx, text); err != nil {
 		a.log.WarnContext(ctx, "post storm alert", "error", err)
 		return nil // the next retry outcome tries again
@@ -172,8 +158,11 @@ func (a *Alerter) flushFolded(ctx context.Context) {
 	a.mu.Unlock()
 	for kind, n := range pending {
 		consumerName, class, _ := strings.Cut(kind, "/")
-		text := fmt.Sprintf(":warning: %d more dead letter(s) in *%s* (%s) since the last alert: `switchyard dlq list --consumer %s --class %s`",
-			n, consumerName, class, consumerName, class)
+		text := fmt.Sprintf(":warning: %d more dead letter(s) in %s (%s) since the last alert: %s",
+			n, slack.Code(consumerName), slack.Code(class), slack.Code("switchyard dlq list --consumer "+consumerName+" --class "+class))
+		if link := a.console.Link("Failures in the console", "console", "failures"); link != "" {
+			text += " · " + link
+		}
 		if err := a.post.Post(ctx, text); err != nil {
 			a.log.WarnContext(ctx, "post folded-alerts summary", "error", err)
 			a.mu.Lock()
@@ -207,6 +196,37 @@ func (a *Alerter) unadmit(kind string, folded int) {
 	a.suppressed[kind] += folded
 }
 
+// deadLetterText is the alert for one dead letter (seq is its place in
+// the DLQ stream). Every value from the dead letter goes through
+// slack.Code; the only link is to the console's page for it.
+func (a *Alerter) deadLetterText(dl *consumer.DeadLetter, seq uint64, critical bool, folded int) string {
+	n := strconv.FormatUint(seq, 10)
+	var b strings.Builder
+	switch {
+	case critical:
+		b.WriteString(":rotating_light: *CRITICAL* — a support ticket could not be opened")
+	case dl.Class == errclass.ClassAuth:
+		b.WriteString(":closed_lock_with_key: Credentials rejected")
+	default:
+		b.WriteString(":warning: Dead letter")
+	}
+	fmt.Fprintf(&b, " in %s (%s, %d attempt(s))\n", slack.Code(dl.Consumer), slack.Code(dl.Class.String()), dl.Attempts)
+	fmt.Fprintf(&b, "Event: %s %s\n", slack.Code(dl.OriginalSubject), slack.Code(dl.OriginalMsgID))
+	if who := customer(dl); who != "" {
+		fmt.Fprintf(&b, "Customer: %s\n", slack.Code(who))
+	}
+	fmt.Fprintf(&b, "Reason: %s\n", slack.Code(dl.Reason))
+	fmt.Fprintf(&b, "Fix the cause, then: %s (details: %s)", slack.Code("switchyard dlq replay "+n), slack.Code("switchyard dlq show "+n))
+	if link := a.console.Link("Open in the console", "console", "failures", n); link != "" {
+		b.WriteString(" · " + link)
+	}
+	if folded > 0 {
+		fmt.Fprintf(&b, "\n(+%d more like this since the last alert: %s)", folded,
+			slack.Code("switchyard dlq list --consumer "+dl.Consumer+" --class "+dl.Class.String()))
+	}
+	return b.String()
+}
+
 // customer names the dead letter's customer without personal data in full.
 func customer(dl *consumer.DeadLetter) string {
 	msg, err := subjects.Decode(dl.OriginalSubject, dl.OriginalData)
@@ -223,12 +243,4 @@ func customer(dl *consumer.DeadLetter) string {
 		parts = append(parts, logging.MaskEmail(e))
 	}
 	return strings.Join(parts, " ")
-}
-
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }

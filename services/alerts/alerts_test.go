@@ -32,6 +32,12 @@ func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }
 
 func start(t *testing.T) (jetstream.JetStream, *slackemu.Server) {
 	t.Helper()
+	return startWith(t, nil)
+}
+
+// startWith runs alerts.Run against a Slack emulator, with extra env.
+func startWith(t *testing.T, extra map[string]string) (jetstream.JetStream, *slackemu.Server) {
+	t.Helper()
 	b := testkit.NATS(t)
 	_, js := b.Connect(t)
 	sl, err := slackemu.New(slackemu.Options{RateLimit: 100, Burst: 100})
@@ -43,10 +49,14 @@ func start(t *testing.T) (jetstream.JetStream, *slackemu.Server) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close()
-	vars := config.MapEnv(map[string]string{
+	env := map[string]string{
 		"ALERTS_ADDR": addr, "NATS_URL": b.URL, "DATABASE_URL": testkit.Postgres(t), "LOG_LEVEL": "warn",
 		"SLACK_WEBHOOK_URL": api.URL + sl.Path(), "ALERTS_WINDOW": "1h", "ALERTS_STORM_THRESHOLD": "3",
-	})
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	vars := config.MapEnv(env)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var logs bytes.Buffer
@@ -96,7 +106,7 @@ func TestDeadLettersAlertOnceFoldedAndCriticalAtOnce(t *testing.T) {
 	deadLetter(t, js, "crm", "b1", subjects.BillingPaymentSucceeded, errclass.ClassAuth)
 	testkit.WaitFor(t, 10*time.Second, "first alert", func() bool { return len(sl.Messages()) == 1 })
 	text := sl.Messages()[0].Text
-	for _, want := range []string{"Credentials rejected", "*crm*", "auth", "cust_ada", "a***@example.com", "switchyard dlq replay 1", "b1"} {
+	for _, want := range []string{"Credentials rejected", "`crm`", "`auth`", "cust_ada", "a***@example.com", "switchyard dlq replay 1", "b1"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("alert lacks %q:\n%s", want, text)
 		}

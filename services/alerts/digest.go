@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/services/alerts/slack"
 )
 
 // digest is the projector's GET /v1/digest answer (the fields used here).
@@ -50,6 +51,7 @@ type Digester struct {
 	log      *slog.Logger
 	now      func() time.Time
 	consumer string
+	console  slack.Console
 }
 
 // ParseDigestAt reads "HH:MM" (UTC).
@@ -61,10 +63,11 @@ func ParseDigestAt(s string) (time.Duration, error) {
 	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
 }
 
-// NewDigester returns a Digester posting at `at` after midnight UTC.
-func NewDigester(p Poster, pool *pgxpool.Pool, at time.Duration, statusURL string, token config.Secret, log *slog.Logger) *Digester {
+// NewDigester returns a Digester posting at `at` after midnight UTC; the
+// digest links to console's failures page when it is set.
+func NewDigester(p Poster, pool *pgxpool.Pool, at time.Duration, statusURL string, token config.Secret, console slack.Console, log *slog.Logger) *Digester {
 	return &Digester{poster: p, pool: pool, ledger: ledger.New(pool), at: at, url: strings.TrimRight(statusURL, "/"), token: token,
-		client: &http.Client{Timeout: 90 * time.Second}, log: log, now: time.Now, consumer: ConsumerName}
+		client: &http.Client{Timeout: 90 * time.Second}, log: log, now: time.Now, consumer: ConsumerName, console: console}
 }
 
 // Run posts each day's digest once its time has come, checking every minute.
@@ -99,7 +102,7 @@ func (d *Digester) tick(ctx context.Context) {
 			if err != nil {
 				return nil, err
 			}
-			return nil, d.poster.Post(ctx, formatDigest(dg))
+			return nil, d.poster.Post(ctx, formatDigest(dg, d.console))
 		})
 		return err
 	})
@@ -130,7 +133,10 @@ func (d *Digester) fetch(ctx context.Context) (digest, error) {
 	return dg, nil
 }
 
-func formatDigest(d digest) string {
+// formatDigest writes the digest. The figures are numbers formatted here;
+// every string from the status API (customer states, problems) is data and
+// goes through slack.Code; the only link is to the console.
+func formatDigest(d digest, console slack.Console) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "*Switchyard daily digest* (%s → %s UTC)\n", d.From.UTC().Format("Jan 2 15:04"), d.To.UTC().Format("Jan 2 15:04"))
 	fmt.Fprintf(&b, "• Stripe events processed: %s", thousands(d.StripeEvents))
@@ -142,7 +148,11 @@ func formatDigest(d digest) string {
 	fmt.Fprintf(&b, "\n• Billing events: %s\n", thousands(d.BillingEvents))
 	fmt.Fprintf(&b, "• Automations done: %s (CRM contacts synced, tickets opened); given up: %s\n", thousands(d.AutomationsDone), thousands(d.AutomationsFailed))
 	if d.FailuresOpen > 0 {
-		fmt.Fprintf(&b, "• Failures open: %s (ops console → Failures, or `switchyard dlq list`)\n", thousands(d.FailuresOpen))
+		where := "ops console → Failures"
+		if link := console.Link(where, "console", "failures"); link != "" {
+			where = link
+		}
+		fmt.Fprintf(&b, "• Failures open: %s (%s, or %s)\n", thousands(d.FailuresOpen), where, slack.Code("switchyard dlq list"))
 	} else {
 		b.WriteString("• Failures open: none\n")
 	}
@@ -156,12 +166,12 @@ func formatDigest(d digest) string {
 		})
 		parts := make([]string, 0, len(states))
 		for _, s := range states {
-			parts = append(parts, fmt.Sprintf("%s %s", s, thousands(d.CustomersByState[s])))
+			parts = append(parts, fmt.Sprintf("%s %s", slack.Code(s), thousands(d.CustomersByState[s])))
 		}
 		fmt.Fprintf(&b, "• Customers: %s\n", strings.Join(parts, ", "))
 	}
 	for _, p := range d.Problems {
-		fmt.Fprintf(&b, "• Could not read: %s\n", p)
+		fmt.Fprintf(&b, "• Could not read: %s\n", slack.Code(p))
 	}
 	return strings.TrimRight(b.String(), "\n")
 }

@@ -66,7 +66,7 @@ func TestDailyDigest(t *testing.T) {
 	testkit.WaitFor(t, 20*time.Second, "the digest in Slack", func() bool { return len(sl.Messages()) == 1 })
 	text := sl.Messages()[0].Text
 	for _, want := range []string{"Switchyard daily digest", "Stripe events processed: 1,234", "drift healed: 3 missed deliveries",
-		"Automations done: 950", "given up: 2", "Failures open: 1", "payment received 800, support ticket opened 12"} {
+		"Automations done: 950", "given up: 2", "Failures open: 1", "`payment received` 800, `support ticket opened` 12"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("digest lacks %q:\n%s", want, text)
 		}
@@ -90,6 +90,7 @@ func TestDigestConfig(t *testing.T) {
 	}{
 		{"bad time", map[string]string{"ALERTS_DIGEST_AT": "9am"}, "ALERTS_DIGEST_AT"},
 		{"url without token", map[string]string{"SWITCHYARD_OPS_URL": "http://projector:8090"}, "SWITCHYARD_OPS_TOKEN"},
+		{"console not a web address", map[string]string{"SWITCHYARD_CONSOLE_URL": "javascript:alert(1)"}, "SWITCHYARD_CONSOLE_URL"},
 	} {
 		env := map[string]string{}
 		for k, v := range base {

@@ -9,4 +9,10 @@
 // alerts of one kind (consumer and class) within ALERTS_WINDOW are folded
 // into the next one as a count, so an outage produces a few messages, not
 // thousands.
+//
+// Everything an alert shows from a dead letter, an outcome or the status
+// API (names, emails, reasons quoting vendor answers, even consumer and
+// subject names) is data: it goes through slack.Code, so it arrives as
+// inert text, never as a mention, markup or link. The only links are to
+// the console (SWITCHYARD_CONSOLE_URL, from configuration).
 package alerts

@@ -35,6 +35,8 @@ type Config struct {
 	DigestAt    string        // ALERTS_DIGEST_AT: daily digest time, HH:MM UTC, or "off"
 	OpsURL      string        // SWITCHYARD_OPS_URL: the projector's status API (for the digest)
 	OpsToken    config.Secret // SWITCHYARD_OPS_TOKEN: a read token for it
+	ConsoleURL  string        // SWITCHYARD_CONSOLE_URL: the console as people open it; alerts link there and nowhere else ("" = no links)
+	Console     slack.Console // ConsoleURL, parsed
 	LogLevel    string        // LOG_LEVEL
 	NATS        natsbus.Options
 }
@@ -51,6 +53,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		DigestAt:    r.String("ALERTS_DIGEST_AT", "09:00"),
 		OpsURL:      r.String("SWITCHYARD_OPS_URL", ""),
 		OpsToken:    r.Secret("SWITCHYARD_OPS_TOKEN"),
+		ConsoleURL:  r.String("SWITCHYARD_CONSOLE_URL", ""),
 		LogLevel:    r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		NATS:        natsbus.OptionsFromEnv(r, "switchyard-alerts"),
 	}
@@ -59,6 +62,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if !c.SlackURL.IsSet() {
 		r.Fail("SLACK_WEBHOOK_URL", "required: a Slack incoming webhook URL")
+	}
+	var err error
+	if c.Console, err = slack.ParseConsole(c.ConsoleURL); err != nil {
+		r.Fail("SWITCHYARD_CONSOLE_URL", "%v: want the console's base URL as people open it, e.g. https://ops.example.com", err)
 	}
 	if c.DigestAt != "off" {
 		if _, err := ParseDigestAt(c.DigestAt); err != nil {
@@ -80,6 +87,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("storm_threshold", c.Storm),
 		slog.String("digest_at", c.DigestAt),
 		slog.String("ops_url", c.OpsURL),
+		slog.String("console_url", c.ConsoleURL),
 		slog.Any("nats", c.NATS),
 	)
 }
@@ -108,7 +116,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	alerter := NewAlerter(sl, ledger.New(pool), ConsumerName, cfg.Window, cfg.Storm, log)
+	alerter := NewAlerter(sl, ledger.New(pool), ConsumerName, cfg.Window, cfg.Storm, cfg.Console, log)
 	dead, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: ConsumerName, Stream: natsbus.StreamDLQ, Subjects: []string{wire.DLQAll}, Workers: 1,
 		Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
@@ -131,7 +139,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		log.WarnContext(ctx, "no daily digest: set SWITCHYARD_OPS_URL and SWITCHYARD_OPS_TOKEN (or ALERTS_DIGEST_AT=off)")
 	default:
 		at, _ := ParseDigestAt(cfg.DigestAt)
-		parts["daily digest"] = NewDigester(sl, pool, at, cfg.OpsURL, cfg.OpsToken, log).Run
+		parts["daily digest"] = NewDigester(sl, pool, at, cfg.OpsURL, cfg.OpsToken, cfg.Console, log).Run
 	}
 	log.InfoContext(ctx, "configured", "config", cfg)
 	parts["dead letters"], parts["summaries"], parts["crm retries"] = dead.Run, alerter.Run, retries.Run

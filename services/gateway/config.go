@@ -23,7 +23,9 @@ const (
 // hub decodes objects with. Events in other versions are accepted and counted.
 const PinnedAPIVersion = stripe.APIVersion
 
-// MaxBodyBytes is the largest webhook body accepted (Stripe events are far smaller).
+// MaxBodyBytes is the most the body limit can be (Stripe events are far
+// smaller); on a NATS server whose max_payload is 1 MiB, the default, it is
+// less: see BodyLimit.
 const MaxBodyBytes = 1 << 20
 
 // DevAdminAddr is the admin listener in development when GATEWAY_ADMIN_ADDR

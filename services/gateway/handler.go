@@ -55,6 +55,8 @@ type Publisher interface {
 // Stripe unless JetStream stored it.
 type Webhook struct {
 	cfg      Config
+	maxBody  int          // from BodyLimit: what the NATS server can store with the gateway's headers
+	payload  func() int64 // the connected server's max_payload, checked per message; nil = not checked
 	verifier *stripesig.Verifier
 	pub      Publisher
 	log      *slog.Logger
@@ -70,7 +72,7 @@ func newWebhook(cfg Config, pub Publisher, log *slog.Logger, tp trace.TracerProv
 		return nil, err
 	}
 	return &Webhook{
-		cfg: cfg, verifier: v, pub: pub, log: log, metrics: m, now: now,
+		cfg: cfg, maxBody: MaxBodyBytes, verifier: v, pub: pub, log: log, metrics: m, now: now,
 		tracer: tp.Tracer("github.com/switchyard/switchyard/services/gateway"),
 		bufs:   sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 8<<10)) }},
 	}, nil
@@ -92,8 +94,8 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(ctx, w, span, http.StatusMethodNotAllowed, resultMethod, "use POST")
 		return
 	}
-	if r.ContentLength > MaxBodyBytes {
-		h.reject(ctx, w, span, http.StatusRequestEntityTooLarge, resultTooLarge, "body exceeds 1 MiB")
+	if r.ContentLength > int64(h.maxBody) {
+		h.tooLarge(ctx, w, span, r.ContentLength)
 		return
 	}
 	buf := h.bufs.Get().(*bytes.Buffer)
@@ -104,12 +106,12 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.bufs.Put(buf)
 		}
 	}()
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, MaxBodyBytes+1)); err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, int64(h.maxBody)+1)); err != nil {
 		h.reject(ctx, w, span, http.StatusBadRequest, resultBodyRead, "could not read body")
 		return
 	}
-	if buf.Len() > MaxBodyBytes {
-		h.reject(ctx, w, span, http.StatusRequestEntityTooLarge, resultTooLarge, "body exceeds 1 MiB")
+	if buf.Len() > h.maxBody {
+		h.tooLarge(ctx, w, span, -1)
 		return
 	}
 	body := buf.Bytes()
@@ -163,6 +165,13 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	ack, err := h.publish(ctx, msg)
+	if errors.Is(err, errTooLarge) || errors.Is(err, nats.ErrMaxPayload) {
+		// Within the body limit, but not with these headers (an outsized
+		// signature header) or on a server whose max_payload shrank since
+		// start: it can never be stored as it is, so no 503.
+		h.rejectCause(ctx, w, span, http.StatusRequestEntityTooLarge, resultTooLarge, "event too large to store", err)
+		return
+	}
 	if err != nil {
 		// The message may still reach the server after we give up; keep the
 		// buffer out of the pool so a late retry never sends reused bytes.
@@ -204,6 +213,12 @@ func (h *Webhook) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck
 		)
 	}
 	telemetry.Inject(ctx, msg.Header)
+	if h.payload != nil {
+		if size, limit := messageSize(msg), h.payload(); int64(size) > limit {
+			span.SetStatus(codes.Error, errTooLarge.Error())
+			return nil, fmt.Errorf("%w: %d bytes with headers, max_payload %d", errTooLarge, size, limit)
+		}
+	}
 	f, err := h.pub.PublishMsgAsync(msg, expectStripeStream)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
@@ -222,6 +237,16 @@ func (h *Webhook) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck
 		span.SetStatus(codes.Error, "pub ack timeout")
 		return nil, fmt.Errorf("pub ack: no answer within %s", h.cfg.PublishTimeout)
 	}
+}
+
+// tooLarge answers a body over the limit; n is its declared length, or -1
+// when it was read past the limit.
+func (h *Webhook) tooLarge(ctx context.Context, w http.ResponseWriter, span trace.Span, n int64) {
+	msg := "body exceeds the " + strconv.Itoa(h.maxBody) + "-byte limit"
+	if n >= 0 {
+		msg = "body of " + strconv.FormatInt(n, 10) + " bytes exceeds the " + strconv.Itoa(h.maxBody) + "-byte limit"
+	}
+	h.reject(ctx, w, span, http.StatusRequestEntityTooLarge, resultTooLarge, msg)
 }
 
 func (h *Webhook) reject(ctx context.Context, w http.ResponseWriter, span trace.Span, status int, result, msg string) {

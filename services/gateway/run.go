@@ -49,6 +49,13 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, te
 	if err != nil {
 		return nil, err
 	}
+	// NATS counts headers and data against the server's max_payload: the
+	// body limit leaves room for the gateway's headers, checked once here,
+	// and each message is checked against the server connected now.
+	if wh.maxBody, err = BodyLimit(nc.MaxPayload()); err != nil {
+		return nil, fmt.Errorf("gateway body limit: %w", err)
+	}
+	wh.payload = nc.MaxPayload
 	h := &Health{cfg: cfg, nc: nc, js: js, now: time.Now}
 	admin := http.NewServeMux()
 	admin.HandleFunc("GET /api/stripe/webhook-health", h.webhookHealth)
@@ -129,7 +136,8 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	servers.Go("admin listener", func(ctx context.Context) error {
 		return lifecycle.Serve(ctx, newHTTPServer(srv.Admin(), log), aln, cfg.ShutdownGrace)
 	})
-	log.InfoContext(ctx, "gateway listening", "addr", ln.Addr().String(), "admin_addr", aln.Addr().String(), "tracing", tel.Exporting, "config", cfg)
+	log.InfoContext(ctx, "gateway listening", "addr", ln.Addr().String(), "admin_addr", aln.Addr().String(),
+		"body_limit", srv.Webhook.maxBody, "nats_max_payload", nc.MaxPayload(), "tracing", tel.Exporting, "config", cfg)
 	err = servers.Wait()
 	log.InfoContext(ctx, "gateway stopped")
 	return err

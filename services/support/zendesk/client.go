@@ -17,6 +17,7 @@ import (
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/logging"
+	"github.com/switchyard/switchyard/platform/sinktext"
 )
 
 // Config configures a Client. BaseURL, Email and APIToken are required.
@@ -189,18 +190,26 @@ func classify(op string, resp *http.Response, raw []byte) error {
 	var ae apiError
 	_ = json.Unmarshal(raw, &ae) // plain-text bodies: keep what parses
 	msg := fmt.Sprintf("zendesk: %s: http %d", op, resp.StatusCode)
-	if code := ae.code(); code != "" {
+	if code := token(ae.code()); code != "" {
 		msg += " " + code
 	}
 	if len(ae.Details) > 0 {
 		fields := make([]string, 0, len(ae.Details))
 		for k := range ae.Details {
-			fields = append(fields, k)
+			fields = append(fields, token(k))
 		}
 		slices.Sort(fields)
 		msg += " (invalid: " + strings.Join(fields, ", ") + ")"
 	}
 	return errclass.FromHTTP(resp.StatusCode, resp.Header, errors.New(msg))
+}
+
+// token is a word from Zendesk's answer as an error may carry it: one
+// clean line of at most 64 characters. Error texts become dead-letter
+// reasons and alerts; the answer is the vendor's, not ours.
+func token(s string) string {
+	s, _ = sinktext.Truncate(sinktext.Line(s), 64, sinktext.Runes)
+	return s
 }
 
 // mask is logging.MaskEmail for use in errors.

@@ -32,7 +32,11 @@ type Ticket struct {
 }
 
 // NewTicket is a ticket to create. Body becomes the first comment, which is
-// private (an internal note): it is written for agents.
+// private (an internal note): it is written for agents, and it is plain
+// text: comment.body, never html_body (there is no field for HTML, on
+// purpose: text from outside is never markup). Values from outside go in
+// through Value; CreateTicket applies the length limits (MaxSubject,
+// MaxBody, MaxName), cutting visibly rather than failing.
 type NewTicket struct {
 	// ExternalID is the hub's key for the ticket, e.g. "<event id>/<rule>".
 	// Required by EnsureTicket.
@@ -159,6 +163,8 @@ type createTicketJSON struct {
 	Requester  *requesterJSON `json:"requester,omitempty"`
 }
 
+// commentJSON is the first comment. It has no html_body on purpose
+// (TestTicketsArePlainText): the hub never sends markup.
 type commentJSON struct {
 	Body   string `json:"body"`
 	Public bool   `json:"public"`
@@ -172,9 +178,14 @@ type requesterJSON struct {
 // CreateTicket creates a ticket unconditionally. It is not idempotent: a
 // retry after a lost answer creates a second ticket. Use EnsureTicket.
 //
+// The subject, body and requester name are normalised first (clean
+// UTF-8, no control or bidi characters, the limits above): the same
+// NewTicket always sends the same ticket.
+//
 // 422 (invalid fields) is Permanent and names the fields, never their
 // values; see the package doc for the other classes.
 func (c *Client) CreateTicket(ctx context.Context, t NewTicket) (Ticket, error) {
+	t = normalize(t)
 	op := "create ticket"
 	if t.ExternalID != "" {
 		op += " (external_id " + t.ExternalID + ")"
@@ -196,7 +207,7 @@ func (c *Client) CreateTicket(ctx context.Context, t NewTicket) (Ticket, error) 
 		AssigneeID: t.AssigneeID,
 	}}
 	if r := t.Requester; r != nil {
-		body.Ticket.Requester = &requesterJSON{Name: r.Name, Email: strings.TrimSpace(r.Email)}
+		body.Ticket.Requester = &requesterJSON{Name: r.Name, Email: r.Email}
 	}
 	var resp struct {
 		Ticket ticketJSON `json:"ticket"`

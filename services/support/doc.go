@@ -13,4 +13,12 @@
 // Rules select on validated fields only (event type, the final-attempt
 // flag); free-form Stripe metadata never reaches this service, and no rule
 // can trigger a privileged action: tickets are the only effect.
+//
+// Text from outside is data: every value a template shows goes through
+// zendesk.Value (one clean line, Markdown links broken), the comment is
+// plain text (comment.body, never html_body), and the adapter cuts
+// subject and body to Zendesk's limits with a note. The customer becomes
+// the requester only when the billing event's email is a valid address;
+// otherwise the ticket opens without one and its body says why — an
+// unusable email never dead-letters the event.
 package support

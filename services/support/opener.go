@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/logging"
 	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/sinktext"
 	supportv1 "github.com/switchyard/switchyard/proto/gen/switchyard/support/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/services/support/zendesk"
@@ -91,6 +92,7 @@ func (o *Opener) Handle(ctx context.Context, m *consumer.Message) error {
 	m.Customer = be.GetMeta().GetCanonicalCustomerId()
 	ctx = logging.WithCustomerID(ctx, m.Customer)
 	data, final := ticketData(msg)
+	requester, note := requesterOf(be.GetMeta().GetEmail(), data.Name)
 	for _, r := range o.rules.Match(m.Subject, final) {
 		if skipSuperseded(be, r) {
 			continue // a late state change (say a cancellation since undone) opens no ticket
@@ -103,11 +105,9 @@ func (o *Opener) Handle(ctx context.Context, m *consumer.Message) error {
 		key := ledger.Key{Consumer: o.consumer, MessageID: m.ID, Effect: "zendesk.ticket:" + r.Name}
 		ticketID, err := o.ledger.Once(ctx, key, func(ctx context.Context) ([]byte, error) {
 			t := zendesk.NewTicket{
-				ExternalID: ext, Subject: subject, Body: body, Priority: r.Priority, Type: r.Type,
+				ExternalID: ext, Subject: subject, Body: body + note, Priority: r.Priority, Type: r.Type,
 				Tags: append(append([]string(nil), r.Tags...), r.Kind), GroupID: o.groups[r.Group], AssigneeID: r.Assignee,
-			}
-			if data.Email != "" {
-				t.Requester = &zendesk.Requester{Name: data.Name, Email: data.Email}
+				Requester: requester,
 			}
 			ticket, _, err := o.desk.EnsureTicket(ctx, t)
 			if err != nil {
@@ -135,6 +135,23 @@ func (o *Opener) Handle(ctx context.Context, m *consumer.Message) error {
 		}
 	}
 	return nil
+}
+
+// requesterOf returns the ticket's requester: the customer, when the
+// billing event's email (the verified profile email identity publishes) is
+// an address Zendesk can file a user under. Otherwise the ticket has no
+// requester (the API agent stands in) and note, for the body, says why and
+// shows the email as inert text — an email with spaces must open an
+// ordinary ticket, not dead-letter the event on Zendesk's 422.
+func requesterOf(email, name string) (*zendesk.Requester, string) {
+	switch {
+	case email == "":
+		return nil, ""
+	case sinktext.ValidEmail(email):
+		return &zendesk.Requester{Name: name, Email: email}, ""
+	}
+	return nil, "\n\nNo requester: the customer's email on file (" + zendesk.Value(email) +
+		") is not a valid address, so this ticket was opened without one. Correct it in Stripe; later tickets will have it."
 }
 
 // skipSuperseded: a late state change opens no ticket; facts (payments,

@@ -1,6 +1,7 @@
 package support
 
 import (
+	"net/url"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -8,11 +9,14 @@ import (
 	"github.com/switchyard/switchyard/platform/money"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
+	"github.com/switchyard/switchyard/services/support/zendesk"
 )
 
 // TicketData is what subject and body templates may use. It holds no
 // secrets and no card data; the email is the customer's, which the support
-// agent needs.
+// agent needs. Every string in it came from outside (Stripe, through
+// identity) and has been through zendesk.Value: one clean line of inert
+// plain text, so a template cannot turn data into markup.
 type TicketData struct {
 	CanonicalID       string
 	Email             string
@@ -35,13 +39,24 @@ var sampleData = TicketData{
 	EvidenceDueBy: "Mon, 09 Jan 2026", StripeCustomerURL: "https://dashboard.stripe.com/customers/cus_sample",
 }
 
-// ticketData reads the validated fields of a billing event; final reports a
-// last failed payment attempt.
+// ticketData reads the validated fields of a billing event, each encoded
+// with zendesk.Value; final reports a last failed payment attempt.
 func ticketData(m proto.Message) (d TicketData, final bool) {
+	d, final = rawTicketData(m)
+	for _, f := range []*string{&d.CanonicalID, &d.Email, &d.Name, &d.Amount, &d.Plan, &d.NextAttempt, &d.InvoiceID,
+		&d.DisputeID, &d.Reason, &d.EvidenceDueBy, &d.StripeCustomerURL} {
+		*f = zendesk.Value(*f)
+	}
+	return d, final
+}
+
+func rawTicketData(m proto.Message) (d TicketData, final bool) {
 	meta := m.(subjects.BillingEvent).GetMeta()
 	d = TicketData{CanonicalID: meta.GetCanonicalCustomerId(), Email: meta.GetEmail(), Name: meta.GetEmail(), NextAttempt: "never"}
 	if cus := meta.GetStripeCustomerId(); cus != "" {
-		d.StripeCustomerURL = "https://dashboard.stripe.com/" + testPath(meta.GetLivemode()) + "customers/" + cus
+		// One path segment, whatever the id holds: the link stays on
+		// Stripe's dashboard.
+		d.StripeCustomerURL = "https://dashboard.stripe.com/" + testPath(meta.GetLivemode()) + "customers/" + url.PathEscape(cus)
 	}
 	switch ev := m.(type) {
 	case *billingv1.PaymentFailed:

@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/lifecycle"
+	"github.com/switchyard/switchyard/platform/sinktext"
 )
 
 // DefaultBaseURL is HubSpot's API host.
@@ -183,26 +184,22 @@ func (c *Client) classify(method, path string, resp *http.Response, raw []byte) 
 	var ae apiError
 	_ = json.Unmarshal(raw, &ae) // gateway errors are HTML: keep what parses
 	var detail []string
-	if ae.Category != "" {
-		detail = append(detail, ae.Category)
-	}
-	if ae.ErrorType != "" {
-		detail = append(detail, ae.ErrorType)
-	}
-	if ae.PolicyName != "" {
-		detail = append(detail, ae.PolicyName)
+	for _, w := range []string{ae.Category, ae.ErrorType, ae.PolicyName} {
+		if w := token(w); w != "" {
+			detail = append(detail, w)
+		}
 	}
 	for _, e := range ae.Errors {
-		if e.Code != "" {
-			detail = append(detail, e.Code)
+		if c := token(e.Code); c != "" {
+			detail = append(detail, c)
 		}
 	}
 	msg := fmt.Sprintf("hubspot: %s %s: http %d", method, path, resp.StatusCode)
 	if len(detail) > 0 {
 		msg += " " + strings.Join(detail, " ")
 	}
-	if ae.CorrelationID != "" {
-		msg += " (correlation id " + ae.CorrelationID + ")"
+	if id := token(ae.CorrelationID); id != "" {
+		msg += " (correlation id " + id + ")"
 	}
 	err := errors.New(msg)
 	classified := errclass.FromHTTP(resp.StatusCode, resp.Header, err)
@@ -210,6 +207,14 @@ func (c *Client) classify(method, path string, resp *http.Response, raw []byte) 
 		return errclass.RetryAfter(err, c.policyWait(ae.PolicyName))
 	}
 	return classified
+}
+
+// token is a word from HubSpot's answer as an error may carry it: one
+// clean line of at most 64 characters. Error texts become outcome reasons,
+// dead letters and alerts; the answer is the vendor's, not ours.
+func token(s string) string {
+	s, _ = sinktext.Truncate(sinktext.Line(s), 64, sinktext.Runes)
+	return s
 }
 
 // policyWait is how long a 429 of the policy asks to wait.

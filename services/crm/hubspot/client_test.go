@@ -252,7 +252,7 @@ func TestUpsertPartialFailure(t *testing.T) {
 	e := newEnv(t, hubspot.Options{})
 	res, err := e.client.UpsertContacts(context.Background(), []crmhubspot.ContactInput{
 		{Email: "ok1@example.com"},
-		{Email: "broken.address@nowhere"},
+		{Email: "broken.address@nowhere.invalid"}, // well formed, refused by HubSpot (a TLD that does not exist)
 		{Email: "ok2@example.com"},
 	})
 	if err != nil {
@@ -267,6 +267,9 @@ func TestUpsertPartialFailure(t *testing.T) {
 	}
 	if bad == nil || !strings.Contains(bad.Error(), "INVALID_EMAIL") || !strings.Contains(bad.Error(), "VALIDATION_ERROR") {
 		t.Errorf("error: got %v, want category and code", bad)
+	}
+	if !errors.Is(bad, crmhubspot.ErrInvalidEmail) {
+		t.Errorf("error: got %v, want it to be ErrInvalidEmail", bad)
 	}
 	if bad != nil && strings.Contains(bad.Error(), "broken.address") {
 		t.Errorf("error shows the email: %v", bad)

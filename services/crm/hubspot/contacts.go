@@ -4,19 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/logging"
+	"github.com/switchyard/switchyard/platform/sinktext"
 )
 
 // ContactInput is one contact to upsert, identified by email.
 type ContactInput struct {
+	// Email must be an address (sinktext.ValidEmail); otherwise the input
+	// is not sent and its result is ErrInvalidEmail.
 	Email string
 	// Properties are HubSpot property values by internal name; "" clears a
-	// value. Numbers are sent as decimal strings.
+	// value. Numbers are sent as decimal strings. Every value goes through
+	// PropertyValue before it is sent.
 	Properties map[string]string
 }
 
@@ -82,6 +86,12 @@ func (c *Client) UpsertContacts(ctx context.Context, inputs []ContactInput) ([]C
 			results[i].Err = errclass.Permanent(errors.New("hubspot: upsert contact: empty email"))
 			continue
 		}
+		if !sinktext.ValidEmail(e) {
+			// HubSpot would answer INVALID_EMAIL (or worse, store a key no
+			// one can mail): not sent.
+			results[i].Err = errclass.Permanent(fmt.Errorf("hubspot: upsert contact: %w", ErrInvalidEmail))
+			continue
+		}
 		if len(cur) == MaxBatchInputs || seen[e] {
 			batches = append(batches, cur)
 			cur, seen = nil, map[string]bool{}
@@ -113,9 +123,9 @@ func (c *Client) upsertBatch(ctx context.Context, inputs []ContactInput, batch [
 	byEmail := make(map[string]int, len(batch))
 	for k, i := range batch {
 		e := normEmail(inputs[i].Email)
-		props := maps.Clone(inputs[i].Properties)
-		if props == nil {
-			props = map[string]string{}
+		props := make(map[string]string, len(inputs[i].Properties)+1)
+		for name, v := range inputs[i].Properties {
+			props[name] = PropertyValue(v)
 		}
 		// Ask for the email back so results can be matched to inputs.
 		props["email"] = e
@@ -141,7 +151,7 @@ func (c *Client) upsertBatch(ctx context.Context, inputs []ContactInput, batch [
 		var codes []string
 		for _, d := range e.Errors {
 			if d.Code != "" {
-				codes = append(codes, d.Code)
+				codes = append(codes, token(d.Code))
 			}
 		}
 		for _, id := range e.Context["ids"] {
@@ -149,11 +159,15 @@ func (c *Client) upsertBatch(ctx context.Context, inputs []ContactInput, batch [
 			if !ok {
 				continue
 			}
-			msg := fmt.Sprintf("hubspot: upsert contact %s: %s", logging.MaskEmail(normEmail(id)), e.Category)
+			msg := fmt.Sprintf("hubspot: upsert contact %s: %s", logging.MaskEmail(normEmail(id)), token(e.Category))
 			if len(codes) > 0 {
 				msg += " " + strings.Join(codes, " ")
 			}
-			results[i].Err = errclass.Permanent(errors.New(msg))
+			err := errors.New(msg)
+			if slices.Contains(codes, "INVALID_EMAIL") {
+				err = fmt.Errorf("%s: %w", msg, ErrInvalidEmail)
+			}
+			results[i].Err = errclass.Permanent(err)
 			done[i] = true
 		}
 	}

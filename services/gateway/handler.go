@@ -162,6 +162,9 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			wire.HeaderRequestID:     {reqID},
 			wire.HeaderReceivedAt:    {received.UTC().Format(time.RFC3339Nano)},
 			wire.HeaderVersionStatus: {versionStatus},
+			// Set by expectStripeStream too; here so that it is measured
+			// against max_payload with the rest.
+			jetstream.ExpectedStreamHeader: {natsbus.StreamStripe},
 		},
 	}
 	ack, err := h.publish(ctx, msg)

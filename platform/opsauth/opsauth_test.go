@@ -82,3 +82,65 @@ func TestBearer(t *testing.T) {
 		}
 	}
 }
+
+func TestTokenBits(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		token  string
+		strong bool // at least MinTokenBits
+	}{
+		{"32 hex characters (openssl rand -hex 16)", "3f9a0c7d52e1b84f6a0d9c3e7b215f48", true},
+		{"31 hex characters", "3f9a0c7d52e1b84f6a0d9c3e7b215f4", false},
+		{"32 upper-case hex characters", "3F9A0C7D52E1B84F6A0D9C3E7B215F48", true},
+		{"48 hex characters (switchyard dev)", "3f9a0c7d52e1b84f6a0d9c3e7b215f483f9a0c7d52e1b84f", true},
+		{"22 base64url characters", "q8ZrX0-v_3LmT9aKcW2nYb", true},
+		{"21 base64url characters", "q8ZrX0-v_3LmT9aKcW2nY", false},
+		{"openssl rand -base64 16, padded", "Tq0dD1lA9wV6fPj2Xc+4/g==", true},
+		{"24 hex characters pass the length rule but not this one", "3f9a0c7d52e1b84f6a0d9c3e", false},
+		{"39 digits", "830194756201938475610293847561029384756", true},
+		{"38 digits", "83019475620193847561029384756102938475", false},
+		{"20 printable characters", "k#8!Qz@4%vR^2&bT*9(x", true},
+		{"long but one character", strings.Repeat("a", 64), false},
+		{"long but a short pattern", strings.Repeat("abcdef", 10), false},
+		{"empty", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := opsauth.TokenBits(tt.token) >= opsauth.MinTokenBits; got != tt.strong {
+				t.Errorf("TokenBits(%q) = %.1f: strong = %v, want %v", tt.token, opsauth.TokenBits(tt.token), got, tt.strong)
+			}
+		})
+	}
+}
+
+// TestRequireStrong names each weak token by its name, never its value.
+func TestRequireStrong(t *testing.T) {
+	t.Parallel()
+	const weak = "0123456789abcdef01234567" // 24 hex characters: 96 bits
+	ts, err := opsauth.Parse("founder:read+operate:3f9a0c7d52e1b84f6a0d9c3e7b215f48,app:read:" + weak + ",bot:read:" + appTok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ts.RequireStrong()
+	if err == nil {
+		t.Fatal("RequireStrong accepted a 96-bit token")
+	}
+	if !strings.Contains(err.Error(), `"app"`) || !strings.Contains(err.Error(), "under 128") {
+		t.Errorf("error %q does not name the weak token", err)
+	}
+	if strings.Contains(err.Error(), "founder") || strings.Contains(err.Error(), "bot") {
+		t.Errorf("error %q names a strong token", err)
+	}
+	if strings.Contains(err.Error(), weak) || strings.Contains(err.Error(), weak[:12]) {
+		t.Errorf("error %q reveals the token", err)
+	}
+	strong, err := opsauth.Parse("founder:read+operate:3f9a0c7d52e1b84f6a0d9c3e7b215f48")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := strong.RequireStrong(); err != nil {
+		t.Errorf("RequireStrong on a 128-bit token: %v", err)
+	}
+}

@@ -75,6 +75,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ts, err := opsauth.Parse(tokens.Reveal())
 		if err != nil {
 			r.Fail("SWITCHYARD_OPS_TOKENS", "%v", err)
+		} else if c.Env != "development" {
+			// A guessable token would guard replays and discards.
+			if err := ts.RequireStrong(); err != nil {
+				r.Fail("SWITCHYARD_OPS_TOKENS", "in %s every token needs %d bits of entropy: %v", c.Env, opsauth.MinTokenBits, err)
+			}
 		}
 		c.Tokens = ts
 	}

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard/switchyard/platform/money"
+	"github.com/switchyard/switchyard/platform/sinktext"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
 )
@@ -48,7 +49,9 @@ func contactUpdate(m proto.Message) (email string, props map[string]string, ok b
 	current := !meta.GetSuperseded() // a late event never moves state backwards
 	switch ev := m.(type) {
 	case *billingv1.CustomerUpserted:
-		first, last, _ := strings.Cut(strings.TrimSpace(ev.GetName()), " ")
+		// One clean line first: a name with a NUL, a tab or a bidi
+		// override still splits where a reader sees the space.
+		first, last, _ := strings.Cut(sinktext.Line(ev.GetName()), " ")
 		if first != "" {
 			props[propFirstName] = first
 		}

@@ -9,4 +9,12 @@
 // email) and recorded in the done-effects ledger under the billing event's
 // id, so redeliveries, replays and crashes neither skip nor repeat a sync.
 // A superseded (late) event never moves plan, status or MRR backwards.
+//
+// Text from outside is data: every property value goes through
+// hubspot.PropertyValue (clean, one line, within HubSpot's limit). An
+// email that cannot be a contact's key (spaces, no @, too long, or refused
+// by HubSpot as INVALID_EMAIL) is never sent: the sync is recorded as a
+// permanent crm.contact.failed saying what is wrong with it, not as a dead
+// letter, since no retry or replay can succeed and a corrected email in
+// Stripe brings a new event that syncs.
 package crm

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
@@ -21,6 +22,7 @@ import (
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/logging"
 	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/sinktext"
 	crmv1 "github.com/switchyard/switchyard/proto/gen/switchyard/crm/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/services/crm/hubspot"
@@ -82,11 +84,17 @@ func (s *Syncer) Handle(ctx context.Context, m *consumer.Message) error {
 		s.log.DebugContext(ctx, "billing event without an email yet; nothing to sync", "subject", m.Subject)
 		return nil
 	}
+	if !sinktext.ValidEmail(strings.TrimSpace(email)) {
+		return s.unusableEmail(ctx, m, emailProblem(email))
+	}
 	key := ledger.Key{Consumer: s.consumer, MessageID: m.ID, Effect: "hubspot.upsert"}
 	contactID, err := s.ledger.Once(ctx, key, func(ctx context.Context) ([]byte, error) {
 		id, err := s.batch.Upsert(ctx, hubspot.ContactInput{Email: email, Properties: props})
 		return []byte(id), err
 	})
+	if errors.Is(err, hubspot.ErrInvalidEmail) {
+		return s.unusableEmail(ctx, m, "HubSpot refused it (INVALID_EMAIL)")
+	}
 	if err != nil {
 		return fmt.Errorf("upsert contact: %w", err)
 	}
@@ -96,6 +104,41 @@ func (s *Syncer) Handle(ctx context.Context, m *consumer.Message) error {
 		EventId: id, CanonicalCustomerId: canonical, SourceEventId: m.ID, OccurredAt: timestamppb.New(s.now()),
 		ContactId: string(contactID), Attempt: uint32(m.Attempt), Provider: Provider,
 	})
+}
+
+// unusableEmail records a sync that cannot happen because the customer's
+// email cannot be HubSpot's key (why says what is wrong with it, never the
+// email itself): nothing is sent to HubSpot, and crm.contact.failed
+// (permanent) says so, which the console shows on the customer as a CRM
+// update given up and the digest counts. It is not a dead letter: no
+// retry or replay of this event can succeed, while correcting the email
+// in Stripe brings a new event that syncs the contact. The billing event
+// stays in the event log as it came.
+func (s *Syncer) unusableEmail(ctx context.Context, m *consumer.Message, why string) error {
+	canonical := m.Customer
+	s.log.WarnContext(ctx, "contact not synced: the customer's email cannot be a HubSpot contact's key", "problem", why, "subject", m.Subject)
+	id := subjects.CRMContactFailed + ":" + m.ID
+	return s.publish(ctx, subjects.CRMContactFailed, id, &crmv1.ContactFailed{
+		EventId: id, CanonicalCustomerId: canonical, SourceEventId: m.ID, OccurredAt: timestamppb.New(s.now()),
+		Attempt: uint32(m.Attempt), Provider: Provider, ErrorClass: errclass.ClassPermanent.Proto(),
+		Reason: "not sent to HubSpot: the customer's email is not an address HubSpot accepts (" + why +
+			"); correct it in Stripe and the next billing event syncs the contact",
+	})
+}
+
+// emailProblem says, without repeating it, what is wrong with an email
+// sinktext.ValidEmail refuses.
+func emailProblem(email string) string {
+	e := strings.TrimSpace(email)
+	switch {
+	case strings.ContainsFunc(e, unicode.IsSpace):
+		return "it contains white space"
+	case !strings.Contains(e, "@"):
+		return "it has no @"
+	case len(e) > sinktext.MaxEmail:
+		return fmt.Sprintf("it is longer than %d characters", sinktext.MaxEmail)
+	}
+	return "it is not a well-formed address"
 }
 
 // OnFailure publishes crm.contact.pending_retry (retryAt set) or

@@ -251,8 +251,10 @@ func (x *ContactPendingRetry) GetReason() string {
 }
 
 // ContactFailed: the sync gave up (permanent or auth error, or retries
-// exhausted); the source message went to `dlq.<consumer>` and ops were
-// alerted.
+// exhausted). Usually the source message went to `dlq.<consumer>` and ops
+// were alerted; when no replay could ever succeed because of the data itself
+// (an email the CRM refuses), the message is acknowledged instead and this
+// outcome is the visible record: the customer shows "CRM update failed".
 // Subject: crm.contact.failed
 type ContactFailed struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -40,8 +41,44 @@ type API struct {
 	status  Statuser
 	digest  Digester
 	dead    DeadLetterActions
+	limiter AuthLimiter
 	log     *slog.Logger
 }
+
+// AuthLimiter throttles failed authentication: a client or a token that
+// failed too often is refused, with how long to wait, before its token is
+// even looked up. The console implements it, so the status API and the
+// login form share one count.
+type AuthLimiter interface {
+	// AllowAuth reports whether r may try to authenticate with token (""
+	// when none) now and, when not, how long until it may.
+	AllowAuth(r *http.Request, token string) (time.Duration, bool)
+	// FailedAuth records that r failed to authenticate with token.
+	FailedAuth(r *http.Request, token string)
+}
+
+// peerLimiter is the API's own AuthLimiter until WithAuthLimiter replaces
+// it: per peer address (no proxy is trusted) and per token.
+type peerLimiter struct{ t *opsauth.Throttle }
+
+func (l peerLimiter) AllowAuth(r *http.Request, token string) (time.Duration, bool) {
+	return l.t.Check(peerAddr(r), token)
+}
+
+func (l peerLimiter) FailedAuth(r *http.Request, token string) { l.t.Fail(peerAddr(r), token) }
+
+func peerAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// WithAuthLimiter makes l count the API's failed authentications (the
+// console, so that behind OPS_TRUSTED_PROXIES the client is the one the
+// proxy names, and a client refused at the login form is refused here).
+func (a *API) WithAuthLimiter(l AuthLimiter) *API { a.limiter = l; return a }
 
 // DeadLetterActions replays and discards dead letters for a principal,
 // audited (the console implements it).
@@ -57,7 +94,8 @@ func (a *API) WithDeadLetters(d DeadLetterActions) *API { a.dead = d; return a }
 // but the OpenAPI document is refused (Run refuses to start that way in
 // production).
 func NewAPI(store *Store, tokens opsauth.Tokens, rebuild Rebuilder, status Statuser, digest Digester, log *slog.Logger) *API {
-	return &API{store: store, tokens: tokens, rebuild: rebuild, status: status, digest: digest, log: log}
+	return &API{store: store, tokens: tokens, rebuild: rebuild, status: status, digest: digest, log: log,
+		limiter: peerLimiter{opsauth.NewThrottle(authLimit, authWindow, nil)}}
 }
 
 // Handler routes the API, and whatever extra registers (the console) on
@@ -101,6 +139,12 @@ func (a *API) auth(scope string, h http.HandlerFunc) http.Handler {
 			return
 		}
 		tok, ok := opsauth.Bearer(r.Header.Get("Authorization"))
+		if wait, allowed := a.limiter.AllowAuth(r, tok); !allowed {
+			secs := retryAfter(w, wait)
+			writeError(w, http.StatusTooManyRequests, "too_many_requests",
+				"too many failed authentications from this client or with this token; retry in "+strconv.Itoa(secs)+" s")
+			return
+		}
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <ops token>")
@@ -108,6 +152,8 @@ func (a *API) auth(scope string, h http.HandlerFunc) http.Handler {
 		}
 		p, ok := a.tokens.Lookup(tok)
 		if !ok {
+			a.limiter.FailedAuth(r, tok)
+			a.log.WarnContext(r.Context(), "status API token refused", "path", r.URL.Path)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "unknown token")
 			return
@@ -252,6 +298,8 @@ func (a *API) postRebuild(w http.ResponseWriter, r *http.Request) {
 	}
 	p, _ := PrincipalFrom(r.Context())
 	a.log.InfoContext(r.Context(), "rebuild requested", "by", p.Name)
+	// A rebuild may outlast the server's write timeout; its answer must not.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	// A client that gives up waiting does not abort the rebuild.
 	rep, err := a.rebuild(context.WithoutCancel(r.Context()))
 	if errors.Is(err, ErrRebuildRunning) || errors.Is(err, ErrHistoryIncomplete) {

@@ -66,9 +66,8 @@ type Console struct {
 	actions    metric.Int64Counter
 	now        func() time.Time
 
-	mu       sync.Mutex
-	failures map[string][]time.Time // failed logins per client address
-	proxies  []netip.Prefix         // trusted reverse proxies (X-Forwarded-For)
+	throttle *opsauth.Throttle // failed logins and API authentications, per client and per token
+	proxies  []netip.Prefix    // trusted reverse proxies (X-Forwarded-For)
 
 	overviewMu sync.Mutex
 	overviewAt time.Time
@@ -111,7 +110,7 @@ func NewConsole(ctx context.Context, c ConsoleConfig) (*Console, error) {
 	}
 	con := &Console{store: c.Store, dlq: dlq, ledger: ledger.New(c.Pool), js: c.JetStream, pool: c.Pool, tokens: c.Tokens,
 		jaeger: strings.TrimRight(c.JaegerURL, "/"), gatewayURL: c.GatewayMetricsURL, ttl: c.SessionTTL, log: c.Logger,
-		actions: actions, now: time.Now, failures: map[string][]time.Time{}, proxies: c.TrustedProxies}
+		actions: actions, now: time.Now, throttle: opsauth.NewThrottle(authLimit, authWindow, nil), proxies: c.TrustedProxies}
 	if err := con.instrumentDLQ(c.Meter); err != nil {
 		return nil, err
 	}
@@ -318,10 +317,34 @@ func (c *Console) internal(req *request, err error) {
 
 // Login.
 
+// Failed authentications — console logins and status API tokens alike,
+// counted together — allowed per client address and per presented token in
+// a window, before 429 (see opsauth.Throttle).
 const (
-	loginLimit  = 10 // failed logins per address per minute
-	loginWindow = time.Minute
+	authLimit  = 10
+	authWindow = time.Minute
 )
+
+// AllowAuth reports whether r may try to authenticate with token now (""
+// when it presents none) and, when not, how long until it may. With
+// FailedAuth it is the status API's AuthLimiter, so the API and the login
+// form share one count per client — the client as OPS_TRUSTED_PROXIES
+// makes it out — and per token.
+func (c *Console) AllowAuth(r *http.Request, token string) (time.Duration, bool) {
+	return c.throttle.Check(c.clientAddr(r), token)
+}
+
+// FailedAuth records that r failed to authenticate with token.
+func (c *Console) FailedAuth(r *http.Request, token string) {
+	c.throttle.Fail(c.clientAddr(r), token)
+}
+
+// retryAfter sets Retry-After to wait, in whole seconds.
+func retryAfter(w http.ResponseWriter, wait time.Duration) int {
+	secs := int((wait + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	return secs
+}
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, http.StatusOK, "login", map[string]any{"Title": "Log in", "Next": safeNext(r.URL.Query().Get("next"))})
@@ -332,20 +355,23 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.render(w, http.StatusForbidden, "login", map[string]any{"Title": "Log in", "Error": "Cross-site login refused."})
 		return
 	}
-	client := c.clientAddr(r)
-	if c.throttled(client) {
-		c.render(w, http.StatusTooManyRequests, "login", map[string]any{"Title": "Log in", "Error": "Too many failed attempts; wait a minute."})
-		return
-	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		c.render(w, http.StatusBadRequest, "login", map[string]any{"Title": "Log in", "Error": "The form could not be read."})
 		return
 	}
 	next := safeNext(r.PostForm.Get("next"))
-	p, ok := c.tokens.Lookup(strings.TrimSpace(r.PostForm.Get("token")))
+	token := strings.TrimSpace(r.PostForm.Get("token"))
+	if wait, ok := c.AllowAuth(r, token); !ok {
+		secs := retryAfter(w, wait)
+		c.render(w, http.StatusTooManyRequests, "login", map[string]any{"Title": "Log in", "Next": next,
+			"Error": "Too many failed attempts from here or with this token; try again in " + strconv.Itoa(secs) + " seconds."})
+		return
+	}
+	p, ok := c.tokens.Lookup(token)
 	if !ok {
-		c.recordFailure(client)
-		c.log.WarnContext(r.Context(), "console login refused", "client", client)
+		c.FailedAuth(r, token)
+		c.log.WarnContext(r.Context(), "console login refused", "client", c.clientAddr(r))
 		c.render(w, http.StatusUnauthorized, "login", map[string]any{"Title": "Log in", "Error": "That token is not valid.", "Next": next})
 		return
 	}
@@ -376,50 +402,6 @@ func safeNext(next string) string {
 		return "/console/"
 	}
 	return next
-}
-
-// throttled reports whether client (an address; IPv6 by its /64) failed
-// too many logins in the last minute.
-func (c *Console) throttled(client string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	client = clientKey(client)
-	var recent []time.Time
-	for _, t := range c.failures[client] {
-		if c.now().Sub(t) < loginWindow {
-			recent = append(recent, t)
-		}
-	}
-	if len(recent) == 0 {
-		delete(c.failures, client)
-		return false
-	}
-	c.failures[client] = recent
-	return len(recent) >= loginLimit
-}
-
-// maxThrottled bounds the failed-login table; past it the oldest
-// addresses are forgotten (the table is pruned of expired ones first).
-const maxThrottled = 10000
-
-func (c *Console) recordFailure(client string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.failures) >= maxThrottled {
-		for k, ts := range c.failures {
-			if len(ts) == 0 || c.now().Sub(ts[len(ts)-1]) >= loginWindow {
-				delete(c.failures, k)
-			}
-		}
-		for k := range c.failures {
-			if len(c.failures) < maxThrottled {
-				break
-			}
-			delete(c.failures, k)
-		}
-	}
-	k := clientKey(client)
-	c.failures[k] = append(c.failures[k], c.now())
 }
 
 // clientAddr is the address of whoever sent r: the peer, or — when the
@@ -479,15 +461,6 @@ func (c *Console) trusted(addr string) bool {
 		}
 	}
 	return false
-}
-
-// clientKey groups IPv6 clients by /64, where one host can pick addresses.
-func clientKey(addr string) string {
-	ip := net.ParseIP(addr)
-	if ip == nil || ip.To4() != nil {
-		return addr
-	}
-	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 // Overview.

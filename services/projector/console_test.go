@@ -397,6 +397,9 @@ func TestLoginThrottlePerClientBehindProxy(t *testing.T) {
 	if code := attempt(operateToken, "203.0.113.7"); code != http.StatusTooManyRequests {
 		t.Errorf("the right token from a locked-out client: %d, want 429", code)
 	}
+	_, _, hdr := f.browser(t).do(http.MethodPost, "/login", url.Values{"token": {operateToken}, "next": {"/console/"}},
+		map[string]string{"X-Forwarded-For": "203.0.113.7"})
+	checkRetryAfter(t, "login 429", hdr)
 	// The client puts another address in the header; the proxy appends the
 	// one it heard from, which is what counts.
 	if code := attempt(operateToken, "198.51.100.9, 203.0.113.7"); code != http.StatusTooManyRequests {

@@ -112,7 +112,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 			t.Errorf("%s: no 200 response", route)
 		}
 		if scopes[route] != "" {
-			for _, code := range []string{"401", "403", "500", "503"} {
+			for _, code := range []string{"401", "403", "429", "500", "503"} {
 				if _, ok := responses[code]; !ok {
 					t.Errorf("%s: no %s response, which the auth wrapper or the error path can answer", route, code)
 				}

@@ -170,7 +170,9 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	}
 	log.InfoContext(ctx, "status API listening", "addr", ln.Addr().String())
 	parts["status API"] = func(ctx context.Context) error {
-		srv := &http.Server{Handler: api.Handler(console.Register), ReadHeaderTimeout: 5 * time.Second}
+		// Every timeout and a header limit: the ops address may face the
+		// internet behind a proxy.
+		srv := lifecycle.Harden(&http.Server{Handler: api.Handler(console.Register), ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
 		return lifecycle.Serve(ctx, srv, ln, 5*time.Second)
 	}
 	if v, err := StoredViewVersion(ctx, pool); err != nil {

@@ -145,7 +145,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		if err != nil {
 			return fmt.Errorf("hubspot emulator: %w", err)
 		}
-		emulators = append(emulators, emulator{name: "hubspot", srv: &http.Server{Addr: *hubspotAddr, Handler: hs, ReadHeaderTimeout: 5 * time.Second}, kept: kept})
+		emulators = append(emulators, emulator{name: "hubspot", srv: lifecycle.Harden(&http.Server{Addr: *hubspotAddr, Handler: hs}), kept: kept})
 		over["HUBSPOT_TOKEN"] = "pat-dev-switchyard-emulator"
 		over["HUBSPOT_BASE_URL"] = "http://" + dialAddr(*hubspotAddr)
 		emulatorLines = append(emulatorLines, "  HubSpot:         emulator at http://"+dialAddr(*hubspotAddr)+" (set HUBSPOT_TOKEN for the real one)")
@@ -162,7 +162,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		if err != nil {
 			return fmt.Errorf("zendesk emulator: %w", err)
 		}
-		emulators = append(emulators, emulator{name: "zendesk", srv: &http.Server{Addr: *zendeskAddr, Handler: zd, ReadHeaderTimeout: 5 * time.Second}, kept: kept})
+		emulators = append(emulators, emulator{name: "zendesk", srv: lifecycle.Harden(&http.Server{Addr: *zendeskAddr, Handler: zd}), kept: kept})
 		over["ZENDESK_BASE_URL"] = "http://" + dialAddr(*zendeskAddr)
 		over["ZENDESK_EMAIL"], over["ZENDESK_API_TOKEN"] = devZendeskEmail, devZendeskToken
 		over["SUPPORT_GROUPS"] = orDefault(getenv("SUPPORT_GROUPS"), "Billing=1,Customer Success=2")
@@ -175,7 +175,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		if err != nil {
 			return err
 		}
-		emulators = append(emulators, emulator{name: "slack", srv: &http.Server{Addr: *slackAddr, Handler: sl, ReadHeaderTimeout: 5 * time.Second}})
+		emulators = append(emulators, emulator{name: "slack", srv: lifecycle.Harden(&http.Server{Addr: *slackAddr, Handler: sl})})
 		over["SLACK_WEBHOOK_URL"] = "http://" + dialAddr(*slackAddr) + sl.Path()
 		emulatorLines = append(emulatorLines, "  Slack:           emulator at http://"+dialAddr(*slackAddr)+" (set SLACK_WEBHOOK_URL for the real one)")
 	} else {

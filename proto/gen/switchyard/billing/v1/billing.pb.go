@@ -232,8 +232,13 @@ type EventMeta struct {
 	Livemode bool `protobuf:"varint,5,opt,name=livemode,proto3" json:"livemode,omitempty"`
 	// The Stripe customer the source events belong to (cus_...), if any.
 	StripeCustomerId string `protobuf:"bytes,6,opt,name=stripe_customer_id,json=stripeCustomerId,proto3" json:"stripe_customer_id,omitempty"`
-	// The customer's email, normalised (trimmed, lower case); empty if not
-	// known yet. Personal data: do not log it in full.
+	// The customer's email, normalised (trimmed, lower case) and valid (a
+	// plain address without spaces, at most 254 bytes); empty if not known
+	// yet. It comes only from the Stripe Customer object (customer.* events,
+	// a customer object expanded in the event, or the Stripe API), never
+	// from what a payer typed: it is the key subscribers may act on (the
+	// CRM upsert key, the support requester). Personal data: do not log it
+	// in full.
 	Email string `protobuf:"bytes,7,opt,name=email,proto3" json:"email,omitempty"`
 	// True when a newer version of the same Stripe object had already been
 	// applied when this event was derived: it is a late fact. Subscribers
@@ -244,9 +249,21 @@ type EventMeta struct {
 	// Switchyard-Received-At header), UTC; unset for events received before
 	// the hub recorded it. Latencies are measured from here, not from
 	// occurred_at: an event can reach the hub long after Stripe created it.
-	ReceivedAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// A contact email the source event carries that nobody verified: what a
+	// payer typed on a card form or a guest checkout (a charge's
+	// billing_details.email, else its receipt_email; a payment intent's
+	// receipt_email; a checkout session's customer_details.email, else its
+	// customer_email), or an invoice's customer_email (a copy frozen when
+	// the invoice was finalised); for a dispute or refund whose charge
+	// identity had to read from the Stripe API, that charge's. Normalised
+	// and validated like email (an invalid one is left out); empty if none.
+	// It may equal email. Show it labelled as unverified; never use it as a
+	// key, a support requester, a link between customers or Slack text.
+	// Personal data: do not log it in full.
+	UnverifiedEmail string `protobuf:"bytes,10,opt,name=unverified_email,json=unverifiedEmail,proto3" json:"unverified_email,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *EventMeta) Reset() {
@@ -340,6 +357,13 @@ func (x *EventMeta) GetReceivedAt() *timestamppb.Timestamp {
 		return x.ReceivedAt
 	}
 	return nil
+}
+
+func (x *EventMeta) GetUnverifiedEmail() string {
+	if x != nil {
+		return x.UnverifiedEmail
+	}
+	return ""
 }
 
 // CustomerUpserted: a canonical customer was created or its identity data
@@ -1724,7 +1748,7 @@ var File_switchyard_billing_v1_billing_proto protoreflect.FileDescriptor
 
 const file_switchyard_billing_v1_billing_proto_rawDesc = "" +
 	"\n" +
-	"#switchyard/billing/v1/billing.proto\x12\x15switchyard.billing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x02\n" +
+	"#switchyard/billing/v1/billing.proto\x12\x15switchyard.billing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa9\x03\n" +
 	"\tEventMeta\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x122\n" +
 	"\x15canonical_customer_id\x18\x02 \x01(\tR\x13canonicalCustomerId\x12(\n" +
@@ -1738,7 +1762,9 @@ const file_switchyard_billing_v1_billing_proto_rawDesc = "" +
 	"superseded\x18\b \x01(\bR\n" +
 	"superseded\x12;\n" +
 	"\vreceived_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"receivedAt\"\xd4\x01\n" +
+	"receivedAt\x12)\n" +
+	"\x10unverified_email\x18\n" +
+	" \x01(\tR\x0funverifiedEmail\"\xd4\x01\n" +
 	"\x10CustomerUpserted\x124\n" +
 	"\x04meta\x18\x01 \x01(\v2 .switchyard.billing.v1.EventMetaR\x04meta\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +

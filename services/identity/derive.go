@@ -4,7 +4,9 @@ package identity
 //
 // Every message carries EventMeta: event_id = MsgID, canonical_customer_id,
 // source_event_ids = [evt], occurred_at = event.created, livemode,
-// stripe_customer_id and email (from Identity, else from Facts). The MsgID
+// stripe_customer_id, email (from Identity, else from Facts: the Stripe
+// Customer object's only) and unverified_email (the event's own, from
+// Facts: what a payer typed, or an invoice's frozen copy). The MsgID
 // of a state change is "<subject>:<evt id>"; the MsgID of a fact about one
 // Stripe object is keyed by that object — payments "<subject>:<in id>"
 // (failures "…:<in id>:<attempt>"), refunds "<subject>:<re id>" (or
@@ -14,7 +16,8 @@ package identity
 //
 //	Stripe event                        condition                                  domain event (subject)
 //	customer.created, customer.updated  always (the service decides what changed)  billing.customer.upserted          S
-//	checkout.session.completed          the session names an email or a customer   billing.customer.upserted
+//	checkout.session.completed          the session names a Stripe customer, or    billing.customer.upserted
+//	                                      resolved to one (a guest checkout: none)
 //	customer.subscription.created       status trialing or active                  billing.subscription.started       S
 //	                                    (incomplete: nothing yet, see updated)
 //	customer.subscription.updated       status incomplete -> active/trialing       billing.subscription.started       S
@@ -74,6 +77,11 @@ package identity
 //
 // Free-form metadata is never read; payment failures carry Stripe's codes
 // and customer-safe message from an expanded charge, never card data.
+//
+// Every string of every message is normalised on the way out
+// (normaliseMessage): Derive reads text straight from the Stripe object
+// (product and price names, decline messages, reasons), and no text may
+// leave identity that a subscriber's store or vendor cannot hold.
 
 import (
 	"encoding/json"
@@ -99,8 +107,9 @@ type Identity struct {
 	// StripeCustomerID may be resolved through a charge or invoice link
 	// when the event lacks it.
 	StripeCustomerID string
-	Email            string
-	Name             string
+	// Email is the profile's: only ever a Stripe Customer object's.
+	Email string
+	Name  string
 	// StripeCustomerIDs lists every Stripe customer linked to the
 	// canonical customer (for CustomerUpserted); Derive sorts a copy.
 	StripeCustomerIDs []string
@@ -159,6 +168,14 @@ func Derive(ev *stripe.Event, f Facts, id Identity, stale bool) ([]Outgoing, err
 	if err != nil {
 		return nil, fmt.Errorf("derive %s %s: %w", ev.Type, f.EventID, err)
 	}
+	for i := range d.outs {
+		normaliseMessage(d.outs[i].Message)
+		// An id the object carried may have been normalised with it; the
+		// message id is the envelope's, the same way every time.
+		if be, ok := d.outs[i].Message.(subjects.BillingEvent); ok {
+			d.outs[i].MsgID = be.GetMeta().GetEventId()
+		}
+	}
 	return d.outs, nil
 }
 
@@ -205,6 +222,7 @@ func (d *deriver) meta(subject, suffix string) *billingv1.EventMeta {
 		Livemode:            d.f.Livemode,
 		StripeCustomerId:    firstNonEmpty(d.id.StripeCustomerID, d.f.StripeCustomerID),
 		Email:               d.email(),
+		UnverifiedEmail:     d.f.UnverifiedEmail,
 	}
 }
 
@@ -227,8 +245,10 @@ func (d *deriver) factMeta(subject, objectKey string) *billingv1.EventMeta {
 	return m
 }
 
+// email is the verified email: the profile's, else the event's own
+// Customer object's. Never an unverified one.
 func (d *deriver) email() string {
-	return firstNonEmpty(normaliseEmail(d.id.Email), d.f.Email)
+	return firstNonEmpty(cleanEmail(d.id.Email), d.f.Email)
 }
 
 func (d *deriver) add(subject string, m subjects.BillingEvent) {
@@ -252,8 +272,9 @@ func (d *deriver) checkoutCompleted() error {
 	if err := d.decode("checkout.session", &stripe.CheckoutSession{}); err != nil {
 		return err
 	}
-	if d.f.Email == "" && d.f.StripeCustomerID == "" {
-		return nil // nothing says who signed up
+	if d.f.StripeCustomerID == "" && d.id.StripeCustomerID == "" {
+		// A guest checkout: the email typed in it is no one's identity.
+		return nil
 	}
 	d.upsert()
 	return nil

@@ -86,6 +86,9 @@ func checkEnvelopes(t *testing.T, f Facts, id Identity, outs []Outgoing) {
 		if want := firstNonEmpty(id.Email, f.Email); m.GetEmail() != want {
 			t.Errorf("email = %q, want %q", m.GetEmail(), want)
 		}
+		if m.GetUnverifiedEmail() != f.UnverifiedEmail {
+			t.Errorf("unverified_email = %q, want the event's own %q", m.GetUnverifiedEmail(), f.UnverifiedEmail)
+		}
 		data, err := proto.Marshal(o.Message)
 		if err != nil {
 			t.Fatal(err)
@@ -839,26 +842,85 @@ func TestDeriveUnmappedAndInvalid(t *testing.T) {
 
 func TestDeriveCheckoutAndIdentityFallbacks(t *testing.T) {
 	t.Parallel()
-	guest := fixture(t, "checkout.session.completed", func(_, o map[string]any) {
-		o["customer_details"].(map[string]any)["email"] = nil
-	})
-	wantSubjects(t, derive(t, guest, testID, false)) // names nobody
-
-	// The service has not resolved a Stripe customer, email or name yet:
-	// the event's own facts fill the envelope.
+	// A guest checkout (the fixture: no Stripe customer, and identity
+	// resolved none): the email typed in it is nobody's identity, so it
+	// upserts no customer.
 	bare := Identity{CanonicalID: "cc_0002"}
-	outs := derive(t, testkit.StripeEvent(t, "checkout.session.completed"), bare, false)
+	wantSubjects(t, derive(t, testkit.StripeEvent(t, "checkout.session.completed"), bare, false))
+
+	// A session identity resolved to a Stripe customer (through its
+	// subscription): the email is the customer's, the typed one only
+	// unverified.
+	typed := fixture(t, "checkout.session.completed", func(_, o map[string]any) {
+		o["subscription"] = fxSubscription
+		o["customer_details"].(map[string]any)["email"] = "Typed@Example.com"
+	})
+	outs := derive(t, typed, testID, false)
 	wantSubjects(t, outs, subjects.BillingCustomerUpserted)
 	m := msg[*billingv1.CustomerUpserted](t, outs, 0)
-	wantEq(t, "email", m.GetEmail(), "example@example.com")
-	if len(m.GetStripeCustomerIds()) != 0 {
-		t.Errorf("stripe_customer_ids = %v, want none (guest checkout)", m.GetStripeCustomerIds())
-	}
+	wantEq(t, "email", m.GetEmail(), testID.Email)
+	wantEq(t, "meta.email", m.GetMeta().GetEmail(), testID.Email)
+	wantEq(t, "meta.unverified_email", m.GetMeta().GetUnverifiedEmail(), "typed@example.com")
 
+	// The session names its Stripe customer, whose email identity does not
+	// know yet: no email at all rather than the typed one.
+	withCustomer := fixture(t, "checkout.session.completed", func(_, o map[string]any) { o["customer"] = fxCustomer })
+	outs = derive(t, withCustomer, bare, false)
+	wantSubjects(t, outs, subjects.BillingCustomerUpserted)
+	m = msg[*billingv1.CustomerUpserted](t, outs, 0)
+	wantEq(t, "email", m.GetEmail(), "")
+	wantEq(t, "meta.email", m.GetMeta().GetEmail(), "")
+	wantEq(t, "meta.unverified_email", m.GetMeta().GetUnverifiedEmail(), "example@example.com")
+	wantEq(t, "stripe_customer_ids", strings.Join(m.GetStripeCustomerIds(), ","), fxCustomer)
+
+	// The service has not resolved an email or name yet: the customer
+	// object's own facts fill the envelope.
 	outs = derive(t, testkit.StripeEvent(t, "customer.updated.email-set"), bare, false)
 	m = msg[*billingv1.CustomerUpserted](t, outs, 0)
+	wantEq(t, "email", m.GetEmail(), "jenny.rosen@example.com")
 	wantEq(t, "name", m.GetName(), "Jenny Rosen")
 	wantEq(t, "stripe_customer_ids", strings.Join(m.GetStripeCustomerIds(), ","), fxCustomer)
+}
+
+// TestDeriveNormalisesText: text Derive reads straight from the Stripe
+// object — a product's and a price's name, a decline message, an id
+// stripe-go took from the JSON unescaped — leaves identity as text every
+// subscriber can hold: valid UTF-8 (protobuf refuses to marshal anything
+// else, so the event could not be published), no NUL (PostgreSQL refuses
+// it), no control or bidi override, names capped at 256 characters and
+// other text at 1,024.
+func TestDeriveNormalisesText(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", 20000)
+	t.Run("plan names", func(t *testing.T) {
+		t.Parallel()
+		raw := fixture(t, "customer.subscription.created", func(_, o map[string]any) {
+			price := o["items"].(map[string]any)["data"].([]any)[0].(map[string]any)["price"].(map[string]any)
+			price["product"] = map[string]any{"id": "prod_OnMHDH6VBmYlTr", "object": "product", "name": "Pro\u0000 \u202eplan\n"}
+			price["nickname"] = long
+		})
+		outs := derive(t, raw, testID, false)
+		wantSubjects(t, outs, subjects.BillingSubscriptionStarted)
+		plan := msg[*billingv1.SubscriptionStarted](t, outs, 0).GetSubscription().GetPlan()
+		wantEq(t, "product_name", plan.GetProductName(), "Pro plan")
+		wantEq(t, "price_nickname", plan.GetPriceNickname(), strings.Repeat("x", 255)+"…")
+	})
+	t.Run("decline message and an id with invalid UTF-8", func(t *testing.T) {
+		t.Parallel()
+		raw := fixture(t, "invoice.payment_failed", func(_, o map[string]any) {
+			o["charge"] = map[string]any{"id": "ch_3O5E8yGgdF1VjufLyUrixmc3", "object": "charge",
+				"failure_code": "card_declined", "failure_message": "Declined\u0000\u0007 " + long}
+			o["subscription"] = "sub_MARK"
+		})
+		// stripe-go takes an unexpanded id as the raw bytes between the
+		// quotes: bytes no JSON decoder would let through.
+		raw = bytes.Replace(raw, []byte(`"sub_MARK"`), []byte("\"sub_\xff\xfe\""), 1)
+		outs := derive(t, raw, testID, false) // checkEnvelopes marshals each
+		wantSubjects(t, outs, subjects.BillingPaymentFailed)
+		m := msg[*billingv1.PaymentFailed](t, outs, 0)
+		wantEq(t, "failure_message", m.GetFailureMessage(), "Declined "+strings.Repeat("x", 1014)+"…")
+		wantEq(t, "subscription_id", m.GetSubscriptionId(), "sub_\uFFFD") // a run of invalid bytes is one U+FFFD
+	})
 }
 
 func TestDeriveMRR(t *testing.T) {

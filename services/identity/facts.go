@@ -15,7 +15,15 @@ import (
 
 // Facts is what identity reads from one Stripe event: who it is about and
 // which object version it carries. Every field is read from a validated,
-// typed Stripe field; free-form metadata is never read.
+// typed Stripe field; free-form metadata is never read. Every text field
+// is normalised (see normalise.go): ids that cannot be Stripe's are
+// empty, names are clean single lines of at most maxNameRunes, emails are
+// valid or empty.
+//
+// Only verified sources set identity: Email (which becomes the profile
+// email, the CRM key, the support requester and a link) comes only from
+// the Stripe Customer object. What a payer typed is UnverifiedEmail: kept
+// for showing, never a key or a link.
 type Facts struct {
 	EventID, EventType string
 	// Created is event.created (one-second resolution), UTC.
@@ -33,13 +41,30 @@ type Facts struct {
 	// object's own id, or object.customer (an id or an expanded object);
 	// "" if none.
 	StripeCustomerID string
-	// Email is normalised (trimmed, lower case); "" if none. Sources:
-	// customer.email, invoice.customer_email, checkout session
-	// customer_details.email then customer_email, charge
-	// billing_details.email then receipt_email, payment intent
-	// receipt_email, and the email of an expanded customer object.
+	// Email is the Stripe Customer object's email, normalised (trimmed,
+	// lower case) and valid; "" if none or invalid. Sources: customer.email
+	// of a customer event, and the email of a customer object expanded in
+	// any other object (subscription, invoice, charge, checkout session,
+	// payment intent).
 	Email string
-	// Name is customer.name or checkout customer_details.name.
+	// UnverifiedEmail is a contact email the event's object carries from a
+	// source nobody verified, normalised and valid; "" if none. Sources, the
+	// first one set: a checkout session's customer_details.email, then its
+	// customer_email; a charge's billing_details.email, then its
+	// receipt_email (also the charge of a dispute or refund, when
+	// expanded); a payment intent's receipt_email; an invoice's
+	// customer_email.
+	//
+	// invoice.customer_email is unverified too, although Stripe copies it
+	// from the Customer object: the copy is frozen when the invoice is
+	// finalised, so an old invoice (Stripe retries for three days,
+	// reconcile reads 30 days back) carries an email the customer may have
+	// changed since; an invoice with no customer (a guest payment's
+	// invoice) holds what the guest typed; and an invoice always names its
+	// Stripe customer by id, whose own events give the verified email.
+	UnverifiedEmail string
+	// Name is customer.name, checkout customer_details.name, or the name of
+	// an expanded customer object.
 	Name string
 	// ChargeID, InvoiceID, SubscriptionID and PaymentIntentID are the
 	// related object ids the event carries, so that disputes and refunds
@@ -109,9 +134,21 @@ func ExtractFacts(raw []byte) (Facts, *stripe.Event, error) {
 	if err := f.readObject(ev.Data.Raw); err != nil {
 		return Facts{}, nil, errclass.Permanent(fmt.Errorf("decode %s of stripe event %s: %w", f.ObjectKind, ev.ID, err))
 	}
-	f.Email = normaliseEmail(f.Email)
-	f.Name = strings.TrimSpace(f.Name)
+	f.normalise()
 	return f, ev, nil
+}
+
+// normalise makes every text field of f one that identity's store and
+// every subscriber can hold (see normalise.go). It is where identity's
+// own state (links, profile, versions) is normalised; the domain events'
+// text is normalised by Derive with the same functions.
+func (f *Facts) normalise() {
+	for _, id := range []*string{&f.ObjectID, &f.StripeCustomerID, &f.ChargeID, &f.InvoiceID, &f.SubscriptionID, &f.PaymentIntentID} {
+		*id = cleanID(*id)
+	}
+	f.ObjectKind, f.ObjectStatus = cleanID(f.ObjectKind), cleanID(f.ObjectStatus)
+	f.Email, f.UnverifiedEmail = cleanEmail(f.Email), cleanEmail(f.UnverifiedEmail)
+	f.Name = cleanText(f.Name, maxNameRunes)
 }
 
 // jsonString is the string a JSON value holds; "" for any other value.
@@ -152,7 +189,7 @@ func (f *Facts) readObject(raw json.RawMessage) error {
 			return err
 		}
 		f.object = &in
-		f.email(in.CustomerEmail)
+		f.unverified(in.CustomerEmail)
 		f.customer(in.Customer)
 		f.InvoiceID = in.ID
 		f.ChargeID = chargeID(in.Charge)
@@ -194,10 +231,10 @@ func (f *Facts) readObject(raw json.RawMessage) error {
 		}
 		f.object = &s
 		if s.CustomerDetails != nil {
-			f.email(s.CustomerDetails.Email)
+			f.unverified(s.CustomerDetails.Email)
 			f.Name = s.CustomerDetails.Name
 		}
-		f.email(s.CustomerEmail)
+		f.unverified(s.CustomerEmail)
 		f.customer(s.Customer)
 		f.PaymentIntentID = paymentIntentID(s.PaymentIntent)
 		if s.Subscription != nil {
@@ -212,7 +249,7 @@ func (f *Facts) readObject(raw json.RawMessage) error {
 			return err
 		}
 		f.object = &pi
-		f.email(pi.ReceiptEmail)
+		f.unverified(pi.ReceiptEmail)
 		f.customer(pi.Customer)
 		f.PaymentIntentID = pi.ID
 		f.ChargeID = chargeID(pi.LatestCharge)
@@ -223,13 +260,13 @@ func (f *Facts) readObject(raw json.RawMessage) error {
 	return nil
 }
 
-// chargeFacts reads a charge: its customer, its email (billing details
-// first, then the receipt email) and its links.
+// chargeFacts reads a charge: its customer, its unverified email (billing
+// details first, then the receipt email) and its links.
 func (f *Facts) chargeFacts(ch *stripe.Charge) {
 	if ch.BillingDetails != nil {
-		f.email(ch.BillingDetails.Email)
+		f.unverified(ch.BillingDetails.Email)
 	}
-	f.email(ch.ReceiptEmail)
+	f.unverified(ch.ReceiptEmail)
 	f.customer(ch.Customer)
 	f.ChargeID = ch.ID
 	f.PaymentIntentID = paymentIntentID(ch.PaymentIntent)
@@ -239,23 +276,22 @@ func (f *Facts) chargeFacts(ch *stripe.Charge) {
 }
 
 // customer takes the id of a customer reference and, when it is expanded,
-// its email and name as fallbacks: callers read the object's own email
-// fields first.
+// its email (the Customer object's: verified) and its name as a fallback.
 func (f *Facts) customer(c *stripe.Customer) {
 	if c == nil {
 		return
 	}
 	f.StripeCustomerID = c.ID
-	f.email(c.Email)
+	f.Email = c.Email
 	if strings.TrimSpace(f.Name) == "" {
 		f.Name = c.Name
 	}
 }
 
-// email keeps the first non-blank email offered.
-func (f *Facts) email(e string) {
-	if strings.TrimSpace(f.Email) == "" {
-		f.Email = e
+// unverified keeps the first valid unverified email offered.
+func (f *Facts) unverified(e string) {
+	if f.UnverifiedEmail == "" {
+		f.UnverifiedEmail = cleanEmail(e)
 	}
 }
 
@@ -272,8 +308,6 @@ func paymentIntentID(pi *stripe.PaymentIntent) string {
 	}
 	return pi.ID
 }
-
-func normaliseEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
 
 func firstNonEmpty(ss ...string) string {
 	for _, s := range ss {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,7 +81,8 @@ func TestExtractFactsFixtures(t *testing.T) {
 			EventID: "evt_1O5LCwGgdF1VjufLd5fxf3aH", EventType: "checkout.session.completed", Created: at(1698250860),
 			APIVersion: fxAPIVersion, ObjectKind: "checkout.session",
 			ObjectID: "cs_test_a13BtkHzI9DOTE311wMFzHBiKijsIoPPBB2oAOfTTUcyN6z42axw2NpneW",
-			Email:    "example@example.com", PaymentIntentID: "pi_1NzlYfGgdF1VjufLf7IeUzYV", ObjectStatus: "complete",
+			// A guest checkout: the email typed in it is unverified.
+			UnverifiedEmail: "example@example.com", PaymentIntentID: "pi_1NzlYfGgdF1VjufLf7IeUzYV", ObjectStatus: "complete",
 		},
 		"customer.created": {
 			EventID: "evt_1O59vsGgdF1VjufLNnhVwvTi", EventType: "customer.created", Created: at(1698249600),
@@ -165,9 +167,11 @@ func TestExtractFactsSources(t *testing.T) {
 			check: wantEmail("jenny.rosen@example.com"),
 		},
 		{
-			name: "invoice customer_email", fixture: "invoice.paid",
+			// Stripe's copy of the customer's email, frozen at finalisation:
+			// shown, never the profile email (see Facts.UnverifiedEmail).
+			name: "invoice customer_email is unverified", fixture: "invoice.paid",
 			edit:  func(_, o map[string]any) { o["customer_email"] = "Payer@Example.com" },
-			check: wantEmail("payer@example.com"),
+			check: wantEmails("", "payer@example.com"),
 		},
 		{
 			name: "invoice with an expanded customer: id and its email", fixture: "invoice.paid",
@@ -182,12 +186,12 @@ func TestExtractFactsSources(t *testing.T) {
 			},
 		},
 		{
-			name: "invoice's own email wins over the expanded customer's", fixture: "invoice.paid",
+			name: "the expanded customer's email is verified, the invoice's copy is not", fixture: "invoice.paid",
 			edit: func(_, o map[string]any) {
 				o["customer_email"] = "own@example.com"
 				o["customer"] = map[string]any{"id": "cus_X", "object": "customer", "email": "other@example.com"}
 			},
-			check: wantEmail("own@example.com"),
+			check: wantEmails("other@example.com", "own@example.com"),
 		},
 		{
 			name: "invoice links its subscription", fixture: "invoice.payment_failed",
@@ -204,7 +208,15 @@ func TestExtractFactsSources(t *testing.T) {
 				o["customer_details"] = nil
 				o["customer_email"] = "Prefilled@Example.com"
 			},
-			check: wantEmail("prefilled@example.com"),
+			check: wantEmails("", "prefilled@example.com"),
+		},
+		{
+			name: "checkout with a customer: its details' email is still typed, the expanded customer's verified", fixture: "checkout.session.completed",
+			edit: func(_, o map[string]any) {
+				o["customer"] = map[string]any{"id": fxCustomer, "object": "customer", "email": "Jenny.Rosen@example.com"}
+				o["customer_details"].(map[string]any)["email"] = "typed@example.com"
+			},
+			check: wantEmails("jenny.rosen@example.com", "typed@example.com"),
 		},
 		{
 			name: "checkout customer_details name and customer", fixture: "checkout.session.completed",
@@ -225,12 +237,97 @@ func TestExtractFactsSources(t *testing.T) {
 				o["billing_details"].(map[string]any)["email"] = "Billing@example.com"
 				o["receipt_email"] = "receipt@example.com"
 			},
-			check: wantEmail("billing@example.com"),
+			check: wantEmails("", "billing@example.com"),
 		},
 		{
 			name: "charge receipt_email", fixture: "charge.refunded",
 			edit:  func(_, o map[string]any) { o["receipt_email"] = "Receipt@example.com" },
-			check: wantEmail("receipt@example.com"),
+			check: wantEmails("", "receipt@example.com"),
+		},
+		{
+			name: "an invalid billing email is none: the receipt email is next", fixture: "charge.refunded",
+			edit: func(_, o map[string]any) {
+				o["billing_details"].(map[string]any)["email"] = "jenny rosen@example.com"
+				o["receipt_email"] = "receipt@example.com"
+			},
+			check: wantEmails("", "receipt@example.com"),
+		},
+		{
+			name: "a charge naming its customer: its billing email stays unverified", fixture: "charge.refunded",
+			edit: func(_, o map[string]any) {
+				o["customer"] = fxCustomer
+				o["billing_details"].(map[string]any)["email"] = "stranger@example.com"
+			},
+			check: func(t *testing.T, f Facts) {
+				wantEmails("", "stranger@example.com")(t, f)
+				if f.StripeCustomerID != fxCustomer {
+					t.Errorf("StripeCustomerID = %q", f.StripeCustomerID)
+				}
+			},
+		},
+		{
+			name: "payment intent receipt_email is unverified", fixture: "charge.refunded",
+			edit: func(ev, _ map[string]any) {
+				ev["type"] = "payment_intent.succeeded"
+				ev["data"].(map[string]any)["object"] = jsonValue(t, `{"id": "pi_X", "object": "payment_intent", "customer": null,
+					"receipt_email": "Guest@example.com", "latest_charge": "ch_X", "status": "succeeded"}`)
+			},
+			check: func(t *testing.T, f Facts) {
+				wantEmails("", "guest@example.com")(t, f)
+				if f.PaymentIntentID != "pi_X" || f.ChargeID != "ch_X" {
+					t.Errorf("facts = %+v", f)
+				}
+			},
+		},
+		{
+			name: "an expanded dispute charge's billing email is unverified", fixture: "charge.dispute.created",
+			edit: func(_, o map[string]any) {
+				o["charge"] = map[string]any{"id": fxCharge, "object": "charge", "billing_details": map[string]any{"email": "card@example.com"}}
+			},
+			check: wantEmails("", "card@example.com"),
+		},
+		{
+			name: "a customer email with spaces is no email", fixture: "customer.updated.email-set",
+			edit:  func(_, o map[string]any) { o["email"] = "jenny rosen@example.com" },
+			check: wantEmails("", ""),
+		},
+		{
+			name: "a customer email of 255 bytes is no email", fixture: "customer.updated.email-set",
+			edit:  func(_, o map[string]any) { o["email"] = strings.Repeat("j", 243) + "@example.com" },
+			check: wantEmails("", ""),
+		},
+		{
+			name: "a customer email with a display name is no email", fixture: "customer.updated.email-set",
+			edit:  func(_, o map[string]any) { o["email"] = "Jenny <jenny@example.com>" },
+			check: wantEmails("", ""),
+		},
+		{
+			name: "a customer email of 254 bytes is kept", fixture: "customer.updated.email-set",
+			edit:  func(_, o map[string]any) { o["email"] = strings.Repeat("j", 242) + "@example.com" },
+			check: wantEmails(strings.Repeat("j", 242)+"@example.com", ""),
+		},
+		{
+			name: "a name with NUL, control, bidi and invalid UTF-8 is one clean line", fixture: "customer.updated.email-set",
+			edit:  func(_, o map[string]any) { o["name"] = "  Jenny\u0000 Ro\u202esen\n\tof \u0007Acme\xff  " },
+			check: wantName("Jenny Rosen of Acme\uFFFD"),
+		},
+		{
+			name: "a 20,000-character name is cut to 256 characters", fixture: "customer.updated.email-set",
+			edit:  func(_, o map[string]any) { o["name"] = strings.Repeat("é", 20000) },
+			check: wantName(strings.Repeat("é", 255) + "…"),
+		},
+		{
+			name: "ids that cannot be Stripe's name nothing", fixture: "invoice.paid",
+			edit: func(_, o map[string]any) {
+				o["customer"] = "cus_\u0000X"
+				o["subscription"] = "sub_ X"
+				o["charge"] = "ch_" + strings.Repeat("x", 300)
+			},
+			check: func(t *testing.T, f Facts) {
+				if f.StripeCustomerID != "" || f.SubscriptionID != "" || f.ChargeID != "" || f.InvoiceID != fxInvoice {
+					t.Errorf("facts = %+v", f)
+				}
+			},
 		},
 		{
 			name: "dispute with an expanded charge finds its customer", fixture: "charge.dispute.created",
@@ -250,7 +347,7 @@ func TestExtractFactsSources(t *testing.T) {
 				o["metadata"] = map[string]any{"customer": "cus_EVIL", "email": "evil@example.com"}
 			},
 			check: func(t *testing.T, f Facts) {
-				if f.StripeCustomerID != "" || f.Email != "" {
+				if f.StripeCustomerID != "" || f.Email != "" || f.UnverifiedEmail != "" {
 					t.Errorf("facts read metadata: %+v", f)
 				}
 			},
@@ -300,6 +397,25 @@ func wantEmail(want string) func(t *testing.T, f Facts) {
 		t.Helper()
 		if f.Email != want {
 			t.Errorf("Email = %q, want %q", f.Email, want)
+		}
+	}
+}
+
+// wantEmails checks the verified and the unverified email.
+func wantEmails(verified, unverified string) func(t *testing.T, f Facts) {
+	return func(t *testing.T, f Facts) {
+		t.Helper()
+		if f.Email != verified || f.UnverifiedEmail != unverified {
+			t.Errorf("Email, UnverifiedEmail = %q, %q; want %q, %q", f.Email, f.UnverifiedEmail, verified, unverified)
+		}
+	}
+}
+
+func wantName(want string) func(t *testing.T, f Facts) {
+	return func(t *testing.T, f Facts) {
+		t.Helper()
+		if f.Name != want {
+			t.Errorf("Name = %q, want %q", f.Name, want)
 		}
 	}
 }

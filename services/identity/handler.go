@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/switchyard/switchyard/proto/wire"
 	"log/slog"
 	"strings"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/switchyard/switchyard/platform/natsbus"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
+	"github.com/switchyard/switchyard/proto/wire"
 )
 
 // StripeReader reads what identity needs from the Stripe API: the customer
@@ -29,14 +29,27 @@ import (
 // and a product's name (to name plans). Errors are classified (errclass,
 // with Stripe's Retry-After as the hint); it is safe for concurrent use.
 type StripeReader interface {
-	// ChargeCustomer returns the charge's customer id and billing email
-	// (normalised); both empty for a guest payment with no email.
-	ChargeCustomer(ctx context.Context, chargeID string) (customerID, email string, err error)
+	// ChargeCustomer returns what the charge says about whose it is: its
+	// customer (its invoice's, if the charge names only an invoice), invoice
+	// and payment intent (all empty for a guest payment) and, as unverified
+	// contact data, its billing email.
+	ChargeCustomer(ctx context.Context, chargeID string) (ChargeRefs, error)
 	// ObjectState returns a subscription's status or a customer's
 	// normalised email, as Version.Status holds them.
 	ObjectState(ctx context.Context, kind, id string) (string, error)
 	// ProductName returns the product's name.
 	ProductName(ctx context.Context, productID string) (string, error)
+}
+
+// ChargeRefs is what the Stripe API says about a charge's owner.
+type ChargeRefs struct {
+	// CustomerID, InvoiceID and PaymentIntentID are the charge's customer
+	// (cus_), invoice (in_) and payment intent (pi_) ids; "" if none.
+	CustomerID, InvoiceID, PaymentIntentID string
+	// BillingEmail is billing_details.email, else receipt_email,
+	// normalised and valid, or "". Typed by whoever paid: unverified
+	// contact data, never an identifier.
+	BillingEmail string
 }
 
 // Service handles Stripe events. It is safe for concurrent use.
@@ -121,7 +134,7 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 	}
 	if errors.Is(err, ErrUnknownCustomer) && f.ChargeID != "" && s.stripe != nil {
 		// A dispute or refund naming only a charge we never saw: ask Stripe.
-		cus, email, ferr := s.stripe.ChargeCustomer(ctx, f.ChargeID)
+		refs, ferr := s.stripe.ChargeCustomer(ctx, f.ChargeID)
 		if ferr != nil {
 			mode := "test"
 			if f.Livemode {
@@ -129,10 +142,16 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 			}
 			return fmt.Errorf("%s %s (%s mode): find the customer of charge %s: %w", f.EventType, f.EventID, mode, f.ChargeID, ferr)
 		}
-		in.IDs = append(in.IDs, Identifier{LinkStripeCustomer, cus}, Identifier{LinkEmail, email})
-		// A guest payment with no customer and no email is its own customer:
-		// its dispute still needs a ticket.
-		in.GuestCharge = cus == "" && email == ""
+		// Only verified links: the charge's customer, or its invoice or
+		// payment intent if identity has linked either to a customer. Its
+		// billing email was typed by whoever paid: shown, never a link, so a
+		// stranger's card form cannot attach a chargeback to someone else.
+		in.IDs = append(in.IDs, Identifier{LinkStripeCustomer, cleanID(refs.CustomerID)},
+			Identifier{LinkInvoice, cleanID(refs.InvoiceID)}, Identifier{LinkPaymentIntent, cleanID(refs.PaymentIntentID)})
+		f.UnverifiedEmail = firstNonEmpty(f.UnverifiedEmail, cleanEmail(refs.BillingEmail))
+		// A charge of no Stripe customer that none of its links resolves is
+		// its own customer, unlinked: its dispute still needs a ticket.
+		in.GuestCharge = refs.CustomerID == ""
 		res, err = s.store.ResolveInput(ctx, in)
 	}
 	if errors.Is(err, ErrUnknownCustomer) {
@@ -210,7 +229,7 @@ func unresolved(f Facts, haveAPI bool) error {
 	what := f.ObjectKind + " " + f.ObjectID
 	if f.ChargeID == "" || haveAPI {
 		var names []string
-		for _, n := range [][2]string{{"invoice", f.InvoiceID}, {"subscription", f.SubscriptionID}, {"charge", f.ChargeID}} {
+		for _, n := range [][2]string{{"invoice", f.InvoiceID}, {"subscription", f.SubscriptionID}, {"charge", f.ChargeID}, {"payment intent", f.PaymentIntentID}} {
 			if n[1] != "" {
 				names = append(names, n[0]+" "+n[1])
 			}
@@ -256,19 +275,15 @@ func mergeAnnouncement(f Facts, res Resolution) Outgoing {
 	}}
 }
 
-var emailLinks = map[string]bool{"customer": true, "checkout.session": true, "invoice": true}
-
-// identifiers lists what names the event's customer.
+// identifiers lists what names the event's customer: the Stripe customer,
+// the Stripe objects that belong to one (Stripe's own relations, so
+// verified), and the Stripe Customer object's email. Facts.Email holds
+// nothing else: an email a payer typed (UnverifiedEmail) never links.
 func identifiers(f Facts) []Identifier {
 	ids := []Identifier{
-		{LinkStripeCustomer, f.StripeCustomerID},
+		{LinkStripeCustomer, f.StripeCustomerID}, {LinkEmail, f.Email},
 		{LinkSubscription, f.SubscriptionID}, {LinkInvoice, f.InvoiceID}, {LinkCharge, f.ChargeID},
-	}
-	// An email identifies a customer only where Stripe holds it as the
-	// customer's: the customer object, the signup checkout, the invoice's
-	// copy. A card's billing email is typed by whoever pays and never links.
-	if emailLinks[f.ObjectKind] {
-		ids = append(ids, Identifier{LinkEmail, f.Email})
+		{LinkPaymentIntent, f.PaymentIntentID},
 	}
 	switch f.ObjectKind {
 	case "subscription":

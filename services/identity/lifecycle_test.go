@@ -478,8 +478,9 @@ var (
 func buildLifecycle(t testing.TB) lifecycle {
 	t.Helper()
 	h := newHistory(t, "life", lifeCus, lifeEmail, lifeName, lifeStart)
-	// Signup: the checkout names the customer and its email; the customer
-	// object is created without an email, then given one.
+	// Signup: the checkout names the customer and the email typed in it
+	// (unverified); the customer object is created without an email, then
+	// given one: only from then on is the customer's email known.
 	h.checkout(0, true)
 	h.customerCreated(1)
 	h.customerEmailSet(1)
@@ -552,22 +553,33 @@ func wantLifecycle(lc lifecycle) []billingMsg {
 	msg := func(subject string, m subjects.BillingEvent) billingMsg {
 		return billingMsg{Subject: subject, MsgID: m.GetMeta().GetEventId(), Event: m}
 	}
-	upserted := func(i int) billingMsg {
+	// email is the verified email known when the event was handled (in
+	// delivery order), unverified the one the event itself carries.
+	upserted := func(i int, email, unverified string) billingMsg {
+		m := meta(subjects.BillingCustomerUpserted, i, "")
+		m.Email, m.UnverifiedEmail = email, unverified
 		return msg(subjects.BillingCustomerUpserted, &billingv1.CustomerUpserted{
-			Meta: meta(subjects.BillingCustomerUpserted, i, ""), Email: lifeEmail, Name: lifeName, StripeCustomerIds: []string{lifeCus},
+			Meta: m, Email: email, Name: lifeName, StripeCustomerIds: []string{lifeCus},
 		})
+	}
+	// invoiceMeta: an invoice carries Stripe's copy of the customer's email,
+	// frozen at finalisation: unverified.
+	invoiceMeta := func(subject string, i int, key string) *billingv1.EventMeta {
+		m := meta(subject, i, key)
+		m.UnverifiedEmail = lifeEmail
+		return m
 	}
 	paid := func(i int, p payment) billingMsg {
 		return msg(subjects.BillingPaymentSucceeded, &billingv1.PaymentSucceeded{
-			Meta: meta(subjects.BillingPaymentSucceeded, i, p.Invoice), InvoiceId: p.Invoice, SubscriptionId: "sub_life",
+			Meta: invoiceMeta(subjects.BillingPaymentSucceeded, i, p.Invoice), InvoiceId: p.Invoice, SubscriptionId: "sub_life",
 			ChargeId: p.Charge, PaymentIntentId: "pi_" + strings.TrimPrefix(p.Invoice, "in_"), Amount: p.Amount,
 			Currency: "usd", AttemptCount: int32(p.Attempt), BillingReason: p.Reason,
 		})
 	}
 	return []billingMsg{
-		upserted(0), // checkout.session.completed: the signup
-		upserted(1), // customer.created
-		upserted(2), // customer.updated (email set)
+		upserted(0, "", lifeEmail), // checkout.session.completed: the signup, its email typed
+		upserted(1, "", ""),        // customer.created, without an email
+		upserted(2, lifeEmail, ""), // customer.updated (email set)
 		msg(subjects.BillingSubscriptionStarted, &billingv1.SubscriptionStarted{
 			Meta:         meta(subjects.BillingSubscriptionStarted, 3, ""),
 			Subscription: sub(billingv1.SubscriptionStatus_SUBSCRIPTION_STATUS_TRIALING, planStarter, false),
@@ -578,7 +590,7 @@ func wantLifecycle(lc lifecycle) []billingMsg {
 			Meta: meta(subjects.BillingSubscriptionUpgraded, 6, ""), Subscription: sub(active, planPro, false), PreviousPlan: planMsg(planStarter),
 		}),
 		msg(subjects.BillingPaymentFailed, &billingv1.PaymentFailed{
-			Meta: meta(subjects.BillingPaymentFailed, 7, "in_Life0002:1"), InvoiceId: "in_Life0002", SubscriptionId: "sub_life",
+			Meta: invoiceMeta(subjects.BillingPaymentFailed, 7, "in_Life0002:1"), InvoiceId: "in_Life0002", SubscriptionId: "sub_life",
 			ChargeId: "ch_Life0002", PaymentIntentId: "pi_Life0002", Amount: 1500, Currency: "usd", AttemptCount: 1,
 			NextPaymentAttempt: at(ev[7].Created + 3*day), Final: false, BillingReason: "subscription_update",
 		}),

@@ -181,24 +181,32 @@ func newStripeAPI(key, base string, hc *http.Client) *stripeAPI {
 	return &stripeAPI{api: client.New(key, backend(2, nil)), products: client.New(key, backend(0, quiet)), keyMode: mode}
 }
 
-func (s *stripeAPI) ChargeCustomer(ctx context.Context, id string) (string, string, error) {
+func (s *stripeAPI) ChargeCustomer(ctx context.Context, id string) (ChargeRefs, error) {
 	p := &stripe.ChargeParams{}
 	p.Context = ctx
 	ch, err := s.api.Charges.Get(id, p)
 	if err != nil {
-		return "", "", classifyStripe(err, s.keyMode)
+		return ChargeRefs{}, classifyStripe(err, s.keyMode)
 	}
-	var cus, email string
-	if ch.Customer != nil {
-		cus = ch.Customer.ID
+	var f Facts // the charge read as an event's charge is
+	f.chargeFacts(ch)
+	f.normalise()
+	refs := ChargeRefs{CustomerID: f.StripeCustomerID, InvoiceID: f.InvoiceID, PaymentIntentID: f.PaymentIntentID, BillingEmail: f.UnverifiedEmail}
+	if refs.CustomerID == "" && refs.InvoiceID != "" {
+		// Stripe sets an invoice's charge's customer, but a charge that
+		// names only its invoice is resolved through it: the invoice's
+		// customer is the charge's.
+		ip := &stripe.InvoiceParams{}
+		ip.Context = ctx
+		in, err := s.api.Invoices.Get(refs.InvoiceID, ip)
+		if err != nil {
+			return ChargeRefs{}, classifyStripe(err, s.keyMode)
+		}
+		if in.Customer != nil {
+			refs.CustomerID = cleanID(in.Customer.ID)
+		}
 	}
-	if ch.BillingDetails != nil {
-		email = ch.BillingDetails.Email
-	}
-	if email == "" {
-		email = ch.ReceiptEmail
-	}
-	return cus, normaliseEmail(email), nil
+	return refs, nil
 }
 
 func (s *stripeAPI) ObjectState(ctx context.Context, kind, id string) (string, error) {
@@ -218,7 +226,7 @@ func (s *stripeAPI) ObjectState(ctx context.Context, kind, id string) (string, e
 		if err != nil {
 			return "", classifyStripe(err, s.keyMode)
 		}
-		return normaliseEmail(c.Email), nil
+		return cleanEmail(c.Email), nil
 	}
 	return "", errclass.Permanent(fmt.Errorf("no state to refetch for a %s", kind))
 }
@@ -230,7 +238,7 @@ func (s *stripeAPI) ProductName(ctx context.Context, id string) (string, error) 
 	if err != nil {
 		return "", classifyStripe(err, s.keyMode)
 	}
-	return prod.Name, nil
+	return cleanText(prod.Name, maxNameRunes), nil
 }
 
 // classifyStripe classifies a failed Stripe API call for the consumer's

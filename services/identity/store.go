@@ -34,6 +34,7 @@ const (
 	LinkCharge         = "charge"
 	LinkInvoice        = "invoice"
 	LinkSubscription   = "subscription"
+	LinkPaymentIntent  = "payment_intent"
 	LinkCRMContact     = "crm_contact"
 	LinkSupportUser    = "support_user"
 )
@@ -43,7 +44,7 @@ type Identifier struct{ Kind, Value string }
 
 // strength orders identifiers for choosing the one a new canonical id is
 // derived from: the Stripe customer is the billing source of truth.
-var strength = map[string]int{LinkStripeCustomer: 0, LinkEmail: 1, LinkSubscription: 2, LinkInvoice: 3, LinkCharge: 4, LinkCRMContact: 5, LinkSupportUser: 6}
+var strength = map[string]int{LinkStripeCustomer: 0, LinkEmail: 1, LinkSubscription: 2, LinkInvoice: 3, LinkCharge: 4, LinkPaymentIntent: 5, LinkCRMContact: 6, LinkSupportUser: 7}
 
 // CanonicalID derives a customer's id from its strongest identifier, so that
 // replaying the same events into an empty database yields the same ids.
@@ -95,7 +96,9 @@ var ErrVersionTie = errors.New("identity: same-second tie with the applied versi
 type Input struct {
 	EventID string
 	IDs     []Identifier
-	Email   string // normalised
+	// Email is the Stripe Customer object's (normalised, valid): the only
+	// source of a profile email. Never an email a payer typed.
+	Email   string
 	Name    string
 	Version Version
 	// Authoritative: the event's object is the customer itself (versioned),
@@ -103,9 +106,11 @@ type Input struct {
 	// checkout included, only fill empty fields: an old invoice's
 	// customer_email must not undo a newer customer.updated.
 	Authoritative bool
-	// GuestCharge lets the event's charge found a customer when Stripe has
-	// confirmed the charge belongs to no customer and carries no email (a
-	// guest payment's dispute still needs its ticket).
+	// GuestCharge lets the event's charge found a customer of its own,
+	// unlinked to anyone, when Stripe has confirmed the charge belongs to no
+	// Stripe customer and none of its links (invoice, payment intent)
+	// resolves: a guest payment's dispute still needs its ticket. Whatever
+	// email the charge carries never joins it to an existing customer.
 	GuestCharge bool
 }
 
@@ -122,8 +127,10 @@ func (s *Store) Resolve(ctx context.Context, eventID string, ids []Identifier, e
 // Version.AskOnTie.
 //
 // Rules: a Stripe customer id decides — the customer linked to it, or a new
-// one derived from it. Customers known only by weaker identifiers (an
-// email) are merged into that one. Two customers linked to different
+// one derived from it. Customers known only by weaker identifiers are
+// merged into that one: a guest charge's customer whose invoice or payment
+// intent turns out to be the Stripe customer's, or a customer an email
+// founded before identity took emails from Customer objects only. Two customers linked to different
 // Stripe customers are never merged: the pair is recorded in
 // suspected_duplicates and each keeps its own links.
 func (s *Store) ResolveInput(ctx context.Context, in Input) (Resolution, error) {

@@ -106,7 +106,7 @@ func TestStripeReaderClassifiesAnswers(t *testing.T) {
 			defer api.Close()
 			reader := identity.NewStripeReader("rk_test_identity", api.URL, &http.Client{Timeout: 10 * time.Second})
 
-			_, _, err := reader.ChargeCustomer(context.Background(), "ch_gone")
+			_, err := reader.ChargeCustomer(context.Background(), "ch_gone")
 			if err == nil {
 				t.Fatal("ChargeCustomer succeeded, want an error")
 			}

@@ -251,6 +251,13 @@ type directRun struct {
 
 func newDirectRun(tb testing.TB) *directRun {
 	tb.Helper()
+	return newDirectRunWith(tb, nil)
+}
+
+// newDirectRunWith is newDirectRun with identity reading the Stripe API
+// through stripe (nil: no API).
+func newDirectRunWith(tb testing.TB, stripe identity.StripeReader) *directRun {
+	tb.Helper()
 	ctx := context.Background()
 	b := testkit.NATS(tb)
 	_, js := b.Connect(tb)
@@ -266,7 +273,7 @@ func newDirectRun(tb testing.TB) *directRun {
 		tb.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return &directRun{js: js, pool: pool, svc: identity.NewService(identity.NewStore(pool), js, nil, log)}
+	return &directRun{js: js, pool: pool, svc: identity.NewService(identity.NewStore(pool), js, stripe, log)}
 }
 
 func (r *directRun) handleAll(tb testing.TB, events []stripeEvent) {

@@ -53,6 +53,9 @@ func StateKind(state string) string {
 type View struct {
 	CustomerID        string             `json:"id"`
 	Email             string             `json:"email,omitempty"`
+	// UnverifiedEmails were typed by whoever paid (a card form, a receipt
+	// email, a guest checkout): shown labelled, never the customer's email.
+	UnverifiedEmails []string `json:"unverified_emails"`
 	Name              string             `json:"name,omitempty"`
 	StripeCustomerIDs []string           `json:"stripe_customer_ids"`
 	CRMContactID      string             `json:"crm_contact_id,omitempty"`
@@ -199,6 +202,7 @@ func Fold(customerID string, entries []Entry) View {
 
 	v := View{CustomerID: customerID, Events: len(es)}
 	stripeIDs := map[string]bool{}
+	unverified := map[string]bool{}
 	merged := map[string]bool{}
 	var profile, anyEmail, contact version
 	subs := map[string]*subState{}
@@ -227,6 +231,9 @@ func Fold(customerID string, entries []Entry) View {
 			v.Livemode = v.Livemode || meta.GetLivemode()
 			if id := meta.GetStripeCustomerId(); id != "" {
 				stripeIDs[id] = true
+			}
+			if u := meta.GetUnverifiedEmail(); u != "" {
+				unverified[u] = true
 			}
 			if email := meta.GetEmail(); email != "" {
 				crmExpected[e.EventID] = expected{v: billingVersion(e, meta, 0), kind: e.Subject}
@@ -317,6 +324,8 @@ func Fold(customerID string, entries []Entry) View {
 	}
 
 	v.StripeCustomerIDs = sortedKeys(stripeIDs)
+	delete(unverified, v.Email) // the verified one says it already
+	v.UnverifiedEmails = sortedKeys(unverified)
 	delete(merged, customerID)
 	v.MergedIDs = sortedKeys(merged)
 

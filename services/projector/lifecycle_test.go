@@ -74,7 +74,7 @@ func TestLifecycleViewAndTimeline(t *testing.T) {
 	_, body := h.get(t, "/v1/customers/cust_ada", readToken)
 	jsonEqual(t, "view after the failed renewal", body, `{
 		"id": "cust_ada", "email": "ada@example.com", "name": "Ada Lovelace",
-		"stripe_customer_ids": ["cus_Ada"], "crm_contact_id": "501", "merged_ids": [], "livemode": false,
+		"unverified_emails": [], "stripe_customer_ids": ["cus_Ada"], "crm_contact_id": "501", "merged_ids": [], "livemode": false,
 		"state": "payment failed — retry was due 2026-12-05",
 		"states": ["payment failed — retry was due 2026-12-05", "support ticket opened", "CRM update pending"],
 		"plan": "Pro", "subscription_status": "active", "mrr": 4900, "currency": "usd",

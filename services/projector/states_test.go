@@ -272,3 +272,17 @@ func TestStatesAreEvaluatedWhenRead(t *testing.T) {
 		t.Fatalf("customers by state = %v, want %v", st.ByState, want)
 	}
 }
+
+// Emails typed by whoever paid are kept as unverified contact details:
+// listed apart, never the customer's email.
+func TestUnverifiedEmailsAreShownApart(t *testing.T) {
+	s := newStory(t)
+	s.synced(s.started())
+	m := &billingv1.PaymentSucceeded{Meta: s.meta(subjects.BillingPaymentSucceeded), InvoiceId: "in_u", Amount: 4900, Currency: "usd", AttemptCount: 1}
+	m.Meta.UnverifiedEmail = "typed-on-a-card-form@example.net"
+	s.add(m, m.Meta.EventId)
+	v := projector.Fold("cust_s", entries(t, s.out))
+	if v.Email != "s@example.com" || !slices.Equal(v.UnverifiedEmails, []string{"typed-on-a-card-form@example.net"}) {
+		t.Fatalf("email %q, unverified %q; want the profile email kept and the typed one listed apart", v.Email, v.UnverifiedEmails)
+	}
+}

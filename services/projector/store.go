@@ -92,7 +92,7 @@ func ddl(tmpl, schema string) string {
 // the state column. The projection is derived data, so a projection
 // written by another version is rebuilt rather than migrated (Run starts
 // that rebuild; the old views keep being served until it swaps in).
-const ViewVersion = 2
+const ViewVersion = 3
 
 // stampDDL records ViewVersion on a projection schema created with it.
 var stampDDL = fmt.Sprintf(`COMMENT ON SCHEMA {{s}} IS 'switchyard projection, view version %d'`, ViewVersion)

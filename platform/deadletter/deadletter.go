@@ -6,6 +6,8 @@ package deadletter
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -66,7 +68,7 @@ func (s *Store) Get(ctx context.Context, seq uint64) (Entry, error) {
 	if err != nil {
 		return Entry{}, fmt.Errorf("dead letter %d: %w", seq, err)
 	}
-	d, err := consumer.DecodeDeadLetter(raw.Data)
+	d, err := consumer.DecodeDeadLetterMsg(raw.Header, raw.Data)
 	if err != nil {
 		return Entry{}, fmt.Errorf("dead letter %d: %w", seq, err)
 	}
@@ -125,7 +127,7 @@ func (s *Store) List(ctx context.Context, f Filter, only []uint64) ([]Entry, err
 		if err != nil {
 			return nil, fmt.Errorf("read dead letters: %w", err)
 		}
-		d, err := consumer.DecodeDeadLetter(m.Data())
+		d, err := consumer.DecodeDeadLetterMsg(m.Headers(), m.Data())
 		if err != nil {
 			return nil, fmt.Errorf("dead letter %d: %w", meta.Sequence.Stream, err)
 		}
@@ -165,11 +167,46 @@ func PlanReplay(e Entry) Plan {
 	if root == "" {
 		root = e.OriginalMsgID
 	}
+	what := fmt.Sprintf("the original %d bytes", e.OriginalSize)
+	if e.Truncated {
+		what = fmt.Sprintf("the whole original (%d bytes, read from %s #%d and checked against its SHA-256; the dead letter holds only a truncated copy)",
+			e.OriginalSize, e.OriginalStream, e.OriginalSeq)
+	}
 	return Plan{Seq: e.Seq, Consumer: e.Consumer, Subject: e.OriginalSubject, ReplayOf: root,
-		MsgID: "replay:" + strconv.FormatUint(e.Seq, 10) + ":" + root, Bytes: len(e.OriginalData),
-		Effect: fmt.Sprintf("publish the original %d bytes to %s again, for consumer %s only, handled as message %s "+
+		MsgID: "replay:" + strconv.FormatUint(e.Seq, 10) + ":" + root, Bytes: e.OriginalSize,
+		Effect: fmt.Sprintf("publish %s to %s again, for consumer %s only, handled as message %s "+
 			"(effects its ledger records as done for that id are skipped, the rest are done now), then remove dead letter %d",
-			len(e.OriginalData), e.OriginalSubject, e.Consumer, root, e.Seq)}
+			what, e.OriginalSubject, e.Consumer, root, e.Seq)}
+}
+
+// ErrOriginalGone means a truncated dead letter cannot be replayed: the
+// whole original is no longer in its stream, or what is there is not it.
+var ErrOriginalGone = errors.New("the whole original is not in its stream")
+
+// original returns the data to replay: the dead letter's copy, or for a
+// truncated one the whole message from its stream, checked by its SHA-256
+// (never the cut copy: replaying it would hand a consumer half a message).
+func (s *Store) original(ctx context.Context, e Entry) ([]byte, error) {
+	if !e.Truncated {
+		return e.OriginalData, nil
+	}
+	src, err := s.js.Stream(ctx, e.OriginalStream)
+	if err != nil {
+		return nil, fmt.Errorf("replay %d: stream %s: %w", e.Seq, e.OriginalStream, err)
+	}
+	raw, err := src.GetMsg(ctx, e.OriginalSeq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("replay %d: %s #%d: %w (it holds only a truncated copy: discard it with a note, and have reconcile re-send the event)",
+			e.Seq, e.OriginalStream, e.OriginalSeq, ErrOriginalGone)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("replay %d: read %s #%d: %w", e.Seq, e.OriginalStream, e.OriginalSeq, err)
+	}
+	sum := sha256.Sum256(raw.Data)
+	if hex.EncodeToString(sum[:]) != e.OriginalSHA256 || len(raw.Data) != e.OriginalSize {
+		return nil, fmt.Errorf("replay %d: %s #%d is not the message that failed: %w", e.Seq, e.OriginalStream, e.OriginalSeq, ErrOriginalGone)
+	}
+	return raw.Data, nil
 }
 
 // Result is a replay that happened.
@@ -185,6 +222,10 @@ type Result struct {
 // (the replay's id is derived from the dead letter).
 func (s *Store) Replay(ctx context.Context, e Entry) (Result, error) {
 	p := PlanReplay(e)
+	data, err := s.original(ctx, e)
+	if err != nil {
+		return Result{}, err
+	}
 	h := nats.Header{}
 	for k, vs := range e.OriginalHeaders {
 		h[k] = append([]string(nil), vs...)
@@ -194,7 +235,7 @@ func (s *Store) Replay(ctx context.Context, e Entry) (Result, error) {
 	h.Set(wire.HeaderMsgID, p.MsgID)
 	h.Set(consumer.HeaderReplayOf, p.ReplayOf)
 	h.Set(consumer.HeaderReplayFor, e.Consumer)
-	ack, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: e.OriginalSubject, Data: e.OriginalData, Header: h})
+	ack, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: e.OriginalSubject, Data: data, Header: h})
 	if err != nil {
 		return Result{}, fmt.Errorf("replay %d: publish: %w (the dead letter is kept)", e.Seq, err)
 	}

@@ -201,7 +201,9 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	})
 	// The alerts service reads the daily digest from the status API with a
 	// read-only token of its own, made up for this run.
-	over2 := map[string]string{"SWITCHYARD_OPS_URL": orDefault(getenv("SWITCHYARD_OPS_URL"), "http://"+dialAddr(*opsAddr))}
+	// Alerts link to the console and nowhere else.
+	over2 := map[string]string{"SWITCHYARD_OPS_URL": orDefault(getenv("SWITCHYARD_OPS_URL"), "http://"+dialAddr(*opsAddr)),
+		"SWITCHYARD_CONSOLE_URL": orDefault(getenv("SWITCHYARD_CONSOLE_URL"), "http://"+dialAddr(*opsAddr))}
 	if opsTokens != "" {
 		tokens := opsTokens
 		if getenv("SWITCHYARD_OPS_TOKEN") == "" && getenv("SWITCHYARD_OPS_TOKEN_FILE") == "" {

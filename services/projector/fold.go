@@ -51,11 +51,11 @@ func StateKind(state string) string {
 // View is one canonical customer as the status API returns it. It is a pure
 // function of the customer's set of entries (Fold).
 type View struct {
-	CustomerID        string             `json:"id"`
-	Email             string             `json:"email,omitempty"`
+	CustomerID string `json:"id"`
+	Email      string `json:"email,omitempty"`
 	// UnverifiedEmails were typed by whoever paid (a card form, a receipt
 	// email, a guest checkout): shown labelled, never the customer's email.
-	UnverifiedEmails []string `json:"unverified_emails"`
+	UnverifiedEmails  []string           `json:"unverified_emails"`
 	Name              string             `json:"name,omitempty"`
 	StripeCustomerIDs []string           `json:"stripe_customer_ids"`
 	CRMContactID      string             `json:"crm_contact_id,omitempty"`

@@ -25,6 +25,7 @@ import (
 
 	"github.com/switchyard/switchyard/platform/deadletter"
 	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/opsauth"
 )
 
@@ -118,7 +119,9 @@ func NewConsole(ctx context.Context, c ConsoleConfig) (*Console, error) {
 }
 
 // instrumentDLQ exports the open failures: switchyard_dlq_depth{class}
-// and their total, switchyard_open_failures, read at most every 15 s.
+// and their total, switchyard_open_failures, and the DLQ's bytes against its
+// bound (switchyard_dlq_bytes, switchyard_dlq_max_bytes), read at most
+// every 15 s.
 func (c *Console) instrumentDLQ(mp metric.MeterProvider) error {
 	m := mp.Meter("github.com/switchyard/switchyard/services/projector")
 	depth, err := m.Int64ObservableGauge("switchyard_dlq_depth", metric.WithUnit("{message}"),
@@ -131,9 +134,20 @@ func (c *Console) instrumentDLQ(mp metric.MeterProvider) error {
 	if err != nil {
 		return err
 	}
+	usedBytes, err := m.Int64ObservableGauge("switchyard_dlq_bytes", metric.WithUnit("By"),
+		metric.WithDescription("Bytes the dead letters take in the DLQ stream"))
+	if err != nil {
+		return err
+	}
+	maxBytes, err := m.Int64ObservableGauge("switchyard_dlq_max_bytes", metric.WithUnit("By"),
+		metric.WithDescription("The DLQ stream's size bound: when the dead letters reach it, new ones are refused and their messages retried"))
+	if err != nil {
+		return err
+	}
 	var mu sync.Mutex
 	var at time.Time
 	byClass := map[string]int64{}
+	var used, bound int64
 	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -148,7 +162,16 @@ func (c *Console) instrumentDLQ(mp metric.MeterProvider) error {
 			for _, e := range entries {
 				byClass[e.Class.String()]++
 			}
+			if s, err := c.js.Stream(ctx, natsbus.StreamDLQ); err == nil {
+				if info, err := s.Info(ctx); err == nil {
+					used, bound = int64(info.State.Bytes), info.Config.MaxBytes
+				}
+			}
 			at = time.Now()
+		}
+		if bound > 0 {
+			o.ObserveInt64(usedBytes, used)
+			o.ObserveInt64(maxBytes, bound)
 		}
 		var total int64
 		for class, n := range byClass {
@@ -159,7 +182,7 @@ func (c *Console) instrumentDLQ(mp metric.MeterProvider) error {
 			o.ObserveInt64(open, total)
 		}
 		return nil
-	}, depth, open)
+	}, depth, open, usedBytes, maxBytes)
 	return err
 }
 

@@ -49,12 +49,12 @@ func StateKind(state string) string {
 }
 
 // View is one canonical customer as the status API returns it. It is a pure
-// function of the customer's set of entries (Fold).
+// function of the customer's set of entries (Fold). UnverifiedEmails were
+// typed by whoever paid (a card form, a receipt email, a guest checkout):
+// shown labelled, never the customer's email.
 type View struct {
-	CustomerID string `json:"id"`
-	Email      string `json:"email,omitempty"`
-	// UnverifiedEmails were typed by whoever paid (a card form, a receipt
-	// email, a guest checkout): shown labelled, never the customer's email.
+	CustomerID        string             `json:"id"`
+	Email             string             `json:"email,omitempty"`
 	UnverifiedEmails  []string           `json:"unverified_emails"`
 	Name              string             `json:"name,omitempty"`
 	StripeCustomerIDs []string           `json:"stripe_customer_ids"`

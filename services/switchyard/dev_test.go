@@ -412,7 +412,7 @@ var requiredMetrics = map[string][]string{
 	"support": {`switchyard_support_tickets_total{result="opened"}`, "switchyard_support_ticket_latency_seconds_bucket",
 		`switchyard_consumer_lag{consumer="support",stream="BILLING"}`},
 	"alerts": {`switchyard_consumer_lag{consumer="alerts",stream="DLQ"}`},
-	"projector": {`switchyard_dlq_depth{class="permanent"}`, "switchyard_open_failures", `switchyard_ops_manual_actions_total{action="replay"}`,
+	"projector": {`switchyard_dlq_depth{class="permanent"}`, "switchyard_open_failures", "switchyard_dlq_bytes", "switchyard_dlq_max_bytes", `switchyard_ops_manual_actions_total{action="replay"}`,
 		`switchyard_consumer_lag{consumer="projector",stream="SUPPORT"}`, `switchyard_consumer_lag{consumer="projector",stream="BILLING"}`, `switchyard_consumer_lag{consumer="projector",stream="CRM"}`},
 }
 

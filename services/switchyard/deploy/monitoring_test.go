@@ -64,6 +64,8 @@ var knownMetrics = map[string]metricKind{
 	// projector
 	"switchyard_dlq_depth":                gauge, // {class}
 	"switchyard_open_failures":            gauge,
+	"switchyard_dlq_bytes":                gauge,
+	"switchyard_dlq_max_bytes":            gauge,
 	"switchyard_ops_manual_actions_total": counter, // {action}
 }
 

@@ -134,8 +134,12 @@ func TestStreamsDefaults(t *testing.T) {
 		t.Errorf("Streams returns %d definitions, want %d", n, len(hubStreams))
 	}
 	for _, cfg := range natsbus.Streams(natsbus.Options{Replicas: 3, MaxAge: 720 * time.Hour}) {
-		if cfg.Replicas != 3 || cfg.MaxAge != 720*time.Hour {
-			t.Errorf("%s: replicas %d, max age %v; want 3, 720h", cfg.Name, cfg.Replicas, cfg.MaxAge)
+		want := 720 * time.Hour
+		if cfg.Name == natsbus.StreamDLQ {
+			want = 0 // dead letters never expire by age
+		}
+		if cfg.Replicas != 3 || cfg.MaxAge != want {
+			t.Errorf("%s: replicas %d, max age %v; want 3, %v", cfg.Name, cfg.Replicas, cfg.MaxAge, want)
 		}
 	}
 }

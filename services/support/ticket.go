@@ -20,7 +20,7 @@ import (
 type TicketData struct {
 	CanonicalID       string
 	Email             string
-	Name              string // the customer's name, else the email
+	Name              string // the customer's email: billing events carry no name (identity keeps it; see billing.customer.upserted)
 	Amount            string // "49.00 USD"
 	Plan              string
 	Attempt           int

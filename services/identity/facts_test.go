@@ -303,8 +303,13 @@ func TestExtractFactsSources(t *testing.T) {
 		},
 		{
 			name: "a customer email of 254 bytes is kept", fixture: "customer.updated.email-set",
-			edit:  func(_, o map[string]any) { o["email"] = strings.Repeat("j", 242) + "@example.com" },
-			check: wantEmails(strings.Repeat("j", 242)+"@example.com", ""),
+			edit:  func(_, o map[string]any) { o["email"] = email254 },
+			check: wantEmails(email254, ""),
+		},
+		{
+			name: "a customer email with a local part over 64 bytes is no email", fixture: "customer.updated.email-set",
+			edit:  func(_, o map[string]any) { o["email"] = strings.Repeat("j", 65) + "@example.com" },
+			check: wantEmails("", ""),
 		},
 		{
 			name: "a name with NUL, control, bidi and invalid UTF-8 is one clean line", fixture: "customer.updated.email-set",

@@ -1,13 +1,12 @@
 package identity
 
 import (
-	"net/mail"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/switchyard/switchyard/platform/sinktext"
 )
 
 // Text identity takes from Stripe is normalised once, where it is read
@@ -19,97 +18,42 @@ import (
 // the original stays in the STRIPE stream (the gateway stores the raw
 // bytes), so a normalised value can always be compared with what Stripe
 // sent.
+//
+// The rules of clean text and of a usable email are the hub's, not
+// identity's: they live in platform/sinktext, which the sinks use too, so
+// what identity lets through is what every sink accepts. Identity keeps
+// its own limits, its ids, lower-cased emails and the walk over messages.
 const (
 	// maxNameRunes caps names: a customer's, a product's, a price's.
 	maxNameRunes = 256
 	// maxTextRunes caps any other text (a decline message, a reason).
 	maxTextRunes = 1024
-	// maxEmailBytes is the longest address SMTP can carry (RFC 5321's
-	// 256-octet path less its angle brackets); a longer one is invalid.
-	maxEmailBytes = 254
 	// maxIDBytes is the longest id Stripe documents (255 characters).
 	maxIDBytes = 255
 )
 
-// cleanText makes s one line of text any store or vendor can hold:
-// invalid UTF-8 becomes U+FFFD; NUL and every other control character (C0,
-// DEL, C1) and the bidirectional embedding, override and isolate controls
-// (which reorder what a reader sees) are removed, tabs and line breaks
-// become a space; runs of white space become one space; leading and
-// trailing space is trimmed; and at most limit runes are kept, the last
-// of them "…" when the text was cut.
+// cleanText makes s one line of text any store or vendor can hold
+// (sinktext.Line: valid UTF-8, no control or invisible format characters,
+// white space folded to single spaces, trimmed), at most limit runes, the
+// last of them "…" when it was cut (sinktext.Truncate). Text that needs
+// none of this is returned without allocating.
 func cleanText(s string, limit int) string {
-	if plainText(s, limit) {
-		return s
-	}
-	var b strings.Builder
-	space := false
-	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
-		switch {
-		case unicode.IsSpace(r):
-			space = b.Len() > 0
-		case unicode.IsControl(r) || bidiControl(r):
-		default:
-			if space {
-				b.WriteByte(' ')
-				space = false
-			}
-			b.WriteRune(r)
-		}
-	}
-	out := b.String()
-	if len(out) <= limit || utf8.RuneCountInString(out) <= limit {
-		return out
-	}
-	n := 0
-	for i := range out {
-		if n == limit-1 {
-			return strings.TrimRight(out[:i], " ") + "…"
-		}
-		n++
-	}
-	return out
+	s, _ = sinktext.Truncate(sinktext.Line(s), limit, sinktext.Runes)
+	return s
 }
 
-// plainText is cleanText's fast path: printable ASCII without double,
-// leading or trailing spaces, within the limit, needs nothing.
-func plainText(s string, limit int) bool {
-	if len(s) > limit {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < ' ' || c > '~' || (c == ' ' && (i == 0 || i == len(s)-1 || s[i-1] == ' ')) {
-			return false
-		}
-	}
-	return true
-}
-
-// bidiControl reports the explicit bidirectional formatting characters:
-// LRE, RLE, PDF, LRO, RLO (U+202A–U+202E) and LRI, RLI, FSI, PDI
-// (U+2066–U+2069).
-func bidiControl(r rune) bool {
-	return r >= 0x202A && r <= 0x202E || r >= 0x2066 && r <= 0x2069
-}
-
-// cleanEmail returns the email normalised (trimmed, lower case), or ""
-// when it is not one plain address: what net/mail parses as an address
-// with no display name and nothing else, without spaces or control
-// characters, at most maxEmailBytes. An invalid email is treated as no
-// email: downstream it would be refused as a CRM key or a requester and
-// dead-letter there.
+// cleanEmail returns the email trimmed and in lower case, or "" when that
+// is not an address the sinks accept (sinktext.ValidEmail: one plain
+// addr-spec of at most 254 bytes, nothing invisible in it). An invalid
+// email is treated as no email: downstream it would be refused as a CRM
+// key or a requester and dead-letter there. Lower case is identity's own
+// rule: an email is how it links customers, so "Ada@X.com" and
+// "ada@x.com" must be one key. (Lowering makes invalid UTF-8 U+FFFD,
+// which ValidEmail refuses; it runs first, so the address that is checked
+// is the one identity keeps.)
 func cleanEmail(s string) string {
-	if !utf8.ValidString(s) {
-		return ""
-	}
 	e := strings.ToLower(strings.TrimSpace(s))
-	if e == "" || len(e) > maxEmailBytes ||
-		strings.IndexFunc(e, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || bidiControl(r) }) >= 0 {
-		return ""
-	}
-	a, err := mail.ParseAddress(e)
-	if err != nil || a.Name != "" || a.Address != e {
+	if !sinktext.ValidEmail(e) {
 		return ""
 	}
 	return e

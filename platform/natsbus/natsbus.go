@@ -55,6 +55,15 @@ type Options struct {
 	// then keeps the failing message and retries it — nothing is dropped.
 	DLQMaxBytes int64
 
+	// Explicit names the stream settings above that were given, not
+	// defaulted (OptionsFromEnv: the NATS_* variables set). Check reports
+	// where the streams differ from these; only Migrate applies settings.
+	Explicit []string
+	// IdentityConsumer is identity's durable name (IDENTITY_CONSUMER;
+	// empty: ConsumerIdentity), after which the catalogue names identity's
+	// two consumers.
+	IdentityConsumer string
+
 	// FailFast makes publishes fail at once while disconnected instead of
 	// being buffered, so the gateway can answer 503 rather than claim success.
 	FailFast bool

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,16 +61,25 @@ func checkTopology(t *testing.T, ctx context.Context, js jetstream.JetStream, re
 	}
 }
 
-func TestProvision(t *testing.T) {
+// TestMigrate: a first Migrate creates the catalogue, a second changes
+// nothing and says so, a changed setting is applied as an update (the
+// stream not recreated, its messages kept), and nothing else is made.
+func TestMigrate(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
-	_, js := testkit.NATS(t).Connect(t)
+	_, js := testkit.EmptyNATS(t).Connect(t)
 	o := natsbus.Options{Replicas: 1, DuplicateWindow: 2 * time.Minute}
 
-	if err := natsbus.Provision(ctx, js, o); err != nil {
-		t.Fatalf("first Provision: %v", err)
+	changes, err := natsbus.Migrate(ctx, js, o)
+	if err != nil {
+		t.Fatalf("first Migrate: %v", err)
+	}
+	wantCount := len(hubStreams) + len(natsbus.Durables(o))
+	if got := actions(changes); got[natsbus.Created] != wantCount || len(changes) != wantCount {
+		t.Fatalf("first Migrate: %v, want %d created", changes, wantCount)
 	}
 	checkTopology(t, ctx, js, 1, 2*time.Minute)
+	checkConsumers(t, ctx, js, o)
 	created := map[string]time.Time{}
 	for name := range hubStreams {
 		s, err := js.Stream(ctx, name)
@@ -78,13 +88,17 @@ func TestProvision(t *testing.T) {
 		}
 		created[name] = s.CachedInfo().Created
 	}
-	// Some data must survive a re-provision untouched.
+	// Some data must survive a re-migration untouched.
 	if _, err := js.Publish(ctx, "billing.invoice.paid", []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
 
-	if err := natsbus.Provision(ctx, js, o); err != nil {
-		t.Fatalf("second Provision: %v", err)
+	changes, err = natsbus.Migrate(ctx, js, o)
+	if err != nil {
+		t.Fatalf("second Migrate: %v", err)
+	}
+	if got := actions(changes); got[natsbus.Unchanged] != wantCount {
+		t.Fatalf("second Migrate: %v, want all %d unchanged", changes, wantCount)
 	}
 	checkTopology(t, ctx, js, 1, 2*time.Minute)
 	var names []string
@@ -92,7 +106,7 @@ func TestProvision(t *testing.T) {
 		names = append(names, n)
 	}
 	if len(names) != len(hubStreams) {
-		t.Errorf("streams after two Provisions = %v, want exactly the %d hub streams", names, len(hubStreams))
+		t.Errorf("streams after two Migrates = %v, want exactly the %d hub streams", names, len(hubStreams))
 	}
 	for name, at := range created {
 		s, err := js.Stream(ctx, name)
@@ -100,7 +114,7 @@ func TestProvision(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !s.CachedInfo().Created.Equal(at) {
-			t.Errorf("%s was recreated by the second Provision", name)
+			t.Errorf("%s was recreated by the second Migrate", name)
 		}
 	}
 	s, err := js.Stream(ctx, natsbus.StreamBilling)
@@ -108,97 +122,290 @@ func TestProvision(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n := s.CachedInfo().State.Msgs; n != 1 {
-		t.Errorf("BILLING holds %d messages after re-provision, want 1", n)
+		t.Errorf("BILLING holds %d messages after re-migration, want 1", n)
 	}
 
-	// A changed definition is applied as an update.
+	// A changed definition is applied as an update, and reported as one.
 	o.DuplicateWindow = 10 * time.Minute
-	if err := natsbus.Provision(ctx, js, o); err != nil {
-		t.Fatalf("Provision with a new duplicate window: %v", err)
+	changes, err = natsbus.Migrate(ctx, js, o)
+	if err != nil {
+		t.Fatalf("Migrate with a new duplicate window: %v", err)
 	}
 	checkTopology(t, ctx, js, 1, 10*time.Minute)
+	for _, c := range changes {
+		want := natsbus.Unchanged
+		if c.Kind == "stream" {
+			want = natsbus.Updated
+		}
+		if c.Action != want {
+			t.Errorf("%v, want %s", c, want)
+		}
+		if c.Kind == "stream" && (len(c.Diff) != 1 || !strings.Contains(c.Diff[0], "duplicate_window 2m0s → 10m0s")) {
+			t.Errorf("%s diff %q, want the duplicate window 2m0s → 10m0s", c.Name, c.Diff)
+		}
+	}
+
+	// A consumer changed behind the catalogue's back is put back.
+	cfg := natsbus.Durables(o)[0].Config()
+	cfg.AckWait = time.Second
+	if _, err := js.UpdateConsumer(ctx, natsbus.StreamStripe, cfg); err != nil {
+		t.Fatal(err)
+	}
+	changes, err = natsbus.Migrate(ctx, js, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(changes); got[natsbus.Updated] != 1 || got[natsbus.Unchanged] != wantCount-1 {
+		t.Errorf("Migrate after a consumer's ack wait changed: %v, want that consumer updated", changes)
+	}
+	checkConsumers(t, ctx, js, o)
 }
 
-func TestStreamsDefaults(t *testing.T) {
+func actions(cs []natsbus.Change) map[string]int {
+	n := map[string]int{}
+	for _, c := range cs {
+		n[c.Action]++
+	}
+	return n
+}
+
+// checkConsumers asserts every durable of the catalogue exists as Durables says.
+func checkConsumers(t *testing.T, ctx context.Context, js jetstream.JetStream, o natsbus.Options) {
+	t.Helper()
+	for _, d := range natsbus.Durables(o) {
+		c, err := js.Consumer(ctx, d.Stream, d.Name)
+		if err != nil {
+			t.Errorf("%s: %v", d, err)
+			continue
+		}
+		cfg := c.CachedInfo().Config
+		if cfg.AckPolicy != jetstream.AckExplicitPolicy || cfg.DeliverPolicy != jetstream.DeliverAllPolicy ||
+			cfg.AckWait != natsbus.DefaultAckWait || cfg.MaxAckPending != natsbus.DefaultMaxAckPending || cfg.MaxDeliver != -1 {
+			t.Errorf("%s: %+v, want explicit ack, deliver all, ack wait %v, max ack pending %d, no delivery limit",
+				d, cfg, natsbus.DefaultAckWait, natsbus.DefaultMaxAckPending)
+		}
+		got := cfg.FilterSubjects
+		if cfg.FilterSubject != "" {
+			got = []string{cfg.FilterSubject}
+		}
+		if !slices.Equal(got, d.Subjects) {
+			t.Errorf("%s filters %v, want %v", d, got, d.Subjects)
+		}
+	}
+}
+
+// TestDurables holds the catalogue to the consumers the services run: a
+// name, stream and filter each, and IDENTITY_CONSUMER renames identity's two.
+func TestDurables(t *testing.T) {
 	t.Parallel()
-	for _, cfg := range natsbus.Streams(natsbus.Options{}) {
-		if cfg.Replicas != 1 || cfg.Duplicates != time.Hour || cfg.MaxAge != 0 {
-			t.Errorf("%s with zero Options: replicas %d, duplicates %v, max age %v; want 1, 1h, 0",
-				cfg.Name, cfg.Replicas, cfg.Duplicates, cfg.MaxAge)
-		}
-		if hubStreams[cfg.Name] == "" {
-			t.Errorf("unexpected stream %s", cfg.Name)
-		}
+	key := func(d natsbus.Durable) string { return d.Stream + "/" + d.Name + " " + strings.Join(d.Subjects, ",") }
+	var got []string
+	for _, d := range natsbus.Durables(natsbus.Options{}) {
+		got = append(got, key(d))
 	}
-	if n := len(natsbus.Streams(natsbus.Options{})); n != len(hubStreams) {
-		t.Errorf("Streams returns %d definitions, want %d", n, len(hubStreams))
+	want := []string{
+		"STRIPE/identity stripe.events.>",
+		"CRM/identity_crm_links crm.contact.synced",
+		"BILLING/crm billing.>",
+		"BILLING/support billing.>",
+		"DLQ/alerts dlq.>",
+		"CRM/alerts_crm_retries crm.contact.pending_retry",
+		"BILLING/projector ",
+		"CRM/projector ",
+		"SUPPORT/projector ",
 	}
-	for _, cfg := range natsbus.Streams(natsbus.Options{Replicas: 3, MaxAge: 720 * time.Hour}) {
-		want := 720 * time.Hour
-		if cfg.Name == natsbus.StreamDLQ {
-			want = 0 // dead letters never expire by age
-		}
-		if cfg.Replicas != 3 || cfg.MaxAge != want {
-			t.Errorf("%s: replicas %d, max age %v; want 3, %v", cfg.Name, cfg.Replicas, cfg.MaxAge, want)
-		}
+	if !slices.Equal(got, want) {
+		t.Errorf("Durables = %q, want %q", got, want)
+	}
+	renamed := natsbus.Durables(natsbus.Options{IdentityConsumer: "identity_eu"})
+	if renamed[0].Name != "identity_eu" || renamed[1].Name != "identity_eu_crm_links" {
+		t.Errorf("with IdentityConsumer identity_eu: %s, %s", renamed[0], renamed[1])
 	}
 }
 
-func TestCheckStreams(t *testing.T) {
+// TestMigrateConcurrently: several migrations at once (replicas of the
+// migrate job, or a deploy overlapping a `make run`) all succeed and leave
+// one catalogue.
+func TestMigrateConcurrently(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	b := testkit.EmptyNATS(t)
+	errs := make(chan error, 4)
+	for range cap(errs) {
+		_, js := b.Connect(t)
+		go func() { _, err := natsbus.Migrate(ctx, js, natsbus.Options{}); errs <- err }()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent Migrate: %v", err)
+		}
+	}
+	_, js := b.Connect(t)
+	checkTopology(t, ctx, js, 1, time.Hour)
+	checkConsumers(t, ctx, js, natsbus.Options{})
+}
+
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	_, js := testkit.EmptyNATS(t).Connect(t)
+	all := []string{natsbus.ConsumerIdentity, natsbus.IdentityCRMLinks(natsbus.ConsumerIdentity), natsbus.ConsumerCRM,
+		natsbus.ConsumerSupport, natsbus.ConsumerAlerts, natsbus.ConsumerAlertsCRMRetries, natsbus.ConsumerProjector}
+
+	_, err := natsbus.Check(ctx, js, natsbus.Options{}, natsbus.ConsumerCRM)
+	if !errors.Is(err, natsbus.ErrNotMigrated) || !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("Check before Migrate: %v, want ErrNotMigrated and ErrStreamNotFound", err)
+	}
+	for name := range hubStreams {
+		if !strings.Contains(err.Error(), "stream "+name+" does not exist") {
+			t.Errorf("Check before Migrate does not name %s: %v", name, err)
+		}
+	}
+	if !strings.HasSuffix(err.Error(), ": run `switchyard migrate`") {
+		t.Errorf("Check's error does not say what to do: %v", err)
+	}
+
+	if _, err := natsbus.Migrate(ctx, js, natsbus.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if drift, err := natsbus.Check(ctx, js, natsbus.Options{}, all...); err != nil || len(drift) != 0 {
+		t.Fatalf("Check after Migrate: %v, drift %q", err, drift)
+	}
+
+	// A missing stream and a missing consumer, named each.
+	if err := js.DeleteStream(ctx, natsbus.StreamSupport); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteConsumer(ctx, natsbus.StreamBilling, natsbus.ConsumerCRM); err != nil {
+		t.Fatal(err)
+	}
+	_, err = natsbus.Check(ctx, js, natsbus.Options{}, natsbus.ConsumerCRM, natsbus.ConsumerSupport)
+	if !errors.Is(err, natsbus.ErrNotMigrated) || !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("Check after deleting SUPPORT and crm: %v, want ErrNotMigrated", err)
+	}
+	for _, want := range []string{"stream SUPPORT does not exist", "consumer crm on BILLING does not exist"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Check's error lacks %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "support on BILLING") || strings.Contains(err.Error(), "stream STRIPE") {
+		t.Errorf("Check's error names what exists: %v", err)
+	}
+	if _, err := natsbus.Check(ctx, js, natsbus.Options{}, natsbus.ConsumerIdentity); !errors.Is(err, natsbus.ErrNotMigrated) {
+		t.Errorf("Check of identity with SUPPORT missing: %v, want ErrNotMigrated (every service needs every stream)", err)
+	}
+	if _, err := natsbus.Migrate(ctx, js, natsbus.Options{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Incompatible settings: a consumer with another filter or ack policy,
+	// a stream in memory. Each is an error, changed by nobody.
+	cfg := natsbus.Durables(natsbus.Options{})[2].Config() // crm
+	cfg.FilterSubject = "billing.invoice.>"
+	if _, err := js.UpdateConsumer(ctx, natsbus.StreamBilling, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteConsumer(ctx, natsbus.StreamDLQ, natsbus.ConsumerAlerts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateConsumer(ctx, natsbus.StreamDLQ, jetstream.ConsumerConfig{Durable: natsbus.ConsumerAlerts, FilterSubject: "dlq.>", AckPolicy: jetstream.AckNonePolicy}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = natsbus.Check(ctx, js, natsbus.Options{}, all...)
+	for _, want := range []string{
+		"consumer crm on BILLING filters billing.invoice.>, the service needs billing.>",
+		"consumer alerts on DLQ has ack policy AckNone, the service needs explicit",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check = %v, want it to say %q", err, want)
+		}
+	}
+	if c, _ := js.Consumer(ctx, natsbus.StreamBilling, natsbus.ConsumerCRM); c.CachedInfo().Config.FilterSubject != "billing.invoice.>" {
+		t.Error("Check changed the consumer")
+	}
+}
+
+// TestCheckReportsDriftWithoutFixingIt: a service whose environment asks for
+// other stream settings than the streams have is told, and the streams keep
+// theirs; settings it was not given are not compared.
+func TestCheckReportsDriftWithoutFixingIt(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
 	_, js := testkit.NATS(t).Connect(t)
 
-	err := natsbus.CheckStreams(ctx, js)
-	if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		t.Fatalf("CheckStreams before Provision: %v, want ErrStreamNotFound", err)
+	o := natsbus.OptionsFromEnv(config.NewReader(config.MapEnv(map[string]string{"NATS_STREAM_MAX_AGE": "1h"})), "svc")
+	drift, err := natsbus.Check(ctx, js, o, natsbus.ConsumerCRM)
+	if err != nil {
+		t.Fatalf("Check: %v", err)
 	}
-	for name := range hubStreams {
-		if !strings.Contains(err.Error(), "stream "+name) {
-			t.Errorf("CheckStreams before Provision does not name %s: %v", name, err)
+	if len(drift) != len(hubStreams)-1 {
+		t.Errorf("drift = %q, want one line per stream but the DLQ", drift)
+	}
+	for _, d := range drift {
+		if !strings.Contains(d, "max age 0s where NATS_STREAM_MAX_AGE asks for 1h0m0s; only `switchyard migrate` changes it") {
+			t.Errorf("drift line %q", d)
 		}
 	}
-
-	if err := natsbus.Provision(ctx, js, natsbus.Options{}); err != nil {
+	s, err := js.Stream(ctx, natsbus.StreamStripe)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := natsbus.CheckStreams(ctx, js); err != nil {
-		t.Fatalf("CheckStreams after Provision: %v", err)
+	if s.CachedInfo().Config.MaxAge != 0 {
+		t.Errorf("STRIPE max age %v after Check, want 0", s.CachedInfo().Config.MaxAge)
 	}
 
-	if err := js.DeleteStream(ctx, natsbus.StreamCRM); err != nil {
-		t.Fatal(err)
-	}
-	err = natsbus.CheckStreams(ctx, js)
-	if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		t.Fatalf("CheckStreams after deleting CRM: %v, want ErrStreamNotFound", err)
-	}
-	if !strings.Contains(err.Error(), "stream CRM") {
-		t.Errorf("error does not name the missing stream: %v", err)
-	}
-	for _, other := range []string{natsbus.StreamStripe, natsbus.StreamBilling, natsbus.StreamSupport, natsbus.StreamDLQ} {
-		if strings.Contains(err.Error(), "stream "+other+":") {
-			t.Errorf("error names %s, which exists: %v", other, err)
-		}
+	// Replicas 3 in the literal, not from the environment: not compared.
+	if drift, err := natsbus.Check(ctx, js, natsbus.Options{Replicas: 3}); err != nil || len(drift) != 0 {
+		t.Errorf("Check with unasked-for settings: %v, drift %q; want none", err, drift)
 	}
 }
 
-// TestProvisionExternal provisions the separate nats-server process (an older
-// server than the embedded one). That server is shared with other test runs,
-// so this test only creates or updates, with the defaults every service uses,
-// and deletes nothing.
-func TestProvisionExternal(t *testing.T) {
+// TestBind: the consumer framework's bind finds a migrated durable, and
+// refuses a missing or incompatible one with the migrate message.
+func TestBind(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	_, js := testkit.NATS(t).Connect(t)
+	crm := natsbus.Durables(natsbus.Options{})[2]
+	if c, err := natsbus.Bind(ctx, js, crm); err != nil || c.CachedInfo().Name != natsbus.ConsumerCRM {
+		t.Fatalf("Bind crm: %v", err)
+	}
+	tests := []struct {
+		name string
+		d    natsbus.Durable
+		want string
+	}{
+		{name: "missing", d: natsbus.Durable{Name: "nobody", Stream: natsbus.StreamBilling}, want: "consumer nobody on BILLING does not exist: run `switchyard migrate`"},
+		{name: "no stream", d: natsbus.Durable{Name: "crm", Stream: "NOPE"}, want: "stream NOPE does not exist: run `switchyard migrate`"},
+		{name: "other filter", d: natsbus.Durable{Name: "crm", Stream: natsbus.StreamBilling, Subjects: []string{"billing.invoice.>"}},
+			want: "consumer crm on BILLING filters billing.>, the service needs billing.invoice.>: run `switchyard migrate`"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := natsbus.Bind(ctx, js, tt.d)
+			if !errors.Is(err, natsbus.ErrNotMigrated) || err.Error() != tt.want {
+				t.Errorf("Bind = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestMigrateExternal migrates the separate nats-server process (an older
+// server than the embedded one). That server is shared with other test
+// runs, so this test only creates or updates, with the defaults, and
+// deletes nothing.
+func TestMigrateExternal(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
 	_, _, js := testkit.ExternalNATS(t)
 	o := natsbus.OptionsFromEnv(config.NewReader(config.MapEnv(nil)), "natsbus-test")
 	for i := range 2 {
-		if err := natsbus.Provision(ctx, js, o); err != nil {
-			t.Fatalf("Provision %d on the external server: %v", i+1, err)
+		if _, err := natsbus.Migrate(ctx, js, o); err != nil {
+			t.Fatalf("Migrate %d on the external server: %v", i+1, err)
 		}
 	}
-	if err := natsbus.CheckStreams(ctx, js); err != nil {
-		t.Fatalf("CheckStreams on the external server: %v", err)
+	if _, err := natsbus.Check(ctx, js, o, natsbus.ConsumerIdentity, natsbus.ConsumerProjector); err != nil {
+		t.Fatalf("Check on the external server: %v", err)
 	}
 	checkTopology(t, ctx, js, 1, time.Hour)
 }
@@ -399,9 +606,9 @@ func TestConnectFailFast(t *testing.T) {
 func TestDLQNeverExpiresAndRefusesWhenFull(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
-	_, js := testkit.NATS(t).Connect(t)
+	_, js := testkit.EmptyNATS(t).Connect(t)
 	o := natsbus.Options{Replicas: 1, DuplicateWindow: time.Minute, MaxAge: time.Hour, DLQMaxBytes: 4 << 10}
-	if err := natsbus.Provision(ctx, js, o); err != nil {
+	if _, err := natsbus.Migrate(ctx, js, o); err != nil {
 		t.Fatal(err)
 	}
 	for name := range hubStreams {
@@ -435,5 +642,20 @@ func TestDLQNeverExpiresAndRefusesWhenFull(t *testing.T) {
 	}
 	if stored == 0 || stored == 10 || info.State.FirstSeq != 1 || int(info.State.Msgs) != stored {
 		t.Fatalf("%d of 10 dead letters stored, DLQ holds %d from sequence %d; want the first ones kept and the rest refused", stored, info.State.Msgs, info.State.FirstSeq)
+	}
+}
+
+// TestOptionsFromEnvExplicit: Options.Explicit names the stream settings
+// the environment gave, so Check compares only what a service was told.
+func TestOptionsFromEnvExplicit(t *testing.T) {
+	t.Parallel()
+	o := natsbus.OptionsFromEnv(config.NewReader(config.MapEnv(map[string]string{
+		"NATS_URL": "nats://n1:4222", "NATS_STREAM_REPLICAS": "1", "NATS_STREAM_MAX_AGE": "0", "NATS_DLQ_MAX_MB": "64",
+	})), "svc")
+	if want := []string{"NATS_STREAM_REPLICAS", "NATS_STREAM_MAX_AGE", "NATS_DLQ_MAX_MB"}; !slices.Equal(o.Explicit, want) {
+		t.Errorf("Explicit = %q, want %q", o.Explicit, want)
+	}
+	if o := natsbus.OptionsFromEnv(config.NewReader(config.MapEnv(nil)), "svc"); len(o.Explicit) != 0 {
+		t.Errorf("Explicit with nothing set = %q, want none", o.Explicit)
 	}
 }

@@ -1,5 +1,6 @@
 // Package testkit gives tests real infrastructure: an embedded JetStream
-// server per test and a fresh PostgreSQL database per test.
+// server per test (migrated like `switchyard migrate` does, or empty) and
+// a fresh PostgreSQL database per test.
 //
 // PostgreSQL comes from DATABASE_URL, else 127.0.0.1:5432, else a private
 // cluster started from the machine's PostgreSQL binaries. Nothing skips: when
@@ -23,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/natsembed"
 )
 
@@ -35,9 +37,26 @@ type Broker struct {
 	StoreDir string
 }
 
-// NATS starts an embedded JetStream server on a random port; it is shut down
-// when the test ends.
+// NATS starts an embedded JetStream server on a random port, migrated as
+// `switchyard migrate` would with the default settings (every stream and
+// durable consumer of natsbus's catalogue), so a service started on it
+// finds what it checks for; it is shut down when the test ends.
 func NATS(t testing.TB) *Broker {
+	t.Helper()
+	b := EmptyNATS(t)
+	_, js := b.Connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := natsbus.Migrate(ctx, js, natsbus.Options{}); err != nil {
+		t.Fatalf("testkit: migrate embedded NATS: %v", err)
+	}
+	return b
+}
+
+// EmptyNATS is NATS without the migration: a server with no streams or
+// consumers, for tests of migrating itself and of what a service does
+// when nobody migrated.
+func EmptyNATS(t testing.TB) *Broker {
 	t.Helper()
 	b := &Broker{t: t, StoreDir: t.TempDir()}
 	b.start(0)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -522,10 +523,8 @@ func TestEnvironmentGuard(t *testing.T) {
 func TestWebhookHealthShowsStalledConsumerAndDLQ(t *testing.T) {
 	h := startHub(t, map[string]string{"GATEWAY_CONSUMER_STALL_AFTER": "1s", "STRIPE_WEBHOOK_SECRET": secret + "," + rotated})
 	ctx := context.Background()
-	// A durable consumer that never fetches: the shape of a stalled service.
-	if _, err := h.js.CreateOrUpdateConsumer(ctx, natsbus.StreamStripe, jetstream.ConsumerConfig{Durable: "identity", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
-		t.Fatal(err)
-	}
+	// The migrated identity consumer, with no identity service running to
+	// fetch: the shape of a stalled service.
 	for i := 0; i < 3; i++ {
 		body := event(t, "invoice.paid", fmt.Sprintf("evt_health00000%d", i))
 		if got := h.post(t, body, sign(body, secret)); got.Status != 200 {
@@ -536,6 +535,7 @@ func TestWebhookHealthShowsStalledConsumerAndDLQ(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rep gateway.WebhookHealth
+	var c gateway.ConsumerHealth
 	testkit.WaitFor(t, 10*time.Second, "consumer reported stalled", func() bool {
 		resp, err := http.Get(h.admin + "/api/stripe/webhook-health")
 		if err != nil {
@@ -546,11 +546,20 @@ func TestWebhookHealthShowsStalledConsumerAndDLQ(t *testing.T) {
 		if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
 			t.Fatal(err)
 		}
-		return len(rep.Consumers) == 1 && rep.Consumers[0].Stalled
+		i := slices.IndexFunc(rep.Consumers, func(c gateway.ConsumerHealth) bool { return c.Stream == natsbus.StreamStripe })
+		if i < 0 {
+			return false
+		}
+		c = rep.Consumers[i]
+		return c.Stalled
 	})
-	c := rep.Consumers[0]
-	if c.Name != "identity" || c.Stream != natsbus.StreamStripe || c.Pending != 3 {
+	if c.Name != "identity" || c.Pending != 3 {
 		t.Errorf("consumer %+v, want identity on STRIPE with 3 pending", c)
+	}
+	for _, other := range rep.Consumers {
+		if other.Stream == natsbus.StreamStripe && other.Name != "identity" {
+			t.Errorf("consumer %+v on STRIPE: only identity's is migrated there", other)
+		}
 	}
 	if rep.DLQDepth != 1 || rep.Status != "degraded" || !rep.NATSConnected || rep.SecretsConfigured != 2 {
 		t.Errorf("report %+v", rep)

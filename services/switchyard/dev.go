@@ -31,6 +31,7 @@ import (
 	"github.com/switchyard/switchyard/services/identity"
 	"github.com/switchyard/switchyard/services/projector"
 	"github.com/switchyard/switchyard/services/support"
+	"github.com/switchyard/switchyard/services/switchyard/migration"
 )
 
 var errUsage = errors.New("usage")
@@ -52,8 +53,9 @@ const (
 )
 
 // devCmd runs the hub in one process: embedded NATS (unless NATS_URL),
-// PostgreSQL from DATABASE_URL or a private cluster in the data folder, and
-// every service through its own Run function, exactly as in production.
+// PostgreSQL from DATABASE_URL or a private cluster in the data folder, the
+// migrate step, and every service through its own Run function, exactly as
+// in production.
 func devCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -216,6 +218,19 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		over2["ALERTS_DIGEST_AT"] = orDefault(getenv("ALERTS_DIGEST_AT"), "off")
 	}
 	env = config.Overlay(env, over2)
+
+	// The services only check for their streams, consumers and tables:
+	// make them first, with the settings in the environment, as a deploy's
+	// `switchyard migrate` does.
+	migCfg, err := migration.LoadConfig(env)
+	if err != nil {
+		return fmt.Errorf("switchyard migrate: %w", err)
+	}
+	mig, err := migration.Run(ctx, migCfg)
+	if err != nil {
+		return fmt.Errorf("switchyard migrate: %w", err)
+	}
+	fmt.Fprintf(stdout, "Migrated NATS and PostgreSQL (switchyard migrate): %s.\n", mig.Summary())
 
 	services := lifecycle.NewGroup(ctx)
 	for _, emu := range emulators {

@@ -1,5 +1,7 @@
 // Command switchyard is the hub's operator CLI and its local composition
-// root: `switchyard dev` runs every service in one process for local use.
+// root: `switchyard dev` runs every service in one process for local use,
+// and `switchyard migrate` is the one step that creates and changes the
+// streams, consumers and tables the services need.
 //
 // It is the only module that imports services; services never import each
 // other (services → platform → proto).
@@ -26,6 +28,7 @@ const usage = `switchyard — the Switchyard hub's CLI
 
 Usage:
   switchyard dev  [flags]          run the whole hub locally (what 'make run' does)
+  switchyard migrate [--json]      create or update the streams, consumers and tables the services need
   switchyard send [flags] FILE|-   sign a Stripe event JSON and POST it to the gateway
   switchyard dlq list|show|replay|discard   inspect and resolve dead letters
   switchyard rebuild [flags]       rebuild the customer view from the streams
@@ -46,6 +49,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch args[0] {
 	case "dev":
 		err = devCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "migrate":
+		err = migrateCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "send":
 		err = sendCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "dlq":

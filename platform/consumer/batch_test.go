@@ -30,7 +30,7 @@ func (e *env) startBatch(t *testing.T, cfg consumer.Config, h consumer.BatchHand
 		t.Fatal(err)
 	}
 	js, _ := jetstream.New(nc)
-	cfg.Stream = natsbus.StreamBilling
+	cfg.Stream, cfg.Create = natsbus.StreamBilling, true
 	c, err := consumer.NewBatch(js, e.ledger, cfg, h)
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,12 @@
 // unlimited); redelivery after a crash comes from AckWait expiring, and a
 // handler that works longer than AckWait is kept alive with InProgress.
 // See package ledger for how handlers make their effects happen once.
+//
+// A consumer binds to its durable, which `switchyard migrate` made from
+// natsbus's catalogue (natsbus.Durables): Run never creates or changes
+// it, and refuses to start, saying to run `switchyard migrate`, when it is
+// missing or would not deliver what the handler expects. Config.Create is
+// the exception, for the framework's own tests and ad-hoc tools.
 package consumer
 
 import (
@@ -44,6 +50,7 @@ import (
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/logging"
+	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/telemetry"
 	"github.com/switchyard/switchyard/proto/wire"
 )
@@ -90,12 +97,19 @@ type Config struct {
 	Subjects      []string        // filter; empty = the whole stream
 	MaxAttempts   int             // 6: deliveries before a retryable failure is dead-lettered
 	Backoff       []time.Duration // 1s, 5s, 30s, 2m, 10m: delay after failed attempt n (last repeats)
-	AckWait       time.Duration   // 30s: redelivery after a crash
-	MaxAckPending int             // 1000
+	AckWait       time.Duration   // with Create, 30s: redelivery after a crash; a bound durable has its own
+	MaxAckPending int             // with Create, 1000; a bound durable has its own
 	Batch         int             // 2 × Workers: messages pulled ahead; NewBatch: 500, the most messages per call
 	Workers       int             // 8: messages handled at once; NewBatch: 1 batch at a time
 	BatchLinger   time.Duration   // NewBatch only, 5ms: how long a batch waits to fill once it has a message
 	DrainTimeout  time.Duration   // 20s: time in-flight handlers get on shutdown
+
+	// Create makes Run create the durable, or update it to this Config,
+	// instead of binding to the one `switchyard migrate` made. It is for
+	// the framework's own tests and for tools with ad-hoc consumers, never
+	// for a service: a service's settings must not change what the others
+	// rely on, and its NATS identity need not be allowed to.
+	Create bool
 
 	// OnFailure, if set, hears of every failed attempt once its fate is
 	// settled: retryAt is when the redelivery is due, or zero when the
@@ -119,10 +133,10 @@ func (c *Config) defaults() error {
 		c.Backoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = natsbus.DefaultAckWait
 	}
 	if c.MaxAckPending <= 0 {
-		c.MaxAckPending = 1000
+		c.MaxAckPending = natsbus.DefaultMaxAckPending
 	}
 	if c.Workers <= 0 {
 		c.Workers = 8
@@ -227,38 +241,24 @@ func NewBatch(js jetstream.JetStream, l *ledger.Ledger, cfg Config, h BatchHandl
 // DeadLetterSubject is where this consumer's dead letters go.
 func (c *Consumer) DeadLetterSubject() string { return wire.DLQPrefix + c.cfg.Name }
 
-// Run creates or updates the durable consumer and handles messages until ctx
-// is cancelled; then it stops pulling, lets in-flight handlers finish (up to
-// DrainTimeout) and returns. Messages not settled by then are redelivered
-// after AckWait.
+// Run binds to the durable consumer (see Config.Create) and handles messages
+// until ctx is cancelled; then it stops pulling, lets in-flight handlers
+// finish (up to DrainTimeout) and returns. Messages not settled by then are
+// redelivered after AckWait. A durable that is missing or incompatible is
+// an error that errors.Is natsbus.ErrNotMigrated.
 func (c *Consumer) Run(ctx context.Context) error {
-	cc := jetstream.ConsumerConfig{
-		Durable:       c.cfg.Name,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.cfg.AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: c.cfg.MaxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	}
-	switch len(c.cfg.Subjects) {
-	case 0:
-	case 1:
-		cc.FilterSubject = c.cfg.Subjects[0] // understood by servers before 2.10 too
-	default:
-		cc.FilterSubjects = c.cfg.Subjects
-	}
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, cc)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped before it started: nothing was taken
-		}
-		return fmt.Errorf("consumer %s: create: %w", c.cfg.Name, err)
-	}
-	c.durable.Store(&cons)
 	pull := c.cfg.Batch
 	if c.batch != nil {
 		pull = 2 * c.cfg.Batch // the next batch fills while one is handled
 	}
+	cons, err := c.bind(ctx, pull)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started: nothing was taken
+		}
+		return err
+	}
+	c.durable.Store(&cons)
 	it, err := cons.Messages(jetstream.PullMaxMessages(pull))
 	if err != nil {
 		return fmt.Errorf("consumer %s: pull: %w", c.cfg.Name, err)
@@ -337,6 +337,33 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}
 	return runErr
+}
+
+// bind returns the durable: the migrated one, checked to deliver what this
+// consumer expects, or with Create the one it creates or updates. A bound
+// durable's AckWait rules the keep-alive.
+func (c *Consumer) bind(ctx context.Context, pull int) (jetstream.Consumer, error) {
+	d := natsbus.Durable{Name: c.cfg.Name, Stream: c.cfg.Stream, Subjects: c.cfg.Subjects, AckWait: c.cfg.AckWait, MaxAckPending: c.cfg.MaxAckPending}
+	if c.cfg.Create {
+		cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, d.Config())
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: create: %w", c.cfg.Name, err)
+		}
+		return cons, nil
+	}
+	cons, err := natsbus.Bind(ctx, c.js, d)
+	if err != nil {
+		return nil, err // names the consumer and says what to do
+	}
+	got := cons.CachedInfo().Config
+	if got.AckWait > 0 {
+		c.cfg.AckWait = got.AckWait
+	}
+	if got.MaxAckPending > 0 && got.MaxAckPending < pull {
+		c.cfg.Logger.WarnContext(ctx, "the durable allows fewer unacknowledged messages than this consumer pulls: batches will be smaller (the catalogue in platform/natsbus sets it; switchyard migrate applies it)",
+			"consumer", c.cfg.Name, "stream", c.cfg.Stream, "max_ack_pending", got.MaxAckPending, "pull", pull)
+	}
+	return cons, nil
 }
 
 // next returns the next message, or for a batch consumer the next batch:

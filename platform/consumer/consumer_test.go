@@ -36,9 +36,6 @@ func setup(t *testing.T) *env {
 	t.Helper()
 	b := testkit.NATS(t)
 	_, js := b.Connect(t)
-	if err := natsbus.Provision(context.Background(), js, natsbus.Options{}); err != nil {
-		t.Fatal(err)
-	}
 	pool, err := postgres.Open(context.Background(), testkit.Postgres(t), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +64,7 @@ func (e *env) start(t *testing.T, cfg consumer.Config, h consumer.Handler) *inst
 	if cfg.Stream == "" {
 		cfg.Stream = natsbus.StreamBilling
 	}
+	cfg.Create = true // the tests' consumers are not in the catalogue
 	c, err := consumer.New(js, e.ledger, cfg, h)
 	if err != nil {
 		t.Fatal(err)
@@ -365,7 +363,7 @@ func TestLongHandlerIsKeptAliveNotRedelivered(t *testing.T) {
 func TestDeadLetterEndsDeliveriesOnTheSeparateServer(t *testing.T) {
 	url, _, js := testkit.ExternalNATS(t)
 	ctx := context.Background()
-	if err := natsbus.Provision(ctx, js, natsbus.Options{}); err != nil {
+	if _, err := natsbus.Migrate(ctx, js, natsbus.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	pool, err := postgres.Open(ctx, testkit.Postgres(t), nil)
@@ -385,7 +383,7 @@ func TestDeadLetterEndsDeliveriesOnTheSeparateServer(t *testing.T) {
 	defer nc.Close()
 	cjs, _ := jetstream.New(nc)
 	var calls atomic.Int64
-	c, err := consumer.New(cjs, ledger.New(pool), consumer.Config{Name: "test_" + run, Stream: natsbus.StreamBilling, Subjects: []string{subject}, AckWait: 300 * time.Millisecond},
+	c, err := consumer.New(cjs, ledger.New(pool), consumer.Config{Name: "test_" + run, Stream: natsbus.StreamBilling, Subjects: []string{subject}, AckWait: 300 * time.Millisecond, Create: true},
 		func(ctx context.Context, m *consumer.Message) error {
 			calls.Add(1)
 			return errclass.Permanent(errors.New("poison"))
@@ -413,7 +411,7 @@ func TestDeadLetterEndsDeliveriesOnTheSeparateServer(t *testing.T) {
 // error that would make a clean shutdown look like a failure.
 func TestRunStoppedBeforeItStarts(t *testing.T) {
 	e := setup(t)
-	c, err := consumer.New(e.js, e.ledger, consumer.Config{Name: "never", Stream: natsbus.StreamBilling, Subjects: []string{"billing.test.>"}},
+	c, err := consumer.New(e.js, e.ledger, consumer.Config{Name: "never", Stream: natsbus.StreamBilling, Subjects: []string{"billing.test.>"}, Create: true},
 		func(context.Context, *consumer.Message) error { return nil })
 	if err != nil {
 		t.Fatal(err)
@@ -422,5 +420,79 @@ func TestRunStoppedBeforeItStarts(t *testing.T) {
 	cancel()
 	if err := c.Run(ctx); err != nil {
 		t.Errorf("Run after its context was cancelled: %v, want nil", err)
+	}
+}
+
+// A consumer without Create binds to the durable `switchyard migrate` made
+// and never changes it: its own AckWait, MaxAckPending and filter are not
+// applied (the durable's AckWait rules the keep-alive instead).
+func TestRunBindsTheMigratedDurableWithoutChangingIt(t *testing.T) {
+	e := setup(t)
+	before := e.consumerInfo(t, natsbus.StreamBilling, natsbus.ConsumerCRM).Config
+	handled := make(chan string, 1)
+	c, err := consumer.New(e.js, e.ledger, consumer.Config{Name: natsbus.ConsumerCRM, Stream: natsbus.StreamBilling, Subjects: []string{"billing.>"},
+		AckWait: time.Second, MaxAckPending: 7}, func(_ context.Context, m *consumer.Message) error { handled <- m.ID; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	e.publish(t, "billing.invoice.paid", "bound-1", "{}")
+	select {
+	case id := <-handled:
+		if id != "bound-1" {
+			t.Fatalf("handled %s, want bound-1", id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the bound consumer handled nothing")
+	}
+	after := e.consumerInfo(t, natsbus.StreamBilling, natsbus.ConsumerCRM).Config
+	if after.AckWait != before.AckWait || after.MaxAckPending != before.MaxAckPending || after.FilterSubject != before.FilterSubject {
+		t.Errorf("durable after a bound Run: ack wait %v, max ack pending %d, filter %q; want the migrated %v, %d, %q",
+			after.AckWait, after.MaxAckPending, after.FilterSubject, before.AckWait, before.MaxAckPending, before.FilterSubject)
+	}
+}
+
+// A consumer whose durable is missing, or filters other subjects than the
+// handler expects, refuses to run — it neither creates nor changes the
+// durable — and says to run switchyard migrate.
+func TestRunRefusesAMissingOrIncompatibleDurable(t *testing.T) {
+	e := setup(t)
+	tests := []struct {
+		name string
+		cfg  consumer.Config
+		want string
+	}{
+		{name: "missing", cfg: consumer.Config{Name: "fulfilment", Stream: natsbus.StreamBilling, Subjects: []string{"billing.>"}},
+			want: "consumer fulfilment on BILLING does not exist: run `switchyard migrate`"},
+		{name: "other filter", cfg: consumer.Config{Name: natsbus.ConsumerCRM, Stream: natsbus.StreamBilling, Subjects: []string{"billing.invoice.>"}},
+			want: "consumer crm on BILLING filters billing.>, the service needs billing.invoice.>: run `switchyard migrate`"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := consumer.New(e.js, e.ledger, tt.cfg, func(context.Context, *consumer.Message) error { return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err = c.Run(ctx)
+			if !errors.Is(err, natsbus.ErrNotMigrated) || err.Error() != tt.want {
+				t.Fatalf("Run = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := e.js.Consumer(context.Background(), natsbus.StreamBilling, "fulfilment"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("the missing durable after Run: %v, want still not found", err)
+	}
+	if f := e.consumerInfo(t, natsbus.StreamBilling, natsbus.ConsumerCRM).Config.FilterSubject; f != "billing.>" {
+		t.Errorf("crm's filter after Run = %q, want billing.> unchanged", f)
 	}
 }

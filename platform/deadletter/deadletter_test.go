@@ -29,9 +29,6 @@ func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }
 func TestReplayOfATruncatedDeadLetterUsesTheWholeOriginal(t *testing.T) {
 	ctx := context.Background()
 	_, js := testkit.NATS(t).Connect(t)
-	if err := natsbus.Provision(ctx, js, natsbus.Options{}); err != nil {
-		t.Fatal(err)
-	}
 	whole := bytes.Repeat([]byte("0123456789"), 1000)
 	ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: "billing.payment.failed", Data: whole, Header: nats.Header{"Nats-Msg-Id": {"orig-1"}}})
 	if err != nil {

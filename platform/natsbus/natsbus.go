@@ -1,9 +1,14 @@
 // Package natsbus connects to NATS and owns the JetStream topology.
 //
-// Every stream the hub uses is defined here, in one place, and provisioned
-// idempotently by every service at start-up: creating a stream that exists with
-// the same configuration is a no-op, and a changed definition is applied as an
-// update. Services never declare streams of their own.
+// Every stream the hub uses (Streams) and every durable consumer its
+// services bind to (Durables) is defined here, in one catalogue. One step
+// applies it: Migrate, run by `switchyard migrate` (and by `switchyard dev`
+// before it starts the services), creates what is missing and updates what
+// differs. Services never create or change a stream or a consumer: at
+// start they Check that what they need exists with compatible settings,
+// and refuse to start, saying to run `switchyard migrate`, when it does
+// not — so no service's environment can change another's retention, and a
+// service's NATS identity needs no right to create or delete either.
 package natsbus
 
 import (
@@ -169,29 +174,6 @@ func StreamNames() []string {
 		out = append(out, c.Name)
 	}
 	return out
-}
-
-// Provision creates or updates every stream. It is safe to run concurrently
-// from several services and on every start.
-func Provision(ctx context.Context, js jetstream.JetStream, o Options) error {
-	var errs []error
-	for _, cfg := range Streams(o) {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			errs = append(errs, fmt.Errorf("provision stream %s: %w", cfg.Name, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// CheckStreams returns an error naming any hub stream that does not exist.
-func CheckStreams(ctx context.Context, js jetstream.JetStream) error {
-	var errs []error
-	for _, name := range StreamNames() {
-		if _, err := js.Stream(ctx, name); err != nil {
-			errs = append(errs, fmt.Errorf("stream %s: %w", name, err))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // LogValue is the loggable form of the options: no credentials, no logger.

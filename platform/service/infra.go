@@ -36,8 +36,13 @@ func (b *Base) Postgres(ctx context.Context, url string) (*pgxpool.Pool, error) 
 }
 
 // NATS connects with o (logging through the service's logger), drains the
-// connection on close, and provisions the hub's streams.
-func (b *Base) NATS(ctx context.Context, o natsbus.Options) (*nats.Conn, jetstream.JetStream, error) {
+// connection on close, and checks that the hub's streams and the named
+// durable consumers (the service's own) exist as natsbus's catalogue says
+// (natsbus.Check). It creates and changes nothing — that is `switchyard
+// migrate`'s job — and returns an error saying to run it when something is
+// missing or incompatible; stream settings that differ from what o's
+// environment asks for are logged as warnings, not applied.
+func (b *Base) NATS(ctx context.Context, o natsbus.Options, consumers ...string) (*nats.Conn, jetstream.JetStream, error) {
 	o.Logger = b.Log
 	nc, err := natsbus.Connect(ctx, o)
 	if err != nil {
@@ -48,8 +53,12 @@ func (b *Base) NATS(ctx context.Context, o natsbus.Options) (*nats.Conn, jetstre
 	if err != nil {
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := natsbus.Provision(ctx, js, o); err != nil {
-		return nil, nil, err
+	drift, err := natsbus.Check(ctx, js, o, consumers...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("nats: %w", err)
+	}
+	for _, d := range drift {
+		b.Log.WarnContext(ctx, "jetstream settings differ", "difference", d)
 	}
 	b.nc = nc
 	return nc, js, nil

@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/service"
 	"github.com/switchyard/switchyard/platform/testkit"
 )
@@ -78,4 +81,79 @@ func TestServeListenerIsHardened(t *testing.T) {
 	if code := get(strings.Repeat("x", 100<<10)); code != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("100 KiB of headers: %d, want 431", code)
 	}
+}
+
+// TestNATSRefusesAnUnmigratedServer: a service started against a server
+// nobody migrated creates nothing and refuses to start, naming what is
+// missing and saying to run switchyard migrate.
+func TestNATSRefusesAnUnmigratedServer(t *testing.T) {
+	b := testkit.EmptyNATS(t)
+	base, err := service.Start(context.Background(), "demo", "warn", config.MapEnv(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, _, err = base.NATS(ctx, natsbus.Options{URL: b.URL}, natsbus.ConsumerCRM)
+	if !errors.Is(err, natsbus.ErrNotMigrated) || !strings.HasSuffix(err.Error(), "run `switchyard migrate`") ||
+		!strings.Contains(err.Error(), "stream STRIPE does not exist") {
+		t.Fatalf("NATS on an empty server: %v, want a refusal naming the streams and saying to run switchyard migrate", err)
+	}
+	_, js := b.Connect(t)
+	for name := range js.StreamNames(ctx).Name() {
+		t.Errorf("stream %s exists after a refused start, want none", name)
+	}
+
+	// Streams migrated, but the consumer deleted: named too.
+	if _, err := natsbus.Migrate(ctx, js, natsbus.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteConsumer(ctx, natsbus.StreamBilling, natsbus.ConsumerCRM); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = base.NATS(ctx, natsbus.Options{URL: b.URL}, natsbus.ConsumerCRM)
+	if want := "nats: consumer crm on BILLING does not exist: run `switchyard migrate`"; err == nil || err.Error() != want {
+		t.Fatalf("NATS without its consumer: %v, want %q", err, want)
+	}
+	if _, err := js.Consumer(ctx, natsbus.StreamBilling, natsbus.ConsumerCRM); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("crm's consumer after a refused start: %v, want still not found", err)
+	}
+	var closeErr error
+	base.Close(ctx, &closeErr)
+}
+
+// TestNATSLeavesStreamSettingsAlone: a service whose environment says
+// NATS_STREAM_MAX_AGE=1h, started on a migrated hub that keeps everything,
+// changes no stream — it used to re-apply its own settings, so one
+// service's retention could purge Stripe history — and logs the difference.
+func TestNATSLeavesStreamSettingsAlone(t *testing.T) {
+	b := testkit.NATS(t)
+	var logs bytes.Buffer
+	base, err := service.Start(context.Background(), "demo", "info", config.MapEnv(nil), &logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r := config.NewReader(config.MapEnv(map[string]string{"NATS_URL": b.URL, "NATS_STREAM_MAX_AGE": "1h"}))
+	o := natsbus.OptionsFromEnv(r, "demo")
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := base.NATS(ctx, o, natsbus.ConsumerCRM); err != nil {
+		t.Fatalf("NATS on a migrated server: %v", err)
+	}
+	_, js := b.Connect(t)
+	for _, name := range natsbus.StreamNames() {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if age := s.CachedInfo().Config.MaxAge; age != 0 {
+			t.Errorf("stream %s keeps messages for %v after the service started, want 0 (forever) as migrated", name, age)
+		}
+	}
+	if !strings.Contains(logs.String(), "stream STRIPE has max age 0s where NATS_STREAM_MAX_AGE asks for 1h0m0s") {
+		t.Errorf("the difference is not logged:\n%s", logs.String())
+	}
+	var closeErr error
+	base.Close(ctx, &closeErr)
 }

@@ -21,8 +21,8 @@ import (
 
 // Durable consumers: dead letters on DLQ, retry outcomes on CRM.
 const (
-	ConsumerName      = "alerts"
-	StormConsumerName = "alerts_crm_retries"
+	ConsumerName      = natsbus.ConsumerAlerts
+	StormConsumerName = natsbus.ConsumerAlertsCRMRetries
 )
 
 // Config is the alerting service's configuration.
@@ -108,7 +108,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	_, js, err := base.NATS(ctx, cfg.NATS)
+	_, js, err := base.NATS(ctx, cfg.NATS, ConsumerName, StormConsumerName)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ import (
 
 // ConsumerName is the CRM service's durable consumer on BILLING (and its
 // dead-letter subject dlq.crm).
-const ConsumerName = "crm"
+const ConsumerName = natsbus.ConsumerCRM
 
 // Config is the CRM service's configuration.
 type Config struct {
@@ -89,7 +89,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	_, js, err := base.NATS(ctx, cfg.NATS)
+	_, js, err := base.NATS(ctx, cfg.NATS, ConsumerName)
 	if err != nil {
 		return err
 	}

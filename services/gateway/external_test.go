@@ -18,10 +18,14 @@ import (
 )
 
 // TestAgainstSeparateNATSServer runs the gateway against the machine's own
-// nats-server process, not the embedded one: provisioning, publish with
-// dedup and the stored headers must work there too.
+// nats-server process, not the embedded one: its start-up check, publish
+// with dedup and the stored headers must work there too.
 func TestAgainstSeparateNATSServer(t *testing.T) {
 	url, _, js := testkit.ExternalNATS(t)
+	// The shared server may be fresh: migrate it as a deploy would.
+	if _, err := natsbus.Migrate(context.Background(), js, natsbus.Options{}); err != nil {
+		t.Fatal(err)
+	}
 	addr, admin := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/natsbus"
@@ -134,6 +136,18 @@ func TestRefusesServerTooSmallForWebhooks(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsbus.Migrate(ctx, js, natsbus.Options{}); err != nil { // as a deploy would
+		t.Fatal(err)
+	}
 	logs := &syncBuffer{}
 	err = gateway.Run(ctx, config.MapEnv(map[string]string{
 		"GATEWAY_ADDR": freeAddr(t), "GATEWAY_ADMIN_ADDR": freeAddr(t), "NATS_URL": s.ClientURL(), "STRIPE_WEBHOOK_SECRET": secret,

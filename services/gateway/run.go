@@ -112,8 +112,15 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := natsbus.Provision(ctx, js, cfg.NATS); err != nil {
-		return err
+	// The streams are switchyard migrate's: the gateway only checks they
+	// are there as the catalogue says, and reports settings that differ
+	// from what its environment asks for instead of applying them.
+	drift, err := natsbus.Check(ctx, js, cfg.NATS)
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	for _, d := range drift {
+		log.WarnContext(ctx, "jetstream settings differ", "difference", d)
 	}
 
 	srv, err := New(cfg, nc, js, log, tel)

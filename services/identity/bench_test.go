@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchyard/switchyard/platform/consumer"
-	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/platform/testkit"
 	"github.com/switchyard/switchyard/proto/wire"
@@ -26,9 +25,6 @@ func BenchmarkHandle(b *testing.B) {
 	broker := testkit.NATS(b)
 	_, js := broker.Connect(b)
 	ctx := context.Background()
-	if err := natsbus.Provision(ctx, js, natsbus.Options{}); err != nil {
-		b.Fatal(err)
-	}
 	pool, err := postgres.Open(ctx, testkit.Postgres(b), nil)
 	if err != nil {
 		b.Fatal(err)

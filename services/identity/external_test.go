@@ -13,12 +13,20 @@ import (
 )
 
 // TestAgainstSeparateNATSServer runs identity on the machine's own
-// nats-server process (2.9 here): provisioning, the durable consumer and
-// publishing domain events must work there as on the embedded server.
+// nats-server process (2.9 here): migrating, binding the durable consumer
+// and publishing domain events must work there as on the embedded server.
 func TestAgainstSeparateNATSServer(t *testing.T) {
 	url, _, js := testkit.ExternalNATS(t)
 	durable := fmt.Sprintf("identity_test_%d", time.Now().UnixNano())
-	t.Cleanup(func() { _ = js.DeleteConsumer(context.Background(), natsbus.StreamStripe, durable) })
+	// The shared server gets this run's identity consumers as a deployment
+	// with IDENTITY_CONSUMER=<durable> would: from switchyard migrate.
+	if _, err := natsbus.Migrate(context.Background(), js, natsbus.Options{IdentityConsumer: durable}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = js.DeleteConsumer(context.Background(), natsbus.StreamStripe, durable)
+		_ = js.DeleteConsumer(context.Background(), natsbus.StreamCRM, natsbus.IdentityCRMLinks(durable))
+	})
 	h := startIdentity(t, url, js, map[string]string{"IDENTITY_CONSUMER": durable})
 
 	// A customer of this run only, so the shared server's history cannot match.

@@ -22,7 +22,6 @@ import (
 
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/errclass"
-	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/platform/testkit"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
@@ -261,9 +260,6 @@ func newDirectRunWith(tb testing.TB, stripe identity.StripeReader) *directRun {
 	ctx := context.Background()
 	b := testkit.NATS(tb)
 	_, js := b.Connect(tb)
-	if err := natsbus.Provision(ctx, js, natsbus.Options{}); err != nil {
-		tb.Fatal(err)
-	}
 	pool, err := postgres.Open(ctx, testkit.Postgres(tb), nil)
 	if err != nil {
 		tb.Fatal(err)

@@ -28,7 +28,7 @@ import (
 
 // DefaultConsumerName is identity's durable consumer on the STRIPE stream
 // (and its dead-letter subject dlq.identity).
-const DefaultConsumerName = "identity"
+const DefaultConsumerName = natsbus.ConsumerIdentity
 
 // Config is the identity service's configuration.
 type Config struct {
@@ -106,7 +106,10 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err := Migrate(ctx, pool); err != nil {
 		return err
 	}
-	_, js, err := base.NATS(ctx, cfg.NATS)
+	// Both durables are named after IDENTITY_CONSUMER, which switchyard
+	// migrate reads too.
+	cfg.NATS.IdentityConsumer = cfg.ConsumerName
+	_, js, err := base.NATS(ctx, cfg.NATS, cfg.ConsumerName, natsbus.IdentityCRMLinks(cfg.ConsumerName))
 	if err != nil {
 		return err
 	}
@@ -128,7 +131,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	}
 
 	links, err := consumer.New(js, ledger.New(pool), consumer.Config{
-		Name: cfg.ConsumerName + "_crm_links", Stream: natsbus.StreamCRM, Subjects: []string{subjects.CRMContactSynced},
+		Name: natsbus.IdentityCRMLinks(cfg.ConsumerName), Stream: natsbus.StreamCRM, Subjects: []string{subjects.CRMContactSynced},
 		Workers: 2, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter,
 	}, svc.HandleCRMOutcome)
 	if err != nil {

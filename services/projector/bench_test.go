@@ -18,7 +18,6 @@ import (
 
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/ledger"
-	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/platform/testkit"
 	"github.com/switchyard/switchyard/services/projector"
@@ -44,9 +43,6 @@ func benchSetup(b *testing.B, customers int) *benchEnv {
 	ctx := context.Background()
 	br := testkit.NATS(b)
 	_, js := br.Connect(b)
-	if err := natsbus.Provision(ctx, js, natsbus.Options{}); err != nil {
-		b.Fatal(err)
-	}
 	pool, err := postgres.Open(ctx, testkit.Postgres(b), nil)
 	if err != nil {
 		b.Fatal(err)
@@ -154,7 +150,7 @@ func BenchmarkLive(b *testing.B) {
 		name := fmt.Sprintf("bench-live-%d", i)
 		start := time.Now()
 		for _, stream := range projector.Streams {
-			c, err := consumer.NewBatch(e.js, ledger.New(e.pool), consumer.Config{Name: name, Stream: stream, Batch: 500}, projector.Handler(store))
+			c, err := consumer.NewBatch(e.js, ledger.New(e.pool), consumer.Config{Name: name, Stream: stream, Batch: 500, Create: true}, projector.Handler(store))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -64,7 +64,7 @@ func newConsoleFixture(t *testing.T) *consoleFixture {
 		t.Fatal(err)
 	}
 	c, err := consumer.New(f.js, ledger.New(pool), consumer.Config{Name: "fulfilment", Stream: natsbus.StreamBilling,
-		Subjects: []string{"billing.subscription.started"}}, func(ctx context.Context, m *consumer.Message) error {
+		Subjects: []string{"billing.subscription.started"}, Create: true}, func(ctx context.Context, m *consumer.Message) error {
 		if !f.healthy.Load() {
 			return errclass.Permanent(errors.New("fulfilment: plan \"Basic\" is not set up in the provisioning service"))
 		}

@@ -25,7 +25,7 @@ import (
 
 // ConsumerName is the projector's durable consumer on each of Streams (and
 // its dead-letter subject dlq.projector).
-const ConsumerName = "projector"
+const ConsumerName = natsbus.ConsumerProjector
 
 // Config is the projector's configuration.
 type Config struct {
@@ -131,7 +131,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err := MigrateOps(ctx, pool); err != nil {
 		return err
 	}
-	_, js, err := base.NATS(ctx, cfg.NATS)
+	_, js, err := base.NATS(ctx, cfg.NATS, ConsumerName)
 	if err != nil {
 		return err
 	}

@@ -48,9 +48,6 @@ func TestKilledBetweenTicketAndAckOpensOneTicket(t *testing.T) {
 	b := testkit.NATS(t)
 	_, js := b.Connect(t)
 	ctx := context.Background()
-	if err := natsbus.Provision(ctx, js, natsbus.Options{}); err != nil {
-		t.Fatal(err)
-	}
 	pool, err := postgres.Open(ctx, testkit.Postgres(t), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +79,7 @@ func TestKilledBetweenTicketAndAckOpensOneTicket(t *testing.T) {
 		cjs, _ := jetstream.New(nc)
 		o := support.NewOpener(desk, rules, groups, ledger.New(pool), cjs, support.ConsumerName, slog.New(slog.DiscardHandler))
 		c, err := consumer.New(cjs, ledger.New(pool), consumer.Config{Name: support.ConsumerName, Stream: natsbus.StreamBilling,
-			Subjects: []string{"billing.>"}, AckWait: 500 * time.Millisecond}, o.Handle)
+			Subjects: []string{"billing.>"}, AckWait: 500 * time.Millisecond, Create: true}, o.Handle)
 		if err != nil {
 			t.Fatal(err)
 		}

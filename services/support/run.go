@@ -23,7 +23,7 @@ import (
 
 // ConsumerName is the support service's durable consumer on BILLING (and
 // its dead-letter subject dlq.support).
-const ConsumerName = "support"
+const ConsumerName = natsbus.ConsumerSupport
 
 // Config is the support service's configuration.
 type Config struct {
@@ -122,7 +122,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	_, js, err := base.NATS(ctx, cfg.NATS)
+	_, js, err := base.NATS(ctx, cfg.NATS, ConsumerName)
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ func TestDLQReplayThroughOpsIsAudited(t *testing.T) {
 	defer pool.Close()
 	var healthy atomic.Bool
 	var handled atomic.Int32
-	c, err := consumer.New(js, ledger.New(pool), consumer.Config{Name: "provisioning", Stream: natsbus.StreamBilling, Subjects: []string{"billing.test.>"}},
+	c, err := consumer.New(js, ledger.New(pool), consumer.Config{Name: "provisioning", Stream: natsbus.StreamBilling, Subjects: []string{"billing.test.>"}, Create: true},
 		func(ctx context.Context, m *consumer.Message) error {
 			if !healthy.Load() {
 				return errclass.Auth(errors.New("provisioning API: 401"))

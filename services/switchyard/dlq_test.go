@@ -48,9 +48,6 @@ func TestDLQListReplayDiscard(t *testing.T) {
 	b := testkit.NATS(t)
 	_, js := b.Connect(t)
 	ctx := context.Background()
-	if err := natsbus.Provision(ctx, js, natsbus.Options{}); err != nil {
-		t.Fatal(err)
-	}
 	dbURL := testkit.Postgres(t)
 	pool, err := postgres.Open(ctx, dbURL, nil)
 	if err != nil {
@@ -63,7 +60,7 @@ func TestDLQListReplayDiscard(t *testing.T) {
 	var mu sync.Mutex
 	fixed := false
 	var handledIDs []string
-	c, err := consumer.New(js, ledger.New(pool), consumer.Config{Name: "crm", Stream: natsbus.StreamBilling, Subjects: []string{"billing.>"}},
+	c, err := consumer.New(js, ledger.New(pool), consumer.Config{Name: "crm", Stream: natsbus.StreamBilling, Subjects: []string{"billing.>"}, Create: true},
 		func(ctx context.Context, m *consumer.Message) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -79,7 +76,7 @@ func TestDLQListReplayDiscard(t *testing.T) {
 	// A second consumer of the same subject, which handled the originals
 	// fine: a replay for crm must not reach its handler again.
 	var otherHandled atomic.Int64
-	other, err := consumer.New(js, ledger.New(pool), consumer.Config{Name: "projector", Stream: natsbus.StreamBilling, Subjects: []string{"billing.>"}},
+	other, err := consumer.New(js, ledger.New(pool), consumer.Config{Name: "projector", Stream: natsbus.StreamBilling, Subjects: []string{"billing.>"}, Create: true},
 		func(ctx context.Context, m *consumer.Message) error { otherHandled.Add(1); return nil })
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/platform/testkit"
 )
@@ -16,11 +15,7 @@ import (
 // status API, under the user who ran it.
 func TestRebuildDirectIsAudited(t *testing.T) {
 	b := testkit.NATS(t)
-	_, js := b.Connect(t)
 	ctx := context.Background()
-	if err := natsbus.Provision(ctx, js, natsbus.Options{}); err != nil {
-		t.Fatal(err)
-	}
 	dbURL := testkit.Postgres(t)
 	env := map[string]string{"DATABASE_URL": dbURL, "USER": "grace"}
 	var out, errOut bytes.Buffer

@@ -337,7 +337,7 @@ func TestReconcileStoredScan(t *testing.T) {
 	_, js := b.Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := natsbus.Provision(ctx, js, natsbus.Options{MaxAge: 24 * time.Hour}); err != nil {
+	if _, err := natsbus.Migrate(ctx, js, natsbus.Options{MaxAge: 24 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	stream, err := js.Stream(ctx, natsbus.StreamStripe)

@@ -25,6 +25,7 @@ import (
 	"github.com/switchyard/switchyard/services/identity"
 	"github.com/switchyard/switchyard/services/projector"
 	"github.com/switchyard/switchyard/services/support"
+	"github.com/switchyard/switchyard/services/switchyard/migration"
 )
 
 // repoRoot is the repository root relative to this package's directory, which is
@@ -114,7 +115,7 @@ func TestComposeServices(t *testing.T) {
 	project := loadCompose(t, defaultEnv())
 
 	got := project.ServiceNames()
-	for _, want := range []string{"nats", "postgres", "jaeger", "gateway", "identity", "crm", "support", "alerts"} {
+	for _, want := range []string{"nats", "postgres", "jaeger", "migrate", "gateway", "identity", "crm", "support", "alerts", "projector"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("compose.yaml services = %v, missing %q", got, want)
 		}
@@ -448,5 +449,113 @@ func TestComposeServiceConfigContracts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// streamSettings are the variables that set the streams: `switchyard
+// migrate` applies them, so only the migrate service may carry them.
+var streamSettings = []string{"NATS_STREAM_REPLICAS", "NATS_DUPLICATE_WINDOW", "NATS_STREAM_MAX_AGE", "NATS_DLQ_MAX_MB"}
+
+// TestComposeMigrateRunsFirst: a one-shot migrate service, the CLI from the
+// same Dockerfile, runs `switchyard migrate` once NATS and PostgreSQL are
+// healthy, and every service waits for it to succeed — the services only
+// check for their streams, consumers and tables, and refuse to start
+// without them.
+func TestComposeMigrateRunsFirst(t *testing.T) {
+	t.Parallel()
+	project := loadCompose(t, defaultEnv())
+	m := mustService(t, project, "migrate")
+	if m.Build == nil || m.Build.Args["SERVICE"] == nil || *m.Build.Args["SERVICE"] != "switchyard" {
+		t.Errorf("migrate build = %+v, want services/Dockerfile with SERVICE=switchyard (the CLI)", m.Build)
+	}
+	if gw := mustService(t, project, "gateway"); m.Build != nil && gw.Build != nil && m.Build.Dockerfile != gw.Build.Dockerfile {
+		t.Errorf("migrate is built from %s, the services from %s: want the one Dockerfile", m.Build.Dockerfile, gw.Build.Dockerfile)
+	}
+	if !slices.Equal(m.Command, types.ShellCommand{"migrate"}) {
+		t.Errorf("migrate command = %q, want [migrate] (the image's entrypoint is the CLI)", m.Command)
+	}
+	for _, dep := range []string{"nats", "postgres"} {
+		if d, ok := m.DependsOn[dep]; !ok || d.Condition != types.ServiceConditionHealthy {
+			t.Errorf("migrate depends_on %s = %+v, want condition %s", dep, d, types.ServiceConditionHealthy)
+		}
+	}
+	if m.Restart != "" && m.Restart != types.RestartPolicyNo {
+		t.Errorf("migrate restart = %q: a one-shot step that failed must leave the services waiting, not run again and again", m.Restart)
+	}
+	var built []string
+	for _, name := range project.ServiceNames() {
+		svc := mustService(t, project, name)
+		if svc.Build == nil || name == "migrate" {
+			continue
+		}
+		built = append(built, name)
+		if d, ok := svc.DependsOn["migrate"]; !ok || d.Condition != types.ServiceConditionCompletedSuccessfully {
+			t.Errorf("%s depends_on migrate = %+v, want condition %s: it would start before its streams exist", name, d, types.ServiceConditionCompletedSuccessfully)
+		}
+	}
+	if !slices.Equal(built, []string{"alerts", "crm", "gateway", "identity", "projector", "support"}) {
+		t.Errorf("services built beside migrate = %v, want the six", built)
+	}
+	// The same broker and database as the services.
+	for name, of := range map[string]string{"NATS_URL": "gateway", "DATABASE_URL": "identity"} {
+		got, want := m.Environment[name], mustService(t, project, of).Environment[name]
+		if got == nil || want == nil || *got != *want {
+			t.Errorf("migrate %s = %v, %s's = %v: want the same", name, deref(got), of, deref(want))
+		}
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "(unset)"
+	}
+	return *s
+}
+
+// TestComposeStreamSettingsOnlyOnMigrate: the streams' settings are set on
+// the migrate service and no other — a service's NATS_STREAM_MAX_AGE once
+// re-applied itself at every start and could purge Stripe history — and an
+// operator's NATS_STREAM_MAX_AGE reaches migrate.
+func TestComposeStreamSettingsOnlyOnMigrate(t *testing.T) {
+	t.Parallel()
+	project := loadCompose(t, defaultEnv())
+	for _, name := range project.ServiceNames() {
+		if name == "migrate" {
+			continue
+		}
+		for _, v := range streamSettings {
+			if _, ok := mustService(t, project, name).Environment[v]; ok {
+				t.Errorf("%s sets %s: stream settings belong to the migrate service alone", name, v)
+			}
+		}
+	}
+	m := mustService(t, project, "migrate")
+	for _, v := range []string{"NATS_STREAM_REPLICAS", "NATS_STREAM_MAX_AGE"} {
+		if m.Environment[v] == nil {
+			t.Errorf("migrate sets no %s", v)
+		}
+	}
+	env := defaultEnv()
+	env["NATS_STREAM_MAX_AGE"] = "720h"
+	if got := mustService(t, loadCompose(t, env), "migrate").Environment["NATS_STREAM_MAX_AGE"]; got == nil || *got != "720h" {
+		t.Errorf("with NATS_STREAM_MAX_AGE=720h exported, migrate's is %s", deref(got))
+	}
+}
+
+// TestComposeMigrateConfigContract: migrate's configuration loader accepts
+// the environment compose gives it, and compose sets nothing it does not
+// read.
+func TestComposeMigrateConfigContract(t *testing.T) {
+	t.Parallel()
+	project := loadCompose(t, defaultEnv())
+	m := mustService(t, project, "migrate")
+	rec := config.NewRecorder(config.MapEnv(containerEnvironment(t, project, m)))
+	if _, err := migration.LoadConfig(rec.Getenv); err != nil {
+		t.Fatalf("migration.LoadConfig on the compose environment: %v", err)
+	}
+	for _, v := range slices.Sorted(maps.Keys(m.Environment)) {
+		if !slices.Contains(rec.Names(), v) {
+			t.Errorf("compose.yaml sets %s for migrate, which its config never reads", v)
+		}
 	}
 }

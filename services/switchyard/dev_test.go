@@ -104,7 +104,7 @@ func TestDevHubSmoke(t *testing.T) {
 	}()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 
-	var secret, opsToken, metricsURL string
+	var secret, opsToken, metricsURL, migrated string
 	reSecret := regexp.MustCompile(`signing secret:\s+(whsec_[0-9a-f]+)`)
 	reToken := regexp.MustCompile(`ops token:\s+([0-9a-f]{48})`)
 	reMetrics := regexp.MustCompile(`metrics:\s+(\S+)`)
@@ -114,6 +114,9 @@ func TestDevHubSmoke(t *testing.T) {
 		case l, ok := <-lines:
 			if !ok {
 				t.Fatalf("dev exited before printing its banner: %v\n%s", <-exited, stderr.String())
+			}
+			if strings.HasPrefix(l, "Migrated NATS and PostgreSQL") {
+				migrated = l
 			}
 			if m := reSecret.FindStringSubmatch(l); m != nil {
 				secret = m[1]
@@ -127,6 +130,13 @@ func TestDevHubSmoke(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("no banner within 90s\n%s", stderr.String())
 		}
+	}
+
+	// The services only check for their streams, consumers and tables: dev
+	// made them first, as switchyard migrate does.
+	all := len(natsbus.StreamNames()) + len(natsbus.Durables(natsbus.Options{})) + 4 // ledger, identity, projector, projection
+	if !strings.Contains(migrated, fmt.Sprintf("Migrated NATS and PostgreSQL (switchyard migrate): %d created, 0 updated, 0 unchanged", all)) {
+		t.Errorf("dev did not say it migrated a fresh hub (want every stream, consumer and service's tables created): %q", migrated)
 	}
 
 	// The gateway's readiness and metrics are on its admin listener only;

@@ -51,6 +51,13 @@
 //     lists all; POST …/groups creates a property group. Default properties
 //     (email, firstname, lastname, phone, company, lifecyclestage with its
 //     stages, hs_lead_status, …) and groups exist from the start.
+//   - POST /oauth/v2/private-apps/get/access-token-info {"tokenKey": …}:
+//     the private-app token's userId, hubId (Options.PortalID), appId and
+//     the scopes it holds, sorted. It needs no scope and reads the token
+//     from the body, not the Authorization header, as HubSpot documents;
+//     rate limits and faults do not apply to it. HubSpot does not document
+//     its answer to an unknown token: here it is the 401 of every other
+//     endpoint.
 //   - Rate limits: a rolling 10-second window (DefaultTenSecondLimit),
 //     optional per-second limit, the search endpoint's own per-second limit
 //     and a daily budget that resets at midnight in Options.Location. Every

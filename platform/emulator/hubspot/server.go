@@ -173,6 +173,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.wait(r.Context()) {
 		return // the client is gone
 	}
+	if rt.public {
+		// Introspection reads its token from the body, whatever the header.
+		rt.handle(s, c, r, rt.param)
+		return
+	}
 	scopes, ok := s.authenticate(r)
 	if !ok {
 		c.fail(http.StatusUnauthorized, authError())
@@ -203,6 +208,9 @@ type route struct {
 	param    string   // {id} or {name}, unescaped
 	scopes   []string // any one of them grants access
 	handle   func(s *Server, c *call, r *http.Request, param string)
+	// public routes authenticate themselves (token introspection reads
+	// the token from the body): no header check, fault or rate limit.
+	public bool
 	// When handle is nil: the error answer.
 	status   int
 	message  string
@@ -230,6 +238,9 @@ func match(method, escapedPath string) route {
 		status:   http.StatusNotFound,
 		message:  fmt.Sprintf("hubspot emulator: no such endpoint: %s %s", method, path),
 		category: "OBJECT_NOT_FOUND",
+	}
+	if path == "/oauth/v2/private-apps/get/access-token-info" && method == http.MethodPost {
+		return route{endpoint: EndpointTokenInfo, handle: (*Server).tokenInfo, public: true}
 	}
 	if len(segs) < 4 || segs[0] != "crm" || segs[1] != "v3" {
 		return notFound

@@ -2,7 +2,8 @@
 // hub makes: retrieving customers, subscriptions, invoices, charges and
 // products (a plan's name: webhooks name a price's product by id only), and
 // listing and retrieving events (the backfill path for missed webhook
-// deliveries). It is an http.Handler, so tests mount it on httptest and
+// deliveries), and listing the account's webhook endpoints (what
+// `switchyard doctor` checks). It is an http.Handler, so tests mount it on httptest and
 // `switchyard dev` on a real listener, and stripe-go v76 talks to it unchanged
 // when its backend URL points here.
 //
@@ -27,6 +28,14 @@
 //     limit 1..100 (default 10), filters type (with `*` wildcards), types[]
 //     (up to 20, exact names), created (exact or gt/gte/lt/lte),
 //     delivery_success, and only events created within 30 days of Options.Now.
+//   - Webhook endpoints (PutWebhookEndpoint): GET /v1/webhook_endpoints lists
+//     the key's mode's endpoints, newest first (ties by id), with cursor
+//     pagination by endpoint id (starting_after / ending_before, has_more,
+//     limit 1..100, default 10); GET /v1/webhook_endpoints/{id} retrieves
+//     one. The endpoint's signing secret is never shown, as Stripe shows it
+//     only at creation; api_version is served as stored (null means the
+//     account's default, which Stripe-Version says back to a request that
+//     sends none).
 //   - Parameter checking like Stripe's: unknown parameters (parameter_unknown),
 //     empty strings (parameter_invalid_empty), non-integers
 //     (parameter_invalid_integer), starting_after together with ending_before,

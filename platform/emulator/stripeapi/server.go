@@ -218,6 +218,8 @@ func (s *Server) route(c *call, r *http.Request) {
 	switch {
 	case len(segs) == 2 && segs[0] == "v1" && segs[1] == "events":
 		kind = "list"
+	case len(segs) == 2 && segs[0] == "v1" && segs[1] == "webhook_endpoints":
+		kind = "list webhook endpoints"
 	case len(segs) == 3 && segs[0] == "v1" && segs[2] != "":
 		kind = collections[segs[1]]
 	}
@@ -243,8 +245,12 @@ func (s *Server) route(c *call, r *http.Request) {
 		c.fail(http.StatusBadRequest, &apiError{Type: typeInvalidRequest, Message: "Invalid query string: " + err.Error()})
 		return
 	}
-	if kind == "list" {
+	switch kind {
+	case "list":
 		s.listEvents(c, q)
+		return
+	case "list webhook endpoints":
+		s.listWebhookEndpoints(c, q)
 		return
 	}
 	s.retrieve(c, kind, segs[2], q)
@@ -252,12 +258,13 @@ func (s *Server) route(c *call, r *http.Request) {
 
 // collections maps URL collection names to Stripe object kinds.
 var collections = map[string]string{
-	"customers":     kindCustomer,
-	"subscriptions": kindSubscription,
-	"invoices":      kindInvoice,
-	"charges":       kindCharge,
-	"products":      kindProduct,
-	"events":        kindEvent,
+	"customers":         kindCustomer,
+	"subscriptions":     kindSubscription,
+	"invoices":          kindInvoice,
+	"charges":           kindCharge,
+	"products":          kindProduct,
+	"events":            kindEvent,
+	"webhook_endpoints": kindWebhookEndpoint,
 }
 
 func (s *Server) retrieve(c *call, kind, id string, q url.Values) {

@@ -22,7 +22,7 @@ const (
 	kindEvent        = "event"
 )
 
-var servedKinds = []string{kindCustomer, kindSubscription, kindInvoice, kindCharge, kindProduct}
+var servedKinds = []string{kindCustomer, kindSubscription, kindInvoice, kindCharge, kindProduct, kindWebhookEndpoint}
 
 type storedObject struct {
 	raw      json.RawMessage
@@ -78,7 +78,7 @@ func (s *Server) PutCharge(obj any) error { return s.put(kindCharge, obj) }
 func (s *Server) PutProduct(obj any) error { return s.put(kindProduct, obj) }
 
 // Put stores an object of any served kind, taken from its "object" field
-// (customer, subscription, invoice, charge or product).
+// (customer, subscription, invoice, charge, product or webhook_endpoint).
 func (s *Server) Put(obj any) error { return s.put("", obj) }
 
 func (s *Server) put(kind string, obj any) error {
@@ -351,6 +351,14 @@ func parseObject(raw []byte, want string) (*storedObject, string, error) {
 		return nil, "", fmt.Errorf("stripeapi: %s is a %q, not a %q", id, kind, want)
 	case !slices.Contains(servedKinds, kind):
 		return nil, "", fmt.Errorf("stripeapi: %s: kind %q is not emulated (only %v)", id, kind, servedKinds)
+	}
+	if _, ok := fields["secret"]; ok && kind == kindWebhookEndpoint {
+		// Stripe shows an endpoint's signing secret only when creating it.
+		delete(fields, "secret")
+		var err error
+		if raw, err = json.Marshal(fields); err != nil {
+			return nil, "", fmt.Errorf("stripeapi: %s: %w", id, err)
+		}
 	}
 	return &storedObject{raw: bytes.Clone(raw), livemode: live}, kind, nil
 }

@@ -46,6 +46,13 @@
 //     UI does; the API's exact reaction is a guess).
 //   - /api/v2/tickets/{id}/tags with {"tags":[…]}: GET shows, POST sets, PUT
 //     adds, DELETE removes; each answers {"tags":[…]}. Closed tickets refuse.
+//   - GET /api/v2/users/me: {"user":…} for the agent the credentials belong
+//     to (id, url, name, email, timestamps, active, verified, role "agent"
+//     or "admin", default_group_id, suspended: a subset of Zendesk's user
+//     object). Zendesk allows the endpoint to anonymous callers: a request
+//     with no Authorization header gets 200 and the anonymous user (null
+//     id, role "end-user"), so a client must check the role, not the
+//     status; wrong credentials get the 401 of every endpoint.
 //   - Tags are stored as Zendesk stores them: lower-cased, split on white
 //     space ("Needs Review" becomes "needs" and "review"; Zendesk tags
 //     cannot hold spaces, so join words with underscores), duplicates

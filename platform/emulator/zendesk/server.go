@@ -288,6 +288,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the client is gone
 	}
 
+	if isSelf(r) && r.Header.Get("Authorization") == "" {
+		s.showSelf(c, true)
+		return
+	}
 	agent, status := s.authenticate(r)
 	if status != 0 {
 		s.peekRateHeaders(w.Header(), c.now)

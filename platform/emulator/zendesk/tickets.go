@@ -20,6 +20,10 @@ import (
 // the emulator does not implement get 501, which Zendesk never answers, so
 // the gap is unmistakable.
 func (s *Server) route(c *call) {
+	if isSelf(c.r) {
+		s.showSelf(c, false)
+		return
+	}
 	p := strings.TrimSuffix(c.r.URL.Path, ".json")
 	rest, ok := strings.CutPrefix(p, "/api/v2/tickets")
 	segs := strings.Split(strings.TrimPrefix(rest, "/"), "/")

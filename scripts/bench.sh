@@ -161,6 +161,9 @@ start_target() {
 	gateway)
 		require_free "$GATEWAY_ADDR"
 		require_free "$GATEWAY_ADMIN_ADDR"
+		# The gateway only checks for its streams: make them as a deploy would.
+		NATS_URL="$NATS_URL" "$BIN/switchyard" migrate --nats-only >"$WORK/migrate.log" 2>&1 ||
+			{ log "switchyard migrate failed:"; cat "$WORK/migrate.log" >&2; exit 1; }
 		GATEWAY_ADDR="$GATEWAY_ADDR" GATEWAY_ADMIN_ADDR="$GATEWAY_ADMIN_ADDR" NATS_URL="$NATS_URL" STRIPE_WEBHOOK_SECRET="$SECRET" \
 			SWITCHYARD_ENV=development LOG_LEVEL=warn \
 			"$BIN/gateway" >"$WORK/gateway.log" 2>&1 &
@@ -285,7 +288,7 @@ main() {
 	mkdir -p "$BIN"
 	(cd "$ROOT/scripts/bench" && go build -o "$BIN/" ./cmd/natsd ./cmd/textbook ./cmd/loadgen)
 	if [[ " $TARGETS " == *" gateway "* ]]; then
-		(cd "$ROOT" && go build -o "$BIN/gateway" ./services/gateway/cmd/gateway)
+		(cd "$ROOT" && go build -o "$BIN/gateway" ./services/gateway/cmd/gateway && go build -o "$BIN/switchyard" ./services/switchyard)
 	fi
 	log "targets: $TARGETS; runs of $DURATION at ${RATES// //s, }/s and saturation ($CONCURRENCY clients); $(nproc) cores shared by generator, target and broker"
 	log "request bodies: $FIXTURE (round-robin)"

@@ -222,7 +222,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	// The services only check for their streams, consumers and tables:
 	// make them first, with the settings in the environment, as a deploy's
 	// `switchyard migrate` does.
-	migCfg, err := migration.LoadConfig(env)
+	migCfg, err := migration.LoadConfig(env, false)
 	if err != nil {
 		return fmt.Errorf("switchyard migrate: %w", err)
 	}

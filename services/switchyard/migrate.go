@@ -12,7 +12,7 @@ import (
 )
 
 const migrateUsage = `usage:
-  switchyard migrate [--json]
+  switchyard migrate [--json] [--nats-only]
 
 Creates or updates what the services need and never change themselves: the
 JetStream streams and durable consumers of the catalogue in platform/natsbus,
@@ -26,7 +26,7 @@ prints what it created, updated or found unchanged, and exits 1 on failure.
   NATS_STREAM_MAX_AGE      retention of every stream but the DLQ (default 0 = forever)
   NATS_DLQ_MAX_MB          the dead letters' size bound (default 1024)
   IDENTITY_CONSUMER        identity's durable name, if it runs under another (default identity)
-  DATABASE_URL             PostgreSQL (required; DATABASE_URL_FILE works too)
+  DATABASE_URL             PostgreSQL (required unless --nats-only; DATABASE_URL_FILE works too)
 `
 
 // migrateCmd is `switchyard migrate`.
@@ -35,13 +35,14 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, migrateUsage) }
 	asJSON := fs.Bool("json", false, "print JSON")
+	natsOnly := fs.Bool("nats-only", false, "only the streams and consumers, no database (a gateway benchmark, a rebuilt NATS cluster)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil // fs.Usage printed it
 	} else if err != nil || fs.NArg() != 0 {
 		fs.Usage()
 		return errUsage
 	}
-	cfg, err := migration.LoadConfig(getenv)
+	cfg, err := migration.LoadConfig(getenv, *natsOnly)
 	if err != nil {
 		return fmt.Errorf("migrate config: %w", err)
 	}

@@ -132,3 +132,20 @@ func TestMigrateFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestMigrateNATSOnly: --nats-only needs no database and migrates the
+// streams and consumers alone (what the gateway benchmark does).
+func TestMigrateNATSOnly(t *testing.T) {
+	b := testkit.EmptyNATS(t)
+	out, errOut, code := migrateCLI(t, map[string]string{"NATS_URL": b.URL}, "--nats-only", "--json")
+	if code != 0 {
+		t.Fatalf("migrate --nats-only: exit %d\n%s%s", code, out, errOut)
+	}
+	var m migration.Report
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatal(err)
+	}
+	if c, u, n := m.Counts(); c != len(natsbus.StreamNames())+len(natsbus.Durables(natsbus.Options{})) || u != 0 || n != 0 || len(m.Postgres) != 0 {
+		t.Errorf("migrate --nats-only: %+v, want every stream and consumer created and no tables", m)
+	}
+}

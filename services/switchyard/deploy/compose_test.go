@@ -550,7 +550,7 @@ func TestComposeMigrateConfigContract(t *testing.T) {
 	project := loadCompose(t, defaultEnv())
 	m := mustService(t, project, "migrate")
 	rec := config.NewRecorder(config.MapEnv(containerEnvironment(t, project, m)))
-	if _, err := migration.LoadConfig(rec.Getenv); err != nil {
+	if _, err := migration.LoadConfig(rec.Getenv, false); err != nil {
 		t.Fatalf("migration.LoadConfig on the compose environment: %v", err)
 	}
 	for _, v := range slices.Sorted(maps.Keys(m.Environment)) {

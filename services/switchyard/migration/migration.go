@@ -87,6 +87,9 @@ func (m Report) WriteText(w io.Writer) {
 type Config struct {
 	NATS        natsbus.Options // NATS_URL, NATS_CREDS, the streams' settings and IDENTITY_CONSUMER
 	DatabaseURL config.Secret   // DATABASE_URL
+	// NATSOnly migrates the streams and consumers alone, with no database
+	// (`--nats-only`: a benchmark of the gateway, a rebuilt NATS cluster).
+	NATSOnly bool
 }
 
 // LoadConfig reads and validates the configuration:
@@ -94,12 +97,15 @@ type Config struct {
 //	NATS_URL, NATS_CREDS, NATS_STREAM_REPLICAS, NATS_DUPLICATE_WINDOW,
 //	NATS_STREAM_MAX_AGE, NATS_DLQ_MAX_MB   (natsbus.OptionsFromEnv)
 //	IDENTITY_CONSUMER                      identity's durable name (default identity)
-//	DATABASE_URL                           PostgreSQL, required (DATABASE_URL_FILE too)
-func LoadConfig(getenv func(string) string) (Config, error) {
+//	DATABASE_URL                           PostgreSQL, required unless natsOnly (DATABASE_URL_FILE too)
+func LoadConfig(getenv func(string) string, natsOnly bool) (Config, error) {
 	r := config.NewReader(getenv)
-	c := Config{NATS: natsbus.OptionsFromEnv(r, "switchyard-migrate"), DatabaseURL: r.Secret("DATABASE_URL")}
+	c := Config{NATS: natsbus.OptionsFromEnv(r, "switchyard-migrate"), NATSOnly: natsOnly}
 	c.NATS.IdentityConsumer = r.String("IDENTITY_CONSUMER", natsbus.ConsumerIdentity)
-	if !c.DatabaseURL.IsSet() {
+	if natsOnly {
+		return c, r.Err()
+	}
+	if c.DatabaseURL = r.Secret("DATABASE_URL"); !c.DatabaseURL.IsSet() {
 		r.Fail("DATABASE_URL", "required: the services' tables are migrated with the streams")
 	}
 	return c, r.Err()
@@ -125,6 +131,9 @@ func Run(ctx context.Context, c Config) (Report, error) {
 		m.NATS = append(m.NATS, changes...)
 		return err
 	}()
+	if c.NATSOnly {
+		return m, natsErr
+	}
 	var sqlErr error
 	m.Postgres, sqlErr = migrateSQL(ctx, c.DatabaseURL.Reveal())
 	return m, errors.Join(natsErr, sqlErr)

@@ -40,7 +40,9 @@ const (
 	StreamDLQ     = "DLQ"
 )
 
-// Options configures the connection and the streams.
+// Options configures the connection and the catalogue: the stream
+// settings below are applied by Migrate alone; to a service they are only
+// what Check compares the streams with.
 type Options struct {
 	URL       string
 	CredsFile string // NATS_CREDS: a .creds file (JWT + NKey seed); empty for none

@@ -35,6 +35,7 @@ Usage:
   switchyard reconcile [flags]     publish the Stripe events the hub missed (Events API, last 30 days)
   switchyard trace evt_…|cus_…|EMAIL|ID   one event or customer end to end, with trace ids
   switchyard status [--json]       pipeline health in one screen
+  switchyard doctor [--json]       launch readiness: streams, permissions, migrations, secrets, vendors
 
 Run 'switchyard <command> -h' for a command's flags.
 `
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = traceCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "status":
 		err = statusCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "doctor":
+		err = doctorCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -16,6 +16,44 @@ type Options struct {
 	Host     string // default 127.0.0.1
 	Port     int    // 0 or -1 = a random free port
 	StoreDir string // JetStream file storage; required
+
+	// Users, when set, are the only clients the server accepts: each with
+	// its password and allow lists. Empty: anyone may connect and do
+	// anything (tests that do not care about identities).
+	Users []User
+}
+
+// User is one NATS identity: a user name, its password and what it may
+// publish and subscribe to (nil lists: nothing).
+type User struct {
+	Name      string
+	Password  string
+	Publish   []string
+	Subscribe []string
+}
+
+// allowOnly is an allow list the server enforces as one: an empty Allow
+// means "no restriction" to nats-server, so nothing allowed is a deny of >.
+func allowOnly(allow []string) *server.SubjectPermission {
+	if len(allow) == 0 {
+		return &server.SubjectPermission{Deny: []string{">"}}
+	}
+	return &server.SubjectPermission{Allow: append([]string{}, allow...)}
+}
+
+func serverUsers(us []User) []*server.User {
+	var out []*server.User
+	for _, u := range us {
+		out = append(out, &server.User{
+			Username: u.Name,
+			Password: u.Password,
+			Permissions: &server.Permissions{
+				Publish:   allowOnly(u.Publish),
+				Subscribe: allowOnly(u.Subscribe),
+			},
+		})
+	}
+	return out
 }
 
 // Start runs a server and waits until it accepts connections.
@@ -49,6 +87,7 @@ func Start(o Options) (*server.Server, error) {
 		// Bounded so a runaway test cannot fill the machine's memory or disk.
 		JetStreamMaxMemory: 256 << 20,
 		JetStreamMaxStore:  8 << 30,
+		Users:              serverUsers(o.Users),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsembed: %w", err)

@@ -2,6 +2,7 @@ package natsembed_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -68,5 +69,46 @@ func TestStartJetStream(t *testing.T) {
 	}
 	if got := s.JetStreamConfig().StoreDir; !strings.HasPrefix(got, dir) {
 		t.Errorf("JetStream stores in %s, want under %s", got, dir)
+	}
+}
+
+// TestUsersEmptyAllowDenies guards the hazard allowOnly exists for: to
+// nats-server an empty allow list means no restriction, so a user given
+// nothing to publish must still be refused every publish.
+func TestUsersEmptyAllowDenies(t *testing.T) {
+	t.Parallel()
+	s, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Users: []natsembed.User{
+		{Name: "mute", Password: "pw", Subscribe: []string{"_INBOX.>"}},
+	}})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	violations := make(chan error, 1)
+	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("mute", "pw"),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case violations <- err:
+			default:
+			}
+		}))
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer nc.Close()
+	if err := nc.Publish("anything", nil); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
+	select {
+	case err := <-violations:
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Errorf("got %v, want a permissions violation", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("a user with an empty publish list published")
+	}
+	if _, err := nats.Connect(s.ClientURL(), nats.NoReconnect()); err == nil {
+		t.Error("anonymous connect succeeded on a server with users")
 	}
 }

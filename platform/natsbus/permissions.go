@@ -1,0 +1,177 @@
+package natsbus
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/switchyard/switchyard/proto/wire"
+)
+
+// The NATS identities of the hub: one per service, one for the operator's
+// CLI and one for `switchyard migrate`. A server configured from
+// Permissions lets each do its job and nothing more.
+const (
+	IdentityGateway   = "gateway"
+	IdentityIdentity  = "identity"
+	IdentityCRM       = "crm"
+	IdentitySupport   = "support"
+	IdentityAlerts    = "alerts"
+	IdentityProjector = "projector"
+	// IdentityOperator is the operator's CLI: dead-letter replay and
+	// discard (reconcile posts to the services over HTTP, not NATS).
+	IdentityOperator = "operator"
+	// IdentityMigrate is `switchyard migrate` (and `switchyard dev` before
+	// it starts the services): the one identity that may create, change or
+	// delete streams and consumers.
+	IdentityMigrate = "migrate"
+)
+
+// Permission is what one NATS identity may publish and subscribe to: the
+// allow lists of a nats-server user (anything not listed is refused).
+type Permission struct {
+	Identity  string   `json:"identity"`
+	Publish   []string `json:"publish"`
+	Subscribe []string `json:"subscribe"`
+}
+
+// jsAPI is the JetStream API subject prefix.
+const jsAPI = "$JS.API."
+
+// inbox is where every reply lands: JetStream API answers, PubAcks and the
+// messages a pull consumer hands out.
+const inbox = "_INBOX.>"
+
+// Permissions returns the permissions catalogue for o, derived from the
+// streams and durables of the catalogue, one entry per identity in a fixed
+// order. Services get the JetStream API calls that look (stream and
+// consumer info) and that bind to their own durables (next message, ack),
+// never create, update or delete; only IdentityMigrate holds $JS.API.>.
+//
+// Hazard: every identity may subscribe to _INBOX.>, so one that is
+// compromised could listen to others' replies. A per-identity inbox prefix
+// (nats.CustomInboxPrefix) would close that; not yet done.
+func Permissions(o Options) []Permission {
+	durables := Durables(o)
+	identityDurable := o.IdentityConsumer
+	if identityDurable == "" {
+		identityDurable = ConsumerIdentity
+	}
+	// look is what every service needs to Check the topology: account
+	// info and every stream's info.
+	var look []string
+	look = append(look, jsAPI+"INFO")
+	for _, s := range StreamNames() {
+		look = append(look, jsAPI+"STREAM.INFO."+s)
+	}
+	// bind is what a service needs to consume its durables: their info,
+	// pulls, acks (both ack subject forms) and a dead letter per durable.
+	bind := func(names ...string) []string {
+		var out []string
+		for _, d := range durables {
+			if !slices.Contains(names, d.Name) {
+				continue
+			}
+			sd := d.Stream + "." + d.Name
+			out = append(out,
+				jsAPI+"CONSUMER.INFO."+sd,
+				jsAPI+"CONSUMER.MSG.NEXT."+sd,
+				"$JS.ACK."+sd+".>",
+				"$JS.ACK.*.*."+sd+".>",
+				wire.DLQPrefix+d.Name,
+			)
+		}
+		return out
+	}
+	// ordered is what an ordered consumer (ephemeral, named by the client)
+	// on stream needs: create it, pull from it, delete it.
+	ordered := func(streams ...string) []string {
+		var out []string
+		for _, s := range streams {
+			out = append(out,
+				jsAPI+"CONSUMER.CREATE."+s+".>",
+				jsAPI+"CONSUMER.INFO."+s+".>",
+				jsAPI+"CONSUMER.MSG.NEXT."+s+".>",
+				jsAPI+"CONSUMER.DELETE."+s+".>",
+			)
+		}
+		return out
+	}
+	list := func(streams ...string) []string {
+		var out []string
+		for _, s := range streams {
+			out = append(out, jsAPI+"CONSUMER.LIST."+s, jsAPI+"CONSUMER.NAMES."+s)
+		}
+		return out
+	}
+	msgGet := func(streams ...string) []string {
+		var out []string
+		for _, s := range streams {
+			out = append(out, jsAPI+"STREAM.MSG.GET."+s)
+		}
+		return out
+	}
+	all := StreamNames()
+	perm := func(id string, publish ...[]string) Permission {
+		p := Permission{Identity: id, Publish: slices.Clone(look), Subscribe: []string{inbox}}
+		for _, l := range publish {
+			p.Publish = append(p.Publish, l...)
+		}
+		return p
+	}
+	return []Permission{
+		// The gateway publishes verified Stripe events; webhook-health lists
+		// every stream's consumers.
+		perm(IdentityGateway, []string{wire.StripeEventsAll}, list(all...)),
+		perm(IdentityIdentity, []string{wire.BillingAll},
+			bind(identityDurable, IdentityCRMLinks(identityDurable))),
+		perm(IdentityCRM, []string{wire.CRMAll}, bind(ConsumerCRM)),
+		perm(IdentitySupport, []string{wire.SupportAll}, bind(ConsumerSupport)),
+		perm(IdentityAlerts, bind(ConsumerAlerts, ConsumerAlertsCRMRetries)),
+		// The projector's console and rebuild read every stream with
+		// ordered consumers, list consumers and fetch dead letters.
+		perm(IdentityProjector, bind(ConsumerProjector), ordered(all...), list(all...), msgGet(all...)),
+		// The operator replays a dead letter to its original subject (the
+		// source message is fetched from its stream) and deletes it from
+		// the DLQ; listing dead letters uses an ordered consumer.
+		perm(IdentityOperator,
+			[]string{wire.StripeEventsAll, wire.BillingAll, wire.CRMAll, wire.SupportAll},
+			ordered(StreamDLQ), msgGet(all...),
+			[]string{jsAPI + "STREAM.MSG.DELETE." + StreamDLQ},
+			consumerInfo(durables)),
+		{Identity: IdentityMigrate, Publish: []string{jsAPI + ">"}, Subscribe: []string{inbox}},
+	}
+}
+
+// consumerInfo lets the operator (and the doctor it runs) look at every
+// durable of the catalogue.
+func consumerInfo(durables []Durable) []string {
+	var out []string
+	for _, d := range durables {
+		s := jsAPI + "CONSUMER.INFO." + d.Stream + "." + d.Name
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ConsumerNames lists the durable names of the catalogue for o, each once.
+func ConsumerNames(o Options) []string {
+	var out []string
+	for _, d := range Durables(o) {
+		if !slices.Contains(out, d.Name) {
+			out = append(out, d.Name)
+		}
+	}
+	return out
+}
+
+// PermissionFor returns the catalogue's entry for identity.
+func PermissionFor(o Options, identity string) (Permission, error) {
+	for _, p := range Permissions(o) {
+		if p.Identity == identity {
+			return p, nil
+		}
+	}
+	return Permission{}, fmt.Errorf("natsbus: no NATS identity %q in the permissions catalogue", identity)
+}

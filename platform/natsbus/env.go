@@ -19,6 +19,8 @@ const (
 //
 //	NATS_URL               broker URL(s), comma-separated (default nats://127.0.0.1:4222)
 //	NATS_CREDS             path to a .creds file (optional)
+//	NATS_USER              the service's NATS identity (natsbus.Permissions; optional)
+//	NATS_PASSWORD          its password, or NATS_PASSWORD_FILE naming a file holding it
 //
 // and the streams' settings, which only `switchyard migrate` applies (a
 // service checks them against the streams and reports a difference):
@@ -31,6 +33,8 @@ func OptionsFromEnv(r *config.Reader, name string) Options {
 	o := Options{
 		URL:             r.String("NATS_URL", "nats://127.0.0.1:4222"),
 		CredsFile:       r.String("NATS_CREDS", ""),
+		User:            r.String("NATS_USER", ""),
+		Password:        r.Secret("NATS_PASSWORD"),
 		Name:            name,
 		Replicas:        r.Int(envReplicas, 1, 1, 5),
 		DuplicateWindow: r.Duration(envDuplicateWindow, time.Hour),
@@ -40,6 +44,14 @@ func OptionsFromEnv(r *config.Reader, name string) Options {
 		if d, err := time.ParseDuration(v); err != nil || d != 0 {
 			o.MaxAge = r.Duration(envMaxAge, 0) // reports a bad value
 		}
+	}
+	switch {
+	case o.User != "" && !o.Password.IsSet():
+		r.Fail("NATS_PASSWORD", "NATS_USER %s is set without NATS_PASSWORD or NATS_PASSWORD_FILE", o.User)
+	case o.User == "" && o.Password.IsSet():
+		r.Fail("NATS_USER", "a NATS password is set without NATS_USER")
+	case o.User != "" && o.CredsFile != "":
+		r.Fail("NATS_USER", "set either NATS_USER or NATS_CREDS, not both")
 	}
 	if o.MaxAge > 0 && o.MaxAge < o.DuplicateWindow {
 		r.Fail(envMaxAge, "%s is shorter than %s (%s); JetStream refuses such a stream", o.MaxAge, envDuplicateWindow, o.DuplicateWindow)

@@ -46,7 +46,12 @@ const (
 type Options struct {
 	URL       string
 	CredsFile string // NATS_CREDS: a .creds file (JWT + NKey seed); empty for none
-	Name      string // client name shown in server monitoring
+	// User and Password (NATS_USER, NATS_PASSWORD or NATS_PASSWORD_FILE)
+	// are the service's NATS identity on a server configured from
+	// Permissions; a user and password in the URL work too.
+	User     string
+	Password config.Secret
+	Name     string // client name shown in server monitoring
 
 	// Replicas is the stream replica count: 1 for a single server, 3 for a cluster.
 	Replicas int
@@ -106,9 +111,7 @@ func Connect(_ context.Context, o Options) (*nats.Conn, error) {
 	if o.FailFast {
 		opts = append(opts, nats.ReconnectBufSize(-1))
 	}
-	if o.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(o.CredsFile))
-	}
+	opts = append(opts, o.AuthOptions()...)
 	nc, err := nats.Connect(o.URL, opts...)
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) {
@@ -119,6 +122,20 @@ func Connect(_ context.Context, o Options) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect nats %s: %w", config.RedactURL(o.URL), err)
 	}
 	return nc, nil
+}
+
+// AuthOptions are the client options that present o's credentials: the
+// .creds file, or the user and password. Tools that dial NATS themselves
+// (the doctor's probes) use them too.
+func (o Options) AuthOptions() []nats.Option {
+	var opts []nats.Option
+	if o.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(o.CredsFile))
+	}
+	if o.User != "" {
+		opts = append(opts, nats.UserInfo(o.User, o.Password.Reveal()))
+	}
+	return opts
 }
 
 // Streams returns the hub's stream definitions for o.
@@ -183,6 +200,8 @@ func (o Options) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("url", config.RedactURL(o.URL)),
 		slog.Bool("credentials_file_set", o.CredsFile != ""),
+		slog.String("user", o.User),
+		slog.Bool("password_set", o.Password.IsSet()),
 		slog.Int("replicas", o.Replicas),
 		slog.String("duplicate_window", o.DuplicateWindow.String()),
 		slog.String("max_age", o.MaxAge.String()),

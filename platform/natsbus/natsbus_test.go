@@ -434,6 +434,24 @@ func TestOptionsFromEnv(t *testing.T) {
 			},
 		},
 		{
+			name:     "user without a password",
+			env:      map[string]string{"NATS_USER": "crm"},
+			want:     natsbus.Options{URL: "nats://127.0.0.1:4222", Name: "svc", Replicas: 1, DuplicateWindow: time.Hour},
+			wantErrs: []string{"NATS_PASSWORD: NATS_USER crm is set without NATS_PASSWORD or NATS_PASSWORD_FILE"},
+		},
+		{
+			name:     "password without a user",
+			env:      map[string]string{"NATS_PASSWORD": "pw"},
+			want:     natsbus.Options{URL: "nats://127.0.0.1:4222", Name: "svc", Replicas: 1, DuplicateWindow: time.Hour},
+			wantErrs: []string{"NATS_USER: a NATS password is set without NATS_USER"},
+		},
+		{
+			name:     "user and creds file",
+			env:      map[string]string{"NATS_USER": "crm", "NATS_PASSWORD": "pw", "NATS_CREDS": "/run/secrets/hub.creds"},
+			want:     natsbus.Options{URL: "nats://127.0.0.1:4222", CredsFile: "/run/secrets/hub.creds", Name: "svc", Replicas: 1, DuplicateWindow: time.Hour},
+			wantErrs: []string{"NATS_USER: set either NATS_USER or NATS_CREDS, not both"},
+		},
+		{
 			name: "max age 0 keeps forever",
 			env:  map[string]string{"NATS_STREAM_MAX_AGE": "0"},
 			want: natsbus.Options{URL: "nats://127.0.0.1:4222", Name: "svc", Replicas: 1, DuplicateWindow: time.Hour},

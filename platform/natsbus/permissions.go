@@ -3,9 +3,25 @@ package natsbus
 import (
 	"fmt"
 	"slices"
+	"strings"
 
+	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/proto/wire"
 )
+
+// contract lists the event subjects of proto/subjects under prefix: a
+// publisher is allowed the events of the contract, not its whole subject
+// space, so `switchyard doctor`'s probe (billing.doctor.probe) is refused
+// even to identity, the billing publisher.
+func contract(prefix string) []string {
+	var out []string
+	for _, b := range subjects.All() {
+		if strings.HasPrefix(b.Subject, prefix) {
+			out = append(out, b.Subject)
+		}
+	}
+	return out
+}
 
 // The NATS identities of the hub: one per service, one for the operator's
 // CLI and one for `switchyard migrate`. A server configured from
@@ -111,6 +127,12 @@ func Permissions(o Options) []Permission {
 		return out
 	}
 	all := StreamNames()
+	// replay is a dead letter's replay to its original subject (any event
+	// of the contract, any Stripe event) and its deletion from the DLQ.
+	replay := append([]string{wire.StripeEventsAll}, contract("billing.")...)
+	replay = append(replay, contract("crm.")...)
+	replay = append(replay, contract("support.")...)
+	replay = append(replay, jsAPI+"STREAM.MSG.DELETE."+StreamDLQ)
 	perm := func(id string, publish ...[]string) Permission {
 		p := Permission{Identity: id, Publish: slices.Clone(look), Subscribe: []string{inbox}}
 		for _, l := range publish {
@@ -122,22 +144,19 @@ func Permissions(o Options) []Permission {
 		// The gateway publishes verified Stripe events; webhook-health lists
 		// every stream's consumers.
 		perm(IdentityGateway, []string{wire.StripeEventsAll}, list(all...)),
-		perm(IdentityIdentity, []string{wire.BillingAll},
+		perm(IdentityIdentity, contract("billing."),
 			bind(identityDurable, IdentityCRMLinks(identityDurable))),
-		perm(IdentityCRM, []string{wire.CRMAll}, bind(ConsumerCRM)),
-		perm(IdentitySupport, []string{wire.SupportAll}, bind(ConsumerSupport)),
+		perm(IdentityCRM, contract("crm."), bind(ConsumerCRM)),
+		perm(IdentitySupport, contract("support."), bind(ConsumerSupport)),
 		perm(IdentityAlerts, bind(ConsumerAlerts, ConsumerAlertsCRMRetries)),
 		// The projector's console and rebuild read every stream with
-		// ordered consumers, list consumers and fetch dead letters.
-		perm(IdentityProjector, bind(ConsumerProjector), ordered(all...), list(all...), msgGet(all...)),
-		// The operator replays a dead letter to its original subject (the
-		// source message is fetched from its stream) and deletes it from
-		// the DLQ; listing dead letters uses an ordered consumer.
-		perm(IdentityOperator,
-			[]string{wire.StripeEventsAll, wire.BillingAll, wire.CRMAll, wire.SupportAll},
-			ordered(StreamDLQ), msgGet(all...),
-			[]string{jsAPI + "STREAM.MSG.DELETE." + StreamDLQ},
-			consumerInfo(durables)),
+		// ordered consumers, list consumers and fetch dead letters; its
+		// status API replays and discards them for the operator.
+		perm(IdentityProjector, bind(ConsumerProjector), ordered(all...), list(all...), msgGet(all...), replay),
+		// The operator's CLI: dlq (list, show, and replay and discard
+		// --direct), rebuild --direct and reconcile read streams with
+		// ordered consumers; the doctor looks at every durable.
+		perm(IdentityOperator, ordered(all...), list(all...), msgGet(all...), replay, consumerInfo(durables)),
 		{Identity: IdentityMigrate, Publish: []string{jsAPI + ">"}, Subscribe: []string{inbox}},
 	}
 }

@@ -3,7 +3,10 @@ package natsbus_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/natsembed"
 )
@@ -124,6 +128,8 @@ func TestPermissionsRefusals(t *testing.T) {
 		{natsbus.IdentityCRM, "billing.customer.upserted"},
 		{natsbus.IdentityCRM, "$JS.API.STREAM.DELETE." + natsbus.StreamStripe},
 		{natsbus.IdentityIdentity, "$JS.API.STREAM.PURGE." + natsbus.StreamStripe},
+		{natsbus.IdentityIdentity, "billing.doctor.probe"},
+		{natsbus.IdentityOperator, "billing.x"},
 		{natsbus.IdentitySupport, "$JS.API.CONSUMER.DELETE." + natsbus.StreamBilling + "." + natsbus.ConsumerCRM},
 		{natsbus.IdentityAlerts, "$JS.API.STREAM.UPDATE." + natsbus.StreamDLQ},
 		{natsbus.IdentityProjector, "billing.x"},
@@ -213,15 +219,11 @@ func TestPermissionsEnough(t *testing.T) {
 			}
 		})
 	}
-	t.Run("projector and operator read streams with ordered consumers", func(t *testing.T) {
+	t.Run("projector and operator read every stream with ordered consumers", func(t *testing.T) {
 		for _, id := range []string{natsbus.IdentityProjector, natsbus.IdentityOperator} {
 			ctx := ctxT(t)
 			_, js, _ := s.connect(t, id)
-			streams := natsbus.StreamNames()
-			if id == natsbus.IdentityOperator {
-				streams = []string{natsbus.StreamDLQ}
-			}
-			for _, name := range streams {
+			for _, name := range natsbus.StreamNames() {
 				st, err := js.Stream(ctx, name)
 				if err != nil {
 					t.Fatalf("%s: stream %s: %v", id, name, err)
@@ -256,15 +258,22 @@ func TestPermissionsEnough(t *testing.T) {
 			}
 		}
 	})
-	t.Run("operator discards a dead letter", func(t *testing.T) {
-		ctx := ctxT(t)
-		_, js, _ := s.connect(t, natsbus.IdentityOperator)
-		st, err := js.Stream(ctx, natsbus.StreamDLQ)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := st.DeleteMsg(ctx, 1); err != nil {
-			t.Errorf("delete dead letter 1: %v", err)
+	t.Run("operator and projector replay and discard dead letters", func(t *testing.T) {
+		for i, id := range []string{natsbus.IdentityOperator, natsbus.IdentityProjector} {
+			ctx := ctxT(t)
+			_, js, _ := s.connect(t, id)
+			for _, subj := range []string{"stripe.events.charge.failed", "billing.payment.failed", "crm.contact.failed", "support.ticket.failed"} {
+				if _, err := js.Publish(ctx, subj, []byte("replayed")); err != nil {
+					t.Errorf("%s: replay to %s: %v", id, subj, err)
+				}
+			}
+			st, err := js.Stream(ctx, natsbus.StreamDLQ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.DeleteMsg(ctx, uint64(i+1)); err != nil {
+				t.Errorf("%s: delete dead letter %d: %v", id, i+1, err)
+			}
 		}
 	})
 }
@@ -277,5 +286,38 @@ func TestPermissionForUnknown(t *testing.T) {
 	p, err := natsbus.PermissionFor(natsbus.Options{}, natsbus.IdentityMigrate)
 	if err != nil || len(p.Publish) != 1 || p.Publish[0] != "$JS.API.>" {
 		t.Errorf("migrate = %+v, %v; want $JS.API.>", p, err)
+	}
+}
+
+// TestConnectAsIdentity reads a service's identity the way compose gives
+// it (NATS_USER and NATS_PASSWORD_FILE) and connects with it; a wrong
+// password is refused.
+func TestConnectAsIdentity(t *testing.T) {
+	t.Parallel()
+	s := startSecured(t)
+	pwFile := filepath.Join(t.TempDir(), "nats_password")
+	if err := os.WriteFile(pwFile, []byte("crm-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := config.NewReader(config.MapEnv(map[string]string{"NATS_URL": s.url, "NATS_USER": "crm", "NATS_PASSWORD_FILE": pwFile}))
+	o := natsbus.OptionsFromEnv(r, "crm")
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if o.User != "crm" || o.Password.Reveal() != "crm-pw" {
+		t.Fatalf("user %q, password from file %q", o.User, o.Password.Reveal())
+	}
+	if strings.Contains(fmt.Sprint(o.LogValue()), "crm-pw") {
+		t.Error("LogValue shows the password")
+	}
+	nc, err := natsbus.Connect(ctxT(t), o)
+	if err != nil {
+		t.Fatalf("Connect as crm: %v", err)
+	}
+	nc.Close()
+	o.Password = config.NewSecret("wrong")
+	if nc, err := natsbus.Connect(ctxT(t), o); err == nil {
+		nc.Close()
+		t.Error("Connect with a wrong password succeeded")
 	}
 }

@@ -64,6 +64,7 @@ ok in development only), 1 otherwise; --json prints
   SWITCHYARD_ENV          development (default), staging or production
   NATS_URL, NATS_CREDS    the broker and the credentials to probe (and the
                           NATS_STREAM_* settings and IDENTITY_CONSUMER migrate was given)
+  NATS_USER, NATS_PASSWORD[_FILE]  a user and password instead of NATS_CREDS
   DATABASE_URL            PostgreSQL
   STRIPE_API_KEY, STRIPE_API_BASE, STRIPE_WEBHOOK_SECRET
   SWITCHYARD_OPS_TOKENS, SWITCHYARD_OPS_TOKEN
@@ -385,9 +386,7 @@ func checkPermissions(ctx context.Context, o natsbus.Options) checkResult {
 			}
 		}),
 	}
-	if o.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(o.CredsFile))
-	}
+	opts = append(opts, o.AuthOptions()...)
 	nc, err := nats.Connect(o.URL, opts...)
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) {

@@ -26,6 +26,7 @@ import (
 	"github.com/switchyard/switchyard/platform/emulator/stripeapi"
 	zendeskemu "github.com/switchyard/switchyard/platform/emulator/zendesk"
 	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/natsembed"
 	"github.com/switchyard/switchyard/platform/testkit"
 	"github.com/switchyard/switchyard/services/identity"
 	"github.com/switchyard/switchyard/services/switchyard/migration"
@@ -414,6 +415,34 @@ func TestDoctorPermissionsRefused(t *testing.T) {
 	}
 	if c := checkPermissions(ctx, natsbus.Options{URL: url("doctor", "wrong")}); c.Status != checkFail || strings.Contains(c.Detail, "wrong") {
 		t.Errorf("wrong password: %s %q, want a failure without the password", c.Status, c.Detail)
+	}
+}
+
+// TestDoctorPermissionsCatalogue: on a server configured from natsbus's
+// permissions catalogue (as `switchyard dev` and compose run it), the
+// permissions check holds for every service identity and the operator's,
+// and fails for migrate's, the one that may delete streams.
+func TestDoctorPermissionsCatalogue(t *testing.T) {
+	var users []natsembed.User
+	for _, p := range natsbus.Permissions(natsbus.Options{}) {
+		users = append(users, natsembed.User{Name: p.Identity, Password: p.Identity + "-pw", Publish: p.Publish, Subscribe: p.Subscribe})
+	}
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Users: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, u := range users {
+		c := checkPermissions(ctx, natsbus.Options{URL: srv.ClientURL(), User: u.Name, Password: config.NewSecret(u.Password)})
+		want := checkOK
+		if u.Name == natsbus.IdentityMigrate {
+			want = checkFail
+		}
+		if c.Status != want {
+			t.Errorf("%s: %s %q, want %s", u.Name, c.Status, c.Detail, want)
+		}
 	}
 }
 

@@ -243,7 +243,7 @@ func runDoctor(ctx context.Context, c doctorConfig) doctorReport {
 		func(context.Context) checkResult { return checkSecrets(c) },
 		func(ctx context.Context) checkResult { return checkHubSpot(ctx, client, c) },
 		func(ctx context.Context) checkResult { return checkZendesk(ctx, client, c) },
-		func(context.Context) checkResult { return checkSlack(c) },
+		func(ctx context.Context) checkResult { return checkSlack(ctx, client, c) },
 		func(ctx context.Context) checkResult { return checkStripeEndpoint(ctx, client, c) },
 	}
 	rep := doctorReport{Env: c.env, OK: true, Checks: make([]checkResult, len(checks))}
@@ -748,12 +748,53 @@ func checkZendesk(ctx context.Context, client *http.Client, c doctorConfig) chec
 	return okResult(name, "ZENDESK_API_TOKEN authenticates %s %d", u.Role, *u.ID)
 }
 
-func checkSlack(c doctorConfig) checkResult {
+// checkSlack posts an empty object to the incoming webhook: Slack refuses
+// it with 400 no_text once it has accepted the webhook's address, so
+// nothing reaches the channel, while a revoked or mistyped webhook answers
+// 403 invalid_token, 404 no_service or 410 channel_is_archived first.
+func checkSlack(ctx context.Context, client *http.Client, c doctorConfig) checkResult {
 	const name = "slack"
 	if !c.slackURL.IsSet() {
 		return notConfigured(name, c.env, "SLACK_WEBHOOK_URL is not set")
 	}
-	return skipResult(name, "SLACK_WEBHOOK_URL is set; an incoming webhook cannot be checked without posting")
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.slackURL.Reveal(), strings.NewReader("{}"))
+	if err != nil {
+		return failResult(name, "SLACK_WEBHOOK_URL is not a URL")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // without the URL: its path is the webhook's secret
+		}
+		return failResult(name, "the Slack webhook cannot be reached: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	code := strings.TrimSpace(string(body))
+	switch {
+	case resp.StatusCode == http.StatusBadRequest && code == "no_text":
+		return okResult(name, "SLACK_WEBHOOK_URL is live (an empty probe was refused with no_text; nothing was posted)")
+	case resp.StatusCode == http.StatusOK:
+		return failResult(name, "SLACK_WEBHOOK_URL accepted an empty message: is it a Slack incoming webhook?")
+	case resp.StatusCode == http.StatusTooManyRequests:
+		return failResult(name, "Slack rate-limited the probe (429): run doctor again in a minute")
+	}
+	return failResult(name, "SLACK_WEBHOOK_URL answered %d %s: the webhook is revoked, mistyped or its channel archived", resp.StatusCode, sinkCode(code))
+}
+
+// sinkCode keeps a vendor's error code printable and short.
+func sinkCode(s string) string {
+	if len(s) > 40 {
+		s = s[:40]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // webhookEndpoint is the part of Stripe's webhook endpoint object the

@@ -23,6 +23,7 @@ import (
 
 	"github.com/switchyard/switchyard/platform/config"
 	hubspotemu "github.com/switchyard/switchyard/platform/emulator/hubspot"
+	slackemu "github.com/switchyard/switchyard/platform/emulator/slack"
 	"github.com/switchyard/switchyard/platform/emulator/stripeapi"
 	zendeskemu "github.com/switchyard/switchyard/platform/emulator/zendesk"
 	"github.com/switchyard/switchyard/platform/natsbus"
@@ -52,6 +53,7 @@ type doctorSetup struct {
 	env    map[string]string
 	broker *testkit.Broker
 	stripe *stripeapi.Server
+	slack  *slackemu.Server
 }
 
 func newDoctorSetup(t *testing.T) *doctorSetup {
@@ -74,8 +76,13 @@ func newDoctorSetup(t *testing.T) *doctorSetup {
 	}
 	st := stripeapi.New(stripeapi.Options{APIKeys: []string{doctorStripeKey, doctorLiveKey}})
 	mustPutEndpoint(t, st, "we_gateway", doctorWebhookURL, hubEventTypes, stripe.APIVersion, "enabled")
+	sl, err := slackemu.New(slackemu.Options{Path: "/services/T000/B000/doctorslacksecret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl.SetRateLimit(0, 1) // doctor runs several times in a test
 	urls := map[string]string{}
-	for name, h := range map[string]http.Handler{"hubspot": hs, "zendesk": zd, "stripe": st} {
+	for name, h := range map[string]http.Handler{"hubspot": hs, "zendesk": zd, "stripe": st, "slack": sl} {
 		srv := httptest.NewServer(h)
 		t.Cleanup(srv.Close)
 		urls[name] = srv.URL
@@ -94,8 +101,8 @@ func newDoctorSetup(t *testing.T) *doctorSetup {
 		"ZENDESK_BASE_URL":       urls["zendesk"],
 		"ZENDESK_EMAIL":          "support-bot@acme.test",
 		"ZENDESK_API_TOKEN":      doctorZendeskToken,
-		"SLACK_WEBHOOK_URL":      "https://hooks.slack.com/services/T000/B000/doctorslacksecret",
-	}}
+		"SLACK_WEBHOOK_URL":      urls["slack"] + sl.Path(),
+	}, slack: sl}
 }
 
 // mustPutEndpoint stores a webhook endpoint in the Stripe emulator;
@@ -160,8 +167,8 @@ func noSecrets(t *testing.T, output string) {
 // TestDoctorDevHubIsReadyButForLeastPrivilege: in a migrated dev-like hub
 // every check holds but permissions, which fails today because the NATS
 // server lets these credentials do anything (per-service identities are
-// not built yet), and slack, which cannot be checked without posting. The
-// probes leave nothing behind.
+// not built yet). The probes leave nothing behind: Slack's answers an
+// empty post with no_text and posts nothing.
 func TestDoctorDevHubIsReadyButForLeastPrivilege(t *testing.T) {
 	s := newDoctorSetup(t)
 	rep, out, errOut, code := doctorCLI(t, s.env)
@@ -169,7 +176,7 @@ func TestDoctorDevHubIsReadyButForLeastPrivilege(t *testing.T) {
 		t.Errorf("exit %d, ok %t, env %q; want 1, false, development\n%s%s", code, rep.OK, rep.Env, out, errOut)
 	}
 	want := map[string]string{"config": checkOK, "streams": checkOK, "permissions": checkFail, "migrations": checkOK, "secrets": checkOK,
-		"hubspot": checkOK, "zendesk": checkOK, "slack": checkSkipped, "stripe": checkOK}
+		"hubspot": checkOK, "zendesk": checkOK, "slack": checkOK, "stripe": checkOK}
 	if len(rep.Checks) != len(want) {
 		t.Errorf("%d checks, want %d: %+v", len(rep.Checks), len(want), rep.Checks)
 	}
@@ -181,8 +188,13 @@ func TestDoctorDevHubIsReadyButForLeastPrivilege(t *testing.T) {
 	if c := result(t, rep, "permissions"); !strings.HasPrefix(c.Detail, "NATS accepts anything from these credentials: least privilege is not configured") {
 		t.Errorf("permissions: %q, want the least-privilege message", c.Detail)
 	}
-	if c := result(t, rep, "slack"); c.Detail != "SLACK_WEBHOOK_URL is set; an incoming webhook cannot be checked without posting" {
-		t.Errorf("slack: %q", c.Detail)
+	if c := result(t, rep, "slack"); !strings.HasPrefix(c.Detail, "SLACK_WEBHOOK_URL is live") || len(s.slack.Messages()) != 0 {
+		t.Errorf("slack: %q, %d messages posted; want live and nothing posted", c.Detail, len(s.slack.Messages()))
+	}
+	// A revoked webhook (Slack answers 404 no_service) fails.
+	revoked, _, _, _ := doctorCLI(t, with(s.env, map[string]string{"SLACK_WEBHOOK_URL": strings.TrimSuffix(s.env["SLACK_WEBHOOK_URL"], "secret") + "revoked"}))
+	if c := result(t, revoked, "slack"); c.Status != checkFail || !strings.Contains(c.Detail, "404 no_service") {
+		t.Errorf("revoked slack webhook: %s %q, want a failure naming 404 no_service", c.Status, c.Detail)
 	}
 	if c := result(t, rep, "stripe"); !strings.Contains(c.Detail, "we_gateway") {
 		t.Errorf("stripe: %q, want the gateway's endpoint named", c.Detail)
@@ -196,7 +208,7 @@ func TestDoctorDevHubIsReadyButForLeastPrivilege(t *testing.T) {
 	var text, textErr bytes.Buffer
 	code = run(context.Background(), []string{"doctor"}, func(k string) string { return s.env[k] }, nil, &text, &textErr)
 	t.Logf("switchyard doctor:\n%s", text.String())
-	for _, line := range []string{"CHECK", "permissions  FAIL", "slack        skipped", "stripe       ok", "NOT READY (development): permissions\n"} {
+	for _, line := range []string{"CHECK", "permissions  FAIL", "slack        ok", "stripe       ok", "NOT READY (development): permissions\n"} {
 		if !strings.Contains(text.String(), line) {
 			t.Errorf("text output lacks %q:\n%s", line, text.String())
 		}

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -16,12 +17,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/switchyard/switchyard/platform/config"
 	hubspotemu "github.com/switchyard/switchyard/platform/emulator/hubspot"
 	slackemu "github.com/switchyard/switchyard/platform/emulator/slack"
 	"github.com/switchyard/switchyard/platform/emulator/statefile"
 	zendeskemu "github.com/switchyard/switchyard/platform/emulator/zendesk"
 	"github.com/switchyard/switchyard/platform/lifecycle"
+	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/natsembed"
 	"github.com/switchyard/switchyard/platform/pgcluster"
 	"github.com/switchyard/switchyard/platform/postgres"
@@ -101,13 +105,25 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	}()
 
 	natsURL := getenv("NATS_URL")
+	// as gives each service its own NATS identity on the embedded server;
+	// with NATS_URL, every part uses the credentials in the environment.
+	as := func(_ string, env func(string) string) func(string) string { return env }
+	natsUsers := "credentials from the environment"
 	if natsURL == "" {
-		ns, err := natsembed.Start(natsembed.Options{Port: *natsPort, StoreDir: filepath.Join(*dataDir, "nats")})
+		users, files, err := devNATSUsers(*dataDir, natsbus.Options{IdentityConsumer: getenv("IDENTITY_CONSUMER")})
+		if err != nil {
+			return err
+		}
+		ns, err := natsembed.Start(natsembed.Options{Port: *natsPort, StoreDir: filepath.Join(*dataDir, "nats"), Users: users})
 		if err != nil {
 			return fmt.Errorf("embedded NATS on 127.0.0.1:%d (set NATS_URL to use another server, or --nats-port): %w", *natsPort, err)
 		}
 		stops = append(stops, func() { ns.Shutdown(); ns.WaitForShutdown() })
 		natsURL = ns.ClientURL()
+		as = func(identity string, env func(string) string) func(string) string {
+			return config.Overlay(env, map[string]string{"NATS_USER": identity, "NATS_PASSWORD": "", "NATS_PASSWORD_FILE": files[identity], "NATS_CREDS": ""})
+		}
+		natsUsers = "one identity per service, passwords in " + filepath.Join(*dataDir, natsUsersDir) + " (the CLI uses operator's)"
 	}
 
 	dbURL := getenv("DATABASE_URL")
@@ -222,7 +238,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	// The services only check for their streams, consumers and tables:
 	// make them first, with the settings in the environment, as a deploy's
 	// `switchyard migrate` does.
-	migCfg, err := migration.LoadConfig(env, false)
+	migCfg, err := migration.LoadConfig(as(natsbus.IdentityMigrate, env), false)
 	if err != nil {
 		return fmt.Errorf("switchyard migrate: %w", err)
 	}
@@ -251,12 +267,12 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 			services.Go(emu.name+" emulator state", emu.kept.Run)
 		}
 	}
-	services.Go("gateway", func(ctx context.Context) error { return gateway.Run(ctx, env, stderr) })
-	services.Go("identity", func(ctx context.Context) error { return identity.Run(ctx, env, stderr) })
-	services.Go("crm", func(ctx context.Context) error { return crm.Run(ctx, env, stderr) })
-	services.Go("support", func(ctx context.Context) error { return support.Run(ctx, env, stderr) })
-	services.Go("alerts", func(ctx context.Context) error { return alerts.Run(ctx, env, stderr) })
-	services.Go("projector", func(ctx context.Context) error { return projector.Run(ctx, env, stderr) })
+	services.Go("gateway", func(ctx context.Context) error { return gateway.Run(ctx, as(natsbus.IdentityGateway, env), stderr) })
+	services.Go("identity", func(ctx context.Context) error { return identity.Run(ctx, as(natsbus.IdentityIdentity, env), stderr) })
+	services.Go("crm", func(ctx context.Context) error { return crm.Run(ctx, as(natsbus.IdentityCRM, env), stderr) })
+	services.Go("support", func(ctx context.Context) error { return support.Run(ctx, as(natsbus.IdentitySupport, env), stderr) })
+	services.Go("alerts", func(ctx context.Context) error { return alerts.Run(ctx, as(natsbus.IdentityAlerts, env), stderr) })
+	services.Go("projector", func(ctx context.Context) error { return projector.Run(ctx, as(natsbus.IdentityProjector, env), stderr) })
 
 	base, admin := "http://"+dialAddr(*gatewayAddr), "http://"+dialAddr(*gatewayAdminAddr)
 	for _, url := range []string{admin + "/readyz", "http://" + dialAddr(*identityAddr) + "/readyz", "http://" + dialAddr(*crmAddr) + "/readyz", "http://" + dialAddr(*supportAddr) + "/readyz", "http://" + dialAddr(*alertsAddr) + "/readyz", "http://" + dialAddr(*projectorAddr) + "/readyz"} {
@@ -280,12 +296,12 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
   status API:      http://%[11]s/v1/customers?email=... (Authorization: Bearer <ops token>; /v1/openapi.json)
   ops token:       %s (%s)
 %s
-  NATS:            %s
+  NATS:            %s (%s)
   PostgreSQL:      %s
   data folder:     %s
 Send a test event:  switchyard send --secret %s <event.json>
 Stop with Ctrl-C.
-`, base, first, secretSource, admin, admin, dialAddr(*identityAddr), dialAddr(*crmAddr), dialAddr(*supportAddr), dialAddr(*alertsAddr), dialAddr(*projectorAddr), dialAddr(*opsAddr), devTokenShown(opsTokens, opsSource), opsSource, strings.Join(emulatorLines, "\n"), natsURL, config.RedactURL(dbURL), *dataDir, first)
+`, base, first, secretSource, admin, admin, dialAddr(*identityAddr), dialAddr(*crmAddr), dialAddr(*supportAddr), dialAddr(*alertsAddr), dialAddr(*projectorAddr), dialAddr(*opsAddr), devTokenShown(opsTokens, opsSource), opsSource, strings.Join(emulatorLines, "\n"), natsURL, natsUsers, config.RedactURL(dbURL), *dataDir, first)
 
 	if err := services.Wait(); err != nil {
 		return err
@@ -321,6 +337,63 @@ func devSecret(getenv func(string) string, dataDir string) (secret, source strin
 		return "", "", fmt.Errorf("save generated secret: %w", err)
 	}
 	return s, "generated, saved in " + path, nil
+}
+
+// natsUsersDir is the folder, in the data folder, where `dev` keeps the
+// password of each NATS identity of the embedded server, one file per
+// identity named after it (a NATS_PASSWORD_FILE), so restarts and the CLI
+// (operator) find them.
+const natsUsersDir = "nats-users"
+
+// devNATSUsers returns the embedded server's users, one per identity of
+// natsbus.Permissions with its allow lists, and each identity's password
+// file: read from the data folder, or generated and saved there.
+func devNATSUsers(dataDir string, o natsbus.Options) ([]natsembed.User, map[string]string, error) {
+	dir := filepath.Join(dataDir, natsUsersDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("NATS identities: %w", err)
+	}
+	var users []natsembed.User
+	files := map[string]string{}
+	for _, p := range natsbus.Permissions(o) {
+		path := filepath.Join(dir, p.Identity)
+		pw := ""
+		if b, err := os.ReadFile(path); err == nil {
+			pw = strings.TrimSpace(string(b))
+		}
+		if pw == "" {
+			pw = randomHex(24)
+			if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+				return nil, nil, fmt.Errorf("save NATS password of %s: %w", p.Identity, err)
+			}
+		}
+		users = append(users, natsembed.User{Name: p.Identity, Password: pw, Publish: p.Publish, Subscribe: p.Subscribe})
+		files[p.Identity] = path
+	}
+	return users, files, nil
+}
+
+// cliNATS is how a CLI command logs in to NATS: the credentials in the
+// environment (NATS_USER with NATS_PASSWORD[_FILE], or NATS_CREDS), else
+// the operator identity the dev hub saved in dataDir, else none.
+func cliNATS(getenv func(string) string, dataDir string) ([]nats.Option, error) {
+	if getenv("NATS_USER") != "" || getenv("NATS_CREDS") != "" {
+		r := config.NewReader(getenv)
+		o := natsbus.OptionsFromEnv(r, "switchyard-cli")
+		if err := r.Err(); err != nil {
+			return nil, err
+		}
+		return o.AuthOptions(), nil
+	}
+	path := filepath.Join(dataDir, natsUsersDir, natsbus.IdentityOperator)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // no dev hub here: connect without credentials
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the dev hub's operator NATS identity: %w", err)
+	}
+	return []nats.Option{nats.UserInfo(natsbus.IdentityOperator, strings.TrimSpace(string(b)))}, nil
 }
 
 // randomHex is n random bytes in hex; crypto/rand never fails on

@@ -166,7 +166,18 @@ func TestDevHubSmoke(t *testing.T) {
 		t.Fatalf("send exit %d:\n%s", code, out.String())
 	}
 
-	nc, err := nats.Connect("nats://127.0.0.1:" + strconv.Itoa(natsPort))
+	// Each part has its own NATS identity: nobody connects anonymously,
+	// and the CLI's operator identity is in the data folder.
+	hubNATS := "nats://127.0.0.1:" + strconv.Itoa(natsPort)
+	if nc, err := nats.Connect(hubNATS, nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Error("the dev hub's NATS accepts an anonymous client")
+	}
+	operatorPW, err := os.ReadFile(filepath.Join(data, "hub", natsUsersDir, natsbus.IdentityOperator))
+	if err != nil {
+		t.Fatalf("the operator's NATS password: %v", err)
+	}
+	nc, err := nats.Connect(hubNATS, nats.UserInfo(natsbus.IdentityOperator, strings.TrimSpace(string(operatorPW))))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,7 +102,7 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	note := fs.String("note", "", "discard: why (required)")
 	withData := fs.Bool("data", false, "show: include the original message data")
 	opsURL := fs.String("ops", orDefault(getenv("SWITCHYARD_OPS_URL"), "http://127.0.0.1:8090"), "replay/discard through this status API (default SWITCHYARD_OPS_URL)")
-	dataDir := fs.String("data-dir", ".switchyard", "the dev hub's data folder (for its ops token)")
+	dataDir := fs.String("data-dir", ".switchyard", "the dev hub's data folder (for its ops token and its operator NATS identity)")
 	direct := fs.Bool("direct", false, "replay/discard from here on NATS, recorded in DATABASE_URL's ops audit log (when the projector is down)")
 	if err := fs.Parse(args[1:]); errors.Is(err, flag.ErrHelp) {
 		return nil // fs.Usage printed it
@@ -122,7 +122,11 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		fmt.Fprintln(stderr, "switchyard dlq: --direct and --ops exclude each other: --direct acts from here, --ops through the status API")
 		return errUsage
 	}
-	nc, err := nats.Connect(*natsURL, nats.Name("switchyard-cli"), nats.Timeout(5*time.Second))
+	auth, err := cliNATS(getenv, *dataDir)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(*natsURL, append(auth, nats.Name("switchyard-cli"), nats.Timeout(5*time.Second))...)
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", *natsURL, err)
 	}

@@ -42,7 +42,7 @@ func rebuildCmd(ctx context.Context, args []string, getenv func(string) string, 
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, rebuildUsage) }
 	opsURL := fs.String("ops", orDefault(getenv("SWITCHYARD_OPS_URL"), "http://127.0.0.1:8090"), "status API base URL")
-	dataDir := fs.String("data", ".switchyard", "the dev hub's data folder (for its ops token)")
+	dataDir := fs.String("data", ".switchyard", "the dev hub's data folder (for its ops token, and its operator NATS identity with --direct)")
 	direct := fs.Bool("direct", false, "rebuild in this process from DATABASE_URL and NATS_URL instead of asking the projector")
 	natsURL := fs.String("nats", orDefault(getenv("NATS_URL"), "nats://127.0.0.1:4223"), "NATS URL (--direct)")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -52,7 +52,10 @@ func rebuildCmd(ctx context.Context, args []string, getenv func(string) string, 
 	var rep projector.RebuildReport
 	var err error
 	if *direct {
-		rep, err = rebuildDirect(ctx, getenv("DATABASE_URL"), *natsURL, cliActor(getenv), stderr)
+		var auth []nats.Option
+		if auth, err = cliNATS(getenv, *dataDir); err == nil {
+			rep, err = rebuildDirect(ctx, getenv("DATABASE_URL"), *natsURL, auth, cliActor(getenv), stderr)
+		}
 	} else {
 		var tok string
 		tok, err = opsToken(getenv, *dataDir)
@@ -75,7 +78,7 @@ func rebuildCmd(ctx context.Context, args []string, getenv func(string) string, 
 
 // rebuildDirect rebuilds from this process, recorded in the ops audit log
 // under actor like a rebuild through the status API.
-func rebuildDirect(ctx context.Context, dbURL, natsURL, actor string, stderr io.Writer) (rep projector.RebuildReport, err error) {
+func rebuildDirect(ctx context.Context, dbURL, natsURL string, auth []nats.Option, actor string, stderr io.Writer) (rep projector.RebuildReport, err error) {
 	if dbURL == "" {
 		return projector.RebuildReport{}, errors.New("--direct needs DATABASE_URL")
 	}
@@ -87,7 +90,7 @@ func rebuildDirect(ctx context.Context, dbURL, natsURL, actor string, stderr io.
 	if err := projector.Migrate(ctx, pool); err != nil {
 		return projector.RebuildReport{}, err
 	}
-	nc, err := nats.Connect(natsURL, nats.Name("switchyard-cli"), nats.Timeout(5*time.Second))
+	nc, err := nats.Connect(natsURL, append(auth, nats.Name("switchyard-cli"), nats.Timeout(5*time.Second))...)
 	if err != nil {
 		return projector.RebuildReport{}, fmt.Errorf("connect %s: %w", natsURL, err)
 	}

@@ -138,7 +138,7 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 	fs.IntVar(&cfg.pageSize, "page-size", 100, "events per Events API request (1-100)")
 	natsURL := fs.String("nats", orDefault(getenv("NATS_URL"), "nats://127.0.0.1:4223"), "NATS URL (env NATS_URL)")
 	fs.StringVar(&cfg.webhookURL, "url", orDefault(getenv("SWITCHYARD_WEBHOOK_URL"), "http://127.0.0.1:8080/webhooks/stripe"), "gateway webhook URL (env SWITCHYARD_WEBHOOK_URL)")
-	dataDir := fs.String("data", ".switchyard", "the dev hub's data folder, where it saves a generated signing secret")
+	dataDir := fs.String("data", ".switchyard", "the dev hub's data folder, where it saves a generated signing secret and its operator NATS identity")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		if err == nil {
 			fs.Usage()
@@ -174,7 +174,11 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 		}
 	}
 
-	nc, err := nats.Connect(*natsURL, nats.Name("switchyard-reconcile"), nats.Timeout(5*time.Second), nats.MaxReconnects(-1))
+	auth, err := cliNATS(getenv, *dataDir)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(*natsURL, append(auth, nats.Name("switchyard-reconcile"), nats.Timeout(5*time.Second), nats.MaxReconnects(-1))...)
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", *natsURL, err)
 	}

@@ -29,6 +29,7 @@ package consumer
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -110,6 +111,14 @@ type Config struct {
 	// for a service: a service's settings must not change what the others
 	// rely on, and its NATS identity need not be allowed to.
 	Create bool
+
+	// ReplayKeys are the operator's replay public keys. With any, only a
+	// replay signed by one of them (HeaderReplaySig) is handled as a
+	// replay; replay headers without a valid signature are dropped from
+	// the message, which is then handled as an ordinary one, and counted
+	// (switchyard_consumer_replays_refused_total). Empty: replay headers
+	// are trusted.
+	ReplayKeys []ed25519.PublicKey
 
 	// OnFailure, if set, hears of every failed attempt once its fate is
 	// settled: retryAt is when the redelivery is due, or zero when the
@@ -401,6 +410,14 @@ func (c *Consumer) message(ctx context.Context, jm jetstream.Msg) (m *Message, o
 	if meta, err := jm.Metadata(); err == nil {
 		m.Stream, m.Sequence, m.Attempt, m.Published = meta.Stream, meta.Sequence.Stream, int(meta.NumDelivered), meta.Timestamp
 	}
+	if m.Header == nil {
+		m.Header = nats.Header{}
+	}
+	if err := c.verifyReplay(m); err != nil {
+		c.m.replaysRefused.Add(ctx, 1, c.m.attrs(""))
+		c.cfg.Logger.WarnContext(ctx, "replay headers refused; handled as an ordinary message",
+			"consumer", c.cfg.Name, "subject", m.Subject, "stream", m.Stream, "seq", m.Sequence, "error", err)
+	}
 	m.ID = m.Header.Get(HeaderReplayOf)
 	if m.ID == "" {
 		m.ID = m.Header.Get(wire.HeaderMsgID)
@@ -655,12 +672,13 @@ func (c *Consumer) backoff(attempt int, hint time.Duration) time.Duration {
 }
 
 type metrics struct {
-	failed      metric.Int64Counter
-	processed   metric.Int64Counter
-	redelivered metric.Int64Counter
-	deadLetters metric.Int64Counter
-	duration    metric.Float64Histogram
-	byResult    map[string]metric.MeasurementOption // "" = consumer only; built once, read concurrently
+	failed         metric.Int64Counter
+	processed      metric.Int64Counter
+	redelivered    metric.Int64Counter
+	deadLetters    metric.Int64Counter
+	replaysRefused metric.Int64Counter
+	duration       metric.Float64Histogram
+	byResult       map[string]metric.MeasurementOption // "" = consumer only; built once, read concurrently
 }
 
 func newMetrics(mp metric.MeterProvider, consumer string) (*metrics, error) {
@@ -677,6 +695,9 @@ func newMetrics(mp metric.MeterProvider, consumer string) (*metrics, error) {
 		return nil, err
 	}
 	if out.deadLetters, err = m.Int64Counter("switchyard_consumer_dead_letters", metric.WithDescription("Messages dead-lettered, by consumer and error class")); err != nil {
+		return nil, err
+	}
+	if out.replaysRefused, err = m.Int64Counter("switchyard_consumer_replays_refused", metric.WithDescription("Messages whose replay headers no operator replay key signed, by consumer (handled as ordinary messages)")); err != nil {
 		return nil, err
 	}
 	if out.duration, err = m.Float64Histogram("switchyard_consumer_handle_duration", metric.WithUnit("s"),
@@ -698,6 +719,7 @@ func newMetrics(mp metric.MeterProvider, consumer string) (*metrics, error) {
 		out.processed.Add(ctx, 0, out.byResult[r])
 	}
 	out.redelivered.Add(ctx, 0, out.byResult[""])
+	out.replaysRefused.Add(ctx, 0, out.byResult[""])
 	for _, class := range []errclass.Class{errclass.ClassTransient, errclass.ClassAuth, errclass.ClassPermanent, errclass.ClassUnknown} {
 		kv := metric.WithAttributes(attribute.String("consumer", consumer), attribute.String("class", class.String()))
 		out.failed.Add(ctx, 0, kv)

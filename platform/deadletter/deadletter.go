@@ -6,6 +6,7 @@ package deadletter
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -48,7 +49,13 @@ var ErrNotFound = errors.New("no open dead letter with this sequence")
 type Store struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
+	sign   ed25519.PrivateKey // nil: replays go out unsigned
 }
+
+// SignReplaysWith makes Replay sign each replay with the operator's
+// replay key (consumer.SignReplay), so consumers given its public key
+// (consumer.Config.ReplayKeys) can tell it from a forged replay header.
+func (s *Store) SignReplaysWith(key ed25519.PrivateKey) { s.sign = key }
 
 // Open binds to the DLQ stream.
 func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
@@ -235,7 +242,12 @@ func (s *Store) Replay(ctx context.Context, e Entry) (Result, error) {
 	h.Set(wire.HeaderMsgID, p.MsgID)
 	h.Set(consumer.HeaderReplayOf, p.ReplayOf)
 	h.Set(consumer.HeaderReplayFor, e.Consumer)
-	ack, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: e.OriginalSubject, Data: data, Header: h})
+	msg := &nats.Msg{Subject: e.OriginalSubject, Data: data, Header: h}
+	h.Del(consumer.HeaderReplaySig) // a signature the original carried covers another replay
+	if s.sign != nil {
+		consumer.SignReplay(s.sign, msg)
+	}
+	ack, err := s.js.PublishMsg(ctx, msg)
 	if err != nil {
 		return Result{}, fmt.Errorf("replay %d: publish: %w (the dead letter is kept)", e.Seq, err)
 	}

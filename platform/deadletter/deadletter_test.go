@@ -3,6 +3,8 @@ package deadletter_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -98,5 +100,53 @@ func TestReplayOfATruncatedDeadLetterUsesTheWholeOriginal(t *testing.T) {
 		if _, err := store.Get(ctx, seq); err != nil {
 			t.Errorf("%s: the refused dead letter is gone: %v", name, err)
 		}
+	}
+}
+
+// A store given the operator's replay key signs what it replays, so a
+// consumer with the public key handles it as a replay; a signature the
+// failed message carried from an earlier replay is replaced.
+func TestReplayIsSignedWithTheOperatorKey(t *testing.T) {
+	ctx := context.Background()
+	_, js := testkit.NATS(t).Connect(t)
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	d := &consumer.DeadLetter{OriginalSubject: "billing.payment.failed", OriginalData: []byte("event"), OriginalMsgID: "orig-1",
+		OriginalHeaders: nats.Header{"Nats-Msg-Id": {"orig-1"}, consumer.HeaderReplaySig: {"stale"}},
+		OriginalStream:  natsbus.StreamBilling, OriginalSeq: 1, Consumer: "crm", Class: errclass.ClassPermanent, Reason: "failed",
+		Attempts: 1, FirstFailureAt: time.Now(), LastFailureAt: time.Now()}
+	data, err := d.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := js.PublishMsg(ctx, &nats.Msg{Subject: "dlq.crm", Data: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := deadletter.Open(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.SignReplaysWith(priv)
+	e, err := store.Get(ctx, a.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := store.Replay(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	billing, err := js.Stream(ctx, natsbus.StreamBilling)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := billing.GetMsg(ctx, res.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := consumer.VerifyReplay([]ed25519.PublicKey{pub}, got.Subject, got.Header, got.Data); err != nil {
+		t.Errorf("the replay does not verify with the operator's key: %v", err)
+	}
+	if got.Header.Get(consumer.HeaderReplayFor) != "crm" || got.Header.Get(consumer.HeaderReplayOf) != "orig-1" {
+		t.Errorf("replay headers %v", got.Header)
 	}
 }

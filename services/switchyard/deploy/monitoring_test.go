@@ -52,6 +52,7 @@ var knownMetrics = map[string]metricKind{
 	"switchyard_consumer_failed_total":            counter, // {consumer,class}
 	"switchyard_consumer_redelivered_total":       counter, // {consumer}
 	"switchyard_consumer_dead_letters_total":      counter, // {consumer,class}
+	"switchyard_consumer_replays_refused_total":   counter, // {consumer}
 	"switchyard_consumer_handle_duration_seconds": histogram,
 	"switchyard_consumer_lag":                     gauge, // {consumer,stream}
 	// identity

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"crypto/ed25519"
 	"time"
 
 	"github.com/switchyard/switchyard/platform/config"
@@ -24,4 +25,41 @@ func RetryFromEnv(r *config.Reader) (maxAttempts int, backoff []time.Duration) {
 		backoff = append(backoff, d)
 	}
 	return maxAttempts, backoff
+}
+
+// ReplayKeysFromEnv reads the operator's replay public keys every
+// consuming service checks replays against (Config.ReplayKeys):
+//
+//	SWITCHYARD_REPLAY_KEYS  Ed25519 public keys, 64 hex digits each, comma-separated
+//	                        (two during a rotation); unset: replay headers are trusted
+func ReplayKeysFromEnv(r *config.Reader) []ed25519.PublicKey {
+	var keys []ed25519.PublicKey
+	for _, item := range r.List("SWITCHYARD_REPLAY_KEYS") {
+		k, err := ParseReplayKey(item)
+		if err != nil {
+			r.Fail("SWITCHYARD_REPLAY_KEYS", "%v", err)
+			continue
+		}
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// ReplaySigningKeyFromEnv reads the operator's replay signing key, for
+// whatever replays dead letters (the projector's status API and console,
+// `switchyard dlq replay --direct`):
+//
+//	SWITCHYARD_REPLAY_SIGNING_KEY  an Ed25519 seed, 64 hex digits (a secret:
+//	                               SWITCHYARD_REPLAY_SIGNING_KEY_FILE); unset: unsigned replays
+func ReplaySigningKeyFromEnv(r *config.Reader) ed25519.PrivateKey {
+	s := r.Secret("SWITCHYARD_REPLAY_SIGNING_KEY")
+	if !s.IsSet() {
+		return nil
+	}
+	k, err := ParseReplaySeed(s.Reveal())
+	if err != nil {
+		r.Fail("SWITCHYARD_REPLAY_SIGNING_KEY", "%v", err)
+		return nil
+	}
+	return k
 }

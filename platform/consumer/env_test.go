@@ -1,6 +1,9 @@
 package consumer_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
@@ -23,5 +26,32 @@ func TestRetryFromEnv(t *testing.T) {
 	consumer.RetryFromEnv(r)
 	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "CONSUMER_BACKOFF") || !strings.Contains(err.Error(), "CONSUMER_MAX_ATTEMPTS") {
 		t.Fatalf("bad values: %v", err)
+	}
+}
+
+func TestReplayKeysFromEnv(t *testing.T) {
+	t.Parallel()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	r := config.NewReader(config.MapEnv(map[string]string{
+		"SWITCHYARD_REPLAY_KEYS":        hex.EncodeToString(pub) + ", " + hex.EncodeToString(pub),
+		"SWITCHYARD_REPLAY_SIGNING_KEY": hex.EncodeToString(priv.Seed()),
+	}))
+	keys, sign := consumer.ReplayKeysFromEnv(r), consumer.ReplaySigningKeyFromEnv(r)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2 || !keys[0].Equal(pub) || !sign.Equal(priv) {
+		t.Errorf("keys %x, signing key matches %t", keys, sign.Equal(priv))
+	}
+	r = config.NewReader(config.MapEnv(map[string]string{"SWITCHYARD_REPLAY_KEYS": "nothex", "SWITCHYARD_REPLAY_SIGNING_KEY": "short"}))
+	consumer.ReplayKeysFromEnv(r)
+	consumer.ReplaySigningKeyFromEnv(r)
+	err := r.Err()
+	if err == nil || !strings.Contains(err.Error(), "SWITCHYARD_REPLAY_KEYS") || !strings.Contains(err.Error(), "SWITCHYARD_REPLAY_SIGNING_KEY") || strings.Contains(err.Error(), "short") {
+		t.Errorf("bad keys: %v", err)
+	}
+	r = config.NewReader(config.MapEnv(nil))
+	if consumer.ReplayKeysFromEnv(r) != nil || consumer.ReplaySigningKeyFromEnv(r) != nil || r.Err() != nil {
+		t.Error("unset keys are not none")
 	}
 }

@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,17 +28,18 @@ const (
 
 // Config is the alerting service's configuration.
 type Config struct {
-	Addr        string        // ALERTS_ADDR: health, readiness, metrics
-	DatabaseURL config.Secret // DATABASE_URL
-	SlackURL    config.Secret // SLACK_WEBHOOK_URL: an incoming webhook (the URL is the credential)
-	Window      time.Duration // ALERTS_WINDOW: alerts of one kind within it are folded into one
-	Storm       int           // ALERTS_STORM_THRESHOLD: CRM retries per minute that make a storm
-	DigestAt    string        // ALERTS_DIGEST_AT: daily digest time, HH:MM UTC, or "off"
-	OpsURL      string        // SWITCHYARD_OPS_URL: the projector's status API (for the digest)
-	OpsToken    config.Secret // SWITCHYARD_OPS_TOKEN: a read token for it
-	ConsoleURL  string        // SWITCHYARD_CONSOLE_URL: the console as people open it; alerts link there and nowhere else ("" = no links)
-	Console     slack.Console // ConsoleURL, parsed
-	LogLevel    string        // LOG_LEVEL
+	ReplayKeys  []ed25519.PublicKey // SWITCHYARD_REPLAY_KEYS: the operator's replay keys (consumer.Config.ReplayKeys)
+	Addr        string              // ALERTS_ADDR: health, readiness, metrics
+	DatabaseURL config.Secret       // DATABASE_URL
+	SlackURL    config.Secret       // SLACK_WEBHOOK_URL: an incoming webhook (the URL is the credential)
+	Window      time.Duration       // ALERTS_WINDOW: alerts of one kind within it are folded into one
+	Storm       int                 // ALERTS_STORM_THRESHOLD: CRM retries per minute that make a storm
+	DigestAt    string              // ALERTS_DIGEST_AT: daily digest time, HH:MM UTC, or "off"
+	OpsURL      string              // SWITCHYARD_OPS_URL: the projector's status API (for the digest)
+	OpsToken    config.Secret       // SWITCHYARD_OPS_TOKEN: a read token for it
+	ConsoleURL  string              // SWITCHYARD_CONSOLE_URL: the console as people open it; alerts link there and nowhere else ("" = no links)
+	Console     slack.Console       // ConsoleURL, parsed
+	LogLevel    string              // LOG_LEVEL
 	NATS        natsbus.Options
 }
 
@@ -75,6 +77,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			r.Fail("SWITCHYARD_OPS_TOKEN", "required with SWITCHYARD_OPS_URL: a read token for the status API (the daily digest)")
 		}
 	}
+	c.ReplayKeys = consumer.ReplayKeysFromEnv(r)
 	return c, r.Err()
 }
 
@@ -119,14 +122,14 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	alerter := NewAlerter(sl, ledger.New(pool), ConsumerName, cfg.Window, cfg.Storm, cfg.Console, log)
 	dead, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: ConsumerName, Stream: natsbus.StreamDLQ, Subjects: []string{wire.DLQAll}, Workers: 1,
-		Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+		ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
 	}, alerter.HandleDeadLetter)
 	if err != nil {
 		return err
 	}
 	retries, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: StormConsumerName, Stream: natsbus.StreamCRM, Subjects: []string{subjects.CRMContactPendingRetry}, Workers: 1,
-		Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+		ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
 	}, alerter.HandleCRMRetry)
 	if err != nil {
 		return err

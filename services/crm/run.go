@@ -2,6 +2,7 @@ package crm
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,15 +28,16 @@ const ConsumerName = natsbus.ConsumerCRM
 
 // Config is the CRM service's configuration.
 type Config struct {
-	Addr         string          // CRM_ADDR: health, readiness, metrics
-	DatabaseURL  config.Secret   // DATABASE_URL
-	HubSpotToken config.Secret   // HUBSPOT_TOKEN: private app token
-	HubSpotURL   string          // HUBSPOT_BASE_URL
-	Workers      int             // CRM_WORKERS
-	BatchLinger  time.Duration   // CRM_BATCH_LINGER: longest wait for company in a HubSpot batch
-	LogLevel     string          // LOG_LEVEL
-	MaxAttempts  int             // CONSUMER_MAX_ATTEMPTS
-	Backoff      []time.Duration // CONSUMER_BACKOFF
+	ReplayKeys   []ed25519.PublicKey // SWITCHYARD_REPLAY_KEYS: the operator's replay keys (consumer.Config.ReplayKeys)
+	Addr         string              // CRM_ADDR: health, readiness, metrics
+	DatabaseURL  config.Secret       // DATABASE_URL
+	HubSpotToken config.Secret       // HUBSPOT_TOKEN: private app token
+	HubSpotURL   string              // HUBSPOT_BASE_URL
+	Workers      int                 // CRM_WORKERS
+	BatchLinger  time.Duration       // CRM_BATCH_LINGER: longest wait for company in a HubSpot batch
+	LogLevel     string              // LOG_LEVEL
+	MaxAttempts  int                 // CONSUMER_MAX_ATTEMPTS
+	Backoff      []time.Duration     // CONSUMER_BACKOFF
 	NATS         natsbus.Options
 }
 
@@ -59,6 +61,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		r.Fail("HUBSPOT_TOKEN", "required: a HubSpot private app token with crm.objects.contacts.write and crm.schemas.contacts.write")
 	}
 	c.MaxAttempts, c.Backoff = consumer.RetryFromEnv(r)
+	c.ReplayKeys = consumer.ReplayKeysFromEnv(r)
 	return c, r.Err()
 }
 
@@ -118,7 +121,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	}
 	cons, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: ConsumerName, Stream: natsbus.StreamBilling, Subjects: []string{wire.BillingAll},
-		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, OnFailure: syncer.OnFailure, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, OnFailure: syncer.OnFailure, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
 	}, syncer.Handle)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package identity
 import (
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -32,15 +33,16 @@ const DefaultConsumerName = natsbus.ConsumerIdentity
 
 // Config is the identity service's configuration.
 type Config struct {
-	Addr          string          // IDENTITY_ADDR: health, readiness, metrics
-	DatabaseURL   config.Secret   // DATABASE_URL (may hold a password)
-	StripeAPIKey  config.Secret   // STRIPE_API_KEY: restricted read key, optional
-	StripeAPIBase string          // STRIPE_API_BASE: override for emulators
-	Workers       int             // IDENTITY_WORKERS
-	ConsumerName  string          // IDENTITY_CONSUMER: durable name (one per deployment sharing a NATS account)
-	LogLevel      string          // LOG_LEVEL
-	MaxAttempts   int             // CONSUMER_MAX_ATTEMPTS
-	Backoff       []time.Duration // CONSUMER_BACKOFF
+	ReplayKeys    []ed25519.PublicKey // SWITCHYARD_REPLAY_KEYS: the operator's replay keys (consumer.Config.ReplayKeys)
+	Addr          string              // IDENTITY_ADDR: health, readiness, metrics
+	DatabaseURL   config.Secret       // DATABASE_URL (may hold a password)
+	StripeAPIKey  config.Secret       // STRIPE_API_KEY: restricted read key, optional
+	StripeAPIBase string              // STRIPE_API_BASE: override for emulators
+	Workers       int                 // IDENTITY_WORKERS
+	ConsumerName  string              // IDENTITY_CONSUMER: durable name (one per deployment sharing a NATS account)
+	LogLevel      string              // LOG_LEVEL
+	MaxAttempts   int                 // CONSUMER_MAX_ATTEMPTS
+	Backoff       []time.Duration     // CONSUMER_BACKOFF
 	NATS          natsbus.Options
 }
 
@@ -72,6 +74,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.MaxAttempts, c.Backoff = consumer.RetryFromEnv(r)
+	c.ReplayKeys = consumer.ReplayKeysFromEnv(r)
 	return c, r.Err()
 }
 
@@ -124,7 +127,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	}
 	cons, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: cfg.ConsumerName, Stream: natsbus.StreamStripe, Subjects: []string{wire.StripeEventsAll},
-		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter,
+		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter,
 	}, svc.Handle)
 	if err != nil {
 		return err
@@ -132,7 +135,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 
 	links, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: natsbus.IdentityCRMLinks(cfg.ConsumerName), Stream: natsbus.StreamCRM, Subjects: []string{subjects.CRMContactSynced},
-		Workers: 2, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter,
+		Workers: 2, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter,
 	}, svc.HandleCRMOutcome)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package projector
 
 import (
 	"context"
+	"crypto/ed25519"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -88,8 +89,11 @@ type ConsoleConfig struct {
 	// the client (for the failed-login throttle and logs); from anyone
 	// else the header is ignored, so it cannot be spoofed.
 	TrustedProxies []netip.Prefix
-	Logger         *slog.Logger
-	Meter          metric.MeterProvider
+	// ReplaySigningKey, if set, signs every replay (consumer.SignReplay),
+	// so consumers with its public key know it came from an operator.
+	ReplaySigningKey ed25519.PrivateKey
+	Logger           *slog.Logger
+	Meter            metric.MeterProvider
 }
 
 // NewConsole returns the console.
@@ -97,6 +101,9 @@ func NewConsole(ctx context.Context, c ConsoleConfig) (*Console, error) {
 	dlq, err := deadletter.Open(ctx, c.JetStream)
 	if err != nil {
 		return nil, err
+	}
+	if c.ReplaySigningKey != nil {
+		dlq.SignReplaysWith(c.ReplaySigningKey)
 	}
 	actions, err := c.Meter.Meter("github.com/switchyard/switchyard/services/projector").Int64Counter("switchyard_ops_manual_actions",
 		metric.WithDescription("Manual interventions in the ops console, by action (replay, discard)"))

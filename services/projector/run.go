@@ -2,6 +2,7 @@ package projector
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -29,15 +30,19 @@ const ConsumerName = natsbus.ConsumerProjector
 
 // Config is the projector's configuration.
 type Config struct {
-	Addr        string         // PROJECTOR_ADDR: health, readiness, metrics
-	OpsAddr     string         // OPS_ADDR: the status API
-	Tokens      opsauth.Tokens // SWITCHYARD_OPS_TOKENS
-	Env         string         // SWITCHYARD_ENV
-	DatabaseURL config.Secret  // DATABASE_URL
-	Batch       int            // PROJECTOR_BATCH: most messages per transaction
-	JaegerURL   string         // JAEGER_UI_URL: trace links in the console
-	GatewayURL  string         // GATEWAY_METRICS_URL: webhook figures in the console
-	SessionTTL  time.Duration  // CONSOLE_SESSION_TTL
+	ReplayKeys []ed25519.PublicKey // SWITCHYARD_REPLAY_KEYS: the operator's replay keys (consumer.Config.ReplayKeys)
+	// ReplaySigning (SWITCHYARD_REPLAY_SIGNING_KEY or _FILE) signs the
+	// replays the status API and console make for the operator.
+	ReplaySigning ed25519.PrivateKey
+	Addr          string         // PROJECTOR_ADDR: health, readiness, metrics
+	OpsAddr       string         // OPS_ADDR: the status API
+	Tokens        opsauth.Tokens // SWITCHYARD_OPS_TOKENS
+	Env           string         // SWITCHYARD_ENV
+	DatabaseURL   config.Secret  // DATABASE_URL
+	Batch         int            // PROJECTOR_BATCH: most messages per transaction
+	JaegerURL     string         // JAEGER_UI_URL: trace links in the console
+	GatewayURL    string         // GATEWAY_METRICS_URL: webhook figures in the console
+	SessionTTL    time.Duration  // CONSOLE_SESSION_TTL
 	// TrustedProxies (OPS_TRUSTED_PROXIES): the reverse proxies in front of
 	// the ops address whose X-Forwarded-For names the client.
 	TrustedProxies []netip.Prefix
@@ -90,6 +95,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		r.Fail("DATABASE_URL", "required")
 	}
 	c.MaxAttempts, c.Backoff = consumer.RetryFromEnv(r)
+	c.ReplayKeys = consumer.ReplayKeysFromEnv(r)
+	c.ReplaySigning = consumer.ReplaySigningKeyFromEnv(r)
 	return c, r.Err()
 }
 
@@ -140,7 +147,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	for _, stream := range Streams {
 		c, err := consumer.NewBatch(js, ledger.New(pool), consumer.Config{
 			Name: ConsumerName, Stream: stream, Batch: cfg.Batch, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff,
-			Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+			ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
 		}, Handler(store))
 		if err != nil {
 			return err
@@ -150,7 +157,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if cfg.Tokens.Len() == 0 {
 		log.WarnContext(ctx, "no SWITCHYARD_OPS_TOKENS: the status API answers 503 to every request")
 	}
-	console, err := NewConsole(ctx, ConsoleConfig{Store: store, JetStream: js, Pool: pool, Tokens: cfg.Tokens, JaegerURL: cfg.JaegerURL,
+	console, err := NewConsole(ctx, ConsoleConfig{Store: store, JetStream: js, Pool: pool, ReplaySigningKey: cfg.ReplaySigning, Tokens: cfg.Tokens, JaegerURL: cfg.JaegerURL,
 		GatewayMetricsURL: cfg.GatewayURL, SessionTTL: cfg.SessionTTL, TrustedProxies: cfg.TrustedProxies, Logger: log, Meter: base.Tel.Meter})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package support
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,17 +28,18 @@ const ConsumerName = natsbus.ConsumerSupport
 
 // Config is the support service's configuration.
 type Config struct {
-	Addr        string           // SUPPORT_ADDR: health, readiness, metrics
-	DatabaseURL config.Secret    // DATABASE_URL
-	ZendeskURL  string           // ZENDESK_BASE_URL, e.g. https://acme.zendesk.com
-	ZendeskUser string           // ZENDESK_EMAIL: the agent the API token belongs to
-	ZendeskKey  config.Secret    // ZENDESK_API_TOKEN
-	RulesFile   string           // SUPPORT_RULES_FILE: "" = the shipped rules
-	Groups      map[string]int64 // SUPPORT_GROUPS: "Billing=123,Customer Success=456"
-	Workers     int              // SUPPORT_WORKERS
-	LogLevel    string           // LOG_LEVEL
-	MaxAttempts int              // CONSUMER_MAX_ATTEMPTS
-	Backoff     []time.Duration  // CONSUMER_BACKOFF
+	ReplayKeys  []ed25519.PublicKey // SWITCHYARD_REPLAY_KEYS: the operator's replay keys (consumer.Config.ReplayKeys)
+	Addr        string              // SUPPORT_ADDR: health, readiness, metrics
+	DatabaseURL config.Secret       // DATABASE_URL
+	ZendeskURL  string              // ZENDESK_BASE_URL, e.g. https://acme.zendesk.com
+	ZendeskUser string              // ZENDESK_EMAIL: the agent the API token belongs to
+	ZendeskKey  config.Secret       // ZENDESK_API_TOKEN
+	RulesFile   string              // SUPPORT_RULES_FILE: "" = the shipped rules
+	Groups      map[string]int64    // SUPPORT_GROUPS: "Billing=123,Customer Success=456"
+	Workers     int                 // SUPPORT_WORKERS
+	LogLevel    string              // LOG_LEVEL
+	MaxAttempts int                 // CONSUMER_MAX_ATTEMPTS
+	Backoff     []time.Duration     // CONSUMER_BACKOFF
 	NATS        natsbus.Options
 	Rules       *Rules
 }
@@ -91,6 +93,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.MaxAttempts, c.Backoff = consumer.RetryFromEnv(r)
+	c.ReplayKeys = consumer.ReplayKeysFromEnv(r)
 	return c, r.Err()
 }
 
@@ -137,7 +140,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	}
 	cons, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: ConsumerName, Stream: natsbus.StreamBilling, Subjects: []string{wire.BillingAll},
-		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, OnFailure: opener.OnFailure, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, OnFailure: opener.OnFailure, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
 	}, opener.Handle)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/consumer"
 	hubspotemu "github.com/switchyard/switchyard/platform/emulator/hubspot"
 	slackemu "github.com/switchyard/switchyard/platform/emulator/slack"
 	"github.com/switchyard/switchyard/platform/emulator/statefile"
@@ -153,6 +155,10 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
+	replay, err := devReplayKeys(getenv, *dataDir)
+	if err != nil {
+		return err
+	}
 	over := map[string]string{}
 	var emulators []emulator
 	var emulatorLines []string
@@ -233,7 +239,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	} else if getenv("SWITCHYARD_OPS_TOKEN") == "" && getenv("SWITCHYARD_OPS_TOKEN_FILE") == "" {
 		over2["ALERTS_DIGEST_AT"] = orDefault(getenv("ALERTS_DIGEST_AT"), "off")
 	}
-	env = config.Overlay(env, over2)
+	env = config.Overlay(config.Overlay(env, over2), replay.everyone)
 
 	// The services only check for their streams, consumers and tables:
 	// make them first, with the settings in the environment, as a deploy's
@@ -272,7 +278,9 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	services.Go("crm", func(ctx context.Context) error { return crm.Run(ctx, as(natsbus.IdentityCRM, env), stderr) })
 	services.Go("support", func(ctx context.Context) error { return support.Run(ctx, as(natsbus.IdentitySupport, env), stderr) })
 	services.Go("alerts", func(ctx context.Context) error { return alerts.Run(ctx, as(natsbus.IdentityAlerts, env), stderr) })
-	services.Go("projector", func(ctx context.Context) error { return projector.Run(ctx, as(natsbus.IdentityProjector, env), stderr) })
+	services.Go("projector", func(ctx context.Context) error {
+		return projector.Run(ctx, as(natsbus.IdentityProjector, config.Overlay(env, replay.signer)), stderr)
+	})
 
 	base, admin := "http://"+dialAddr(*gatewayAddr), "http://"+dialAddr(*gatewayAdminAddr)
 	for _, url := range []string{admin + "/readyz", "http://" + dialAddr(*identityAddr) + "/readyz", "http://" + dialAddr(*crmAddr) + "/readyz", "http://" + dialAddr(*supportAddr) + "/readyz", "http://" + dialAddr(*alertsAddr) + "/readyz", "http://" + dialAddr(*projectorAddr) + "/readyz"} {
@@ -394,6 +402,64 @@ func cliNATS(getenv func(string) string, dataDir string) ([]nats.Option, error) 
 		return nil, fmt.Errorf("the dev hub's operator NATS identity: %w", err)
 	}
 	return []nats.Option{nats.UserInfo(natsbus.IdentityOperator, strings.TrimSpace(string(b)))}, nil
+}
+
+// replayKeyFile is where `dev` keeps the operator's replay signing key
+// (an Ed25519 seed, hex), in its data folder: the projector signs the
+// replays of its status API and console with it, `dlq replay --direct`
+// too, and every consumer checks them against its public key.
+const replayKeyFile = "replay-signing-key"
+
+// devReplay is the environment dev adds for replay signatures.
+type devReplay struct {
+	everyone map[string]string // SWITCHYARD_REPLAY_KEYS, for every consumer
+	signer   map[string]string // the signing key's file, for the projector
+}
+
+// devReplayKeys leaves replay keys to the environment when it sets
+// SWITCHYARD_REPLAY_KEYS; otherwise it uses the key saved in the data
+// folder, or generates and saves one.
+func devReplayKeys(getenv func(string) string, dataDir string) (devReplay, error) {
+	if getenv("SWITCHYARD_REPLAY_KEYS") != "" {
+		return devReplay{}, nil
+	}
+	path := filepath.Join(dataDir, replayKeyFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		b = []byte(randomHex(ed25519.SeedSize) + "\n")
+		err = os.WriteFile(path, b, 0o600)
+	}
+	if err != nil {
+		return devReplay{}, fmt.Errorf("replay signing key: %w", err)
+	}
+	key, err := consumer.ParseReplaySeed(string(b))
+	if err != nil {
+		return devReplay{}, fmt.Errorf("replay signing key in %s: %w", path, err)
+	}
+	return devReplay{
+		everyone: map[string]string{"SWITCHYARD_REPLAY_KEYS": hex.EncodeToString(key.Public().(ed25519.PublicKey))},
+		signer:   map[string]string{"SWITCHYARD_REPLAY_SIGNING_KEY": "", "SWITCHYARD_REPLAY_SIGNING_KEY_FILE": path},
+	}, nil
+}
+
+// cliReplayKey is the key `dlq replay --direct` signs with: the
+// environment's SWITCHYARD_REPLAY_SIGNING_KEY[_FILE], else the dev hub's,
+// else none (unsigned: consumers with replay keys handle it as an
+// ordinary message).
+func cliReplayKey(getenv func(string) string, dataDir string) (ed25519.PrivateKey, error) {
+	if getenv("SWITCHYARD_REPLAY_SIGNING_KEY") != "" || getenv("SWITCHYARD_REPLAY_SIGNING_KEY_FILE") != "" {
+		r := config.NewReader(getenv)
+		key := consumer.ReplaySigningKeyFromEnv(r)
+		return key, r.Err()
+	}
+	b, err := os.ReadFile(filepath.Join(dataDir, replayKeyFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the dev hub's replay signing key: %w", err)
+	}
+	return consumer.ParseReplaySeed(string(b))
 }
 
 // randomHex is n random bytes in hex; crypto/rand never fails on

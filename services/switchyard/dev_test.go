@@ -177,6 +177,11 @@ func TestDevHubSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the operator's NATS password: %v", err)
 	}
+	// The operator's replay signing key, which the projector signs replays
+	// with and whose public key every consumer checks them against.
+	if fi, err := os.Stat(filepath.Join(data, "hub", replayKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("replay signing key: %v, want a file only its owner reads", err)
+	}
 	nc, err := nats.Connect(hubNATS, nats.UserInfo(natsbus.IdentityOperator, strings.TrimSpace(string(operatorPW))))
 	if err != nil {
 		t.Fatal(err)

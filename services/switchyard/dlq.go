@@ -191,7 +191,7 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		case *dryRun:
 			return planReplay(entries, out)
 		case *direct:
-			return directly(ctx, js, getenv, sub, entries, *note, out, stderr)
+			return directly(ctx, js, getenv, *dataDir, sub, entries, *note, out, stderr)
 		}
 		// Through the projector: one action per dead letter at a time and
 		// each recorded in the audit log under the token's name.
@@ -247,7 +247,7 @@ func planReplay(entries []deadletter.Entry, out *printer) error {
 // directly replays or discards from this process, through the same
 // audited path the console takes (a lock per dead letter, the audit row
 // written before acting and completed after), recorded under "cli:<user>".
-func directly(ctx context.Context, js jetstream.JetStream, getenv func(string) string, action string, entries []deadletter.Entry, note string, out *printer, stderr io.Writer) error {
+func directly(ctx context.Context, js jetstream.JetStream, getenv func(string) string, dataDir, action string, entries []deadletter.Entry, note string, out *printer, stderr io.Writer) error {
 	dbURL := getenv("DATABASE_URL")
 	if dbURL == "" {
 		return errors.New("--direct needs DATABASE_URL, where the action is recorded in the ops audit log")
@@ -261,7 +261,11 @@ func directly(ctx context.Context, js jetstream.JetStream, getenv func(string) s
 		return err
 	}
 	// Warnings (an audit result that could not be stored) reach the operator.
-	con, err := projector.NewConsole(ctx, projector.ConsoleConfig{JetStream: js, Pool: pool,
+	replayKey, err := cliReplayKey(getenv, dataDir)
+	if err != nil {
+		return err
+	}
+	con, err := projector.NewConsole(ctx, projector.ConsoleConfig{JetStream: js, Pool: pool, ReplaySigningKey: replayKey,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), Meter: noop.NewMeterProvider()})
 	if err != nil {
 		return err

@@ -36,6 +36,7 @@ Usage:
   switchyard trace evt_…|cus_…|EMAIL|ID   one event or customer end to end, with trace ids
   switchyard status [--json]       pipeline health in one screen
   switchyard doctor [--json]       launch readiness: streams, permissions, migrations, secrets, vendors
+  switchyard replay-key [--public] make the operator's replay key pair (signed replays)
 
 Run 'switchyard <command> -h' for a command's flags.
 `
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = statusCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "doctor":
 		err = doctorCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "replay-key":
+		err = replayKeyCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,6 +1,8 @@
 package deploy_test
 
 import (
+	"crypto/ed25519"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"net"
@@ -69,8 +71,13 @@ func defaultEnv() map[string]string {
 		"ALERTS_OPS_TOKEN":      "compose-alerts-token-0123456789",
 		"NATS_PASSWORD_GATEWAY": "nats-gateway-pw", "NATS_PASSWORD_IDENTITY": "nats-identity-pw", "NATS_PASSWORD_CRM": "nats-crm-pw",
 		"NATS_PASSWORD_SUPPORT": "nats-support-pw", "NATS_PASSWORD_ALERTS": "nats-alerts-pw", "NATS_PASSWORD_PROJECTOR": "nats-projector-pw",
-		"NATS_PASSWORD_OPERATOR": "nats-operator-pw", "NATS_PASSWORD_MIGRATE": "nats-migrate-pw"}
+		"NATS_PASSWORD_OPERATOR": "nats-operator-pw", "NATS_PASSWORD_MIGRATE": "nats-migrate-pw",
+		"SWITCHYARD_REPLAY_SIGNING_KEY": hex.EncodeToString(testReplayKey.Seed()),
+		"SWITCHYARD_REPLAY_KEYS":        hex.EncodeToString(testReplayKey.Public().(ed25519.PublicKey))}
 }
+
+// testReplayKey stands in for the operator's replay key pair (switchyard replay-key).
+var testReplayKey = ed25519.NewKeyFromSeed([]byte("compose-test-replay-key-32-bytes"))
 
 // TestComposeRequiresPostgresPassword: no default database password ships.
 func TestComposeRequiresPostgresPassword(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/nats-io/nats-server/v2/server"
 
@@ -185,5 +186,34 @@ func TestComposeNATSIdentities(t *testing.T) {
 		if !slices.ContainsFunc(s.Secrets, func(sc types.ServiceSecretConfig) bool { return sc.Source == passwordSecret(identity) }) {
 			t.Errorf("%s lacks the secret %s", svc, passwordSecret(identity))
 		}
+	}
+}
+
+// TestComposeReplayKeys: every consuming service checks replays against
+// the operator's public key, and only the projector (whose status API and
+// console replay dead letters) holds the signing key, from a secret.
+func TestComposeReplayKeys(t *testing.T) {
+	t.Parallel()
+	project := loadCompose(t, defaultEnv())
+	for _, svc := range []string{"identity", "crm", "support", "alerts", "projector"} {
+		s := mustService(t, project, svc)
+		if v := s.Environment["SWITCHYARD_REPLAY_KEYS"]; v == nil || *v != defaultEnv()["SWITCHYARD_REPLAY_KEYS"] {
+			t.Errorf("%s: SWITCHYARD_REPLAY_KEYS = %v, want the operator's public key", svc, v)
+		}
+	}
+	for _, s := range project.Services {
+		_, inline := s.Environment["SWITCHYARD_REPLAY_SIGNING_KEY"]
+		_, file := s.Environment["SWITCHYARD_REPLAY_SIGNING_KEY_FILE"]
+		if inline || (file != (s.Name == "projector")) {
+			t.Errorf("%s: replay signing key inline %t, from a file %t; want only the projector's, from its secret", s.Name, inline, file)
+		}
+	}
+	env := defaultEnv()
+	delete(env, "SWITCHYARD_REPLAY_KEYS")
+	root, _ := filepath.Abs(repoRoot)
+	if _, err := loader.LoadWithContext(t.Context(), types.ConfigDetails{WorkingDir: root,
+		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(root, "compose.yaml")}}, Environment: types.Mapping(env)},
+		func(o *loader.Options) { o.SetProjectName("switchyard", true) }); err == nil || !strings.Contains(err.Error(), "switchyard replay-key") {
+		t.Errorf("compose without SWITCHYARD_REPLAY_KEYS: %v, want a refusal naming switchyard replay-key", err)
 	}
 }

@@ -125,7 +125,8 @@ func Connect(_ context.Context, o Options) (*nats.Conn, error) {
 }
 
 // AuthOptions are the client options that present o's credentials: the
-// .creds file, or the user and password. Tools that dial NATS themselves
+// .creds file, or the user and password with that identity's inbox
+// prefix (the only inboxes Permissions lets it read). Tools that dial NATS themselves
 // (the doctor's probes) use them too.
 func (o Options) AuthOptions() []nats.Option {
 	var opts []nats.Option
@@ -133,7 +134,7 @@ func (o Options) AuthOptions() []nats.Option {
 		opts = append(opts, nats.UserCredentials(o.CredsFile))
 	}
 	if o.User != "" {
-		opts = append(opts, nats.UserInfo(o.User, o.Password.Reveal()))
+		opts = append(opts, nats.UserInfo(o.User, o.Password.Reveal()), nats.CustomInboxPrefix(InboxPrefix(o.User)))
 	}
 	return opts
 }

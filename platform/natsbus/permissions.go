@@ -53,19 +53,19 @@ type Permission struct {
 // jsAPI is the JetStream API subject prefix.
 const jsAPI = "$JS.API."
 
-// inbox is where every reply lands: JetStream API answers, PubAcks and the
-// messages a pull consumer hands out.
-const inbox = "_INBOX.>"
+// InboxPrefix is identity's own inbox prefix, where every reply to it
+// lands: JetStream API answers, PubAcks and the messages its pull
+// consumers hand out. Each identity may subscribe to its own inboxes only,
+// so none can read another's deliveries; a client logging in as identity
+// must use it (nats.CustomInboxPrefix; Options.AuthOptions does).
+func InboxPrefix(identity string) string { return "_INBOX_" + identity }
 
 // Permissions returns the permissions catalogue for o, derived from the
 // streams and durables of the catalogue, one entry per identity in a fixed
 // order. Services get the JetStream API calls that look (stream and
 // consumer info) and that bind to their own durables (next message, ack),
 // never create, update or delete; only IdentityMigrate holds $JS.API.>.
-//
-// Hazard: every identity may subscribe to _INBOX.>, so one that is
-// compromised could listen to others' replies. A per-identity inbox prefix
-// (nats.CustomInboxPrefix) would close that; not yet done.
+// Each subscribes to its own inboxes only (InboxPrefix).
 func Permissions(o Options) []Permission {
 	durables := Durables(o)
 	identityDurable := o.IdentityConsumer
@@ -134,7 +134,7 @@ func Permissions(o Options) []Permission {
 	replay = append(replay, contract("support.")...)
 	replay = append(replay, jsAPI+"STREAM.MSG.DELETE."+StreamDLQ)
 	perm := func(id string, publish ...[]string) Permission {
-		p := Permission{Identity: id, Publish: slices.Clone(look), Subscribe: []string{inbox}}
+		p := Permission{Identity: id, Publish: slices.Clone(look), Subscribe: []string{InboxPrefix(id) + ".>"}}
 		for _, l := range publish {
 			p.Publish = append(p.Publish, l...)
 		}
@@ -157,7 +157,7 @@ func Permissions(o Options) []Permission {
 		// --direct), rebuild --direct and reconcile read streams with
 		// ordered consumers; the doctor looks at every durable.
 		perm(IdentityOperator, ordered(all...), list(all...), msgGet(all...), replay, consumerInfo(durables)),
-		{Identity: IdentityMigrate, Publish: []string{jsAPI + ">"}, Subscribe: []string{inbox}},
+		{Identity: IdentityMigrate, Publish: []string{jsAPI + ">"}, Subscribe: []string{InboxPrefix(IdentityMigrate) + ".>"}},
 	}
 }
 

@@ -62,14 +62,18 @@ func (s secured) connect(t *testing.T, user string) (*nats.Conn, jetstream.JetSt
 	violations := make(chan error, 64)
 	u, _ := url.Parse(s.url)
 	u.User = url.UserPassword(user, user+"-pw")
-	nc, err := nats.Connect(u.String(), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+	opts := []nats.Option{nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		if errors.Is(err, nats.ErrPermissionViolation) {
 			select {
 			case violations <- err:
 			default:
 			}
 		}
-	}))
+	})}
+	if user != "root" {
+		opts = append(opts, nats.CustomInboxPrefix(natsbus.InboxPrefix(user)))
+	}
+	nc, err := nats.Connect(u.String(), opts...)
 	if err != nil {
 		t.Fatalf("connect as %s: %v", user, err)
 	}
@@ -142,6 +146,22 @@ func TestPermissionsRefusals(t *testing.T) {
 			nc, _, violations := s.connect(t, tt.identity)
 			refusedPublish(t, nc, violations, tt.subject)
 		})
+	}
+	// Nobody reads another identity's inboxes, where its deliveries land.
+	for _, subj := range []string{"_INBOX.>", natsbus.InboxPrefix(natsbus.IdentityCRM) + ".>", ">"} {
+		nc, _, violations := s.connect(t, natsbus.IdentityGateway)
+		if _, err := nc.SubscribeSync(subj); err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.Flush()
+		select {
+		case err := <-violations:
+			if !strings.Contains(err.Error(), "Subscription") {
+				t.Errorf("subscribe %s: %v, want a subscription violation", subj, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("gateway subscribed to %s", subj)
+		}
 	}
 	// Through the JetStream client too: the stream survives crm's delete.
 	_, js, _ := s.connect(t, natsbus.IdentityCRM)

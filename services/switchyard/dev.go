@@ -401,7 +401,8 @@ func cliNATS(getenv func(string) string, dataDir string) ([]nats.Option, error) 
 	if err != nil {
 		return nil, fmt.Errorf("the dev hub's operator NATS identity: %w", err)
 	}
-	return []nats.Option{nats.UserInfo(natsbus.IdentityOperator, strings.TrimSpace(string(b)))}, nil
+	return []nats.Option{nats.UserInfo(natsbus.IdentityOperator, strings.TrimSpace(string(b))),
+		nats.CustomInboxPrefix(natsbus.InboxPrefix(natsbus.IdentityOperator))}, nil
 }
 
 // replayKeyFile is where `dev` keeps the operator's replay signing key

@@ -182,7 +182,8 @@ func TestDevHubSmoke(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(data, "hub", replayKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("replay signing key: %v, want a file only its owner reads", err)
 	}
-	nc, err := nats.Connect(hubNATS, nats.UserInfo(natsbus.IdentityOperator, strings.TrimSpace(string(operatorPW))))
+	nc, err := nats.Connect(hubNATS, nats.UserInfo(natsbus.IdentityOperator, strings.TrimSpace(string(operatorPW))),
+		nats.CustomInboxPrefix(natsbus.InboxPrefix(natsbus.IdentityOperator)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,16 +31,22 @@ func RetryFromEnv(r *config.Reader) (maxAttempts int, backoff []time.Duration) {
 // consuming service checks replays against (Config.ReplayKeys):
 //
 //	SWITCHYARD_REPLAY_KEYS  Ed25519 public keys, 64 hex digits each, comma-separated
-//	                        (two during a rotation); unset: replay headers are trusted
+//	                        (two during a rotation); required outside development
+//	                        (SWITCHYARD_ENV); unset in development: replay headers are trusted
 func ReplayKeysFromEnv(r *config.Reader) []ed25519.PublicKey {
 	var keys []ed25519.PublicKey
-	for _, item := range r.List("SWITCHYARD_REPLAY_KEYS") {
+	items := r.List("SWITCHYARD_REPLAY_KEYS")
+	for _, item := range items {
 		k, err := ParseReplayKey(item)
 		if err != nil {
 			r.Fail("SWITCHYARD_REPLAY_KEYS", "%v", err)
 			continue
 		}
 		keys = append(keys, k)
+	}
+	if len(items) == 0 && r.String("SWITCHYARD_ENV", "development") != "development" {
+		r.Fail("SWITCHYARD_REPLAY_KEYS", "required outside development: without it any process that can publish to NATS can claim a replay "+
+			"and have effects redone; make a pair with `switchyard replay-key`")
 	}
 	return keys
 }

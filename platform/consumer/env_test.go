@@ -55,3 +55,16 @@ func TestReplayKeysFromEnv(t *testing.T) {
 		t.Error("unset keys are not none")
 	}
 }
+
+// Outside development the replay keys are required: without them any
+// process that can publish to NATS could claim a replay.
+func TestReplayKeysRequiredOutsideDevelopment(t *testing.T) {
+	t.Parallel()
+	for env, wantErr := range map[string]bool{"production": true, "staging": true, "development": false, "": false} {
+		r := config.NewReader(config.MapEnv(map[string]string{"SWITCHYARD_ENV": env}))
+		consumer.ReplayKeysFromEnv(r)
+		if err := r.Err(); (err != nil) != wantErr || wantErr && !strings.Contains(err.Error(), "switchyard replay-key") {
+			t.Errorf("SWITCHYARD_ENV=%q without keys: %v; want an error naming switchyard replay-key: %t", env, err, wantErr)
+		}
+	}
+}

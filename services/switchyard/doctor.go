@@ -23,6 +23,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/opsauth"
 	"github.com/switchyard/switchyard/platform/postgres"
@@ -156,6 +157,7 @@ type doctorConfig struct {
 	zdEmail    string
 	zdToken    config.Secret
 	slackURL   config.Secret
+	replayKeys int   // SWITCHYARD_REPLAY_KEYS (required outside development: a parse problem)
 	problems   error // what did not parse
 }
 
@@ -166,6 +168,7 @@ func loadDoctorConfig(getenv func(string) string, webhookURL string) doctorConfi
 		nats:       natsbus.OptionsFromEnv(r, "switchyard-doctor"),
 		database:   r.Secret("DATABASE_URL"),
 		stripeKey:  r.Secret("STRIPE_API_KEY"),
+		replayKeys: len(consumer.ReplayKeysFromEnv(r)),
 		stripeBase: strings.TrimRight(r.String("STRIPE_API_BASE", stripe.APIURL), "/"),
 		webhookURL: webhookURL,
 		signing:    r.SecretList("STRIPE_WEBHOOK_SECRET"),
@@ -613,6 +616,11 @@ func checkSecrets(c doctorConfig) checkResult {
 		default:
 			good = append(good, "SWITCHYARD_OPS_TOKEN")
 		}
+	}
+	if c.replayKeys > 0 {
+		good = append(good, fmt.Sprintf("SWITCHYARD_REPLAY_KEYS %d key%s", c.replayKeys, plural(c.replayKeys)))
+	} else if c.env != "development" {
+		problems = append(problems, "SWITCHYARD_REPLAY_KEYS is not set: consumers would trust any replay header (switchyard replay-key)")
 	}
 	if len(problems) > 0 {
 		return failResult(name, "%s", strings.Join(problems, "; "))

@@ -286,6 +286,8 @@ func TestDoctorFindsLaunchBlockers(t *testing.T) {
 			check: "stripe", wantStatus: checkFail, want: "no test-mode endpoint delivers to https://elsewhere.test/"},
 		{name: "the gateway's URL unknown", env: map[string]string{"SWITCHYARD_WEBHOOK_URL": ""},
 			check: "stripe", wantStatus: checkOK, want: "set --webhook-url or SWITCHYARD_WEBHOOK_URL"},
+		{name: "no replay keys in staging", env: map[string]string{"SWITCHYARD_ENV": "staging", "STRIPE_WEBHOOK_SECRET": doctorSigning},
+			check: "secrets", wantStatus: checkFail, want: "SWITCHYARD_REPLAY_KEYS is not set: consumers would trust any replay header (switchyard replay-key)"},
 		{name: "vendors left unset in production", env: map[string]string{"SWITCHYARD_ENV": "production", "HUBSPOT_TOKEN": ""},
 			check: "hubspot", wantStatus: checkFail, want: "HUBSPOT_TOKEN is not set: required in production"},
 		{name: "vendors left unset in development", env: map[string]string{"ZENDESK_API_TOKEN": "", "ZENDESK_EMAIL": ""},

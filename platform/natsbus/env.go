@@ -33,8 +33,6 @@ func OptionsFromEnv(r *config.Reader, name string) Options {
 	o := Options{
 		URL:             r.String("NATS_URL", "nats://127.0.0.1:4222"),
 		CredsFile:       r.String("NATS_CREDS", ""),
-		User:            r.String("NATS_USER", ""),
-		Password:        r.Secret("NATS_PASSWORD"),
 		Name:            name,
 		Replicas:        r.Int(envReplicas, 1, 1, 5),
 		DuplicateWindow: r.Duration(envDuplicateWindow, time.Hour),
@@ -45,12 +43,8 @@ func OptionsFromEnv(r *config.Reader, name string) Options {
 			o.MaxAge = r.Duration(envMaxAge, 0) // reports a bad value
 		}
 	}
-	switch {
-	case o.User != "" && !o.Password.IsSet():
-		r.Fail("NATS_PASSWORD", "NATS_USER %s is set without NATS_PASSWORD or NATS_PASSWORD_FILE", o.User)
-	case o.User == "" && o.Password.IsSet():
-		r.Fail("NATS_USER", "a NATS password is set without NATS_USER")
-	case o.User != "" && o.CredsFile != "":
+	o.User, o.Password = loginFromEnv(r, "NATS_USER", "NATS_PASSWORD", "")
+	if o.User != "" && o.CredsFile != "" {
 		r.Fail("NATS_USER", "set either NATS_USER or NATS_CREDS, not both")
 	}
 	if o.MaxAge > 0 && o.MaxAge < o.DuplicateWindow {
@@ -62,4 +56,40 @@ func OptionsFromEnv(r *config.Reader, name string) Options {
 		}
 	}
 	return o
+}
+
+// loginFromEnv reads a NATS user (userVar, default def) and its password
+// (passVar, or passVar_FILE naming a file holding it): a password needs a
+// user, and a user set explicitly needs a password.
+func loginFromEnv(r *config.Reader, userVar, passVar, def string) (string, config.Secret) {
+	explicit := r.String(userVar, "")
+	user := r.String(userVar, def)
+	pass := r.Secret(passVar)
+	switch {
+	case explicit != "" && !pass.IsSet():
+		r.Fail(passVar, "%s %s is set without %s or %s_FILE", userVar, explicit, passVar, passVar)
+	case user == "" && pass.IsSet():
+		r.Fail(userVar, "a NATS password is set without %s", userVar)
+	}
+	return user, pass
+}
+
+// OperatorOptionsFromEnv reads a second login, as the operator's NATS
+// identity, for a service that acts for the operator (the projector's
+// status API and console replay and discard dead letters):
+//
+//	OPS_NATS_USER           the identity (default operator)
+//	OPS_NATS_PASSWORD       its password, or OPS_NATS_PASSWORD_FILE naming a file holding it
+//
+// It returns base (the broker and stream settings of OptionsFromEnv) logged
+// in as that identity, and false when no password is set: the service then
+// has no operator connection, never a fallback to its own identity.
+func OperatorOptionsFromEnv(r *config.Reader, base Options, name string) (Options, bool) {
+	user, pass := loginFromEnv(r, "OPS_NATS_USER", "OPS_NATS_PASSWORD", IdentityOperator)
+	if !pass.IsSet() {
+		return Options{}, false
+	}
+	o := base
+	o.User, o.Password, o.CredsFile, o.Name = user, pass, "", name
+	return o, true
 }

@@ -150,12 +150,15 @@ func Permissions(o Options) []Permission {
 		perm(IdentitySupport, contract("support."), bind(ConsumerSupport)),
 		perm(IdentityAlerts, bind(ConsumerAlerts, ConsumerAlertsCRMRetries)),
 		// The projector's console and rebuild read every stream with
-		// ordered consumers, list consumers and fetch dead letters; its
-		// status API replays and discards them for the operator.
-		perm(IdentityProjector, bind(ConsumerProjector), ordered(all...), list(all...), msgGet(all...), replay),
-		// The operator's CLI: dlq (list, show, and replay and discard
-		// --direct), rebuild --direct and reconcile read streams with
-		// ordered consumers; the doctor looks at every durable.
+		// ordered consumers, list consumers and fetch dead letters. It
+		// neither replays nor deletes them: its status API and console do
+		// that on a second connection logged in as the operator
+		// (OPS_NATS_USER), so replays come only from the operator identity.
+		perm(IdentityProjector, bind(ConsumerProjector), ordered(all...), list(all...), msgGet(all...)),
+		// The operator: its CLI (dlq list, show, and replay and discard
+		// --direct, rebuild --direct, reconcile) and the projector's
+		// dead-letter actions; it reads streams with ordered consumers, and
+		// the doctor looks at every durable.
 		perm(IdentityOperator, ordered(all...), list(all...), msgGet(all...), replay, consumerInfo(durables)),
 		{Identity: IdentityMigrate, Publish: []string{jsAPI + ">"}, Subscribe: []string{InboxPrefix(IdentityMigrate) + ".>"}},
 	}

@@ -138,6 +138,13 @@ func TestPermissionsRefusals(t *testing.T) {
 		{natsbus.IdentityAlerts, "$JS.API.STREAM.UPDATE." + natsbus.StreamDLQ},
 		{natsbus.IdentityProjector, "billing.x"},
 		{natsbus.IdentityProjector, "$JS.API.STREAM.DELETE." + natsbus.StreamDLQ},
+		// Replays come only from the operator: the projector may neither
+		// publish one nor delete a dead letter.
+		{natsbus.IdentityProjector, "stripe.events.charge.failed"},
+		{natsbus.IdentityProjector, "billing.payment.failed"},
+		{natsbus.IdentityProjector, "crm.contact.failed"},
+		{natsbus.IdentityProjector, "support.ticket.failed"},
+		{natsbus.IdentityProjector, "$JS.API.STREAM.MSG.DELETE." + natsbus.StreamDLQ},
 		{natsbus.IdentityOperator, "$JS.API.STREAM.DELETE." + natsbus.StreamDLQ},
 		{natsbus.IdentityOperator, "dlq.crm"},
 	}
@@ -278,22 +285,37 @@ func TestPermissionsEnough(t *testing.T) {
 			}
 		}
 	})
-	t.Run("operator and projector replay and discard dead letters", func(t *testing.T) {
-		for i, id := range []string{natsbus.IdentityOperator, natsbus.IdentityProjector} {
-			ctx := ctxT(t)
-			_, js, _ := s.connect(t, id)
-			for _, subj := range []string{"stripe.events.charge.failed", "billing.payment.failed", "crm.contact.failed", "support.ticket.failed"} {
-				if _, err := js.Publish(ctx, subj, []byte("replayed")); err != nil {
-					t.Errorf("%s: replay to %s: %v", id, subj, err)
-				}
+	t.Run("only the operator replays and discards dead letters", func(t *testing.T) {
+		ctx := ctxT(t)
+		_, js, _ := s.connect(t, natsbus.IdentityOperator)
+		for _, subj := range []string{"stripe.events.charge.failed", "billing.payment.failed", "crm.contact.failed", "support.ticket.failed"} {
+			if _, err := js.Publish(ctx, subj, []byte("replayed")); err != nil {
+				t.Errorf("operator: replay to %s: %v", subj, err)
 			}
-			st, err := js.Stream(ctx, natsbus.StreamDLQ)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := st.DeleteMsg(ctx, uint64(i+1)); err != nil {
-				t.Errorf("%s: delete dead letter %d: %v", id, i+1, err)
-			}
+		}
+		st, err := js.Stream(ctx, natsbus.StreamDLQ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.DeleteMsg(ctx, 1); err != nil {
+			t.Errorf("operator: delete dead letter 1: %v", err)
+		}
+		// The projector reads the dead letters but cannot delete one.
+		_, pjs, _ := s.connect(t, natsbus.IdentityProjector)
+		pst, err := pjs.Stream(ctx, natsbus.StreamDLQ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pst.GetMsg(ctx, 2); err != nil {
+			t.Errorf("projector: read dead letter 2: %v", err)
+		}
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := pst.DeleteMsg(dctx, 2); err == nil {
+			t.Error("projector deleted dead letter 2")
+		}
+		if _, err := st.GetMsg(ctx, 2); err != nil {
+			t.Errorf("dead letter 2 after the projector's delete: %v", err)
 		}
 	})
 }

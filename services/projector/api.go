@@ -365,6 +365,8 @@ func (a *API) deadLetterAction(w http.ResponseWriter, r *http.Request) {
 		res.Result, err = a.dead.Replay(ctx, p.Name, seq)
 	}
 	switch {
+	case errors.Is(err, ErrNoOperator):
+		writeError(w, http.StatusServiceUnavailable, "no_operator_identity", ErrNoOperator.Error())
 	case errors.Is(err, deadletter.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "no open dead letter with this sequence (replayed or discarded already?)")
 	case err != nil:

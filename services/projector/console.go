@@ -56,7 +56,8 @@ const sessionCookie = "switchyard_session"
 // and only operate-scoped sessions may change anything.
 type Console struct {
 	store      *Store
-	dlq        *deadletter.Store
+	dlq        *deadletter.Store // reads, as the projector
+	ops        *deadletter.Store // replays and discards, as the operator; nil: read-only
 	ledger     *ledger.Ledger
 	js         jetstream.JetStream
 	pool       *pgxpool.Pool
@@ -78,8 +79,12 @@ type Console struct {
 
 // ConsoleConfig wires a Console.
 type ConsoleConfig struct {
-	Store             *Store
-	JetStream         jetstream.JetStream
+	Store     *Store
+	JetStream jetstream.JetStream
+	// Operator is a connection logged in as the operator's NATS identity:
+	// dead letters are replayed and discarded on it, and on nothing else.
+	// Nil, the console and the status API are read-only (ErrNoOperator).
+	Operator          jetstream.JetStream
 	Pool              *pgxpool.Pool
 	Tokens            opsauth.Tokens
 	JaegerURL         string
@@ -89,8 +94,9 @@ type ConsoleConfig struct {
 	// the client (for the failed-login throttle and logs); from anyone
 	// else the header is ignored, so it cannot be spoofed.
 	TrustedProxies []netip.Prefix
-	// ReplaySigningKey, if set, signs every replay (consumer.SignReplay),
-	// so consumers with its public key know it came from an operator.
+	// ReplaySigningKey, if set, signs every replay made on Operator
+	// (consumer.SignReplay), so consumers with its public key know it came
+	// from an operator.
 	ReplaySigningKey ed25519.PrivateKey
 	Logger           *slog.Logger
 	Meter            metric.MeterProvider
@@ -102,8 +108,14 @@ func NewConsole(ctx context.Context, c ConsoleConfig) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.ReplaySigningKey != nil {
-		dlq.SignReplaysWith(c.ReplaySigningKey)
+	var ops *deadletter.Store
+	if c.Operator != nil {
+		if ops, err = deadletter.Open(ctx, c.Operator); err != nil {
+			return nil, fmt.Errorf("as the operator: %w", err)
+		}
+		if c.ReplaySigningKey != nil {
+			ops.SignReplaysWith(c.ReplaySigningKey)
+		}
 	}
 	actions, err := c.Meter.Meter("github.com/switchyard/switchyard/services/projector").Int64Counter("switchyard_ops_manual_actions",
 		metric.WithDescription("Manual interventions in the ops console, by action (replay, discard)"))
@@ -116,7 +128,7 @@ func NewConsole(ctx context.Context, c ConsoleConfig) (*Console, error) {
 	if c.SessionTTL <= 0 {
 		c.SessionTTL = 12 * time.Hour
 	}
-	con := &Console{store: c.Store, dlq: dlq, ledger: ledger.New(c.Pool), js: c.JetStream, pool: c.Pool, tokens: c.Tokens,
+	con := &Console{store: c.Store, dlq: dlq, ops: ops, ledger: ledger.New(c.Pool), js: c.JetStream, pool: c.Pool, tokens: c.Tokens,
 		jaeger: strings.TrimRight(c.JaegerURL, "/"), gatewayURL: c.GatewayMetricsURL, ttl: c.SessionTTL, log: c.Logger,
 		actions: actions, now: time.Now, throttle: opsauth.NewThrottle(authLimit, authWindow, nil), proxies: c.TrustedProxies}
 	if err := con.instrumentDLQ(c.Meter); err != nil {
@@ -580,7 +592,7 @@ func (c *Console) dryRun(req *request) {
 
 func (c *Console) replay(req *request) {
 	c.resolve(req, "replay", "", func(ctx context.Context, e deadletter.Entry) (string, error) {
-		res, err := c.dlq.Replay(ctx, e)
+		res, err := c.ops.Replay(ctx, e)
 		if err != nil {
 			return "", err
 		}
@@ -595,7 +607,7 @@ func (c *Console) discard(req *request) {
 		return
 	}
 	c.resolve(req, "discard", note, func(ctx context.Context, e deadletter.Entry) (string, error) {
-		return "discarded", c.dlq.Discard(ctx, e)
+		return "discarded", c.ops.Discard(ctx, e)
 	})
 }
 
@@ -608,6 +620,8 @@ func (c *Console) resolve(req *request, action, note string, act func(context.Co
 	}
 	_, err = c.Resolve(req.r.Context(), req.who.Name, seq, action, note, act)
 	switch {
+	case errors.Is(err, ErrNoOperator):
+		c.fail(req, http.StatusServiceUnavailable, ErrNoOperator.Error()+".")
 	case errors.Is(err, deadletter.ErrNotFound):
 		c.entry(req) // renders how it was resolved
 	case err != nil:
@@ -624,6 +638,9 @@ func (c *Console) resolve(req *request, action, note string, act func(context.Co
 // written before acting ("started") and completed after, so no action goes
 // unrecorded.
 func (c *Console) Resolve(ctx context.Context, actor string, seq uint64, action, note string, act func(context.Context, deadletter.Entry) (string, error)) (string, error) {
+	if c.ops == nil {
+		return "", ErrNoOperator // never acted on as the projector
+	}
 	conn, err := c.pool.Acquire(ctx)
 	if err != nil {
 		return "", err
@@ -656,7 +673,7 @@ func (c *Console) Resolve(ctx context.Context, actor string, seq uint64, action,
 // Replay replays dead letter seq for actor (audited).
 func (c *Console) Replay(ctx context.Context, actor string, seq uint64) (string, error) {
 	return c.Resolve(ctx, actor, seq, "replay", "", func(ctx context.Context, e deadletter.Entry) (string, error) {
-		res, err := c.dlq.Replay(ctx, e)
+		res, err := c.ops.Replay(ctx, e)
 		if err != nil {
 			return "", err
 		}
@@ -667,9 +684,14 @@ func (c *Console) Replay(ctx context.Context, actor string, seq uint64) (string,
 // Discard discards dead letter seq for actor with a note (audited).
 func (c *Console) Discard(ctx context.Context, actor string, seq uint64, note string) (string, error) {
 	return c.Resolve(ctx, actor, seq, "discard", note, func(ctx context.Context, e deadletter.Entry) (string, error) {
-		return "discarded", c.dlq.Discard(ctx, e)
+		return "discarded", c.ops.Discard(ctx, e)
 	})
 }
+
+// ErrNoOperator answers a replay or discard when no connection as the
+// operator's NATS identity is configured: the projector's own identity may
+// not replay or delete a dead letter, and is never used instead.
+var ErrNoOperator = errors.New("dead-letter actions need the operator's NATS identity (OPS_NATS_PASSWORD_FILE)")
 
 func dlqTarget(seq uint64) string { return "dlq " + strconv.FormatUint(seq, 10) }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -49,7 +50,18 @@ type consoleFixture struct {
 
 func newConsoleFixture(t *testing.T) *consoleFixture {
 	t.Helper()
-	f := &consoleFixture{hub: start(t, map[string]string{"JAEGER_UI_URL": "http://jaeger.example:16686"}), email: "user1@example.com"}
+	return newConsoleFixtureEnv(t, nil)
+}
+
+// newConsoleFixtureEnv is newConsoleFixture with extra settings for the
+// projector.
+func newConsoleFixtureEnv(t *testing.T, extra map[string]string) *consoleFixture {
+	t.Helper()
+	env := map[string]string{"JAEGER_UI_URL": "http://jaeger.example:16686"}
+	for k, v := range extra {
+		env[k] = v
+	}
+	f := &consoleFixture{hub: start(t, env), email: "user1@example.com"}
 	msgs := lifegen.Generate(1, 1)
 	f.publish(t, msgs...)
 	testkit.WaitFor(t, 20*time.Second, "projected", f.settled(t))
@@ -339,6 +351,50 @@ func TestConsoleLogoutRevokesSession(t *testing.T) {
 	thief.c.Jar.SetCookies(u, cookies)
 	if code, _, h := thief.do(http.MethodGet, "/console/", nil, nil); code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/login") {
 		t.Fatalf("the logged-out cookie still works: %d %s", code, h.Get("Location"))
+	}
+}
+
+// Without a connection as the operator's NATS identity, the console and
+// the status API show dead letters but refuse to replay or discard them
+// (503, naming the missing setting): the projector's own identity is never
+// used instead, and nothing is done or audited.
+func TestDeadLetterActionsNeedOperatorIdentity(t *testing.T) {
+	f := newConsoleFixtureEnv(t, map[string]string{"OPS_NATS_PASSWORD": ""})
+	f.healthy.Store(true)
+	const want = "dead-letter actions need the operator's NATS identity (OPS_NATS_PASSWORD_FILE)"
+	path := "/v1/dead-letters/" + itoa(f.seq)
+	code, body := f.do(t, http.MethodPost, path+"/replay", operateToken)
+	validateResponse(t, http.MethodPost, "/v1/dead-letters/{seq}/replay", code, body)
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), want) || !strings.Contains(string(body), `"no_operator_identity"`) {
+		t.Fatalf("API replay: %d %s, want 503 %q", code, body, want)
+	}
+	req, _ := http.NewRequest(http.MethodPost, f.api+path+"/discard", strings.NewReader(`{"note": "duplicate"}`))
+	req.Header.Set("Authorization", "Bearer "+operateToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), want) {
+		t.Fatalf("API discard: %d %s, want 503", resp.StatusCode, body)
+	}
+	b := f.browser(t)
+	b.login(operateToken)
+	page := "/console/failures/" + itoa(f.seq)
+	csrf := b.csrf(page) // the failure still shows
+	for _, action := range []string{"replay", "discard"} {
+		code, body, _ := b.do(http.MethodPost, page+"/"+action, url.Values{"csrf": {csrf}, "note": {"duplicate"}}, nil)
+		if code != http.StatusServiceUnavailable || !strings.Contains(html.UnescapeString(body), want) {
+			t.Fatalf("console %s: %d %.400s, want 503", action, code, body)
+		}
+	}
+	if _, err := deadletterGet(f, f.seq); err != nil || f.handled.Load() != 0 {
+		t.Fatalf("dead letter after refused actions: %v, handled %d; want kept, unhandled", err, f.handled.Load())
+	}
+	var n int
+	if err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM ops_audit`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("audit rows: %d %v, want none", n, err)
 	}
 }
 

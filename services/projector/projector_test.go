@@ -61,6 +61,10 @@ func start(t *testing.T, extra map[string]string) *hub {
 	env := map[string]string{
 		"PROJECTOR_ADDR": addr, "OPS_ADDR": ops, "NATS_URL": b.URL, "DATABASE_URL": dbURL,
 		"LOG_LEVEL": "warn", "SWITCHYARD_OPS_TOKENS": opsTokens, "CONSUMER_BACKOFF": "100ms",
+		// The dead-letter actions' login as the operator (the test broker
+		// checks no passwords; natsbus's permissions tests prove who may
+		// replay). "" leaves the projector read-only.
+		"OPS_NATS_PASSWORD": "operator-test",
 	}
 	for k, v := range extra {
 		env[k] = v

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/errclass"
@@ -50,6 +52,12 @@ type Config struct {
 	MaxAttempts    int             // CONSUMER_MAX_ATTEMPTS
 	Backoff        []time.Duration // CONSUMER_BACKOFF
 	NATS           natsbus.Options
+	// OpsNATS logs in as the operator's NATS identity (OPS_NATS_USER,
+	// OPS_NATS_PASSWORD[_FILE]); the status API and console replay and
+	// discard dead letters on it only. Unset (HasOpsNATS false), they are
+	// read-only.
+	OpsNATS    natsbus.Options
+	HasOpsNATS bool
 }
 
 // LoadConfig reads and validates the configuration.
@@ -97,6 +105,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c.MaxAttempts, c.Backoff = consumer.RetryFromEnv(r)
 	c.ReplayKeys = consumer.ReplayKeysFromEnv(r)
 	c.ReplaySigning = consumer.ReplaySigningKeyFromEnv(r)
+	c.OpsNATS, c.HasOpsNATS = natsbus.OperatorOptionsFromEnv(r, c.NATS, "switchyard-projector-ops")
 	return c, r.Err()
 }
 
@@ -113,6 +122,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("gateway_metrics_url", c.GatewayURL),
 		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.Any("nats", c.NATS),
+		slog.Bool("ops_nats", c.HasOpsNATS),
 	)
 }
 
@@ -157,7 +167,17 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if cfg.Tokens.Len() == 0 {
 		log.WarnContext(ctx, "no SWITCHYARD_OPS_TOKENS: the status API answers 503 to every request")
 	}
-	console, err := NewConsole(ctx, ConsoleConfig{Store: store, JetStream: js, Pool: pool, ReplaySigningKey: cfg.ReplaySigning, Tokens: cfg.Tokens, JaegerURL: cfg.JaegerURL,
+	// Dead-letter actions run as the operator, on a connection of their
+	// own: the projector's identity may not replay or delete a dead letter.
+	var opsJS jetstream.JetStream
+	if cfg.HasOpsNATS {
+		if opsJS, err = operatorNATS(ctx, base, cfg.OpsNATS); err != nil {
+			return err
+		}
+	} else {
+		log.WarnContext(ctx, "no OPS_NATS_PASSWORD_FILE: the status API and console are read-only (dead-letter replay and discard answer 503)")
+	}
+	console, err := NewConsole(ctx, ConsoleConfig{Store: store, JetStream: js, Operator: opsJS, Pool: pool, ReplaySigningKey: cfg.ReplaySigning, Tokens: cfg.Tokens, JaegerURL: cfg.JaegerURL,
 		GatewayMetricsURL: cfg.GatewayURL, SessionTTL: cfg.SessionTTL, TrustedProxies: cfg.TrustedProxies, Logger: log, Meter: base.Tel.Meter})
 	if err != nil {
 		return err
@@ -234,4 +254,20 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// operatorNATS connects as the operator's NATS identity for the dead-letter
+// actions (drained on shutdown with the rest of the service).
+func operatorNATS(ctx context.Context, base *service.Base, o natsbus.Options) (jetstream.JetStream, error) {
+	o.Logger = base.Log
+	nc, err := natsbus.Connect(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("operator NATS identity %s (OPS_NATS_USER): %w", o.User, err)
+	}
+	base.Stack.Push("nats (operator)", func(context.Context) error { return nc.Drain() })
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream (operator): %w", err)
+	}
+	return js, nil
 }

@@ -111,6 +111,10 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	// with NATS_URL, every part uses the credentials in the environment.
 	as := func(_ string, env func(string) string) func(string) string { return env }
 	natsUsers := "credentials from the environment"
+	// opsLogin is the projector's second login, as the operator, for the
+	// dead-letter actions of its status API and console (with NATS_URL:
+	// OPS_NATS_USER and OPS_NATS_PASSWORD[_FILE] from the environment).
+	opsLogin := map[string]string{}
 	if natsURL == "" {
 		users, files, err := devNATSUsers(*dataDir, natsbus.Options{IdentityConsumer: getenv("IDENTITY_CONSUMER")})
 		if err != nil {
@@ -125,6 +129,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		as = func(identity string, env func(string) string) func(string) string {
 			return config.Overlay(env, map[string]string{"NATS_USER": identity, "NATS_PASSWORD": "", "NATS_PASSWORD_FILE": files[identity], "NATS_CREDS": ""})
 		}
+		opsLogin = map[string]string{"OPS_NATS_USER": natsbus.IdentityOperator, "OPS_NATS_PASSWORD": "", "OPS_NATS_PASSWORD_FILE": files[natsbus.IdentityOperator]}
 		natsUsers = "one identity per service, passwords in " + filepath.Join(*dataDir, natsUsersDir) + " (the CLI uses operator's)"
 	}
 
@@ -279,7 +284,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	services.Go("support", func(ctx context.Context) error { return support.Run(ctx, as(natsbus.IdentitySupport, env), stderr) })
 	services.Go("alerts", func(ctx context.Context) error { return alerts.Run(ctx, as(natsbus.IdentityAlerts, env), stderr) })
 	services.Go("projector", func(ctx context.Context) error {
-		return projector.Run(ctx, as(natsbus.IdentityProjector, config.Overlay(env, replay.signer)), stderr)
+		return projector.Run(ctx, as(natsbus.IdentityProjector, config.Overlay(config.Overlay(env, replay.signer), opsLogin)), stderr)
 	})
 
 	base, admin := "http://"+dialAddr(*gatewayAddr), "http://"+dialAddr(*gatewayAdminAddr)

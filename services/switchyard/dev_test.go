@@ -302,6 +302,20 @@ func TestDevHubSmoke(t *testing.T) {
 		nil, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "events/s") {
 		t.Fatalf("switchyard rebuild: exit %d: %s", code, out.String())
 	}
+	// The projector's dead-letter actions are wired to the operator's NATS
+	// identity (dev gives it the operator's password): an unknown dead
+	// letter is 404, not the 503 of a read-only projector.
+	req, _ := http.NewRequest(http.MethodPost, ops+"/v1/dead-letters/999999999/replay", nil)
+	req.Header.Set("Authorization", "Bearer "+opsToken)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("replay of an unknown dead letter on the dev hub: %d %s, want 404 (the operator's connection in place)", resp.StatusCode, body)
+		}
+	}
 	// switchyard trace follows the failed payment's Stripe event to its ticket.
 	// crm syncs the contact again after the failure and support opens a
 	// ticket; both are projected independently, so the trace converges.

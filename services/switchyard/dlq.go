@@ -265,7 +265,7 @@ func directly(ctx context.Context, js jetstream.JetStream, getenv func(string) s
 	if err != nil {
 		return err
 	}
-	con, err := projector.NewConsole(ctx, projector.ConsoleConfig{JetStream: js, Pool: pool, ReplaySigningKey: replayKey,
+	con, err := projector.NewConsole(ctx, projector.ConsoleConfig{JetStream: js, Operator: js, Pool: pool, ReplaySigningKey: replayKey,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), Meter: noop.NewMeterProvider()})
 	if err != nil {
 		return err

@@ -44,6 +44,10 @@ func TestDLQReplayThroughOpsIsAudited(t *testing.T) {
 		"NATS_URL": b.URL, "DATABASE_URL": db, "LOG_LEVEL": "warn",
 		"PROJECTOR_ADDR": fmt.Sprintf("127.0.0.1:%d", ports[0]), "OPS_ADDR": fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		"SWITCHYARD_OPS_TOKENS": "oncall:read+operate:" + tok,
+		// Its dead-letter actions log in as the operator (the test broker
+		// checks no passwords; natsbus's permissions tests prove only the
+		// operator may replay).
+		"OPS_NATS_PASSWORD": "operator-test",
 	})
 	hubCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -55,7 +55,10 @@ func TestRevokedCRMTokenAlertsThenReplayCompletes(t *testing.T) {
 		// The projector's status API, which the replay goes through (audited).
 		"PROJECTOR_ADDR": "127.0.0.1:" + strconv.Itoa(ports[2]), "OPS_ADDR": "127.0.0.1:" + strconv.Itoa(ports[3]),
 		"SWITCHYARD_OPS_TOKENS": "oncall:read+operate:" + opsToken,
-		"SWITCHYARD_OPS_URL":    "http://127.0.0.1:" + strconv.Itoa(ports[3]), "SWITCHYARD_OPS_TOKEN": opsToken,
+		// It replays as the operator, on a login of its own (the test
+		// broker checks no passwords).
+		"OPS_NATS_PASSWORD":  "operator-test",
+		"SWITCHYARD_OPS_URL": "http://127.0.0.1:" + strconv.Itoa(ports[3]), "SWITCHYARD_OPS_TOKEN": opsToken,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 3)

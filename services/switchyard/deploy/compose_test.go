@@ -422,6 +422,9 @@ func TestComposeServiceConfigContracts(t *testing.T) {
 			if err == nil && c.Tokens.Len() != 2 {
 				err = fmt.Errorf("ops tokens from the compose secret: %d, want 2", c.Tokens.Len())
 			}
+			if err == nil && (!c.HasOpsNATS || c.OpsNATS.User != "operator" || c.OpsNATS.Password.Reveal() != "nats-operator-pw") {
+				err = fmt.Errorf("the dead-letter actions' NATS login: %t %q, want operator with its password secret", c.HasOpsNATS, c.OpsNATS.User)
+			}
 			return err
 		},
 	}

@@ -187,6 +187,18 @@ func TestComposeNATSIdentities(t *testing.T) {
 			t.Errorf("%s lacks the secret %s", svc, passwordSecret(identity))
 		}
 	}
+	// The projector's dead-letter actions log in as the operator, with the
+	// operator's password from its secret: its own identity cannot replay.
+	projector := mustService(t, project, "projector")
+	if v := projector.Environment["OPS_NATS_USER"]; v == nil || *v != natsbus.IdentityOperator {
+		t.Errorf("projector: OPS_NATS_USER = %v, want %s", v, natsbus.IdentityOperator)
+	}
+	if v := projector.Environment["OPS_NATS_PASSWORD_FILE"]; v == nil || *v != "/run/secrets/"+passwordSecret(natsbus.IdentityOperator) {
+		t.Errorf("projector: OPS_NATS_PASSWORD_FILE = %v, want /run/secrets/%s", v, passwordSecret(natsbus.IdentityOperator))
+	}
+	if !slices.ContainsFunc(projector.Secrets, func(sc types.ServiceSecretConfig) bool { return sc.Source == passwordSecret(natsbus.IdentityOperator) }) {
+		t.Errorf("projector lacks the secret %s", passwordSecret(natsbus.IdentityOperator))
+	}
 }
 
 // TestComposeReplayKeys: every consuming service checks replays against

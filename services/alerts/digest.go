@@ -97,7 +97,12 @@ func (d *Digester) tick(ctx context.Context) {
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))`, key.String()).Scan(&mine); err != nil || !mine {
 			return err
 		}
-		_, err := d.ledger.Once(ctx, key, func(ctx context.Context) ([]byte, error) {
+		// A post in flight finishes even when the service is stopping: cut
+		// off after Slack showed it, the ledger would never hear of it and
+		// the next start would post the day's digest again. Bounded.
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_, err := d.ledger.Once(ectx, key, func(ctx context.Context) ([]byte, error) {
 			dg, err := d.fetch(ctx)
 			if err != nil {
 				return nil, err

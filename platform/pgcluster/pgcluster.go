@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -112,7 +113,7 @@ func Start(ctx context.Context, dir string, port int, getenv func(string) string
 		}
 	}
 	if port <= 0 {
-		if port, err = freePort(); err != nil {
+		if port, err = FreePort(); err != nil {
 			return nil, err
 		}
 	}
@@ -220,7 +221,22 @@ func reachable(dir string, cred *syscall.Credential) bool {
 	}
 }
 
-func freePort() (int, error) {
+// FreePort returns a TCP port on 127.0.0.1 that nothing listens on, for a
+// child process or a service under test to bind a moment later. It picks
+// below the kernel's ephemeral range (32768 and up on Linux): a port the
+// kernel handed out with :0 is free again once probed, and the next outgoing
+// connection on this machine may take it as its local port before the caller
+// binds ("address already in use"). Random picks below the range collide
+// only with another caller choosing the same port in the same instant.
+func FreePort() (int, error) {
+	for i := 0; i < 50; i++ {
+		port := 20000 + mrand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err == nil {
+			l.Close()
+			return port, nil
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("pgcluster: find free port: %w", err)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/natsembed"
+	"github.com/switchyard/switchyard/platform/pgcluster"
 )
 
 // Broker is an embedded JetStream server owned by one test.
@@ -211,4 +212,30 @@ func Never(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// FreeAddr returns a 127.0.0.1:port nothing listens on, outside the kernel's
+// ephemeral range so an outgoing connection cannot take it before the
+// service under test binds it.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return "127.0.0.1:" + strconv.Itoa(FreePorts(t, 1)[0])
+}
+
+// FreePorts returns n distinct free ports (see FreeAddr).
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ports []int
+	seen := map[int]bool{}
+	for len(ports) < n {
+		p, err := pgcluster.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !seen[p] {
+			seen[p] = true
+			ports = append(ports, p)
+		}
+	}
+	return ports
 }

@@ -3,7 +3,6 @@ package alerts_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -46,9 +45,7 @@ func startWith(t *testing.T, extra map[string]string) (jetstream.JetStream, *sla
 	}
 	api := httptest.NewServer(sl)
 	t.Cleanup(api.Close)
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
+	addr := testkit.FreeAddr(t)
 	env := map[string]string{
 		"ALERTS_ADDR": addr, "NATS_URL": b.URL, "DATABASE_URL": testkit.Postgres(t), "LOG_LEVEL": "warn",
 		"SLACK_WEBHOOK_URL": api.URL + sl.Path(), "ALERTS_WINDOW": "1h", "ALERTS_STORM_THRESHOLD": "3",

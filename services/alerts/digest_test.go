@@ -3,7 +3,6 @@ package alerts_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -44,9 +43,7 @@ func TestDailyDigest(t *testing.T) {
 	db := testkit.Postgres(t)
 
 	run := func() func() {
-		l, _ := net.Listen("tcp", "127.0.0.1:0")
-		addr := l.Addr().String()
-		l.Close()
+		addr := testkit.FreeAddr(t)
 		vars := config.MapEnv(map[string]string{
 			"ALERTS_ADDR": addr, "NATS_URL": b.URL, "DATABASE_URL": db, "LOG_LEVEL": "warn", "SLACK_WEBHOOK_URL": hook.URL + sl.Path(),
 			"ALERTS_DIGEST_AT": "00:00", "SWITCHYARD_OPS_URL": status.URL, "SWITCHYARD_OPS_TOKEN": token,

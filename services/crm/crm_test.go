@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -52,12 +51,7 @@ func startWith(t *testing.T, hubURL string, hub *hubspot.Server, extra map[strin
 	t.Helper()
 	b := testkit.NATS(t)
 	_, js := b.Connect(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testkit.FreeAddr(t)
 	m := map[string]string{
 		"CRM_ADDR": addr, "NATS_URL": b.URL, "DATABASE_URL": testkit.Postgres(t),
 		"HUBSPOT_TOKEN": token, "HUBSPOT_BASE_URL": hubURL, "LOG_LEVEL": "warn",

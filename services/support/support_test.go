@@ -3,7 +3,6 @@ package support_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -45,9 +44,7 @@ func start(t *testing.T, extra map[string]string) *env {
 	}
 	api := httptest.NewServer(desk)
 	t.Cleanup(api.Close)
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
+	addr := testkit.FreeAddr(t)
 	vars := map[string]string{
 		"SUPPORT_ADDR": addr, "NATS_URL": b.URL, "DATABASE_URL": testkit.Postgres(t), "LOG_LEVEL": "warn",
 		"ZENDESK_BASE_URL": api.URL, "ZENDESK_EMAIL": "agent@example.com", "ZENDESK_API_TOKEN": "zd-token",

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,19 +29,7 @@ import (
 
 // freePorts returns n distinct free ports: all n are held open together,
 // so the kernel cannot hand the same one out twice.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ports []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
+func freePorts(t testing.TB, n int) []int { return testkit.FreePorts(t, n) }
 
 // TestDevHubSmoke is `make run` end to end: the built binary starts the hub
 // as a process (embedded NATS, a private PostgreSQL cluster, the gateway),

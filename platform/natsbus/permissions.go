@@ -33,8 +33,10 @@ const (
 	IdentitySupport   = "support"
 	IdentityAlerts    = "alerts"
 	IdentityProjector = "projector"
-	// IdentityOperator is the operator's CLI: dead-letter replay and
-	// discard (reconcile posts to the services over HTTP, not NATS).
+	// IdentityOperator is the operator's CLI and the projector's console
+	// actions: dead-letter replay and discard, and linking an unlinked
+	// payer to a customer (reconcile posts to the services over HTTP, not
+	// NATS).
 	IdentityOperator = "operator"
 	// IdentityMigrate is `switchyard migrate` (and `switchyard dev` before
 	// it starts the services): the one identity that may create, change or
@@ -144,8 +146,11 @@ func Permissions(o Options) []Permission {
 		// The gateway publishes verified Stripe events; webhook-health lists
 		// every stream's consumers.
 		perm(IdentityGateway, []string{wire.StripeEventsAll}, list(all...)),
+		// identity also answers the operator's link commands (core NATS,
+		// wire.OpsLinkCustomer) on reply subjects only the operator reads.
 		perm(IdentityIdentity, contract("billing."),
-			bind(identityDurable, IdentityCRMLinks(identityDurable))),
+			bind(identityDurable, IdentityCRMLinks(identityDurable)), []string{wire.OpsLinkReplyPrefix + ">"}).
+			subscribing(wire.OpsLinkCustomer),
 		perm(IdentityCRM, contract("crm."), bind(ConsumerCRM)),
 		perm(IdentitySupport, contract("support."), bind(ConsumerSupport)),
 		perm(IdentityAlerts, bind(ConsumerAlerts, ConsumerAlertsCRMRetries)),
@@ -159,9 +164,16 @@ func Permissions(o Options) []Permission {
 		// --direct, rebuild --direct, reconcile) and the projector's
 		// dead-letter actions; it reads streams with ordered consumers, and
 		// the doctor looks at every durable.
-		perm(IdentityOperator, ordered(all...), list(all...), msgGet(all...), replay, consumerInfo(durables)),
+		perm(IdentityOperator, ordered(all...), list(all...), msgGet(all...), replay, consumerInfo(durables), []string{wire.OpsLinkCustomer}).
+			subscribing(wire.OpsLinkReplyPrefix + ">"),
 		{Identity: IdentityMigrate, Publish: []string{jsAPI + ">"}, Subscribe: []string{InboxPrefix(IdentityMigrate) + ".>"}},
 	}
+}
+
+// subscribing adds subjects p may subscribe to besides its inboxes.
+func (p Permission) subscribing(subjects ...string) Permission {
+	p.Subscribe = append(p.Subscribe, subjects...)
+	return p
 }
 
 // consumerInfo lets the operator (and the doctor it runs) look at every

@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/natsembed"
+	"github.com/switchyard/switchyard/proto/wire"
 )
 
 // secured is an embedded server whose only users are the permissions
@@ -147,6 +148,11 @@ func TestPermissionsRefusals(t *testing.T) {
 		{natsbus.IdentityProjector, "$JS.API.STREAM.MSG.DELETE." + natsbus.StreamDLQ},
 		{natsbus.IdentityOperator, "$JS.API.STREAM.DELETE." + natsbus.StreamDLQ},
 		{natsbus.IdentityOperator, "dlq.crm"},
+		// Only the operator sends link commands, and only identity answers.
+		{natsbus.IdentityProjector, wire.OpsLinkCustomer},
+		{natsbus.IdentityGateway, wire.OpsLinkCustomer},
+		{natsbus.IdentityCRM, wire.OpsLinkReplyPrefix + "x"},
+		{natsbus.IdentityOperator, wire.OpsLinkReplyPrefix + "x"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.identity+" "+tt.subject, func(t *testing.T) {
@@ -299,6 +305,26 @@ func TestPermissionsEnough(t *testing.T) {
 		}
 		if err := st.DeleteMsg(ctx, 1); err != nil {
 			t.Errorf("operator: delete dead letter 1: %v", err)
+		}
+		// The operator's link command reaches identity, whose answer
+		// reaches the operator (opscmd's subjects).
+		inc, _, _ := s.connect(t, natsbus.IdentityIdentity)
+		sub, err := inc.Subscribe(wire.OpsLinkCustomer, func(m *nats.Msg) { _ = m.Respond([]byte("ok")) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+		_ = inc.Flush()
+		onc, _, _ := s.connect(t, natsbus.IdentityOperator)
+		reply, err := onc.SubscribeSync(wire.OpsLinkReplyPrefix + "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := onc.PublishMsg(&nats.Msg{Subject: wire.OpsLinkCustomer, Reply: wire.OpsLinkReplyPrefix + "t1", Data: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := reply.NextMsg(5 * time.Second); err != nil || string(m.Data) != "ok" {
+			t.Errorf("operator: link command round trip: %v", err)
 		}
 		// The projector reads the dead letters but cannot delete one.
 		_, pjs, _ := s.connect(t, natsbus.IdentityProjector)

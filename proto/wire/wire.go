@@ -20,6 +20,20 @@ const (
 	DLQAll             = "dlq.>"
 )
 
+// Operator commands, core NATS request/reply (not stored in a stream): the
+// operator (the console and status API, logged in as the operator's NATS
+// identity) asks identity to link an unlinked payer's record to a
+// customer. The request carries HeaderOperatorSig; identity replies on a
+// subject under OpsLinkReplyPrefix, which only identity may publish to and
+// only the operator may read.
+const (
+	OpsLinkCustomer    = "ops.identity.link"
+	OpsLinkReplyPrefix = "ops.identity.link.reply."
+	// HeaderOperatorSig is the operator's Ed25519 signature of a command
+	// (opsauth.SignCommand), base64.
+	HeaderOperatorSig = "Switchyard-Operator-Sig"
+)
+
 // StripeEventSubject returns the subject for a Stripe event type. The type must
 // already be validated (lower-case dot-separated tokens).
 func StripeEventSubject(eventType string) string { return StripeEventsPrefix + eventType }

@@ -112,7 +112,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	// Both durables are named after IDENTITY_CONSUMER, which switchyard
 	// migrate reads too.
 	cfg.NATS.IdentityConsumer = cfg.ConsumerName
-	_, js, err := base.NATS(ctx, cfg.NATS, cfg.ConsumerName, natsbus.IdentityCRMLinks(cfg.ConsumerName))
+	nc, js, err := base.NATS(ctx, cfg.NATS, cfg.ConsumerName, natsbus.IdentityCRMLinks(cfg.ConsumerName))
 	if err != nil {
 		return err
 	}
@@ -145,6 +145,9 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	return base.Serve(ctx, cfg.Addr, map[string]func(context.Context) error{
 		"consumer":  cons.Run,
 		"crm links": links.Run,
+		"operator links": func(ctx context.Context) error {
+			return svc.ServeLinks(ctx, nc, cfg.ReplayKeys)
+		},
 	})
 }
 

@@ -41,6 +41,7 @@ type API struct {
 	status  Statuser
 	digest  Digester
 	dead    DeadLetterActions
+	linker  Linker
 	limiter AuthLimiter
 	log     *slog.Logger
 }
@@ -115,6 +116,8 @@ func (a *API) Handler(extra ...func(*http.ServeMux)) http.Handler {
 	mux.Handle("POST /v1/rebuild", a.auth(opsauth.ScopeOperate, a.postRebuild))
 	mux.Handle("GET /v1/status", a.auth(opsauth.ScopeRead, a.getStatus))
 	mux.Handle("GET /v1/digest", a.auth(opsauth.ScopeRead, a.getDigest))
+	mux.Handle("GET /v1/unlinked", a.auth(opsauth.ScopeRead, a.getUnlinked))
+	mux.Handle("POST /v1/customers/{id}/link", a.auth(opsauth.ScopeOperate, a.postLink))
 	mux.Handle("POST /v1/dead-letters/{seq}/replay", a.auth(opsauth.ScopeOperate, a.deadLetterAction))
 	mux.Handle("POST /v1/dead-letters/{seq}/discard", a.auth(opsauth.ScopeOperate, a.deadLetterAction))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

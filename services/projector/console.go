@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -56,8 +57,10 @@ const sessionCookie = "switchyard_session"
 // and only operate-scoped sessions may change anything.
 type Console struct {
 	store      *Store
-	dlq        *deadletter.Store // reads, as the projector
-	ops        *deadletter.Store // replays and discards, as the operator; nil: read-only
+	dlq        *deadletter.Store  // reads, as the projector
+	ops        *deadletter.Store  // replays and discards, as the operator; nil: read-only
+	opsNC      *nats.Conn         // the operator's connection: link commands; nil: read-only
+	signKey    ed25519.PrivateKey // signs link commands (the replay signing key); nil: unsigned
 	ledger     *ledger.Ledger
 	js         jetstream.JetStream
 	pool       *pgxpool.Pool
@@ -118,11 +121,11 @@ func NewConsole(ctx context.Context, c ConsoleConfig) (*Console, error) {
 		}
 	}
 	actions, err := c.Meter.Meter("github.com/switchyard/switchyard/services/projector").Int64Counter("switchyard_ops_manual_actions",
-		metric.WithDescription("Manual interventions in the ops console, by action (replay, discard)"))
+		metric.WithDescription("Manual interventions in the ops console and status API, by action (replay, discard, rebuild, link)"))
 	if err != nil {
 		return nil, err
 	}
-	for _, a := range []string{"replay", "discard", "rebuild"} {
+	for _, a := range []string{"replay", "discard", "rebuild", "link"} {
 		actions.Add(ctx, 0, metric.WithAttributes(attribute.String("action", a)))
 	}
 	if c.SessionTTL <= 0 {
@@ -131,6 +134,9 @@ func NewConsole(ctx context.Context, c ConsoleConfig) (*Console, error) {
 	con := &Console{store: c.Store, dlq: dlq, ops: ops, ledger: ledger.New(c.Pool), js: c.JetStream, pool: c.Pool, tokens: c.Tokens,
 		jaeger: strings.TrimRight(c.JaegerURL, "/"), gatewayURL: c.GatewayMetricsURL, ttl: c.SessionTTL, log: c.Logger,
 		actions: actions, now: time.Now, throttle: opsauth.NewThrottle(authLimit, authWindow, nil), proxies: c.TrustedProxies}
+	if c.Operator != nil {
+		con.opsNC, con.signKey = c.Operator.Conn(), c.ReplaySigningKey
+	}
 	if err := con.instrumentDLQ(c.Meter); err != nil {
 		return nil, err
 	}
@@ -226,6 +232,8 @@ func (c *Console) Register(mux *http.ServeMux) {
 	pages.Handle("POST /console/failures/{seq}/discard", c.page(true, c.discard))
 	pages.Handle("GET /console/customers", c.page(false, c.search))
 	pages.Handle("GET /console/customers/{id}", c.page(false, c.customerPage))
+	pages.Handle("GET /console/unlinked", c.page(false, c.unlinkedPage))
+	pages.Handle("POST /console/unlinked/{id}/link", c.page(true, c.linkAction))
 	pages.Handle("GET /console/audit", c.page(false, c.auditPage))
 	pages.Handle("GET /console/", c.page(false, func(req *request) { c.fail(req, http.StatusNotFound, "No such page.") }))
 	h := withSecurityHeaders(pages)

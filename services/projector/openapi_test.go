@@ -40,6 +40,8 @@ var apiRoutes = []string{
 	"POST /v1/rebuild",
 	"GET /v1/status",
 	"GET /v1/digest",
+	"GET /v1/unlinked",
+	"POST /v1/customers/{id}/link",
 	"POST /v1/dead-letters/{seq}/replay",
 	"POST /v1/dead-letters/{seq}/discard",
 }
@@ -169,6 +171,9 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"ConsumerLag":      reflect.TypeFor[projector.ConsumerLag](),
 		"Digest":           reflect.TypeFor[projector.Digest](),
 		"ActionResult":     reflect.TypeFor[projector.ActionResult](),
+		"UnlinkedPayer":    reflect.TypeFor[projector.UnlinkedPayer](),
+		"Candidate":        reflect.TypeFor[projector.Candidate](),
+		"LinkResult":       reflect.TypeFor[projector.LinkResult](),
 	}
 	for name, typ := range goTypes {
 		s, ok := schemas[name].(map[string]any)

@@ -190,7 +190,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		})
 		return rep, err
 	},
-		console.gatherOverview, func(ctx context.Context) Digest { return GatherDigest(ctx, js, store, console.dlq) }, log).WithDeadLetters(console).WithAuthLimiter(console)
+		console.gatherOverview, func(ctx context.Context) Digest { return GatherDigest(ctx, js, store, console.dlq) }, log).WithDeadLetters(console).WithLinker(console).WithAuthLimiter(console)
 	ln, err := net.Listen("tcp", cfg.OpsAddr)
 	if err != nil {
 		return fmt.Errorf("status API: listen %s: %w", cfg.OpsAddr, err)

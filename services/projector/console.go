@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -74,6 +75,8 @@ type Console struct {
 
 	throttle *opsauth.Throttle // failed logins and API authentications, per client and per token
 	proxies  []netip.Prefix    // trusted reverse proxies (X-Forwarded-For)
+
+	rebuildFailed atomic.Pointer[string] // why the rebuild to ViewVersion at start failed
 
 	overviewMu sync.Mutex
 	overviewAt time.Time

@@ -71,6 +71,16 @@ func (c *Console) gatherOverview(ctx context.Context) Overview {
 	}
 	o := Gather(ctx, c.js, c.store, c.dlq, c.gatewayURL)
 	o.JaegerConfigured, o.GatewayConfigured = c.jaeger != "", c.gatewayURL != ""
+	// A projection of another view version is being rebuilt at start, or
+	// its rebuild failed (on any replica: the version is in the database).
+	if v, err := StoredViewVersion(ctx, c.pool); err == nil && v != ViewVersion {
+		p := fmt.Sprintf("the projection holds views of version %d, this build writes %d: its rebuild from the streams is running", v, ViewVersion)
+		if e := c.rebuildFailed.Load(); e != nil {
+			p = fmt.Sprintf("the projection holds views of version %d, this build writes %d, and its rebuild failed (the old views keep serving until switchyard rebuild succeeds): %s", v, ViewVersion, *e)
+		}
+		o.Problems = append(o.Problems, p)
+		o.Healthy = false
+	}
 	c.overviewV, c.overviewAt = o, time.Now()
 	return o
 }

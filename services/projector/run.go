@@ -214,6 +214,8 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 				log.InfoContext(ctx, "another replica is rebuilding the projection")
 			case err != nil && ctx.Err() == nil:
 				log.ErrorContext(ctx, "could not rebuild the projection to the current view version; run switchyard rebuild", "error", err)
+				why := err.Error()
+				console.rebuildFailed.Store(&why) // the overview and switchyard status say so
 			}
 			<-ctx.Done()
 			return nil

@@ -3,13 +3,16 @@ package projector_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/platform/testkit"
 	"github.com/switchyard/switchyard/services/projector"
@@ -77,7 +80,6 @@ func TestProjectionOfAnotherViewVersionIsRebuiltAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop = run()
-	defer stop()
 	testkit.WaitFor(t, 30*time.Second, "the projection rebuilt to the current view version", func() bool {
 		v, err := projector.StoredViewVersion(ctx, pool)
 		return err == nil && v == projector.ViewVersion
@@ -94,4 +96,42 @@ func TestProjectionOfAnotherViewVersionIsRebuiltAtStart(t *testing.T) {
 			t.Fatalf("rebuilt row %d:\n got %s\nwant %s", i, got[i], want[i])
 		}
 	}
+	stop()
+
+	// A rebuild at start that cannot succeed (a stream no longer holds its
+	// first message) leaves the old views serving, and says so where an
+	// operator looks: the status API's problems, until someone rebuilds.
+	if _, err := pool.Exec(ctx, `COMMENT ON SCHEMA projection IS NULL`); err != nil {
+		t.Fatal(err)
+	}
+	billing, err := js.Stream(ctx, natsbus.StreamBilling)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := billing.DeleteMsg(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	stop = run()
+	defer stop()
+	h.api = "http://" + env("OPS_ADDR")
+	var problems []string
+	testkit.WaitFor(t, 30*time.Second, "the failed rebuild in the status API's problems", func() bool {
+		code, body := h.get(t, "/v1/status", readToken)
+		var o struct {
+			Problems []string `json:"problems"`
+			Healthy  bool     `json:"healthy"`
+		}
+		if code != http.StatusOK || json.Unmarshal(body, &o) != nil {
+			return false
+		}
+		problems = o.Problems
+		for _, p := range o.Problems {
+			if strings.Contains(p, "holds views of version 0, this build writes") && strings.Contains(p, "its rebuild failed") &&
+				strings.Contains(p, "stream history incomplete") && !o.Healthy {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("problems: %q", problems)
 }

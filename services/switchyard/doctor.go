@@ -32,7 +32,7 @@ import (
 )
 
 const doctorUsage = `usage:
-  switchyard doctor [--json] [--webhook-url URL]
+  switchyard doctor [--json] [--webhook-url URL] [--without VENDORS]
 
 Launch readiness in one command. It changes nothing (its two NATS probes
 are built to have no effect) and prints one line per check: ok, FAIL or
@@ -55,10 +55,15 @@ skipped, with what to do about it.
                event type the hub handles and renders stripe-go's API version
 
 A vendor that is not configured is skipped outside production and fails in
-production. Exits 0 only when every check is ok (a skipped check counts as
-ok in development only), 1 otherwise; --json prints
+production, unless --without says the deployment does not use it. Exits 0
+only when every check is ok or off (a skipped check counts as ok in
+development only), 1 otherwise; --json prints
 {"env", "ok", "checks": [{"name", "status", "detail"}]}.
 
+  --without VENDORS       vendors this deployment deliberately does not use,
+                          comma-separated: hubspot, zendesk, slack, stripe (the
+                          Stripe API: no STRIPE_API_KEY); their checks report
+                          "off" and pass
   --webhook-url URL       the gateway's public webhook URL as Stripe calls it
                           (default SWITCHYARD_WEBHOOK_URL; unset: every endpoint
                           of the key's mode is reported)
@@ -80,6 +85,7 @@ const (
 	checkOK      = "ok"
 	checkFail    = "fail"
 	checkSkipped = "skipped"
+	checkOff     = "off" // a vendor the deployment does not use (--without)
 )
 
 // checkResult is one line of the doctor's report.
@@ -141,7 +147,11 @@ var errNotReady = errors.New("not ready")
 const checkTimeout = 20 * time.Second
 
 // doctorConfig is the environment the doctor checks.
+// doctorVendors are the checks --without may turn off.
+var doctorVendors = []string{"hubspot", "zendesk", "slack", "stripe"}
+
 type doctorConfig struct {
+	without    map[string]bool // vendors the deployment does not use (--without)
 	env        string
 	nats       natsbus.Options
 	database   config.Secret
@@ -196,13 +206,26 @@ func doctorCmd(ctx context.Context, args []string, getenv func(string) string, s
 	fs.Usage = func() { fmt.Fprint(stderr, doctorUsage) }
 	asJSON := fs.Bool("json", false, "print JSON")
 	webhookURL := fs.String("webhook-url", "", "the gateway's public webhook URL (default SWITCHYARD_WEBHOOK_URL)")
+	without := fs.String("without", "", "vendors the deployment does not use")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil // fs.Usage printed it
 	} else if err != nil || fs.NArg() != 0 {
 		fs.Usage()
 		return errUsage
 	}
-	rep := runDoctor(ctx, loadDoctorConfig(getenv, *webhookURL))
+	c := loadDoctorConfig(getenv, *webhookURL)
+	c.without = map[string]bool{}
+	for _, v := range strings.Split(*without, ",") {
+		if v = strings.TrimSpace(strings.ToLower(v)); v == "" {
+			continue
+		}
+		if !slices.Contains(doctorVendors, v) {
+			fmt.Fprintf(stderr, "switchyard doctor: --without %q: not one of %s\n", v, strings.Join(doctorVendors, ", "))
+			return errUsage
+		}
+		c.without[v] = true
+	}
+	rep := runDoctor(ctx, c)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -232,22 +255,30 @@ func (r doctorReport) blocking() []string {
 // passes reports whether c lets the hub launch in env: ok, or skipped in
 // development.
 func (c checkResult) passes(env string) bool {
-	return c.Status == checkOK || c.Status == checkSkipped && env == "development"
+	return c.Status == checkOK || c.Status == checkOff || c.Status == checkSkipped && env == "development"
 }
 
 // runDoctor runs every check concurrently and reports them in order.
 func runDoctor(ctx context.Context, c doctorConfig) doctorReport {
 	client := &http.Client{Timeout: checkTimeout}
+	vendor := func(name string, check func(context.Context, *http.Client, doctorConfig) checkResult) func(context.Context) checkResult {
+		return func(ctx context.Context) checkResult {
+			if c.without[name] {
+				return checkResult{Name: name, Status: checkOff, Detail: "not used by this deployment (--without)"}
+			}
+			return check(ctx, client, c)
+		}
+	}
 	checks := []func(context.Context) checkResult{
 		func(context.Context) checkResult { return checkConfig(c) },
 		func(ctx context.Context) checkResult { return checkStreams(ctx, c.nats) },
 		func(ctx context.Context) checkResult { return checkPermissions(ctx, c.nats) },
 		func(ctx context.Context) checkResult { return checkMigrations(ctx, c.database) },
 		func(context.Context) checkResult { return checkSecrets(c) },
-		func(ctx context.Context) checkResult { return checkHubSpot(ctx, client, c) },
-		func(ctx context.Context) checkResult { return checkZendesk(ctx, client, c) },
-		func(ctx context.Context) checkResult { return checkSlack(ctx, client, c) },
-		func(ctx context.Context) checkResult { return checkStripeEndpoint(ctx, client, c) },
+		vendor("hubspot", checkHubSpot),
+		vendor("zendesk", checkZendesk),
+		vendor("slack", checkSlack),
+		vendor("stripe", checkStripeEndpoint),
 	}
 	rep := doctorReport{Env: c.env, OK: true, Checks: make([]checkResult, len(checks))}
 	var wg sync.WaitGroup

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -307,6 +308,32 @@ func TestDoctorFindsLaunchBlockers(t *testing.T) {
 			}
 			noSecrets(t, out+errOut)
 		})
+	}
+}
+
+// TestDoctorWithout: a vendor the deployment deliberately does not use
+// (--without) is "off" and passes, even in production where an unset one
+// fails; a name that is no vendor is a usage error.
+func TestDoctorWithout(t *testing.T) {
+	s := newDoctorSetup(t)
+	env := with(s.env, map[string]string{"SWITCHYARD_ENV": "production", "ZENDESK_API_TOKEN": "", "ZENDESK_EMAIL": ""})
+	rep, _, _, _ := doctorCLI(t, env)
+	if c := result(t, rep, "zendesk"); c.Status != checkFail {
+		t.Errorf("zendesk unset in production: %s %q, want fail", c.Status, c.Detail)
+	}
+	rep, _, _, _ = doctorCLI(t, env, "--without", "zendesk, slack")
+	for _, name := range []string{"zendesk", "slack"} {
+		if c := result(t, rep, name); c.Status != checkOff || !c.passes("production") {
+			t.Errorf("%s --without: %s %q, want off, passing", name, c.Status, c.Detail)
+		}
+	}
+	if c := result(t, rep, "hubspot"); c.Status == checkOff {
+		t.Errorf("hubspot is off without being named")
+	}
+	var errOut bytes.Buffer
+	if code := run(context.Background(), []string{"doctor", "--without", "jira"}, func(k string) string { return env[k] }, nil, io.Discard, &errOut); code != 2 ||
+		!strings.Contains(errOut.String(), `--without "jira": not one of hubspot, zendesk, slack, stripe`) {
+		t.Errorf("--without jira: exit %d %q, want 2 naming the vendors", code, errOut.String())
 	}
 }
 

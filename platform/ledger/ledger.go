@@ -24,9 +24,37 @@
 //     its window and by the next consumer's ledger after it.
 //   - The ack is last: a lost ack is a redelivery, which the above absorbs.
 //
-// The ledger is safe for concurrent use; two deliveries of one message
-// racing each other may both run an external effect (see above), but only
-// one row is kept.
+// # Concurrency: one run of an effect at a time
+//
+// Two deliveries of one message can be in flight at once: AckWait expiring
+// under a handler, a replay while the original is retried, two replicas.
+// Once therefore claims its key before the effect: it holds a
+// transaction-scoped advisory lock on the key (pg_advisory_xact_lock) on a
+// connection of its own from lookup through effect to the insert of the
+// row and COMMIT. A second Once of the same key, in this process or
+// another, waits for the lock, then finds the row and returns the recorded
+// result without running the effect; it is not a failure. If the holder's
+// effect fails, the lock is released with nothing recorded and the waiter
+// runs the effect itself.
+//
+// A lock, not an in-progress row with a lease, because its crash behaviour
+// needs no timing: a process that dies (kill -9 included) drops its
+// connection and PostgreSQL releases the lock at once, so the next delivery
+// runs the effect — the crash case above, absorbed by the natural key. The
+// cost is a connection per effect in flight, idle in its transaction while
+// the vendor answers (READ COMMITTED, so it holds back no vacuum; the
+// claim turns idle_in_transaction_session_timeout off for itself, or the
+// server would drop the claim under a slow effect). Give a consumer with
+// many workers its own claim pool (OpenClaimPool, WithClaimPool) of one
+// connection per worker, so effects in flight never starve the service's
+// other queries (readiness, failure history); an effect must not need a
+// connection from the pool its claim is held on. A waiter gives up after
+// ClaimWait with a transient error (the message is retried), so a claim
+// held by a host that vanished without closing its connection (until the
+// server's TCP keepalive notices) delays, but does not wedge, the key.
+//
+// Effects recorded with RecordTx are not claimed: their transaction and the
+// unique row make them once already. The ledger is safe for concurrent use.
 package ledger
 
 import (
@@ -37,8 +65,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/postgres"
 )
 
@@ -60,16 +90,51 @@ type Key struct {
 func (k Key) String() string { return k.Consumer + "/" + k.MessageID + "/" + k.Effect }
 
 // Ledger reads and writes done effects.
-type Ledger struct{ pool *pgxpool.Pool }
+type Ledger struct {
+	pool      *pgxpool.Pool
+	claims    *pgxpool.Pool // Once's claims; pool unless WithClaimPool
+	claimWait time.Duration
+}
+
+// Option configures a Ledger.
+type Option func(*Ledger)
+
+// WithClaimPool makes Once hold its claims on connections of claims instead
+// of the ledger's pool (see the package doc and OpenClaimPool).
+func WithClaimPool(claims *pgxpool.Pool) Option { return func(l *Ledger) { l.claims = claims } }
+
+// WithClaimWait replaces ClaimWait, the longest Once waits for another run
+// of its key.
+func WithClaimWait(d time.Duration) Option { return func(l *Ledger) { l.claimWait = d } }
 
 // New returns a Ledger over pool. Call Migrate first.
-func New(pool *pgxpool.Pool) *Ledger { return &Ledger{pool: pool} }
+func New(pool *pgxpool.Pool, opts ...Option) *Ledger {
+	l := &Ledger{pool: pool, claims: pool, claimWait: ClaimWait}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
+}
+
+// OpenClaimPool opens a pool for WithClaimPool: pool's server, credentials
+// and settings, at most n connections (one per worker that may run Once),
+// each opened when first needed. The caller closes it, after the consumers
+// that use it have stopped.
+func OpenClaimPool(ctx context.Context, pool *pgxpool.Pool, n int) (*pgxpool.Pool, error) {
+	cfg := pool.Config()
+	cfg.MaxConns = int32(max(n, 1))
+	cfg.MinConns = 0
+	claims, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ledger claim pool: %w", err)
+	}
+	return claims, nil
+}
 
 // Lookup returns the recorded result of k and whether k is done.
 func (l *Ledger) Lookup(ctx context.Context, k Key) ([]byte, bool, error) {
 	var result []byte
-	err := l.pool.QueryRow(ctx, `SELECT result FROM done_effects WHERE consumer = $1 AND message_id = $2 AND effect = $3`,
-		k.Consumer, k.MessageID, k.Effect).Scan(&result)
+	err := l.pool.QueryRow(ctx, lookupSQL, k.Consumer, k.MessageID, k.Effect).Scan(&result)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, nil
 	}
@@ -101,12 +166,64 @@ func (l *Ledger) RecordTx(ctx context.Context, tx pgx.Tx, k Key, result []byte) 
 const insertSQL = `INSERT INTO done_effects (consumer, message_id, effect, result) VALUES ($1, $2, $3, $4)
 	ON CONFLICT (consumer, message_id, effect) DO NOTHING`
 
+// ClaimWait bounds how long Once waits for another run of the same key to
+// finish before it gives up with a transient error (WithClaimWait changes
+// it): longer than any effect takes, rate limiters and retries included.
+const ClaimWait = 5 * time.Minute
+
+// ErrClaimWait is returned (wrapped, and marked transient) when another run
+// of the key held it for longer than ClaimWait.
+var ErrClaimWait = errors.New("another run of this effect is still in progress")
+
 // Once runs effect unless k is already done, records its result, and
-// returns it (or the recorded one). See the package doc for what a crash
-// between effect and record means.
+// returns it (or the recorded one). It claims k first, so concurrent calls
+// for k, in any process, run effect at most once between them: the others
+// wait and return its recorded result (see the package doc). A failed
+// effect records nothing and releases the claim. See the package doc for
+// what a crash between effect and record means.
 func (l *Ledger) Once(ctx context.Context, k Key, effect func(context.Context) ([]byte, error)) ([]byte, error) {
+	// Done already (the usual redelivery): no claim needed.
 	if result, done, err := l.Lookup(ctx, k); err != nil || done {
 		return result, err
+	}
+	conn, err := l.claims.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger claim %s: %w", k, err)
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger claim %s: %w", k, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			// Releases the claim; bounded and apart from ctx, so a cancelled
+			// caller leaves a clean connection behind (a failed rollback
+			// closes it, which releases the claim all the same).
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+			defer cancel()
+			_ = tx.Rollback(rctx)
+		}
+	}()
+	if _, err := tx.Exec(ctx, claimSettingsSQL, fmt.Sprintf("%dms", max(l.claimWait.Milliseconds(), 1))); err != nil {
+		return nil, fmt.Errorf("ledger claim %s: %w", k, err)
+	}
+	if _, err := tx.Exec(ctx, claimSQL, claimKey(k)); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available: lock_timeout
+			return nil, errclass.Transient(fmt.Errorf("ledger claim %s: %w (waited %v)", k, ErrClaimWait, l.claimWait))
+		}
+		return nil, fmt.Errorf("ledger claim %s: %w", k, err)
+	}
+	// Holding the claim: a run before us may have finished meanwhile (READ
+	// COMMITTED: this statement sees what it committed).
+	var recorded []byte
+	switch err := tx.QueryRow(ctx, lookupSQL, k.Consumer, k.MessageID, k.Effect).Scan(&recorded); {
+	case err == nil:
+		return recorded, nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return nil, fmt.Errorf("ledger lookup %s: %w", k, err)
 	}
 	result, err := effect(ctx)
 	if err != nil {
@@ -117,11 +234,38 @@ func (l *Ledger) Once(ctx context.Context, k Key, effect func(context.Context) (
 	// does it again. Bounded, so a dead database cannot hold shutdown.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	if err := l.Record(rctx, k, result); err != nil {
-		return nil, err
+	_, err = tx.Exec(rctx, insertSQL, k.Consumer, k.MessageID, k.Effect, result)
+	if err == nil {
+		err = tx.Commit(rctx)
+	}
+	if err == nil {
+		committed = true
+		return result, nil
+	}
+	// The claim's connection failed under us (the server restarted, say):
+	// the claim is gone, but the effect is done, so record it anyway; a run
+	// that took the claim meanwhile may have recorded first, and its
+	// result is the one kept.
+	if rerr := l.Record(rctx, k, result); rerr != nil {
+		return nil, errors.Join(fmt.Errorf("ledger record %s: %w", k, err), rerr)
+	}
+	if kept, done, lerr := l.Lookup(rctx, k); lerr == nil && done {
+		return kept, nil
 	}
 	return result, nil
 }
+
+const (
+	lookupSQL = `SELECT result FROM done_effects WHERE consumer = $1 AND message_id = $2 AND effect = $3`
+	// The claim is an idle transaction while the effect runs: the server
+	// must not end it for that, and a waiter gives up after ClaimWait.
+	claimSettingsSQL = `SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', '0', true)`
+	claimSQL         = `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`
+)
+
+// claimKey is the advisory lock's name for k, apart from other advisory
+// locks taken on the same key string (the daily digest's).
+func claimKey(k Key) string { return "switchyard.ledger.claim/" + k.String() }
 
 // recordTimeout bounds recording an effect that is already done.
 const recordTimeout = 10 * time.Second

@@ -6,8 +6,9 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/errclass"
@@ -30,30 +31,28 @@ var criticalFlows = map[string]bool{
 	subjects.BillingSubscriptionCanceled: true, subjects.BillingRefundIssued: true, subjects.BillingDisputeOpened: true,
 }
 
-// Alerter turns dead letters and retry storms into alerts. It is safe for
-// concurrent use.
+// Alerter turns dead letters and retry storms into alerts. Its memory —
+// when each kind last went out, what was folded since, the recent CRM
+// retries — is in PostgreSQL (state), shared by every replica and kept
+// across restarts. It is safe for concurrent use.
 type Alerter struct {
 	post     Poster
 	ledger   *ledger.Ledger
+	state    state
 	consumer string
 	window   time.Duration // alerts of one kind within it are folded
 	storm    int           // CRM retries per minute that make a storm
 	log      *slog.Logger
 	now      func() time.Time
 	console  slack.Console // the only place alerts link to
-
-	mu         sync.Mutex
-	lastSent   map[string]time.Time // kind → last alert sent
-	suppressed map[string]int       // kind → alerts folded since
-	retries    []time.Time          // recent CRM retries
-	lastStorm  time.Time
 }
 
-// NewAlerter wires the alerting path; alerts link to console's pages when
-// it is set.
-func NewAlerter(p Poster, l *ledger.Ledger, consumerName string, window time.Duration, storm int, console slack.Console, log *slog.Logger) *Alerter {
-	return &Alerter{post: p, ledger: l, consumer: consumerName, window: window, storm: storm, console: console, log: log, now: time.Now,
-		lastSent: map[string]time.Time{}, suppressed: map[string]int{}}
+// NewAlerter wires the alerting path over pool (Migrate first); alerts
+// link to console's pages when it is set.
+func NewAlerter(p Poster, pool *pgxpool.Pool, consumerName string, window time.Duration, storm int, console slack.Console, log *slog.Logger) *Alerter {
+	l := ledger.New(pool)
+	return &Alerter{post: p, ledger: l, state: state{pool: pool, ledger: l}, consumer: consumerName, window: window, storm: storm,
+		console: console, log: log, now: time.Now}
 }
 
 // HandleDeadLetter alerts on one dead letter (m is the dlq.<consumer>
@@ -76,15 +75,19 @@ func (a *Alerter) HandleDeadLetter(ctx context.Context, m *consumer.Message) err
 		return err // already alerted (a redelivery), or the ledger is down (retry)
 	}
 	critical := dl.Consumer == "support" && criticalFlows[dl.OriginalSubject]
-	kind := dl.Consumer + "/" + dl.Class.String()
-	folded, send := a.admit(kind, critical)
-	if !send {
-		return nil // counted; the next alert of this kind reports it
+	// The consumer name comes from the dead letter (anyone who may publish
+	// to dlq.> wrote it): a key, so made storable.
+	kind, _ := sinktext.Truncate(sinktext.Line(dl.Consumer)+"/"+dl.Class.String(), 200, sinktext.Bytes)
+	folded, send, err := a.state.admit(ctx, kind, critical, a.now(), a.window, key)
+	if err != nil || !send {
+		return err // folded: counted, and the next alert of this kind reports it
 	}
 	text := a.deadLetterText(dl, m.Sequence, critical, folded)
 	_, err = a.ledger.Once(ctx, key, func(ctx context.Context) ([]byte, error) { return nil, a.post.Post(ctx, text) })
 	if err != nil {
-		a.unadmit(kind, folded)
+		if uerr := a.state.unadmit(ctx, kind, folded); uerr != nil {
+			a.log.WarnContext(ctx, "alert state not restored after a failed post", "error", uerr)
+		}
 		return fmt.Errorf("post alert: %w", err)
 	}
 	return nil
@@ -102,30 +105,25 @@ func (a *Alerter) HandleCRMRetry(ctx context.Context, m *consumer.Message) error
 		return nil
 	}
 	now := a.now()
-	a.mu.Lock()
-	cut := now.Add(-time.Minute)
-	kept := a.retries[:0]
-	for _, t := range a.retries {
-		if t.After(cut) {
-			kept = append(kept, t)
-		}
+	n, err := a.state.stormRetry(ctx, m.ID, now)
+	if err != nil {
+		return fmt.Errorf("count CRM retries: %w", err)
 	}
-	a.retries = append(kept, now)
-	n := len(a.retries)
-	storm := n >= a.storm && now.Sub(a.lastStorm) >= time.Minute
-	a.mu.Unlock()
-	if !storm {
+	if n < a.storm {
 		return nil
+	}
+	if claimed, err := a.state.claimStorm(ctx, "crm_retries", now); err != nil || !claimed {
+		return err // another alert went out within the minute (maybe from another replica)
 	}
 	text := fmt.Sprintf(":cyclone: CRM retry storm: %d sync retries in the last minute (last: %s, %s). Syncs are delayed, not lost; %s shows any that gave up.",
 		n, slack.Code(errclass.FromProto(p.GetErrorClass()).String()), slack.Code(p.GetReason()), slack.Code("switchyard dlq list --consumer crm"))
 	if err := a.post.Post(ctx, text); err != nil {
 		a.log.WarnContext(ctx, "post storm alert", "error", err)
+		if err := a.state.releaseStorm(ctx, "crm_retries", now); err != nil {
+			a.log.WarnContext(ctx, "storm state not restored after a failed post", "error", err)
+		}
 		return nil // the next retry outcome tries again
 	}
-	a.mu.Lock()
-	a.lastStorm = now
-	a.mu.Unlock()
 	return nil
 }
 
@@ -145,19 +143,14 @@ func (a *Alerter) Run(ctx context.Context) error {
 }
 
 func (a *Alerter) flushFolded(ctx context.Context) {
-	a.mu.Lock()
-	now := a.now()
-	pending := map[string]int{}
-	for kind, n := range a.suppressed {
-		if n > 0 && now.Sub(a.lastSent[kind]) >= a.window {
-			pending[kind] = n
-			a.suppressed[kind] = 0
-			a.lastSent[kind] = now
-		}
+	pending, err := a.state.due(ctx, a.now(), a.window)
+	if err != nil {
+		a.log.WarnContext(ctx, "read folded alerts", "error", err)
+		return
 	}
-	a.mu.Unlock()
 	for kind, n := range pending {
-		consumerName, class, _ := strings.Cut(kind, "/")
+		i := strings.LastIndexByte(kind, '/') // the class has none; a consumer name may
+		consumerName, class := kind[:max(i, 0)], kind[i+1:]
 		text := fmt.Sprintf(":warning: %d more dead letter(s) in %s (%s) since the last alert: %s",
 			n, slack.Code(consumerName), slack.Code(class), slack.Code("switchyard dlq list --consumer "+consumerName+" --class "+class))
 		if link := a.console.Link("Failures in the console", "console", "failures"); link != "" {
@@ -165,35 +158,11 @@ func (a *Alerter) flushFolded(ctx context.Context) {
 		}
 		if err := a.post.Post(ctx, text); err != nil {
 			a.log.WarnContext(ctx, "post folded-alerts summary", "error", err)
-			a.mu.Lock()
-			a.suppressed[kind] += n
-			a.mu.Unlock()
+			if err := a.state.restore(ctx, kind, n); err != nil {
+				a.log.WarnContext(ctx, "folded alerts not restored after a failed post", "kind", kind, "count", n, "error", err)
+			}
 		}
 	}
-}
-
-// admit decides whether an alert of kind goes out now; it returns how many
-// were folded into it.
-func (a *Alerter) admit(kind string, critical bool) (folded int, send bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	now := a.now()
-	if !critical && now.Sub(a.lastSent[kind]) < a.window {
-		a.suppressed[kind]++
-		return 0, false
-	}
-	folded = a.suppressed[kind]
-	a.suppressed[kind] = 0
-	a.lastSent[kind] = now
-	return folded, true
-}
-
-// unadmit undoes admit after a failed post, so the retry is sent.
-func (a *Alerter) unadmit(kind string, folded int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.lastSent, kind)
-	a.suppressed[kind] += folded
 }
 
 // deadLetterText is the alert for one dead letter (seq is its place in

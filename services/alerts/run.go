@@ -119,7 +119,10 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	alerter := NewAlerter(sl, ledger.New(pool), ConsumerName, cfg.Window, cfg.Storm, cfg.Console, log)
+	if err := Migrate(ctx, pool); err != nil {
+		return err
+	}
+	alerter := NewAlerter(sl, pool, ConsumerName, cfg.Window, cfg.Storm, cfg.Console, log)
 	dead, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: ConsumerName, Stream: natsbus.StreamDLQ, Subjects: []string{wire.DLQAll}, Workers: 1,
 		ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,

@@ -124,8 +124,8 @@ var hubEventTypes = []string{
 
 // currentMigrations is the newest migration of each service's tables in
 // this build, as `switchyard migrate` records them in switchyard_migrations
-// (ledger: platform/ledger, identity and projector: their migrations
-// folders). TestDoctorKnowsTheCurrentMigrations fails when a migration is
+// (ledger: platform/ledger, identity, projector and alerts: their
+// migrations folders). TestDoctorKnowsTheCurrentMigrations fails when a migration is
 // added and this is not.
 var currentMigrations = []struct {
 	service string
@@ -133,7 +133,8 @@ var currentMigrations = []struct {
 }{
 	{"ledger", 1},
 	{"identity", 3},
-	{"projector", 2},
+	{"projector", 3},
+	{"alerts", 1},
 }
 
 // keyTables are tables migrate creates that the services cannot run

@@ -43,7 +43,7 @@ func TestMigrateIsIdempotentAndSaysWhatItChanged(t *testing.T) {
 		return m
 	}
 	wantNATS := len(natsbus.StreamNames()) + len(natsbus.Durables(natsbus.Options{}))
-	wantSQL := []string{"ledger", "identity", "projector", "projection"}
+	wantSQL := []string{"ledger", "identity", "projector", "alerts", "projection"}
 
 	first := migrateJSON()
 	if len(first.NATS) != wantNATS || len(first.Postgres) != len(wantSQL) {

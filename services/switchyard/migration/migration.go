@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/postgres"
+	"github.com/switchyard/switchyard/services/alerts"
 	"github.com/switchyard/switchyard/services/identity"
 	"github.com/switchyard/switchyard/services/projector"
 )
@@ -159,6 +160,7 @@ func migrateSQL(ctx context.Context, dbURL string) ([]SQLChange, error) {
 		{"ledger", ledger.Migrate},
 		{"identity", identity.Migrate},
 		{"projector", projector.MigrateOps},
+		{"alerts", alerts.Migrate},
 	}
 	for _, s := range steps {
 		before, err := appliedMigrations(ctx, pool, s.name)

@@ -41,6 +41,16 @@ func (ts Tokens) sessionKey() []byte {
 	return m.Sum(nil)
 }
 
+// ThrottleKey keys the failed-authentication throttle's token fingerprints
+// (Throttle.Shared): derived from every configured token like the session
+// key, so replicas agree and nobody without the tokens can test a guess
+// against a stored fingerprint.
+func (ts Tokens) ThrottleKey() []byte {
+	m := hmac.New(sha256.New, []byte("switchyard-ops-throttle-v1"))
+	m.Write(ts.sessionKey())
+	return m.Sum(nil)
+}
+
 // NewSession starts a session for p lasting ttl.
 func (ts Tokens) NewSession(p Principal, ttl time.Duration, now time.Time) (Session, string) {
 	b := make([]byte, 16)

@@ -1,6 +1,7 @@
 package opsauth
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -28,10 +29,33 @@ type Throttle struct {
 	window time.Duration
 	now    func() time.Time
 	key    []byte
+	shared FailureLog // nil: this process's table alone
 
 	mu    sync.Mutex
 	fails map[string][]time.Time // key → its latest failures, oldest first, at most limit
 }
+
+// FailureLog keeps failed authentications where every replica of the ops
+// surface counts them (PostgreSQL, in the projector), so a guesser is not
+// given a fresh budget per replica or by a restart.
+type FailureLog interface {
+	// Failures returns, for each key, its failures at or after since,
+	// oldest first, at most the newest limit.
+	Failures(ctx context.Context, keys []string, since time.Time, limit int) (map[string][]time.Time, error)
+	// Record adds a failure at at for each key.
+	Record(ctx context.Context, keys []string, at time.Time) error
+}
+
+// Shared makes t count in log, with fingerprints under key (the same on
+// every replica, and secret: Tokens.ThrottleKey). When log fails, t falls
+// back to its own table, so throttling never stops.
+func (t *Throttle) Shared(log FailureLog, key []byte) *Throttle {
+	t.shared, t.key = log, key
+	return t
+}
+
+// sharedTimeout bounds a FailureLog call on the authentication path.
+const sharedTimeout = 2 * time.Second
 
 // maxKeys bounds a Throttle's table.
 const maxKeys = 10000
@@ -51,11 +75,24 @@ func NewThrottle(limit int, window time.Duration, now func() time.Time) *Throttl
 // none was presented) may go ahead; when it may not, retryAfter is how long
 // until it may (at least a second).
 func (t *Throttle) Check(addr, token string) (retryAfter time.Duration, ok bool) {
+	now := t.now()
+	keys := t.keys(addr, token)
+	var shared map[string][]time.Time
+	if t.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		var err error
+		if shared, err = t.shared.Failures(ctx, keys, now.Add(-t.window), t.limit); err != nil {
+			shared = nil // this process's own count decides
+		}
+		cancel()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := t.now()
-	for _, k := range t.keys(addr, token) {
+	for _, k := range keys {
 		fs := t.recent(k, now)
+		if s, ok := shared[k]; ok && len(s) > len(fs) {
+			fs = s
+		}
 		if len(fs) < t.limit {
 			continue
 		}
@@ -72,10 +109,16 @@ func (t *Throttle) Check(addr, token string) (retryAfter time.Duration, ok bool)
 
 // Fail records a failed attempt from addr presenting token.
 func (t *Throttle) Fail(addr, token string) {
+	now := t.now()
+	keys := t.keys(addr, token)
+	if t.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		_ = t.shared.Record(ctx, keys, now) // on failure, the own table still counts it
+		cancel()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := t.now()
-	for _, k := range t.keys(addr, token) {
+	for _, k := range keys {
 		fs := t.recent(k, now)
 		if fs == nil && len(t.fails) >= maxKeys {
 			t.evict(now)

@@ -1,6 +1,7 @@
 package projector_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -8,6 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/testkit"
+	"github.com/switchyard/switchyard/services/projector"
 )
 
 // apiAs calls GET /v1/status with token as the client a trusted proxy
@@ -116,5 +122,57 @@ func TestLoginThrottlePerToken(t *testing.T) {
 	checkRetryAfter(t, "login 429", hdr)
 	if code, _ := attempt(operateToken, "192.0.2.11"); code != http.StatusSeeOther {
 		t.Fatalf("a valid token from that client: %d, want 303 (logged in)", code)
+	}
+}
+
+// TestThrottleIsSharedByReplicas: two projectors on one database (two
+// replicas behind a load balancer, or one restarted): ten failed
+// authentications from one client on the first lock that client out of
+// the second as well, and of a third started afterwards.
+func TestThrottleIsSharedByReplicas(t *testing.T) {
+	t.Parallel()
+	b := testkit.NATS(t)
+	dbURL := testkit.Postgres(t)
+	replica := func() *hub {
+		ops := freeAddr(t)
+		env := config.MapEnv(map[string]string{
+			"PROJECTOR_ADDR": freeAddr(t), "OPS_ADDR": ops, "NATS_URL": b.URL, "DATABASE_URL": dbURL, "LOG_LEVEL": "error",
+			"SWITCHYARD_OPS_TOKENS": opsTokens, "OPS_TRUSTED_PROXIES": "127.0.0.1, ::1",
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- projector.Run(ctx, env, io.Discard) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("projector.Run: %v", err)
+			}
+		})
+		testkit.WaitFor(t, 20*time.Second, "projector ready", func() bool {
+			resp, err := http.Get("http://" + env("PROJECTOR_ADDR") + "/readyz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+		return &hub{api: "http://" + ops}
+	}
+	first, second := replica(), replica()
+	for i := range 10 {
+		if code, body, _ := first.apiAs(t, fmt.Sprintf("guess-%02d-0123456789abcdef", i), "203.0.113.8"); code != http.StatusUnauthorized {
+			t.Fatalf("unknown token %d on the first replica: %d %s, want 401", i+1, code, body)
+		}
+	}
+	for name, h := range map[string]*hub{"the second replica": second, "a replica started later": replica()} {
+		code, body, hdr := h.apiAs(t, operateToken, "203.0.113.8")
+		if code != http.StatusTooManyRequests {
+			t.Errorf("%s, a valid token from the client the first locked out: %d %s, want 429", name, code, body)
+			continue
+		}
+		checkRetryAfter(t, name, hdr)
+		if code, body, _ := h.apiAs(t, operateToken, "198.51.100.10"); code != http.StatusOK {
+			t.Errorf("%s, another client: %d %s, want 200", name, code, body)
+		}
 	}
 }

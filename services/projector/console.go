@@ -136,7 +136,10 @@ func NewConsole(ctx context.Context, c ConsoleConfig) (*Console, error) {
 	}
 	con := &Console{store: c.Store, dlq: dlq, ops: ops, ledger: ledger.New(c.Pool), js: c.JetStream, pool: c.Pool, tokens: c.Tokens,
 		jaeger: strings.TrimRight(c.JaegerURL, "/"), gatewayURL: c.GatewayMetricsURL, ttl: c.SessionTTL, log: c.Logger,
-		actions: actions, now: time.Now, throttle: opsauth.NewThrottle(authLimit, authWindow, nil), proxies: c.TrustedProxies}
+		actions: actions, now: time.Now, proxies: c.TrustedProxies,
+		// Failed logins and API authentications are counted by every
+		// replica in PostgreSQL.
+		throttle: opsauth.NewThrottle(authLimit, authWindow, nil).Shared(authFailures{pool: c.Pool, window: authWindow}, c.Tokens.ThrottleKey())}
 	if c.Operator != nil {
 		con.opsNC, con.signKey = c.Operator.Conn(), c.ReplaySigningKey
 	}

@@ -2,6 +2,7 @@ package projector_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
@@ -690,4 +691,41 @@ func newFounderFixture(t *testing.T) *founderFixture {
 		t.Fatalf("dead letters: %d, %v; want %d", len(es), err, len(f.seqs))
 	}
 	return f
+}
+
+// TestOverviewSumsGatewayReplicas: with one metrics URL per gateway
+// replica, the webhook figures are their sum; an unreachable replica is a
+// problem named by its URL, not a silent undercount.
+func TestOverviewSumsGatewayReplicas(t *testing.T) {
+	t.Parallel()
+	gw := func(body string) string {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, body) }))
+		t.Cleanup(s.Close)
+		return s.URL
+	}
+	other := gw(`switchyard_gateway_webhooks_received_total{result="accepted"} 30
+switchyard_gateway_webhooks_received_total{result="signature_invalid"} 2
+`)
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	h := start(t, map[string]string{"GATEWAY_METRICS_URL": gw(gatewayMetrics) + ", " + other + "," + gone.URL})
+	code, body := h.get(t, "/v1/status", readToken)
+	var o struct {
+		WebhookResults  map[string]int64 `json:"webhook_results"`
+		WebhookFailures int64            `json:"webhook_failures"`
+		Problems        []string         `json:"problems"`
+	}
+	if code != http.StatusOK || json.Unmarshal(body, &o) != nil {
+		t.Fatalf("status: %d %s", code, body)
+	}
+	if o.WebhookResults["accepted"] != 150 || o.WebhookResults["signature_invalid"] != 5 || o.WebhookFailures != 5 {
+		t.Errorf("webhook figures %v (failures %d), want accepted 150 and signature_invalid 5 summed over the replicas", o.WebhookResults, o.WebhookFailures)
+	}
+	found := false
+	for _, p := range o.Problems {
+		found = found || strings.Contains(p, "gateway metrics at "+gone.URL)
+	}
+	if !found {
+		t.Errorf("problems %q do not name the unreachable replica %s", o.Problems, gone.URL)
+	}
 }

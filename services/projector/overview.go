@@ -86,7 +86,8 @@ func (c *Console) gatherOverview(ctx context.Context) Overview {
 }
 
 // Gather reads the overview from NATS, the projection and the gateway's
-// metrics (gatewayMetricsURL, optional).
+// metrics (gatewayMetricsURL, optional: one URL per gateway replica,
+// comma-separated, whose figures are summed).
 func Gather(ctx context.Context, js jetstream.JetStream, store *Store, dlq *deadletter.Store, gatewayMetricsURL string) Overview {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -148,8 +149,14 @@ func Gather(ctx context.Context, js jetstream.JetStream, store *Store, dlq *dead
 		problem("projection: %v", err)
 	}
 	if gatewayMetricsURL != "" {
-		if err := webhookResults(ctx, gatewayMetricsURL, o.WebhookResults); err != nil {
-			problem("gateway metrics: %v", err)
+		// One URL per gateway replica: the figures are their sum.
+		for _, u := range strings.Split(gatewayMetricsURL, ",") {
+			if u = strings.TrimSpace(u); u == "" {
+				continue
+			}
+			if err := webhookResults(ctx, u, o.WebhookResults); err != nil {
+				problem("gateway metrics at %s: %v", u, err)
+			}
 		}
 		for result, n := range o.WebhookResults {
 			if result != "accepted" && result != "duplicate" {

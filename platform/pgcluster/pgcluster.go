@@ -1,7 +1,9 @@
 // Package pgcluster runs a private PostgreSQL server from the machine's own
 // binaries (initdb, postgres), for `switchyard dev` and tests when no
 // DATABASE_URL is given. It listens on 127.0.0.1 only, with trust auth, and
-// fsync off: it is for disposable local data, never for production.
+// fsync off: it is for disposable local data, never for production. Its
+// commits survive the death of any process (the server's included), not
+// the machine's.
 //
 // PostgreSQL refuses to run as root; when the caller is root the server runs
 // as the `postgres` system user, which owns the data directory.
@@ -13,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	mrand "math/rand/v2"
 	"net"
 	"os"
@@ -74,12 +77,15 @@ func pgVersion(binDir string) int {
 // Start initialises dir if it holds no cluster yet and starts a server on a
 // free 127.0.0.1 port (or port, when > 0). It returns once the server accepts
 // connections.
+//
+// The server dies with the process that started it, even one killed with
+// SIGKILL (on Linux: the kernel sends it SIGQUIT, PostgreSQL's immediate
+// shutdown, and the next start replays the WAL). A server of dir left
+// running by a process that is gone is stopped first; a postmaster.pid
+// whose server is gone is removed. A server of dir whose starter still
+// runs is an error that names both.
 func Start(ctx context.Context, dir string, port int, getenv func(string) string) (*Cluster, error) {
 	bin, err := FindBinDir(getenv)
-	if err != nil {
-		return nil, err
-	}
-	dir, err = filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -87,15 +93,9 @@ func Start(ctx context.Context, dir string, port int, getenv func(string) string
 	if err != nil {
 		return nil, err
 	}
-	if cred != nil && !reachable(filepath.Dir(dir), cred) {
-		// The postgres user cannot reach dir (say, a checkout under /root):
-		// keep the cluster in a stable per-dir place it can reach instead.
-		sum := sha256.Sum256([]byte(dir))
-		base := filepath.Join(os.TempDir(), "switchyard-pg-"+hex.EncodeToString(sum[:6]))
-		if err := os.MkdirAll(base, 0o755); err != nil {
-			return nil, fmt.Errorf("pgcluster: %w", err)
-		}
-		dir = filepath.Join(base, "data")
+	dir, err = place(dir, cred)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pgcluster: %w", err)
@@ -105,11 +105,16 @@ func Start(ctx context.Context, dir string, port int, getenv func(string) string
 			return nil, fmt.Errorf("pgcluster: chown data dir: %w", err)
 		}
 	}
+	// /proc names a process's working directory with symlinks resolved.
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	if err := reclaim(ctx, dir); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err != nil {
-		cmd := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", dir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("pgcluster: initdb: %w: %s", err, lastLines(out))
+		if err := initdb(ctx, bin, dir, cred); err != nil {
+			return nil, err
 		}
 	}
 	if port <= 0 {
@@ -125,19 +130,31 @@ func Start(ctx context.Context, dir string, port int, getenv func(string) string
 	if cred != nil {
 		_ = os.Chown(logFile.Name(), int(cred.Uid), int(cred.Gid))
 	}
+	// The starter's pid, for reclaim to tell an orphan (its parent is no
+	// longer the starter) from a server in use. Written before the server
+	// starts, so no server of ours runs without it.
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("pgcluster: %w", err)
+	}
+	// fsync off: disposable data need not survive the machine crashing.
+	// synchronous_commit stays on: with fsync off it costs a write(2) per
+	// commit, and it is what makes a commit outlive the server's own death
+	// (a kill -9, or the immediate shutdown when the hub dies); off, the
+	// last commits wait in shared memory for the WAL writer and die with it,
+	// and a ledger that forgets an acked effect redoes it.
 	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", dir, "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+		"-c", "fsync=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=200")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Own process group: a Ctrl-C to the terminal reaches us, and we stop the
-	// server in order instead of it dying mid-write.
+	// server in order instead of it dying mid-write. Dying with us is
+	// startTied's job (the group shields it from the terminal only).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	c := &Cluster{Dir: dir, Port: port, cmd: cmd}
+	if c.done, err = startTied(cmd, syscall.SIGQUIT); err != nil {
 		return nil, fmt.Errorf("pgcluster: start postgres: %w", err)
 	}
-	c := &Cluster{Dir: dir, Port: port, cmd: cmd, done: make(chan error, 1)}
-	go func() { c.done <- cmd.Wait() }()
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -162,12 +179,95 @@ func Start(ctx context.Context, dir string, port int, getenv func(string) string
 	}
 }
 
+// Processes returns the ids of the running processes of the server Start
+// runs for dir: its postmaster and backends. It sees only processes the
+// caller may inspect (every one, as root), and none on systems other than
+// Linux. Tests use it to prove a server did not outlive its starter.
+func Processes(dir string) ([]int, error) {
+	cred, err := runAs()
+	if err != nil {
+		return nil, err
+	}
+	if dir, err = place(dir, cred); err != nil {
+		return nil, err
+	}
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	return serverProcs(dir), nil
+}
+
+// ownerFile, in the data directory, holds the pid of the process that
+// started the server (PostgreSQL ignores files it does not know there).
+const ownerFile = "switchyard-owner.pid"
+
+// place returns where the cluster for dir lives: dir itself (absolute), or,
+// when the server runs as the postgres user and that user cannot reach dir
+// (say, a checkout under /root), a stable per-dir place it can reach.
+func place(dir string, cred *syscall.Credential) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	if cred == nil || reachable(filepath.Dir(dir), cred) {
+		return dir, nil
+	}
+	sum := sha256.Sum256([]byte(dir))
+	base := filepath.Join(os.TempDir(), "switchyard-pg-"+hex.EncodeToString(sum[:6]))
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return "", fmt.Errorf("pgcluster: %w", err)
+	}
+	return filepath.Join(base, "data"), nil
+}
+
+// initdb makes a new cluster in dir. It runs in a sibling folder renamed
+// into place when done, so an initdb killed half way (with its starter)
+// leaves no half cluster that looks whole: the next start begins again.
+func initdb(ctx context.Context, bin, dir string, cred *syscall.Credential) error {
+	tmp := dir + ".initdb"
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("pgcluster: remove an unfinished initdb: %w", err)
+	}
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return fmt.Errorf("pgcluster: %w", err)
+	}
+	if cred != nil {
+		if err := os.Chown(tmp, int(cred.Uid), int(cred.Gid)); err != nil {
+			return fmt.Errorf("pgcluster: chown data dir: %w", err)
+		}
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", tmp, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	done, err := startTied(cmd, syscall.SIGKILL)
+	if err == nil {
+		err = <-done
+	}
+	if err != nil {
+		_ = os.RemoveAll(tmp)
+		return fmt.Errorf("pgcluster: initdb: %w: %s", err, lastLines([]byte(out.String())))
+	}
+	// dir is the empty folder Start made, or one that holds files but no
+	// cluster: never delete those.
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		_ = os.RemoveAll(tmp)
+		return fmt.Errorf("pgcluster: %s holds files but no cluster (no PG_VERSION); move it away to start a new one: %w", dir, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("pgcluster: %w", err)
+	}
+	return nil
+}
+
 // URL returns a connection URL for database db.
 func (c *Cluster) URL(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, db)
 }
 
-// Stop asks the server for a fast shutdown and waits for it.
+// Stop asks the server for a fast shutdown and waits for it; after 20s it
+// orders an immediate one (SIGQUIT: the postmaster takes its backends
+// down with it, where SIGKILL would leave them running).
 func (c *Cluster) Stop() error {
 	if c.cmd.Process == nil {
 		return nil
@@ -182,9 +282,15 @@ func (c *Cluster) Stop() error {
 		}
 		return nil
 	case <-time.After(20 * time.Second):
-		_ = c.cmd.Process.Kill()
-		return fmt.Errorf("pgcluster: postgres did not stop within 20s; killed")
 	}
+	_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case err := <-c.done:
+		c.done <- err
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+	}
+	return fmt.Errorf("pgcluster: postgres did not stop within 20s; stopped at once (SIGQUIT)")
 }
 
 func runAs() (*syscall.Credential, error) {

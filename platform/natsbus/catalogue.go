@@ -492,5 +492,19 @@ func Bind(ctx context.Context, js jetstream.JetStream, d Durable) (jetstream.Con
 	if err := nm.orNil(); err != nil {
 		return nil, err
 	}
-	return cons, nil
+	return failoverConsumer{cons}, nil
+}
+
+// failoverConsumer is a bound durable whose message iterator rides out a
+// cluster failover. When the node leading the durable goes away, the pull
+// request parked there is lost and no heartbeat arrives; the iterator then
+// issues a new pull by itself (to the new leader), but by default its
+// Next also returns ErrNoHeartbeat, which a caller taking every error as
+// the end stops on — a consumer service exited for good when a JetStream
+// node was killed. Nothing is lost by staying silent: unacked messages are
+// redelivered after AckWait wherever the durable now lives.
+type failoverConsumer struct{ jetstream.Consumer }
+
+func (c failoverConsumer) Messages(opts ...jetstream.PullMessagesOpt) (jetstream.MessagesContext, error) {
+	return c.Consumer.Messages(append([]jetstream.PullMessagesOpt{jetstream.WithMessagesErrOnMissingHeartbeat(false)}, opts...)...)
 }

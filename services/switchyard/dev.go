@@ -174,7 +174,8 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		if err != nil {
 			return fmt.Errorf("hubspot emulator: %w", err)
 		}
-		emulators = append(emulators, emulator{name: "hubspot", srv: lifecycle.Harden(&http.Server{Addr: *hubspotAddr, Handler: hs}), kept: kept})
+		durable := newDurableEmulator(hs, kept)
+		emulators = append(emulators, emulator{name: "hubspot", srv: lifecycle.Harden(&http.Server{Addr: *hubspotAddr, Handler: durable}), kept: kept, durable: durable})
 		over["HUBSPOT_TOKEN"] = "pat-dev-switchyard-emulator"
 		over["HUBSPOT_BASE_URL"] = "http://" + dialAddr(*hubspotAddr)
 		emulatorLines = append(emulatorLines, "  HubSpot:         emulator at http://"+dialAddr(*hubspotAddr)+" (set HUBSPOT_TOKEN for the real one)")
@@ -191,7 +192,8 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		if err != nil {
 			return fmt.Errorf("zendesk emulator: %w", err)
 		}
-		emulators = append(emulators, emulator{name: "zendesk", srv: lifecycle.Harden(&http.Server{Addr: *zendeskAddr, Handler: zd}), kept: kept})
+		durable := newDurableEmulator(zd, kept)
+		emulators = append(emulators, emulator{name: "zendesk", srv: lifecycle.Harden(&http.Server{Addr: *zendeskAddr, Handler: durable}), kept: kept, durable: durable})
 		over["ZENDESK_BASE_URL"] = "http://" + dialAddr(*zendeskAddr)
 		over["ZENDESK_EMAIL"], over["ZENDESK_API_TOKEN"] = devZendeskEmail, devZendeskToken
 		over["SUPPORT_GROUPS"] = orDefault(getenv("SUPPORT_GROUPS"), "Billing=1,Customer Success=2")
@@ -277,6 +279,9 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		if emu.kept != nil {
 			services.Go(emu.name+" emulator state", emu.kept.Run)
 		}
+		if emu.durable != nil {
+			services.Go(emu.name+" emulator saves", emu.durable.Run)
+		}
 	}
 	services.Go("gateway", func(ctx context.Context) error { return gateway.Run(ctx, as(natsbus.IdentityGateway, env), stderr) })
 	services.Go("identity", func(ctx context.Context) error { return identity.Run(ctx, as(natsbus.IdentityIdentity, env), stderr) })
@@ -326,9 +331,10 @@ Stop with Ctrl-C.
 // emulator is one vendor emulator dev serves, and the Keeper of its
 // account when it has one to keep.
 type emulator struct {
-	name string
-	srv  *http.Server
-	kept *statefile.Keeper
+	name    string
+	srv     *http.Server
+	kept    *statefile.Keeper
+	durable *durableEmulator // answers changes once kept has saved them
 }
 
 // devSecret returns STRIPE_WEBHOOK_SECRET, or the secret saved in the data

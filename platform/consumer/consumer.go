@@ -17,8 +17,12 @@
 //
 // The server never gives up on a message by itself (MaxDeliver is
 // unlimited); redelivery after a crash comes from AckWait expiring, and a
-// handler that works longer than AckWait is kept alive with InProgress.
-// See package ledger for how handlers make their effects happen once.
+// handler that works longer than AckWait (parked behind a vendor's rate
+// limiter, say) is kept alive with InProgress every AckWait/3. A Handler's
+// consumer pulls a message only when a worker is free to start it, so no
+// message waits unattended in a buffer while AckWait runs out. Should two
+// deliveries of one message still meet (a replay, a crash), package
+// ledger's Once lets only one run an effect.
 //
 // A consumer binds to its durable, which `switchyard migrate` made from
 // natsbus's catalogue (natsbus.Durables): Run never creates or changes
@@ -100,7 +104,7 @@ type Config struct {
 	Backoff       []time.Duration // 1s, 5s, 30s, 2m, 10m: delay after failed attempt n (last repeats)
 	AckWait       time.Duration   // with Create, 30s: redelivery after a crash; a bound durable has its own
 	MaxAckPending int             // with Create, 1000; a bound durable has its own
-	Batch         int             // 2 × Workers: messages pulled ahead; NewBatch: 500, the most messages per call
+	Batch         int             // NewBatch only, 500: the most messages per call (New pulls one message per idle worker)
 	Workers       int             // 8: messages handled at once; NewBatch: 1 batch at a time
 	BatchLinger   time.Duration   // NewBatch only, 5ms: how long a batch waits to fill once it has a message
 	DrainTimeout  time.Duration   // 20s: time in-flight handlers get on shutdown
@@ -151,9 +155,7 @@ func (c *Config) defaults() error {
 		c.Workers = 8
 	}
 	if c.Batch <= 0 {
-		// Prefetched messages age toward AckWait before a worker starts
-		// them: keep the buffer to what the workers will take soon.
-		c.Batch = 2 * c.Workers
+		c.Batch = 1
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 20 * time.Second
@@ -256,7 +258,13 @@ func (c *Consumer) DeadLetterSubject() string { return wire.DLQPrefix + c.cfg.Na
 // redelivered after AckWait. A durable that is missing or incompatible is
 // an error that errors.Is natsbus.ErrNotMigrated.
 func (c *Consumer) Run(ctx context.Context) error {
-	pull := c.cfg.Batch
+	// A message handler asks the server for one message at a time, and only
+	// once a worker is free to start it: a prefetched message would age
+	// toward AckWait unattended (kept alive by no one) while every worker
+	// is parked behind a vendor's rate limiter, and be redelivered to
+	// another replica while this one still holds it. The cost is a round
+	// trip to the server per message, small beside a handler's I/O.
+	pull := 1
 	if c.batch != nil {
 		pull = 2 * c.cfg.Batch // the next batch fills while one is handled
 	}
@@ -287,9 +295,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}()
 
 	jobs := make(chan []jetstream.Msg)
+	// idle holds a token per worker free to start a message; a message
+	// handler pulls only with one in hand.
+	idle := make(chan struct{}, c.cfg.Workers)
 	var wg sync.WaitGroup
 	for i := 0; i < c.cfg.Workers; i++ {
 		wg.Add(1)
+		idle <- struct{}{}
 		go func() {
 			defer wg.Done()
 			for jms := range jobs {
@@ -298,11 +310,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 				} else {
 					c.handle(hctx, jms[0])
 				}
+				if c.batch == nil {
+					idle <- struct{}{}
+				}
 			}
 		}()
 	}
 	var runErr error
 	for {
+		if c.batch == nil {
+			select {
+			case <-idle:
+			case <-ctx.Done(): // stopping: read out the iterator, handing back what it still gives
+			}
+		}
 		jms, err := c.next(it)
 		if len(jms) > 0 {
 			if ctx.Err() != nil {

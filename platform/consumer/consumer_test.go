@@ -496,3 +496,35 @@ func TestRunRefusesAMissingOrIncompatibleDurable(t *testing.T) {
 		t.Errorf("crm's filter after Run = %q, want billing.> unchanged", f)
 	}
 }
+
+// More messages than workers, each handled for longer than AckWait (a
+// handler parked behind a vendor's rate limiter): none is redelivered,
+// neither one a worker holds nor one waiting for a worker.
+func TestSlowHandlersAndAQueueAreNotRedelivered(t *testing.T) {
+	e := setup(t)
+	var seen attempts
+	e.start(t, consumer.Config{Name: "parked", Subjects: []string{"billing.test.>"}, AckWait: time.Second, Workers: 2},
+		func(ctx context.Context, m *consumer.Message) error {
+			seen.inc(m.ID)
+			select { // 3 × AckWait
+			case <-time.After(3 * time.Second):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return nil
+		})
+	const n = 4
+	for i := range n {
+		e.publish(t, "billing.test.x", fmt.Sprintf("parked%d", i), "{}")
+	}
+	testkit.WaitFor(t, 30*time.Second, "settled", e.settled(t, natsbus.StreamBilling, "parked"))
+	info := e.consumerInfo(t, natsbus.StreamBilling, "parked")
+	if info.Delivered.Consumer != n || info.NumRedelivered != 0 {
+		t.Errorf("the server delivered %d times (%d redelivered), want %d deliveries", info.Delivered.Consumer, info.NumRedelivered, n)
+	}
+	for i := range n {
+		if got := seen.get(fmt.Sprintf("parked%d", i)); got != 1 {
+			t.Errorf("parked%d handled %d times, want 1", i, got)
+		}
+	}
+}

@@ -92,6 +92,15 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
+	// Each worker holds a connection while its effect runs (the ledger's
+	// claim, see package ledger): one apiece, apart from the pool the
+	// readiness probe and the failure history use. Closed after the
+	// consumer has drained (deferred after base.Close, so it runs first).
+	claims, err := ledger.OpenClaimPool(ctx, pool, cfg.Workers)
+	if err != nil {
+		return err
+	}
+	defer claims.Close()
 	_, js, err := base.NATS(ctx, cfg.NATS, ConsumerName)
 	if err != nil {
 		return err
@@ -115,7 +124,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	}, backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithMaxElapsedTime(2*time.Minute)), ctx)); err != nil {
 		return fmt.Errorf("create HubSpot contact properties: %w", err)
 	}
-	syncer := NewSyncer(hs, cfg.BatchLinger, cfg.Workers, ledger.New(pool), js, ConsumerName, log)
+	syncer := NewSyncer(hs, cfg.BatchLinger, cfg.Workers, ledger.New(pool, ledger.WithClaimPool(claims)), js, ConsumerName, log)
 	if err := syncer.Instrument(base.Tel.Meter); err != nil {
 		return err
 	}

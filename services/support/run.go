@@ -125,6 +125,15 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
+	// Each worker holds a connection while its effect runs (the ledger's
+	// claim, see package ledger): one apiece, apart from the pool the
+	// readiness probe and the failure history use. Closed after the
+	// consumer has drained (deferred after base.Close, so it runs first).
+	claims, err := ledger.OpenClaimPool(ctx, pool, cfg.Workers)
+	if err != nil {
+		return err
+	}
+	defer claims.Close()
 	_, js, err := base.NATS(ctx, cfg.NATS, ConsumerName)
 	if err != nil {
 		return err
@@ -134,7 +143,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	opener := NewOpener(desk, cfg.Rules, cfg.Groups, ledger.New(pool), js, ConsumerName, log)
+	opener := NewOpener(desk, cfg.Rules, cfg.Groups, ledger.New(pool, ledger.WithClaimPool(claims)), js, ConsumerName, log)
 	if err := opener.Instrument(base.Tel.Meter); err != nil {
 		return err
 	}

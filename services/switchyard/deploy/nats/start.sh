@@ -1,8 +1,8 @@
 #!/bin/sh
 # Starts compose.yaml's NATS server. GENERATED with nats.conf (see there).
 # Each identity's password comes from its compose secret
-# (/run/secrets/nats_password_<identity>) into the variable nats.conf names;
-# a missing or empty one stops the server from starting.
+# (/run/secrets/nats_password_<identity>) into the variable the configuration
+# names; a missing or empty one stops the server from starting.
 set -eu
 for id in gateway identity crm support alerts projector operator migrate; do
   f="/run/secrets/nats_password_$id"

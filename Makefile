@@ -35,12 +35,14 @@ build:
 ## bench: gateway load test against the textbook handler and the raw JetStream ceiling,
 ## then identity's handler throughput (PostgreSQL + JetStream, 8 in flight), then the
 ## projector: raw PostgreSQL upsert and COPY rates, the live batch path and a rebuild,
-## then the whole pipeline (sustained events/s, webhook→projection latency at 1,000/s)
+## then the whole pipeline (sustained events/s, webhook→projection latency at 1,000/s),
+## then what an fsync before every PubAck costs (sync_interval: always against the default)
 bench:
 	scripts/bench.sh
 	go test -run '^$$' -bench BenchmarkHandle -benchtime 5000x ./services/identity
 	go test -run '^$$' -bench 'Raw|Live|Rebuild' -benchtime 3x -timeout 30m ./services/projector
 	go test -run '^$$' -bench BenchmarkPipeline -benchtime 1x -timeout 30m ./services/switchyard
+	go test -run '^$$' -bench BenchmarkPublishSync -benchtime 3x ./platform/natsbus
 
 ## proto: regenerate code from proto/ (must leave no diff)
 proto:

@@ -96,7 +96,9 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	// claim, see package ledger): one apiece, apart from the pool the
 	// readiness probe and the failure history use. Closed after the
 	// consumer has drained (deferred after base.Close, so it runs first).
-	claims, err := ledger.OpenClaimPool(ctx, pool, cfg.Workers)
+	// Capped: past maxClaims workers wait for a claim (and their upserts
+	// batch a little less) rather than exhaust the server's connections.
+	claims, err := ledger.OpenClaimPool(ctx, pool, min(cfg.Workers, maxClaims))
 	if err != nil {
 		return err
 	}
@@ -142,3 +144,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		"consumer":        cons.Run,
 	})
 }
+
+// maxClaims bounds the connections the ledger's claims hold (one per
+// upsert in flight; CRM_WORKERS allows 256).
+const maxClaims = 32

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -48,7 +49,8 @@ func TestKilledBetweenTicketAndAckOpensOneTicket(t *testing.T) {
 	b := testkit.NATS(t)
 	_, js := b.Connect(t)
 	ctx := context.Background()
-	pool, err := postgres.Open(ctx, testkit.Postgres(t), nil)
+	url := testkit.Postgres(t)
+	pool, err := postgres.Open(ctx, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +73,7 @@ func TestKilledBetweenTicketAndAckOpensOneTicket(t *testing.T) {
 		t.Fatal(err)
 	}
 	groups := map[string]int64{"Billing": 11, "Customer Success": 12}
-	start := func(desk support.Desk) (*nats.Conn, context.CancelFunc) {
+	start := func(desk support.Desk, pool *pgxpool.Pool) (*nats.Conn, context.CancelFunc) {
 		nc, err := nats.Connect(b.URL)
 		if err != nil {
 			t.Fatal(err)
@@ -88,8 +90,14 @@ func TestKilledBetweenTicketAndAckOpensOneTicket(t *testing.T) {
 		return nc, cancel
 	}
 
+	// The first process has a pool of its own, never closed: its handler
+	// never returns, and closing a pool waits for every connection.
+	pool1, err := postgres.Open(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dying := &dyingDesk{Desk: client, died: make(chan struct{})}
-	nc1, cancel1 := start(dying)
+	nc1, cancel1 := start(dying, pool1)
 	ev := &billingv1.DisputeOpened{Meta: &billingv1.EventMeta{EventId: "billing.dispute.opened:dp_k", CanonicalCustomerId: "cust_k",
 		OccurredAt: timestamppb.Now(), Email: "k@example.com"}, Dispute: &billingv1.Dispute{DisputeId: "dp_k", Amount: 100, Currency: "usd"}}
 	publish(t, js, ev)
@@ -98,10 +106,15 @@ func TestKilledBetweenTicketAndAckOpensOneTicket(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the ticket was never created")
 	}
-	nc1.Close() // the process is gone
+	// The process is gone: its NATS connection and its database
+	// connections drop (which frees its ledger claim on the key).
+	nc1.Close()
 	cancel1()
+	if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+		t.Fatal(err)
+	}
 
-	nc2, cancel2 := start(client) // the restarted process
+	nc2, cancel2 := start(client, pool) // the restarted process
 	defer func() { cancel2(); nc2.Close() }()
 	s, _ := js.Stream(ctx, natsbus.StreamSupport)
 	testkit.WaitFor(t, 15*time.Second, "the outcome after the restart", func() bool {

@@ -121,7 +121,7 @@ func TestDevHubSmoke(t *testing.T) {
 
 	// The services only check for their streams, consumers and tables: dev
 	// made them first, as switchyard migrate does.
-	all := len(natsbus.StreamNames()) + len(natsbus.Durables(natsbus.Options{})) + 4 // ledger, identity, projector, projection
+	all := len(natsbus.StreamNames()) + len(natsbus.Durables(natsbus.Options{})) + 5 // ledger, identity, projector, alerts, projection
 	if !strings.Contains(migrated, fmt.Sprintf("Migrated NATS and PostgreSQL (switchyard migrate): %d created, 0 updated, 0 unchanged", all)) {
 		t.Errorf("dev did not say it migrated a fresh hub (want every stream, consumer and service's tables created): %q", migrated)
 	}

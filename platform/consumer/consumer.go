@@ -338,6 +338,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 				}
 			}
 		}
+		if errors.Is(err, jetstream.ErrNoHeartbeat) && ctx.Err() == nil {
+			// The node leading the durable went away (a cluster failover):
+			// the iterator pulls again by itself, from the new leader, and
+			// unacked messages are redelivered there. Not the end.
+			c.cfg.Logger.WarnContext(ctx, "no heartbeat from JetStream (a node went away?); pulling again", "consumer", c.cfg.Name)
+			continue
+		}
 		if err != nil {
 			// A closed iterator is a clean stop only when we asked for it; the
 			// connection closing underneath (revoked credentials) is not.

@@ -93,8 +93,10 @@ func (a *Alerter) HandleDeadLetter(ctx context.Context, m *consumer.Message) err
 	return nil
 }
 
-// HandleCRMRetry counts crm.contact.pending_retry outcomes and alerts once
-// per minute while they come faster than the storm threshold.
+// HandleCRMRetry counts crm.contact.pending_retry outcomes. When they come
+// faster than the storm threshold a minute, a storm starts: one alert,
+// whichever replica counts the retry that makes it, not one per event or
+// per minute. Its end (see checkStorm) gets one message of its own.
 func (a *Alerter) HandleCRMRetry(ctx context.Context, m *consumer.Message) error {
 	msg, err := subjects.Decode(m.Subject, m.Data)
 	if err != nil {
@@ -105,21 +107,26 @@ func (a *Alerter) HandleCRMRetry(ctx context.Context, m *consumer.Message) error
 		return nil
 	}
 	now := a.now()
-	n, err := a.state.stormRetry(ctx, m.ID, now)
-	if err != nil {
-		return fmt.Errorf("count CRM retries: %w", err)
+	n, first, err := a.state.stormRetry(ctx, m.ID, now)
+	if err != nil || !first {
+		return err // a redelivery was counted the first time
 	}
 	if n < a.storm {
-		return nil
+		return a.state.stormCount(ctx, crmStorm) // into a storm under way, if any
 	}
-	if claimed, err := a.state.claimStorm(ctx, "crm_retries", now); err != nil || !claimed {
-		return err // another alert went out within the minute (maybe from another replica)
+	started, err := a.state.stormStart(ctx, crmStorm, now, n)
+	if err == nil && !started {
+		err = a.state.stormCount(ctx, crmStorm)
 	}
-	text := fmt.Sprintf(":cyclone: CRM retry storm: %d sync retries in the last minute (last: %s, %s). Syncs are delayed, not lost; %s shows any that gave up.",
+	if err != nil || !started {
+		return err // one is under way (maybe alerted by another replica)
+	}
+	text := fmt.Sprintf(":cyclone: CRM retry storm: %d sync retries in the last minute (last: %s, %s). Syncs are delayed, not lost; %s shows any that gave up. "+
+		"No further alert while it lasts (a reminder each hour); one message when it is over.",
 		n, slack.Code(errclass.FromProto(p.GetErrorClass()).String()), slack.Code(p.GetReason()), slack.Code("switchyard dlq list --consumer crm"))
 	if err := a.post.Post(ctx, text); err != nil {
 		a.log.WarnContext(ctx, "post storm alert", "error", err)
-		if err := a.state.releaseStorm(ctx, "crm_retries", now); err != nil {
+		if err := a.state.stormUndo(ctx, crmStorm, now); err != nil {
 			a.log.WarnContext(ctx, "storm state not restored after a failed post", "error", err)
 		}
 		return nil // the next retry outcome tries again
@@ -127,17 +134,60 @@ func (a *Alerter) HandleCRMRetry(ctx context.Context, m *consumer.Message) error
 	return nil
 }
 
+// crmStorm names the CRM retry storm in alert_storms.
+const crmStorm = "crm_retries"
+
+// checkStorm closes a storm that is over (fewer retries than the threshold
+// in the last minute) with one message, and reminds of one still under
+// way each hour.
+func (a *Alerter) checkStorm(ctx context.Context) {
+	now := a.now()
+	over, err := a.state.stormOver(ctx, crmStorm, now, a.storm)
+	if err != nil {
+		a.log.WarnContext(ctx, "check the CRM retry storm", "error", err)
+		return
+	}
+	if over != nil {
+		text := fmt.Sprintf(":white_check_mark: CRM retry storm over after %s: %d sync retries in all. Syncs go through again; %s shows any that gave up.",
+			now.Sub(over.startedAt).Round(time.Second), over.retries, slack.Code("switchyard dlq list --consumer crm"))
+		if err := a.post.Post(ctx, text); err != nil {
+			a.log.WarnContext(ctx, "post storm-over message", "error", err)
+			if err := a.state.stormReopen(ctx, crmStorm, *over); err != nil {
+				a.log.WarnContext(ctx, "storm state not restored after a failed post", "error", err)
+			}
+		}
+		return
+	}
+	still, err := a.state.stormReminder(ctx, crmStorm, now)
+	if err != nil || still == nil {
+		return
+	}
+	text := fmt.Sprintf(":cyclone: CRM retry storm still under way after %s: %d sync retries so far. Syncs are delayed, not lost; %s shows any that gave up.",
+		now.Sub(still.startedAt).Round(time.Minute), still.retries, slack.Code("switchyard dlq list --consumer crm"))
+	if err := a.post.Post(ctx, text); err != nil {
+		a.log.WarnContext(ctx, "post storm reminder", "error", err)
+	}
+}
+
+// stormCheckEvery is how often a storm's end is looked for.
+const stormCheckEvery = 10 * time.Second
+
 // Run posts, every window, a summary of alerts folded and not yet
-// reported, so a lone folded dead letter is never silent.
+// reported, so a lone folded dead letter is never silent; and closes (or
+// reminds of) a retry storm.
 func (a *Alerter) Run(ctx context.Context) error {
 	t := time.NewTicker(a.window)
 	defer t.Stop()
+	st := time.NewTicker(stormCheckEvery)
+	defer st.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 			a.flushFolded(ctx)
+		case <-st.C:
+			a.checkStorm(ctx)
 		}
 	}
 }

@@ -97,44 +97,98 @@ func (s state) restore(ctx context.Context, kind string, n int) error {
 	return err
 }
 
-// stormRetry counts a CRM retry outcome (once per message id) and returns
-// how many came within the minute up to now.
-func (s state) stormRetry(ctx context.Context, messageID string, now time.Time) (int, error) {
+// stormRetry counts a CRM retry outcome (once per message id: first says
+// this delivery was the first) and returns how many came within the
+// minute up to now.
+func (s state) stormRetry(ctx context.Context, messageID string, now time.Time) (n int, first bool, err error) {
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO alert_crm_retries (message_id, at) VALUES ($1, $2) ON CONFLICT DO NOTHING`, messageID, now)
 	b.Queue(`DELETE FROM alert_crm_retries WHERE at < $1`, now.Add(-10*time.Minute))
 	b.Queue(`SELECT count(*) FROM alert_crm_retries WHERE at > $1 AND at <= $2`, now.Add(-time.Minute), now)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
-	for range 2 {
-		if _, err := br.Exec(); err != nil {
-			return 0, err
-		}
+	tag, err := br.Exec()
+	if err != nil {
+		return 0, false, err
 	}
-	var n int
+	if _, err := br.Exec(); err != nil {
+		return 0, false, err
+	}
 	if err := br.QueryRow().Scan(&n); err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	return n, br.Close()
+	return n, tag.RowsAffected() == 1, br.Close()
 }
 
-// claimStorm lets one replica post the storm alert of name: true when none
-// was posted within the minute before now (and now is recorded).
-func (s state) claimStorm(ctx context.Context, name string, now time.Time) (bool, error) {
+// stormStart lets one replica alert a storm of name: true when none was
+// under way (it is now, started at now with the retries of its first
+// minute).
+func (s state) stormStart(ctx context.Context, name string, now time.Time, retries int) (bool, error) {
 	var one int
-	err := s.pool.QueryRow(ctx, `INSERT INTO alert_storms (name, last_alert) VALUES ($1, $2)
-		ON CONFLICT (name) DO UPDATE SET last_alert = EXCLUDED.last_alert WHERE alert_storms.last_alert <= $3
-		RETURNING 1`, name, now, now.Add(-time.Minute)).Scan(&one)
+	err := s.pool.QueryRow(ctx, `INSERT INTO alert_storms (name, active, started_at, last_alert, retries) VALUES ($1, true, $2, $2, $3)
+		ON CONFLICT (name) DO UPDATE SET active = true, started_at = $2, last_alert = $2, retries = $3 WHERE NOT alert_storms.active
+		RETURNING 1`, name, now, retries).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
 	return err == nil, err
 }
 
-// releaseStorm undoes claimStorm after a failed post, so the next retry
-// outcome tries again.
-func (s state) releaseStorm(ctx context.Context, name string, claimed time.Time) error {
-	_, err := s.pool.Exec(context.WithoutCancel(ctx), `UPDATE alert_storms SET last_alert = $3 WHERE name = $1 AND last_alert = $2`,
-		name, claimed, claimed.Add(-time.Minute))
+// stormCount counts a retry into the storm under way, if any.
+func (s state) stormCount(ctx context.Context, name string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE alert_storms SET retries = retries + 1 WHERE name = $1 AND active`, name)
 	return err
+}
+
+// stormUndo ends the storm stormStart began, after its alert could not be
+// posted, so the next retry outcome starts it again.
+func (s state) stormUndo(ctx context.Context, name string, started time.Time) error {
+	_, err := s.pool.Exec(context.WithoutCancel(ctx), `UPDATE alert_storms SET active = false WHERE name = $1 AND started_at = $2`, name, started)
+	return err
+}
+
+// storm is a storm under way or just over.
+type storm struct {
+	startedAt time.Time
+	retries   int
+}
+
+// stormOver ends the storm of name when fewer than threshold retries came
+// in the minute up to now (and it started over a minute ago); the replica
+// that ends it gets it, to say so.
+func (s state) stormOver(ctx context.Context, name string, now time.Time, threshold int) (*storm, error) {
+	var st storm
+	err := s.pool.QueryRow(ctx, `UPDATE alert_storms SET active = false
+		WHERE name = $1 AND active AND started_at <= $2
+		  AND (SELECT count(*) FROM alert_crm_retries WHERE at > $2 AND at <= $3) < $4
+		RETURNING started_at, retries`, name, now.Add(-time.Minute), now, threshold).Scan(&st.startedAt, &st.retries)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// stormReopen undoes stormOver after its message could not be posted.
+func (s state) stormReopen(ctx context.Context, name string, st storm) error {
+	_, err := s.pool.Exec(context.WithoutCancel(ctx), `UPDATE alert_storms SET active = true WHERE name = $1 AND started_at = $2`, name, st.startedAt)
+	return err
+}
+
+// stormReminder takes the storm of name for an hourly reminder: one still
+// under way whose last alert is an hour old (now recorded as the last).
+func (s state) stormReminder(ctx context.Context, name string, now time.Time) (*storm, error) {
+	var st storm
+	err := s.pool.QueryRow(ctx, `UPDATE alert_storms SET last_alert = $2
+		WHERE name = $1 AND active AND last_alert <= $3
+		RETURNING started_at, retries`, name, now, now.Add(-time.Hour)).Scan(&st.startedAt, &st.retries)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &st, nil
 }

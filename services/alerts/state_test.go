@@ -43,8 +43,8 @@ func (p *recordingPoster) all() []string {
 // and, later, a restarted one, over one database. A dead letter folds into
 // the other replica's alert of its kind (and its redelivery is not counted
 // again); the restarted alerter reports exactly the one folded; CRM retries
-// counted by different replicas make one storm alert a minute, whichever
-// replica sees the retry that makes the storm.
+// counted by different replicas make one alert per storm, whichever replica
+// sees the retry that makes it, and one message when it is over.
 func TestAlertStateIsSharedAndSurvivesRestarts(t *testing.T) {
 	ctx := context.Background()
 	pool, err := postgres.Open(ctx, testkit.Postgres(t), nil)
@@ -130,13 +130,45 @@ func TestAlertStateIsSharedAndSurvivesRestarts(t *testing.T) {
 			t.Fatalf("after retry %d (%d deliveries): %d storm alerts, want %d", id, i+1, storms(), want)
 		}
 	}
+	// The storm goes on a minute later: no new alert while it lasts.
 	clock = clock.Add(61 * time.Second)
 	for i := 5; i <= 7; i++ {
 		if err := []*Alerter{a, b, restarted}[i%3].HandleCRMRetry(ctx, retry(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if storms() != 2 {
-		t.Fatalf("%d storm alerts after a second storm a minute later, want 2", storms())
+	a.checkStorm(ctx)
+	if storms() != 1 {
+		t.Fatalf("%d storm alerts while one storm lasts, want 1", storms())
+	}
+	over := func() []string {
+		var out []string
+		for _, p := range post.all() {
+			if strings.Contains(p, "CRM retry storm over") {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	if len(over()) != 0 {
+		t.Fatalf("the storm was declared over while retries still came: %q", over())
+	}
+	// A quiet minute: the storm is over, said once whichever replica looks.
+	clock = clock.Add(61 * time.Second)
+	a.checkStorm(ctx)
+	b.checkStorm(ctx)
+	restarted.checkStorm(ctx)
+	if got := over(); len(got) != 1 || !strings.Contains(got[0], "after 2m3s: 7 sync retries in all") {
+		t.Fatalf("storm-over messages %q, want one saying 7 retries over 2m3s", got)
+	}
+	// The next storm is alerted again.
+	for i := 8; i <= 10; i++ {
+		clock = clock.Add(time.Second)
+		if err := []*Alerter{a, b, restarted}[i%3].HandleCRMRetry(ctx, retry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if storms() != 3 { // two start alerts and the over message
+		t.Fatalf("%d storm messages after a second storm, want 3", storms())
 	}
 }

@@ -79,11 +79,16 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	slackAddr := fs.String("slack-addr", "127.0.0.1:8094", "Slack webhook emulator address (used unless SLACK_WEBHOOK_URL is set)")
 	natsPort := fs.Int("nats-port", 4223, "embedded NATS port (ignored when NATS_URL is set)")
 	vendorLimits := fs.String("vendor-limits", "plan", "the emulators' rate limits: plan (the vendors' documented limits of their smallest plans) or none (to measure the hub itself)")
+	vendorErrors := fs.Float64("vendor-errors", 0, "the share (0 to 1) of requests each emulator fails with a retryable error, as the vendor sends it (HubSpot 502/503/429, Zendesk 500/502/503/429, Slack 429/500): soaks the hub's retries")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
 	if *vendorLimits != "plan" && *vendorLimits != "none" {
 		fmt.Fprintf(stderr, "switchyard dev: --vendor-limits %q: want plan or none\n", *vendorLimits)
+		return errUsage
+	}
+	if !(*vendorErrors >= 0 && *vendorErrors < 1) {
+		fmt.Fprintf(stderr, "switchyard dev: --vendor-errors %v: want a share in [0, 1)\n", *vendorErrors)
 		return errUsage
 	}
 	unlimited := *vendorLimits == "none"
@@ -170,6 +175,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	stateDir := filepath.Join(*dataDir, emulatorStateDir)
 	if getenv("HUBSPOT_TOKEN") == "" && getenv("HUBSPOT_TOKEN_FILE") == "" {
 		hs := hubspotemu.New(hubspotemu.Options{TenSecondLimit: limit(0), SearchPerSecondLimit: limit(0), UniqueIDs: true})
+		hs.FlakyRate(*vendorErrors, vendorErrorSeed)
 		kept, err := statefile.Open(filepath.Join(stateDir, "hubspot.json"), hs, 0)
 		if err != nil {
 			return fmt.Errorf("hubspot emulator: %w", err)
@@ -188,6 +194,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		if err != nil {
 			return err
 		}
+		zd.FlakyRate(*vendorErrors, vendorErrorSeed)
 		kept, err := statefile.Open(filepath.Join(stateDir, "zendesk.json"), zd, 0)
 		if err != nil {
 			return fmt.Errorf("zendesk emulator: %w", err)
@@ -206,7 +213,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		if err != nil {
 			return err
 		}
-		emulators = append(emulators, emulator{name: "slack", srv: lifecycle.Harden(&http.Server{Addr: *slackAddr, Handler: sl})})
+		emulators = append(emulators, emulator{name: "slack", srv: lifecycle.Harden(&http.Server{Addr: *slackAddr, Handler: slackErrors(sl, *vendorErrors, vendorErrorSeed)})})
 		over["SLACK_WEBHOOK_URL"] = "http://" + dialAddr(*slackAddr) + sl.Path()
 		emulatorLines = append(emulatorLines, "  Slack:           emulator at http://"+dialAddr(*slackAddr)+" (set SLACK_WEBHOOK_URL for the real one)")
 	} else {

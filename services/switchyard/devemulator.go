@@ -3,11 +3,41 @@ package main
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 
+	slackemu "github.com/switchyard/switchyard/platform/emulator/slack"
 	"github.com/switchyard/switchyard/platform/emulator/statefile"
 )
+
+// vendorErrorSeed seeds the emulators' draws of --vendor-errors, so a
+// sequential run fails the same requests again.
+const vendorErrorSeed = 1
+
+// slackErrors fails the share p of the posts to sl with 429 (Retry-After)
+// or 500, queued with sl.FailNext so the answer is the emulator's faithful
+// one. HubSpot and Zendesk draw their own (FlakyRate); Slack's emulator
+// has no rate of its own. Under concurrent posts a queued failure may go
+// to another post than the one drawn for: the share is what counts.
+func slackErrors(sl *slackemu.Server, p float64, seed uint64) http.Handler {
+	if p <= 0 {
+		return sl
+	}
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(seed, 0x51ac))
+	statuses := []int{http.StatusTooManyRequests, http.StatusInternalServerError}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		fail := rng.Float64() < p
+		status := statuses[rng.IntN(len(statuses))]
+		mu.Unlock()
+		if fail {
+			sl.FailNext(1, status)
+		}
+		sl.ServeHTTP(w, r)
+	})
+}
 
 // durableEmulator answers a request that may change the emulator's account
 // only once the account is saved with the change in it, as a vendor's 2xx

@@ -3,7 +3,7 @@
 // decides what happens to the message.
 //
 //	nil                         ack
-//	transient / unknown error   nak with backoff (Retry-After honoured), until MaxAttempts
+//	transient / unknown error   nak with jittered backoff, never sooner than Retry-After, until MaxAttempts
 //	auth / permanent error      dead letter at once
 //	attempts exhausted          dead letter
 //	panic in the handler        dead letter (permanent), the process keeps running
@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -101,7 +102,7 @@ type Config struct {
 	Stream        string          // required
 	Subjects      []string        // filter; empty = the whole stream
 	MaxAttempts   int             // 6: deliveries before a retryable failure is dead-lettered
-	Backoff       []time.Duration // 1s, 5s, 30s, 2m, 10m: delay after failed attempt n (last repeats)
+	Backoff       []time.Duration // 1s, 5s, 30s, 2m, 10m: delay after failed attempt n (last repeats), ±DefaultJitter (see type Backoff)
 	AckWait       time.Duration   // with Create, 30s: redelivery after a crash; a bound durable has its own
 	MaxAckPending int             // with Create, 1000; a bound durable has its own
 	Batch         int             // NewBatch only, 500: the most messages per call (New pulls one message per idle worker)
@@ -684,19 +685,63 @@ func ledgerFailureFallback(m *Message, class errclass.Class, reason string, now 
 // maxDelay caps any retry delay, including one asked for by Retry-After.
 const maxDelay = time.Hour
 
-func (c *Consumer) backoff(attempt int, hint time.Duration) time.Duration {
-	i := attempt - 1
-	if i >= len(c.cfg.Backoff) {
-		i = len(c.cfg.Backoff) - 1
+// DefaultJitter is the randomization factor of every consumer's retry
+// delays (Backoff.Jitter): a delay of d is drawn from [0.75 d, 1.25 d].
+const DefaultJitter = 0.25
+
+// Backoff spaces a message's retries. The delay after failed attempt n is
+// Schedule[n-1] (the last entry repeats: CONSUMER_BACKOFF, by default 1s,
+// 5s, 30s, 2m, 10m, which grows about fivefold a step), randomized by
+// ±Jitter with backoff/v4's formula (ExponentialBackOff.RandomizationFactor):
+// messages that failed together, say a burst against a vendor that went
+// away, come back spread over a window instead of all at once, so the
+// vendor's recovery is not met by a thundering herd.
+//
+// A Retry-After hint is a floor: the delay is never below it, and is
+// spread over [hint, hint×(1+Jitter)] when the hint exceeds the scheduled
+// delay, for the same reason. Nothing exceeds Max (near it, delays are
+// spread over [Max×(1−Jitter), Max]).
+//
+// The schedule is a list, not backoff/v4's iterator, because the attempt
+// number comes with each delivery (the server counts them, across
+// replicas and restarts) and the consumer keeps no state between
+// deliveries; and because the list is the operator's documented setting.
+// Delay is safe for concurrent use if Rand is.
+type Backoff struct {
+	Schedule []time.Duration // non-empty
+	Jitter   float64         // randomization factor in [0, 1); 0: none
+	Max      time.Duration   // cap; 0: none
+	// Rand returns a number in [0, 1); nil means math/rand/v2's Float64.
+	// Tests inject a fixed one.
+	Rand func() float64
+}
+
+// Delay is how long to wait after failed attempt attempt (1 for the first
+// delivery) when the failure asked for hint (0: none).
+func (b Backoff) Delay(attempt int, hint time.Duration) time.Duration {
+	if len(b.Schedule) == 0 {
+		return max(hint, 0)
 	}
-	if i < 0 {
-		i = 0
+	random := b.Rand
+	if random == nil {
+		random = rand.Float64
 	}
-	d := c.cfg.Backoff[i]
+	f := min(max(b.Jitter, 0), 1)
+	base := b.Schedule[min(max(attempt-1, 0), len(b.Schedule)-1)]
+	// backoff/v4's getRandomValueFromInterval: uniform in [base−f·base, base+f·base].
+	d := time.Duration(float64(base) * (1 - f + 2*f*random()))
 	if hint > d {
-		d = hint
+		d = hint + time.Duration(float64(hint)*f*random())
 	}
-	return min(d, maxDelay)
+	if b.Max > 0 && d > b.Max {
+		lo := max(time.Duration(float64(b.Max)*(1-f)), min(hint, b.Max))
+		d = lo + time.Duration(float64(b.Max-lo)*random())
+	}
+	return d
+}
+
+func (c *Consumer) backoff(attempt int, hint time.Duration) time.Duration {
+	return Backoff{Schedule: c.cfg.Backoff, Jitter: DefaultJitter, Max: maxDelay}.Delay(attempt, hint)
 }
 
 type metrics struct {

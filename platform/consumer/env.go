@@ -11,7 +11,8 @@ import (
 //
 //	CONSUMER_MAX_ATTEMPTS  deliveries before a retryable failure is dead-lettered (default 6)
 //	CONSUMER_BACKOFF       delays after failed attempts 1, 2, …, comma-separated; the last
-//	                       repeats (default 1s,5s,30s,2m,10m)
+//	                       repeats (default 1s,5s,30s,2m,10m); each is randomized ±25 %
+//	                       (DefaultJitter) and never shorter than a Retry-After
 //
 // Zero values mean the defaults of Config.
 func RetryFromEnv(r *config.Reader) (maxAttempts int, backoff []time.Duration) {

@@ -224,6 +224,23 @@ func (s *Store) outcomeFigures(ctx context.Context, o *Overview) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	// A vendor outage under way: CRM retries in the last minutes and no
+	// contact synced since the newest of them (syncs are delayed, not
+	// lost; the problem clears once syncs go through again).
+	var retries5m int
+	var lastRetry, lastSync *time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE subject = $1), max(occurred_at) FILTER (WHERE subject = $1), max(occurred_at) FILTER (WHERE subject = $2)
+		FROM `+s.t.events+` WHERE occurred_at > now() - interval '5 minutes' AND subject IN ($1, $2)`,
+		subjects.CRMContactPendingRetry, subjects.CRMContactSynced).Scan(&retries5m, &lastRetry, &lastSync); err != nil {
+		return err
+	}
+	if retries5m > 0 && (lastSync == nil || lastSync.Before(*lastRetry)) {
+		since := "in the last 5 minutes"
+		if lastSync != nil {
+			since = "since " + lastSync.UTC().Format("15:04:05 UTC")
+		}
+		o.Problems = append(o.Problems, fmt.Sprintf("CRM sync is failing: %d retries in the last 5 minutes and no contact synced %s (HubSpot down or rate limiting?); syncs are delayed, not lost", retries5m, since))
+	}
 	o.CRMSuccessRate = 1
 	if total := o.CRMSynced24h + o.CRMFailed24h; total > 0 {
 		o.CRMSuccessRate = float64(o.CRMSynced24h) / float64(total)

@@ -160,7 +160,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (int,
 		return resp.StatusCode, errclass.Transient(fmt.Errorf("hubspot: %s %s: read answer: %w", method, path, err))
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.StatusCode, c.classify(method, path, resp, raw)
+		err := c.classify(method, path, resp, raw)
+		c.lim.hold(errclass.RetryHint(err)) // the app's limit, not this request's: every worker waits
+		return resp.StatusCode, err
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {

@@ -2,11 +2,14 @@ package hubspot
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/switchyard/switchyard/platform/errclass"
 )
 
 // defaultInterval is HubSpot's burst window, used until a response reports
@@ -22,6 +25,13 @@ const defaultInterval = 10 * time.Second
 // next request waits one whole interval from the last answer, which frees
 // the entire rolling window, and the bucket is refilled to Max; the next
 // answer corrects it. Before any answer with the headers it does not limit.
+//
+// A 429 (or a 5xx with Retry-After) holds every request of the client for
+// its retry hint (Retry-After, else the policy's wait: see classify), so
+// the client's other workers do not keep knocking meanwhile. A hold
+// longer than the window (a DAILY 429) fails the requests at once, unsent,
+// with the time left as their retry hint, rather than parking every worker
+// until tomorrow.
 type limiter struct {
 	now     func() time.Time
 	sleep   func(ctx context.Context, d time.Duration) error
@@ -33,12 +43,27 @@ type limiter struct {
 	tokens   int
 	window   time.Duration
 	observed time.Time // when tokens was last set from the headers
+	holdTil  time.Time // no request before this (a 429's hint)
 }
+
+// errHeld is the error of a request the limiter refuses during a long hold.
+var errHeld = errors.New("held back: HubSpot asked to wait (429)")
 
 // wait blocks until a request may be sent, or ctx ends.
 func (l *limiter) wait(ctx context.Context) error {
 	for {
 		l.mu.Lock()
+		if held := l.holdTil.Sub(l.now()); held > 0 {
+			longest := max(l.window, defaultInterval)
+			l.mu.Unlock()
+			if held > longest {
+				return errclass.RetryAfter(errHeld, held)
+			}
+			if err := l.sleep(ctx, held); err != nil {
+				return err
+			}
+			continue
+		}
 		if !l.known || l.tokens > l.floor() {
 			l.tokens--
 			l.mu.Unlock()
@@ -87,4 +112,17 @@ func (l *limiter) interval() time.Duration {
 		return l.window
 	}
 	return defaultInterval
+}
+
+// hold stops requests for d from now; a shorter hold than one in force
+// changes nothing.
+func (l *limiter) hold(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t := l.now().Add(d); t.After(l.holdTil) {
+		l.holdTil = t
+	}
 }

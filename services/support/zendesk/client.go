@@ -141,7 +141,9 @@ func (c *Client) do(ctx context.Context, op, method, target string, in, out any)
 		return resp.StatusCode, errclass.Transient(fmt.Errorf("zendesk: %s: read answer: %w", op, err))
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.StatusCode, classify(op, resp, raw)
+		err := classify(op, resp, raw)
+		c.lim.hold(errclass.RetryHint(err)) // the account's, not this request's: every worker waits
+		return resp.StatusCode, err
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/service"
 	"github.com/switchyard/switchyard/platform/telemetry"
@@ -121,6 +122,11 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		}
 		if err != nil {
 			log.WarnContext(ctx, "creating HubSpot contact properties failed; retrying", "error", err)
+			// Never sooner than HubSpot's Retry-After (the backoff's own
+			// interval follows).
+			if lifecycle.Sleep(ctx, errclass.RetryHint(err)) != nil {
+				return backoff.Permanent(ctx.Err())
+			}
 		}
 		return err
 	}, backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithMaxElapsedTime(2*time.Minute)), ctx)); err != nil {

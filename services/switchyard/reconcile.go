@@ -349,8 +349,9 @@ func (r *reconciler) run(ctx context.Context, cfg reconcileConfig) (*reconcileRe
 }
 
 // publish posts one event to the gateway, retrying what may succeed later
-// (no answer, 429, 5xx: the gateway answers 503 while NATS is down). Each
-// attempt is signed afresh, so a retry is never stale.
+// (no answer, 429, 5xx: the gateway answers 503 while NATS is down), with
+// jittered exponential backoff and never sooner than the gateway's
+// Retry-After. Each attempt is signed afresh, so a retry is never stale.
 func (r *reconciler) publish(ctx context.Context, cfg reconcileConfig, raw []byte, h *missedEvent) {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 250*time.Millisecond, 5*time.Second, 30*time.Second
@@ -373,7 +374,7 @@ func (r *reconciler) publish(ctx context.Context, cfg reconcileConfig, raw []byt
 		h.Error = gatewayError(res)
 		retryable := res.Status == 0 || res.Status == http.StatusTooManyRequests || res.Status >= 500
 		wait := b.NextBackOff()
-		if !retryable || wait == backoff.Stop || lifecycle.Sleep(ctx, wait) != nil {
+		if !retryable || wait == backoff.Stop || lifecycle.Sleep(ctx, max(wait, res.retryAfter)) != nil {
 			return
 		}
 	}

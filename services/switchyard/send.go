@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,9 @@ type sendResult struct {
 	Body     json.RawMessage `json:"body,omitempty"`
 	Error    string          `json:"error,omitempty"`
 	Duration float64         `json:"duration_ms"`
+	// retryAfter is the gateway's Retry-After (503 while NATS is down),
+	// for callers that retry.
+	retryAfter time.Duration
 }
 
 var reEventID = regexp.MustCompile(`"id"\s*:\s*"(evt_[A-Za-z0-9]+)"`)
@@ -198,6 +202,9 @@ func post(ctx context.Context, c *http.Client, url string, body []byte, secret, 
 	}
 	defer resp.Body.Close()
 	r.Status = resp.StatusCode
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		r.retryAfter = time.Duration(secs) * time.Second
+	}
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Valid(raw) {
 		r.Body = raw

@@ -16,11 +16,14 @@
 //     they keep every contact and ticket in memory: in the hub's process
 //     they would grow its RSS by design and hide a leak of its own;
 //   - every -interval (default 1m) one line: deliveries a second achieved,
-//     the hub process's RSS (and its PostgreSQL's PSS), the consumer lag p99
+//     the hub process's RSS, the broker's (a process of its own unless
+//     -broker embedded) and its PostgreSQL's PSS, the consumer lag p99
 //     over the interval (messages pending or unacknowledged on the worst
 //     durable, sampled every 5 s), dead letters so far; RSS more than
 //     -rss-growth (20 %) above the first interval's is flagged;
-//   - at the end: the sending stops, the hub drains, and the exactly-once
+//   - at the end: the sending stops, the hub drains (the backlog, then the
+//     few messages whose vendor call failed four times in a row, which wait
+//     the consumers' last backoff, 10 minutes), and the exactly-once
 //     counts are printed: Stripe events stored against distinct events
 //     sent, HubSpot contacts against customers, Zendesk tickets against
 //     failed payments (and refunds, cancellations, disputes), duplicate
@@ -81,7 +84,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.vendorErrors, "vendor-errors", 0.1, "share of vendor requests failed with a retryable error")
 	fs.DurationVar(&c.interval, "interval", time.Minute, "how often to print a line")
 	fs.Float64Var(&c.rssGrowth, "rss-growth", 0.2, "RSS growth over the first interval's that fails the soak")
-	fs.DurationVar(&c.drain, "drain", 10*time.Minute, "how long the hub may take to drain after the load")
+	fs.DurationVar(&c.drain, "drain", 30*time.Minute, "how long the hub may take to drain after the load (a message unlucky four times waits CONSUMER_BACKOFF's 10 minutes)")
 	fs.StringVar(&c.dataDir, "data", "", "the hub's data folder, which must not exist yet (default: a new temporary one, removed after a passing run)")
 	fs.StringVar(&c.switchyard, "switchyard", "", "switchyard binary to run (default: go build ./services/switchyard)")
 	fs.StringVar(&c.fixtures, "fixtures", "platform/testkit/fixtures/stripe/events", "folder of the Stripe event fixtures the lifecycles are made from")
@@ -142,6 +145,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	defer w.close()
 
 	load := newLoad(cfg, gen, h.webhookURL, h.secret)
+	loadStart := time.Now()
 	loadDone := make(chan struct{})
 	go func() { defer close(loadDone); load.run(ctx) }()
 	w.report(ctx, stdout, load, loadDone, cfg.interval, cfg.rssGrowth)
@@ -156,6 +160,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 	c.rssProblem = w.rssProblem
 	c.print(stdout)
+	if c.drained {
+		took := time.Since(loadStart)
+		fmt.Fprintf(stdout, "soak: end to end, %d Stripe events in %s of load and drain: %.0f events/s sustained\n",
+			c.exp.events, took.Round(time.Second), float64(c.exp.events)/took.Seconds())
+	}
 	if problems := c.problems(); len(problems) > 0 {
 		return fmt.Errorf("soak failed: %v", problems)
 	}

@@ -29,6 +29,8 @@ const (
 // Config is the alerting service's configuration.
 type Config struct {
 	ReplayKeys  []ed25519.PublicKey // SWITCHYARD_REPLAY_KEYS: the operator's replay keys (consumer.Config.ReplayKeys)
+	MaxAttempts int                 // CONSUMER_MAX_ATTEMPTS
+	Backoff     []time.Duration     // CONSUMER_BACKOFF
 	Addr        string              // ALERTS_ADDR: health, readiness, metrics
 	DatabaseURL config.Secret       // DATABASE_URL
 	SlackURL    config.Secret       // SLACK_WEBHOOK_URL: an incoming webhook (the URL is the credential)
@@ -78,6 +80,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.ReplayKeys = consumer.ReplayKeysFromEnv(r)
+	c.MaxAttempts, c.Backoff = consumer.RetryFromEnv(r)
 	return c, r.Err()
 }
 
@@ -125,14 +128,14 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	alerter := NewAlerter(sl, pool, ConsumerName, cfg.Window, cfg.Storm, cfg.Console, log)
 	dead, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: ConsumerName, Stream: natsbus.StreamDLQ, Subjects: []string{wire.DLQAll}, Workers: 1,
-		ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+		MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
 	}, alerter.HandleDeadLetter)
 	if err != nil {
 		return err
 	}
 	retries, err := consumer.New(js, ledger.New(pool), consumer.Config{
 		Name: StormConsumerName, Stream: natsbus.StreamCRM, Subjects: []string{subjects.CRMContactPendingRetry}, Workers: 1,
-		ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+		MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
 	}, alerter.HandleCRMRetry)
 	if err != nil {
 		return err

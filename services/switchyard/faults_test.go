@@ -182,8 +182,10 @@ type readiness struct {
 func watchReadiness(ctx context.Context, urls map[string]string) *readiness {
 	r := &readiness{ready: map[string]bool{}, downAt: map[string]time.Time{}, upAt: map[string]time.Time{}, flapped: map[string]int{}, lastBody: map[string]string{}}
 	client := &http.Client{Timeout: 3 * time.Second}
+	for svc := range urls {
+		r.ready[svc] = true // waited for by dev before its banner (set before any watcher reads the map)
+	}
 	for svc, url := range urls {
-		r.ready[svc] = true // waited for by dev before its banner
 		go func() {
 			for ctx.Err() == nil {
 				ok, body := false, ""

@@ -48,7 +48,7 @@ bench:
 	go test -run '^$$' -bench BenchmarkHandle -benchtime 5000x ./services/identity
 	go test -run '^$$' -bench 'Raw|Live|Rebuild' -benchtime 3x -timeout 30m ./services/projector
 	go test -run '^$$' -bench BenchmarkPipeline -benchtime 1x -timeout 30m ./services/switchyard
-	go test -run '^$$' -bench BenchmarkPublishSync -benchtime 3x ./platform/natsbus
+	go test -run '^$$' -bench BenchmarkPublishSync -benchtime 3x ./platform/devkit/integration/natsbus
 
 ## soak: not CI — `switchyard dev` (a child process, fresh data folder) for 30 minutes at
 ## 300 signed Stripe webhooks/s, 1 % delivered twice, 10 % of vendor requests failing

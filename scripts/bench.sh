@@ -21,10 +21,10 @@
 #                      every *.json in it but MANIFEST.json and signatures.json,
 #                      sorted by name); request i uses event i mod n, a fixed
 #                      round-robin mix. Default: the directory
-#                      $ROOT/platform/testkit/fixtures/stripe/events, the
+#                      $ROOT/platform/devkit/testkit/fixtures/stripe/events, the
 #                      assembled envelopes (1-5 KB, a realistic mix of types).
 #                      A single file still works, e.g. only the 1 KB event:
-#                      BENCH_FIXTURE=$ROOT/platform/testkit/fixtures/stripe/events/customer.created.json
+#                      BENCH_FIXTURE=$ROOT/platform/devkit/testkit/fixtures/stripe/events/customer.created.json
 #                      Every report line gives fixtures=<n> mean_body=<bytes>.
 #   BENCH_NATS_PORT, BENCH_TEXTBOOK_ADDR, BENCH_GATEWAY_ADDR, BENCH_GATEWAY_ADMIN_ADDR   loopback ports
 #   BENCH_KEEP=1       keep the work directory (logs, stores) after the run
@@ -43,8 +43,8 @@ GATEWAY_ADDR="${BENCH_GATEWAY_ADDR:-127.0.0.1:18080}"
 GATEWAY_ADMIN_ADDR="${BENCH_GATEWAY_ADMIN_ADDR:-127.0.0.1:18086}" # readiness is served there only
 SECRET="whsec_bench$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
-# The in-repo, byte-exact copy of shared/fixtures (see platform/testkit/fixtures).
-FIXTURE="${BENCH_FIXTURE:-$ROOT/platform/testkit/fixtures/stripe/events}"
+# The in-repo, byte-exact copy of shared/fixtures (see platform/devkit/testkit/fixtures).
+FIXTURE="${BENCH_FIXTURE:-$ROOT/platform/devkit/testkit/fixtures/stripe/events}"
 IFS=, read -ra FIXTURE_ENTRIES <<<"$FIXTURE"
 for entry in "${FIXTURE_ENTRIES[@]}"; do
 	# loadgen trims spaces around entries too.

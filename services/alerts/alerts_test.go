@@ -17,9 +17,9 @@ import (
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/consumer"
-	slackemu "github.com/switchyard/switchyard/platform/emulator/slack"
+	slackemu "github.com/switchyard/switchyard/platform/devkit/emulator/slack"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/errclass"
-	"github.com/switchyard/switchyard/platform/testkit"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	crmv1 "github.com/switchyard/switchyard/proto/gen/switchyard/crm/v1"
 	"github.com/switchyard/switchyard/proto/subjects"

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/platform/config"
-	slackemu "github.com/switchyard/switchyard/platform/emulator/slack"
-	"github.com/switchyard/switchyard/platform/testkit"
+	slackemu "github.com/switchyard/switchyard/platform/devkit/emulator/slack"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/services/alerts"
 )
 

@@ -18,10 +18,10 @@ import (
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/consumer"
-	"github.com/switchyard/switchyard/platform/emulator/hubspot"
+	"github.com/switchyard/switchyard/platform/devkit/emulator/hubspot"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/natsbus"
-	"github.com/switchyard/switchyard/platform/testkit"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	crmv1 "github.com/switchyard/switchyard/proto/gen/switchyard/crm/v1"
 	"github.com/switchyard/switchyard/proto/subjects"

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/platform/testkit"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
 )

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/platform/emulator/hubspot"
+	"github.com/switchyard/switchyard/platform/devkit/emulator/hubspot"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/natsbus"
-	"github.com/switchyard/switchyard/platform/testkit"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
 )

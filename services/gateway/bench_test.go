@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/stripesig"
-	"github.com/switchyard/switchyard/platform/testkit"
 	"github.com/switchyard/switchyard/services/gateway"
 )
 

@@ -14,8 +14,8 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 	tnoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/stripesig"
-	"github.com/switchyard/switchyard/platform/testkit"
 )
 
 // ackedFuture is a PubAckFuture already resolved with a PubAck.

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/natsbus"
-	"github.com/switchyard/switchyard/platform/testkit"
 	"github.com/switchyard/switchyard/services/gateway"
 )
 

@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/postgres"
-	"github.com/switchyard/switchyard/platform/testkit"
 	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/identity"
 )

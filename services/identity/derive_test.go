@@ -12,7 +12,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/switchyard/switchyard/platform/testkit"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
 )

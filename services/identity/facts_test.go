@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/errclass"
-	"github.com/switchyard/switchyard/platform/testkit"
 )
 
 // Ids shared by the fixtures (see MANIFEST.json, fixture_links).

@@ -16,8 +16,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/natsbus"
-	"github.com/switchyard/switchyard/platform/testkit"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/proto/wire"
@@ -43,7 +43,7 @@ type plan struct {
 func (p plan) mrr() int64 { return p.Unit * p.Quantity }
 
 // history builds one customer's Stripe events from the real fixture
-// envelopes (platform/testkit/fixtures/stripe/events): each event is a
+// envelopes (platform/devkit/testkit/fixtures/stripe/events): each event is a
 // fixture with its ids, created time, data.object fields and
 // data.previous_attributes edited, the way Stripe would have sent them
 // for this customer. Event ids grow with the position in the history, so

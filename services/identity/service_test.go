@@ -20,10 +20,10 @@ import (
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/consumer"
-	"github.com/switchyard/switchyard/platform/emulator/stripeapi"
+	"github.com/switchyard/switchyard/platform/devkit/emulator/stripeapi"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/natsbus"
-	"github.com/switchyard/switchyard/platform/testkit"
 	crmv1 "github.com/switchyard/switchyard/proto/gen/switchyard/crm/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/proto/wire"

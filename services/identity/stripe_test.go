@@ -11,9 +11,9 @@ import (
 
 	"github.com/stripe/stripe-go/v76"
 
-	"github.com/switchyard/switchyard/platform/emulator/stripeapi"
+	"github.com/switchyard/switchyard/platform/devkit/emulator/stripeapi"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/errclass"
-	"github.com/switchyard/switchyard/platform/testkit"
 	"github.com/switchyard/switchyard/services/identity"
 )
 

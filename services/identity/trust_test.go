@@ -12,9 +12,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/switchyard/switchyard/platform/emulator/stripeapi"
+	"github.com/switchyard/switchyard/platform/devkit/emulator/stripeapi"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/natsbus"
-	"github.com/switchyard/switchyard/platform/testkit"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/services/identity"

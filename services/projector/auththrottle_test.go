@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/platform/config"
-	"github.com/switchyard/switchyard/platform/testkit"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/services/projector"
 )
 

@@ -24,11 +24,11 @@ import (
 
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/deadletter"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/postgres"
-	"github.com/switchyard/switchyard/platform/testkit"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	commonv1 "github.com/switchyard/switchyard/proto/gen/switchyard/common/v1"
 	crmv1 "github.com/switchyard/switchyard/proto/gen/switchyard/crm/v1"

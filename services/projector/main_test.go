@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/switchyard/switchyard/platform/testkit"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 )
 
 func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }

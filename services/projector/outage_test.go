@@ -9,7 +9,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/switchyard/switchyard/platform/testkit"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	crmv1 "github.com/switchyard/switchyard/proto/gen/switchyard/crm/v1"
 )
 

@@ -16,9 +16,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/switchyard/switchyard/platform/config"
-	"github.com/switchyard/switchyard/platform/emulator/zendesk"
+	"github.com/switchyard/switchyard/platform/devkit/emulator/zendesk"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/natsbus"
-	"github.com/switchyard/switchyard/platform/testkit"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	supportv1 "github.com/switchyard/switchyard/proto/gen/switchyard/support/v1"
 	"github.com/switchyard/switchyard/proto/subjects"

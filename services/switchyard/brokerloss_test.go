@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/platform/config"
-	"github.com/switchyard/switchyard/platform/emulator/stripeapi"
+	"github.com/switchyard/switchyard/platform/devkit/emulator/stripeapi"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/postgres"
-	"github.com/switchyard/switchyard/platform/testkit"
 	"github.com/switchyard/switchyard/services/gateway"
 	"github.com/switchyard/switchyard/services/identity"
 	"github.com/switchyard/switchyard/services/projector"

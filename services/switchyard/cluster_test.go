@@ -20,12 +20,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard/switchyard/platform/config"
-	hubspotemu "github.com/switchyard/switchyard/platform/emulator/hubspot"
-	slackemu "github.com/switchyard/switchyard/platform/emulator/slack"
-	zendeskemu "github.com/switchyard/switchyard/platform/emulator/zendesk"
+	hubspotemu "github.com/switchyard/switchyard/platform/devkit/emulator/hubspot"
+	slackemu "github.com/switchyard/switchyard/platform/devkit/emulator/slack"
+	zendeskemu "github.com/switchyard/switchyard/platform/devkit/emulator/zendesk"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/stripesig"
-	"github.com/switchyard/switchyard/platform/testkit"
 )
 
 // Issue 14, point 4 (cluster): the numbers of TestClusterLeaderFailover.

@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"sync"
 
-	slackemu "github.com/switchyard/switchyard/platform/emulator/slack"
-	"github.com/switchyard/switchyard/platform/emulator/statefile"
+	slackemu "github.com/switchyard/switchyard/platform/devkit/emulator/slack"
+	"github.com/switchyard/switchyard/platform/devkit/emulator/statefile"
 )
 
 // vendorErrorSeed seeds the emulators' draws of --vendor-errors, so a

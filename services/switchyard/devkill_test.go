@@ -21,11 +21,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	hubspotemu "github.com/switchyard/switchyard/platform/emulator/hubspot"
-	zendeskemu "github.com/switchyard/switchyard/platform/emulator/zendesk"
+	hubspotemu "github.com/switchyard/switchyard/platform/devkit/emulator/hubspot"
+	zendeskemu "github.com/switchyard/switchyard/platform/devkit/emulator/zendesk"
+	"github.com/switchyard/switchyard/platform/devkit/pgcluster"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/natsbus"
-	"github.com/switchyard/switchyard/platform/pgcluster"
-	"github.com/switchyard/switchyard/platform/testkit"
 )
 
 // TestDevRestartsAfterKill9MidBurst is issue 14's "restart after kill -9":

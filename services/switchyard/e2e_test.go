@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/platform/testkit"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 )
 
 // The Jaeger the test reads from; scripts/e2e.sh (`make e2e`) starts one

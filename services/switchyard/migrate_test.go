@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/natsbus"
-	"github.com/switchyard/switchyard/platform/testkit"
 	"github.com/switchyard/switchyard/services/switchyard/migration"
 )
 

@@ -21,10 +21,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard/switchyard/platform/config"
-	"github.com/switchyard/switchyard/platform/emulator/stripeapi"
+	"github.com/switchyard/switchyard/platform/devkit/emulator/stripeapi"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/postgres"
-	"github.com/switchyard/switchyard/platform/testkit"
 	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/gateway"
 	"github.com/switchyard/switchyard/services/identity"

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/platform/config"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/stripesig"
-	"github.com/switchyard/switchyard/platform/testkit"
 )
 
 func TestSendSignsAndReportsFailures(t *testing.T) {

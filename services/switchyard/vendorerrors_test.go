@@ -9,7 +9,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	slackemu "github.com/switchyard/switchyard/platform/emulator/slack"
+	slackemu "github.com/switchyard/switchyard/platform/devkit/emulator/slack"
 )
 
 // TestSlackErrorsFailsTheShareAsked: --vendor-errors 0.1 makes about one

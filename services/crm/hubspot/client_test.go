@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/platform/config"
-	"github.com/switchyard/switchyard/platform/emulator/hubspot"
+	"github.com/switchyard/switchyard/platform/devkit/emulator/hubspot"
 	"github.com/switchyard/switchyard/platform/errclass"
 	crmhubspot "github.com/switchyard/switchyard/services/crm/hubspot"
 )

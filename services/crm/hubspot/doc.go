@@ -12,6 +12,6 @@
 //
 // A client-side limiter follows the X-HubSpot-RateLimit-* headers and
 // pauses before the burst window runs out (see Config.RateLimitReserve).
-// Pointing Config.BaseURL at platform/emulator/hubspot is the only
+// Pointing Config.BaseURL at platform/devkit/emulator/hubspot is the only
 // difference between tests and production.
 package hubspot

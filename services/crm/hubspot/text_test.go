@@ -9,9 +9,9 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/switchyard/switchyard/platform/emulator/hubspot"
+	"github.com/switchyard/switchyard/platform/devkit/emulator/hubspot"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/errclass"
-	"github.com/switchyard/switchyard/platform/testkit"
 	crmhubspot "github.com/switchyard/switchyard/services/crm/hubspot"
 )
 

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/platform/config"
-	emulator "github.com/switchyard/switchyard/platform/emulator/zendesk"
+	emulator "github.com/switchyard/switchyard/platform/devkit/emulator/zendesk"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/services/support/zendesk"
 )

@@ -10,8 +10,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	emulator "github.com/switchyard/switchyard/platform/emulator/zendesk"
-	"github.com/switchyard/switchyard/platform/testkit"
+	emulator "github.com/switchyard/switchyard/platform/devkit/emulator/zendesk"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/services/support/zendesk"
 )
 

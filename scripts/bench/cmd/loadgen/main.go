@@ -41,7 +41,7 @@ import (
 
 // defaultFixture is the in-repo directory of assembled Stripe event
 // envelopes (1–5 KB each), relative to the repository root.
-const defaultFixture = "platform/testkit/fixtures/stripe/events"
+const defaultFixture = "platform/devkit/testkit/fixtures/stripe/events"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

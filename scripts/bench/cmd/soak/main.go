@@ -87,7 +87,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.drain, "drain", 30*time.Minute, "how long the hub may take to drain after the load (a message unlucky four times waits CONSUMER_BACKOFF's 10 minutes)")
 	fs.StringVar(&c.dataDir, "data", "", "the hub's data folder, which must not exist yet (default: a new temporary one, removed after a passing run)")
 	fs.StringVar(&c.switchyard, "switchyard", "", "switchyard binary to run (default: go build ./services/switchyard)")
-	fs.StringVar(&c.fixtures, "fixtures", "platform/testkit/fixtures/stripe/events", "folder of the Stripe event fixtures the lifecycles are made from")
+	fs.StringVar(&c.fixtures, "fixtures", "platform/devkit/testkit/fixtures/stripe/events", "folder of the Stripe event fixtures the lifecycles are made from")
 	fs.IntVar(&c.workers, "workers", 64, "concurrent webhook posts at most")
 	fs.StringVar(&c.broker, "broker", "separate", "separate: the hub on NATS_URL, a JetStream server of its own process (scripts/bench/cmd/natsd), so the services' RSS is theirs alone; embedded: dev's own NATS in the hub's process, as `make run`")
 	if err := fs.Parse(args); err != nil {

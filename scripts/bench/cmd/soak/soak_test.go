@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-const fixtureDir = "../../../../platform/testkit/fixtures/stripe/events"
+const fixtureDir = "../../../../platform/devkit/testkit/fixtures/stripe/events"
 
 func mustLifecycles(t *testing.T) *lifecycles {
 	t.Helper()

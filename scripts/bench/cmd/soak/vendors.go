@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
-	hubspotemu "github.com/switchyard/switchyard/platform/emulator/hubspot"
-	slackemu "github.com/switchyard/switchyard/platform/emulator/slack"
-	zendeskemu "github.com/switchyard/switchyard/platform/emulator/zendesk"
+	hubspotemu "github.com/switchyard/switchyard/platform/devkit/emulator/hubspot"
+	slackemu "github.com/switchyard/switchyard/platform/devkit/emulator/slack"
+	zendeskemu "github.com/switchyard/switchyard/platform/devkit/emulator/zendesk"
 )
 
 // Credentials of the soak's emulators (local only).

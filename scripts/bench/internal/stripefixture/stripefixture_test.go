@@ -14,7 +14,7 @@ import (
 	"github.com/switchyard/switchyard/scripts/bench/internal/stripefixture"
 )
 
-const fixturePath = "../../../../platform/testkit/fixtures/stripe/events/customer.created.json"
+const fixturePath = "../../../../platform/devkit/testkit/fixtures/stripe/events/customer.created.json"
 
 func TestSignedBodyVerifiesWithStripeGo(t *testing.T) {
 	t.Parallel()
@@ -67,7 +67,7 @@ func TestParseRejectsFixtureWithoutID(t *testing.T) {
 	}
 }
 
-const fixtureDir = "../../../../platform/testkit/fixtures/stripe/events"
+const fixtureDir = "../../../../platform/devkit/testkit/fixtures/stripe/events"
 
 func TestLoadSetDirectoryTakesEveryEventSortedByName(t *testing.T) {
 	t.Parallel()

@@ -1,0 +1,126 @@
+package consumer_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
+	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/natsbus"
+)
+
+// TestDeadLetterTooLargeForMaxPayloadIsStoredTruncated: a message that only
+// just fit its stream cannot be wrapped in a dead-letter envelope within the
+// server's max_payload (1 MiB here). It is dead-lettered anyway, once, with
+// its data cut and its length, SHA-256 and stream sequence recorded, so the
+// whole message can be fetched from its stream — it used to fail to
+// dead-letter and be redelivered for ever. A small one is stored whole,
+// with the same headers.
+func TestDeadLetterTooLargeForMaxPayloadIsStoredTruncated(t *testing.T) {
+	e := setup(t)
+	nc, _ := e.broker.Connect(t)
+	if nc.MaxPayload() != 1<<20 {
+		t.Fatalf("embedded server max_payload = %d, want 1 MiB", nc.MaxPayload())
+	}
+	var calls atomic.Int64
+	e.start(t, consumer.Config{Name: "big", Subjects: []string{"billing.test.big"}, AckWait: time.Second},
+		func(ctx context.Context, m *consumer.Message) error {
+			calls.Add(1)
+			return errclass.Permanent(errors.New("no such customer"))
+		})
+
+	big := bytes.Repeat([]byte("x"), 1<<20-64) // fits, with its one header, and no more
+	ack, err := e.js.PublishMsg(context.Background(), &nats.Msg{Subject: "billing.test.big", Data: big, Header: nats.Header{"Nats-Msg-Id": {"big-1"}}})
+	if err != nil {
+		t.Fatalf("publish the original: %v", err)
+	}
+	e.publish(t, "billing.test.big", "small-1", `{"small":true}`)
+
+	testkit.WaitFor(t, 20*time.Second, "both dead-lettered", func() bool { return len(dlqMsgs(t, e, "dlq.big")) == 2 })
+	testkit.WaitFor(t, 10*time.Second, "the consumer settled", e.settled(t, natsbus.StreamBilling, "big"))
+	testkit.Never(t, 2*time.Second, "a redelivery after the dead letter", func() bool { return calls.Load() > 2 })
+
+	byID := map[string]*nats.Msg{}
+	for _, m := range dlqMsgs(t, e, "dlq.big") {
+		byID[m.Header.Get("Nats-Msg-Id")] = m
+	}
+	bigMsg, smallMsg := byID["dlq:big:BILLING:"+strconv.FormatUint(ack.Sequence, 10)], byID["dlq:big:BILLING:"+strconv.FormatUint(ack.Sequence+1, 10)]
+	if bigMsg == nil || smallMsg == nil {
+		t.Fatalf("dead letters %v, want one per original", byID)
+	}
+	sum := sha256.Sum256(big)
+	d, err := consumer.DecodeDeadLetterMsg(bigMsg.Header, bigMsg.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Truncated || d.OriginalSize != len(big) || d.OriginalSHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("truncated dead letter: truncated=%v size=%d sha256=%s; want true, %d, %x", d.Truncated, d.OriginalSize, d.OriginalSHA256, len(big), sum)
+	}
+	if len(d.OriginalData) == 0 || len(d.OriginalData) >= len(big) || !bytes.HasPrefix(big, d.OriginalData) {
+		t.Errorf("kept %d bytes, want a proper prefix of the %d-byte original", len(d.OriginalData), len(big))
+	}
+	if got, want := bigMsg.Header.Get(consumer.HeaderTruncated), strconv.Itoa(len(d.OriginalData))+"/"+strconv.Itoa(len(big)); got != want {
+		t.Errorf("%s = %q, want %q", consumer.HeaderTruncated, got, want)
+	}
+	if d.OriginalStream != natsbus.StreamBilling || d.OriginalSeq != ack.Sequence || d.OriginalMsgID != "big-1" || d.Class != errclass.ClassPermanent {
+		t.Errorf("dead letter names %s #%d (%s, %s), want %s #%d (big-1, permanent)", d.OriginalStream, d.OriginalSeq, d.OriginalMsgID, d.Class, natsbus.StreamBilling, ack.Sequence)
+	}
+	if !strings.Contains(d.Reason, "no such customer") || !strings.Contains(d.Reason, "truncated") || !strings.Contains(d.Reason, natsbus.StreamBilling+" #"+strconv.FormatUint(ack.Sequence, 10)) {
+		t.Errorf("reason %q, want the error and where the whole message is", d.Reason)
+	}
+	// The whole message is where the dead letter says, and it is the one.
+	s, err := e.js.Stream(context.Background(), d.OriginalStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := s.GetMsg(context.Background(), d.OriginalSeq)
+	if err != nil {
+		t.Fatalf("fetch the original from %s #%d: %v", d.OriginalStream, d.OriginalSeq, err)
+	}
+	if got := sha256.Sum256(orig.Data); hex.EncodeToString(got[:]) != d.OriginalSHA256 {
+		t.Error("the message at the recorded sequence does not have the recorded SHA-256")
+	}
+
+	small, err := consumer.DecodeDeadLetterMsg(smallMsg.Header, smallMsg.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smallSum := sha256.Sum256([]byte(`{"small":true}`))
+	if small.Truncated || string(small.OriginalData) != `{"small":true}` || small.OriginalSize != len(`{"small":true}`) ||
+		small.OriginalSHA256 != hex.EncodeToString(smallSum[:]) || smallMsg.Header.Get(consumer.HeaderTruncated) != "" {
+		t.Errorf("small dead letter: truncated=%v data=%q size=%d sha256=%s", small.Truncated, small.OriginalData, small.OriginalSize, small.OriginalSHA256)
+	}
+}
+
+// dlqMsgs returns the stored messages on subject in the DLQ stream, oldest first.
+func dlqMsgs(t *testing.T, e *env, subject string) []*nats.Msg {
+	t.Helper()
+	s, err := e.js.Stream(context.Background(), natsbus.StreamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*nats.Msg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		raw, err := s.GetMsg(context.Background(), seq)
+		if err != nil || raw.Subject != subject {
+			continue
+		}
+		out = append(out, &nats.Msg{Subject: raw.Subject, Header: raw.Header, Data: raw.Data})
+	}
+	return out
+}

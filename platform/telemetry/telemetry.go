@@ -59,6 +59,7 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (*Te
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 
 	name := service
+	// OTEL_SERVICE_NAME: the service name on spans and metrics (default: the service's own).
 	if v := getenv("OTEL_SERVICE_NAME"); v != "" {
 		name = v
 	}
@@ -68,9 +69,10 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (*Te
 	}
 
 	t := &Telemetry{}
-	disabled := getenv("OTEL_SDK_DISABLED") == "true"
+	disabled := getenv("OTEL_SDK_DISABLED") == "true" // true: no tracing at all, not even span ids
+	// the OTLP/HTTP endpoint traces are exported to (either variable); unset: spans get ids, nothing is exported
 	endpoint := getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
-	if !disabled && endpoint && getenv("OTEL_TRACES_EXPORTER") != "none" {
+	if !disabled && endpoint && getenv("OTEL_TRACES_EXPORTER") != "none" { // none: no trace export
 		exp, err := otlptracehttp.New(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("otlp trace exporter: %w", err)
@@ -94,8 +96,9 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (*Te
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
 	opts := []sdkmetric.Option{sdkmetric.WithReader(promExp), sdkmetric.WithResource(res)}
+	// the OTLP/HTTP endpoint metrics are also exported to (either variable); /metrics serves them regardless
 	metricsEndpoint := getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") != ""
-	if !disabled && metricsEndpoint && getenv("OTEL_METRICS_EXPORTER") != "none" {
+	if !disabled && metricsEndpoint && getenv("OTEL_METRICS_EXPORTER") != "none" { // none: no metrics export
 		mexp, err := otlpmetrichttp.New(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("otlp metric exporter: %w", err)

@@ -37,8 +37,8 @@ type Config struct {
 	Window      time.Duration       // ALERTS_WINDOW: alerts of one kind within it are folded into one
 	Storm       int                 // ALERTS_STORM_THRESHOLD: CRM retries per minute that make a storm
 	DigestAt    string              // ALERTS_DIGEST_AT: daily digest time, HH:MM UTC, or "off"
-	OpsURL      string              // SWITCHYARD_OPS_URL: the projector's status API (for the digest)
-	OpsToken    config.Secret       // SWITCHYARD_OPS_TOKEN: a read token for it
+	OpsURL      string              // SWITCHYARD_OPS_URL: the status API (alerts reads the daily digest there; unset = no digest)
+	OpsToken    config.Secret       // SWITCHYARD_OPS_TOKEN: the token presented to the status API (alerts: a read token)
 	ConsoleURL  string              // SWITCHYARD_CONSOLE_URL: the console as people open it; alerts link there and nowhere else ("" = no links)
 	Console     slack.Console       // ConsoleURL, parsed
 	LogLevel    string              // LOG_LEVEL

@@ -32,9 +32,9 @@ type Config struct {
 	ReplayKeys   []ed25519.PublicKey // SWITCHYARD_REPLAY_KEYS: the operator's replay keys (consumer.Config.ReplayKeys)
 	Addr         string              // CRM_ADDR: health, readiness, metrics
 	DatabaseURL  config.Secret       // DATABASE_URL
-	HubSpotToken config.Secret       // HUBSPOT_TOKEN: private app token
-	HubSpotURL   string              // HUBSPOT_BASE_URL
-	Workers      int                 // CRM_WORKERS
+	HubSpotToken config.Secret       // HUBSPOT_TOKEN: private app token (crm.objects.contacts.write, crm.schemas.contacts.write); required
+	HubSpotURL   string              // HUBSPOT_BASE_URL: HubSpot API base; point it at an emulator to test
+	Workers      int                 // CRM_WORKERS: billing events handled at once (also the most contacts a burst can gather into one HubSpot call)
 	BatchLinger  time.Duration       // CRM_BATCH_LINGER: longest wait for company in a HubSpot batch
 	LogLevel     string              // LOG_LEVEL
 	MaxAttempts  int                 // CONSUMER_MAX_ATTEMPTS

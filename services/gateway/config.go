@@ -36,15 +36,15 @@ const DevAdminAddr = "127.0.0.1:8086"
 
 // Config is the gateway's configuration. Secrets redact themselves when logged.
 type Config struct {
-	Addr           string          // GATEWAY_ADDR
-	AdminAddr      string          // GATEWAY_ADMIN_ADDR: readiness, metrics, webhook-health; never the public listener
-	Env            string          // SWITCHYARD_ENV
-	Secrets        []config.Secret // STRIPE_WEBHOOK_SECRET (comma-separated) or STRIPE_WEBHOOK_SECRET_FILE (one per line)
-	Tolerance      time.Duration   // STRIPE_WEBHOOK_TOLERANCE
-	PublishTimeout time.Duration   // GATEWAY_PUBLISH_TIMEOUT
-	ShutdownGrace  time.Duration   // GATEWAY_SHUTDOWN_GRACE
-	StallAfter     time.Duration   // GATEWAY_CONSUMER_STALL_AFTER
-	LogLevel       string          // LOG_LEVEL
+	Addr           string          // GATEWAY_ADDR: public listener: POST /webhooks/stripe and /healthz, nothing else
+	AdminAddr      string          // GATEWAY_ADMIN_ADDR: /readyz, /metrics, /api/stripe/webhook-health (and /healthz), never published; must differ from GATEWAY_ADDR; required in staging and production (development: 127.0.0.1:8086)
+	Env            string          // SWITCHYARD_ENV: production (livemode only; the projector requires ops tokens), staging or development (test mode only)
+	Secrets        []config.Secret // STRIPE_WEBHOOK_SECRET: one or more whsec_… secrets, comma-separated, or one per line in STRIPE_WEBHOOK_SECRET_FILE (blank lines and surrounding spaces ignored); required (dev generates one)
+	Tolerance      time.Duration   // STRIPE_WEBHOOK_TOLERANCE: signature timestamp tolerance, each way (at most 1h)
+	PublishTimeout time.Duration   // GATEWAY_PUBLISH_TIMEOUT: longest wait for a PubAck before answering 503 (shorter than the grace and the 30 s write timeout)
+	ShutdownGrace  time.Duration   // GATEWAY_SHUTDOWN_GRACE: time in-flight requests get on SIGTERM
+	StallAfter     time.Duration   // GATEWAY_CONSUMER_STALL_AFTER: a consumer with work but no delivery for this long is reported stalled
+	LogLevel       string          // LOG_LEVEL: debug, info, warn or error
 	NATS           natsbus.Options // NATS_*
 }
 

@@ -35,10 +35,10 @@ const DefaultConsumerName = natsbus.ConsumerIdentity
 type Config struct {
 	ReplayKeys    []ed25519.PublicKey // SWITCHYARD_REPLAY_KEYS: the operator's replay keys (consumer.Config.ReplayKeys)
 	Addr          string              // IDENTITY_ADDR: health, readiness, metrics
-	DatabaseURL   config.Secret       // DATABASE_URL (may hold a password)
-	StripeAPIKey  config.Secret       // STRIPE_API_KEY: restricted read key, optional
+	DatabaseURL   config.Secret       // DATABASE_URL: PostgreSQL (may hold a password)
+	StripeAPIKey  config.Secret       // STRIPE_API_KEY: restricted read key, optional; finds the customer of an unseen charge
 	StripeAPIBase string              // STRIPE_API_BASE: override for emulators
-	Workers       int                 // IDENTITY_WORKERS
+	Workers       int                 // IDENTITY_WORKERS: messages handled at once
 	ConsumerName  string              // IDENTITY_CONSUMER: durable name (one per deployment sharing a NATS account)
 	LogLevel      string              // LOG_LEVEL
 	MaxAttempts   int                 // CONSUMER_MAX_ATTEMPTS

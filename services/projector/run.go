@@ -44,7 +44,7 @@ type Config struct {
 	Batch         int            // PROJECTOR_BATCH: most messages per transaction
 	JaegerURL     string         // JAEGER_UI_URL: trace links in the console
 	GatewayURL    string         // GATEWAY_METRICS_URL: webhook figures in the console
-	SessionTTL    time.Duration  // CONSOLE_SESSION_TTL
+	SessionTTL    time.Duration  // CONSOLE_SESSION_TTL: how long a console login lasts
 	// TrustedProxies (OPS_TRUSTED_PROXIES): the reverse proxies in front of
 	// the ops address whose X-Forwarded-For names the client.
 	TrustedProxies []netip.Prefix
@@ -75,6 +75,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		LogLevel:    r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		NATS:        natsbus.OptionsFromEnv(r, "switchyard-projector"),
 	}
+	// OPS_TRUSTED_PROXIES: reverse proxies (IPs or CIDRs) whose X-Forwarded-For names the client for the auth throttle and logs.
 	for _, p := range r.List("OPS_TRUSTED_PROXIES") {
 		pfx, err := parsePrefix(p)
 		if err != nil {
@@ -83,7 +84,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 		c.TrustedProxies = append(c.TrustedProxies, pfx)
 	}
-	tokens := r.Secret("SWITCHYARD_OPS_TOKENS")
+	tokens := r.Secret("SWITCHYARD_OPS_TOKENS") // ops bearer tokens, name:scopes:token,…; 128 bits each outside development
 	if tokens.IsSet() {
 		ts, err := opsauth.Parse(tokens.Reveal())
 		if err != nil {

@@ -33,10 +33,10 @@ type Config struct {
 	DatabaseURL config.Secret       // DATABASE_URL
 	ZendeskURL  string              // ZENDESK_BASE_URL, e.g. https://acme.zendesk.com
 	ZendeskUser string              // ZENDESK_EMAIL: the agent the API token belongs to
-	ZendeskKey  config.Secret       // ZENDESK_API_TOKEN
+	ZendeskKey  config.Secret       // ZENDESK_API_TOKEN: the agent's Zendesk API token; required
 	RulesFile   string              // SUPPORT_RULES_FILE: "" = the shipped rules
 	Groups      map[string]int64    // SUPPORT_GROUPS: "Billing=123,Customer Success=456"
-	Workers     int                 // SUPPORT_WORKERS
+	Workers     int                 // SUPPORT_WORKERS: billing events handled at once
 	LogLevel    string              // LOG_LEVEL
 	MaxAttempts int                 // CONSUMER_MAX_ATTEMPTS
 	Backoff     []time.Duration     // CONSUMER_BACKOFF
@@ -66,6 +66,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if !c.ZendeskKey.IsSet() {
 		r.Fail("ZENDESK_API_TOKEN", "required")
 	}
+	// SUPPORT_GROUPS: Zendesk group ids of the rules' groups, "Billing=123,Customer Success=456"; required
 	for _, item := range r.List("SUPPORT_GROUPS") {
 		name, id, ok := strings.Cut(item, "=")
 		n, err := strconv.ParseInt(strings.TrimSpace(id), 10, 64)

@@ -111,7 +111,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 	}()
 
-	natsURL := getenv("NATS_URL")
+	natsURL := getenv("NATS_URL") // unset: an embedded server on 127.0.0.1:4223
 	// as gives each service its own NATS identity on the embedded server;
 	// with NATS_URL, every part uses the credentials in the environment.
 	as := func(_ string, env func(string) string) func(string) string { return env }
@@ -138,7 +138,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		natsUsers = "one identity per service, passwords in " + filepath.Join(*dataDir, natsUsersDir) + " (the CLI uses operator's)"
 	}
 
-	dbURL := getenv("DATABASE_URL")
+	dbURL := getenv("DATABASE_URL") // unset: a private cluster in .switchyard/postgres
 	if dbURL == "" {
 		c, err := pgcluster.Start(ctx, filepath.Join(*dataDir, "postgres"), 0, getenv)
 		if err != nil {

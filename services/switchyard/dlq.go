@@ -290,7 +290,7 @@ func directly(ctx context.Context, js jetstream.JetStream, getenv func(string) s
 
 // cliActor names whoever runs the CLI in the audit log.
 func cliActor(getenv func(string) string) string {
-	name := getenv("USER")
+	name := getenv("USER") // the OS user a --direct action is audited as (cli:<user>)
 	if name == "" {
 		if u, err := user.Current(); err == nil {
 			name = u.Username

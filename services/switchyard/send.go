@@ -42,6 +42,7 @@ var reEventID = regexp.MustCompile(`"id"\s*:\s*"(evt_[A-Za-z0-9]+)"`)
 func sendCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	// SWITCHYARD_WEBHOOK_URL: the gateway's webhook URL, where send and reconcile post.
 	url := fs.String("url", orDefault(getenv("SWITCHYARD_WEBHOOK_URL"), "http://127.0.0.1:8080/webhooks/stripe"), "gateway webhook URL (env SWITCHYARD_WEBHOOK_URL)")
 	secretFlag := fs.String("secret", "", "signing secret whsec_… (default: STRIPE_WEBHOOK_SECRET, else the one `switchyard dev` saved in --data)")
 	dataDir := fs.String("data", ".switchyard", "the dev hub's data folder, where it saves a generated secret")

@@ -20,6 +20,7 @@ func main() {
 	if *healthcheck {
 		os.Exit(lifecycle.Healthcheck(orDefault(os.Getenv("GATEWAY_ADDR"), ":8080")))
 	}
+	// GOGC: unset, the gateway sets 400 (Go's default is 100) because its live heap is tiny.
 	if os.Getenv("GOGC") == "" {
 		// The live heap is a few MB while garbage flows at tens of MB/s under
 		// load, so the default GOGC=100 collects hundreds of times a second.

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 BIN   := $(CURDIR)/bin
 
-.PHONY: run test e2e lint build bench soak proto clean
+.PHONY: run test e2e lint build bench soak proto docs clean
 
 ## run: the whole hub locally (embedded NATS, private or DATABASE_URL PostgreSQL)
 run: build
@@ -18,7 +18,7 @@ e2e:
 	scripts/e2e.sh
 
 ## chaos: the dependency-fault tests with 2-minute outages instead of CI's 10s (PostgreSQL
-## restart mid-burst) and 20s (HubSpot answering 503); see README's Reliability section
+## restart mid-burst) and 20s (HubSpot answering 503); see docs/reliability.md
 .PHONY: chaos
 chaos:
 	SWITCHYARD_CHAOS_OUTAGE=2m go test -run 'TestHubSpotOutage|TestPostgresRestartMidBurst' -count=1 -timeout 20m ./services/switchyard/
@@ -56,6 +56,10 @@ bench:
 ## (SOAK_FLAGS="-duration 3m" for a short one)
 soak:
 	go run ./scripts/bench/cmd/soak -duration 30m $(SOAK_FLAGS)
+
+## docs: regenerate docs/configuration.md from the config code (make lint fails when it is stale)
+docs:
+	go run ./scripts/configdoc -w docs/configuration.md
 
 ## proto: regenerate code from proto/ (must leave no diff)
 proto:

@@ -1,0 +1,3 @@
+module github.com/switchyard/switchyard/scripts/configdoc
+
+go 1.26.8

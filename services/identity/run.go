@@ -1,16 +1,13 @@
 package identity
 
 import (
-	"cmp"
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
@@ -22,6 +19,7 @@ import (
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/service"
+	"github.com/switchyard/switchyard/platform/stripeerr"
 	"github.com/switchyard/switchyard/platform/telemetry"
 	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/proto/wire"
@@ -168,7 +166,7 @@ type stripeAPI struct {
 	// cosmetic, asked for within a short timeout, and a failure waits a
 	// minute (productRetryIn) before Stripe is asked again.
 	products *client.API
-	keyMode  string // "live" or "test", for error messages
+	keyMode  string // "live" or "test" (stripeerr.KeyMode), for error messages
 }
 
 func newStripeAPI(key, base string, hc *http.Client) *stripeAPI {
@@ -180,14 +178,10 @@ func newStripeAPI(key, base string, hc *http.Client) *stripeAPI {
 		b := stripe.GetBackendWithConfig(stripe.APIBackend, cfg)
 		return &stripe.Backends{API: b, Connect: b, Uploads: b}
 	}
-	mode := "test"
-	if strings.HasPrefix(key, "sk_live_") || strings.HasPrefix(key, "rk_live_") {
-		mode = "live"
-	}
 	// A failed name lookup is logged by productNames, once per product per
 	// hour, not by stripe-go on stderr at every failure.
 	quiet := &stripe.LeveledLogger{Level: stripe.LevelNull}
-	return &stripeAPI{api: client.New(key, backend(2, nil)), products: client.New(key, backend(0, quiet)), keyMode: mode}
+	return &stripeAPI{api: client.New(key, backend(2, nil)), products: client.New(key, backend(0, quiet)), keyMode: stripeerr.KeyMode(key)}
 }
 
 func (s *stripeAPI) ChargeCustomer(ctx context.Context, id string) (ChargeRefs, error) {
@@ -195,7 +189,7 @@ func (s *stripeAPI) ChargeCustomer(ctx context.Context, id string) (ChargeRefs, 
 	p.Context = ctx
 	ch, err := s.api.Charges.Get(id, p)
 	if err != nil {
-		return ChargeRefs{}, classifyStripe(err, s.keyMode)
+		return ChargeRefs{}, stripeerr.Classify(err, s.keyMode)
 	}
 	var f Facts // the charge read as an event's charge is
 	f.chargeFacts(ch)
@@ -209,7 +203,7 @@ func (s *stripeAPI) ChargeCustomer(ctx context.Context, id string) (ChargeRefs, 
 		ip.Context = ctx
 		in, err := s.api.Invoices.Get(refs.InvoiceID, ip)
 		if err != nil {
-			return ChargeRefs{}, classifyStripe(err, s.keyMode)
+			return ChargeRefs{}, stripeerr.Classify(err, s.keyMode)
 		}
 		if in.Customer != nil {
 			refs.CustomerID = cleanID(in.Customer.ID)
@@ -225,7 +219,7 @@ func (s *stripeAPI) ObjectState(ctx context.Context, kind, id string) (string, e
 		p.Context = ctx
 		sub, err := s.api.Subscriptions.Get(id, p)
 		if err != nil {
-			return "", classifyStripe(err, s.keyMode)
+			return "", stripeerr.Classify(err, s.keyMode)
 		}
 		return string(sub.Status), nil
 	case "customer":
@@ -233,7 +227,7 @@ func (s *stripeAPI) ObjectState(ctx context.Context, kind, id string) (string, e
 		p.Context = ctx
 		c, err := s.api.Customers.Get(id, p)
 		if err != nil {
-			return "", classifyStripe(err, s.keyMode)
+			return "", stripeerr.Classify(err, s.keyMode)
 		}
 		return cleanEmail(c.Email), nil
 	}
@@ -245,71 +239,7 @@ func (s *stripeAPI) ProductName(ctx context.Context, id string) (string, error) 
 	p.Context = ctx
 	prod, err := s.products.Products.Get(id, p)
 	if err != nil {
-		return "", classifyStripe(err, s.keyMode)
+		return "", stripeerr.Classify(err, s.keyMode)
 	}
 	return cleanText(prod.Name, maxNameRunes), nil
 }
-
-// classifyStripe classifies a failed Stripe API call for the consumer's
-// ack policy, by Stripe's answer (errclass.FromHTTP): 429 and 5xx are
-// retried, after the Retry-After Stripe sent if it sent one; 401 and 403
-// mean STRIPE_API_KEY is refused; any other 4xx cannot succeed on a retry —
-// 404 resource_missing (an object deleted, or in the other mode or
-// another account), 400 invalid_request_error. Stripe-Should-Retry: true
-// and 409 (a lock or idempotency conflict), which stripe-go retries
-// itself, are retried too. No answer (network, timeout, a body that is not
-// Stripe's error JSON, say a proxy's) is transient; a Stripe error without
-// a status (stripe-go always sets one) stays unknown.
-//
-// The error reads as Stripe's answer in words, not as stripe-go's JSON dump
-// of it: it becomes the dead letter's reason.
-func classifyStripe(err error, keyMode string) error {
-	var se *stripe.Error
-	if !errors.As(err, &se) {
-		return errclass.Transient(err)
-	}
-	var h http.Header
-	if se.LastResponse != nil {
-		h = se.LastResponse.Header
-	}
-	status := se.HTTPStatusCode
-	if h.Get("Stripe-Should-Retry") == "true" || status == http.StatusConflict {
-		status = http.StatusServiceUnavailable // retried like a 503, Retry-After included
-	}
-	return errclass.FromHTTP(status, h, &stripeError{se: se, keyMode: keyMode})
-}
-
-// stripeError is a Stripe error answer in words: status, code, Stripe's
-// message (which masks keys), the key's mode where it explains the
-// answer, and the request id Stripe's support asks for.
-type stripeError struct {
-	se      *stripe.Error
-	keyMode string
-}
-
-func (e *stripeError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Stripe answered %d", e.se.HTTPStatusCode)
-	if code := cmp.Or(string(e.se.Code), string(e.se.Type)); code != "" {
-		b.WriteString(" " + code)
-	}
-	if e.se.Msg != "" {
-		b.WriteString(": " + e.se.Msg)
-	}
-	var notes []string
-	switch e.se.HTTPStatusCode {
-	case http.StatusUnauthorized, http.StatusForbidden:
-		notes = append(notes, "STRIPE_API_KEY ("+e.keyMode+" mode) was refused")
-	case http.StatusNotFound:
-		notes = append(notes, "asked with a "+e.keyMode+"-mode key")
-	}
-	if e.se.RequestID != "" {
-		notes = append(notes, "request "+e.se.RequestID)
-	}
-	if len(notes) > 0 {
-		b.WriteString(" (" + strings.Join(notes, "; ") + ")")
-	}
-	return b.String()
-}
-
-func (e *stripeError) Unwrap() error { return e.se }

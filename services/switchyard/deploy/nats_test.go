@@ -93,7 +93,7 @@ http_port: 8222
 # only in the page cache. The gateway answers Stripe 200 after the PubAck
 # and Stripe never resends an event it got a 200 for, so the default (fsync
 # every two minutes) could lose acknowledged events in a power failure —
-# even on all three nodes at once. What it costs: README, Deploy.
+# even on all three nodes at once. What it costs: docs/operations.md, Durability.
 jetstream {
   store_dir: "/data"
   sync_interval: always

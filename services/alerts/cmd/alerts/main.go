@@ -1,4 +1,4 @@
-// Command alerts runs Switchyard's alerting service (see the README for its
+// Command alerts runs Switchyard's alerting service (see docs/configuration.md for its
 // environment); `alerts -healthcheck` probes a running instance.
 package main
 

@@ -1,4 +1,4 @@
-// Command crm runs Switchyard's CRM sync service (see the README for its
+// Command crm runs Switchyard's CRM sync service (see docs/configuration.md for its
 // environment); `crm -healthcheck` probes a running instance.
 package main
 

@@ -1,4 +1,4 @@
-// Command gateway runs Switchyard's Stripe webhook intake. See the README for
+// Command gateway runs Switchyard's Stripe webhook intake. See docs/configuration.md for
 // its environment; `gateway -healthcheck` probes a running instance (for
 // container health checks in images without a shell).
 package main

@@ -1,4 +1,4 @@
-// Command identity runs Switchyard's identity service (see the README for
+// Command identity runs Switchyard's identity service (see docs/configuration.md for
 // its environment); `identity -healthcheck` probes a running instance.
 package main
 

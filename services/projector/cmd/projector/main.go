@@ -1,5 +1,5 @@
 // Command projector runs Switchyard's projector: the customer view and the
-// status API (see the README for its environment); `projector
+// status API (see docs/configuration.md for its environment); `projector
 // -healthcheck` probes a running instance.
 package main
 

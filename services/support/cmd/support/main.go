@@ -1,4 +1,4 @@
-// Command support runs Switchyard's support automation service (see the README for its
+// Command support runs Switchyard's support automation service (see docs/configuration.md for its
 // environment); `support -healthcheck` probes a running instance.
 package main
 

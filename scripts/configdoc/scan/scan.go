@@ -103,15 +103,14 @@ type value struct {
 }
 
 type read struct {
-	name    value
-	method  string // a Reader method, or "raw"
-	def     value
-	hasDef  bool
-	extra   []value // OneOf's allowed values, Int's bounds
-	desc    string
-	file    string
-	fn      *fn
-	fileSet *token.FileSet
+	name   value
+	method string // a Reader method, or "raw"
+	def    value
+	hasDef bool
+	extra  []value // OneOf's allowed values, Int's bounds
+	desc   string
+	file   string
+	fn     *fn
 }
 
 type call struct {

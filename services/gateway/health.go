@@ -116,56 +116,12 @@ func (h *Health) report(ctx context.Context) WebhookHealth {
 		rep.Problems = append(rep.Problems, "not connected to NATS: webhooks are answered 503")
 		return rep
 	}
-	for _, name := range natsbus.StreamNames() {
-		s, err := h.js.Stream(ctx, name)
-		if err != nil {
-			rep.Streams[name] = StreamHealth{Error: err.Error()}
-			rep.Problems = append(rep.Problems, "stream "+name+" unavailable: "+err.Error())
-			continue
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			rep.Streams[name] = StreamHealth{Present: true, Error: err.Error()}
-			rep.Problems = append(rep.Problems, "stream "+name+": "+err.Error())
-			continue
-		}
-		sh := StreamHealth{Present: true, Messages: info.State.Msgs, Bytes: info.State.Bytes}
-		if info.State.Msgs > 0 {
-			t := info.State.LastTime.UTC()
-			sh.LastMessageAt = &t
-		}
-		rep.Streams[name] = sh
-		if name == natsbus.StreamStripe {
-			rep.LastEventReceivedAt = sh.LastMessageAt
-		}
-		if name == natsbus.StreamDLQ {
-			rep.DLQDepth = info.State.Msgs
-			if info.State.Msgs > 0 {
-				rep.Problems = append(rep.Problems, "dead letters waiting: see `switchyard dlq list`")
-			}
-		}
-		consumers := s.ListConsumers(ctx)
-		for ci := range consumers.Info() {
-			c := ConsumerHealth{Stream: name, Name: ci.Name, Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered}
-			if last := lastActivity(ci); !last.IsZero() {
-				c.LastActiveAt = &last
-			}
-			// Stalled: work is waiting and nothing was delivered or acked for
-			// StallAfter (a consumer that never ran counts from its creation).
-			since := ci.Created
-			if c.LastActiveAt != nil {
-				since = *c.LastActiveAt
-			}
-			if ci.NumPending+uint64(ci.NumAckPending) > 0 && h.now().Sub(since) > h.cfg.StallAfter {
-				c.Stalled = true
-				rep.Problems = append(rep.Problems, "consumer "+ci.Name+" on "+name+" has work but no delivery within "+h.cfg.StallAfter.String())
-			}
-			rep.Consumers = append(rep.Consumers, c)
-		}
-		if err := consumers.Err(); err != nil {
-			rep.Problems = append(rep.Problems, "list consumers on "+name+": "+err.Error())
-		}
+	walk := natsbus.WalkHealth(ctx, h.js, h.now(), h.cfg.StallAfter)
+	for _, st := range walk.Streams {
+		rep.addStream(st, walk.Consumers, h.cfg.StallAfter)
 	}
+	rep.DLQDepth = walk.DLQDepth
+	rep.LastEventReceivedAt = rep.Streams[natsbus.StreamStripe].LastMessageAt
 	switch {
 	case len(rep.Problems) == 0:
 		rep.Status = "ok"
@@ -177,15 +133,40 @@ func (h *Health) report(ctx context.Context) WebhookHealth {
 	return rep
 }
 
-// lastActivity is the consumer's latest delivery or ack, zero if none yet.
-func lastActivity(ci *jetstream.ConsumerInfo) time.Time {
-	var last time.Time
-	for _, t := range []*time.Time{ci.Delivered.Last, ci.AckFloor.Last} {
-		if t != nil && t.After(last) {
-			last = t.UTC()
-		}
+// addStream reports one stream of the walk, its consumers (those of
+// consumers on it) and their problems.
+func (rep *WebhookHealth) addStream(st natsbus.StreamState, consumers []natsbus.ConsumerState, stallAfter time.Duration) {
+	if !st.Present {
+		rep.Streams[st.Name] = StreamHealth{Error: st.Err.Error()}
+		rep.Problems = append(rep.Problems, "stream "+st.Name+" unavailable: "+st.Err.Error())
+		return
 	}
-	return last
+	sh := StreamHealth{Present: true, Messages: st.Messages, Bytes: st.Bytes}
+	if !st.LastMessageAt.IsZero() {
+		t := st.LastMessageAt
+		sh.LastMessageAt = &t
+	}
+	rep.Streams[st.Name] = sh
+	if st.Name == natsbus.StreamDLQ && st.Messages > 0 {
+		rep.Problems = append(rep.Problems, "dead letters waiting: see `switchyard dlq list`")
+	}
+	for _, c := range consumers {
+		if c.Stream != st.Name {
+			continue
+		}
+		ch := ConsumerHealth{Stream: c.Stream, Name: c.Name, Pending: c.Pending, AckPending: c.AckPending, Redelivered: c.Redelivered, Stalled: c.Stalled}
+		if !c.LastActive.IsZero() {
+			t := c.LastActive
+			ch.LastActiveAt = &t
+		}
+		if c.Stalled {
+			rep.Problems = append(rep.Problems, "consumer "+c.Name+" on "+c.Stream+" has work but no delivery within "+stallAfter.String())
+		}
+		rep.Consumers = append(rep.Consumers, ch)
+	}
+	if st.ListErr != nil {
+		rep.Problems = append(rep.Problems, "list consumers on "+st.Name+": "+st.ListErr.Error())
+	}
 }
 
 func (h *Health) webhookHealth(w http.ResponseWriter, r *http.Request) {

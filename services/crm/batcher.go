@@ -3,13 +3,13 @@ package crm
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/switchyard/switchyard/platform/emailaddr"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/services/crm/hubspot"
 )
@@ -156,7 +156,9 @@ func (b *batcher) send(ctx context.Context, batch []*batchReq) {
 	}
 }
 
-func key(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+// key is the form two updates of one contact share (HubSpot compares
+// emails in it).
+func key(email string) string { return emailaddr.Normalize(email) }
 
 // errStopping answers updates that arrive while the service shuts down;
 // the message is handed back and redelivered.

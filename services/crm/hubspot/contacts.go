@@ -8,15 +8,15 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/switchyard/switchyard/platform/emailaddr"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/logging"
-	"github.com/switchyard/switchyard/platform/sinktext"
 )
 
 // ContactInput is one contact to upsert, identified by email.
 type ContactInput struct {
-	// Email must be an address (sinktext.ValidEmail); otherwise the input
-	// is not sent and its result is ErrInvalidEmail.
+	// Email must be an address (emailaddr.Key); otherwise the input is not
+	// sent and its result is ErrInvalidEmail.
 	Email string
 	// Properties are HubSpot property values by internal name; "" clears a
 	// value. Numbers are sent as decimal strings. Every value goes through
@@ -58,9 +58,6 @@ type upsertResponse struct {
 	} `json:"errors"`
 }
 
-// normEmail is the form HubSpot compares emails in.
-func normEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
-
 // UpsertContacts creates or updates contacts by email with HubSpot's batch
 // upsert (never search-then-create), up to MaxBatchInputs per request.
 // Inputs are split into batches in order; a repeated email goes to a later
@@ -81,12 +78,12 @@ func (c *Client) UpsertContacts(ctx context.Context, inputs []ContactInput) ([]C
 	seen := map[string]bool{}
 	for i, in := range inputs {
 		results[i].Email = in.Email
-		e := normEmail(in.Email)
+		e, ok := emailaddr.Key(in.Email) // the form HubSpot compares emails in
 		if e == "" {
 			results[i].Err = errclass.Permanent(errors.New("hubspot: upsert contact: empty email"))
 			continue
 		}
-		if !sinktext.ValidEmail(e) {
+		if !ok {
 			// HubSpot would answer INVALID_EMAIL (or worse, store a key no
 			// one can mail): not sent.
 			results[i].Err = errclass.Permanent(fmt.Errorf("hubspot: upsert contact: %w", ErrInvalidEmail))
@@ -122,7 +119,7 @@ func (c *Client) upsertBatch(ctx context.Context, inputs []ContactInput, batch [
 	}{Inputs: make([]upsertInput, len(batch))}
 	byEmail := make(map[string]int, len(batch))
 	for k, i := range batch {
-		e := normEmail(inputs[i].Email)
+		e := emailaddr.Normalize(inputs[i].Email)
 		props := make(map[string]string, len(inputs[i].Properties)+1)
 		for name, v := range inputs[i].Properties {
 			props[name] = PropertyValue(v)
@@ -142,7 +139,7 @@ func (c *Client) upsertBatch(ctx context.Context, inputs []ContactInput, batch [
 		if email == nil {
 			continue
 		}
-		if i, ok := byEmail[normEmail(*email)]; ok {
+		if i, ok := byEmail[emailaddr.Normalize(*email)]; ok {
 			results[i].ID, results[i].New = r.ID, r.New
 			done[i] = true
 		}
@@ -155,11 +152,11 @@ func (c *Client) upsertBatch(ctx context.Context, inputs []ContactInput, batch [
 			}
 		}
 		for _, id := range e.Context["ids"] {
-			i, ok := byEmail[normEmail(id)]
+			i, ok := byEmail[emailaddr.Normalize(id)]
 			if !ok {
 				continue
 			}
-			msg := fmt.Sprintf("hubspot: upsert contact %s: %s", logging.MaskEmail(normEmail(id)), token(e.Category))
+			msg := fmt.Sprintf("hubspot: upsert contact %s: %s", logging.MaskEmail(emailaddr.Normalize(id)), token(e.Category))
 			if len(codes) > 0 {
 				msg += " " + strings.Join(codes, " ")
 			}
@@ -175,7 +172,7 @@ func (c *Client) upsertBatch(ctx context.Context, inputs []ContactInput, batch [
 		if !done[i] {
 			// Neither a result nor an error: unknown, so retried.
 			results[i].Err = fmt.Errorf("hubspot: upsert contact %s: no result in HubSpot's answer",
-				logging.MaskEmail(normEmail(inputs[i].Email)))
+				logging.MaskEmail(emailaddr.Normalize(inputs[i].Email)))
 		}
 	}
 	return nil

@@ -3,19 +3,12 @@ package service
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
-	"sort"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard/switchyard/platform/ledger"
-	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/postgres"
 )
@@ -62,53 +55,4 @@ func (b *Base) NATS(ctx context.Context, o natsbus.Options, consumers ...string)
 	}
 	b.nc = nc
 	return nc, js, nil
-}
-
-// Serve runs the service's parts (its consumers) together with its admin
-// listener on addr — /healthz, /readyz (NATS connected, PostgreSQL
-// answering, when the service opened them), /metrics — until ctx is
-// cancelled or a part fails, which stops the rest. The listener has every
-// timeout (lifecycle.Harden): it is an admin port, but a stuck scraper must
-// not pile up connections either.
-func (b *Base) Serve(ctx context.Context, addr string, parts map[string]func(context.Context) error) error {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { plain(w, http.StatusOK, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		switch {
-		case b.nc != nil && !b.nc.IsConnected():
-			plain(w, http.StatusServiceUnavailable, "nats disconnected")
-		case b.pool != nil && b.pool.Ping(pctx) != nil:
-			plain(w, http.StatusServiceUnavailable, "postgres unreachable")
-		default:
-			plain(w, http.StatusOK, "ready")
-		}
-	})
-	mux.Handle("GET /metrics", b.Tel.Metrics)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", addr, err)
-	}
-	b.Log.InfoContext(ctx, "running", "addr", ln.Addr().String())
-	g := lifecycle.NewGroup(ctx)
-	g.Go("http", func(ctx context.Context) error {
-		srv := lifecycle.Harden(&http.Server{Handler: mux, ErrorLog: slog.NewLogLogger(b.Log.Handler(), slog.LevelWarn)})
-		return lifecycle.Serve(ctx, srv, ln, 5*time.Second)
-	})
-	names := make([]string, 0, len(parts))
-	for name := range parts {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		g.Go(name, parts[name])
-	}
-	return g.Wait()
-}
-
-func plain(w http.ResponseWriter, code int, s string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(code)
-	_, _ = io.WriteString(w, s+"\n")
 }

@@ -30,6 +30,8 @@ type Base struct {
 
 	nc   *nats.Conn    // set by NATS, for readiness
 	pool *pgxpool.Pool // set by Postgres, for readiness
+	// checks are the service's own readiness conditions (ReadyWhen).
+	checks []func(context.Context) error
 }
 
 // Start builds the logger (service name, LOG_LEVEL value level) and the

@@ -177,27 +177,3 @@ func (h *Health) webhookHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, status, rep)
 }
-
-// ready reports whether a webhook would be stored now: connected, and the
-// intake stream exists.
-func (h *Health) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	checks := map[string]string{"nats": "ok", "stream_" + natsbus.StreamStripe: "ok"}
-	ok := true
-	if !h.nc.IsConnected() {
-		checks["nats"], ok = "disconnected", false
-	}
-	if _, err := h.js.Stream(ctx, natsbus.StreamStripe); err != nil {
-		checks["stream_"+natsbus.StreamStripe], ok = err.Error(), false
-	}
-	status := http.StatusOK
-	if !ok {
-		status = http.StatusServiceUnavailable
-	}
-	writeJSON(w, status, map[string]any{"ready": ok, "checks": checks})
-}
-
-func live(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
-}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -24,19 +23,15 @@ import (
 	"github.com/switchyard/switchyard/platform/telemetry"
 )
 
-// writeTimeout bounds a whole request on the public listener.
-const writeTimeout = 30 * time.Second
+// writeTimeout bounds a whole request on the public listener: the
+// default every listener gets from lifecycle.Harden.
+const writeTimeout = lifecycle.DefaultWriteTimeout
 
-// Server is a wired gateway: the public listener's handler (the webhook
-// and liveness, nothing else) and the admin listener's (liveness,
-// readiness, metrics, webhook-health). The two never share an address: the
-// public one faces the internet, and what the admin endpoints say (stream
-// depths, consumer names, the environment) is for operators only.
+// Server is a wired gateway: the webhook handler and the webhook-health
+// report, served by the route table of routes.
 type Server struct {
 	Webhook *Webhook
 	Health  *Health
-	public  *http.ServeMux
-	admin   *http.ServeMux
 }
 
 // New wires the gateway over an open NATS connection.
@@ -56,27 +51,26 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, te
 		return nil, fmt.Errorf("gateway body limit: %w", err)
 	}
 	wh.payload = nc.MaxPayload
-	h := &Health{cfg: cfg, nc: nc, js: js, now: time.Now}
-	admin := http.NewServeMux()
-	admin.HandleFunc("GET /api/stripe/webhook-health", h.webhookHealth)
-	admin.HandleFunc("GET /healthz", live)
-	admin.HandleFunc("GET /readyz", h.ready)
-	admin.Handle("GET /metrics", tel.Metrics)
-	public := http.NewServeMux()
-	public.Handle("/webhooks/stripe", wh) // answers other methods 405 itself, counted
-	public.HandleFunc("GET /healthz", live)
-	public.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "only POST /webhooks/stripe is served here", "")
-	})
-	return &Server{Webhook: wh, Health: h, public: public, admin: admin}, nil
+	return &Server{Webhook: wh, Health: &Health{cfg: cfg, nc: nc, js: js, now: time.Now}}, nil
 }
 
-// ServeHTTP routes the public listener: POST /webhooks/stripe and GET
-// /healthz; anything else is 404.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.public.ServeHTTP(w, r) }
+// routes is the gateway's route table: the shared routes (liveness on both
+// listeners, readiness and metrics on the admin one) and its own. The two
+// listeners never share an address: the public one faces the internet and
+// serves the webhook and liveness, nothing else; what the admin one says
+// (stream depths, consumer names, the environment) is for operators only.
+func (s *Server) routes(base *service.Base) []service.Route {
+	return base.Routes(
+		// Answers other methods 405 itself, counted.
+		service.Route{Listener: service.Public, Path: "/webhooks/stripe", Handler: s.Webhook},
+		service.Route{Listener: service.Public, Path: "/", Handler: http.HandlerFunc(notFound)},
+		service.Route{Listener: service.Admin, Method: http.MethodGet, Path: "/api/stripe/webhook-health", Handler: http.HandlerFunc(s.Health.webhookHealth)},
+	)
+}
 
-// Admin is the handler for GATEWAY_ADMIN_ADDR.
-func (s *Server) Admin() http.Handler { return s.admin }
+func notFound(w http.ResponseWriter, _ *http.Request) {
+	writeError(w, http.StatusNotFound, "not_found", "only POST /webhooks/stripe is served here", "")
+}
 
 // Run reads configuration from getenv, serves until ctx is cancelled, then
 // shuts down in order: stop intake (in-flight requests finish and get their
@@ -123,41 +117,25 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		log.WarnContext(ctx, "jetstream settings differ", "difference", d)
 	}
 
+	// Ready when a webhook would be stored now: connected, and the intake
+	// stream exists.
+	base.ReadyWhen(service.NATSConnected(nc))
+	base.ReadyWhen(func(ctx context.Context) error {
+		if _, err := js.Stream(ctx, natsbus.StreamStripe); err != nil {
+			return fmt.Errorf("stream %s: %w", natsbus.StreamStripe, err)
+		}
+		return nil
+	})
 	srv, err := New(cfg, nc, js, log, tel)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("gateway listen: %w", err)
-	}
-	aln, err := net.Listen("tcp", cfg.AdminAddr)
-	if err != nil {
-		_ = ln.Close()
-		return fmt.Errorf("gateway admin listen (GATEWAY_ADMIN_ADDR): %w", err)
-	}
-	servers := lifecycle.NewGroup(ctx)
-	servers.Go("webhook listener", func(ctx context.Context) error {
-		return lifecycle.Serve(ctx, newHTTPServer(srv, log), ln, cfg.ShutdownGrace)
-	})
-	servers.Go("admin listener", func(ctx context.Context) error {
-		return lifecycle.Serve(ctx, newHTTPServer(srv.Admin(), log), aln, cfg.ShutdownGrace)
-	})
-	log.InfoContext(ctx, "gateway listening", "addr", ln.Addr().String(), "admin_addr", aln.Addr().String(),
-		"body_limit", srv.Webhook.maxBody, "nats_max_payload", nc.MaxPayload(), "tracing", tel.Exporting, "config", cfg)
-	err = servers.Wait()
+	log.InfoContext(ctx, "gateway starting", "body_limit", srv.Webhook.maxBody, "nats_max_payload", nc.MaxPayload(),
+		"tracing", tel.Exporting, "config", cfg)
+	err = base.ServeListeners(ctx, []service.Listener{
+		{Name: service.Public, Addr: cfg.Addr, Grace: cfg.ShutdownGrace},
+		{Name: service.Admin, Addr: cfg.AdminAddr, Grace: cfg.ShutdownGrace},
+	}, srv.routes(base), nil)
 	log.InfoContext(ctx, "gateway stopped")
 	return err
-}
-
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 }

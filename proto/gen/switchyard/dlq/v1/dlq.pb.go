@@ -53,8 +53,16 @@ type DeadLetter struct {
 	// JetStream (the stream may have moved on since).
 	OriginalStream         string `protobuf:"bytes,10,opt,name=original_stream,json=originalStream,proto3" json:"original_stream,omitempty"`
 	OriginalStreamSequence uint64 `protobuf:"varint,11,opt,name=original_stream_sequence,json=originalStreamSequence,proto3" json:"original_stream_sequence,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// The hub's canonical customer id (`cust_…`) of the customer the message is
+	// about, as the consumer that gave up knew it (a billing event's
+	// `EventMeta.canonical_customer_id`, an outcome's `canonical_customer_id`,
+	// or the id identity resolved a Stripe event to); empty when it did not
+	// know one (a Stripe event that failed before it was resolved) and in dead
+	// letters written before this field existed. Readers need not decode
+	// `original_data` to name the customer (it may be truncated).
+	CustomerId    string `protobuf:"bytes,12,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeadLetter) Reset() {
@@ -164,6 +172,13 @@ func (x *DeadLetter) GetOriginalStreamSequence() uint64 {
 	return 0
 }
 
+func (x *DeadLetter) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
 // HeaderValues holds the values of one header, in order.
 type HeaderValues struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -213,7 +228,7 @@ var File_switchyard_dlq_v1_dlq_proto protoreflect.FileDescriptor
 
 const file_switchyard_dlq_v1_dlq_proto_rawDesc = "" +
 	"\n" +
-	"\x1bswitchyard/dlq/v1/dlq.proto\x12\x11switchyard.dlq.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!switchyard/common/v1/common.proto\"\xa0\x05\n" +
+	"\x1bswitchyard/dlq/v1/dlq.proto\x12\x11switchyard.dlq.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!switchyard/common/v1/common.proto\"\xc1\x05\n" +
 	"\n" +
 	"DeadLetter\x12)\n" +
 	"\x10original_subject\x18\x01 \x01(\tR\x0foriginalSubject\x12]\n" +
@@ -228,7 +243,9 @@ const file_switchyard_dlq_v1_dlq_proto_rawDesc = "" +
 	"\x0flast_failure_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\rlastFailureAt\x12'\n" +
 	"\x0foriginal_stream\x18\n" +
 	" \x01(\tR\x0eoriginalStream\x128\n" +
-	"\x18original_stream_sequence\x18\v \x01(\x04R\x16originalStreamSequence\x1ac\n" +
+	"\x18original_stream_sequence\x18\v \x01(\x04R\x16originalStreamSequence\x12\x1f\n" +
+	"\vcustomer_id\x18\f \x01(\tR\n" +
+	"customerId\x1ac\n" +
 	"\x14OriginalHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x125\n" +
 	"\x05value\x18\x02 \x01(\v2\x1f.switchyard.dlq.v1.HeaderValuesR\x05value:\x028\x01\"&\n" +

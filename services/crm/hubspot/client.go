@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/lifecycle"
+	"github.com/switchyard/switchyard/platform/ratelimit"
 	"github.com/switchyard/switchyard/platform/sinktext"
 )
 
@@ -57,7 +58,7 @@ type Client struct {
 	token config.Secret
 	http  *http.Client
 	now   func() time.Time
-	lim   *limiter
+	lim   *ratelimit.Limiter
 }
 
 // New validates cfg and returns a Client.
@@ -96,7 +97,11 @@ func New(cfg Config) (*Client, error) {
 	case reserve < 0:
 		reserve = 0
 	}
-	c.lim = &limiter{now: c.now, sleep: sleep, reserve: reserve}
+	lim, err := ratelimit.New(ratelimit.Config{Read: readBudget, Window: defaultInterval, Reserve: reserve, Held: errHeld, Now: c.now, Sleep: sleep})
+	if err != nil {
+		return nil, fmt.Errorf("hubspot: %w", err)
+	}
+	c.lim = lim
 	return c, nil
 }
 
@@ -132,7 +137,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (int,
 		}
 		body = bytes.NewReader(raw)
 	}
-	if err := c.lim.wait(ctx); err != nil {
+	if err := c.lim.Wait(ctx); err != nil {
 		return 0, fmt.Errorf("hubspot: %s %s: wait for rate limit: %w", method, path, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
@@ -154,14 +159,14 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (int,
 		return 0, errclass.Transient(fmt.Errorf("hubspot: %s %s: %w", method, path, err))
 	}
 	defer func() { _ = resp.Body.Close() }()
-	c.lim.observe(resp.Header)
+	c.lim.Observe(resp.Header)
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
 		return resp.StatusCode, errclass.Transient(fmt.Errorf("hubspot: %s %s: read answer: %w", method, path, err))
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		err := c.classify(method, path, resp, raw)
-		c.lim.hold(errclass.RetryHint(err)) // the app's limit, not this request's: every worker waits
+		c.lim.Hold(errclass.RetryHint(err)) // the app's limit, not this request's: every worker waits
 		return resp.StatusCode, err
 	}
 	if out != nil {
@@ -229,6 +234,6 @@ func (c *Client) policyWait(policy string) time.Duration {
 		y, m, d := now.Date()
 		return time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC).Sub(now)
 	default: // TEN_SECONDLY_ROLLING or unknown
-		return c.lim.interval()
+		return c.lim.Window()
 	}
 }

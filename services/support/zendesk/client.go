@@ -17,6 +17,7 @@ import (
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/logging"
+	"github.com/switchyard/switchyard/platform/ratelimit"
 	"github.com/switchyard/switchyard/platform/sinktext"
 )
 
@@ -46,7 +47,7 @@ type Client struct {
 	email string
 	token config.Secret
 	http  *http.Client
-	lim   *limiter
+	lim   *ratelimit.Limiter
 }
 
 // New validates cfg and returns a Client.
@@ -73,7 +74,9 @@ func New(cfg Config) (*Client, error) {
 	if sleep == nil {
 		sleep = lifecycle.Sleep
 	}
-	c.lim = &limiter{now: now, sleep: sleep}
+	if c.lim, err = ratelimit.New(ratelimit.Config{Read: readBudget, Window: window, Held: errHeld, Now: now, Sleep: sleep}); err != nil {
+		return nil, fmt.Errorf("zendesk: %w", err)
+	}
 	return c, nil
 }
 
@@ -113,7 +116,7 @@ func (c *Client) do(ctx context.Context, op, method, target string, in, out any)
 		}
 		body = bytes.NewReader(raw)
 	}
-	if err := c.lim.wait(ctx); err != nil {
+	if err := c.lim.Wait(ctx); err != nil {
 		return 0, fmt.Errorf("zendesk: %s: wait for rate limit: %w", op, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
@@ -135,14 +138,14 @@ func (c *Client) do(ctx context.Context, op, method, target string, in, out any)
 		return 0, errclass.Transient(fmt.Errorf("zendesk: %s: %w", op, scrubURLError(err)))
 	}
 	defer func() { _ = resp.Body.Close() }()
-	c.lim.observe(resp.Header)
+	c.lim.Observe(resp.Header)
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
 		return resp.StatusCode, errclass.Transient(fmt.Errorf("zendesk: %s: read answer: %w", op, err))
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		err := classify(op, resp, raw)
-		c.lim.hold(errclass.RetryHint(err)) // the account's, not this request's: every worker waits
+		c.lim.Hold(errclass.RetryHint(err)) // the account's, not this request's: every worker waits
 		return resp.StatusCode, err
 	}
 	if out != nil {

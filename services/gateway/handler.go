@@ -78,78 +78,137 @@ func newWebhook(cfg Config, pub Publisher, log *slog.Logger, tp trace.TracerProv
 	}, nil
 }
 
+// ServeHTTP takes one webhook through the steps of Webhook's doc, each of
+// which answers and counts the request itself when it rejects it.
 func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	received := h.now()
-	reqID := requestID(r)
-	w.Header()["X-Request-Id"] = []string{reqID} // canonical key already: no re-canonicalising per request
-	ctx := logging.WithRequestID(r.Context(), reqID)
-	// A new root span per webhook: trace headers on a public endpoint are
-	// not trusted (anyone could force sampling), and Stripe sends none.
-	ctx, span := h.tracer.Start(ctx, "POST /webhooks/stripe", serverSpan...)
+	ctx, span, reqID := h.begin(w, r)
 	defer span.End()
-
 	if r.Method != http.MethodPost {
-		span.SetAttributes(attribute.String("http.request.method", r.Method))
-		w.Header().Set("Allow", http.MethodPost)
-		h.reject(ctx, w, span, http.StatusMethodNotAllowed, resultMethod, "use POST")
-		return
-	}
-	if r.ContentLength > int64(h.maxBody) {
-		h.tooLarge(ctx, w, span, r.ContentLength)
+		h.wrongMethod(ctx, w, span, r.Method)
 		return
 	}
 	buf := h.bufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	recycle := true
-	defer func() {
-		if recycle && buf.Cap() <= 64<<10 {
-			h.bufs.Put(buf)
-		}
-	}()
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, int64(h.maxBody)+1)); err != nil {
-		h.reject(ctx, w, span, http.StatusBadRequest, resultBodyRead, "could not read body")
+	reusable := true
+	defer func() { h.recycle(buf, reusable) }()
+	body, ok := h.readBody(ctx, w, r, span, buf)
+	if !ok {
 		return
 	}
-	if buf.Len() > h.maxBody {
-		h.tooLarge(ctx, w, span, -1)
-		return
-	}
-	body := buf.Bytes()
-
 	sigHeader := r.Header.Get("Stripe-Signature")
-	if _, err := h.verifier.Verify(body, sigHeader); err != nil {
-		code, result := sigFailure(err)
-		h.reject(ctx, w, span, code, result, err.Error())
-		return
-	}
-
-	ev, err := Validate(body, PinnedAPIVersion)
-	if err != nil {
-		var nj *NotJSONError
-		if errors.As(err, &nj) {
-			h.reject(ctx, w, span, http.StatusBadRequest, resultInvalidJSON, "body is not a JSON object")
-			return
-		}
-		h.reject(ctx, w, span, http.StatusUnprocessableEntity, resultInvalidEvent, err.Error())
+	ev, ok := h.verifyAndValidate(ctx, w, span, body, sigHeader)
+	if !ok {
 		return
 	}
 	ctx = logging.WithEventID(ctx, ev.ID)
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("stripe.event.id", ev.ID), attribute.String("stripe.event.type", ev.Type))
 	}
-
-	if ev.Livemode != h.cfg.AcceptsLivemode() {
-		h.metrics.livemode.Add(ctx, 1, metric.WithAttributes(attribute.Bool("livemode", ev.Livemode)))
-		h.reject(ctx, w, span, http.StatusForbidden, resultLivemodeRejected,
-			fmt.Sprintf("this %s hub accepts only livemode=%t events", h.cfg.Env, h.cfg.AcceptsLivemode()))
+	if !h.environmentAccepts(ctx, w, span, ev) {
 		return
 	}
+	ack, err := h.publish(ctx, h.message(ev, body, sigHeader, reqID, received))
+	if err != nil {
+		reusable = h.notStored(ctx, w, span, err)
+		return
+	}
+	h.stored(ctx, w, ev, ack, received)
+}
+
+// begin tags the request with its id (kept from the caller when plain, on
+// the response and in ctx for the logs) and starts its span: a new root
+// per webhook, as trace headers on a public endpoint are not trusted
+// (anyone could force sampling), and Stripe sends none.
+func (h *Webhook) begin(w http.ResponseWriter, r *http.Request) (context.Context, trace.Span, string) {
+	reqID := requestID(r)
+	w.Header()["X-Request-Id"] = []string{reqID} // canonical key already: no re-canonicalising per request
+	ctx := logging.WithRequestID(r.Context(), reqID)
+	ctx, span := h.tracer.Start(ctx, "POST /webhooks/stripe", serverSpan...)
+	return ctx, span, reqID
+}
+
+func (h *Webhook) wrongMethod(ctx context.Context, w http.ResponseWriter, span trace.Span, method string) {
+	span.SetAttributes(attribute.String("http.request.method", method))
+	w.Header().Set("Allow", http.MethodPost)
+	h.reject(ctx, w, span, http.StatusMethodNotAllowed, resultMethod, "use POST")
+}
+
+// readBody reads the body into buf, at most maxBody bytes: a declared
+// length over the limit is refused before reading, and a body read past it
+// after.
+func (h *Webhook) readBody(ctx context.Context, w http.ResponseWriter, r *http.Request, span trace.Span, buf *bytes.Buffer) ([]byte, bool) {
+	if r.ContentLength > int64(h.maxBody) {
+		h.tooLarge(ctx, w, span, r.ContentLength)
+		return nil, false
+	}
+	buf.Reset()
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, int64(h.maxBody)+1)); err != nil {
+		h.reject(ctx, w, span, http.StatusBadRequest, resultBodyRead, "could not read body")
+		return nil, false
+	}
+	if buf.Len() > h.maxBody {
+		h.tooLarge(ctx, w, span, -1)
+		return nil, false
+	}
+	return buf.Bytes(), true
+}
+
+// recycle returns buf to the pool unless the request said it may still be
+// in use, or it grew too big to keep.
+func (h *Webhook) recycle(buf *bytes.Buffer, reusable bool) {
+	if reusable && buf.Cap() <= 64<<10 {
+		h.bufs.Put(buf)
+	}
+}
+
+// verifyAndValidate checks the signature over the raw bytes, then the
+// routed fields of the JSON.
+func (h *Webhook) verifyAndValidate(ctx context.Context, w http.ResponseWriter, span trace.Span, body []byte, sigHeader string) (Event, bool) {
+	if _, err := h.verifier.Verify(body, sigHeader); err != nil {
+		code, result := sigFailure(err)
+		h.reject(ctx, w, span, code, result, err.Error())
+		return Event{}, false
+	}
+	ev, err := Validate(body, PinnedAPIVersion)
+	if err != nil {
+		h.invalid(ctx, w, span, err)
+		return Event{}, false
+	}
+	return ev, true
+}
+
+// invalid answers a body Validate refused. It is a function of its own so
+// that errors.As's target, which escapes, costs only refused requests an
+// allocation.
+func (h *Webhook) invalid(ctx context.Context, w http.ResponseWriter, span trace.Span, err error) {
+	var nj *NotJSONError
+	if errors.As(err, &nj) {
+		h.reject(ctx, w, span, http.StatusBadRequest, resultInvalidJSON, "body is not a JSON object")
+		return
+	}
+	h.reject(ctx, w, span, http.StatusUnprocessableEntity, resultInvalidEvent, err.Error())
+}
+
+// environmentAccepts is the environment guard: a live hub takes only
+// livemode events, any other only test-mode ones.
+func (h *Webhook) environmentAccepts(ctx context.Context, w http.ResponseWriter, span trace.Span, ev Event) bool {
+	if ev.Livemode == h.cfg.AcceptsLivemode() {
+		return true
+	}
+	h.metrics.livemode.Add(ctx, 1, metric.WithAttributes(attribute.Bool("livemode", ev.Livemode)))
+	h.reject(ctx, w, span, http.StatusForbidden, resultLivemodeRejected,
+		fmt.Sprintf("this %s hub accepts only livemode=%t events", h.cfg.Env, h.cfg.AcceptsLivemode()))
+	return false
+}
+
+// message is the JetStream message of a verified event: the exact bytes
+// received, and what the hub routes and records on in its headers.
+func (h *Webhook) message(ev Event, body []byte, sigHeader, reqID string, received time.Time) *nats.Msg {
 	versionStatus := "pinned"
 	if ev.APIVersion != PinnedAPIVersion {
 		versionStatus = "mismatch"
 	}
-
-	msg := &nats.Msg{
+	return &nats.Msg{
 		Subject: wire.StripeEventSubject(ev.Type),
 		Data:    body,
 		Header: nats.Header{
@@ -167,22 +226,27 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			jetstream.ExpectedStreamHeader: {natsbus.StreamStripe},
 		},
 	}
-	ack, err := h.publish(ctx, msg)
+}
+
+// notStored answers an event JetStream did not store, and says whether
+// the body's buffer may be reused.
+func (h *Webhook) notStored(ctx context.Context, w http.ResponseWriter, span trace.Span, err error) (reusable bool) {
 	if errors.Is(err, errTooLarge) || errors.Is(err, nats.ErrMaxPayload) {
 		// Within the body limit, but not with these headers (an outsized
 		// signature header) or on a server whose max_payload shrank since
 		// start: it can never be stored as it is, so no 503.
 		h.rejectCause(ctx, w, span, http.StatusRequestEntityTooLarge, resultTooLarge, "event too large to store", err)
-		return
+		return true
 	}
-	if err != nil {
-		// The message may still reach the server after we give up; keep the
-		// buffer out of the pool so a late retry never sends reused bytes.
-		recycle = false
-		w.Header().Set("Retry-After", "5")
-		h.rejectCause(ctx, w, span, http.StatusServiceUnavailable, resultUnavailable, "event store unavailable; retry", err)
-		return
-	}
+	// The message may still reach the server after we give up; keep the
+	// buffer out of the pool so a late retry never sends reused bytes.
+	w.Header().Set("Retry-After", "5")
+	h.rejectCause(ctx, w, span, http.StatusServiceUnavailable, resultUnavailable, "event store unavailable; retry", err)
+	return false
+}
+
+// stored counts a stored event and answers Stripe 200.
+func (h *Webhook) stored(ctx context.Context, w http.ResponseWriter, ev Event, ack *jetstream.PubAck, received time.Time) {
 	result := resultAccepted
 	if ack.Duplicate {
 		result = resultDuplicate
@@ -190,7 +254,7 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.metrics.received.Add(ctx, 1, h.metrics.byResult[result])
 	h.metrics.ackLatency.Record(ctx, h.now().Sub(received).Seconds())
 	h.log.DebugContext(ctx, "webhook stored", "type", ev.Type, "duplicate", ack.Duplicate, "stream_sequence", ack.Sequence)
-	if versionStatus == "mismatch" && !ack.Duplicate { // counted once per stored event, not per retry
+	if ev.APIVersion != PinnedAPIVersion && !ack.Duplicate { // counted once per stored event, not per retry
 		h.metrics.mismatch.Add(ctx, 1, metric.WithAttributes(attribute.String("api_version", ev.APIVersion)))
 		h.log.InfoContext(ctx, "accepted event in a non-pinned API version", "api_version", ev.APIVersion, "pinned", PinnedAPIVersion)
 	}

@@ -26,6 +26,10 @@ import (
 type Entry struct {
 	Seq uint64
 	*consumer.DeadLetter
+	// CustomerID is the canonical id of the customer the dead letter's
+	// message is about: the envelope's customer_id, else the one the
+	// message names (CustomerOf); "" when neither says.
+	CustomerID string
 }
 
 // Filter selects dead letters; zero fields match everything.
@@ -79,8 +83,7 @@ func (s *Store) Get(ctx context.Context, seq uint64) (Entry, error) {
 	if err != nil {
 		return Entry{}, fmt.Errorf("dead letter %d: %w", seq, err)
 	}
-	d.Sequence = seq
-	return Entry{Seq: seq, DeadLetter: d}, nil
+	return entry(seq, d, raw.Data), nil
 }
 
 // List returns the open dead letters matching f (and, when given, only the
@@ -138,9 +141,8 @@ func (s *Store) List(ctx context.Context, f Filter, only []uint64) ([]Entry, err
 		if err != nil {
 			return nil, fmt.Errorf("dead letter %d: %w", meta.Sequence.Stream, err)
 		}
-		d.Sequence = meta.Sequence.Stream
 		if f.match(d, now) {
-			out = append(out, Entry{Seq: meta.Sequence.Stream, DeadLetter: d})
+			out = append(out, entry(meta.Sequence.Stream, d, m.Data()))
 		}
 		if meta.NumPending == 0 {
 			return out, nil

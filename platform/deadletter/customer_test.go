@@ -140,7 +140,7 @@ func TestDecodeFrameworkEnvelope(t *testing.T) {
 	t.Parallel()
 	d := &consumer.DeadLetter{OriginalSubject: subjects.CRMContactSynced, OriginalHeaders: nats.Header{},
 		OriginalData: marshal(t, &crmv1.ContactSynced{EventId: "o1", CanonicalCustomerId: "cust_bob"}),
-		Consumer: "projector", Class: errclass.ClassPermanent, Attempts: 1, FirstFailureAt: time.Now(), LastFailureAt: time.Now()}
+		Consumer:     "projector", Class: errclass.ClassPermanent, Attempts: 1, FirstFailureAt: time.Now(), LastFailureAt: time.Now()}
 	data, err := d.Encode()
 	if err != nil {
 		t.Fatal(err)

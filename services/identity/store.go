@@ -160,7 +160,7 @@ func (s *Store) resolveOnce(ctx context.Context, in Input) (Resolution, error) {
 		return Resolution{}, err
 	}
 	defer conn.Release()
-	res, err := resolveTx(ctx, conn.Conn(), in, true)
+	res, err := resolveTx(ctx, conn.Conn(), in)
 	if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
 		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 	}
@@ -180,248 +180,379 @@ type querier interface {
 // customer (say a dispute whose charge was never seen) and none is linked.
 var ErrUnknownCustomer = errors.New("identity: no known or founding identifier for this event")
 
-// resolveTx resolves in on tx. With pipelined, tx is a bare connection:
-// the first round trip opens the transaction with BEGIN and the last
-// commits it (the caller rolls back on an error).
-func resolveTx(ctx context.Context, tx querier, in Input, pipelined bool) (Resolution, error) {
-	var res Resolution
-	ids := dedupe(in.IDs)
-	// One round trip: lock every identifier (serialising all transactions
-	// that touch any of them; sorted, so never crosswise), look each up, and
-	// read the applied version of the event's object. The object is one of
-	// the identifiers (its subscription or customer id), so whoever locks its
-	// version row holds that identifier's lock first.
+// resolveTx resolves in on conn, a connection with no transaction open.
+// The transaction is pipelined: BEGIN travels with the first round trip
+// and COMMIT with the last (the caller rolls back on an error). The steps,
+// each a round trip or a few:
+//
+//  1. lookUp: BEGIN, lock the identifiers, look up their links and the
+//     applied version of the event's object (one round trip);
+//  2. lockCustomers: lock each customer found (one per customer);
+//  3. choose: pick the customer the event resolves to (one query when
+//     several customers meet and the event names no Stripe customer);
+//  4. ensureChosen: create it, or lock it, if no link led to it;
+//  5. joinOthers: merge the other customers found into it, or record them
+//     as suspected duplicates;
+//  6. linkNew: link the identifiers nobody had (one round trip);
+//  7. recordVersion: record the object's version, or find the event stale;
+//  8. profileAndRead: apply the profile, read the resolution back, COMMIT
+//     (one round trip).
+//
+// On an error it returns what it had resolved so far with the error.
+func resolveTx(ctx context.Context, conn querier, in Input) (Resolution, error) {
+	r := &resolver{tx: conn, in: in, ids: dedupe(in.IDs)}
+	if err := r.lookUp(ctx); err != nil {
+		return r.res, err
+	}
+	if err := r.lockCustomers(ctx); err != nil {
+		return r.res, err
+	}
+	if err := r.choose(ctx); err != nil {
+		return r.res, err
+	}
+	if err := r.ensureChosen(ctx); err != nil {
+		return r.res, err
+	}
+	if err := r.joinOthers(ctx); err != nil {
+		return r.res, err
+	}
+	if err := r.linkNew(ctx); err != nil {
+		return r.res, err
+	}
+	if err := r.recordVersion(ctx); err != nil {
+		return r.res, err
+	}
+	if err := profileAndRead(ctx, r.tx, r.in, &r.res); err != nil {
+		return r.res, err
+	}
+	return r.res, nil
+}
+
+// resolver is the state of one resolution, filled in by resolveTx's steps
+// in order.
+type resolver struct {
+	tx  querier
+	in  Input
+	ids []Identifier // in.IDs without empties and repeats, in lock order
+
+	// Set by lookUp.
+	found   []string // per ids: the customer linked to it, "" if none
+	applied *Version // the object's applied version; nil if none (or no object)
+
+	// Set by lockCustomers.
+	linked map[Identifier]string // identifier → the root of its customer
+	known  []string              // the roots found, each once, in ids order
+
+	// Set by choose.
+	stripeID *Identifier // the event's Stripe customer; nil if none
+
+	// stripeLinked says which known customers have a Stripe customer: read
+	// on first use (see isStripeLinked).
+	stripeLinked map[string]bool
+
+	res Resolution
+}
+
+// lookUp is the first round trip: BEGIN; lock every identifier
+// (serialising all transactions that touch any of them; sorted, so never
+// crosswise); look each up; and read the applied version of the event's
+// object. The object is one of the identifiers (its subscription or
+// customer id), so whoever locks its version row holds that identifier's
+// lock first.
+func (r *resolver) lookUp(ctx context.Context) error {
 	batch := &pgx.Batch{}
-	if pipelined {
-		batch.Queue("BEGIN")
+	batch.Queue("BEGIN")
+	for _, id := range r.ids {
+		batch.Queue(`SELECT pg_advisory_xact_lock($1)`, lockKey(id))
 	}
-	for _, id := range ids {
-		h := fnv.New64a()
-		_, _ = h.Write([]byte(id.Kind + ":" + id.Value))
-		batch.Queue(`SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64()))
-	}
-	for _, id := range ids {
+	for _, id := range r.ids {
 		batch.Queue(`SELECT canonical_id FROM customer_links WHERE kind = $1 AND value = $2`, id.Kind, id.Value)
 	}
-	if in.Version.ObjectID != "" {
-		batch.Queue(`SELECT created, event_id, status FROM object_versions WHERE object_id = $1 FOR UPDATE`, in.Version.ObjectID)
+	if r.in.Version.ObjectID != "" {
+		batch.Queue(`SELECT created, event_id, status FROM object_versions WHERE object_id = $1 FOR UPDATE`, r.in.Version.ObjectID)
 	}
-	br := tx.SendBatch(ctx, batch)
-	if pipelined {
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return res, fmt.Errorf("begin: %w", err)
-		}
-	}
-	for range ids {
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return res, fmt.Errorf("lock identifiers: %w", err)
-		}
-	}
-	found := make([]string, len(ids))
-	for i, id := range ids {
-		err := br.QueryRow().Scan(&found[i])
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			_ = br.Close()
-			return res, fmt.Errorf("look up %s: %w", id.Kind, err)
-		}
-	}
-	var applied *Version
-	if in.Version.ObjectID != "" {
-		var cur Version
-		err := br.QueryRow().Scan(&cur.Created, &cur.EventID, &cur.Status)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			_ = br.Close()
-			return res, fmt.Errorf("object version: %w", err)
-		}
-		if err == nil {
-			applied = &cur
-		}
+	br := r.tx.SendBatch(ctx, batch)
+	if err := r.readLookUp(br); err != nil {
+		_ = br.Close()
+		return err
 	}
 	if err := br.Close(); err != nil {
-		return res, fmt.Errorf("look up identifiers: %w", err)
+		return fmt.Errorf("look up identifiers: %w", err)
 	}
-	// Lock each customer found once (a row this transaction has locked
-	// cannot be merged away under it), in id order so that two events
-	// naming the same customers lock them the same way round.
+	return nil
+}
+
+// readLookUp reads lookUp's answers, in the order it queued them.
+func (r *resolver) readLookUp(br pgx.BatchResults) error {
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	for range r.ids {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("lock identifiers: %w", err)
+		}
+	}
+	r.found = make([]string, len(r.ids))
+	for i, id := range r.ids {
+		if err := br.QueryRow().Scan(&r.found[i]); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("look up %s: %w", id.Kind, err)
+		}
+	}
+	if r.in.Version.ObjectID == "" {
+		return nil
+	}
+	var cur Version
+	err := br.QueryRow().Scan(&cur.Created, &cur.EventID, &cur.Status)
+	switch {
+	case err == nil:
+		r.applied = &cur
+	case !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("object version: %w", err)
+	}
+	return nil
+}
+
+// lockKey is an identifier's advisory lock.
+func lockKey(id Identifier) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id.Kind + ":" + id.Value))
+	return int64(h.Sum64())
+}
+
+// lockCustomers locks each customer found once (a row this transaction
+// has locked cannot be merged away under it), in id order so that two
+// events naming the same customers lock them the same way round, and
+// follows each to the customer it was merged into: linked and known hold
+// these roots.
+func (r *resolver) lockCustomers(ctx context.Context) error {
 	roots := map[string]string{} // customer found → its root, locked
-	for _, cid := range found {
+	for _, cid := range r.found {
 		if cid != "" {
 			roots[cid] = ""
 		}
 	}
 	for _, cid := range slices.Sorted(maps.Keys(roots)) {
-		root, err := lockRoot(ctx, tx, cid)
+		root, err := lockRoot(ctx, r.tx, cid)
 		if err != nil {
-			return res, err
+			return err
 		}
 		roots[cid] = root
 	}
-	linked := map[Identifier]string{} // identifier → its customer's root
-	var known []string
-	for i, id := range ids {
-		if found[i] == "" {
+	r.linked = map[Identifier]string{}
+	for i, id := range r.ids {
+		if r.found[i] == "" {
 			continue
 		}
-		root := roots[found[i]]
-		linked[id] = root
-		if !slices.Contains(known, root) {
-			known = append(known, root)
+		root := roots[r.found[i]]
+		r.linked[id] = root
+		if !slices.Contains(r.known, root) {
+			r.known = append(r.known, root)
 		}
 	}
-	// Which known customers have a Stripe customer: asked only when two
-	// customers meet, for all of them in one query.
-	var stripeLinked map[string]bool
-	isStripeLinked := func(cid string) (bool, error) {
-		if stripeLinked == nil {
-			rows, err := tx.Query(ctx, `SELECT DISTINCT canonical_id FROM customer_links WHERE canonical_id = ANY($1) AND kind = 'stripe_customer'`, known)
-			if err != nil {
-				return false, fmt.Errorf("stripe links: %w", err)
-			}
-			has, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				return false, fmt.Errorf("stripe links: %w", err)
-			}
-			stripeLinked = map[string]bool{}
-			for _, c := range has {
-				stripeLinked[c] = true
-			}
-		}
-		return stripeLinked[cid], nil
-	}
+	return nil
+}
 
-	var stripeID *Identifier
-	for i := range ids {
-		if ids[i].Kind == LinkStripeCustomer {
-			stripeID = &ids[i]
+// choose picks the customer the event resolves to (res.CanonicalID): a
+// Stripe customer id decides — the customer linked to it, or a new one
+// derived from it. Without one, the customers found decide (see
+// chooseAmongKnown); with none found, a new customer derived from the
+// event's founding identifier, or ErrUnknownCustomer if it has none.
+func (r *resolver) choose(ctx context.Context) error {
+	for i := range r.ids {
+		if r.ids[i].Kind == LinkStripeCustomer {
+			r.stripeID = &r.ids[i]
 		}
 	}
 	switch {
-	case stripeID != nil && linked[*stripeID] != "":
-		res.CanonicalID = linked[*stripeID]
-	case stripeID != nil:
-		res.CanonicalID = CanonicalID(*stripeID)
-	case len(known) > 0:
-		// No Stripe id in the event: the Stripe-linked customer it names (the
-		// smallest id if it names several), else the smallest of the rest.
-		sorted := slices.Clone(known)
-		slices.Sort(sorted)
-		res.CanonicalID = sorted[0]
-		for _, cid := range sorted {
-			if len(sorted) == 1 {
-				break // the only one, Stripe-linked or not
-			}
-			has, err := isStripeLinked(cid)
-			if err != nil {
-				return res, err
-			}
-			if has {
-				res.CanonicalID = cid
-				break
-			}
-		}
+	case r.stripeID != nil && r.linked[*r.stripeID] != "":
+		r.res.CanonicalID = r.linked[*r.stripeID]
+	case r.stripeID != nil:
+		r.res.CanonicalID = CanonicalID(*r.stripeID)
+	case len(r.known) > 0:
+		return r.chooseAmongKnown(ctx)
 	default:
-		founder, ok := founding(ids, in.GuestCharge)
+		founder, ok := founding(r.ids, r.in.GuestCharge)
 		if !ok {
-			return res, ErrUnknownCustomer
+			return ErrUnknownCustomer
 		}
-		res.CanonicalID = CanonicalID(founder)
+		r.res.CanonicalID = CanonicalID(founder)
 	}
-	if !slices.Contains(known, res.CanonicalID) {
-		// Not a root this transaction holds: create it, or lock the existing
-		// one and follow it to its root.
-		tag, err := tx.Exec(ctx, `INSERT INTO customers (canonical_id) VALUES ($1) ON CONFLICT DO NOTHING`, res.CanonicalID)
-		if err != nil {
-			return res, fmt.Errorf("create customer: %w", err)
-		}
-		res.Created = tag.RowsAffected() == 1
-		if !res.Created {
-			if res.CanonicalID, err = lockRoot(ctx, tx, res.CanonicalID); err != nil {
-				return res, err
-			}
-		}
-	}
+	return nil
+}
 
-	for _, cid := range known {
-		if cid == res.CanonicalID {
-			continue
-		}
-		cidStripe, err := isStripeLinked(cid)
+// chooseAmongKnown chooses, for an event that names no Stripe customer,
+// the Stripe-linked customer it names (the smallest id if it names
+// several), else the smallest id of those it names. A lone customer is
+// chosen without asking whether it is Stripe-linked.
+func (r *resolver) chooseAmongKnown(ctx context.Context) error {
+	sorted := slices.Sorted(slices.Values(r.known))
+	r.res.CanonicalID = sorted[0]
+	if len(sorted) == 1 {
+		return nil
+	}
+	for _, cid := range sorted {
+		has, err := r.isStripeLinked(ctx, cid)
 		if err != nil {
-			return res, err
+			return err
 		}
-		survivorStripe := stripeID != nil
-		if !survivorStripe && cidStripe {
-			if survivorStripe, err = isStripeLinked(res.CanonicalID); err != nil {
-				return res, err
-			}
-		}
-		if !cidStripe || !survivorStripe {
-			if err := merge(ctx, tx, cid, res.CanonicalID, in.EventID); err != nil {
-				return res, err
-			}
-			continue
-		}
-		// Both belong to Stripe customers: never merged automatically.
-		a, b := min(cid, res.CanonicalID), max(cid, res.CanonicalID)
-		if _, err := tx.Exec(ctx, `INSERT INTO suspected_duplicates (customer_a, customer_b, event_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, a, b, in.EventID); err != nil {
-			return res, fmt.Errorf("record suspected duplicate: %w", err)
-		}
-		// The event's Stripe customer owns the Stripe objects the event
-		// names (a subscription, invoice or charge has one customer): a
-		// link an email-only event gave the other customer moves here.
-		// Only the shared email stays with its first owner.
-		if stripeID != nil {
-			for id, root := range linked {
-				if root != cid || id.Kind == LinkEmail || id.Kind == LinkStripeCustomer {
-					continue
-				}
-				if _, err := tx.Exec(ctx, `UPDATE customer_links SET canonical_id = $1, source_event_id = $2 WHERE kind = $3 AND value = $4`, res.CanonicalID, in.EventID, id.Kind, id.Value); err != nil {
-					return res, fmt.Errorf("move %s link: %w", id.Kind, err)
-				}
-				linked[id] = res.CanonicalID
-			}
+		if has {
+			r.res.CanonicalID = cid
+			return nil
 		}
 	}
-	// New links, in one round trip.
-	batch = &pgx.Batch{}
+	return nil
+}
+
+// ensureChosen makes sure the chosen customer exists and this transaction
+// holds its lock. A customer found is locked already; any other (derived
+// from the event's Stripe customer or founding identifier) is created, or,
+// if it exists, locked and followed to its root.
+func (r *resolver) ensureChosen(ctx context.Context) error {
+	if slices.Contains(r.known, r.res.CanonicalID) {
+		return nil
+	}
+	tag, err := r.tx.Exec(ctx, `INSERT INTO customers (canonical_id) VALUES ($1) ON CONFLICT DO NOTHING`, r.res.CanonicalID)
+	if err != nil {
+		return fmt.Errorf("create customer: %w", err)
+	}
+	r.res.Created = tag.RowsAffected() == 1
+	if r.res.Created {
+		return nil
+	}
+	r.res.CanonicalID, err = lockRoot(ctx, r.tx, r.res.CanonicalID)
+	return err
+}
+
+// joinOthers joins every other customer found to the chosen one: it is
+// merged in, unless both belong to Stripe customers (see keepApart).
+func (r *resolver) joinOthers(ctx context.Context) error {
+	for _, cid := range r.known {
+		if cid == r.res.CanonicalID {
+			continue
+		}
+		both, err := r.bothStripeLinked(ctx, cid)
+		if err != nil {
+			return err
+		}
+		if both {
+			err = r.keepApart(ctx, cid)
+		} else {
+			err = merge(ctx, r.tx, cid, r.res.CanonicalID, r.in.EventID)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bothStripeLinked reports whether customer cid and the chosen customer
+// both have a Stripe customer. The chosen one has when the event names
+// its Stripe customer; it is asked about only when cid has one.
+func (r *resolver) bothStripeLinked(ctx context.Context, cid string) (bool, error) {
+	has, err := r.isStripeLinked(ctx, cid)
+	if err != nil || !has {
+		return false, err
+	}
+	if r.stripeID != nil {
+		return true, nil
+	}
+	return r.isStripeLinked(ctx, r.res.CanonicalID)
+}
+
+// isStripeLinked reports whether known customer cid has a Stripe customer.
+// The first call asks for all known customers in one query: only events
+// where two customers meet ask at all.
+func (r *resolver) isStripeLinked(ctx context.Context, cid string) (bool, error) {
+	if r.stripeLinked == nil {
+		rows, err := r.tx.Query(ctx, `SELECT DISTINCT canonical_id FROM customer_links WHERE canonical_id = ANY($1) AND kind = 'stripe_customer'`, r.known)
+		if err != nil {
+			return false, fmt.Errorf("stripe links: %w", err)
+		}
+		has, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return false, fmt.Errorf("stripe links: %w", err)
+		}
+		r.stripeLinked = map[string]bool{}
+		for _, c := range has {
+			r.stripeLinked[c] = true
+		}
+	}
+	return r.stripeLinked[cid], nil
+}
+
+// keepApart handles customer cid and the chosen customer when both belong
+// to Stripe customers: they are never merged automatically, and the pair
+// is recorded in suspected_duplicates. The event's Stripe customer owns
+// the Stripe objects the event names (a subscription, invoice or charge
+// has one customer): a link an email-only event gave cid moves to the
+// chosen customer. Only the shared email stays with its first owner.
+func (r *resolver) keepApart(ctx context.Context, cid string) error {
+	a, b := min(cid, r.res.CanonicalID), max(cid, r.res.CanonicalID)
+	if _, err := r.tx.Exec(ctx, `INSERT INTO suspected_duplicates (customer_a, customer_b, event_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, a, b, r.in.EventID); err != nil {
+		return fmt.Errorf("record suspected duplicate: %w", err)
+	}
+	if r.stripeID == nil {
+		return nil
+	}
+	for id, root := range r.linked {
+		if root != cid || id.Kind == LinkEmail || id.Kind == LinkStripeCustomer {
+			continue
+		}
+		if _, err := r.tx.Exec(ctx, `UPDATE customer_links SET canonical_id = $1, source_event_id = $2 WHERE kind = $3 AND value = $4`, r.res.CanonicalID, r.in.EventID, id.Kind, id.Value); err != nil {
+			return fmt.Errorf("move %s link: %w", id.Kind, err)
+		}
+		r.linked[id] = r.res.CanonicalID
+	}
+	return nil
+}
+
+// linkNew links the identifiers no customer had to the chosen one, in one
+// round trip. A new Stripe customer or email link changes the customer's
+// identity data.
+func (r *resolver) linkNew(ctx context.Context) error {
+	batch := &pgx.Batch{}
 	var added []Identifier
-	for _, id := range ids {
-		if _, ok := linked[id]; ok {
+	for _, id := range r.ids {
+		if _, ok := r.linked[id]; ok {
 			continue
 		}
 		added = append(added, id)
 		batch.Queue(`INSERT INTO customer_links (kind, value, canonical_id, source_event_id) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (kind, value) DO NOTHING`, id.Kind, id.Value, res.CanonicalID, in.EventID)
+			ON CONFLICT (kind, value) DO NOTHING`, id.Kind, id.Value, r.res.CanonicalID, r.in.EventID)
 	}
-	if len(added) > 0 {
-		br := tx.SendBatch(ctx, batch)
-		for _, id := range added {
-			tag, err := br.Exec()
-			if err != nil {
-				_ = br.Close()
-				return res, fmt.Errorf("link %s: %w", id.Kind, err)
-			}
-			if tag.RowsAffected() == 1 && (id.Kind == LinkStripeCustomer || id.Kind == LinkEmail) {
-				res.Changed = true
-			}
-		}
-		if err := br.Close(); err != nil {
-			return res, fmt.Errorf("link identifiers: %w", err)
-		}
+	if len(added) == 0 {
+		return nil
 	}
-	if in.Version.ObjectID != "" {
-		stale, err := applyVersion(ctx, tx, in.Version, applied)
+	br := r.tx.SendBatch(ctx, batch)
+	for _, id := range added {
+		tag, err := br.Exec()
 		if err != nil {
-			return res, err
+			_ = br.Close()
+			return fmt.Errorf("link %s: %w", id.Kind, err)
 		}
-		res.Stale = stale
+		if tag.RowsAffected() == 1 && (id.Kind == LinkStripeCustomer || id.Kind == LinkEmail) {
+			r.res.Changed = true
+		}
 	}
-	if err := profileAndRead(ctx, tx, in, &res, pipelined); err != nil {
-		return res, err
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("link identifiers: %w", err)
 	}
-	return res, nil
+	return nil
+}
+
+// recordVersion records the version of the event's object, if it carries
+// one, unless a newer one was applied: then the event is stale.
+func (r *resolver) recordVersion(ctx context.Context) error {
+	if r.in.Version.ObjectID == "" {
+		return nil
+	}
+	stale, err := applyVersion(ctx, r.tx, r.in.Version, r.applied)
+	if err != nil {
+		return err
+	}
+	r.res.Stale = stale
+	return nil
 }
 
 // lockRoot locks customer cid's row and follows merged_into to the customer
@@ -467,10 +598,9 @@ func merge(ctx context.Context, tx querier, loser, survivor, eventID string) err
 // profileAndRead applies the event's email and name (an authoritative,
 // current event replaces them, any other only fills empty fields) and reads
 // back the customer's profile, Stripe customers and the merges this event
-// made (also when it is redelivered after a crash), in one round trip.
-//
-// With commit, the round trip ends with COMMIT.
-func profileAndRead(ctx context.Context, tx querier, in Input, res *Resolution, commit bool) error {
+// made (also when it is redelivered after a crash), in one round trip,
+// the resolution's last: it ends with COMMIT.
+func profileAndRead(ctx context.Context, tx querier, in Input, res *Resolution) error {
 	batch := &pgx.Batch{}
 	update := in.Email != "" || in.Name != ""
 	if update {
@@ -485,9 +615,7 @@ func profileAndRead(ctx context.Context, tx querier, in Input, res *Resolution, 
 	batch.Queue(`SELECT email, name FROM customers WHERE canonical_id = $1`, res.CanonicalID)
 	batch.Queue(`SELECT value FROM customer_links WHERE canonical_id = $1 AND kind = $2 ORDER BY value`, res.CanonicalID, LinkStripeCustomer)
 	batch.Queue(`SELECT loser FROM customer_merges WHERE event_id = $1 ORDER BY loser`, in.EventID)
-	if commit {
-		batch.Queue("COMMIT")
-	}
+	batch.Queue("COMMIT")
 	br := tx.SendBatch(ctx, batch)
 	defer func() { _ = br.Close() }()
 	if update {
@@ -515,14 +643,12 @@ func profileAndRead(ctx context.Context, tx querier, in Input, res *Resolution, 
 	if res.Merged, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 		return fmt.Errorf("read merges: %w", err)
 	}
-	if commit {
-		tag, err := br.Exec()
-		if err != nil {
-			return fmt.Errorf("commit: %w", err)
-		}
-		if tag.String() != "COMMIT" {
-			return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
-		}
+	tag, err := br.Exec()
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if tag.String() != "COMMIT" {
+		return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
 	}
 	if err := br.Close(); err != nil {
 		return fmt.Errorf("read resolution: %w", err)

@@ -184,8 +184,39 @@ func Validate(body []byte, pinned string) (Event, error) {
 	return check(&raw, pinned)
 }
 
-// check applies the routing rules to the raw fields found by scanEvent.
+// check applies the routing rules to the raw fields found by scanEvent:
+// the event's envelope, then its data.object — what it is, whose, its
+// money and its status. The first rule broken is the error.
 func check(raw *rawEvent, pinned string) (Event, error) {
+	ev, err := checkEnvelope(raw)
+	if err != nil {
+		return Event{}, err
+	}
+	if isNull(raw.DataObject) {
+		return Event{}, &ValidationError{"data.object", "required"}
+	}
+	if raw.DataObject[0] != '{' {
+		return Event{}, &ValidationError{"data.object", "must be an object"}
+	}
+	obj := &raw.Obj
+	k, known, err := checkObjectIdentity(&ev, obj)
+	if err != nil {
+		return Event{}, err
+	}
+	if err := checkParties(obj); err != nil {
+		return Event{}, err
+	}
+	if err := checkMoney(obj, known); err != nil {
+		return Event{}, err
+	}
+	if err := checkStatus(obj.Status, ev, k, known, pinned); err != nil {
+		return Event{}, err
+	}
+	return ev, nil
+}
+
+// checkEnvelope checks the event's own fields.
+func checkEnvelope(raw *rawEvent) (Event, error) {
 	var ev Event
 	var err error
 	if ev.ID, err = str(raw.ID, "id", isEventID, "must be a Stripe event id (evt_…)"); err != nil {
@@ -209,52 +240,62 @@ func check(raw *rawEvent, pinned string) (Event, error) {
 	if ev.APIVersion, err = str(raw.APIVersion, "api_version", isAPIVersion, "must be an API version such as 2023-10-16"); err != nil {
 		return Event{}, err
 	}
-	if isNull(raw.DataObject) {
-		return Event{}, &ValidationError{"data.object", "required"}
-	}
-	if raw.DataObject[0] != '{' {
-		return Event{}, &ValidationError{"data.object", "must be an object"}
-	}
-	obj := &raw.Obj
+	return ev, nil
+}
+
+// checkObjectIdentity checks what data.object is — its kind, as the event
+// type requires, and its id — and that its livemode agrees with the
+// event's; it sets ev's ObjectKind and ObjectID and returns the kind's
+// rules, known when the hub routes on that kind.
+func checkObjectIdentity(ev *Event, obj *rawObject) (k kind, known bool, err error) {
 	if ev.ObjectKind, err = str(obj.Object, "data.object.object", isObjectKind, "must name the object kind"); err != nil {
-		return Event{}, err
+		return kind{}, false, err
 	}
-	k, known := kinds[ev.ObjectKind]
+	k, known = kinds[ev.ObjectKind]
 	// Stripe sends some objects without an id: an upcoming invoice (it does
 	// not exist yet) and balance-like objects. The id is required for the
 	// kinds the hub routes on, and checked for format wherever it is present.
 	if !isNull(obj.ID) || (known && ev.Type != "invoice.upcoming") {
 		if ev.ObjectID, err = str(obj.ID, "data.object.id", isObjectID, "must be a Stripe object id"); err != nil {
-			return Event{}, err
+			return kind{}, false, err
 		}
 	}
 	if want := kindOfType(ev.Type); want != "" && want != ev.ObjectKind {
-		return Event{}, &ValidationError{"data.object.object", fmt.Sprintf("must be %s for %s events", want, ev.Type)}
+		return kind{}, false, &ValidationError{"data.object.object", fmt.Sprintf("must be %s for %s events", want, ev.Type)}
 	}
 	if !isNull(obj.Livemode) {
 		lm, err := boolean(obj.Livemode, "data.object.livemode")
 		if err != nil {
-			return Event{}, err
+			return kind{}, false, err
 		}
 		if lm != ev.Livemode {
-			return Event{}, &ValidationError{"data.object.livemode", "differs from the event's livemode"}
+			return kind{}, false, &ValidationError{"data.object.livemode", "differs from the event's livemode"}
 		}
 	}
 	if known && ev.ObjectID != "" && !hasAnyPrefix(ev.ObjectID, k.idPrefixes) {
-		return Event{}, &ValidationError{"data.object.id", "has the wrong prefix for a " + ev.ObjectKind}
+		return kind{}, false, &ValidationError{"data.object.id", "has the wrong prefix for a " + ev.ObjectKind}
 	}
+	return k, known, nil
+}
+
+// checkParties checks whose the object is: its customer and email
+// addresses, where present.
+func checkParties(obj *rawObject) error {
 	if err := customer(obj.Customer); err != nil {
-		return Event{}, err
+		return err
 	}
 	if err := email(obj.Email, "data.object.email"); err != nil {
-		return Event{}, err
+		return err
 	}
-	if err := email(obj.CustomerEmail, "data.object.customer_email"); err != nil {
-		return Event{}, err
-	}
+	return email(obj.CustomerEmail, "data.object.customer_email")
+}
+
+// checkMoney checks the currency and the amounts, where present: integers
+// in minor units, never negative on the kinds the hub routes on (known).
+func checkMoney(obj *rawObject, known bool) error {
 	if !isNull(obj.Currency) {
 		if _, err := str(obj.Currency, "data.object.currency", isCurrency, "must be a lower-case ISO 4217 code"); err != nil {
-			return Event{}, err
+			return err
 		}
 	}
 	amounts := [...]struct {
@@ -271,24 +312,31 @@ func check(raw *rawEvent, pinned string) (Event, error) {
 		}
 		n, err := integer(f.raw, f.name)
 		if err != nil {
-			return Event{}, err
+			return err
 		}
 		// Credits make amounts negative on other kinds (invoice items,
 		// credit notes, balance transactions); the routed kinds never are.
 		if n < 0 && known {
-			return Event{}, &ValidationError{f.name, "must not be negative"}
+			return &ValidationError{f.name, "must not be negative"}
 		}
 	}
-	if !isNull(obj.Status) {
-		st, err := str(obj.Status, "data.object.status", isStatus, "must be a status word")
-		if err != nil {
-			return Event{}, err
-		}
-		if known && ev.APIVersion == pinned && k.statuses != nil && !k.statuses[st] {
-			return Event{}, &ValidationError{"data.object.status", "is not a " + ev.ObjectKind + " status in API version " + pinned}
-		}
+	return nil
+}
+
+// checkStatus checks the status, where present: a status word, and for a
+// known kind in the pinned API version one of the kind's statuses.
+func checkStatus(raw []byte, ev Event, k kind, known bool, pinned string) error {
+	if isNull(raw) {
+		return nil
 	}
-	return ev, nil
+	st, err := str(raw, "data.object.status", isStatus, "must be a status word")
+	if err != nil {
+		return err
+	}
+	if known && ev.APIVersion == pinned && k.statuses != nil && !k.statuses[st] {
+		return &ValidationError{"data.object.status", "is not a " + ev.ObjectKind + " status in API version " + pinned}
+	}
+	return nil
 }
 
 func hasAnyPrefix(s string, ps []string) bool {

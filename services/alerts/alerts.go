@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/deadletter"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/logging"
@@ -59,7 +60,7 @@ func NewAlerter(p Poster, pool *pgxpool.Pool, consumerName string, window time.D
 // message; m.Sequence is its place in the DLQ stream, which the replay
 // command names).
 func (a *Alerter) HandleDeadLetter(ctx context.Context, m *consumer.Message) error {
-	dl, err := consumer.DecodeDeadLetter(m.Data)
+	dl, err := deadletter.Decode(m.Header, m.Data)
 	if err != nil {
 		return errclass.Permanent(err)
 	}
@@ -218,7 +219,7 @@ func (a *Alerter) flushFolded(ctx context.Context) {
 // deadLetterText is the alert for one dead letter (seq is its place in
 // the DLQ stream). Every value from the dead letter goes through
 // slack.Code; the only link is to the console's page for it.
-func (a *Alerter) deadLetterText(dl *consumer.DeadLetter, seq uint64, critical bool, folded int) string {
+func (a *Alerter) deadLetterText(dl deadletter.Entry, seq uint64, critical bool, folded int) string {
 	n := strconv.FormatUint(seq, 10)
 	var b strings.Builder
 	switch {
@@ -246,20 +247,18 @@ func (a *Alerter) deadLetterText(dl *consumer.DeadLetter, seq uint64, critical b
 	return b.String()
 }
 
-// customer names the dead letter's customer without personal data in full.
-func customer(dl *consumer.DeadLetter) string {
-	msg, err := subjects.Decode(dl.OriginalSubject, dl.OriginalData)
-	if err != nil {
-		return ""
+// customer names the dead letter's customer without personal data in
+// full: the canonical id the envelope carries (deadletter.Entry.CustomerID),
+// and the email of a billing event, masked.
+func customer(dl deadletter.Entry) string {
+	var parts []string
+	if dl.CustomerID != "" {
+		parts = append(parts, dl.CustomerID)
 	}
-	be, ok := msg.(subjects.BillingEvent)
-	if !ok {
-		return ""
-	}
-	meta := be.GetMeta()
-	parts := []string{meta.GetCanonicalCustomerId()}
-	if e := meta.GetEmail(); e != "" {
-		parts = append(parts, logging.MaskEmail(e))
+	if msg, err := subjects.Decode(dl.OriginalSubject, dl.OriginalData); err == nil {
+		if be, ok := msg.(subjects.BillingEvent); ok && be.GetMeta().GetEmail() != "" {
+			parts = append(parts, logging.MaskEmail(be.GetMeta().GetEmail()))
+		}
 	}
 	return strings.Join(parts, " ")
 }

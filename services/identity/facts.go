@@ -161,103 +161,117 @@ func jsonString(v json.RawMessage) string {
 }
 
 // readObject fills the customer and link fields from data.object, decoded
-// as the stripe-go type its "object" names. Kinds that name no customer
-// (balance, payout, ...) leave them empty.
+// as the stripe-go type its "object" names (and kept for Derive). Kinds
+// that name no customer (balance, payout, ...) leave them empty.
 func (f *Facts) readObject(raw json.RawMessage) error {
 	switch f.ObjectKind {
 	case "customer":
-		var c stripe.Customer
-		if err := json.Unmarshal(raw, &c); err != nil {
-			return err
-		}
-		f.object = &c
-		f.StripeCustomerID, f.Email, f.Name = c.ID, c.Email, c.Name
+		return readAs(f, raw, (*Facts).customerFacts)
 	case "subscription":
-		var s stripe.Subscription
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return err
-		}
-		f.object = &s
-		f.customer(s.Customer)
-		f.SubscriptionID = s.ID
-		if s.LatestInvoice != nil {
-			f.InvoiceID = s.LatestInvoice.ID
-		}
+		return readAs(f, raw, (*Facts).subscriptionFacts)
 	case "invoice":
-		var in stripe.Invoice
-		if err := json.Unmarshal(raw, &in); err != nil {
-			return err
-		}
-		f.object = &in
-		f.unverified(in.CustomerEmail)
-		f.customer(in.Customer)
-		f.InvoiceID = in.ID
-		f.ChargeID = chargeID(in.Charge)
-		f.PaymentIntentID = paymentIntentID(in.PaymentIntent)
-		if in.Subscription != nil {
-			f.SubscriptionID = in.Subscription.ID
-		}
+		return readAs(f, raw, (*Facts).invoiceFacts)
 	case "charge":
-		var ch stripe.Charge
-		if err := json.Unmarshal(raw, &ch); err != nil {
-			return err
-		}
-		f.object = &ch
-		f.chargeFacts(&ch)
+		return readAs(f, raw, (*Facts).chargeFacts)
 	case "dispute":
-		var d stripe.Dispute
-		if err := json.Unmarshal(raw, &d); err != nil {
-			return err
-		}
-		f.object = &d
-		if d.Charge != nil {
-			f.chargeFacts(d.Charge) // customer and email only if expanded
-		}
-		f.PaymentIntentID = firstNonEmpty(paymentIntentID(d.PaymentIntent), f.PaymentIntentID)
+		return readAs(f, raw, (*Facts).disputeFacts)
 	case "refund":
-		var r stripe.Refund
-		if err := json.Unmarshal(raw, &r); err != nil {
-			return err
-		}
-		f.object = &r
-		if r.Charge != nil {
-			f.chargeFacts(r.Charge)
-		}
-		f.PaymentIntentID = firstNonEmpty(paymentIntentID(r.PaymentIntent), f.PaymentIntentID)
+		return readAs(f, raw, (*Facts).refundFacts)
 	case "checkout.session":
-		var s stripe.CheckoutSession
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return err
-		}
-		f.object = &s
-		if s.CustomerDetails != nil {
-			f.unverified(s.CustomerDetails.Email)
-			f.Name = s.CustomerDetails.Name
-		}
-		f.unverified(s.CustomerEmail)
-		f.customer(s.Customer)
-		f.PaymentIntentID = paymentIntentID(s.PaymentIntent)
-		if s.Subscription != nil {
-			f.SubscriptionID = s.Subscription.ID
-		}
-		if s.Invoice != nil {
-			f.InvoiceID = s.Invoice.ID
-		}
+		return readAs(f, raw, (*Facts).checkoutFacts)
 	case "payment_intent":
-		var pi stripe.PaymentIntent
-		if err := json.Unmarshal(raw, &pi); err != nil {
-			return err
-		}
-		f.object = &pi
-		f.unverified(pi.ReceiptEmail)
-		f.customer(pi.Customer)
-		f.PaymentIntentID = pi.ID
-		f.ChargeID = chargeID(pi.LatestCharge)
-		if pi.Invoice != nil {
-			f.InvoiceID = pi.Invoice.ID
-		}
+		return readAs(f, raw, (*Facts).paymentIntentFacts)
 	}
 	return nil
+}
+
+// readAs decodes raw as a T, keeps it as f's object and reads it into f
+// with read.
+func readAs[T any](f *Facts, raw json.RawMessage, read func(*Facts, *T)) error {
+	obj := new(T)
+	if err := json.Unmarshal(raw, obj); err != nil {
+		return err
+	}
+	f.object = obj
+	read(f, obj)
+	return nil
+}
+
+// customerFacts reads a Customer object: the source of the verified email
+// and of the profile.
+func (f *Facts) customerFacts(c *stripe.Customer) {
+	f.StripeCustomerID, f.Email, f.Name = c.ID, c.Email, c.Name
+}
+
+// subscriptionFacts reads a subscription: its customer and latest invoice.
+func (f *Facts) subscriptionFacts(s *stripe.Subscription) {
+	f.customer(s.Customer)
+	f.SubscriptionID = s.ID
+	if s.LatestInvoice != nil {
+		f.InvoiceID = s.LatestInvoice.ID
+	}
+}
+
+// invoiceFacts reads an invoice: its customer, its customer_email
+// (unverified: see Facts.UnverifiedEmail) and its links.
+func (f *Facts) invoiceFacts(in *stripe.Invoice) {
+	f.unverified(in.CustomerEmail)
+	f.customer(in.Customer)
+	f.InvoiceID = in.ID
+	f.ChargeID = chargeID(in.Charge)
+	f.PaymentIntentID = paymentIntentID(in.PaymentIntent)
+	if in.Subscription != nil {
+		f.SubscriptionID = in.Subscription.ID
+	}
+}
+
+// disputeFacts reads a dispute: its charge (customer and email only if
+// expanded) and payment intent.
+func (f *Facts) disputeFacts(d *stripe.Dispute) {
+	if d.Charge != nil {
+		f.chargeFacts(d.Charge)
+	}
+	f.PaymentIntentID = firstNonEmpty(paymentIntentID(d.PaymentIntent), f.PaymentIntentID)
+}
+
+// refundFacts reads a refund: its charge (customer and email only if
+// expanded) and payment intent.
+func (f *Facts) refundFacts(r *stripe.Refund) {
+	if r.Charge != nil {
+		f.chargeFacts(r.Charge)
+	}
+	f.PaymentIntentID = firstNonEmpty(paymentIntentID(r.PaymentIntent), f.PaymentIntentID)
+}
+
+// checkoutFacts reads a checkout session: what the payer typed (customer
+// details first, then customer_email: unverified), its customer and
+// links.
+func (f *Facts) checkoutFacts(s *stripe.CheckoutSession) {
+	if s.CustomerDetails != nil {
+		f.unverified(s.CustomerDetails.Email)
+		f.Name = s.CustomerDetails.Name
+	}
+	f.unverified(s.CustomerEmail)
+	f.customer(s.Customer)
+	f.PaymentIntentID = paymentIntentID(s.PaymentIntent)
+	if s.Subscription != nil {
+		f.SubscriptionID = s.Subscription.ID
+	}
+	if s.Invoice != nil {
+		f.InvoiceID = s.Invoice.ID
+	}
+}
+
+// paymentIntentFacts reads a payment intent: its receipt email
+// (unverified), its customer and links.
+func (f *Facts) paymentIntentFacts(pi *stripe.PaymentIntent) {
+	f.unverified(pi.ReceiptEmail)
+	f.customer(pi.Customer)
+	f.PaymentIntentID = pi.ID
+	f.ChargeID = chargeID(pi.LatestCharge)
+	if pi.Invoice != nil {
+		f.InvoiceID = pi.Invoice.ID
+	}
 }
 
 // chargeFacts reads a charge: its customer, its unverified email (billing

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stripe/stripe-go/v76"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
@@ -101,18 +102,78 @@ var versioned = map[string]bool{"customer": true, "subscription": true}
 // Every step is idempotent: a redelivery resolves to the same customer and
 // publishes the same message ids.
 func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
-	f, ev, err := ExtractFacts(m.Data)
+	f, ev, err := readEvent(m)
 	if err != nil {
 		return err
 	}
-	// Receipt is the gateway's header, not the event's bytes; an event
-	// stored without it (before the gateway set it) has no receipt time.
+	res, err := s.resolve(ctx, &f)
+	if errors.Is(err, ErrUnknownCustomer) {
+		return s.noCustomer(ctx, f)
+	}
+	if err != nil {
+		return err
+	}
+	ctx = logging.WithCustomerID(ctx, res.CanonicalID)
+	m.Customer = res.CanonicalID
+	outs, err := s.domainEvents(ctx, ev, f, res)
+	if err != nil {
+		return err
+	}
+	for _, o := range outs {
+		if err := s.publish(ctx, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readEvent reads the message's Stripe event (see ExtractFacts) and when
+// the hub received it. Receipt is the gateway's header, not the event's
+// bytes; an event stored without it (before the gateway set it) has no
+// receipt time.
+func readEvent(m *consumer.Message) (Facts, *stripe.Event, error) {
+	f, ev, err := ExtractFacts(m.Data)
+	if err != nil {
+		return Facts{}, nil, err
+	}
 	if at, err := time.Parse(time.RFC3339Nano, m.Header.Get(wire.HeaderReceivedAt)); err == nil {
 		f.ReceivedAt = at.UTC()
 	}
-	ids := identifiers(f)
+	return f, ev, nil
+}
+
+// resolve finds or makes the event's customer in the store, asking Stripe
+// when the store cannot decide alone: which of two same-second versions of
+// the event's object is current, and whose is a charge never seen. It
+// returns ErrUnknownCustomer as it is (see noCustomer); any other error is
+// Handle's to return.
+func (s *Service) resolve(ctx context.Context, f *Facts) (Resolution, error) {
+	in := s.resolutionInput(*f)
+	res, err := s.store.ResolveInput(ctx, in)
+	if errors.Is(err, ErrVersionTie) {
+		in = s.withStripeState(ctx, *f, in)
+		res, err = s.store.ResolveInput(ctx, in)
+	}
+	if errors.Is(err, ErrUnknownCustomer) && f.ChargeID != "" && s.stripe != nil {
+		if in, err = s.withChargeOwner(ctx, f, in); err != nil {
+			return Resolution{}, err
+		}
+		res, err = s.store.ResolveInput(ctx, in)
+	}
+	if err != nil && !errors.Is(err, ErrUnknownCustomer) {
+		return res, fmt.Errorf("resolve customer: %w", err)
+	}
+	return res, err
+}
+
+// resolutionInput is what the store needs from the event: the identifiers
+// it names, the profile (authoritative from a customer object only) and,
+// for an object whose state the event replaces, its version — a
+// customer's email stands for its status. With the Stripe API a
+// same-second tie of versions is asked about (Version.AskOnTie).
+func (s *Service) resolutionInput(f Facts) Input {
 	in := Input{
-		EventID: f.EventID, IDs: ids, Email: f.Email, Name: f.Name,
+		EventID: f.EventID, IDs: identifiers(f), Email: f.Email, Name: f.Name,
 		Authoritative: f.ObjectKind == "customer",
 	}
 	if versioned[f.ObjectKind] && f.ObjectID != "" {
@@ -121,62 +182,71 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 			in.Version.Status = f.Email
 		}
 	}
-	res, err := s.store.ResolveInput(ctx, in)
-	if errors.Is(err, ErrVersionTie) {
-		// Two versions of the object in one second: ask Stripe which is
-		// current. If Stripe cannot answer, status precedence decides.
-		state, serr := s.stripe.ObjectState(ctx, f.ObjectKind, f.ObjectID)
-		if serr != nil {
-			s.log.WarnContext(ctx, "could not refetch a tied object; status precedence decides", "object_id", f.ObjectID, "error", serr)
-		}
-		in.Version.AskOnTie, in.Version.StripeState = false, state
-		res, err = s.store.ResolveInput(ctx, in)
-	}
-	if errors.Is(err, ErrUnknownCustomer) && f.ChargeID != "" && s.stripe != nil {
-		// A dispute or refund naming only a charge we never saw: ask Stripe.
-		refs, ferr := s.stripe.ChargeCustomer(ctx, f.ChargeID)
-		if ferr != nil {
-			mode := "test"
-			if f.Livemode {
-				mode = "live"
-			}
-			return fmt.Errorf("%s %s (%s mode): find the customer of charge %s: %w", f.EventType, f.EventID, mode, f.ChargeID, ferr)
-		}
-		// Only verified links: the charge's customer, or its invoice or
-		// payment intent if identity has linked either to a customer. Its
-		// billing email was typed by whoever paid: shown, never a link, so a
-		// stranger's card form cannot attach a chargeback to someone else.
-		in.IDs = append(in.IDs, Identifier{LinkStripeCustomer, cleanID(refs.CustomerID)},
-			Identifier{LinkInvoice, cleanID(refs.InvoiceID)}, Identifier{LinkPaymentIntent, cleanID(refs.PaymentIntentID)})
-		f.UnverifiedEmail = firstNonEmpty(f.UnverifiedEmail, cleanEmail(refs.BillingEmail))
-		// A charge of no Stripe customer that none of its links resolves is
-		// its own customer, unlinked: its dispute still needs a ticket.
-		in.GuestCharge = refs.CustomerID == ""
-		res, err = s.store.ResolveInput(ctx, in)
-	}
-	if errors.Is(err, ErrUnknownCustomer) {
-		if f.ChargeID == "" && f.InvoiceID == "" && f.SubscriptionID == "" {
-			s.log.DebugContext(ctx, "event names no customer; nothing to do", "event_type", f.EventType)
-			return nil // e.g. a balance event: nothing belongs to a customer
-		}
-		return unresolved(f, s.stripe != nil)
-	}
+	return in
+}
+
+// withStripeState settles a same-second tie of two versions of the
+// event's object (ErrVersionTie, asked only with the Stripe API): it asks
+// Stripe which is current. If Stripe cannot answer, status precedence
+// decides.
+func (s *Service) withStripeState(ctx context.Context, f Facts, in Input) Input {
+	state, err := s.stripe.ObjectState(ctx, f.ObjectKind, f.ObjectID)
 	if err != nil {
-		return fmt.Errorf("resolve customer: %w", err)
+		s.log.WarnContext(ctx, "could not refetch a tied object; status precedence decides", "object_id", f.ObjectID, "error", err)
 	}
-	ctx = logging.WithCustomerID(ctx, res.CanonicalID)
-	m.Customer = res.CanonicalID
-	// Domain events are facts with their occurred_at: a late one is still
-	// published, so every delivery order yields the same set of events, and
-	// subscribers apply the per-object version rule (newest occurred_at
-	// wins) to their own state. Staleness only keeps a late event from
-	// changing identity's own state (profile, object versions).
+	in.Version.AskOnTie, in.Version.StripeState = false, state
+	return in
+}
+
+// withChargeOwner asks Stripe whose is a charge that a dispute or refund
+// names and identity never saw, and adds only verified links to in: the
+// charge's customer, or its invoice or payment intent if identity has
+// linked either to a customer. Its billing email was typed by whoever
+// paid: shown (f.UnverifiedEmail), never a link, so a stranger's card form
+// cannot attach a chargeback to someone else. A charge of no Stripe
+// customer that none of its links resolves is its own customer, unlinked
+// (Input.GuestCharge): its dispute still needs a ticket.
+func (s *Service) withChargeOwner(ctx context.Context, f *Facts, in Input) (Input, error) {
+	refs, err := s.stripe.ChargeCustomer(ctx, f.ChargeID)
+	if err != nil {
+		mode := "test"
+		if f.Livemode {
+			mode = "live"
+		}
+		return in, fmt.Errorf("%s %s (%s mode): find the customer of charge %s: %w", f.EventType, f.EventID, mode, f.ChargeID, err)
+	}
+	in.IDs = append(in.IDs, Identifier{LinkStripeCustomer, cleanID(refs.CustomerID)},
+		Identifier{LinkInvoice, cleanID(refs.InvoiceID)}, Identifier{LinkPaymentIntent, cleanID(refs.PaymentIntentID)})
+	f.UnverifiedEmail = firstNonEmpty(f.UnverifiedEmail, cleanEmail(refs.BillingEmail))
+	in.GuestCharge = refs.CustomerID == ""
+	return in, nil
+}
+
+// noCustomer is Handle's answer to an event whose customer cannot be
+// found (ErrUnknownCustomer): nothing to do if it names no object that
+// belongs to a customer (a balance event, say), else unresolved's error.
+func (s *Service) noCustomer(ctx context.Context, f Facts) error {
+	if f.ChargeID == "" && f.InvoiceID == "" && f.SubscriptionID == "" {
+		s.log.DebugContext(ctx, "event names no customer; nothing to do", "event_type", f.EventType)
+		return nil
+	}
+	return unresolved(f, s.stripe != nil)
+}
+
+// domainEvents derives what the event publishes for its customer res.
+// Domain events are facts with their occurred_at: a late one is still
+// published (marked superseded), so every delivery order yields the same
+// set of events, and subscribers apply the per-object version rule (newest
+// occurred_at wins) to their own state. Staleness only keeps a late event
+// from changing identity's own state (profile, object versions). A merge
+// the event made is announced too.
+func (s *Service) domainEvents(ctx context.Context, ev *stripe.Event, f Facts, res Resolution) ([]Outgoing, error) {
 	outs, err := Derive(ev, f, Identity{
 		CanonicalID: res.CanonicalID, StripeCustomerID: res.StripeCustomerID, Email: res.Email, Name: res.Name,
 		StripeCustomerIDs: res.StripeCustomerIDs,
 	}, false)
 	if err != nil {
-		return errclass.Permanent(err)
+		return nil, errclass.Permanent(err)
 	}
 	if res.Stale {
 		s.log.InfoContext(ctx, "stale event: a newer version of the object was applied", "event_type", f.EventType, "object_id", f.ObjectID)
@@ -194,12 +264,7 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 	if len(res.Merged) > 0 {
 		outs = append(outs, mergeAnnouncement(f, res))
 	}
-	for _, o := range outs {
-		if err := s.publish(ctx, o); err != nil {
-			return err
-		}
-	}
-	return nil
+	return outs, nil
 }
 
 // chargeOwners are the object kinds that say themselves whom their charge

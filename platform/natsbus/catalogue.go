@@ -82,10 +82,7 @@ func (d Durable) String() string { return "consumer " + d.Name + " on " + d.Stre
 // Durables returns the hub's durable consumers: every one a service binds
 // to, in the order Migrate creates them.
 func Durables(o Options) []Durable {
-	identity := o.IdentityConsumer
-	if identity == "" {
-		identity = ConsumerIdentity
-	}
+	identity := o.identityConsumer()
 	def := func(name, stream string, filter ...string) Durable {
 		return Durable{Name: name, Stream: stream, Subjects: filter, AckWait: DefaultAckWait, MaxAckPending: DefaultMaxAckPending}
 	}

@@ -83,6 +83,15 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// identityConsumer is identity's durable name: IdentityConsumer, or
+// ConsumerIdentity when unset.
+func (o Options) identityConsumer() string {
+	if o.IdentityConsumer == "" {
+		return ConsumerIdentity
+	}
+	return o.IdentityConsumer
+}
+
 // Connect dials NATS with a reconnect policy that never gives up: a service
 // outlives broker restarts and reports not-ready while disconnected.
 func Connect(_ context.Context, o Options) (*nats.Conn, error) {

@@ -70,104 +70,114 @@ func InboxPrefix(identity string) string { return "_INBOX_" + identity }
 // Each subscribes to its own inboxes only (InboxPrefix).
 func Permissions(o Options) []Permission {
 	durables := Durables(o)
-	identityDurable := o.IdentityConsumer
-	if identityDurable == "" {
-		identityDurable = ConsumerIdentity
-	}
-	// look is what every service needs to Check the topology: account
-	// info and every stream's info.
-	var look []string
-	look = append(look, jsAPI+"INFO")
-	for _, s := range StreamNames() {
-		look = append(look, jsAPI+"STREAM.INFO."+s)
-	}
-	// bind is what a service needs to consume its durables: their info,
-	// pulls, acks (both ack subject forms) and a dead letter per durable.
-	bind := func(names ...string) []string {
-		var out []string
-		for _, d := range durables {
-			if !slices.Contains(names, d.Name) {
-				continue
-			}
-			sd := d.Stream + "." + d.Name
-			out = append(out,
-				jsAPI+"CONSUMER.INFO."+sd,
-				jsAPI+"CONSUMER.MSG.NEXT."+sd,
-				"$JS.ACK."+sd+".>",
-				"$JS.ACK.*.*."+sd+".>",
-				wire.DLQPrefix+d.Name,
-			)
-		}
-		return out
-	}
-	// ordered is what an ordered consumer (ephemeral, named by the client)
-	// on stream needs: create it, pull from it, delete it.
-	ordered := func(streams ...string) []string {
-		var out []string
-		for _, s := range streams {
-			out = append(out,
-				jsAPI+"CONSUMER.CREATE."+s+".>",
-				jsAPI+"CONSUMER.INFO."+s+".>",
-				jsAPI+"CONSUMER.MSG.NEXT."+s+".>",
-				jsAPI+"CONSUMER.DELETE."+s+".>",
-			)
-		}
-		return out
-	}
-	list := func(streams ...string) []string {
-		var out []string
-		for _, s := range streams {
-			out = append(out, jsAPI+"CONSUMER.LIST."+s, jsAPI+"CONSUMER.NAMES."+s)
-		}
-		return out
-	}
-	msgGet := func(streams ...string) []string {
-		var out []string
-		for _, s := range streams {
-			out = append(out, jsAPI+"STREAM.MSG.GET."+s)
-		}
-		return out
-	}
 	all := StreamNames()
-	// replay is a dead letter's replay to its original subject (any event
-	// of the contract, any Stripe event) and its deletion from the DLQ.
-	replay := append([]string{wire.StripeEventsAll}, contract("billing.")...)
-	replay = append(replay, contract("crm.")...)
-	replay = append(replay, contract("support.")...)
-	replay = append(replay, jsAPI+"STREAM.MSG.DELETE."+StreamDLQ)
-	perm := func(id string, publish ...[]string) Permission {
-		p := Permission{Identity: id, Publish: slices.Clone(look), Subscribe: []string{InboxPrefix(id) + ".>"}}
-		for _, l := range publish {
-			p.Publish = append(p.Publish, l...)
-		}
-		return p
-	}
 	return []Permission{
 		// The gateway publishes verified Stripe events; webhook-health lists
 		// every stream's consumers.
-		perm(IdentityGateway, []string{wire.StripeEventsAll}, list(all...)),
+		perm(IdentityGateway, []string{wire.StripeEventsAll}, listAPI(all)),
 		// identity also answers the operator's link commands (core NATS,
 		// wire.OpsLinkCustomer) on reply subjects only the operator reads.
 		perm(IdentityIdentity, contract("billing."),
-			bind(identityDurable, IdentityCRMLinks(identityDurable)), []string{wire.OpsLinkReplyPrefix + ">"}).
+			bindAPI(durables, o.identityConsumer(), IdentityCRMLinks(o.identityConsumer())), []string{wire.OpsLinkReplyPrefix + ">"}).
 			subscribing(wire.OpsLinkCustomer),
-		perm(IdentityCRM, contract("crm."), bind(ConsumerCRM)),
-		perm(IdentitySupport, contract("support."), bind(ConsumerSupport)),
-		perm(IdentityAlerts, bind(ConsumerAlerts, ConsumerAlertsCRMRetries)),
+		perm(IdentityCRM, contract("crm."), bindAPI(durables, ConsumerCRM)),
+		perm(IdentitySupport, contract("support."), bindAPI(durables, ConsumerSupport)),
+		perm(IdentityAlerts, bindAPI(durables, ConsumerAlerts, ConsumerAlertsCRMRetries)),
 		// The projector's console and rebuild read every stream with
 		// ordered consumers, list consumers and fetch dead letters. It
 		// neither replays nor deletes them: its status API and console do
 		// that on a second connection logged in as the operator
 		// (OPS_NATS_USER), so replays come only from the operator identity.
-		perm(IdentityProjector, bind(ConsumerProjector), ordered(all...), list(all...), msgGet(all...)),
+		perm(IdentityProjector, bindAPI(durables, ConsumerProjector), orderedAPI(all), listAPI(all), msgGetAPI(all)),
 		// The operator: its CLI (dlq list, show, and replay and discard
 		// --direct, rebuild --direct, reconcile) and the projector's
 		// dead-letter actions; it reads streams with ordered consumers, and
 		// the doctor looks at every durable.
-		perm(IdentityOperator, ordered(all...), list(all...), msgGet(all...), replay, consumerInfo(durables), []string{wire.OpsLinkCustomer}).
+		perm(IdentityOperator, orderedAPI(all), listAPI(all), msgGetAPI(all), replaySubjects(), consumerInfo(durables), []string{wire.OpsLinkCustomer}).
 			subscribing(wire.OpsLinkReplyPrefix + ">"),
 		{Identity: IdentityMigrate, Publish: []string{jsAPI + ">"}, Subscribe: []string{InboxPrefix(IdentityMigrate) + ".>"}},
 	}
+}
+
+// perm is identity's entry: what every service needs to Check the
+// topology (lookAPI), then publish; it subscribes to its own inboxes.
+func perm(identity string, publish ...[]string) Permission {
+	p := Permission{Identity: identity, Publish: lookAPI(), Subscribe: []string{InboxPrefix(identity) + ".>"}}
+	for _, l := range publish {
+		p.Publish = append(p.Publish, l...)
+	}
+	return p
+}
+
+// lookAPI is account info and every stream's info.
+func lookAPI() []string {
+	out := []string{jsAPI + "INFO"}
+	for _, s := range StreamNames() {
+		out = append(out, jsAPI+"STREAM.INFO."+s)
+	}
+	return out
+}
+
+// bindAPI is what consuming the durables called names needs: their info,
+// pulls, acks (both ack subject forms) and a dead letter per durable.
+func bindAPI(durables []Durable, names ...string) []string {
+	var out []string
+	for _, d := range durables {
+		if !slices.Contains(names, d.Name) {
+			continue
+		}
+		sd := d.Stream + "." + d.Name
+		out = append(out,
+			jsAPI+"CONSUMER.INFO."+sd,
+			jsAPI+"CONSUMER.MSG.NEXT."+sd,
+			"$JS.ACK."+sd+".>",
+			"$JS.ACK.*.*."+sd+".>",
+			wire.DLQPrefix+d.Name,
+		)
+	}
+	return out
+}
+
+// orderedAPI is what an ordered consumer (ephemeral, named by the client)
+// on each of streams needs: create it, pull from it, delete it.
+func orderedAPI(streams []string) []string {
+	var out []string
+	for _, s := range streams {
+		out = append(out,
+			jsAPI+"CONSUMER.CREATE."+s+".>",
+			jsAPI+"CONSUMER.INFO."+s+".>",
+			jsAPI+"CONSUMER.MSG.NEXT."+s+".>",
+			jsAPI+"CONSUMER.DELETE."+s+".>",
+		)
+	}
+	return out
+}
+
+// listAPI lists the consumers of each of streams.
+func listAPI(streams []string) []string {
+	var out []string
+	for _, s := range streams {
+		out = append(out, jsAPI+"CONSUMER.LIST."+s, jsAPI+"CONSUMER.NAMES."+s)
+	}
+	return out
+}
+
+// msgGetAPI fetches single messages (dead letters) from each of streams.
+func msgGetAPI(streams []string) []string {
+	var out []string
+	for _, s := range streams {
+		out = append(out, jsAPI+"STREAM.MSG.GET."+s)
+	}
+	return out
+}
+
+// replaySubjects is a dead letter's replay to its original subject (any
+// event of the contract, any Stripe event) and its deletion from the DLQ.
+func replaySubjects() []string {
+	out := append([]string{wire.StripeEventsAll}, contract("billing.")...)
+	out = append(out, contract("crm.")...)
+	out = append(out, contract("support.")...)
+	return append(out, jsAPI+"STREAM.MSG.DELETE."+StreamDLQ)
 }
 
 // subscribing adds subjects p may subscribe to besides its inboxes.

@@ -259,16 +259,7 @@ func (c *Consumer) DeadLetterSubject() string { return wire.DLQPrefix + c.cfg.Na
 // redelivered after AckWait. A durable that is missing or incompatible is
 // an error that errors.Is natsbus.ErrNotMigrated.
 func (c *Consumer) Run(ctx context.Context) error {
-	// A message handler asks the server for one message at a time, and only
-	// once a worker is free to start it: a prefetched message would age
-	// toward AckWait unattended (kept alive by no one) while every worker
-	// is parked behind a vendor's rate limiter, and be redelivered to
-	// another replica while this one still holds it. The cost is a round
-	// trip to the server per message, small beside a handler's I/O.
-	pull := 1
-	if c.batch != nil {
-		pull = 2 * c.cfg.Batch // the next batch fills while one is handled
-	}
+	pull := c.pullSize()
 	cons, err := c.bind(ctx, pull)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -285,6 +276,35 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// flight at shutdown can finish and settle.
 	hctx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHandlers()
+	stopWatching := c.drainOnCancel(ctx, it)
+	w := c.startWorkers(hctx)
+	runErr := c.dispatch(ctx, it, w)
+	stopWatching()
+	it.Stop()
+	c.waitForWorkers(w, cancelHandlers)
+	c.flushAcks()
+	return runErr
+}
+
+// pullSize is how many messages the consumer asks the server for at once.
+// A message handler asks for one at a time, and only once a worker is free
+// to start it: a prefetched message would age toward AckWait unattended
+// (kept alive by no one) while every worker is parked behind a vendor's
+// rate limiter, and be redelivered to another replica while this one still
+// holds it. The cost is a round trip to the server per message, small
+// beside a handler's I/O. A batch handler's next batch fills while one is
+// handled.
+func (c *Consumer) pullSize() int {
+	if c.batch != nil {
+		return 2 * c.cfg.Batch
+	}
+	return 1
+}
+
+// drainOnCancel drains it once ctx is cancelled, so the dispatch loop
+// reads out what it still holds and ends; the returned func stops the
+// watch when the loop ended first.
+func (c *Consumer) drainOnCancel(ctx context.Context, it jetstream.MessagesContext) (stop func()) {
 	stopped := make(chan struct{})
 	go func() {
 		select {
@@ -294,51 +314,52 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case <-stopped:
 		}
 	}()
+	return func() { close(stopped) }
+}
 
-	jobs := make(chan []jetstream.Msg)
+// workers handle what dispatch hands them, a message (or a batch) at a
+// time.
+type workers struct {
+	jobs chan []jetstream.Msg
 	// idle holds a token per worker free to start a message; a message
-	// handler pulls only with one in hand.
-	idle := make(chan struct{}, c.cfg.Workers)
-	var wg sync.WaitGroup
+	// handler pulls only with one in hand. Unused by a batch handler.
+	idle chan struct{}
+	wg   sync.WaitGroup
+}
+
+func (c *Consumer) startWorkers(hctx context.Context) *workers {
+	w := &workers{jobs: make(chan []jetstream.Msg), idle: make(chan struct{}, c.cfg.Workers)}
 	for i := 0; i < c.cfg.Workers; i++ {
-		wg.Add(1)
-		idle <- struct{}{}
+		w.wg.Add(1)
+		w.idle <- struct{}{}
 		go func() {
-			defer wg.Done()
-			for jms := range jobs {
+			defer w.wg.Done()
+			for jms := range w.jobs {
 				if c.batch != nil {
 					c.handleBatch(hctx, jms)
-				} else {
-					c.handle(hctx, jms[0])
+					continue
 				}
-				if c.batch == nil {
-					idle <- struct{}{}
-				}
+				c.handle(hctx, jms[0])
+				w.idle <- struct{}{}
 			}
 		}()
 	}
-	var runErr error
+	return w
+}
+
+// dispatch pulls messages and hands them to the workers until the iterator
+// ends: cleanly once ctx is cancelled and it is read out, or with the
+// error that ended it.
+func (c *Consumer) dispatch(ctx context.Context, it jetstream.MessagesContext, w *workers) error {
 	for {
 		if c.batch == nil {
 			select {
-			case <-idle:
+			case <-w.idle:
 			case <-ctx.Done(): // stopping: read out the iterator, handing back what it still gives
 			}
 		}
 		jms, err := c.next(it)
-		if len(jms) > 0 {
-			if ctx.Err() != nil {
-				// Shutting down: hand buffered messages back at once instead of
-				// working through them past the orchestrator's grace period.
-				nakAll(jms)
-			} else {
-				select {
-				case jobs <- jms:
-				case <-ctx.Done():
-					nakAll(jms) // every worker is busy and we are stopping
-				}
-			}
-		}
+		c.handOver(ctx, w, jms)
 		if errors.Is(err, jetstream.ErrNoHeartbeat) && ctx.Err() == nil {
 			// The node leading the durable went away (a cluster failover):
 			// the iterator pulls again by itself, from the new leader, and
@@ -346,35 +367,59 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.cfg.Logger.WarnContext(ctx, "no heartbeat from JetStream (a node went away?); pulling again", "consumer", c.cfg.Name)
 			continue
 		}
-		if err != nil {
-			// A closed iterator is a clean stop only when we asked for it; the
-			// connection closing underneath (revoked credentials) is not.
-			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() == nil {
-				runErr = fmt.Errorf("consumer %s: %w", c.cfg.Name, err)
-			}
-			break
+		if err == nil {
+			continue
 		}
+		// A closed iterator is a clean stop only when we asked for it; the
+		// connection closing underneath (revoked credentials) is not.
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) && ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("consumer %s: %w", c.cfg.Name, err)
 	}
-	close(stopped)
-	it.Stop()
-	close(jobs)
+}
+
+// handOver gives jms to a worker, or hands them back to the server when
+// stopping: buffered messages go back at once instead of being worked
+// through past the orchestrator's grace period.
+func (c *Consumer) handOver(ctx context.Context, w *workers, jms []jetstream.Msg) {
+	if len(jms) == 0 {
+		return
+	}
+	if ctx.Err() != nil {
+		nakAll(jms)
+		return
+	}
+	select {
+	case w.jobs <- jms:
+	case <-ctx.Done():
+		nakAll(jms) // every worker is busy and we are stopping
+	}
+}
+
+// waitForWorkers lets in-flight handlers finish, at most DrainTimeout;
+// then it cancels them, and what they did not settle is redelivered.
+func (c *Consumer) waitForWorkers(w *workers, cancelHandlers context.CancelFunc) {
+	close(w.jobs)
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() { w.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(c.cfg.DrainTimeout):
 		cancelHandlers()
 		c.cfg.Logger.Warn("consumer drain timed out; unsettled messages will be redelivered", "consumer", c.cfg.Name)
 	}
-	// Acks are sent without waiting; make sure the last ones have left
-	// before the caller closes the connection (a lost ack is only a
-	// redelivery, but a clean stop should not cause any).
+}
+
+// flushAcks makes sure the last acks, sent without waiting, have left
+// before the caller closes the connection (a lost ack is only a
+// redelivery, but a clean stop should not cause any).
+func (c *Consumer) flushAcks() {
 	if nc := c.js.Conn(); nc != nil && !nc.IsClosed() {
 		if err := nc.FlushTimeout(5 * time.Second); err != nil {
 			c.cfg.Logger.Warn("flush acks on stop", "consumer", c.cfg.Name, "error", err)
 		}
 	}
-	return runErr
 }
 
 // bind returns the durable: the migrated one, checked to deliver what this

@@ -1,26 +1,25 @@
 package deadletter
 
 import (
-	"errors"
-
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/switchyard/switchyard/platform/consumer"
+	dlqv1 "github.com/switchyard/switchyard/proto/gen/switchyard/dlq/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
 )
 
 // A dead letter names its customer in the envelope (dlq.v1
-// DeadLetter.customer_id), set by the consumer that gave up from what its
-// service knew: the canonical id a billing event or an outcome carries
-// (CustomerOf), or the one a handler learnt while handling and attached to
-// its error (WithCustomer: identity, after resolving a Stripe event).
-// Customer is that rule as one function, for the consumer framework to
-// call when it writes a dead letter. Readers take Entry.CustomerID, which
-// falls back to CustomerOf for dead letters written without the field.
+// DeadLetter.customer_id): the canonical id the handler set as
+// consumer.Message.Customer once it knew it (identity after resolving a
+// Stripe event; crm, support and alerts from the billing event's or the
+// outcome's canonical id), written by the consumer framework with the
+// dead letter. Readers take Entry.CustomerID, which falls back to the id
+// the message itself names (CustomerOf) for a dead letter written without
+// the field.
 
-// customerFieldNumber is dlq.v1 DeadLetter.customer_id.
-const customerFieldNumber = 12
+// customerFieldNumber is dlq.v1 DeadLetter.customer_id's.
+var customerFieldNumber = (&dlqv1.DeadLetter{}).ProtoReflect().Descriptor().Fields().ByName("customer_id").Number()
 
 // CustomerOf returns the canonical customer id a message names: a billing
 // event's EventMeta.canonical_customer_id, a crm or support outcome's
@@ -40,44 +39,6 @@ func CustomerOf(subject string, data []byte) string {
 		return ev.GetCanonicalCustomerId()
 	}
 	return ""
-}
-
-// customerError is an error that knows its message's customer.
-type customerError struct {
-	err error
-	id  string
-}
-
-func (e *customerError) Error() string { return e.err.Error() }
-func (e *customerError) Unwrap() error { return e.err }
-
-// WithCustomer returns err annotated with the canonical id of the customer
-// its message is about, for a handler that learns the customer while
-// handling (identity resolves a Stripe event to one): should the message
-// be dead-lettered, the envelope names that customer. The annotation
-// changes neither err's text nor its class (errors.Is and errors.As see
-// through it). A nil err or an empty id returns err unchanged.
-func WithCustomer(err error, customerID string) error {
-	if err == nil || customerID == "" {
-		return err
-	}
-	return &customerError{err: err, id: customerID}
-}
-
-// Customer returns the canonical id of the customer of a message its
-// handler failed on with err: the id err was annotated with
-// (WithCustomer; the outermost wins), else the one the message names
-// (CustomerOf), else "". It is the rule the consumer framework applies to
-// fill a dead letter's customer_id.
-func Customer(m *consumer.Message, err error) string {
-	var ce *customerError
-	if errors.As(err, &ce) {
-		return ce.id
-	}
-	if m == nil {
-		return ""
-	}
-	return CustomerOf(m.Subject, m.Data)
 }
 
 // Decode decodes a dead letter as stored (headers h, envelope data; see

@@ -1,8 +1,6 @@
 package deadletter_test
 
 import (
-	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -46,53 +44,6 @@ func TestCustomerOf(t *testing.T) {
 	for _, tt := range tests {
 		if got := deadletter.CustomerOf(tt.subject, tt.data); got != tt.want {
 			t.Errorf("%s: CustomerOf = %q, want %q", tt.name, got, tt.want)
-		}
-	}
-}
-
-func TestWithCustomerKeepsTheError(t *testing.T) {
-	t.Parallel()
-	cause := errors.New("zendesk said no")
-	err := deadletter.WithCustomer(errclass.Permanent(cause), "cust_ada")
-	if !errors.Is(err, cause) {
-		t.Errorf("errors.Is(WithCustomer(err), cause) = false")
-	}
-	if got, want := errclass.Of(err), errclass.ClassPermanent; got != want {
-		t.Errorf("class %v, want %v", got, want)
-	}
-	if got, want := err.Error(), errclass.Permanent(cause).Error(); got != want {
-		t.Errorf("Error() = %q, want %q", got, want)
-	}
-	if deadletter.WithCustomer(nil, "cust_ada") != nil {
-		t.Error("WithCustomer(nil, id) is not nil")
-	}
-	if got := deadletter.WithCustomer(cause, ""); got != cause {
-		t.Errorf("WithCustomer(err, \"\") = %v, want err itself", got)
-	}
-}
-
-func TestCustomer(t *testing.T) {
-	t.Parallel()
-	billing := &consumer.Message{Subject: subjects.BillingPaymentFailed,
-		Data: marshal(t, &billingv1.PaymentFailed{Meta: &billingv1.EventMeta{EventId: "e1", CanonicalCustomerId: "cust_meta"}})}
-	stripe := &consumer.Message{Subject: "stripe.events.invoice.paid", Data: []byte(`{"id":"evt_1"}`)}
-	fail := errors.New("failed")
-	tests := []struct {
-		name string
-		m    *consumer.Message
-		err  error
-		want string
-	}{
-		{"the message names it", billing, fail, "cust_meta"},
-		{"the handler's annotation wins", billing, fmt.Errorf("wrapped: %w", deadletter.WithCustomer(fail, "cust_resolved")), "cust_resolved"},
-		{"a Stripe event the handler resolved", stripe, deadletter.WithCustomer(fail, "cust_resolved"), "cust_resolved"},
-		{"a Stripe event not resolved", stripe, fail, ""},
-		{"the outermost annotation wins", stripe, deadletter.WithCustomer(deadletter.WithCustomer(fail, "cust_inner"), "cust_outer"), "cust_outer"},
-		{"no message", nil, fail, ""},
-	}
-	for _, tt := range tests {
-		if got := deadletter.Customer(tt.m, tt.err); got != tt.want {
-			t.Errorf("%s: Customer = %q, want %q", tt.name, got, tt.want)
 		}
 	}
 }

@@ -64,6 +64,7 @@ func (a *Alerter) HandleDeadLetter(ctx context.Context, m *consumer.Message) err
 	if err != nil {
 		return errclass.Permanent(err)
 	}
+	m.Customer = dl.CustomerID // the customer of alerts' own dead letter, and of its log lines
 	if dl.Consumer == a.consumer || strings.HasPrefix(dl.Consumer, a.consumer+"_") {
 		// Our own dead letter (Slack refused the alert): alerting on it
 		// would loop. It stays in the DLQ for `switchyard dlq list`.
@@ -107,6 +108,7 @@ func (a *Alerter) HandleCRMRetry(ctx context.Context, m *consumer.Message) error
 	if !ok {
 		return nil
 	}
+	m.Customer = p.GetCanonicalCustomerId()
 	now := a.now()
 	n, first, err := a.state.stormRetry(ctx, m.ID, now)
 	if err != nil || !first {

@@ -323,56 +323,75 @@ func (d *deriver) started(s *stripe.Subscription) {
 	})
 }
 
+// subscriptionUpdated derives what a subscription update changed: its
+// status, a scheduled cancellation, its plan.
 func (d *deriver) subscriptionUpdated() error {
 	s, err := d.subscription()
 	if err != nil || d.stale {
 		return err
 	}
 	prev := d.ev.Data.PreviousAttributes
+	prevStatus, reactivated := d.statusChanged(s, prev)
+	d.cancellationScheduled(s, prev, prevStatus, reactivated)
+	return d.planChanged(s, prev)
+}
 
-	// Status transitions.
-	prevStatus := s.Status
+// statusChanged derives a status transition: started (out of
+// incomplete), reactivated (back to active or trialing) or past due. It
+// returns the status before the update and whether it reactivated.
+func (d *deriver) statusChanged(s *stripe.Subscription, prev map[string]any) (prevStatus stripe.SubscriptionStatus, reactivated bool) {
+	prevStatus = s.Status
 	if v, ok := prev["status"].(string); ok {
 		prevStatus = stripe.SubscriptionStatus(v)
 	}
+	if prevStatus == s.Status {
+		return prevStatus, false
+	}
 	live := s.Status == stripe.SubscriptionStatusActive || s.Status == stripe.SubscriptionStatusTrialing
-	reactivated := false
-	if prevStatus != s.Status {
-		switch {
-		case live && prevStatus == stripe.SubscriptionStatusIncomplete:
-			d.started(s)
-		case live && (prevStatus == stripe.SubscriptionStatusPastDue || prevStatus == stripe.SubscriptionStatusUnpaid ||
-			prevStatus == stripe.SubscriptionStatusPaused || prevStatus == stripe.SubscriptionStatusCanceled):
-			d.reactivated(s, prevStatus)
-			reactivated = true
-		case s.Status == stripe.SubscriptionStatusPastDue:
-			m := &billingv1.SubscriptionPastDue{
-				Meta:         d.meta(subjects.BillingSubscriptionPastDue, ""),
-				Subscription: subscriptionMsg(s),
-			}
-			if s.LatestInvoice != nil {
-				m.LatestInvoiceId = s.LatestInvoice.ID
-			}
-			d.add(subjects.BillingSubscriptionPastDue, m)
+	switch {
+	case live && prevStatus == stripe.SubscriptionStatusIncomplete:
+		d.started(s)
+	case live && (prevStatus == stripe.SubscriptionStatusPastDue || prevStatus == stripe.SubscriptionStatusUnpaid ||
+		prevStatus == stripe.SubscriptionStatusPaused || prevStatus == stripe.SubscriptionStatusCanceled):
+		d.reactivated(s, prevStatus)
+		return prevStatus, true
+	case s.Status == stripe.SubscriptionStatusPastDue:
+		m := &billingv1.SubscriptionPastDue{
+			Meta:         d.meta(subjects.BillingSubscriptionPastDue, ""),
+			Subscription: subscriptionMsg(s),
 		}
+		if s.LatestInvoice != nil {
+			m.LatestInvoiceId = s.LatestInvoice.ID
+		}
+		d.add(subjects.BillingSubscriptionPastDue, m)
 	}
+	return prevStatus, false
+}
 
-	// Scheduled cancellation: set or withdrawn.
+// cancellationScheduled derives a scheduled cancellation being set
+// (canceled at period end, or at cancel_at) or withdrawn (reactivated,
+// unless the status change said so already), for a subscription not
+// canceled yet.
+func (d *deriver) cancellationScheduled(s *stripe.Subscription, prev map[string]any, prevStatus stripe.SubscriptionStatus, reactivated bool) {
+	if s.Status == stripe.SubscriptionStatusCanceled {
+		return
+	}
 	was, is := scheduledCancel(prev, s)
-	if s.Status != stripe.SubscriptionStatusCanceled {
-		switch {
-		case is && !was:
-			cancelAt := s.CancelAt
-			if cancelAt == 0 {
-				cancelAt = s.CurrentPeriodEnd
-			}
-			d.canceled(s, true, cancelAt)
-		case was && !is && !reactivated:
-			d.reactivated(s, prevStatus)
+	switch {
+	case is && !was:
+		cancelAt := s.CancelAt
+		if cancelAt == 0 {
+			cancelAt = s.CurrentPeriodEnd
 		}
+		d.canceled(s, true, cancelAt)
+	case was && !is && !reactivated:
+		d.reactivated(s, prevStatus)
 	}
+}
 
-	// Plan change.
+// planChanged derives an upgrade or a downgrade: a change of the plan's
+// lines whose MRR, known before and after, went up or down.
+func (d *deriver) planChanged(s *stripe.Subscription, prev map[string]any) error {
 	if !hasAny(prev, "items", "plan", "quantity") {
 		return nil
 	}

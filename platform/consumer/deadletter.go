@@ -59,6 +59,7 @@ type DeadLetter struct {
 	Class           errclass.Class
 	Reason          string
 	Attempts        int
+	CustomerID      string // the canonical customer the consumer knew (Message.Customer); "" if none
 	FirstFailureAt  time.Time
 	LastFailureAt   time.Time
 
@@ -82,6 +83,7 @@ func (d *DeadLetter) Encode() ([]byte, error) {
 		ErrorClass:             d.Class.Proto(),
 		Reason:                 d.Reason,
 		Attempts:               uint32(d.Attempts),
+		CustomerId:             d.CustomerID,
 		FirstFailureAt:         timestamppb.New(d.FirstFailureAt),
 		LastFailureAt:          timestamppb.New(d.LastFailureAt),
 		OriginalStream:         d.OriginalStream,
@@ -108,6 +110,7 @@ func DecodeDeadLetter(data []byte) (*DeadLetter, error) {
 		Consumer:        pb.GetConsumer(),
 		Reason:          pb.GetReason(),
 		Attempts:        int(pb.GetAttempts()),
+		CustomerID:      pb.GetCustomerId(),
 		FirstFailureAt:  pb.GetFirstFailureAt().AsTime(),
 		LastFailureAt:   pb.GetLastFailureAt().AsTime(),
 	}
@@ -146,6 +149,7 @@ func (c *Consumer) deadLetter(ctx context.Context, m *Message, class errclass.Cl
 		OriginalSubject: m.Subject, OriginalHeaders: m.Header, OriginalData: m.Data,
 		OriginalStream: m.Stream, OriginalSeq: m.Sequence,
 		Consumer: c.cfg.Name, Class: class, Reason: reason, Attempts: f.Attempts,
+		CustomerID:     m.Customer,
 		FirstFailureAt: f.FirstFailureAt, LastFailureAt: f.LastFailureAt,
 	}
 	sum := sha256.Sum256(m.Data)

@@ -124,3 +124,34 @@ func dlqMsgs(t *testing.T, e *env, subject string) []*nats.Msg {
 	}
 	return out
 }
+
+// TestDeadLetterCarriesTheCustomer: what a handler learnt of the customer
+// before giving up (Message.Customer) travels in the envelope, so readers
+// need not decode the original data — which a truncated dead letter does not
+// hold whole — to find whom it concerns. A handler that learnt nothing
+// leaves it empty.
+func TestDeadLetterCarriesTheCustomer(t *testing.T) {
+	e := setup(t)
+	e.start(t, consumer.Config{Name: "who", Subjects: []string{"billing.test.who"}, AckWait: time.Second},
+		func(ctx context.Context, m *consumer.Message) error {
+			if strings.Contains(string(m.Data), "known") {
+				m.Customer = "cust_0123456789abcdef"
+			}
+			return errclass.Permanent(errors.New("refused"))
+		})
+	e.publish(t, "billing.test.who", "who-1", `{"known":true}`)
+	e.publish(t, "billing.test.who", "who-2", `{"anonymous":true}`)
+	testkit.WaitFor(t, 20*time.Second, "both dead-lettered", func() bool { return len(dlqMsgs(t, e, "dlq.who")) == 2 })
+
+	got := map[string]string{}
+	for _, m := range dlqMsgs(t, e, "dlq.who") {
+		d, err := consumer.DecodeDeadLetterMsg(m.Header, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[string(d.OriginalData)] = d.CustomerID
+	}
+	if got[`{"known":true}`] != "cust_0123456789abcdef" || got[`{"anonymous":true}`] != "" {
+		t.Errorf("customer ids in the envelopes = %v, want the handler's for the known one and none for the other", got)
+	}
+}

@@ -1,0 +1,107 @@
+package identity_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
+	"github.com/switchyard/switchyard/platform/postgres"
+	"github.com/switchyard/switchyard/services/identity"
+)
+
+// roundTrips counts the round trips asked of PostgreSQL: each statement
+// sent on its own, and each batch (a pipeline: one round trip however
+// many statements it holds).
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// TestResolutionRoundTrips pins how many round trips a resolution costs:
+// BEGIN travels with the first (the lookup) and COMMIT with the last (the
+// read back), so an event of a known customer costs three, and each thing
+// a resolution must do on top (create a customer, link, record a version,
+// merge) adds only its own statements.
+func TestResolutionRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	trips := &roundTrips{}
+	pool, err := postgres.Open(ctx, testkit.Postgres(t), trips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := identity.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	store := identity.NewStore(pool)
+	steps := []struct {
+		name          string
+		eventID       string
+		ids           []identity.Identifier
+		email         string
+		version       identity.Version
+		want          int64
+		wantMerged    int
+		wantCreated   bool
+		wantCanonical string // "": not checked
+	}{
+		{
+			// lookup, create the customer, link, record the version, read back
+			name: "a new customer", eventID: "evt_rt1", ids: ids(identity.LinkStripeCustomer, "cus_RT", identity.LinkEmail, "rt@example.com"),
+			email: "rt@example.com", version: identity.Version{ObjectID: "cus_RT", Created: 100, EventID: "evt_rt1", Status: "rt@example.com"},
+			want: 5, wantCreated: true, wantCanonical: identity.CanonicalID(identity.Identifier{Kind: identity.LinkStripeCustomer, Value: "cus_RT"}),
+		},
+		{
+			// lookup, lock the customer, read back
+			name: "its redelivery", eventID: "evt_rt1", ids: ids(identity.LinkStripeCustomer, "cus_RT", identity.LinkEmail, "rt@example.com"),
+			email: "rt@example.com", version: identity.Version{ObjectID: "cus_RT", Created: 100, EventID: "evt_rt1", Status: "rt@example.com"},
+			want: 3,
+		},
+		{
+			// lookup, lock the customer, record the version, read back
+			name: "a newer version of the customer", eventID: "evt_rt2", ids: ids(identity.LinkStripeCustomer, "cus_RT"),
+			email: "rt@example.com", version: identity.Version{ObjectID: "cus_RT", Created: 200, EventID: "evt_rt2", Status: "rt@example.com"},
+			want: 4,
+		},
+		{
+			// lookup, create the customer, link, read back
+			name: "a customer an email founded", eventID: "evt_rt3", ids: ids(identity.LinkEmail, "old@example.com", identity.LinkInvoice, "in_RT"),
+			want: 4, wantCreated: true,
+		},
+		{
+			// lookup, lock the email's customer, create the Stripe
+			// customer's, ask which is Stripe-linked, merge (4
+			// statements), link, read back
+			name: "its Stripe customer appears", eventID: "evt_rt4", ids: ids(identity.LinkStripeCustomer, "cus_RT2", identity.LinkEmail, "old@example.com"),
+			want: 10, wantCreated: true, wantMerged: 1,
+		},
+	}
+	for _, s := range steps {
+		before := trips.n.Load()
+		res, err := store.Resolve(ctx, s.eventID, s.ids, s.email, "", s.version)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if got := trips.n.Load() - before; got != s.want {
+			t.Errorf("%s: %d round trips, want %d", s.name, got, s.want)
+		}
+		if res.Created != s.wantCreated || len(res.Merged) != s.wantMerged {
+			t.Errorf("%s: created %v, merged %v; want created %v, %d merged", s.name, res.Created, res.Merged, s.wantCreated, s.wantMerged)
+		}
+		if s.wantCanonical != "" && res.CanonicalID != s.wantCanonical {
+			t.Errorf("%s: customer %s, want %s", s.name, res.CanonicalID, s.wantCanonical)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package alerts
 
 import (
 	"context"
-	"embed"
 	"errors"
 	"fmt"
 	"time"
@@ -11,17 +10,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchyard/switchyard/platform/ledger"
-	"github.com/switchyard/switchyard/platform/postgres"
+	"github.com/switchyard/switchyard/services/alerts/migrations"
 )
 
-//go:embed migrations/*.sql
-var migrations embed.FS
-
 // Migrate creates or updates the alerter's tables (the service does at
-// start; so does `switchyard migrate`).
-func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	return postgres.MigrateDir(ctx, pool, "alerts", migrations, "migrations")
-}
+// start; so does `switchyard migrate`, through the migrations package).
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error { return migrations.Migrate(ctx, pool) }
 
 // state is the alerter's memory in PostgreSQL, so that replicas fold into
 // one another's alerts, one storm alert goes out a minute whichever

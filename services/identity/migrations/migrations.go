@@ -1,0 +1,24 @@
+// Package migrations is the identity service's SQL (NNNN_name.sql), with no
+// service code: the service applies it when it starts, and
+// `switchyard migrate` applies it without importing the service.
+package migrations
+
+import (
+	"context"
+	"embed"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchyard/switchyard/platform/postgres"
+)
+
+// FS holds the migrations, at its root.
+//
+//go:embed *.sql
+var FS embed.FS
+
+// Migrate creates or updates the identity service's tables (the migration
+// runner's service "identity").
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	return postgres.MigrateDir(ctx, pool, "identity", FS, ".")
+}

@@ -1,16 +1,17 @@
-// Package projector builds the canonical customer view from the hub's
-// streams and serves it.
+// Package projector is the projector's entry point: Run reads the
+// configuration and wires the pieces, each in a package of its own.
 //
-// It consumes billing.>, crm.> and support.> into PostgreSQL (schema
-// "projection"): every message becomes a row of events (the customer's
-// timeline, with its time, source event ids and trace id), and each customer
-// touched by a batch gets its customers row recomputed from all of its
-// events by Fold, a pure function of the set of events. A set does not care
-// about order or duplicates, so the view converges to the same rows however
-// the streams are delivered, and Rebuild — which folds everything in memory
-// and swaps in a fresh schema — produces exactly the rows the live
-// projection does.
+//   - internal/view builds the canonical customer view from billing.>,
+//     crm.> and support.>: the pure Fold, the live projection (Handler),
+//     the store and Rebuild.
+//   - internal/ops is the operator surface on the ops address: the status
+//     API (openapi.json) with bearer tokens scoped read or operate, the
+//     console, the overview and the digest, from one route table.
+//   - client is the status API's JSON documents and an HTTP client, with no
+//     database driver: what the switchyard CLI uses.
+//   - migrations is the SQL (ops tables, the projection's schema), for
+//     `switchyard migrate` without the service.
 //
-// The status API (api.go, documented in openapi.json) answers on the ops
-// address with bearer tokens scoped read or operate.
+// cmd/projector is the binary; `projector rebuild --direct` rebuilds the
+// view from the process itself when no projector is running.
 package projector

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -15,6 +14,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/services/projector/internal/viewtest"
+
+	"github.com/switchyard/switchyard/services/projector/internal/ops"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
 
 	"github.com/nats-io/nats.go"
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -26,29 +30,8 @@ import (
 	crmv1 "github.com/switchyard/switchyard/proto/gen/switchyard/crm/v1"
 	supportv1 "github.com/switchyard/switchyard/proto/gen/switchyard/support/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
-	"github.com/switchyard/switchyard/services/projector"
 	"github.com/switchyard/switchyard/services/projector/internal/lifegen"
 )
-
-// apiRoutes are the routes api.go registers (bar the catch-all "/"); the
-// test checks this list against api.go's source and against openapi.json.
-var apiRoutes = []string{
-	"GET /v1/openapi.json",
-	"GET /v1/customers/{id}",
-	"GET /v1/customers",
-	"GET /v1/customers/{id}/timeline",
-	"POST /v1/rebuild",
-	"GET /v1/status",
-	"GET /v1/digest",
-	"GET /v1/unlinked",
-	"POST /v1/customers/{id}/link",
-	"POST /v1/dead-letters/{seq}/replay",
-	"POST /v1/dead-letters/{seq}/discard",
-}
-
-// muxPattern matches a route in api.go, and the scope its handler is
-// wrapped with (none for a route without a.auth).
-var muxPattern = regexp.MustCompile(`mux\.Handle(?:Func)?\("([A-Z]+) (/[^"]*)",\s*(?:a\.auth\(opsauth\.Scope(\w+))?`)
 
 // httpMethods are the keys of an OpenAPI path item that are operations.
 var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -59,19 +42,18 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		t.Fatalf("openapi = %q, want 3.1.x", v)
 	}
 
-	src, err := os.ReadFile("api.go")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The route table the mux serves (ops.Routes) is what the document
+	// must describe.
 	scopes := map[string]string{} // route → scope ("" for no auth)
-	var inSource []string
-	for _, m := range muxPattern.FindAllStringSubmatch(string(src), -1) {
-		route := m[1] + " " + m[2]
-		inSource = append(inSource, route)
-		scopes[route] = strings.ToLower(m[3])
+	var apiRoutes []string
+	for _, r := range ops.Routes() {
+		if r.InOpenAPI() {
+			apiRoutes = append(apiRoutes, r.Pattern)
+			scopes[r.Pattern] = r.Scope
+		}
 	}
-	if !sameSet(inSource, apiRoutes) {
-		t.Fatalf("api.go registers %q; this test lists %q: update apiRoutes and openapi.json", inSource, apiRoutes)
+	if len(apiRoutes) == 0 {
+		t.Fatal("the route table has no status API routes")
 	}
 
 	paths, _ := doc["paths"].(map[string]any)
@@ -84,7 +66,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		}
 	}
 	if !sameSet(documented, apiRoutes) {
-		t.Fatalf("openapi.json documents %q; api.go serves %q", sorted(documented), sorted(apiRoutes))
+		t.Fatalf("openapi.json documents %q; the route table serves %q", sorted(documented), sorted(apiRoutes))
 	}
 
 	for _, route := range apiRoutes {
@@ -102,7 +84,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 			want = []any{map[string]any{"opsToken": []any{scopes[route]}}}
 		}
 		if len(sec) != len(want) || len(want) > 0 && !reflect.DeepEqual(sec, want) {
-			t.Errorf("%s: security = %v; api.go wants scope %q, i.e. %v", route, sec, scopes[route], want)
+			t.Errorf("%s: security = %v; the route table wants scope %q, i.e. %v", route, sec, scopes[route], want)
 		}
 		if scopes[route] != "" && !strings.Contains(fmt.Sprint(op["description"]), "Required scope: `"+scopes[route]+"`") {
 			t.Errorf("%s: description does not say \"Required scope: `%s`\"", route, scopes[route])
@@ -159,21 +141,21 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 	doc := openAPIMap(t)
 	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
 	goTypes := map[string]reflect.Type{
-		"View":             reflect.TypeFor[projector.View](),
-		"SubscriptionView": reflect.TypeFor[projector.SubscriptionView](),
-		"Payment":          reflect.TypeFor[projector.Payment](),
-		"CRMStatus":        reflect.TypeFor[projector.CRMStatus](),
-		"Ticket":           reflect.TypeFor[projector.Ticket](),
-		"TimelinePage":     reflect.TypeFor[projector.TimelinePage](),
-		"TimelineEntry":    reflect.TypeFor[projector.TimelineEntry](),
-		"RebuildReport":    reflect.TypeFor[projector.RebuildReport](),
-		"Overview":         reflect.TypeFor[projector.Overview](),
-		"ConsumerLag":      reflect.TypeFor[projector.ConsumerLag](),
-		"Digest":           reflect.TypeFor[projector.Digest](),
-		"ActionResult":     reflect.TypeFor[projector.ActionResult](),
-		"UnlinkedPayer":    reflect.TypeFor[projector.UnlinkedPayer](),
-		"Candidate":        reflect.TypeFor[projector.Candidate](),
-		"LinkResult":       reflect.TypeFor[projector.LinkResult](),
+		"View":             reflect.TypeFor[view.View](),
+		"SubscriptionView": reflect.TypeFor[view.SubscriptionView](),
+		"Payment":          reflect.TypeFor[view.Payment](),
+		"CRMStatus":        reflect.TypeFor[view.CRMStatus](),
+		"Ticket":           reflect.TypeFor[view.Ticket](),
+		"TimelinePage":     reflect.TypeFor[view.TimelinePage](),
+		"TimelineEntry":    reflect.TypeFor[view.TimelineEntry](),
+		"RebuildReport":    reflect.TypeFor[view.RebuildReport](),
+		"Overview":         reflect.TypeFor[ops.Overview](),
+		"ConsumerLag":      reflect.TypeFor[ops.ConsumerLag](),
+		"Digest":           reflect.TypeFor[ops.Digest](),
+		"ActionResult":     reflect.TypeFor[ops.ActionResult](),
+		"UnlinkedPayer":    reflect.TypeFor[view.UnlinkedPayer](),
+		"Candidate":        reflect.TypeFor[view.Candidate](),
+		"LinkResult":       reflect.TypeFor[ops.LinkResult](),
 	}
 	for name, typ := range goTypes {
 		s, ok := schemas[name].(map[string]any)
@@ -242,22 +224,22 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 }
 
 func TestOpenAPISchemasValidateSamples(t *testing.T) {
-	view := sampleView(t)
+	sample := sampleView(t)
 	// The sample exercises the interesting parts of the schema.
-	if !strings.HasPrefix(view.State, projector.StatePaymentFailed) || view.LastPayment == nil || view.LastPayment.NextAttemptAt == nil ||
-		view.CRM.Status != "pending_retry" || len(view.OpenTickets) != 1 || len(view.Subscriptions) != 1 {
-		t.Fatalf("sample view is not what the test wants: %+v", view)
+	if !strings.HasPrefix(sample.State, view.StatePaymentFailed) || sample.LastPayment == nil || sample.LastPayment.NextAttemptAt == nil ||
+		sample.CRM.Status != "pending_retry" || len(sample.OpenTickets) != 1 || len(sample.Subscriptions) != 1 {
+		t.Fatalf("sample view is not what the test wants: %+v", sample)
 	}
-	viewJSON := mustJSON(t, view)
+	viewJSON := mustJSON(t, sample)
 	validateResponse(t, "GET", "/v1/customers/{id}", 200, viewJSON)
-	validateResponse(t, "GET", "/v1/customers/{id}", 200, mustJSON(t, projector.Fold("cust_empty", nil)))
+	validateResponse(t, "GET", "/v1/customers/{id}", 200, mustJSON(t, view.Fold("cust_empty", nil)))
 	validateResponse(t, "GET", "/v1/customers", 200, mustJSON(t, map[string]any{"customers": []json.RawMessage{viewJSON}}))
 	validateResponse(t, "GET", "/v1/customers", 200, []byte(`{"customers": []}`+"\n"))
 
 	at := time.Date(2025, 3, 7, 10, 0, 0, 123456789, time.UTC)
-	page := projector.TimelinePage{
+	page := view.TimelinePage{
 		CustomerID: "cust_1",
-		Entries: []projector.TimelineEntry{{
+		Entries: []view.TimelineEntry{{
 			EventID: "ev_pay_1", At: at, Kind: "billing", Subject: subjects.BillingPaymentFailed,
 			Summary: "Payment failed: 49.00 USD, attempt 1 (insufficient_funds); retry on 2025-03-10", Status: "failed",
 			SourceEventIDs: []string{"evt_1QxYz"}, TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", CustomerID: "cust_1",
@@ -266,15 +248,15 @@ func TestOpenAPISchemasValidateSamples(t *testing.T) {
 	}
 	pageJSON := mustJSON(t, page)
 	validateResponse(t, "GET", "/v1/customers/{id}/timeline", 200, pageJSON)
-	validateResponse(t, "GET", "/v1/customers/{id}/timeline", 200, mustJSON(t, projector.TimelinePage{CustomerID: "cust_1", Entries: []projector.TimelineEntry{}}))
+	validateResponse(t, "GET", "/v1/customers/{id}/timeline", 200, mustJSON(t, view.TimelinePage{CustomerID: "cust_1", Entries: []view.TimelineEntry{}}))
 
-	rep := projector.RebuildReport{Events: 1200, Duplicates: 3, Skipped: 1, Customers: 40, CaughtUp: 2, Seconds: 0.75, EventsPerSecond: 1608, LastSequences: map[string]uint64{}}
-	for i, s := range projector.Streams {
+	rep := view.RebuildReport{Events: 1200, Duplicates: 3, Skipped: 1, Customers: 40, CaughtUp: 2, Seconds: 0.75, EventsPerSecond: 1608, LastSequences: map[string]uint64{}}
+	for i, s := range view.Streams {
 		rep.LastSequences[s] = uint64(i * 100)
 	}
 	validateResponse(t, "POST", "/v1/rebuild", 200, mustJSON(t, rep))
 
-	validateResponse(t, "GET", "/v1/openapi.json", 200, projector.OpenAPI)
+	validateResponse(t, "GET", "/v1/openapi.json", 200, ops.OpenAPI)
 	for _, e := range []struct {
 		method, path string
 		status       int
@@ -330,18 +312,18 @@ func TestOpenAPISchemasValidateSamples(t *testing.T) {
 // type, merges, retries, failures) matches the document.
 func TestOpenAPISchemasValidateGeneratedLifecycles(t *testing.T) {
 	for seed := range uint64(40) {
-		all := entries(t, lifegen.Generate(seed, 3))
-		byOwner := map[string][]projector.Entry{}
+		all := viewtest.Entries(t, lifegen.Generate(seed, 3))
+		byOwner := map[string][]view.Entry{}
 		for _, e := range all {
 			owner := strings.TrimSuffix(e.CustomerID, "_dup")
 			byOwner[owner] = append(byOwner[owner], e)
 		}
 		for owner, es := range byOwner {
-			body := mustJSON(t, projector.Fold(owner, es))
+			body := mustJSON(t, view.Fold(owner, es))
 			if err := checkResponse("GET", "/v1/customers/{id}", 200, body); err != nil {
 				t.Fatalf("seed %d, %s: %v", seed, owner, err)
 			}
-			page := projector.TimelinePage{CustomerID: owner, Entries: []projector.TimelineEntry{}}
+			page := view.TimelinePage{CustomerID: owner, Entries: []view.TimelineEntry{}}
 			for _, e := range es {
 				page.Entries = append(page.Entries, timelineEntry(e))
 			}
@@ -395,7 +377,7 @@ func responseSchema(method, pathTemplate string, status int) (*jsonschema.Schema
 	schemaCache.Lock()
 	defer schemaCache.Unlock()
 	if schemaCache.compiler == nil {
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(projector.OpenAPI))
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(ops.OpenAPI))
 		if err != nil {
 			return nil, fmt.Errorf("openapi.json: %w", err)
 		}
@@ -529,7 +511,7 @@ func jsonType(t reflect.Type) (typ, format string) {
 func openAPIMap(t *testing.T) map[string]any {
 	t.Helper()
 	var doc map[string]any
-	if err := json.Unmarshal(projector.OpenAPI, &doc); err != nil {
+	if err := json.Unmarshal(ops.OpenAPI, &doc); err != nil {
 		t.Fatalf("openapi.json: %v", err)
 	}
 	return doc
@@ -537,7 +519,7 @@ func openAPIMap(t *testing.T) map[string]any {
 
 // sampleView folds a customer whose payment failed with a retry due, whose
 // CRM update waits for a retry, and who got a support ticket.
-func sampleView(t *testing.T) projector.View {
+func sampleView(t *testing.T) view.View {
 	t0 := time.Date(2025, 3, 7, 10, 0, 0, 0, time.UTC)
 	meta := func(id string, at time.Time) *billingv1.EventMeta {
 		return &billingv1.EventMeta{EventId: id, CanonicalCustomerId: "cust_1", SourceEventIds: []string{"evt_stripe_" + id},
@@ -562,7 +544,7 @@ func sampleView(t *testing.T) projector.View {
 			Priority: supportv1.Priority_PRIORITY_HIGH, Provider: "zendesk", Group: "Billing"},
 	}
 	header := nats.Header{"traceparent": []string{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}
-	var es []projector.Entry
+	var es []view.Entry
 	for _, m := range msgs {
 		subject, err := subjects.Of(m)
 		if err != nil {
@@ -572,24 +554,24 @@ func sampleView(t *testing.T) projector.View {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e, err := projector.NewEntry(subject, data, header)
+		e, err := view.NewEntry(subject, data, header)
 		if err != nil {
 			t.Fatalf("%s: %v", subject, err)
 		}
 		es = append(es, e)
 	}
-	return projector.Fold("cust_1", es)
+	return view.Fold("cust_1", es)
 }
 
 // timelineEntry is e as Store.Timeline returns it (source ids come back
 // from a NOT NULL text[] column, so never null).
-func timelineEntry(e projector.Entry) projector.TimelineEntry {
+func timelineEntry(e view.Entry) view.TimelineEntry {
 	summary, status := e.Describe()
 	src := e.SourceIDs
 	if src == nil {
 		src = []string{}
 	}
-	return projector.TimelineEntry{EventID: e.EventID, At: e.OccurredAt, Kind: e.Kind(), Subject: e.Subject, Summary: summary, Status: status,
+	return view.TimelineEntry{EventID: e.EventID, At: e.OccurredAt, Kind: e.Kind(), Subject: e.Subject, Summary: summary, Status: status,
 		SourceEventIDs: src, TraceID: e.TraceID, CustomerID: e.CustomerID}
 }
 

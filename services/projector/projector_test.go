@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/services/projector/internal/ops"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,7 +39,7 @@ type hub struct {
 	js    jetstream.JetStream
 	api   string // status API base URL
 	pool  *pgxpool.Pool
-	store *projector.Store
+	store *view.Store
 	logs  *bytes.Buffer
 }
 
@@ -89,7 +92,7 @@ func start(t *testing.T, extra map[string]string) *hub {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	return &hub{js: js, api: "http://" + ops, pool: pool, store: projector.NewStore(pool, projector.Schema), logs: logs}
+	return &hub{js: js, api: "http://" + ops, pool: pool, store: view.NewStore(pool, projector.Schema), logs: logs}
 }
 
 type syncWriter struct {
@@ -135,7 +138,7 @@ func msg(t *testing.T, m proto.Message, id, trace string) lifegen.Msg {
 // settled reports whether the projector has applied everything stored.
 func (h *hub) settled(t *testing.T) func() bool {
 	return func() bool {
-		for _, stream := range projector.Streams {
+		for _, stream := range view.Streams {
 			c, err := h.js.Consumer(context.Background(), stream, projector.ConsumerName)
 			if errors.Is(err, jetstream.ErrConsumerNotFound) {
 				return false
@@ -322,7 +325,7 @@ func TestBadRequests(t *testing.T) {
 		t.Errorf("unknown email: %d %s, want 200 and an empty list", code, body)
 	}
 	code, body := h.get(t, "/v1/openapi.json", "")
-	if code != http.StatusOK || !bytes.Equal(bytes.TrimSpace(body), bytes.TrimSpace(projector.OpenAPI)) {
+	if code != http.StatusOK || !bytes.Equal(bytes.TrimSpace(body), bytes.TrimSpace(ops.OpenAPI)) {
 		t.Errorf("GET /v1/openapi.json: %d, want the checked-in document", code)
 	}
 }
@@ -345,7 +348,7 @@ func TestTimelinePages(t *testing.T) {
 				t.Fatalf("%s: %d %s", path, code, body)
 			}
 			validateResponse(t, http.MethodGet, "/v1/customers/{id}/timeline", code, body)
-			var page projector.TimelinePage
+			var page view.TimelinePage
 			if err := json.Unmarshal(body, &page); err != nil {
 				t.Fatal(err)
 			}

@@ -10,12 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/services/projector/internal/viewtest"
+
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/natsbus"
-	"github.com/switchyard/switchyard/services/projector"
 	"github.com/switchyard/switchyard/services/projector/internal/lifegen"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
 )
 
 func (h *hub) rows(t *testing.T) []string {
@@ -53,14 +55,14 @@ func TestRebuildEqualsLiveProjection(t *testing.T) {
 		t.Fatalf("live projection has %d rows for %d messages", len(live), len(msgs))
 	}
 
-	rep, err := projector.Rebuild(context.Background(), h.pool, h.js, log)
+	rep, err := view.Rebuild(context.Background(), h.pool, h.js, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.Events != len(msgs) || rep.Duplicates != len(dup) || rep.Skipped != 0 || rep.EventsPerSecond <= 0 {
 		t.Fatalf("report %+v, want %d events and %d duplicates", rep, len(msgs), len(dup))
 	}
-	if d := diff(live, h.rows(t)); d != "" {
+	if d := viewtest.Diff(live, h.rows(t)); d != "" {
 		t.Fatalf("rebuilt projection differs from the live one:\n%s", d)
 	}
 
@@ -92,7 +94,7 @@ func TestRebuildEqualsLiveProjection(t *testing.T) {
 			}
 		}
 	}()
-	rep, err = projector.Rebuild(context.Background(), h.pool, h.js, log)
+	rep, err = view.Rebuild(context.Background(), h.pool, h.js, log)
 	close(stop)
 	wg.Wait()
 	if err != nil {
@@ -107,10 +109,10 @@ func TestRebuildEqualsLiveProjection(t *testing.T) {
 		t.Fatal("the second batch of customers is missing")
 	}
 	// A third rebuild from a quiet stream is the reference.
-	if _, err := projector.Rebuild(context.Background(), h.pool, h.js, log); err != nil {
+	if _, err := view.Rebuild(context.Background(), h.pool, h.js, log); err != nil {
 		t.Fatal(err)
 	}
-	if d := diff(h.rows(t), afterLive); d != "" {
+	if d := viewtest.Diff(h.rows(t), afterLive); d != "" {
 		t.Fatalf("after a rebuild under load the live projection lost or gained rows:\n%s", d)
 	}
 	b, _ := json.Marshal(rep)
@@ -128,7 +130,7 @@ func TestRebuildRefusesToRunTwice(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = projector.Rebuild(context.Background(), h.pool, h.js, log)
+			_, errs[i] = view.Rebuild(context.Background(), h.pool, h.js, log)
 		}()
 	}
 	wg.Wait()
@@ -137,7 +139,7 @@ func TestRebuildRefusesToRunTwice(t *testing.T) {
 		switch {
 		case err == nil:
 			ok++
-		case errors.Is(err, projector.ErrRebuildRunning):
+		case errors.Is(err, view.ErrRebuildRunning):
 			running++
 		default:
 			t.Fatal(err)
@@ -173,7 +175,7 @@ func TestRebuildWithDeletedMessages(t *testing.T) {
 	if err := crm.DeleteMsg(ctx, info.State.LastSeq); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := projector.Rebuild(ctx, h.pool, h.js, slog.New(slog.DiscardHandler))
+	rep, err := view.Rebuild(ctx, h.pool, h.js, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("rebuild with the last CRM message deleted: %v", err)
 	}
@@ -181,13 +183,13 @@ func TestRebuildWithDeletedMessages(t *testing.T) {
 		t.Fatalf("read CRM up to %d, want %d", rep.LastSequences[natsbus.StreamCRM], info.State.LastSeq-1)
 	}
 	// A second rebuild catches up from the gap without waiting for it.
-	if _, err := projector.Rebuild(ctx, h.pool, h.js, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := view.Rebuild(ctx, h.pool, h.js, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	if err := crm.DeleteMsg(ctx, info.State.FirstSeq); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := projector.Rebuild(ctx, h.pool, h.js, slog.New(slog.DiscardHandler)); !errors.Is(err, projector.ErrHistoryIncomplete) {
+	if _, err := view.Rebuild(ctx, h.pool, h.js, slog.New(slog.DiscardHandler)); !errors.Is(err, view.ErrHistoryIncomplete) {
 		t.Fatalf("rebuild without the first CRM message: %v, want ErrHistoryIncomplete", err)
 	}
 	if code, body := h.do(t, http.MethodPost, "/v1/rebuild", operateToken); code != http.StatusConflict {

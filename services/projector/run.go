@@ -11,24 +11,29 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/consumer"
-	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/opsauth"
 	"github.com/switchyard/switchyard/platform/service"
+	"github.com/switchyard/switchyard/services/projector/internal/ops"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
+	"github.com/switchyard/switchyard/services/projector/migrations"
 )
 
 // ConsumerName is the projector's durable consumer on each of Streams (and
 // its dead-letter subject dlq.projector).
 const ConsumerName = natsbus.ConsumerProjector
+
+// Schema is where the live projection's tables are (migrations.Schema).
+const Schema = migrations.Schema
 
 // Config is the projector's configuration.
 type Config struct {
@@ -77,7 +82,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	// OPS_TRUSTED_PROXIES: reverse proxies (IPs or CIDRs) whose X-Forwarded-For names the client for the auth throttle and logs.
 	for _, p := range r.List("OPS_TRUSTED_PROXIES") {
-		pfx, err := parsePrefix(p)
+		pfx, err := ops.ParsePrefix(p)
 		if err != nil {
 			r.Fail("OPS_TRUSTED_PROXIES", "%q is not an IP address or CIDR prefix", p)
 			continue
@@ -127,7 +132,10 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// Run runs the projector until ctx is cancelled.
+// Run runs the projector until ctx is cancelled: the live projection (one
+// consumer per stream of view.Streams), the operator surface on the ops
+// address, and, when the stored views are of another version, their
+// rebuild.
 func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
 	cfg, err := LoadConfig(getenv)
 	if err != nil {
@@ -138,33 +146,65 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	defer base.Close(ctx, &err)
-	log := base.Log
 	pool, err := base.Postgres(ctx, cfg.DatabaseURL.Reveal())
 	if err != nil {
 		return err
 	}
-	if err := Migrate(ctx, pool); err != nil {
-		return err
-	}
-	if err := MigrateOps(ctx, pool); err != nil {
+	if err := migrate(ctx, pool); err != nil {
 		return err
 	}
 	_, js, err := base.NATS(ctx, cfg.NATS, ConsumerName)
 	if err != nil {
 		return err
 	}
-	store := NewStore(pool, Schema)
+	store := view.NewStore(pool, view.Schema)
+	parts, err := projection(base, cfg, js, pool, store)
+	if err != nil {
+		return err
+	}
+	surface, err := operatorSurface(ctx, base, cfg, js, pool, store)
+	if err != nil {
+		return err
+	}
+	if parts["status API"], err = serveOps(ctx, base, cfg.OpsAddr, surface); err != nil {
+		return err
+	}
+	if v, err := migrations.StoredViewVersion(ctx, pool); err != nil {
+		return err
+	} else if v != view.ViewVersion {
+		parts["rebuild to view version "+strconv.Itoa(view.ViewVersion)] = rebuildToVersion(base.Log, v, pool, js, surface)
+	}
+	base.Log.InfoContext(ctx, "configured", "config", cfg)
+	return base.Serve(ctx, cfg.Addr, parts)
+}
+
+// migrate creates or updates the projection and the ops tables.
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	if err := migrations.Projection(ctx, pool); err != nil {
+		return err
+	}
+	return migrations.Ops(ctx, pool)
+}
+
+// projection is the live projection: a batch consumer per stream.
+func projection(base *service.Base, cfg Config, js jetstream.JetStream, pool *pgxpool.Pool, store *view.Store) (map[string]func(context.Context) error, error) {
 	parts := map[string]func(context.Context) error{}
-	for _, stream := range Streams {
+	for _, stream := range view.Streams {
 		c, err := consumer.NewBatch(js, ledger.New(pool), consumer.Config{
 			Name: ConsumerName, Stream: stream, Batch: cfg.Batch, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff,
-			ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
-		}, Handler(store))
+			ReplayKeys: cfg.ReplayKeys, Logger: base.Log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+		}, view.Handler(store))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		parts["consumer "+stream] = c.Run
 	}
+	return parts, nil
+}
+
+// operatorSurface builds the status API and the console.
+func operatorSurface(ctx context.Context, base *service.Base, cfg Config, js jetstream.JetStream, pool *pgxpool.Pool, store *view.Store) (*ops.Server, error) {
+	log := base.Log
 	if cfg.Tokens.Len() == 0 {
 		log.WarnContext(ctx, "no SWITCHYARD_OPS_TOKENS: the status API answers 503 to every request")
 	}
@@ -172,91 +212,49 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	// own: the projector's identity may not replay or delete a dead letter.
 	var opsJS jetstream.JetStream
 	if cfg.HasOpsNATS {
+		var err error
 		if opsJS, err = operatorNATS(ctx, base, cfg.OpsNATS); err != nil {
-			return err
+			return nil, err
 		}
 	} else {
 		log.WarnContext(ctx, "no OPS_NATS_PASSWORD_FILE: the status API and console are read-only (dead-letter replay and discard answer 503)")
 	}
-	console, err := NewConsole(ctx, ConsoleConfig{Store: store, JetStream: js, Operator: opsJS, Pool: pool, ReplaySigningKey: cfg.ReplaySigning, Tokens: cfg.Tokens, JaegerURL: cfg.JaegerURL,
-		GatewayMetricsURL: cfg.GatewayURL, SessionTTL: cfg.SessionTTL, TrustedProxies: cfg.TrustedProxies, Logger: log, Meter: base.Tel.Meter})
+	return ops.New(ctx, ops.ConsoleConfig{Store: store, JetStream: js, Operator: opsJS, Pool: pool, ReplaySigningKey: cfg.ReplaySigning,
+		Tokens: cfg.Tokens, JaegerURL: cfg.JaegerURL, GatewayMetricsURL: cfg.GatewayURL, SessionTTL: cfg.SessionTTL,
+		TrustedProxies: cfg.TrustedProxies, Logger: log, Meter: base.Tel.Meter})
+}
+
+// serveOps listens on the ops address now (a port in use fails the start)
+// and returns the part that serves it.
+func serveOps(ctx context.Context, base *service.Base, addr string, surface *ops.Server) (func(context.Context) error, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("status API: listen %s: %w", addr, err)
 	}
-	api := NewAPI(store, cfg.Tokens, func(ctx context.Context) (rep RebuildReport, err error) {
-		who, _ := PrincipalFrom(ctx)
-		err = console.Audit(ctx, who.Name, "rebuild", "projection", func() (string, error) {
-			rep, err = Rebuild(ctx, pool, js, log)
-			return fmt.Sprintf("%d events, %d customers, %.0f events/s", rep.Events, rep.Customers, rep.EventsPerSecond), err
-		})
-		return rep, err
-	},
-		console.gatherOverview, func(ctx context.Context) Digest { return GatherDigest(ctx, js, store, console.dlq) }, log).WithDeadLetters(console).WithLinker(console).WithAuthLimiter(console)
-	ln, err := net.Listen("tcp", cfg.OpsAddr)
-	if err != nil {
-		return fmt.Errorf("status API: listen %s: %w", cfg.OpsAddr, err)
-	}
-	log.InfoContext(ctx, "status API listening", "addr", ln.Addr().String())
-	parts["status API"] = func(ctx context.Context) error {
+	base.Log.InfoContext(ctx, "status API listening", "addr", ln.Addr().String())
+	return func(ctx context.Context) error {
 		// Every timeout and a header limit: the ops address may face the
 		// internet behind a proxy.
-		srv := lifecycle.Harden(&http.Server{Handler: api.Handler(console.Register), ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)})
+		srv := lifecycle.Harden(&http.Server{Handler: surface.Handler(), ErrorLog: slog.NewLogLogger(base.Log.Handler(), slog.LevelWarn)})
 		return lifecycle.Serve(ctx, srv, ln, 5*time.Second)
-	}
-	if v, err := StoredViewVersion(ctx, pool); err != nil {
-		return err
-	} else if v != ViewVersion {
-		// Views written by another version (states, stored fields) are
-		// rebuilt from the streams; the old ones serve until the swap.
-		parts["rebuild to view version "+strconv.Itoa(ViewVersion)] = func(ctx context.Context) error {
-			log.WarnContext(ctx, "the projection holds views of another version: rebuilding it from the streams", "stored_version", v, "version", ViewVersion)
-			switch _, err := Rebuild(ctx, pool, js, log); {
-			case errors.Is(err, ErrRebuildRunning):
-				log.InfoContext(ctx, "another replica is rebuilding the projection")
-			case err != nil && ctx.Err() == nil:
-				log.ErrorContext(ctx, "could not rebuild the projection to the current view version; run switchyard rebuild", "error", err)
-				why := err.Error()
-				console.rebuildFailed.Store(&why) // the overview and switchyard status say so
-			}
-			<-ctx.Done()
-			return nil
-		}
-	}
-	log.InfoContext(ctx, "configured", "config", cfg)
-	return base.Serve(ctx, cfg.Addr, parts)
+	}, nil
 }
 
-// Handler projects a batch of messages in one transaction. A message that
-// can never be projected fails the batch with a permanent error, so the
-// consumer isolates it and dead-letters it alone.
-func Handler(store *Store) consumer.BatchHandler {
-	return func(ctx context.Context, ms []*consumer.Message) error {
-		entries := make([]Entry, 0, len(ms))
-		for _, m := range ms {
-			e, err := NewEntry(m.Subject, m.Data, m.Header)
-			if err != nil {
-				return errclass.Permanent(err)
-			}
-			entries = append(entries, e)
+// rebuildToVersion rebuilds views written by another version (states,
+// stored fields) from the streams; the old ones serve until the swap.
+func rebuildToVersion(log *slog.Logger, stored int, pool *pgxpool.Pool, js jetstream.JetStream, surface *ops.Server) func(context.Context) error {
+	return func(ctx context.Context) error {
+		log.WarnContext(ctx, "the projection holds views of another version: rebuilding it from the streams", "stored_version", stored, "version", view.ViewVersion)
+		switch _, err := view.Rebuild(ctx, pool, js, log); {
+		case errors.Is(err, view.ErrRebuildRunning):
+			log.InfoContext(ctx, "another replica is rebuilding the projection")
+		case err != nil && ctx.Err() == nil:
+			log.ErrorContext(ctx, "could not rebuild the projection to the current view version; run switchyard rebuild", "error", err)
+			surface.RebuildFailed(err.Error()) // the overview and switchyard status say so
 		}
-		// Database errors are classified by SQLSTATE (platform/errclass):
-		// a lost connection is transient, a constraint violation permanent.
-		return store.Apply(ctx, entries)
+		<-ctx.Done()
+		return nil
 	}
-}
-
-// parsePrefix reads a CIDR prefix or a single address (as its /32 or /128).
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		return p.Masked(), err
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // operatorNATS connects as the operator's NATS identity for the dead-letter

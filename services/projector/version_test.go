@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/services/projector/internal/view"
+	"github.com/switchyard/switchyard/services/projector/migrations"
+
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchyard/switchyard/platform/config"
@@ -67,12 +70,12 @@ func TestProjectionOfAnotherViewVersionIsRebuiltAtStart(t *testing.T) {
 	h := &hub{js: js}
 	testkit.WaitFor(t, 20*time.Second, "projected", h.settled(t))
 	stop()
-	want, err := projector.NewStore(pool, projector.Schema).Rows(ctx)
+	want, err := view.NewStore(pool, projector.Schema).Rows(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, err := projector.StoredViewVersion(ctx, pool); err != nil || v != projector.ViewVersion {
-		t.Fatalf("a new projection is stamped %d (%v), want %d", v, err, projector.ViewVersion)
+	if v, err := migrations.StoredViewVersion(ctx, pool); err != nil || v != view.ViewVersion {
+		t.Fatalf("a new projection is stamped %d (%v), want %d", v, err, view.ViewVersion)
 	}
 
 	// What an older version left: no stamp, states it no longer writes.
@@ -81,10 +84,10 @@ func TestProjectionOfAnotherViewVersionIsRebuiltAtStart(t *testing.T) {
 	}
 	stop = run()
 	testkit.WaitFor(t, 30*time.Second, "the projection rebuilt to the current view version", func() bool {
-		v, err := projector.StoredViewVersion(ctx, pool)
-		return err == nil && v == projector.ViewVersion
+		v, err := migrations.StoredViewVersion(ctx, pool)
+		return err == nil && v == view.ViewVersion
 	})
-	got, err := projector.NewStore(pool, projector.Schema).Rows(ctx)
+	got, err := view.NewStore(pool, projector.Schema).Rows(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,10 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http"
 	"net/url"
-	"os/user"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,21 +15,19 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/deadletter"
 	"github.com/switchyard/switchyard/platform/errclass"
-	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/proto/wire"
-	"github.com/switchyard/switchyard/services/projector"
+	"github.com/switchyard/switchyard/services/projector/client"
 )
 
 const dlqUsage = `usage:
   switchyard dlq list    [--consumer NAME] [--class CLASS] [--older-than DURATION] [--json]
   switchyard dlq show    [--data] [--json] SEQ
-  switchyard dlq replay  [--dry-run] [--ops URL | --direct] [--json] SEQ...|--all [--consumer NAME] [--class CLASS]
-  switchyard dlq discard --note TEXT [--ops URL | --direct] [--json] SEQ...|--all [--consumer NAME] [--class CLASS]
+  switchyard dlq replay  [--dry-run] [--ops URL] [--json] SEQ...|--all [--consumer NAME] [--class CLASS]
+  switchyard dlq discard --note TEXT [--ops URL] [--json] SEQ...|--all [--consumer NAME] [--class CLASS]
 
 SEQ is a dead letter's sequence in the DLQ stream (see list). Replay publishes the
 original message again to its original subject, marked with the original's id so
@@ -41,8 +36,9 @@ NATS: --nats, else NATS_URL, else the dev hub's nats://127.0.0.1:4223.
 Every replay and discard is recorded in the ops audit log. They go through the status
 API (--ops, else SWITCHYARD_OPS_URL, else http://127.0.0.1:8090) with an operate token
 (SWITCHYARD_OPS_TOKEN, else the one dev saved in --data-dir), recorded under the
-token's name. --direct, for when the projector is down, acts on NATS from here and
-records the action itself in DATABASE_URL's audit log, under "cli:<user>".
+token's name. When the projector is down, the projector's binary acts from its host
+and records the action itself in DATABASE_URL's audit log, under "cli:<user>":
+  projector dlq replay --direct SEQ...        projector dlq discard --direct --note TEXT SEQ...
 `
 
 // dlqEntry is one dead letter as the CLI prints it.
@@ -72,6 +68,22 @@ func toEntry(seq uint64, d *consumer.DeadLetter) dlqEntry {
 	}
 }
 
+// dlqFlags are a dlq subcommand's flags.
+type dlqFlags struct {
+	fs       *flag.FlagSet
+	filter   deadletter.Filter
+	natsURL  string
+	opsURL   string
+	dataDir  string
+	note     string
+	asJSON   bool
+	all      bool
+	dryRun   bool
+	withData bool
+	direct   bool
+	opsSet   bool // --ops given explicitly
+}
+
 func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, dlqUsage)
@@ -88,128 +100,157 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 		fmt.Fprintf(stderr, "switchyard dlq: unknown subcommand %q\n\n%s", sub, dlqUsage)
 		return errUsage
 	}
-	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, dlqUsage) }
-	natsURL := fs.String("nats", orDefault(getenv("NATS_URL"), "nats://127.0.0.1:4223"), "NATS URL")
-	asJSON := fs.Bool("json", false, "print JSON")
-	var f deadletter.Filter
-	fs.StringVar(&f.Consumer, "consumer", "", "only this consumer's dead letters")
-	fs.StringVar(&f.Class, "class", "", "only this class: transient, auth, permanent, unknown")
-	fs.DurationVar(&f.OlderThan, "older-than", 0, "only dead letters whose last failure is at least this old")
-	all := fs.Bool("all", false, "every dead letter matching the filters")
-	dryRun := fs.Bool("dry-run", false, "replay: show what would be published, change nothing")
-	note := fs.String("note", "", "discard: why (required)")
-	withData := fs.Bool("data", false, "show: include the original message data")
-	opsURL := fs.String("ops", orDefault(getenv("SWITCHYARD_OPS_URL"), "http://127.0.0.1:8090"), "replay/discard through this status API (default SWITCHYARD_OPS_URL)")
-	dataDir := fs.String("data-dir", ".switchyard", "the dev hub's data folder (for its ops token and its operator NATS identity)")
-	direct := fs.Bool("direct", false, "replay/discard from here on NATS, recorded in DATABASE_URL's ops audit log (when the projector is down)")
-	if err := fs.Parse(args[1:]); errors.Is(err, flag.ErrHelp) {
-		return nil // fs.Usage printed it
-	} else if err != nil {
-		return errUsage
+	f, err := parseDLQFlags(sub, args[1:], getenv, stderr)
+	if f == nil {
+		return err // the usage was printed (nil for -h)
 	}
-	if f.Class != "" && !validClass(f.Class) {
-		return fmt.Errorf("--class %q: want transient, auth, permanent or unknown", f.Class)
+	if (sub == "replay" || sub == "discard") && f.direct && !f.dryRun {
+		return fmt.Errorf("dlq %s --direct runs in the projector's binary: run `projector dlq %s --direct` where DATABASE_URL and NATS reach (see its usage), or drop --direct to go through the running projector", sub, sub)
 	}
-	if sub == "discard" && *dryRun {
-		fmt.Fprintln(stderr, "switchyard dlq discard: --dry-run is for replay")
-		return errUsage
-	}
-	opsSet := false
-	fs.Visit(func(fl *flag.Flag) { opsSet = opsSet || fl.Name == "ops" })
-	if *direct && opsSet {
-		fmt.Fprintln(stderr, "switchyard dlq: --direct and --ops exclude each other: --direct acts from here, --ops through the status API")
-		return errUsage
-	}
-	auth, err := cliNATS(getenv, *dataDir)
+	dlq, closeNATS, err := dlqConnect(ctx, getenv, f)
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(*natsURL, append(auth, nats.Name("switchyard-cli"), nats.Timeout(5*time.Second))...)
-	if err != nil {
-		return fmt.Errorf("connect %s: %w", *natsURL, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	dlq, err := deadletter.Open(ctx, js)
-	if err != nil {
-		return err
-	}
-	out := &printer{w: stdout, json: *asJSON}
-
+	defer closeNATS()
+	out := &printer{w: stdout, json: f.asJSON}
 	switch sub {
 	case "list":
-		entries, err := dlq.List(ctx, f, nil)
+		entries, err := dlq.List(ctx, f.filter, nil)
 		if err != nil {
 			return err
 		}
 		return out.list(entries)
 	case "show":
-		seqs, err := parseSeqs(fs.Args())
-		if err != nil || len(seqs) != 1 {
-			fs.Usage()
-			return errUsage
-		}
-		got, err := dlq.Get(ctx, seqs[0])
-		if err != nil {
-			return fmt.Errorf("dead letter %d: %w", seqs[0], err)
-		}
-		d := got.DeadLetter
-		e := toEntry(seqs[0], d)
-		e.Headers = map[string][]string{}
-		for k, vs := range d.OriginalHeaders {
-			if k != wire.HeaderSignature { // kept in the envelope for audit, never printed
-				e.Headers[k] = vs
-			}
-		}
-		if *withData {
-			e.Data = jsonOrString(d.OriginalData)
-		}
-		return out.show(e)
-	case "replay", "discard":
-		if sub == "discard" && strings.TrimSpace(*note) == "" {
-			fmt.Fprintln(stderr, "switchyard dlq discard: --note is required: say why this failure needs no replay")
-			return errUsage
-		}
-		seqs, err := parseSeqs(fs.Args())
-		if err != nil || (len(seqs) == 0) == !*all || (len(seqs) > 0 && *all) {
-			fs.Usage()
-			return errUsage
-		}
-		entries, err := dlq.List(ctx, f, seqs)
-		if err != nil {
-			return err
-		}
-		if len(seqs) > 0 && len(entries) != len(seqs) {
-			return fmt.Errorf("found %d of the %d dead letters named (see 'switchyard dlq list')", len(entries), len(seqs))
-		}
-		switch {
-		case *dryRun:
-			return planReplay(entries, out)
-		case *direct:
-			return directly(ctx, js, getenv, *dataDir, sub, entries, *note, out, stderr)
-		}
-		// Through the projector: one action per dead letter at a time and
-		// each recorded in the audit log under the token's name.
-		const hint = " (if the projector is down, --direct with DATABASE_URL acts from here, audited)"
-		tok, err := opsToken(getenv, *dataDir)
-		if err != nil {
-			return fmt.Errorf("%w"+hint, err)
-		}
-		err = viaOps(ctx, newOpsClient(*opsURL, tok, 60*time.Second), sub, entries, *note, out)
-		var unreachable *url.Error
-		if errors.As(err, &unreachable) {
-			return fmt.Errorf("%w"+hint, err)
-		}
-		return err
+		return dlqShow(ctx, dlq, f, out)
 	default:
-		fmt.Fprint(stderr, dlqUsage)
+		return dlqResolve(ctx, dlq, sub, f, getenv, out, stderr)
+	}
+}
+
+// parseDLQFlags reads and checks a subcommand's flags; nil means the
+// command ends with the error returned (nil after -h).
+func parseDLQFlags(sub string, args []string, getenv func(string) string, stderr io.Writer) (*dlqFlags, error) {
+	f := &dlqFlags{fs: flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)}
+	fs := f.fs
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, dlqUsage) }
+	fs.StringVar(&f.natsURL, "nats", orDefault(getenv("NATS_URL"), "nats://127.0.0.1:4223"), "NATS URL")
+	fs.BoolVar(&f.asJSON, "json", false, "print JSON")
+	fs.StringVar(&f.filter.Consumer, "consumer", "", "only this consumer's dead letters")
+	fs.StringVar(&f.filter.Class, "class", "", "only this class: transient, auth, permanent, unknown")
+	fs.DurationVar(&f.filter.OlderThan, "older-than", 0, "only dead letters whose last failure is at least this old")
+	fs.BoolVar(&f.all, "all", false, "every dead letter matching the filters")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "replay: show what would be published, change nothing")
+	fs.StringVar(&f.note, "note", "", "discard: why (required)")
+	fs.BoolVar(&f.withData, "data", false, "show: include the original message data")
+	fs.StringVar(&f.opsURL, "ops", orDefault(getenv("SWITCHYARD_OPS_URL"), "http://127.0.0.1:8090"), "replay/discard through this status API (default SWITCHYARD_OPS_URL)")
+	fs.StringVar(&f.dataDir, "data-dir", ".switchyard", "the dev hub's data folder (for its ops token and its operator NATS identity)")
+	fs.BoolVar(&f.direct, "direct", false, "moved: replay/discard from the projector's host with `projector dlq replay|discard --direct`")
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil, nil // fs.Usage printed it
+	} else if err != nil {
+		return nil, errUsage
+	}
+	if f.filter.Class != "" && !validClass(f.filter.Class) {
+		return nil, fmt.Errorf("--class %q: want transient, auth, permanent or unknown", f.filter.Class)
+	}
+	if sub == "discard" && f.dryRun {
+		fmt.Fprintln(stderr, "switchyard dlq discard: --dry-run is for replay")
+		return nil, errUsage
+	}
+	fs.Visit(func(fl *flag.Flag) { f.opsSet = f.opsSet || fl.Name == "ops" })
+	if f.direct && f.opsSet {
+		fmt.Fprintln(stderr, "switchyard dlq: --direct and --ops exclude each other: --direct acts from here, --ops through the status API")
+		return nil, errUsage
+	}
+	return f, nil
+}
+
+// dlqConnect opens the dead-letter stream, as the operator when the dev
+// hub's identity or NATS_USER says so.
+func dlqConnect(ctx context.Context, getenv func(string) string, f *dlqFlags) (*deadletter.Store, func(), error) {
+	auth, err := cliNATS(getenv, f.dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(f.natsURL, append(auth, nats.Name("switchyard-cli"), nats.Timeout(5*time.Second))...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect %s: %w", f.natsURL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	dlq, err := deadletter.Open(ctx, js)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return dlq, nc.Close, nil
+}
+
+// dlqShow prints one dead letter, its headers (never the replay signature)
+// and, with --data, the original message.
+func dlqShow(ctx context.Context, dlq *deadletter.Store, f *dlqFlags, out *printer) error {
+	seqs, err := parseSeqs(f.fs.Args())
+	if err != nil || len(seqs) != 1 {
+		f.fs.Usage()
 		return errUsage
 	}
+	got, err := dlq.Get(ctx, seqs[0])
+	if err != nil {
+		return fmt.Errorf("dead letter %d: %w", seqs[0], err)
+	}
+	d := got.DeadLetter
+	e := toEntry(seqs[0], d)
+	e.Headers = map[string][]string{}
+	for k, vs := range d.OriginalHeaders {
+		if k != wire.HeaderSignature { // kept in the envelope for audit, never printed
+			e.Headers[k] = vs
+		}
+	}
+	if f.withData {
+		e.Data = jsonOrString(d.OriginalData)
+	}
+	return out.show(e)
+}
+
+// dlqResolve replays or discards the dead letters named (or --all
+// matching the filters), or with --dry-run shows what a replay would do.
+func dlqResolve(ctx context.Context, dlq *deadletter.Store, sub string, f *dlqFlags, getenv func(string) string, out *printer, stderr io.Writer) error {
+	if sub == "discard" && strings.TrimSpace(f.note) == "" {
+		fmt.Fprintln(stderr, "switchyard dlq discard: --note is required: say why this failure needs no replay")
+		return errUsage
+	}
+	seqs, err := parseSeqs(f.fs.Args())
+	if err != nil || (len(seqs) == 0) == !f.all || (len(seqs) > 0 && f.all) {
+		f.fs.Usage()
+		return errUsage
+	}
+	entries, err := dlq.List(ctx, f.filter, seqs)
+	if err != nil {
+		return err
+	}
+	if len(seqs) > 0 && len(entries) != len(seqs) {
+		return fmt.Errorf("found %d of the %d dead letters named (see 'switchyard dlq list')", len(entries), len(seqs))
+	}
+	if f.dryRun {
+		return planReplay(entries, out)
+	}
+	// Through the projector: one action per dead letter at a time and
+	// each recorded in the audit log under the token's name.
+	hint := " (if the projector is down, `projector dlq " + sub + " --direct` with DATABASE_URL acts from its host, audited)"
+	tok, err := opsToken(getenv, f.dataDir)
+	if err != nil {
+		return fmt.Errorf("%w"+hint, err)
+	}
+	err = viaOps(ctx, client.New(f.opsURL, tok, 60*time.Second), sub, entries, f.note, out)
+	var unreachable *url.Error
+	if errors.As(err, &unreachable) {
+		return fmt.Errorf("%w"+hint, err)
+	}
+	return err
 }
 
 func validClass(c string) bool {
@@ -244,74 +285,18 @@ func planReplay(entries []deadletter.Entry, out *printer) error {
 	return out.results(results)
 }
 
-// directly replays or discards from this process, through the same
-// audited path the console takes (a lock per dead letter, the audit row
-// written before acting and completed after), recorded under "cli:<user>".
-func directly(ctx context.Context, js jetstream.JetStream, getenv func(string) string, dataDir, action string, entries []deadletter.Entry, note string, out *printer, stderr io.Writer) error {
-	dbURL := getenv("DATABASE_URL")
-	if dbURL == "" {
-		return errors.New("--direct needs DATABASE_URL, where the action is recorded in the ops audit log")
-	}
-	pool, err := postgres.Open(ctx, dbURL, nil)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if err := projector.MigrateOps(ctx, pool); err != nil {
-		return err
-	}
-	// Warnings (an audit result that could not be stored) reach the operator.
-	replayKey, err := cliReplayKey(getenv, dataDir)
-	if err != nil {
-		return err
-	}
-	con, err := projector.NewConsole(ctx, projector.ConsoleConfig{JetStream: js, Operator: js, Pool: pool, ReplaySigningKey: replayKey,
-		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), Meter: noop.NewMeterProvider()})
-	if err != nil {
-		return err
-	}
-	actor := cliActor(getenv)
+// viaOps replays or discards through the status API.
+func viaOps(ctx context.Context, c *client.Client, action string, entries []deadletter.Entry, note string, out *printer) error {
 	var results []map[string]any
 	for _, e := range entries {
-		var res string
+		var res client.ActionResult
+		var err error
 		if action == "discard" {
-			res, err = con.Discard(ctx, actor, e.Seq, note)
+			res, err = c.Discard(ctx, e.Seq, note)
 		} else {
-			res, err = con.Replay(ctx, actor, e.Seq)
+			res, err = c.Replay(ctx, e.Seq)
 		}
 		if err != nil {
-			return errors.Join(out.partial(results), fmt.Errorf("%s %d: %w", action, e.Seq, err))
-		}
-		results = append(results, map[string]any{"seq": e.Seq, "consumer": e.Consumer, "subject": e.OriginalSubject,
-			"original_msg_id": e.OriginalMsgID, "result": res, "by": actor})
-	}
-	return out.results(results)
-}
-
-// cliActor names whoever runs the CLI in the audit log.
-func cliActor(getenv func(string) string) string {
-	name := getenv("USER") // the OS user a --direct action is audited as (cli:<user>)
-	if name == "" {
-		if u, err := user.Current(); err == nil {
-			name = u.Username
-		}
-	}
-	if name == "" {
-		name = "unknown"
-	}
-	return "cli:" + name
-}
-
-// viaOps replays or discards through the status API.
-func viaOps(ctx context.Context, c *opsClient, action string, entries []deadletter.Entry, note string, out *printer) error {
-	var results []map[string]any
-	for _, e := range entries {
-		var res projector.ActionResult
-		var body []byte
-		if action == "discard" {
-			body, _ = json.Marshal(map[string]string{"note": note})
-		}
-		if err := c.doBody(ctx, http.MethodPost, "/v1/dead-letters/"+strconv.FormatUint(e.Seq, 10)+"/"+action, body, &res); err != nil {
 			return errors.Join(out.partial(results), fmt.Errorf("%s %d: %w", action, e.Seq, err))
 		}
 		results = append(results, map[string]any{"seq": e.Seq, "consumer": e.Consumer, "original_msg_id": e.OriginalMsgID, "result": res.Result, "by": res.By})

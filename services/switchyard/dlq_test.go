@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchyard/switchyard/platform/consumer"
@@ -42,8 +41,10 @@ func cliEnv(t *testing.T, env map[string]string, natsURL string, args ...string)
 
 // TestDLQListReplayDiscard drives the dead-letter CLI against a real consumer:
 // two messages fail permanently, list shows them, a dry run changes nothing,
-// a replay after the fix is handled under the original message id, and a
-// discard needs a note.
+// an action with no projector to go through refuses and says how to act
+// anyway, and a discard needs a note. Replays and discards through the
+// status API are dlq_ops_test's; from the projector's host,
+// services/projector's TestDLQDirectReplayDiscard.
 func TestDLQListReplayDiscard(t *testing.T) {
 	b := testkit.NATS(t)
 	_, js := b.Connect(t)
@@ -136,8 +137,15 @@ func TestDLQListReplayDiscard(t *testing.T) {
 	if out, code := cliEnv(t, down, b.URL, "replay", "--ops", "http://127.0.0.1:1", one); code != 1 || !strings.Contains(out, "--direct") || strings.Contains(out, "no dead letters matched") {
 		t.Fatalf("replay with the projector down: %d %s", code, out)
 	}
-	if out, code := cli(t, b.URL, "replay", "--direct", one); code != 1 || !strings.Contains(out, "needs DATABASE_URL") {
-		t.Fatalf("replay --direct with no DATABASE_URL: %d %s", code, out)
+	// Acting from here takes the projector's code: --direct names the
+	// command that does (its test is services/projector's
+	// TestDLQDirectReplayDiscard) and changes nothing.
+	env := map[string]string{"DATABASE_URL": dbURL, "USER": "ada"}
+	if out, code := cliEnv(t, env, b.URL, "replay", "--direct", one); code != 1 || !strings.Contains(out, "projector dlq replay --direct") {
+		t.Fatalf("replay --direct: %d %s", code, out)
+	}
+	if out, code := cliEnv(t, env, b.URL, "discard", "--direct", "--note", "customer deleted", two); code != 1 || !strings.Contains(out, "projector dlq discard --direct") {
+		t.Fatalf("discard --direct: %d %s", code, out)
 	}
 	if out, code := cli(t, b.URL, "replay", "--direct", "--ops", "http://127.0.0.1:1", one); code != 2 || !strings.Contains(out, "exclude each other") {
 		t.Fatalf("replay --direct --ops: %d %s", code, out)
@@ -145,56 +153,16 @@ func TestDLQListReplayDiscard(t *testing.T) {
 	if out, code := cli(t, b.URL, "discard", "--dry-run", "--note", "n", one); code != 2 || !strings.Contains(out, "--dry-run is for replay") {
 		t.Fatalf("discard --dry-run: %d %s", code, out)
 	}
-	env := map[string]string{"DATABASE_URL": dbURL, "USER": "ada"}
-	if out, code := cliEnv(t, env, b.URL, "replay", "--direct", one); code != 0 || !strings.Contains(out, "replayed to BILLING") {
-		t.Fatalf("replay: %d %s", code, out)
-	}
-	testkit.WaitFor(t, 10*time.Second, "replayed message handled", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(handledIDs) == 1
-	})
-	if handledIDs[0] != "evt_dlq_one" {
-		t.Errorf("replay handled as %q, want the original id evt_dlq_one", handledIDs[0])
-	}
-	testkit.WaitFor(t, 10*time.Second, "the other consumer settled the replay", func() bool {
-		cons, err := js.Consumer(ctx, natsbus.StreamBilling, "projector")
-		if err != nil {
-			return false
-		}
-		i, err := cons.Info(ctx)
-		return err == nil && i.NumPending == 0 && i.NumAckPending == 0 && i.Delivered.Stream == 3
-	})
-	if n := otherHandled.Load(); n != 2 {
-		t.Errorf("the other consumer handled %d messages, want only the 2 originals (the replay was for crm)", n)
-	}
-
 	if out, code := cli(t, b.URL, "discard", two); code != 2 || !strings.Contains(out, "--note is required") {
 		t.Errorf("discard without a note: %d %s", code, out)
 	}
-	if out, code := cliEnv(t, env, b.URL, "discard", "--direct", "--note", "customer deleted", two); code != 0 || !strings.Contains(out, "discarded") {
-		t.Fatalf("discard: %d %s", code, out)
+	if out, _ := cli(t, b.URL, "list", "--json"); strings.Count(out, `"seq"`) != 2 {
+		t.Fatalf("refused actions changed the DLQ: %s", out)
 	}
-	// Both actions are in the audit log, under the user who ran the CLI.
-	rows, err := pool.Query(ctx, `SELECT actor, action, target, note, result FROM ops_audit ORDER BY id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	type action struct{ Actor, Action, Target, Note, Result string }
-	audit, err := pgx.CollectRows(rows, pgx.RowToStructByPos[action])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(audit) != 2 ||
-		audit[0].Actor != "cli:ada" || audit[0].Action != "replay" || audit[0].Target != "dlq "+one+" (crm, evt_dlq_one)" || !strings.HasPrefix(audit[0].Result, "replayed to BILLING") ||
-		audit[1].Actor != "cli:ada" || audit[1].Action != "discard" || audit[1].Note != "customer deleted" || audit[1].Result != "discarded" {
-		t.Errorf("audit log: %+v", audit)
-	}
-	if out, _ := cli(t, b.URL, "list"); !strings.Contains(out, "no dead letters") {
-		t.Fatalf("DLQ not empty after replay and discard: %s", out)
-	}
-	if _, code := cliEnv(t, env, b.URL, "replay", "--direct", "999"); code != 1 {
-		t.Errorf("replay of an unknown sequence: exit %d, want 1", code)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(handledIDs) != 0 {
+		t.Errorf("handled %v; want nothing replayed", handledIDs)
 	}
 }
 

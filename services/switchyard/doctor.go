@@ -28,7 +28,7 @@ import (
 	"github.com/switchyard/switchyard/platform/opsauth"
 	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/services/crm/hubspot"
-	"github.com/switchyard/switchyard/services/projector"
+	projmigrations "github.com/switchyard/switchyard/services/projector/migrations"
 )
 
 const doctorUsage = `usage:
@@ -546,17 +546,17 @@ func checkMigrations(ctx context.Context, dbURL config.Secret) checkResult {
 		}
 	}
 	var projection bool
-	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, projector.Schema).Scan(&projection); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, projmigrations.Schema).Scan(&projection); err != nil {
 		return failResult(name, "look for the projection: %v", err)
 	}
 	view := 0
 	if !projection {
-		problems = append(problems, "the projection schema "+projector.Schema+" does not exist")
+		problems = append(problems, "the projection schema "+projmigrations.Schema+" does not exist")
 		migrate = true
-	} else if view, err = projector.StoredViewVersion(ctx, pool); err != nil {
+	} else if view, err = projmigrations.StoredViewVersion(ctx, pool); err != nil {
 		return failResult(name, "%v", err)
-	} else if view != projector.ViewVersion {
-		problems = append(problems, fmt.Sprintf("the projection holds view version %d, this build %d: the projector rebuilds it when it starts (or `switchyard rebuild`)", view, projector.ViewVersion))
+	} else if view != projmigrations.ViewVersion {
+		problems = append(problems, fmt.Sprintf("the projection holds view version %d, this build %d: the projector rebuilds it when it starts (or `switchyard rebuild`)", view, projmigrations.ViewVersion))
 	}
 	if len(problems) > 0 {
 		hint := ""

@@ -7,25 +7,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/switchyard/switchyard/platform/opsauth"
-	"github.com/switchyard/switchyard/platform/postgres"
-	"github.com/switchyard/switchyard/services/projector"
+	"github.com/switchyard/switchyard/services/projector/client"
 )
 
 const rebuildUsage = `usage:
   switchyard rebuild [--ops URL] [--json]                ask the running projector to rebuild (operate token)
-  switchyard rebuild --direct [--nats URL] [--json]      rebuild from here (DATABASE_URL, NATS_URL)
+
+With no projector running, rebuild from the projector's binary instead:
+  projector rebuild --direct [--json]                    (DATABASE_URL, NATS_URL; audited as cli:<user>)
 
 Replays the BILLING, CRM and SUPPORT streams into fresh tables and swaps them in
 atomically; the live projection keeps serving and applying meanwhile. Prints the
@@ -37,32 +31,31 @@ The ops token: SWITCHYARD_OPS_TOKEN, else the one 'switchyard dev' saved in --da
 // (name:scopes:token), in its data folder.
 const devTokenFile = "ops-token"
 
+// errRebuildDirect answers `rebuild --direct`: rebuilding from a process
+// takes the projector's code, which the CLI does not link.
+var errRebuildDirect = errors.New("rebuild --direct runs in the projector's binary: run `projector rebuild --direct` " +
+	"with DATABASE_URL and NATS_URL (and NATS_USER/NATS_PASSWORD as the projector's NATS identity), or without --direct to go through the running projector")
+
 func rebuildCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, rebuildUsage) }
 	opsURL := fs.String("ops", orDefault(getenv("SWITCHYARD_OPS_URL"), "http://127.0.0.1:8090"), "status API base URL")
-	dataDir := fs.String("data", ".switchyard", "the dev hub's data folder (for its ops token, and its operator NATS identity with --direct)")
-	direct := fs.Bool("direct", false, "rebuild in this process from DATABASE_URL and NATS_URL instead of asking the projector")
-	natsURL := fs.String("nats", orDefault(getenv("NATS_URL"), "nats://127.0.0.1:4223"), "NATS URL (--direct)")
+	dataDir := fs.String("data", ".switchyard", "the dev hub's data folder (for its ops token)")
+	direct := fs.Bool("direct", false, "moved: see `projector rebuild --direct`")
+	fs.String("nats", "", "moved with --direct")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		return errUsage
 	}
-	var rep projector.RebuildReport
-	var err error
 	if *direct {
-		var auth []nats.Option
-		if auth, err = cliNATS(getenv, *dataDir); err == nil {
-			rep, err = rebuildDirect(ctx, getenv("DATABASE_URL"), *natsURL, auth, cliActor(getenv), stderr)
-		}
-	} else {
-		var tok string
-		tok, err = opsToken(getenv, *dataDir)
-		if err == nil {
-			rep, err = rebuildRemote(ctx, *opsURL, tok)
-		}
+		return errRebuildDirect
 	}
+	tok, err := opsToken(getenv, *dataDir)
+	if err != nil {
+		return err
+	}
+	rep, err := client.New(*opsURL, tok, 0).Rebuild(ctx)
 	if err != nil {
 		return err
 	}
@@ -74,50 +67,6 @@ func rebuildCmd(ctx context.Context, args []string, getenv func(string) string, 
 	_, err = fmt.Fprintf(stdout, "rebuilt the projection: %d events (%d duplicates, %d skipped, %d applied during the swap), %d customers, in %.2fs = %.0f events/s\n",
 		rep.Events, rep.Duplicates, rep.Skipped, rep.CaughtUp, rep.Customers, rep.Seconds, rep.EventsPerSecond)
 	return err
-}
-
-// rebuildDirect rebuilds from this process, recorded in the ops audit log
-// under actor like a rebuild through the status API.
-func rebuildDirect(ctx context.Context, dbURL, natsURL string, auth []nats.Option, actor string, stderr io.Writer) (rep projector.RebuildReport, err error) {
-	if dbURL == "" {
-		return projector.RebuildReport{}, errors.New("--direct needs DATABASE_URL")
-	}
-	pool, err := postgres.Open(ctx, dbURL, nil)
-	if err != nil {
-		return projector.RebuildReport{}, err
-	}
-	defer pool.Close()
-	if err := projector.Migrate(ctx, pool); err != nil {
-		return projector.RebuildReport{}, err
-	}
-	nc, err := nats.Connect(natsURL, append(auth, nats.Name("switchyard-cli"), nats.Timeout(5*time.Second))...)
-	if err != nil {
-		return projector.RebuildReport{}, fmt.Errorf("connect %s: %w", natsURL, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return projector.RebuildReport{}, err
-	}
-	if err := projector.MigrateOps(ctx, pool); err != nil {
-		return projector.RebuildReport{}, err
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	con, err := projector.NewConsole(ctx, projector.ConsoleConfig{JetStream: js, Pool: pool, Logger: log, Meter: noop.NewMeterProvider()})
-	if err != nil {
-		return projector.RebuildReport{}, err
-	}
-	err = con.Audit(ctx, actor, "rebuild", "projection", func() (string, error) {
-		rep, err = projector.Rebuild(ctx, pool, js, log)
-		return fmt.Sprintf("%d events, %d customers, %.0f events/s", rep.Events, rep.Customers, rep.EventsPerSecond), err
-	})
-	return rep, err
-}
-
-func rebuildRemote(ctx context.Context, base, token string) (projector.RebuildReport, error) {
-	var rep projector.RebuildReport
-	err := newOpsClient(base, token, 0).do(ctx, http.MethodPost, "/v1/rebuild", &rep)
-	return rep, err
 }
 
 // opsToken is the token the CLI presents: SWITCHYARD_OPS_TOKEN, else the

@@ -29,7 +29,7 @@ import (
 	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/proto/wire"
-	"github.com/switchyard/switchyard/services/projector"
+	"github.com/switchyard/switchyard/services/projector/client"
 )
 
 const reconcileUsage = `usage: switchyard reconcile [--since 72h] [--undelivered-only] [--dry-run] [--json] [--every D]
@@ -357,7 +357,7 @@ func (r *reconciler) publish(ctx context.Context, cfg reconcileConfig, raw []byt
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 250*time.Millisecond, 5*time.Second, 30*time.Second
 	b.Reset()
 	for {
-		res := post(ctx, r.webhook, cfg.webhookURL, raw, cfg.secret, projector.ReconcileRequestPrefix+h.ID, false, false)
+		res := post(ctx, r.webhook, cfg.webhookURL, raw, cfg.secret, client.ReconcileRequestPrefix+h.ID, false, false)
 		h.GatewayStatus, h.Error = res.Status, ""
 		if res.Status >= 200 && res.Status <= 299 {
 			var ack struct {

@@ -29,6 +29,7 @@ import (
 	"github.com/switchyard/switchyard/services/gateway"
 	"github.com/switchyard/switchyard/services/identity"
 	"github.com/switchyard/switchyard/services/projector"
+	"github.com/switchyard/switchyard/services/projector/client"
 )
 
 const (
@@ -209,8 +210,8 @@ func TestReconcileHealsUndeliveredEvents(t *testing.T) {
 	// Running it again heals nothing.
 	rep = reconcileJSON(t, cliEnv, 0, "--since", "72h", "--json")
 	// The daily digest counts the drift healed: the 17 events reconcile published.
-	var digest projector.Digest
-	if err := newOpsClient("http://"+addr(3), opsTok, 30*time.Second).do(ctx, http.MethodGet, "/v1/digest", &digest); err != nil {
+	digest, err := client.New("http://"+addr(3), opsTok, 30*time.Second).Digest(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if digest.StripeEvents != 100 || digest.DriftHealed != 17 || digest.FailuresOpen != 0 {

@@ -7,13 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/switchyard/switchyard/services/projector"
+	"github.com/switchyard/switchyard/services/projector/client"
 )
 
 const statusUsage = `usage:
@@ -42,8 +41,8 @@ func statusCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	var o projector.Overview
-	if err := newOpsClient(*opsURL, tok, 30*time.Second).do(ctx, http.MethodGet, "/v1/status", &o); err != nil {
+	o, err := client.New(*opsURL, tok, 30*time.Second).Status(ctx)
+	if err != nil {
 		return err
 	}
 	if *asJSON {
@@ -89,7 +88,7 @@ func seconds(f float64) string {
 	return fmt.Sprintf("%.1fs", f)
 }
 
-func printStatus(w io.Writer, o projector.Overview) {
+func printStatus(w io.Writer, o client.Overview) {
 	state := "healthy"
 	if !o.Healthy {
 		state = "NEEDS ATTENTION"

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/switchyard/switchyard/services/projector"
+	"github.com/switchyard/switchyard/services/projector/client"
 )
 
 // switchyard status shows what happened, not every counter there is: only
@@ -14,15 +14,15 @@ import (
 func TestStatusPrintsWhatHappened(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		o         projector.Overview
+		o         client.Overview
 		want, not []string
 	}{
-		{"counts and a timed ticket", projector.Overview{
+		{"counts and a timed ticket", client.Overview{
 			WebhookResults: map[string]int64{"accepted": 7, "duplicate": 0, "signature_invalid": 0, "invalid_json": 2}, WebhookFailures: 2,
 			Tickets24h: 2, TicketsTimed: 2, TicketLatencyP50: 0.034, TicketLatencyP95: 2.5},
 			[]string{"webhooks:       accepted 7, invalid_json 2 (failures 2)", "latency from receipt p50 34ms, p95 2.5s"},
 			[]string{"duplicate 0", "signature_invalid"}},
-		{"nothing timed", projector.Overview{WebhookResults: map[string]int64{"accepted": 0}, Tickets24h: 1},
+		{"nothing timed", client.Overview{WebhookResults: map[string]int64{"accepted": 0}, Tickets24h: 1},
 			[]string{"webhooks:       none (failures 0)", "latency not known (no ticket timed)"},
 			[]string{"p50"}},
 	} {

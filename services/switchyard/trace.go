@@ -6,14 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/switchyard/switchyard/services/projector"
+	"github.com/switchyard/switchyard/services/projector/client"
 )
 
 const traceUsage = `usage:
@@ -27,8 +25,8 @@ JAEGER_UI_URL is set). Reads the projector's status API with an ops token.
 
 // traced is what trace prints for one customer.
 type traced struct {
-	Customer projector.View            `json:"customer"`
-	Timeline []projector.TimelineEntry `json:"timeline"`
+	Customer client.View            `json:"customer"`
+	Timeline []client.TimelineEntry `json:"timeline"`
 }
 
 func traceCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -47,20 +45,20 @@ func traceCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	c := newOpsClient(*opsURL, tok, 30*time.Second)
+	c := client.New(*opsURL, tok, 30*time.Second)
 
-	var views []projector.View
+	var views []client.View
 	switch {
 	case strings.HasPrefix(q, "evt_"):
-		views, err = findCustomers(ctx, c, "stripe_event_id", q)
+		views, err = c.FindCustomers(ctx, client.ByStripeEvent, q)
 	case strings.HasPrefix(q, "cus_"):
-		views, err = findCustomers(ctx, c, "stripe_customer_id", q)
+		views, err = c.FindCustomers(ctx, client.ByStripeCustomer, q)
 	case strings.Contains(q, "@"):
-		views, err = findCustomers(ctx, c, "email", q)
+		views, err = c.FindCustomers(ctx, client.ByEmail, q)
 	default:
-		var v projector.View
-		err = c.do(ctx, http.MethodGet, "/v1/customers/"+url.PathEscape(q), &v)
-		views = []projector.View{v}
+		var v client.View
+		v, err = c.Customer(ctx, q)
+		views = []client.View{v}
 	}
 	if err != nil {
 		return err
@@ -70,7 +68,7 @@ func traceCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	var out []traced
 	for _, v := range views {
-		entries, err := fullTimeline(ctx, c, v.CustomerID)
+		entries, err := c.FullTimeline(ctx, v.CustomerID)
 		if err != nil {
 			return err
 		}
@@ -94,40 +92,11 @@ func traceCmd(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-func findCustomers(ctx context.Context, c *opsClient, param, value string) ([]projector.View, error) {
-	var res struct {
-		Customers []projector.View `json:"customers"`
-	}
-	err := c.do(ctx, http.MethodGet, "/v1/customers?"+url.Values{param: {value}}.Encode(), &res)
-	return res.Customers, err
-}
-
-// fullTimeline reads every page of a customer's timeline, oldest first.
-func fullTimeline(ctx context.Context, c *opsClient, id string) ([]projector.TimelineEntry, error) {
-	var all []projector.TimelineEntry
-	after := ""
-	for {
-		path := "/v1/customers/" + url.PathEscape(id) + "/timeline?limit=1000"
-		if after != "" {
-			path += "&after=" + url.QueryEscape(after)
-		}
-		var page projector.TimelinePage
-		if err := c.do(ctx, http.MethodGet, path, &page); err != nil {
-			return nil, err
-		}
-		all = append(all, page.Entries...)
-		if page.Next == "" {
-			return all, nil
-		}
-		after = page.Next
-	}
-}
-
 // causedBy keeps the entries a Stripe event led to: the billing events
 // made from it and the outcomes of those.
-func causedBy(entries []projector.TimelineEntry, stripeEvent string) []projector.TimelineEntry {
+func causedBy(entries []client.TimelineEntry, stripeEvent string) []client.TimelineEntry {
 	mine := map[string]bool{}
-	var out []projector.TimelineEntry
+	var out []client.TimelineEntry
 	for _, e := range entries {
 		if slices.Contains(e.SourceEventIDs, stripeEvent) {
 			mine[e.EventID] = true

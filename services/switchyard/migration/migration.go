@@ -18,9 +18,9 @@ import (
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/postgres"
-	"github.com/switchyard/switchyard/services/alerts"
-	"github.com/switchyard/switchyard/services/identity"
-	"github.com/switchyard/switchyard/services/projector"
+	alertsmigrations "github.com/switchyard/switchyard/services/alerts/migrations"
+	identitymigrations "github.com/switchyard/switchyard/services/identity/migrations"
+	projmigrations "github.com/switchyard/switchyard/services/projector/migrations"
 )
 
 // Report is what Run found and did.
@@ -158,9 +158,9 @@ func migrateSQL(ctx context.Context, dbURL string) ([]SQLChange, error) {
 		migrate func(context.Context, *pgxpool.Pool) error
 	}{
 		{"ledger", ledger.Migrate},
-		{"identity", identity.Migrate},
-		{"projector", projector.MigrateOps},
-		{"alerts", alerts.Migrate},
+		{"identity", identitymigrations.Migrate},
+		{"projector", projmigrations.Ops},
+		{"alerts", alertsmigrations.Migrate},
 	}
 	for _, s := range steps {
 		before, err := appliedMigrations(ctx, pool, s.name)
@@ -184,10 +184,10 @@ func migrateSQL(ctx context.Context, dbURL string) ([]SQLChange, error) {
 		out = append(out, c)
 	}
 	var existed bool
-	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, projector.Schema).Scan(&existed); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, projmigrations.Schema).Scan(&existed); err != nil {
 		return out, fmt.Errorf("projection schema: %w", err)
 	}
-	if err := projector.Migrate(ctx, pool); err != nil {
+	if err := projmigrations.Projection(ctx, pool); err != nil {
 		return out, err
 	}
 	c := SQLChange{Name: "projection", Action: natsbus.Unchanged}

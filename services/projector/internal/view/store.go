@@ -1,7 +1,8 @@
-package projector
+package view
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,133 +10,32 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard/switchyard/services/projector/client"
+	"github.com/switchyard/switchyard/services/projector/migrations"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 )
 
-// Schema is where the live projection's tables are. Rebuild fills
-// RebuildSchema and renames it to Schema.
+// RebuildSchema is where Rebuild builds the fresh projection before it
+// renames it to migrations.Schema; the one it replaces is renamed
+// retiredSchema, then dropped.
 const (
-	Schema        = "projection"
 	RebuildSchema = "projection_rebuild"
 	retiredSchema = "projection_retired"
 )
 
-// Advisory locks. Every apply holds the swap lock shared; Rebuild takes it
-// exclusively to catch up and swap, so no batch commits into the old
-// tables after the rebuilt ones were brought up to date. The two-key form
-// keeps these apart from the per-customer locks (one bigint key).
-const (
-	lockSpace   = 0x53590000 // "SY"
-	lockSwap    = 1
-	lockRebuild = 2
-)
+// Schema is where the live projection's tables are.
+const Schema = migrations.Schema
 
-// tablesDDL creates a projection schema; {{s}} is the quoted schema name.
-// The projection is derived data: changing these tables means a rebuild,
-// not a migration.
-const tablesDDL = `
-CREATE SCHEMA IF NOT EXISTS {{s}};
-CREATE TABLE IF NOT EXISTS {{s}}.events (
-	event_id    text COLLATE "C" NOT NULL,
-	customer_id text COLLATE "C" NOT NULL,
-	subject     text NOT NULL,
-	occurred_at timestamptz NOT NULL,
-	trace_id    text NOT NULL,
-	payload     bytea NOT NULL, -- the protobuf message; summaries and source ids are read from it
-	received_at timestamptz     -- billing events: when the hub received the Stripe event (NULL if unknown)
-);
--- Projections created before received_at was recorded serve until their
--- rebuild swaps in, and must take new rows meanwhile.
-ALTER TABLE {{s}}.events ADD COLUMN IF NOT EXISTS received_at timestamptz;
-CREATE TABLE IF NOT EXISTS {{s}}.event_sources (
-	source_id text COLLATE "C" NOT NULL,
-	event_id  text COLLATE "C" NOT NULL
-);
-CREATE TABLE IF NOT EXISTS {{s}}.aliases (
-	merged_id   text COLLATE "C" NOT NULL,
-	survivor_id text COLLATE "C" NOT NULL
-);
-CREATE TABLE IF NOT EXISTS {{s}}.customers (
-	customer_id   text COLLATE "C" NOT NULL,
-	email         text NOT NULL,
-	stripe_ids    text[] NOT NULL,
-	state         text NOT NULL,
-	last_event_at timestamptz NOT NULL,
-	view          json NOT NULL
-);
-`
+// lockRebuild is the advisory lock (in migrations.LockSpace) one rebuild
+// at a time holds.
+const lockRebuild = 2
 
-// indexDDL is separate so Rebuild can index after its bulk load; the
-// unique indexes are the keys (ON CONFLICT uses them). Ids are compared
-// bytewise (COLLATE "C"): they are not words, and such indexes build
-// several times faster. event_sources finds the hub's events of a Stripe
-// event id (a GIN index on an array column built ten times slower).
-const indexDDL = `
-CREATE UNIQUE INDEX IF NOT EXISTS events_pkey ON {{s}}.events (event_id);
-CREATE INDEX IF NOT EXISTS events_customer ON {{s}}.events (customer_id, occurred_at, event_id);
-CREATE UNIQUE INDEX IF NOT EXISTS event_sources_pkey ON {{s}}.event_sources (source_id, event_id);
-CREATE UNIQUE INDEX IF NOT EXISTS aliases_pkey ON {{s}}.aliases (merged_id);
-CREATE INDEX IF NOT EXISTS aliases_survivor ON {{s}}.aliases (survivor_id);
-CREATE UNIQUE INDEX IF NOT EXISTS customers_pkey ON {{s}}.customers (customer_id);
-CREATE INDEX IF NOT EXISTS customers_email ON {{s}}.customers (email);
-CREATE INDEX IF NOT EXISTS customers_stripe ON {{s}}.customers USING gin (stripe_ids);
-`
-
-func ddl(tmpl, schema string) string {
-	return strings.ReplaceAll(tmpl, "{{s}}", pgx.Identifier{schema}.Sanitize())
-}
-
-// ViewVersion is the version of what Fold stores: the view documents and
-// the state column. The projection is derived data, so a projection
-// written by another version is rebuilt rather than migrated (Run starts
-// that rebuild; the old views keep being served until it swaps in).
-const ViewVersion = 3
-
-// stampDDL records ViewVersion on a projection schema created with it.
-var stampDDL = fmt.Sprintf(`COMMENT ON SCHEMA {{s}} IS 'switchyard projection, view version %d'`, ViewVersion)
-
-// Migrate creates the live projection's tables if they do not exist, and
-// stamps a new projection with ViewVersion.
-func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	// Serialise with a concurrent start of another replica.
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("projection schema: %w", err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", lockSpace, lockSwap); err != nil {
-		return fmt.Errorf("projection schema: %w", err)
-	}
-	var exists bool
-	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{Schema, "customers"}.Sanitize()).Scan(&exists); err != nil {
-		return fmt.Errorf("projection schema: %w", err)
-	}
-	stmts := tablesDDL + indexDDL
-	if !exists {
-		stmts += ";" + stampDDL
-	}
-	if _, err := tx.Exec(ctx, ddl(stmts, Schema)); err != nil {
-		return fmt.Errorf("projection schema: %w", err)
-	}
-	return tx.Commit(ctx)
-}
-
-// StoredViewVersion is the view version the live projection was written
-// with (0 for one from before versions were recorded).
-func StoredViewVersion(ctx context.Context, pool *pgxpool.Pool) (int, error) {
-	var comment *string
-	if err := pool.QueryRow(ctx, "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = $1", Schema).Scan(&comment); err != nil {
-		return 0, fmt.Errorf("projection version: %w", err)
-	}
-	var v int
-	if comment != nil {
-		_, _ = fmt.Sscanf(*comment, "switchyard projection, view version %d", &v)
-	}
-	return v, nil
-}
+// ViewVersion is the version of what Fold stores (migrations.ViewVersion).
+const ViewVersion = migrations.ViewVersion
 
 // Store reads and writes one projection schema.
 type Store struct {
@@ -158,7 +58,7 @@ func NewStore(pool *pgxpool.Pool, schema string) *Store {
 // entries leave the same rows.
 func (s *Store) Apply(ctx context.Context, entries []Entry) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1, $2)", lockSpace, lockSwap); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1, $2)", migrations.LockSpace, migrations.LockSwap); err != nil {
 			return err
 		}
 		return s.apply(ctx, tx, entries, true)
@@ -396,7 +296,7 @@ func evaluateNow(doc []byte) (json.RawMessage, error) {
 	if err := json.Unmarshal(doc, &v); err != nil {
 		return nil, fmt.Errorf("customer view: %w", err)
 	}
-	v.Evaluate(time.Now())
+	Evaluate(&v, time.Now())
 	return json.Marshal(&v)
 }
 
@@ -428,18 +328,7 @@ func (s *Store) find(ctx context.Context, where string, arg string) ([]json.RawM
 	return docs, nil
 }
 
-// TimelineEntry is one line of a customer's timeline.
-type TimelineEntry struct {
-	EventID        string    `json:"event_id"`
-	At             time.Time `json:"at"`
-	Kind           string    `json:"kind"` // billing | crm | support
-	Subject        string    `json:"subject"`
-	Summary        string    `json:"summary"`
-	Status         string    `json:"status"` // ok | pending | failed | info
-	SourceEventIDs []string  `json:"source_event_ids"`
-	TraceID        string    `json:"trace_id,omitempty"`
-	CustomerID     string    `json:"customer_id"` // as published; a merged id for history from before the merge
-}
+type TimelineEntry = client.TimelineEntry
 
 // timelineEntry describes a stored entry (decoding its payload).
 func (e *Entry) timelineEntry() TimelineEntry {
@@ -452,12 +341,7 @@ func (e *Entry) timelineEntry() TimelineEntry {
 	return t
 }
 
-// TimelinePage is a page of a timeline, oldest first unless desc.
-type TimelinePage struct {
-	CustomerID string          `json:"customer_id"`
-	Entries    []TimelineEntry `json:"entries"`
-	Next       string          `json:"next,omitempty"` // cursor for the next page
-}
+type TimelinePage = client.TimelinePage
 
 // Cursor is a position in a timeline read in one order.
 type Cursor struct {
@@ -507,7 +391,7 @@ func (s *Store) Timeline(ctx context.Context, id string, after *Cursor, limit in
 	if len(page.Entries) > limit {
 		page.Entries = page.Entries[:limit]
 		last := page.Entries[limit-1]
-		page.Next = encodeCursor(Cursor{At: last.At, ID: last.EventID, Desc: desc})
+		page.Next = Cursor{At: last.At, ID: last.EventID, Desc: desc}.String()
 	}
 	return page, nil
 }
@@ -551,4 +435,30 @@ func (s *Store) CustomerOfStripeEvent(ctx context.Context, stripeEventID string)
 		return "", fmt.Errorf("customer of %s: %w", stripeEventID, err)
 	}
 	return id, nil
+}
+
+// String encodes the cursor for the next= of a timeline page.
+func (c Cursor) String() string {
+	order := "a"
+	if c.Desc {
+		order = "d"
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(order + "|" + c.At.UTC().Format(time.RFC3339Nano) + "|" + c.ID))
+}
+
+// ParseCursor reads a cursor written by Cursor.String.
+func ParseCursor(s string) (Cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return Cursor{}, err
+	}
+	parts := strings.SplitN(string(b), "|", 3)
+	if len(parts) != 3 || parts[2] == "" || parts[0] != "a" && parts[0] != "d" {
+		return Cursor{}, errors.New("bad cursor")
+	}
+	t, err := time.Parse(time.RFC3339Nano, parts[1])
+	if err != nil {
+		return Cursor{}, err
+	}
+	return Cursor{At: t, ID: parts[2], Desc: parts[0] == "d"}, nil
 }

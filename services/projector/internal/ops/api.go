@@ -1,9 +1,8 @@
-package projector
+package ops
 
 import (
 	"context"
 	_ "embed"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -13,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchyard/switchyard/services/projector/client"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
 
 	"github.com/switchyard/switchyard/platform/deadletter"
 	"github.com/switchyard/switchyard/platform/opsauth"
@@ -25,7 +27,7 @@ import (
 var OpenAPI []byte
 
 // Rebuilder runs a rebuild for POST /v1/rebuild.
-type Rebuilder func(ctx context.Context) (RebuildReport, error)
+type Rebuilder func(ctx context.Context) (view.RebuildReport, error)
 
 // Statuser reads the pipeline overview for GET /v1/status.
 type Statuser func(ctx context.Context) Overview
@@ -35,7 +37,7 @@ type Digester func(ctx context.Context) Digest
 
 // API is the status API.
 type API struct {
-	store   *Store
+	store   *view.Store
 	tokens  opsauth.Tokens
 	rebuild Rebuilder
 	status  Statuser
@@ -94,36 +96,20 @@ func (a *API) WithDeadLetters(d DeadLetterActions) *API { a.dead = d; return a }
 // NewAPI returns the status API over store. With no tokens every request
 // but the OpenAPI document is refused (Run refuses to start that way in
 // production).
-func NewAPI(store *Store, tokens opsauth.Tokens, rebuild Rebuilder, status Statuser, digest Digester, log *slog.Logger) *API {
+func NewAPI(store *view.Store, tokens opsauth.Tokens, rebuild Rebuilder, status Statuser, digest Digester, log *slog.Logger) *API {
 	return &API{store: store, tokens: tokens, rebuild: rebuild, status: status, digest: digest, log: log,
 		limiter: peerLimiter{opsauth.NewThrottle(authLimit, authWindow, nil)}}
 }
 
-// Handler routes the API, and whatever extra registers (the console) on
-// the same address.
-func (a *API) Handler(extra ...func(*http.ServeMux)) http.Handler {
-	mux := http.NewServeMux()
-	for _, register := range extra {
-		register(mux)
-	}
-	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(OpenAPI)
-	})
-	mux.Handle("GET /v1/customers/{id}", a.auth(opsauth.ScopeRead, a.getCustomer))
-	mux.Handle("GET /v1/customers", a.auth(opsauth.ScopeRead, a.findCustomers))
-	mux.Handle("GET /v1/customers/{id}/timeline", a.auth(opsauth.ScopeRead, a.timeline))
-	mux.Handle("POST /v1/rebuild", a.auth(opsauth.ScopeOperate, a.postRebuild))
-	mux.Handle("GET /v1/status", a.auth(opsauth.ScopeRead, a.getStatus))
-	mux.Handle("GET /v1/digest", a.auth(opsauth.ScopeRead, a.getDigest))
-	mux.Handle("GET /v1/unlinked", a.auth(opsauth.ScopeRead, a.getUnlinked))
-	mux.Handle("POST /v1/customers/{id}/link", a.auth(opsauth.ScopeOperate, a.postLink))
-	mux.Handle("POST /v1/dead-letters/{seq}/replay", a.auth(opsauth.ScopeOperate, a.deadLetterAction))
-	mux.Handle("POST /v1/dead-letters/{seq}/discard", a.auth(opsauth.ScopeOperate, a.deadLetterAction))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such endpoint; see /v1/openapi.json")
-	})
-	return mux
+// openAPI serves the API's OpenAPI document.
+func (a *API) openAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(OpenAPI)
+}
+
+// notFound answers a path no route matches.
+func (a *API) notFound(w http.ResponseWriter, _ *http.Request) {
+	writeError(w, http.StatusNotFound, "not_found", "no such endpoint; see /v1/openapi.json")
 }
 
 type principalKey struct{}
@@ -220,7 +206,7 @@ func (a *API) findCustomers(w http.ResponseWriter, r *http.Request) {
 			doc, err = a.store.Customer(r.Context(), id)
 			docs = append(docs, doc)
 		}
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, view.ErrNotFound) {
 			docs, err = nil, nil
 		}
 	case email != "":
@@ -277,9 +263,9 @@ func (a *API) timeline(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid", "order must be asc or desc")
 		return
 	}
-	var after *Cursor
+	var after *view.Cursor
 	if s := q.Get("after"); s != "" {
-		c, err := decodeCursor(s)
+		c, err := view.ParseCursor(s)
 		if err != nil || c.Desc != desc {
 			writeError(w, http.StatusBadRequest, "invalid", "after is not a cursor from a previous page in this order")
 			return
@@ -305,7 +291,7 @@ func (a *API) postRebuild(w http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	// A client that gives up waiting does not abort the rebuild.
 	rep, err := a.rebuild(context.WithoutCancel(r.Context()))
-	if errors.Is(err, ErrRebuildRunning) || errors.Is(err, ErrHistoryIncomplete) {
+	if errors.Is(err, view.ErrRebuildRunning) || errors.Is(err, view.ErrHistoryIncomplete) {
 		writeError(w, http.StatusConflict, "conflict", err.Error())
 		return
 	}
@@ -332,13 +318,7 @@ func (a *API) getDigest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.digest(r.Context()))
 }
 
-// ActionResult answers a dead-letter action.
-type ActionResult struct {
-	Seq    uint64 `json:"seq"`
-	Action string `json:"action"` // replay | discard
-	By     string `json:"by"`
-	Result string `json:"result"`
-}
+type ActionResult = client.ActionResult
 
 func (a *API) deadLetterAction(w http.ResponseWriter, r *http.Request) {
 	if a.dead == nil {
@@ -380,7 +360,7 @@ func (a *API) deadLetterAction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, view.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", "no customer with this id")
 		return
 	}
@@ -407,28 +387,4 @@ func writeRaw(w http.ResponseWriter, code int, b []byte) {
 func writeError(w http.ResponseWriter, code int, kind, msg string) {
 	b, _ := json.Marshal(map[string]any{"error": map[string]string{"code": kind, "message": msg}})
 	writeRaw(w, code, b)
-}
-
-func encodeCursor(c Cursor) string {
-	order := "a"
-	if c.Desc {
-		order = "d"
-	}
-	return base64.RawURLEncoding.EncodeToString([]byte(order + "|" + c.At.UTC().Format(time.RFC3339Nano) + "|" + c.ID))
-}
-
-func decodeCursor(s string) (Cursor, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return Cursor{}, err
-	}
-	parts := strings.SplitN(string(b), "|", 3)
-	if len(parts) != 3 || parts[2] == "" || parts[0] != "a" && parts[0] != "d" {
-		return Cursor{}, errors.New("bad cursor")
-	}
-	t, err := time.Parse(time.RFC3339Nano, parts[1])
-	if err != nil {
-		return Cursor{}, err
-	}
-	return Cursor{At: t, ID: parts[2], Desc: parts[0] == "d"}, nil
 }

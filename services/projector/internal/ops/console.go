@@ -1,4 +1,4 @@
-package projector
+package ops
 
 import (
 	"context"
@@ -18,6 +18,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	moneyfmt "github.com/switchyard/switchyard/platform/money"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -42,7 +45,7 @@ var consoleTmpl = template.Must(template.New("").Funcs(template.FuncMap{
 	"secs": func(f float64) string {
 		return time.Duration(f * float64(time.Second)).Round(time.Millisecond).String()
 	},
-	"money":            money,
+	"money":            moneyfmt.Format,
 	"severity":         stateSeverity,
 	"statesBySeverity": statesBySeverity,
 	"webhooks":         summarizeWebhooks,
@@ -57,7 +60,7 @@ const sessionCookie = "switchyard_session"
 // cookie; every state-changing request carries the session's CSRF token,
 // and only operate-scoped sessions may change anything.
 type Console struct {
-	store      *Store
+	store      *view.Store
 	dlq        *deadletter.Store  // reads, as the projector
 	ops        *deadletter.Store  // replays and discards, as the operator; nil: read-only
 	opsNC      *nats.Conn         // the operator's connection: link commands; nil: read-only
@@ -85,7 +88,7 @@ type Console struct {
 
 // ConsoleConfig wires a Console.
 type ConsoleConfig struct {
-	Store     *Store
+	Store     *view.Store
 	JetStream jetstream.JetStream
 	// Operator is a connection logged in as the operator's NATS identity:
 	// dead letters are replayed and discarded on it, and on nothing else.
@@ -217,36 +220,13 @@ func (c *Console) instrumentDLQ(mp metric.MeterProvider) error {
 	return err
 }
 
-// Register adds the console's routes to mux. They are served by a mux of
-// their own, wrapped once in withSecurityHeaders, so every console response
-// — the login form and its answers, redirects, errors, the mux's own 404 and
-// 405 — carries the same security headers, and a route added later cannot
-// forget them.
-func (c *Console) Register(mux *http.ServeMux) {
-	pages := http.NewServeMux()
-	toConsole := func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/console/", http.StatusSeeOther) }
-	pages.HandleFunc("GET /{$}", toConsole)
-	pages.HandleFunc("GET /console", toConsole)
-	pages.HandleFunc("GET /login", c.loginPage)
-	pages.HandleFunc("POST /login", c.login)
-	pages.Handle("POST /logout", c.page(false, c.logout))
-	pages.Handle("GET /console/{$}", c.page(false, c.overview))
-	pages.Handle("GET /console/failures", c.page(false, c.failuresPage))
-	pages.Handle("GET /console/failures/{seq}", c.page(false, c.failurePage))
-	pages.Handle("POST /console/failures/{seq}/dry-run", c.page(true, c.dryRun))
-	pages.Handle("POST /console/failures/{seq}/replay", c.page(true, c.replay))
-	pages.Handle("POST /console/failures/{seq}/discard", c.page(true, c.discard))
-	pages.Handle("GET /console/customers", c.page(false, c.search))
-	pages.Handle("GET /console/customers/{id}", c.page(false, c.customerPage))
-	pages.Handle("GET /console/unlinked", c.page(false, c.unlinkedPage))
-	pages.Handle("POST /console/unlinked/{id}/link", c.page(true, c.linkAction))
-	pages.Handle("GET /console/audit", c.page(false, c.auditPage))
-	pages.Handle("GET /console/", c.page(false, func(req *request) { c.fail(req, http.StatusNotFound, "No such page.") }))
-	h := withSecurityHeaders(pages)
-	for _, pattern := range []string{"/{$}", "/login", "/logout", "/console", "/console/"} {
-		mux.Handle(pattern, h)
-	}
+// toConsole sends the bare address to the console.
+func (c *Console) toConsole(w http.ResponseWriter, r *http.Request) {
+	http.Redirect(w, r, "/console/", http.StatusSeeOther)
 }
+
+// notFound is the console's page for a path no route matches.
+func (c *Console) notFound(req *request) { c.fail(req, http.StatusNotFound, "No such page.") }
 
 // consoleCSP allows the pages' own inline styles and nothing else: no
 // scripts at all, forms that post only here, no framing (clickjacking of
@@ -538,7 +518,7 @@ type failureRow struct {
 
 func (c *Console) row(ctx context.Context, customers *failureCustomers, e deadletter.Entry) failureRow {
 	return failureRow{Entry: e, Customer: customers.of(ctx, e.DeadLetter), Class: e.Class.String(),
-		Traces: traceRefs(c.jaeger, traceID(e.OriginalHeaders))}
+		Traces: traceRefs(c.jaeger, view.TraceID(e.OriginalHeaders))}
 }
 
 func (c *Console) failuresPage(req *request) {
@@ -808,7 +788,7 @@ func (c *Console) search(req *request) {
 		doc, err = c.store.Customer(ctx, q)
 		docs = []json.RawMessage{doc}
 	}
-	if errors.Is(err, ErrNotFound) || err == nil && len(docs) == 0 {
+	if errors.Is(err, view.ErrNotFound) || err == nil && len(docs) == 0 {
 		c.render(req.w, http.StatusNotFound, "search", c.data(req, "Customers", map[string]any{"Q": q, "None": true}))
 		return
 	}
@@ -817,7 +797,7 @@ func (c *Console) search(req *request) {
 		return
 	}
 	if len(docs) == 1 {
-		var v View
+		var v view.View
 		if err := json.Unmarshal(docs[0], &v); err != nil {
 			c.internal(req, err)
 			return
@@ -825,9 +805,9 @@ func (c *Console) search(req *request) {
 		http.Redirect(req.w, req.r, "/console/customers/"+url.PathEscape(v.CustomerID), http.StatusSeeOther)
 		return
 	}
-	views := make([]View, 0, len(docs))
+	views := make([]view.View, 0, len(docs))
 	for _, d := range docs {
-		var v View
+		var v view.View
 		if err := json.Unmarshal(d, &v); err != nil {
 			c.internal(req, err)
 			return
@@ -840,7 +820,7 @@ func (c *Console) search(req *request) {
 func (c *Console) customerPage(req *request) {
 	ctx := req.r.Context()
 	doc, err := c.store.Customer(ctx, req.r.PathValue("id"))
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, view.ErrNotFound) {
 		c.fail(req, http.StatusNotFound, "No customer with this id.")
 		return
 	}
@@ -848,7 +828,7 @@ func (c *Console) customerPage(req *request) {
 		c.internal(req, err)
 		return
 	}
-	var v View
+	var v view.View
 	if err := json.Unmarshal(doc, &v); err != nil {
 		c.internal(req, err)
 		return
@@ -883,4 +863,18 @@ func ago(t time.Time) string {
 		return strconv.Itoa(int(d.Hours())) + "h ago"
 	}
 	return strconv.Itoa(int(d.Hours()/24)) + "d ago"
+}
+
+// ParsePrefix reads a CIDR prefix or a single address (as its /32 or /128).
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

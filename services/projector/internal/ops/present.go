@@ -1,10 +1,12 @@
-package projector
+package ops
 
 import (
 	"cmp"
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/switchyard/switchyard/services/projector/internal/view"
 )
 
 // How the console presents what the projection holds: the severity of a
@@ -31,13 +33,13 @@ const paymentFailed = "payment failed"
 // warning: shown as worth a look, never passed off as fine.
 func stateSeverity(state string) string {
 	switch {
-	case strings.HasPrefix(state, paymentFailed), state == StateDisputeOpen, state == StateCRMFailed, state == StateTicketFailed:
+	case strings.HasPrefix(state, paymentFailed), state == view.StateDisputeOpen, state == view.StateCRMFailed, state == view.StateTicketFailed:
 		return severityCritical
-	case state == StateProvisioning, state == StateCRMPending:
+	case state == view.StateProvisioning, state == view.StateCRMPending:
 		return severityWarning
-	case state == StatePaymentReceived:
+	case state == view.StatePaymentReceived:
 		return severityOK
-	case state == StateTicketOpened, state == StateCanceled, state == StateNoActivity:
+	case state == view.StateTicketOpened, state == view.StateCanceled, state == view.StateNoActivity:
 		return severityInfo
 	}
 	return severityWarning

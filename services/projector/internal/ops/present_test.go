@@ -1,9 +1,11 @@
-package projector
+package ops
 
 import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/switchyard/switchyard/services/projector/internal/view"
 )
 
 func TestStateSeverity(t *testing.T) {
@@ -11,20 +13,20 @@ func TestStateSeverity(t *testing.T) {
 	for _, tt := range []struct {
 		state, want string
 	}{
-		{StatePaymentFailed + "2026-11-05", severityCritical},
-		{StatePaymentFinal, severityCritical},
-		{StatePaymentRetryDue + "2026-11-05", severityCritical},
-		{KindRetryScheduled, severityCritical}, // the kinds the overview counts
-		{KindRetryOverdue, severityCritical},
-		{StateDisputeOpen, severityCritical},
-		{StateCRMFailed, severityCritical},
-		{StateTicketFailed, severityCritical},
-		{StateProvisioning, severityWarning},
-		{StateCRMPending, severityWarning},
-		{StatePaymentReceived, severityOK},
-		{StateTicketOpened, severityInfo},
-		{StateCanceled, severityInfo},
-		{StateNoActivity, severityInfo},
+		{view.StatePaymentFailed + "2026-11-05", severityCritical},
+		{view.StatePaymentFinal, severityCritical},
+		{view.StatePaymentRetryDue + "2026-11-05", severityCritical},
+		{view.KindRetryScheduled, severityCritical}, // the kinds the overview counts
+		{view.KindRetryOverdue, severityCritical},
+		{view.StateDisputeOpen, severityCritical},
+		{view.StateCRMFailed, severityCritical},
+		{view.StateTicketFailed, severityCritical},
+		{view.StateProvisioning, severityWarning},
+		{view.StateCRMPending, severityWarning},
+		{view.StatePaymentReceived, severityOK},
+		{view.StateTicketOpened, severityInfo},
+		{view.StateCanceled, severityInfo},
+		{view.StateNoActivity, severityInfo},
 		{"a state added later", severityWarning},
 	} {
 		if got := stateSeverity(tt.state); got != tt.want {
@@ -35,13 +37,13 @@ func TestStateSeverity(t *testing.T) {
 
 func TestStatesBySeverity(t *testing.T) {
 	t.Parallel()
-	got := statesBySeverity(map[string]int{StatePaymentReceived: 40, StateTicketOpened: 9, StateDisputeOpen: 1, "payment failed — retry scheduled": 3, StateCRMPending: 2})
+	got := statesBySeverity(map[string]int{view.StatePaymentReceived: 40, view.StateTicketOpened: 9, view.StateDisputeOpen: 1, "payment failed — retry scheduled": 3, view.StateCRMPending: 2})
 	want := []stateCount{
 		{"payment failed — retry scheduled", severityCritical, 3},
-		{StateDisputeOpen, severityCritical, 1},
-		{StateCRMPending, severityWarning, 2},
-		{StatePaymentReceived, severityOK, 40},
-		{StateTicketOpened, severityInfo, 9},
+		{view.StateDisputeOpen, severityCritical, 1},
+		{view.StateCRMPending, severityWarning, 2},
+		{view.StatePaymentReceived, severityOK, 40},
+		{view.StateTicketOpened, severityInfo, 9},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("statesBySeverity = %v\nwant %v", got, want)

@@ -1,4 +1,4 @@
-package projector
+package view
 
 import (
 	"fmt"
@@ -32,8 +32,8 @@ type Entry struct {
 	msg proto.Message
 }
 
-// outcome is what every crm.> and support.> message has in common.
-type outcome interface {
+// Outcome is what every crm.> and support.> message has in common.
+type Outcome interface {
 	proto.Message
 	GetEventId() string
 	GetCanonicalCustomerId() string
@@ -49,7 +49,7 @@ func NewEntry(subject string, payload []byte, header nats.Header) (Entry, error)
 	if err != nil {
 		return Entry{}, err
 	}
-	e := Entry{Subject: subject, Payload: payload, TraceID: traceID(header), msg: m}
+	e := Entry{Subject: subject, Payload: payload, TraceID: TraceID(header), msg: m}
 	switch ev := m.(type) {
 	case subjects.BillingEvent:
 		meta := ev.GetMeta()
@@ -59,7 +59,7 @@ func NewEntry(subject string, payload []byte, header nats.Header) (Entry, error)
 			e.ReceivedAt = r.AsTime().UTC().Truncate(time.Microsecond)
 		}
 		e.SourceIDs = append([]string(nil), meta.GetSourceEventIds()...)
-	case outcome:
+	case Outcome:
 		e.EventID, e.CustomerID = ev.GetEventId(), ev.GetCanonicalCustomerId()
 		e.OccurredAt = ev.GetOccurredAt().AsTime()
 		if s := ev.GetSourceEventId(); s != "" {
@@ -102,9 +102,9 @@ func (e *Entry) decoded() (proto.Message, error) {
 	return e.msg, nil
 }
 
-// traceID reads the trace id from a W3C traceparent header
+// TraceID reads the trace id from a W3C traceparent header
 // ("00-<32 hex trace id>-<16 hex span id>-<flags>").
-func traceID(h nats.Header) string {
+func TraceID(h nats.Header) string {
 	tp := h.Get("traceparent")
 	parts := strings.Split(tp, "-")
 	if len(parts) != 4 || len(parts[1]) != 32 || parts[1] == strings.Repeat("0", 32) {

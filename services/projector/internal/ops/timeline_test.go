@@ -1,4 +1,4 @@
-package projector
+package ops
 
 import (
 	"slices"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/services/projector/internal/view"
 )
 
 // outline is a grouped timeline as text: one line per group, effects
@@ -32,26 +34,26 @@ func TestGroupTimeline(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	billing := func(id string, s int) TimelineEntry {
-		return TimelineEntry{EventID: id, At: at(s), Kind: "billing", Subject: "billing." + id, Summary: id, SourceEventIDs: []string{"evt_" + id}, TraceID: "trace-" + id}
+	billing := func(id string, s int) view.TimelineEntry {
+		return view.TimelineEntry{EventID: id, At: at(s), Kind: "billing", Subject: "billing." + id, Summary: id, SourceEventIDs: []string{"evt_" + id}, TraceID: "trace-" + id}
 	}
-	outcome := func(id, cause, subject, summary string, s int, trace string) TimelineEntry {
+	outcome := func(id, cause, subject, summary string, s int, trace string) view.TimelineEntry {
 		kind, _, _ := strings.Cut(subject, ".")
-		return TimelineEntry{EventID: id, At: at(s), Kind: kind, Subject: subject, Summary: summary, SourceEventIDs: []string{cause}, TraceID: trace}
+		return view.TimelineEntry{EventID: id, At: at(s), Kind: kind, Subject: subject, Summary: summary, SourceEventIDs: []string{cause}, TraceID: trace}
 	}
-	synced := func(id, cause string, s int, trace string) TimelineEntry {
+	synced := func(id, cause string, s int, trace string) view.TimelineEntry {
 		return outcome(id, cause, "crm.contact.synced", "CRM contact updated (hubspot hs_1)", s, trace)
 	}
 	// newestFirst is what the console reads: the timeline, newest first.
-	newestFirst := func(es ...TimelineEntry) []TimelineEntry {
+	newestFirst := func(es ...view.TimelineEntry) []view.TimelineEntry {
 		es = slices.Clone(es)
-		slices.SortFunc(es, func(a, b TimelineEntry) int { return b.At.Compare(a.At) })
+		slices.SortFunc(es, func(a, b view.TimelineEntry) int { return b.At.Compare(a.At) })
 		return es
 	}
 
 	tests := []struct {
 		name    string
-		entries []TimelineEntry
+		entries []view.TimelineEntry
 		want    string
 	}{
 		{
@@ -96,13 +98,13 @@ func TestGroupTimeline(t *testing.T) {
 			name: "billing events are never nested, whatever their Stripe sources",
 			entries: newestFirst(
 				billing("a", 0),
-				TimelineEntry{EventID: "b", At: at(1), Kind: "billing", Subject: "billing.b", Summary: "b", SourceEventIDs: []string{"a"}},
+				view.TimelineEntry{EventID: "b", At: at(1), Kind: "billing", Subject: "billing.b", Summary: "b", SourceEventIDs: []string{"a"}},
 			),
 			want: "b\na\n",
 		},
 		{
 			name: "oldest first in, oldest first out",
-			entries: []TimelineEntry{
+			entries: []view.TimelineEntry{
 				billing("a", 0),
 				synced("sync-a", "a", 1, ""),
 				billing("b", 2),
@@ -128,7 +130,7 @@ func TestGroupTimeline(t *testing.T) {
 func TestGroupTimelineCollapsedLine(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
-	entries := []TimelineEntry{
+	entries := []view.TimelineEntry{
 		{EventID: "sync-3", At: t0.Add(3 * time.Second), Kind: "crm", Subject: "crm.contact.synced", Summary: "CRM contact updated", SourceEventIDs: []string{"failed"}, TraceID: "t2"},
 		{EventID: "sync-2", At: t0.Add(2 * time.Second), Kind: "crm", Subject: "crm.contact.synced", Summary: "CRM contact updated", SourceEventIDs: []string{"failed"}, TraceID: "t1"},
 		{EventID: "sync-1", At: t0.Add(1 * time.Second), Kind: "crm", Subject: "crm.contact.synced", Summary: "CRM contact updated", SourceEventIDs: []string{"failed"}, TraceID: "t1"},

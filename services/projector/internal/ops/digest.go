@@ -1,4 +1,4 @@
-package projector
+package ops
 
 import (
 	"context"
@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/switchyard/switchyard/services/projector/client"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,28 +18,10 @@ import (
 	"github.com/switchyard/switchyard/proto/wire"
 )
 
-// ReconcileRequestPrefix starts the request id `switchyard reconcile`
-// gives each event it publishes (X-Request-Id, kept by the gateway in the
-// message's Switchyard-Request-Id header): how the digest counts drift
-// healed.
-const ReconcileRequestPrefix = "reconcile_"
-
-// Digest is the day in numbers, for the daily Slack digest.
-type Digest struct {
-	From              time.Time      `json:"from"`
-	To                time.Time      `json:"to"`
-	StripeEvents      int            `json:"stripe_events"`      // Stripe events stored
-	DriftHealed       int            `json:"drift_healed"`       // of those, published by switchyard reconcile
-	BillingEvents     int            `json:"billing_events"`     // domain events projected
-	AutomationsDone   int            `json:"automations_done"`   // CRM contacts synced + tickets opened
-	AutomationsFailed int            `json:"automations_failed"` // CRM syncs and tickets given up on
-	FailuresOpen      int            `json:"failures_open"`      // open dead letters now
-	CustomersByState  map[string]int `json:"customers_by_state"` // now
-	Problems          []string       `json:"problems"`
-}
+type Digest = client.Digest
 
 // GatherDigest counts the last 24 hours.
-func GatherDigest(ctx context.Context, js jetstream.JetStream, store *Store, dlq *deadletter.Store) Digest {
+func GatherDigest(ctx context.Context, js jetstream.JetStream, store *view.Store, dlq *deadletter.Store) Digest {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	to := time.Now().UTC()
@@ -48,15 +33,13 @@ func GatherDigest(ctx context.Context, js jetstream.JetStream, store *Store, dlq
 	} else if err := countIntake(ctx, s, d.From, &d); err != nil {
 		problem("intake: %v", err)
 	}
-	if err := store.pool.QueryRow(ctx, `SELECT
-			count(*) FILTER (WHERE subject LIKE 'billing.%'),
-			count(*) FILTER (WHERE subject IN ('crm.contact.synced', 'support.ticket.opened')),
-			count(*) FILTER (WHERE subject IN ('crm.contact.failed', 'support.ticket.failed'))
-		FROM `+store.t.events+` WHERE occurred_at > $1`, d.From).Scan(&d.BillingEvents, &d.AutomationsDone, &d.AutomationsFailed); err != nil {
+	if n, err := store.DayCounts(ctx, d.From); err != nil {
 		problem("projection: %v", err)
+	} else {
+		d.BillingEvents, d.AutomationsDone, d.AutomationsFailed = n.Billing, n.AutomationsDone, n.AutomationsFailed
 	}
 	o := Overview{CustomersByState: map[string]int{}}
-	if err := store.outcomeFigures(ctx, &o); err != nil {
+	if err := store.OutcomeFigures(ctx, &o); err != nil {
 		problem("projection: %v", err)
 	} else {
 		d.CustomersByState = o.CustomersByState
@@ -75,7 +58,7 @@ func countIntake(ctx context.Context, s jetstream.Stream, from time.Time, d *Dig
 	if err != nil {
 		return err
 	}
-	defer dropConsumer(ctx, s, cons)
+	defer view.DropConsumer(ctx, s, cons)
 	info, err := cons.Info(ctx)
 	if err != nil || info.NumPending == 0 {
 		return err
@@ -95,7 +78,7 @@ func countIntake(ctx context.Context, s jetstream.Stream, from time.Time, d *Dig
 			return err
 		}
 		d.StripeEvents++
-		if strings.HasPrefix(m.Headers().Get(wire.HeaderRequestID), ReconcileRequestPrefix) {
+		if strings.HasPrefix(m.Headers().Get(wire.HeaderRequestID), client.ReconcileRequestPrefix) {
 			d.DriftHealed++
 		}
 		meta, err := m.Metadata()

@@ -1,4 +1,4 @@
-package projector
+package ops
 
 import (
 	"net/http"
@@ -46,14 +46,14 @@ func TestClientAddr(t *testing.T) {
 func TestParsePrefix(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{"127.0.0.1": "127.0.0.1/32", "10.0.0.0/8": "10.0.0.0/8", "10.1.2.3/8": "10.0.0.0/8", "::1": "::1/128"} {
-		p, err := parsePrefix(in)
+		p, err := ParsePrefix(in)
 		if err != nil || p.String() != want {
-			t.Errorf("parsePrefix(%q) = %v, %v; want %s", in, p, err, want)
+			t.Errorf("ParsePrefix(%q) = %v, %v; want %s", in, p, err, want)
 		}
 	}
 	for _, bad := range []string{"", "localhost", "10.0.0.0/33"} {
-		if _, err := parsePrefix(bad); err == nil {
-			t.Errorf("parsePrefix(%q) accepted", bad)
+		if _, err := ParsePrefix(bad); err == nil {
+			t.Errorf("ParsePrefix(%q) accepted", bad)
 		}
 	}
 }

@@ -1,19 +1,21 @@
-package projector
+package ops
 
 import (
 	"cmp"
 	"slices"
 	"time"
+
+	"github.com/switchyard/switchyard/services/projector/internal/view"
 )
 
 // timelineLine is one line of the console's timeline: an entry, or several
 // identical outcomes of one cause collapsed into one.
 type timelineLine struct {
-	TimelineEntry            // the newest of the outcomes it stands for
-	Count         int        // how many (1: just this entry)
-	FirstAt       time.Time  // when the oldest of them happened
-	TraceIDs      []string   // their distinct trace ids, oldest first
-	Traces        []traceRef // TraceIDs as the console links them (set by the console)
+	view.TimelineEntry            // the newest of the outcomes it stands for
+	Count              int        // how many (1: just this entry)
+	FirstAt            time.Time  // when the oldest of them happened
+	TraceIDs           []string   // their distinct trace ids, oldest first
+	Traces             []traceRef // TraceIDs as the console links them (set by the console)
 }
 
 // timelineGroup is a line with the automation outcomes its entry caused
@@ -31,7 +33,7 @@ type timelineGroup struct {
 // ticket) become one line with a count. An outcome whose cause is not among
 // entries stands on its own, where the first of its identical outcomes is
 // in entries. Groups keep the order of entries (the page's: newest first).
-func groupTimeline(entries []TimelineEntry) []timelineGroup {
+func groupTimeline(entries []view.TimelineEntry) []timelineGroup {
 	causes := map[string]bool{}
 	for _, e := range entries {
 		if e.Kind == "billing" {
@@ -41,9 +43,9 @@ func groupTimeline(entries []TimelineEntry) []timelineGroup {
 	type key struct{ cause, subject, summary string }
 	var (
 		groups  []timelineGroup
-		at      = map[key]int{}                // where an orphan outcome's line is
-		orphans = map[key][]TimelineEntry{}    // outcomes without their cause, by line
-		effects = map[string][]TimelineEntry{} // outcomes by cause
+		at      = map[key]int{}                     // where an orphan outcome's line is
+		orphans = map[key][]view.TimelineEntry{}    // outcomes without their cause, by line
+		effects = map[string][]view.TimelineEntry{} // outcomes by cause
 	)
 	for _, e := range entries {
 		cause := ""
@@ -52,7 +54,7 @@ func groupTimeline(entries []TimelineEntry) []timelineGroup {
 		}
 		switch k := (key{cause, e.Subject, e.Summary}); {
 		case cause == "":
-			groups = append(groups, timelineGroup{timelineLine: lineOf([]TimelineEntry{e})})
+			groups = append(groups, timelineGroup{timelineLine: lineOf([]view.TimelineEntry{e})})
 		case causes[cause]:
 			effects[cause] = append(effects[cause], e)
 		default:
@@ -71,7 +73,7 @@ func groupTimeline(entries []TimelineEntry) []timelineGroup {
 		if g.Kind != "billing" || len(effects[g.EventID]) == 0 {
 			continue
 		}
-		same := map[key][]TimelineEntry{}
+		same := map[key][]view.TimelineEntry{}
 		var order []key
 		for _, e := range effects[g.EventID] {
 			k := key{g.EventID, e.Subject, e.Summary}
@@ -92,9 +94,11 @@ func groupTimeline(entries []TimelineEntry) []timelineGroup {
 
 // lineOf is one line for identical entries (at least one): it shows the
 // newest, when the first happened, how many there are and their traces.
-func lineOf(same []TimelineEntry) timelineLine {
+func lineOf(same []view.TimelineEntry) timelineLine {
 	es := slices.Clone(same)
-	slices.SortFunc(es, func(a, b TimelineEntry) int { return cmp.Or(a.At.Compare(b.At), cmp.Compare(a.EventID, b.EventID)) })
+	slices.SortFunc(es, func(a, b view.TimelineEntry) int {
+		return cmp.Or(a.At.Compare(b.At), cmp.Compare(a.EventID, b.EventID))
+	})
 	l := timelineLine{TimelineEntry: es[len(es)-1], Count: len(es), FirstAt: es[0].At}
 	for _, e := range es {
 		if e.TraceID != "" && !slices.Contains(l.TraceIDs, e.TraceID) {

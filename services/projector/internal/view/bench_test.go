@@ -1,4 +1,4 @@
-package projector_test
+package view_test
 
 import (
 	"context"
@@ -20,8 +20,9 @@ import (
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/postgres"
-	"github.com/switchyard/switchyard/services/projector"
 	"github.com/switchyard/switchyard/services/projector/internal/lifegen"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
+	"github.com/switchyard/switchyard/services/projector/migrations"
 )
 
 // Sizes: lifegen averages ~10 messages per customer, so the rebuild reads
@@ -61,7 +62,7 @@ func benchSetup(b *testing.B, customers int) *benchEnv {
 	}
 	<-js.PublishAsyncComplete()
 	e := &benchEnv{js: js, pool: pool}
-	for _, name := range projector.Streams {
+	for _, name := range view.Streams {
 		s, err := js.Stream(ctx, name)
 		if err != nil {
 			b.Fatal(err)
@@ -80,7 +81,7 @@ func resetProjection(b *testing.B, pool *pgxpool.Pool) {
 	if _, err := pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS projection CASCADE"); err != nil {
 		b.Fatal(err)
 	}
-	if err := projector.Migrate(context.Background(), pool); err != nil {
+	if err := migrations.Projection(context.Background(), pool); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -114,7 +115,7 @@ func BenchmarkRebuild(b *testing.B) {
 		}
 	}()
 	for b.Loop() {
-		rep, err := projector.Rebuild(context.Background(), e.pool, e.js, slog.New(slog.DiscardHandler))
+		rep, err := view.Rebuild(context.Background(), e.pool, e.js, slog.New(slog.DiscardHandler))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -144,13 +145,13 @@ func BenchmarkLive(b *testing.B) {
 	n := 0
 	for i := 0; b.Loop(); i++ {
 		resetProjection(b, e.pool)
-		store := projector.NewStore(e.pool, projector.Schema)
+		store := view.NewStore(e.pool, view.Schema)
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		name := fmt.Sprintf("bench-live-%d", i)
 		start := time.Now()
-		for _, stream := range projector.Streams {
-			c, err := consumer.NewBatch(e.js, ledger.New(e.pool), consumer.Config{Name: name, Stream: stream, Batch: 500, Create: true}, projector.Handler(store))
+		for _, stream := range view.Streams {
+			c, err := consumer.NewBatch(e.js, ledger.New(e.pool), consumer.Config{Name: name, Stream: stream, Batch: 500, Create: true}, view.Handler(store))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -162,7 +163,7 @@ func BenchmarkLive(b *testing.B) {
 		n += e.msgs
 		cancel()
 		wg.Wait()
-		for _, stream := range projector.Streams {
+		for _, stream := range view.Streams {
 			_ = e.js.DeleteConsumer(context.Background(), stream, name)
 		}
 	}
@@ -186,7 +187,7 @@ func waitLive(b *testing.B, js jetstream.JetStream, name string) {
 }
 
 func liveDone(b *testing.B, js jetstream.JetStream, name string) bool {
-	for _, stream := range projector.Streams {
+	for _, stream := range view.Streams {
 		c, err := js.Consumer(context.Background(), stream, name)
 		if err != nil {
 			return false

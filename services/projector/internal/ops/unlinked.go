@@ -1,4 +1,4 @@
-package projector
+package ops
 
 import (
 	"context"
@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
-	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/switchyard/switchyard/services/projector/client"
 
 	"github.com/switchyard/switchyard/platform/opscmd"
 )
@@ -22,84 +20,6 @@ import (
 // equal to one the payer typed), and one audited operator action links a
 // record to a customer: identity merges it (opscmd.Link), and the merge
 // comes back through billing.customer.upserted like any other.
-
-// UnlinkedPayer is a customer record with no Stripe customer.
-type UnlinkedPayer struct {
-	CustomerID       string      `json:"id"`
-	State            string      `json:"state"`
-	LastEventAt      time.Time   `json:"last_event_at"`
-	UnverifiedEmails []string    `json:"unverified_emails"`
-	LastPayment      *Payment    `json:"last_payment,omitempty"`
-	OpenDisputes     []string    `json:"open_disputes"`
-	Candidates       []Candidate `json:"candidates"`
-}
-
-// Candidate is a customer an unlinked payer may be: its verified email is
-// one the payer typed. Only a candidate to check, never linked by itself.
-type Candidate struct {
-	CustomerID        string   `json:"id"`
-	Email             string   `json:"email"`
-	Name              string   `json:"name,omitempty"`
-	StripeCustomerIDs []string `json:"stripe_customer_ids"`
-}
-
-// Unlinked lists up to limit records with no Stripe customer, most recent
-// first, each with its candidates.
-func (s *Store) Unlinked(ctx context.Context, limit int) ([]UnlinkedPayer, error) {
-	rows, err := s.pool.Query(ctx, `SELECT view FROM `+s.t.customers+` WHERE stripe_ids = '{}'
-		ORDER BY last_event_at DESC, customer_id LIMIT $1`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("unlinked payers: %w", err)
-	}
-	docs, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-	if err != nil {
-		return nil, fmt.Errorf("unlinked payers: %w", err)
-	}
-	out := make([]UnlinkedPayer, 0, len(docs))
-	var emails []string
-	for _, doc := range docs {
-		var v View
-		if err := json.Unmarshal(doc, &v); err != nil {
-			return nil, fmt.Errorf("unlinked payer view: %w", err)
-		}
-		v.Evaluate(time.Now())
-		p := UnlinkedPayer{CustomerID: v.CustomerID, State: v.State, LastEventAt: v.LastEventAt, UnverifiedEmails: v.UnverifiedEmails,
-			LastPayment: v.LastPayment, OpenDisputes: v.OpenDisputes, Candidates: []Candidate{}}
-		for _, e := range v.UnverifiedEmails {
-			emails = append(emails, normalizeEmail(e))
-		}
-		out = append(out, p)
-	}
-	if len(emails) == 0 {
-		return out, nil
-	}
-	rows, err = s.pool.Query(ctx, `SELECT view FROM `+s.t.customers+` WHERE email = ANY($1) AND stripe_ids <> '{}' ORDER BY customer_id LIMIT 1000`, emails)
-	if err != nil {
-		return nil, fmt.Errorf("candidates: %w", err)
-	}
-	docs, err = pgx.CollectRows(rows, pgx.RowTo[[]byte])
-	if err != nil {
-		return nil, fmt.Errorf("candidates: %w", err)
-	}
-	byEmail := map[string][]Candidate{}
-	for _, doc := range docs {
-		var v View
-		if err := json.Unmarshal(doc, &v); err != nil {
-			return nil, fmt.Errorf("candidate view: %w", err)
-		}
-		byEmail[v.Email] = append(byEmail[v.Email], Candidate{CustomerID: v.CustomerID, Email: v.Email, Name: v.Name, StripeCustomerIDs: v.StripeCustomerIDs})
-	}
-	for i := range out {
-		for _, e := range out[i].UnverifiedEmails {
-			for _, c := range byEmail[normalizeEmail(e)] {
-				if !slices.ContainsFunc(out[i].Candidates, func(d Candidate) bool { return d.CustomerID == c.CustomerID }) {
-					out[i].Candidates = append(out[i].Candidates, c)
-				}
-			}
-		}
-	}
-	return out, nil
-}
 
 // ErrLinkRefused wraps identity's refusal of a link (opscmd.Refused).
 var ErrLinkRefused = errors.New("link refused")
@@ -183,13 +103,7 @@ func (a *API) getUnlinked(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"unlinked": payers})
 }
 
-// LinkResult answers POST /v1/customers/{id}/link.
-type LinkResult struct {
-	GuestID    string `json:"guest_id"`
-	CustomerID string `json:"customer_id"`
-	Already    bool   `json:"already,omitempty"`
-	By         string `json:"by"`
-}
+type LinkResult = client.LinkResult
 
 // Linker links an unlinked payer's record to a customer, audited (the
 // console implements it).

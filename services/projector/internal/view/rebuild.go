@@ -1,4 +1,4 @@
-package projector
+package view
 
 import (
 	"bytes"
@@ -13,6 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchyard/switchyard/services/projector/client"
+	"github.com/switchyard/switchyard/services/projector/migrations"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,17 +27,7 @@ import (
 // Streams are the streams the projection is built from.
 var Streams = []string{natsbus.StreamBilling, natsbus.StreamCRM, natsbus.StreamSupport}
 
-// RebuildReport says what a rebuild did.
-type RebuildReport struct {
-	Events          int               `json:"events"`     // messages projected
-	Duplicates      int               `json:"duplicates"` // messages whose event id was already projected
-	Skipped         int               `json:"skipped"`    // messages that cannot be projected (logged)
-	Customers       int               `json:"customers"`
-	CaughtUp        int               `json:"caught_up"` // messages stored while rebuilding, applied during the swap
-	Seconds         float64           `json:"seconds"`
-	EventsPerSecond float64           `json:"events_per_second"`
-	LastSequences   map[string]uint64 `json:"last_sequences"` // per stream, the last message included
-}
+type RebuildReport = client.RebuildReport
 
 // ErrRebuildRunning means another rebuild holds the rebuild lock.
 var ErrRebuildRunning = errors.New("another rebuild is running")
@@ -56,25 +49,69 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, lo
 		return rep, fmt.Errorf("rebuild: %w", err)
 	}
 	defer conn.Release()
-	var got bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", lockSpace, lockRebuild).Scan(&got); err != nil {
-		return rep, fmt.Errorf("rebuild: %w", err)
+	unlock, err := takeRebuildLock(ctx, conn.Conn())
+	if err != nil {
+		return rep, err
 	}
-	if !got {
-		return rep, ErrRebuildRunning
-	}
-	defer func() {
-		_, uerr := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, $2)", lockSpace, lockRebuild)
-		err = errors.Join(err, uerr)
-	}()
+	defer func() { err = errors.Join(err, unlock()) }()
 
 	fresh := pgx.Identifier{RebuildSchema}.Sanitize()
-	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+fresh+" CASCADE; "+ddl(tablesDDL+";"+stampDDL, RebuildSchema)); err != nil {
+	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+fresh+" CASCADE; "+migrations.TablesDDL(RebuildSchema, true)); err != nil {
 		return rep, fmt.Errorf("rebuild: create tables: %w", err)
 	}
+	entries, err := readAll(ctx, conn.Conn(), js, log, &rep)
+	if err != nil {
+		return rep, err
+	}
+	readDone := time.Now()
+	// Index the events while the customers are folded and loaded.
+	eventIndexes := make(chan error, 1)
+	go func() { eventIndexes <- buildIndexes(ctx, pool, "events") }()
+	err = loadCustomers(ctx, conn.Conn(), entries, &rep)
+	loadDone := time.Now()
+	if err == nil {
+		err = buildIndexes(ctx, pool, "event_sources", "aliases", "customers")
+	}
+	if err := errors.Join(err, <-eventIndexes); err != nil {
+		return rep, err
+	}
+	indexDone := time.Now()
 
-	// Read everything stored so far, loading the events table while the
-	// messages arrive.
+	// Catch up and swap with live batches held off.
+	if rep.CaughtUp, err = swap(ctx, conn.Conn(), NewStore(pool, RebuildSchema), js, rep.LastSequences, log); err != nil {
+		return rep, err
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	if rep.Seconds > 0 {
+		rep.EventsPerSecond = float64(rep.Events+rep.Duplicates+rep.Skipped+rep.CaughtUp) / rep.Seconds
+	}
+	log.InfoContext(ctx, "projection rebuilt", "events", rep.Events, "customers", rep.Customers, "caught_up", rep.CaughtUp,
+		"skipped", rep.Skipped, "seconds", rep.Seconds, "events_per_second", int(rep.EventsPerSecond),
+		"read_seconds", readDone.Sub(start).Seconds(), "load_seconds", loadDone.Sub(readDone).Seconds(),
+		"index_seconds", indexDone.Sub(loadDone).Seconds(), "swap_seconds", time.Since(indexDone).Seconds())
+	return rep, nil
+}
+
+// takeRebuildLock takes the lock one rebuild at a time holds
+// (ErrRebuildRunning if another has it) and returns its release.
+func takeRebuildLock(ctx context.Context, conn *pgx.Conn) (unlock func() error, err error) {
+	var got bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", migrations.LockSpace, lockRebuild).Scan(&got); err != nil {
+		return nil, fmt.Errorf("rebuild: %w", err)
+	}
+	if !got {
+		return nil, ErrRebuildRunning
+	}
+	return func() error {
+		_, err := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, $2)", migrations.LockSpace, lockRebuild)
+		return err
+	}, nil
+}
+
+// readAll reads everything stored so far in Streams, loading the events
+// table while the messages arrive. It counts the messages it skips and the
+// duplicates in rep, with each stream's last sequence read.
+func readAll(ctx context.Context, conn *pgx.Conn, js jetstream.JetStream, log *slog.Logger, rep *RebuildReport) ([]Entry, error) {
 	rctx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	rep.LastSequences = map[string]uint64{}
@@ -99,8 +136,8 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, lo
 					seen[e.EventID] = true
 					// Kept as its payload only (decoded again when folded): the
 					// decoded message is most of an entry's memory. Merges are
-					// read below, so theirs stays.
-					if up, ok := e.msg.(*billingv1.CustomerUpserted); !ok || len(up.GetMergedCanonicalIds()) == 0 {
+					// read in loadCustomers, so theirs stays.
+					if !isMerge(&e) {
 						e.msg = nil
 					}
 					entries = append(entries, e)
@@ -118,30 +155,38 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, lo
 		}
 		readErr <- nil
 	}()
-	if err := copyEvents(ctx, conn.Conn(), rows); err != nil {
+	if err := copyEvents(ctx, conn, rows); err != nil {
 		stopReading()
 		for range rows {
 		}
 		<-readErr
-		return rep, err
+		return nil, err
 	}
 	if err := <-readErr; err != nil {
-		return rep, err
+		return nil, err
 	}
-	readDone := time.Now()
-	// Index the events while the customers are folded and loaded.
-	eventIndexes := make(chan error, 1)
-	go func() { eventIndexes <- buildIndexes(ctx, pool, "events") }()
+	return entries, nil
+}
 
+// isMerge reports whether e merges other customers into its own.
+func isMerge(e *Entry) bool {
+	up, ok := e.msg.(*billingv1.CustomerUpserted)
+	return ok && len(up.GetMergedCanonicalIds()) > 0
+}
+
+// loadCustomers groups the entries by customer (merges applied), folds
+// each customer and bulk-loads the event sources, aliases and views; it
+// counts the events and customers in rep.
+func loadCustomers(ctx context.Context, conn *pgx.Conn, entries []Entry, rep *RebuildReport) error {
 	var merges []*Entry
 	for i := range entries {
-		if up, ok := entries[i].msg.(*billingv1.CustomerUpserted); ok && len(up.GetMergedCanonicalIds()) > 0 {
+		if isMerge(&entries[i]) {
 			merges = append(merges, &entries[i])
 		}
 	}
 	aliases := foldAliases(merges)
 	if len(entries) > math.MaxInt32 {
-		return rep, fmt.Errorf("rebuild: %d events are more than one rebuild holds", len(entries))
+		return fmt.Errorf("rebuild: %d events are more than one rebuild holds", len(entries))
 	}
 	byOwner := map[string][]int32{} // entries' indexes, not copies
 	for i, e := range entries {
@@ -152,34 +197,10 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, lo
 		byOwner[owner] = append(byOwner[owner], int32(i))
 	}
 	rep.Events, rep.Customers = len(entries), len(byOwner)
-	err = copySources(ctx, conn.Conn(), entries)
-	if err == nil {
-		err = copyViews(ctx, conn.Conn(), aliases, entries, byOwner)
+	if err := copySources(ctx, conn, entries); err != nil {
+		return err
 	}
-	loadDone := time.Now()
-	if err == nil {
-		err = buildIndexes(ctx, pool, "event_sources", "aliases", "customers")
-	}
-	if err := errors.Join(err, <-eventIndexes); err != nil {
-		return rep, err
-	}
-	indexDone := time.Now()
-
-	// Catch up and swap with live batches held off.
-	caught, err := swap(ctx, conn.Conn(), NewStore(pool, RebuildSchema), js, rep.LastSequences, log)
-	if err != nil {
-		return rep, err
-	}
-	rep.CaughtUp = caught
-	rep.Seconds = time.Since(start).Seconds()
-	if rep.Seconds > 0 {
-		rep.EventsPerSecond = float64(rep.Events+rep.Duplicates+rep.Skipped+rep.CaughtUp) / rep.Seconds
-	}
-	log.InfoContext(ctx, "projection rebuilt", "events", rep.Events, "customers", rep.Customers, "caught_up", rep.CaughtUp,
-		"skipped", rep.Skipped, "seconds", rep.Seconds, "events_per_second", int(rep.EventsPerSecond),
-		"read_seconds", readDone.Sub(start).Seconds(), "load_seconds", loadDone.Sub(readDone).Seconds(),
-		"index_seconds", indexDone.Sub(loadDone).Seconds(), "swap_seconds", time.Since(indexDone).Seconds())
-	return rep, nil
+	return copyViews(ctx, conn, aliases, entries, byOwner)
 }
 
 // foldAliases applies merges in stream order with Store.merge's rules:
@@ -322,7 +343,7 @@ func copyViews(ctx context.Context, conn *pgx.Conn, aliases map[string]string, e
 func buildIndexes(ctx context.Context, pool *pgxpool.Pool, tables ...string) error {
 	fresh := pgx.Identifier{RebuildSchema}.Sanitize()
 	var stmts []string
-	for _, st := range strings.Split(strings.TrimSpace(ddl(indexDDL, RebuildSchema)), "\n") {
+	for _, st := range strings.Split(strings.TrimSpace(migrations.IndexDDL(RebuildSchema)), "\n") {
 		for _, t := range tables {
 			if strings.Contains(st, " ON "+fresh+"."+t+" ") {
 				stmts = append(stmts, st)
@@ -373,7 +394,7 @@ func swap(ctx context.Context, conn *pgx.Conn, fresh *Store, js jetstream.JetStr
 	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'"); err != nil {
 		return 0, fmt.Errorf("rebuild: swap: %w", err)
 	}
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", lockSpace, lockSwap); err != nil {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", migrations.LockSpace, migrations.LockSwap); err != nil {
 		return 0, fmt.Errorf("rebuild: swap lock: %w", err)
 	}
 	caught := 0
@@ -447,7 +468,7 @@ func readStream(ctx context.Context, js jetstream.JetStream, stream string, from
 	if err != nil {
 		return 0, fmt.Errorf("rebuild: read %s: %w", stream, err)
 	}
-	defer dropConsumer(ctx, s, cons)
+	defer DropConsumer(ctx, s, cons)
 	// Nothing stored at or after from (the sequences up to end may have
 	// been deleted): done, rather than waiting for a message to come.
 	ci, err := cons.Info(ctx)
@@ -479,4 +500,12 @@ func readStream(ctx context.Context, js jetstream.JetStream, stream string, from
 		}
 	}
 	return last, nil
+}
+
+// DropConsumer deletes an ordered consumer once read, rather than leaving
+// it to the server's inactivity timeout.
+func DropConsumer(ctx context.Context, s jetstream.Stream, cons jetstream.Consumer) {
+	if ci := cons.CachedInfo(); ci != nil {
+		_ = s.DeleteConsumer(context.WithoutCancel(ctx), ci.Name)
+	}
 }

@@ -1,4 +1,4 @@
-package projector_test
+package view_test
 
 import (
 	"context"
@@ -9,28 +9,18 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/switchyard/switchyard/services/projector/internal/viewtest"
+
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/postgres"
-	"github.com/switchyard/switchyard/services/projector"
 	"github.com/switchyard/switchyard/services/projector/internal/lifegen"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
+	"github.com/switchyard/switchyard/services/projector/migrations"
 )
 
-func entries(t testing.TB, msgs []lifegen.Msg) []projector.Entry {
-	t.Helper()
-	out := make([]projector.Entry, 0, len(msgs))
-	for _, m := range msgs {
-		e, err := projector.NewEntry(m.Subject, m.Data, m.Header)
-		if err != nil {
-			t.Fatalf("%s: %v", m.Subject, err)
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
 // shuffleDup returns es in a random order with about a third repeated.
-func shuffleDup(rng *rand.Rand, es []projector.Entry) []projector.Entry {
+func shuffleDup(rng *rand.Rand, es []view.Entry) []view.Entry {
 	out := slices.Clone(es)
 	for _, e := range es {
 		if rng.IntN(3) == 0 {
@@ -44,17 +34,17 @@ func shuffleDup(rng *rand.Rand, es []projector.Entry) []projector.Entry {
 // Fold is a function of the set of entries: any order, any duplicates.
 func TestFoldIgnoresOrderAndDuplicates(t *testing.T) {
 	for seed := range uint64(300) {
-		all := entries(t, lifegen.Generate(seed, 2))
-		byOwner := map[string][]projector.Entry{}
+		all := viewtest.Entries(t, lifegen.Generate(seed, 2))
+		byOwner := map[string][]view.Entry{}
 		for _, e := range all {
 			owner := strings.TrimSuffix(e.CustomerID, "_dup")
 			byOwner[owner] = append(byOwner[owner], e)
 		}
 		rng := rand.New(rand.NewPCG(seed, 7))
 		for owner, es := range byOwner {
-			want, _ := json.Marshal(projector.Fold(owner, es))
+			want, _ := json.Marshal(view.Fold(owner, es))
 			for range 5 {
-				got, _ := json.Marshal(projector.Fold(owner, shuffleDup(rng, es)))
+				got, _ := json.Marshal(view.Fold(owner, shuffleDup(rng, es)))
 				if string(got) != string(want) {
 					t.Fatalf("seed %d, %s: view depends on order\nin order: %s\nshuffled: %s", seed, owner, want, got)
 				}
@@ -67,22 +57,22 @@ func TestFoldIgnoresOrderAndDuplicates(t *testing.T) {
 // duplication and batching of its input, merges included.
 func TestProjectionConvergesForAnyOrder(t *testing.T) {
 	ctx := context.Background()
-	open := func() *projector.Store {
+	open := func() *view.Store {
 		pool, err := postgres.Open(ctx, testkit.Postgres(t), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(pool.Close)
-		if err := projector.Migrate(ctx, pool); err != nil {
+		if err := migrations.Projection(ctx, pool); err != nil {
 			t.Fatal(err)
 		}
-		return projector.NewStore(pool, projector.Schema)
+		return view.NewStore(pool, view.Schema)
 	}
 	ordered, shuffled, concurrent := open(), open(), open()
 	for seed := range uint64(6) {
-		all := entries(t, lifegen.Generate(100+seed, 12))
+		all := viewtest.Entries(t, lifegen.Generate(100+seed, 12))
 		for _, e := range all {
-			if err := ordered.Apply(ctx, []projector.Entry{e}); err != nil {
+			if err := ordered.Apply(ctx, []view.Entry{e}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -132,45 +122,18 @@ func TestProjectionConvergesForAnyOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := diff(want, got); d != "" {
+		if d := viewtest.Diff(want, got); d != "" {
 			t.Fatalf("seed %d: shuffled, duplicated and batched input gave other rows:\n%s", seed, d)
 		}
 		got, err = concurrent.Rows(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := diff(want, got); d != "" {
+		if d := viewtest.Diff(want, got); d != "" {
 			t.Fatalf("seed %d: concurrent appliers gave other rows:\n%s", seed, d)
 		}
 		if !slices.ContainsFunc(want, func(r string) bool { return strings.HasPrefix(r, "aliases ") }) && seed == 5 {
 			t.Fatal("no merge was generated; the test does not cover merges")
 		}
 	}
-}
-
-// diff lists rows only in want (-) or only in got (+); "" if equal.
-func diff(want, got []string) string {
-	w, g := map[string]int{}, map[string]int{}
-	for _, r := range want {
-		w[r]++
-	}
-	for _, r := range got {
-		g[r]++
-	}
-	var b strings.Builder
-	for _, r := range want {
-		if g[r] < w[r] {
-			b.WriteString("- " + r + "\n")
-		}
-	}
-	for _, r := range got {
-		if w[r] < g[r] {
-			b.WriteString("+ " + r + "\n")
-		}
-	}
-	s := b.String()
-	if len(s) > 4000 {
-		s = s[:4000] + "…"
-	}
-	return s
 }

@@ -1,4 +1,4 @@
-package projector
+package ops
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+
+	"github.com/switchyard/switchyard/services/projector/internal/view"
 
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/proto/subjects"
@@ -72,7 +74,7 @@ func clueOf(d *consumer.DeadLetter) customerClue {
 			k.StripeEventID = ids[0]
 		}
 		return k
-	case outcome:
+	case view.Outcome:
 		return customerClue{CanonicalID: ev.GetCanonicalCustomerId(), SourceEventID: ev.GetSourceEventId()}
 	}
 	return customerClue{}
@@ -128,7 +130,7 @@ func (f *failureCustomers) resolve(ctx context.Context, k customerClue) customer
 		if err == nil {
 			return linkToCustomer(owner)
 		}
-		if !errors.Is(err, ErrNotFound) {
+		if !errors.Is(err, view.ErrNotFound) {
 			f.c.log.WarnContext(ctx, "failure's customer: lookup by event", "event_id", id, "error", err)
 		}
 	}

@@ -1,0 +1,193 @@
+package ops
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/services/projector/client"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
+	"github.com/switchyard/switchyard/services/projector/migrations"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard/switchyard/platform/deadletter"
+	"github.com/switchyard/switchyard/platform/natsbus"
+)
+
+type Overview = client.Overview
+
+type ConsumerLag = client.ConsumerLag
+
+// overviewTTL is how long an overview is served before it is read again:
+// page views and status calls in a burst cost one read.
+const overviewTTL = 3 * time.Second
+
+// gatherOverview reads every figure; it never fails as a whole.
+func (c *Console) gatherOverview(ctx context.Context) Overview {
+	c.overviewMu.Lock()
+	defer c.overviewMu.Unlock()
+	if time.Since(c.overviewAt) < overviewTTL {
+		return c.overviewV
+	}
+	o := Gather(ctx, c.js, c.store, c.dlq, c.gatewayURL)
+	o.JaegerConfigured, o.GatewayConfigured = c.jaeger != "", c.gatewayURL != ""
+	// A projection of another view version is being rebuilt at start, or
+	// its rebuild failed (on any replica: the version is in the database).
+	if v, err := migrations.StoredViewVersion(ctx, c.pool); err == nil && v != view.ViewVersion {
+		p := fmt.Sprintf("the projection holds views of version %d, this build writes %d: its rebuild from the streams is running", v, view.ViewVersion)
+		if e := c.rebuildFailed.Load(); e != nil {
+			p = fmt.Sprintf("the projection holds views of version %d, this build writes %d, and its rebuild failed (the old views keep serving until switchyard rebuild succeeds): %s", v, view.ViewVersion, *e)
+		}
+		o.Problems = append(o.Problems, p)
+		o.Healthy = false
+	}
+	c.overviewV, c.overviewAt = o, time.Now()
+	return o
+}
+
+// Gather reads the overview from NATS, the projection and the gateway's
+// metrics (gatewayMetricsURL, optional: one URL per gateway replica,
+// comma-separated, whose figures are summed).
+func Gather(ctx context.Context, js jetstream.JetStream, store *view.Store, dlq *deadletter.Store, gatewayMetricsURL string) Overview {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	o := Overview{At: time.Now().UTC(), WebhookResults: map[string]int64{}, DLQByClass: map[string]int{}, CustomersByState: map[string]int{},
+		Streams: map[string]uint64{}, Consumers: []ConsumerLag{}, Problems: []string{}}
+	problem := func(format string, args ...any) { o.Problems = append(o.Problems, fmt.Sprintf(format, args...)) }
+
+	for _, name := range natsbus.StreamNames() {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			problem("stream %s: %v", name, err)
+			continue
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			problem("stream %s: %v", name, err)
+			continue
+		}
+		o.Streams[name] = info.State.Msgs
+		if name == natsbus.StreamStripe {
+			o.LastEventAt = info.State.LastTime.UTC()
+			var err error
+			if o.IntakeLastHour, err = storedSince(ctx, s, time.Hour); err != nil {
+				problem("intake rate: %v", err)
+			}
+			if o.IntakeLast5m, err = storedSince(ctx, s, 5*time.Minute); err != nil {
+				problem("intake rate: %v", err)
+			}
+		}
+		for ci := range s.ListConsumers(ctx).Info() {
+			if ci.Config.Durable == "" {
+				continue
+			}
+			l := ConsumerLag{Stream: name, Name: ci.Name, Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered}
+			if ci.Delivered.Last != nil {
+				l.LastActive = ci.Delivered.Last.UTC()
+			}
+			if ci.AckFloor.Last != nil && ci.AckFloor.Last.After(l.LastActive) {
+				l.LastActive = ci.AckFloor.Last.UTC()
+			}
+			o.Consumers = append(o.Consumers, l)
+			if l.Pending+uint64(l.AckPending) > 0 && time.Since(l.LastActive) > 5*time.Minute {
+				problem("consumer %s on %s has %d messages waiting and nothing delivered for %s", l.Name, l.Stream, l.Pending+uint64(l.AckPending), ago(l.LastActive))
+			}
+		}
+	}
+	slices.SortFunc(o.Consumers, func(a, b ConsumerLag) int { return strings.Compare(a.Stream+"/"+a.Name, b.Stream+"/"+b.Name) })
+
+	if entries, err := dlq.List(ctx, deadletter.Filter{}, nil); err != nil {
+		problem("dead letters: %v", err)
+	} else {
+		for _, e := range entries {
+			o.DLQByClass[e.Class.String()]++
+		}
+		o.DLQTotal = len(entries)
+	}
+
+	if err := store.OutcomeFigures(ctx, &o); err != nil {
+		problem("projection: %v", err)
+	}
+	if gatewayMetricsURL != "" {
+		// One URL per gateway replica: the figures are their sum.
+		for _, u := range strings.Split(gatewayMetricsURL, ",") {
+			if u = strings.TrimSpace(u); u == "" {
+				continue
+			}
+			if err := webhookResults(ctx, u, o.WebhookResults); err != nil {
+				problem("gateway metrics at %s: %v", u, err)
+			}
+		}
+		for result, n := range o.WebhookResults {
+			if result != "accepted" && result != "duplicate" {
+				o.WebhookFailures += n
+			}
+		}
+	}
+	o.Healthy = len(o.Problems) == 0 && o.DLQTotal == 0
+	return o
+}
+
+// storedSince counts a stream's messages stored in the last d, with an
+// ephemeral headers-only consumer that is never read.
+func storedSince(ctx context.Context, s jetstream.Stream, d time.Duration) (int, error) {
+	start := time.Now().Add(-d)
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start, HeadersOnly: true})
+	if err != nil {
+		return 0, err
+	}
+	defer view.DropConsumer(ctx, s, cons)
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return int(info.NumPending), nil
+}
+
+// webhookResults reads switchyard_gateway_webhooks_received_total by
+// result from the gateway's Prometheus text.
+func webhookResults(ctx context.Context, url string, into map[string]int64) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(resp.Status)
+	}
+	const metric = "switchyard_gateway_webhooks_received_total{"
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, metric) {
+			continue
+		}
+		labels, value, ok := strings.Cut(strings.TrimPrefix(line, metric), "} ")
+		if !ok {
+			continue
+		}
+		_, after, ok := strings.Cut(labels, `result="`)
+		if !ok {
+			continue
+		}
+		result, _, _ := strings.Cut(after, `"`)
+		f, err := strconv.ParseFloat(strings.Fields(value)[0], 64)
+		if err != nil {
+			continue
+		}
+		into[result] += int64(f)
+	}
+	return sc.Err()
+}

@@ -145,6 +145,9 @@ func (c *customer) ticket(source, rule string, prio supportv1.Priority, critical
 		TicketId: fmt.Sprint(1000 + c.g.seq), Priority: prio, Provider: "zendesk", ExternalId: "switchyard:" + source + ":" + rule, Group: "Billing"}, id)
 }
 
+// customer generates one customer's life: created (sometimes as two
+// canonical ids merged later), a subscription started, then up to three
+// of upgrade, payment, failed payment, cancellation, refund and dispute.
 func (g *gen) customer() {
 	g.cust++
 	c := &customer{g: g, id: fmt.Sprintf("cust_%06d", g.cust), stripe: fmt.Sprintf("cus_G%06d", g.cust),
@@ -156,44 +159,15 @@ func (g *gen) customer() {
 	e := g.evt()
 	c.billing(&billingv1.CustomerUpserted{Meta: c.meta(subjects.BillingCustomerUpserted, e, false), Email: c.email, Name: "Customer " + fmt.Sprint(g.cust), StripeCustomerIds: []string{c.stripe}})
 	if g.rng.IntN(8) == 0 {
-		// A second canonical id was minted for the same person and is
-		// merged into this one later.
-		dup := &customer{g: g, id: c.id + "_dup", stripe: c.stripe + "b", email: c.email, at: c.at, plan: c.plan, sub: c.sub + "b"}
-		de := g.evt()
-		dup.billing(&billingv1.CustomerUpserted{Meta: dup.meta(subjects.BillingCustomerUpserted, de, false), Email: c.email, StripeCustomerIds: []string{dup.stripe}})
-		c.tick()
-		me := g.evt()
-		m := c.meta(subjects.BillingCustomerUpserted, me, false)
-		m.EventId += ":merged"
-		c.billing(&billingv1.CustomerUpserted{Meta: m, Email: c.email, StripeCustomerIds: []string{c.stripe, dup.stripe}, MergedCanonicalIds: []string{dup.id}})
+		c.duplicate()
 	}
 	c.tick()
-	se := g.evt()
-	status := billingv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE
-	if g.rng.IntN(6) == 0 {
-		status = billingv1.SubscriptionStatus_SUBSCRIPTION_STATUS_TRIALING
-	}
-	c.billing(&billingv1.SubscriptionStarted{Meta: c.meta(subjects.BillingSubscriptionStarted, se, false), Subscription: c.subscription(status)})
-	if g.rng.IntN(2) == 0 {
-		c.pay(true, 1, false)
-	}
+	c.start()
 	for range g.rng.IntN(4) {
 		c.tick()
 		switch g.rng.IntN(7) {
 		case 0:
-			up := proto.Clone(c.plan).(*billingv1.Plan)
-			up.PriceId, up.ProductName, up.Mrr, up.AmountPerInterval = "price_pro", "Pro", c.plan.GetMrr()*2, c.plan.GetMrr()*2
-			prev := c.plan
-			c.plan = up
-			ue := g.evt()
-			c.billing(&billingv1.SubscriptionUpgraded{Meta: c.meta(subjects.BillingSubscriptionUpgraded, ue, false), Subscription: c.subscription(billingv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE), PreviousPlan: prev})
-			if g.rng.IntN(3) == 0 {
-				// A late event from the same second, already superseded.
-				le := g.evt()
-				old := proto.Clone(c.subscription(billingv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE)).(*billingv1.Subscription)
-				old.Plan = prev
-				c.billing(&billingv1.SubscriptionDowngraded{Meta: c.meta(subjects.BillingSubscriptionDowngraded, le, true), Subscription: old, PreviousPlan: up})
-			}
+			c.upgrade()
 		case 1, 2:
 			c.pay(true, 1, false)
 		case 3:
@@ -203,32 +177,95 @@ func (g *gen) customer() {
 				c.pay(false, 2, g.rng.IntN(2) == 0)
 			}
 		case 4:
-			ce := g.evt()
-			c.billing(&billingv1.SubscriptionCanceled{Meta: c.meta(subjects.BillingSubscriptionCanceled, ce, false),
-				Subscription: c.subscription(billingv1.SubscriptionStatus_SUBSCRIPTION_STATUS_CANCELED), CancellationReason: "cancellation_requested"})
-			c.ticket(subjects.BillingSubscriptionCanceled+":"+ce, "cancellation", supportv1.Priority_PRIORITY_NORMAL, true)
+			c.cancel()
 		case 5:
-			re := g.evt()
-			id := "re_" + re[4:]
-			m := c.meta(subjects.BillingRefundIssued, re, false)
-			m.EventId = subjects.BillingRefundIssued + ":" + id
-			c.billing(&billingv1.RefundIssued{Meta: m, RefundId: id, ChargeId: "ch_1", Amount: c.plan.GetMrr(), Currency: "usd", Status: "succeeded"})
-			c.ticket(m.GetEventId(), "refund", supportv1.Priority_PRIORITY_LOW, true)
+			c.refund()
 		case 6:
-			de := g.evt()
-			d := &billingv1.Dispute{DisputeId: "dp_" + de[4:], ChargeId: "ch_1", Amount: c.plan.GetMrr(), Currency: "usd", Reason: "fraudulent", Status: "needs_response"}
-			m := c.meta(subjects.BillingDisputeOpened, de, false)
-			m.EventId = subjects.BillingDisputeOpened + ":" + d.GetDisputeId()
-			c.billing(&billingv1.DisputeOpened{Meta: m, Dispute: d, EvidenceDueBy: timestamppb.New(c.at.AddDate(0, 0, 7))})
-			c.ticket(m.GetEventId(), "chargeback", supportv1.Priority_PRIORITY_URGENT, true)
-			if g.rng.IntN(2) == 0 {
-				c.tick()
-				ce := g.evt()
-				m := c.meta(subjects.BillingDisputeClosed, ce, false)
-				m.EventId = subjects.BillingDisputeClosed + ":" + d.GetDisputeId()
-				c.billing(&billingv1.DisputeClosed{Meta: m, Dispute: d, Outcome: billingv1.DisputeOutcome_DISPUTE_OUTCOME_WON})
-			}
+			c.dispute()
 		}
+	}
+}
+
+// duplicate mints a second canonical id for the same person, merged into
+// this one later.
+func (c *customer) duplicate() {
+	g := c.g
+	dup := &customer{g: g, id: c.id + "_dup", stripe: c.stripe + "b", email: c.email, at: c.at, plan: c.plan, sub: c.sub + "b"}
+	de := g.evt()
+	dup.billing(&billingv1.CustomerUpserted{Meta: dup.meta(subjects.BillingCustomerUpserted, de, false), Email: c.email, StripeCustomerIds: []string{dup.stripe}})
+	c.tick()
+	me := g.evt()
+	m := c.meta(subjects.BillingCustomerUpserted, me, false)
+	m.EventId += ":merged"
+	c.billing(&billingv1.CustomerUpserted{Meta: m, Email: c.email, StripeCustomerIds: []string{c.stripe, dup.stripe}, MergedCanonicalIds: []string{dup.id}})
+}
+
+// start starts the subscription (a trial one time in six), paid at once
+// half the time.
+func (c *customer) start() {
+	g := c.g
+	se := g.evt()
+	status := billingv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE
+	if g.rng.IntN(6) == 0 {
+		status = billingv1.SubscriptionStatus_SUBSCRIPTION_STATUS_TRIALING
+	}
+	c.billing(&billingv1.SubscriptionStarted{Meta: c.meta(subjects.BillingSubscriptionStarted, se, false), Subscription: c.subscription(status)})
+	if g.rng.IntN(2) == 0 {
+		c.pay(true, 1, false)
+	}
+}
+
+// upgrade moves to the Pro plan, sometimes followed by a late event from
+// the same second that is already superseded.
+func (c *customer) upgrade() {
+	g := c.g
+	up := proto.Clone(c.plan).(*billingv1.Plan)
+	up.PriceId, up.ProductName, up.Mrr, up.AmountPerInterval = "price_pro", "Pro", c.plan.GetMrr()*2, c.plan.GetMrr()*2
+	prev := c.plan
+	c.plan = up
+	ue := g.evt()
+	c.billing(&billingv1.SubscriptionUpgraded{Meta: c.meta(subjects.BillingSubscriptionUpgraded, ue, false), Subscription: c.subscription(billingv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE), PreviousPlan: prev})
+	if g.rng.IntN(3) == 0 {
+		le := g.evt()
+		old := proto.Clone(c.subscription(billingv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE)).(*billingv1.Subscription)
+		old.Plan = prev
+		c.billing(&billingv1.SubscriptionDowngraded{Meta: c.meta(subjects.BillingSubscriptionDowngraded, le, true), Subscription: old, PreviousPlan: up})
+	}
+}
+
+// cancel cancels the subscription, with its support ticket.
+func (c *customer) cancel() {
+	ce := c.g.evt()
+	c.billing(&billingv1.SubscriptionCanceled{Meta: c.meta(subjects.BillingSubscriptionCanceled, ce, false),
+		Subscription: c.subscription(billingv1.SubscriptionStatus_SUBSCRIPTION_STATUS_CANCELED), CancellationReason: "cancellation_requested"})
+	c.ticket(subjects.BillingSubscriptionCanceled+":"+ce, "cancellation", supportv1.Priority_PRIORITY_NORMAL, true)
+}
+
+// refund refunds a month, with its support ticket.
+func (c *customer) refund() {
+	re := c.g.evt()
+	id := "re_" + re[4:]
+	m := c.meta(subjects.BillingRefundIssued, re, false)
+	m.EventId = subjects.BillingRefundIssued + ":" + id
+	c.billing(&billingv1.RefundIssued{Meta: m, RefundId: id, ChargeId: "ch_1", Amount: c.plan.GetMrr(), Currency: "usd", Status: "succeeded"})
+	c.ticket(m.GetEventId(), "refund", supportv1.Priority_PRIORITY_LOW, true)
+}
+
+// dispute opens a chargeback, with its support ticket, won half the time.
+func (c *customer) dispute() {
+	g := c.g
+	de := g.evt()
+	d := &billingv1.Dispute{DisputeId: "dp_" + de[4:], ChargeId: "ch_1", Amount: c.plan.GetMrr(), Currency: "usd", Reason: "fraudulent", Status: "needs_response"}
+	m := c.meta(subjects.BillingDisputeOpened, de, false)
+	m.EventId = subjects.BillingDisputeOpened + ":" + d.GetDisputeId()
+	c.billing(&billingv1.DisputeOpened{Meta: m, Dispute: d, EvidenceDueBy: timestamppb.New(c.at.AddDate(0, 0, 7))})
+	c.ticket(m.GetEventId(), "chargeback", supportv1.Priority_PRIORITY_URGENT, true)
+	if g.rng.IntN(2) == 0 {
+		c.tick()
+		ce := g.evt()
+		m := c.meta(subjects.BillingDisputeClosed, ce, false)
+		m.EventId = subjects.BillingDisputeClosed + ":" + d.GetDisputeId()
+		c.billing(&billingv1.DisputeClosed{Meta: m, Dispute: d, Outcome: billingv1.DisputeOutcome_DISPUTE_OUTCOME_WON})
 	}
 }
 

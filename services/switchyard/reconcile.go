@@ -123,42 +123,75 @@ type reconcileReport struct {
 }
 
 func reconcileCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	f, err := parseReconcileFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	rec, cfg, closeNATS, err := newReconciler(getenv, f)
+	if err != nil {
+		return err
+	}
+	defer closeNATS()
+	if f.every == 0 {
+		return reconcileOnce(ctx, rec, cfg, stdout, f.asJSON)
+	}
+	return rec.schedule(ctx, cfg, f.every, slog.New(slog.NewJSONHandler(stderr, nil)))
+}
+
+// reconcileFlags are reconcile's command line.
+type reconcileFlags struct {
+	cfg     reconcileConfig // without the signing secret
+	asJSON  bool
+	every   time.Duration
+	natsURL string
+	dataDir string
+}
+
+// parseReconcileFlags reads and checks the command line (errUsage, with
+// the reason printed, when it is wrong).
+func parseReconcileFlags(args []string, getenv func(string) string, stderr io.Writer) (reconcileFlags, error) {
+	var f reconcileFlags
 	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, reconcileUsage)
 		fs.PrintDefaults()
 	}
-	var cfg reconcileConfig
 	since := fs.String("since", "72h", "list events created this long ago or later (Go duration, or Nd for days; at most 30d)")
-	fs.BoolVar(&cfg.undeliveredOnly, "undelivered-only", false, "list only events Stripe has not delivered to every endpoint (delivery_success=false)")
-	fs.BoolVar(&cfg.dryRun, "dry-run", false, "show what would be published, publish nothing")
-	asJSON := fs.Bool("json", false, "print the report as one JSON document (--every logs JSON lines instead)")
-	every := fs.Duration("every", 0, "run now and then every D until stopped (a service); 0 runs once")
-	fs.IntVar(&cfg.pageSize, "page-size", 100, "events per Events API request (1-100)")
-	natsURL := fs.String("nats", orDefault(getenv("NATS_URL"), "nats://127.0.0.1:4223"), "NATS URL (env NATS_URL)")
-	fs.StringVar(&cfg.webhookURL, "url", orDefault(getenv("SWITCHYARD_WEBHOOK_URL"), "http://127.0.0.1:8080/webhooks/stripe"), "gateway webhook URL (env SWITCHYARD_WEBHOOK_URL)")
-	dataDir := fs.String("data", ".switchyard", "the dev hub's data folder, where it saves a generated signing secret and its operator NATS identity")
+	fs.BoolVar(&f.cfg.undeliveredOnly, "undelivered-only", false, "list only events Stripe has not delivered to every endpoint (delivery_success=false)")
+	fs.BoolVar(&f.cfg.dryRun, "dry-run", false, "show what would be published, publish nothing")
+	fs.BoolVar(&f.asJSON, "json", false, "print the report as one JSON document (--every logs JSON lines instead)")
+	fs.DurationVar(&f.every, "every", 0, "run now and then every D until stopped (a service); 0 runs once")
+	fs.IntVar(&f.cfg.pageSize, "page-size", 100, "events per Events API request (1-100)")
+	fs.StringVar(&f.natsURL, "nats", orDefault(getenv("NATS_URL"), "nats://127.0.0.1:4223"), "NATS URL (env NATS_URL)")
+	fs.StringVar(&f.cfg.webhookURL, "url", orDefault(getenv("SWITCHYARD_WEBHOOK_URL"), "http://127.0.0.1:8080/webhooks/stripe"), "gateway webhook URL (env SWITCHYARD_WEBHOOK_URL)")
+	fs.StringVar(&f.dataDir, "data", ".switchyard", "the dev hub's data folder, where it saves a generated signing secret and its operator NATS identity")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
 		if err == nil {
 			fs.Usage()
 		}
-		return errUsage
+		return f, errUsage
 	}
 	var err error
-	if cfg.since, err = parseSince(*since); err != nil {
+	if f.cfg.since, err = parseSince(*since); err != nil {
 		fmt.Fprintln(stderr, "switchyard reconcile:", err)
-		return errUsage
+		return f, errUsage
 	}
-	if cfg.pageSize < 1 || cfg.pageSize > 100 {
+	if f.cfg.pageSize < 1 || f.cfg.pageSize > 100 {
 		fmt.Fprintln(stderr, "switchyard reconcile: --page-size must be between 1 and 100")
-		return errUsage
+		return f, errUsage
 	}
-	if *every < 0 {
+	if f.every < 0 {
 		fmt.Fprintln(stderr, "switchyard reconcile: --every must not be negative")
-		return errUsage
+		return f, errUsage
 	}
+	return f, nil
+}
 
+// newReconciler reads the Stripe key (and, unless a dry run, the webhook
+// signing secret) and connects to NATS.
+func newReconciler(getenv func(string) string, f reconcileFlags) (*reconciler, reconcileConfig, func(), error) {
+	cfg := f.cfg
 	r := config.NewReader(getenv)
 	key := r.Secret("STRIPE_API_KEY")
 	base := r.String("STRIPE_API_BASE", stripe.APIURL)
@@ -166,47 +199,50 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 		r.Fail("STRIPE_API_KEY", "required: a Stripe key that may read events (restricted key with Events: read), or STRIPE_API_KEY_FILE")
 	}
 	if err := r.Err(); err != nil {
-		return err
+		return nil, cfg, nil, err
 	}
 	if !cfg.dryRun {
-		if cfg.secret, err = webhookSecret(getenv, *dataDir); err != nil {
-			return err
+		var err error
+		if cfg.secret, err = webhookSecret(getenv, f.dataDir); err != nil {
+			return nil, cfg, nil, err
 		}
 	}
-
-	auth, err := cliNATS(getenv, *dataDir)
+	auth, err := cliNATS(getenv, f.dataDir)
 	if err != nil {
-		return err
+		return nil, cfg, nil, err
 	}
-	nc, err := nats.Connect(*natsURL, append(auth, nats.Name("switchyard-reconcile"), nats.Timeout(5*time.Second), nats.MaxReconnects(-1))...)
+	nc, err := nats.Connect(f.natsURL, append(auth, nats.Name("switchyard-reconcile"), nats.Timeout(5*time.Second), nats.MaxReconnects(-1))...)
 	if err != nil {
-		return fmt.Errorf("connect %s: %w", *natsURL, err)
+		return nil, cfg, nil, fmt.Errorf("connect %s: %w", f.natsURL, err)
 	}
-	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return err
+		nc.Close()
+		return nil, cfg, nil, err
 	}
-	rec := &reconciler{
+	return &reconciler{
 		events:  newEventLister(key.Reveal(), base, cfg.pageSize),
 		js:      js,
 		webhook: &http.Client{Timeout: 30 * time.Second},
 		now:     time.Now,
+	}, cfg, nc.Close, nil
+}
+
+// reconcileOnce runs one reconciliation and prints its report, also when
+// interrupted while publishing (what was done); events that could not be
+// published fail the command.
+func reconcileOnce(ctx context.Context, rec *reconciler, cfg reconcileConfig, stdout io.Writer, asJSON bool) error {
+	rep, err := rec.run(ctx, cfg)
+	if rep != nil {
+		err = errors.Join(printReconcile(stdout, rep, asJSON), err)
 	}
-	if *every == 0 {
-		rep, err := rec.run(ctx, cfg)
-		if rep != nil { // also when interrupted while publishing: say what was done
-			err = errors.Join(printReconcile(stdout, rep, *asJSON), err)
-		}
-		if err != nil {
-			return err
-		}
-		if rep.Failed > 0 {
-			return fmt.Errorf("%d of %d missing events could not be published", rep.Failed, rep.Missing)
-		}
-		return nil
+	if err != nil {
+		return err
 	}
-	return rec.schedule(ctx, cfg, *every, slog.New(slog.NewJSONHandler(stderr, nil)))
+	if rep.Failed > 0 {
+		return fmt.Errorf("%d of %d missing events could not be published", rep.Failed, rep.Missing)
+	}
+	return nil
 }
 
 // parseSince reads a Go duration or a whole number of days ("30d").

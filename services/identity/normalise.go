@@ -1,11 +1,10 @@
 package identity
 
 import (
-	"strings"
-
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/switchyard/switchyard/platform/emailaddr"
 	"github.com/switchyard/switchyard/platform/sinktext"
 )
 
@@ -42,18 +41,13 @@ func cleanText(s string, limit int) string {
 	return s
 }
 
-// cleanEmail returns the email trimmed and in lower case, or "" when that
-// is not an address the sinks accept (sinktext.ValidEmail: one plain
-// addr-spec of at most 254 bytes, nothing invisible in it). An invalid
-// email is treated as no email: downstream it would be refused as a CRM
-// key or a requester and dead-letter there. Lower case is identity's own
-// rule: an email is how it links customers, so "Ada@X.com" and
-// "ada@x.com" must be one key. (Lowering makes invalid UTF-8 U+FFFD,
-// which ValidEmail refuses; it runs first, so the address that is checked
-// is the one identity keeps.)
+// cleanEmail returns the email in the hub's one key form (emailaddr.Key:
+// trimmed, lower case), or "" when that is not an address the sinks accept.
+// An invalid email is treated as no email: downstream it would be refused as
+// a CRM key or a requester and dead-letter there.
 func cleanEmail(s string) string {
-	e := strings.ToLower(strings.TrimSpace(s))
-	if !sinktext.ValidEmail(e) {
+	e, ok := emailaddr.Key(s)
+	if !ok {
 		return ""
 	}
 	return e

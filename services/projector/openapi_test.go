@@ -15,11 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/services/projector/internal/viewtest"
-
-	"github.com/switchyard/switchyard/services/projector/internal/ops"
-	"github.com/switchyard/switchyard/services/projector/internal/view"
-
 	"github.com/nats-io/nats.go"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"google.golang.org/protobuf/proto"
@@ -31,6 +26,9 @@ import (
 	supportv1 "github.com/switchyard/switchyard/proto/gen/switchyard/support/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/services/projector/internal/lifegen"
+	"github.com/switchyard/switchyard/services/projector/internal/ops"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
+	"github.com/switchyard/switchyard/services/projector/internal/viewtest"
 )
 
 // httpMethods are the keys of an OpenAPI path item that are operations.

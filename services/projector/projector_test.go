@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/services/projector/internal/ops"
-	"github.com/switchyard/switchyard/services/projector/internal/view"
-
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,6 +24,8 @@ import (
 	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/projector"
 	"github.com/switchyard/switchyard/services/projector/internal/lifegen"
+	"github.com/switchyard/switchyard/services/projector/internal/ops"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
 )
 
 const (

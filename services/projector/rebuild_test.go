@@ -10,14 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/services/projector/internal/viewtest"
-
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/services/projector/internal/lifegen"
 	"github.com/switchyard/switchyard/services/projector/internal/view"
+	"github.com/switchyard/switchyard/services/projector/internal/viewtest"
 )
 
 func (h *hub) rows(t *testing.T) []string {

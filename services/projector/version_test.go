@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/services/projector/internal/view"
-	"github.com/switchyard/switchyard/services/projector/migrations"
-
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchyard/switchyard/platform/config"
@@ -20,6 +17,8 @@ import (
 	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/services/projector"
 	"github.com/switchyard/switchyard/services/projector/internal/lifegen"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
+	"github.com/switchyard/switchyard/services/projector/migrations"
 )
 
 // A projection written by another view version (an upgrade changed what

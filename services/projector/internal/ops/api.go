@@ -13,11 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard/switchyard/services/projector/client"
-	"github.com/switchyard/switchyard/services/projector/internal/view"
-
 	"github.com/switchyard/switchyard/platform/deadletter"
 	"github.com/switchyard/switchyard/platform/opsauth"
+	"github.com/switchyard/switchyard/services/projector/client"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
 )
 
 // OpenAPI is the status API's OpenAPI 3.1 document, served at
@@ -318,6 +317,7 @@ func (a *API) getDigest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.digest(r.Context()))
 }
 
+// ActionResult is the status API's document (client.ActionResult).
 type ActionResult = client.ActionResult
 
 func (a *API) deadLetterAction(w http.ResponseWriter, r *http.Request) {

@@ -19,9 +19,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	moneyfmt "github.com/switchyard/switchyard/platform/money"
-	"github.com/switchyard/switchyard/services/projector/internal/view"
-
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -31,8 +28,10 @@ import (
 
 	"github.com/switchyard/switchyard/platform/deadletter"
 	"github.com/switchyard/switchyard/platform/ledger"
+	moneyfmt "github.com/switchyard/switchyard/platform/money"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/opsauth"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
 )
 
 //go:embed console/*.html

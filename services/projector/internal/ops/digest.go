@@ -7,17 +7,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard/switchyard/services/projector/client"
-	"github.com/switchyard/switchyard/services/projector/internal/view"
-
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard/switchyard/platform/deadletter"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/proto/wire"
+	"github.com/switchyard/switchyard/services/projector/client"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
 )
 
+// Digest is the status API's document (client.Digest).
 type Digest = client.Digest
 
 // GatherDigest counts the last 24 hours.

@@ -7,11 +7,10 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/switchyard/switchyard/services/projector/internal/view"
-
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/proto/wire"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
 )
 
 // customerClue is what a dead letter's message says about its customer.

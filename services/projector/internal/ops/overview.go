@@ -11,18 +11,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard/switchyard/services/projector/client"
-	"github.com/switchyard/switchyard/services/projector/internal/view"
-	"github.com/switchyard/switchyard/services/projector/migrations"
-
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard/switchyard/platform/deadletter"
 	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/services/projector/client"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
+	"github.com/switchyard/switchyard/services/projector/migrations"
 )
 
+// Overview is the status API's document (client.Overview).
 type Overview = client.Overview
 
+// ConsumerLag is the status API's document (client.ConsumerLag).
 type ConsumerLag = client.ConsumerLag
 
 // overviewTTL is how long an overview is served before it is read again:

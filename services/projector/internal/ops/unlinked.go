@@ -8,9 +8,8 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/switchyard/switchyard/services/projector/client"
-
 	"github.com/switchyard/switchyard/platform/opscmd"
+	"github.com/switchyard/switchyard/services/projector/client"
 )
 
 // Unlinked payers. A charge or dispute that names no Stripe customer (a
@@ -103,6 +102,7 @@ func (a *API) getUnlinked(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"unlinked": payers})
 }
 
+// LinkResult is the status API's document (client.LinkResult).
 type LinkResult = client.LinkResult
 
 // Linker links an unlinked payer's record to a customer, audited (the

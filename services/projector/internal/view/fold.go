@@ -6,13 +6,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard/switchyard/services/projector/client"
 	"google.golang.org/protobuf/proto"
 
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	crmv1 "github.com/switchyard/switchyard/proto/gen/switchyard/crm/v1"
 	supportv1 "github.com/switchyard/switchyard/proto/gen/switchyard/support/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
+	"github.com/switchyard/switchyard/services/projector/client"
 )
 
 // User-facing states, most urgent first in View.States (see states for the
@@ -51,14 +51,19 @@ func StateKind(state string) string {
 	return state
 }
 
+// View is the status API's document (client.View).
 type View = client.View
 
+// SubscriptionView is the status API's document (client.SubscriptionView).
 type SubscriptionView = client.SubscriptionView
 
+// Payment is the status API's document (client.Payment).
 type Payment = client.Payment
 
+// CRMStatus is the status API's document (client.CRMStatus).
 type CRMStatus = client.CRMStatus
 
+// Ticket is the status API's document (client.Ticket).
 type Ticket = client.Ticket
 
 // version orders the versions of one object: newer occurred_at wins; at

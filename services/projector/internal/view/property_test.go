@@ -9,13 +9,12 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/switchyard/switchyard/services/projector/internal/viewtest"
-
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/services/projector/internal/lifegen"
 	"github.com/switchyard/switchyard/services/projector/internal/view"
+	"github.com/switchyard/switchyard/services/projector/internal/viewtest"
 	"github.com/switchyard/switchyard/services/projector/migrations"
 )
 

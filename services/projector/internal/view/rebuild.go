@@ -13,20 +13,20 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchyard/switchyard/services/projector/client"
-	"github.com/switchyard/switchyard/services/projector/migrations"
-
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard/switchyard/platform/natsbus"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
+	"github.com/switchyard/switchyard/services/projector/client"
+	"github.com/switchyard/switchyard/services/projector/migrations"
 )
 
 // Streams are the streams the projection is built from.
 var Streams = []string{natsbus.StreamBilling, natsbus.StreamCRM, natsbus.StreamSupport}
 
+// RebuildReport is the status API's document (client.RebuildReport).
 type RebuildReport = client.RebuildReport
 
 // ErrRebuildRunning means another rebuild holds the rebuild lock.

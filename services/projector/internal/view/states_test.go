@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/services/projector/internal/viewtest"
-
+	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/nats-io/nats.go"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	crmv1 "github.com/switchyard/switchyard/proto/gen/switchyard/crm/v1"
 	supportv1 "github.com/switchyard/switchyard/proto/gen/switchyard/support/v1"
@@ -21,6 +19,7 @@ import (
 	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/projector/internal/lifegen"
 	"github.com/switchyard/switchyard/services/projector/internal/view"
+	"github.com/switchyard/switchyard/services/projector/internal/viewtest"
 )
 
 // story builds one customer's history, one message per call, a second

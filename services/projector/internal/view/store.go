@@ -10,13 +10,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard/switchyard/services/projector/client"
-	"github.com/switchyard/switchyard/services/projector/migrations"
-
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
+	"github.com/switchyard/switchyard/services/projector/client"
+	"github.com/switchyard/switchyard/services/projector/migrations"
 )
 
 // RebuildSchema is where Rebuild builds the fresh projection before it
@@ -328,6 +327,7 @@ func (s *Store) find(ctx context.Context, where string, arg string) ([]json.RawM
 	return docs, nil
 }
 
+// TimelineEntry is the status API's document (client.TimelineEntry).
 type TimelineEntry = client.TimelineEntry
 
 // timelineEntry describes a stored entry (decoding its payload).
@@ -341,6 +341,7 @@ func (e *Entry) timelineEntry() TimelineEntry {
 	return t
 }
 
+// TimelinePage is the status API's document (client.TimelinePage).
 type TimelinePage = client.TimelinePage
 
 // Cursor is a position in a timeline read in one order.

@@ -7,9 +7,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/switchyard/switchyard/services/projector/client"
-
 	"github.com/jackc/pgx/v5"
+
+	"github.com/switchyard/switchyard/services/projector/client"
 )
 
 // Unlinked payers. A charge or dispute that names no Stripe customer (a
@@ -20,8 +20,10 @@ import (
 // record to a customer: identity merges it (opscmd.Link), and the merge
 // comes back through billing.customer.upserted like any other.
 
+// UnlinkedPayer is the status API's document (client.UnlinkedPayer).
 type UnlinkedPayer = client.UnlinkedPayer
 
+// Candidate is the status API's document (client.Candidate).
 type Candidate = client.Candidate
 
 // Unlinked lists up to limit records with no Stripe customer, most recent

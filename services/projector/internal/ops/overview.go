@@ -30,6 +30,10 @@ type ConsumerLag = client.ConsumerLag
 // page views and status calls in a burst cost one read.
 const overviewTTL = 3 * time.Second
 
+// stallAfter is how long a durable consumer may have work waiting with
+// nothing delivered or acked before the overview calls it stalled.
+const stallAfter = 5 * time.Minute
+
 // gatherOverview reads every figure; it never fails as a whole.
 func (c *Console) gatherOverview(ctx context.Context) Overview {
 	c.overviewMu.Lock()
@@ -63,42 +67,37 @@ func Gather(ctx context.Context, js jetstream.JetStream, store *view.Store, dlq 
 		Streams: map[string]uint64{}, Consumers: []ConsumerLag{}, Problems: []string{}}
 	problem := func(format string, args ...any) { o.Problems = append(o.Problems, fmt.Sprintf(format, args...)) }
 
-	for _, name := range natsbus.StreamNames() {
-		s, err := js.Stream(ctx, name)
-		if err != nil {
-			problem("stream %s: %v", name, err)
+	// Problems keep the walk's order: a stream's, then its consumers'.
+	now := time.Now()
+	health := natsbus.WalkHealth(ctx, js, now, stallAfter)
+	for _, st := range health.Streams {
+		if !st.Present {
+			problem("stream %s: %v", st.Name, st.Err)
 			continue
 		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			problem("stream %s: %v", name, err)
-			continue
-		}
-		o.Streams[name] = info.State.Msgs
-		if name == natsbus.StreamStripe {
-			o.LastEventAt = info.State.LastTime.UTC()
+		o.Streams[st.Name] = st.Messages
+		if st.Name == natsbus.StreamStripe {
+			// The stream's LastTime, not st.LastMessageAt: a purged stream
+			// still tells when its last event arrived.
+			o.LastEventAt = st.Stream.CachedInfo().State.LastTime.UTC()
 			var err error
-			if o.IntakeLastHour, err = storedSince(ctx, s, time.Hour); err != nil {
+			if o.IntakeLastHour, err = storedSince(ctx, st.Stream, time.Hour); err != nil {
 				problem("intake rate: %v", err)
 			}
-			if o.IntakeLast5m, err = storedSince(ctx, s, 5*time.Minute); err != nil {
+			if o.IntakeLast5m, err = storedSince(ctx, st.Stream, 5*time.Minute); err != nil {
 				problem("intake rate: %v", err)
 			}
 		}
-		for ci := range s.ListConsumers(ctx).Info() {
-			if ci.Config.Durable == "" {
-				continue
+		for _, c := range health.Consumers {
+			if c.Stream != st.Name || !c.Durable {
+				continue // another stream's, or a reader's ordered consumer
 			}
-			l := ConsumerLag{Stream: name, Name: ci.Name, Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered}
-			if ci.Delivered.Last != nil {
-				l.LastActive = ci.Delivered.Last.UTC()
-			}
-			if ci.AckFloor.Last != nil && ci.AckFloor.Last.After(l.LastActive) {
-				l.LastActive = ci.AckFloor.Last.UTC()
-			}
-			o.Consumers = append(o.Consumers, l)
-			if l.Pending+uint64(l.AckPending) > 0 && time.Since(l.LastActive) > 5*time.Minute {
-				problem("consumer %s on %s has %d messages waiting and nothing delivered for %s", l.Name, l.Stream, l.Pending+uint64(l.AckPending), ago(l.LastActive))
+			o.Consumers = append(o.Consumers, ConsumerLag{Stream: c.Stream, Name: c.Name, Pending: c.Pending, AckPending: c.AckPending, Redelivered: c.Redelivered, LastActive: c.LastActive})
+			// The projector's rule, not c.Stalled: a consumer that never
+			// ran with work waiting is stalled at once, not stallAfter
+			// after its creation.
+			if c.Waiting() > 0 && now.Sub(c.LastActive) > stallAfter {
+				problem("consumer %s on %s has %d messages waiting and nothing delivered for %s", c.Name, c.Stream, c.Waiting(), ago(c.LastActive))
 			}
 		}
 	}

@@ -547,6 +547,3 @@ func sortedKeys(m map[string]bool) []string {
 	slices.Sort(out)
 	return out
 }
-
-// normalizeEmail is how identity stores emails: trimmed, lower case.
-func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }

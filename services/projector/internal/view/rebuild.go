@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard/switchyard/platform/emailaddr"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	"github.com/switchyard/switchyard/services/projector/client"
@@ -315,7 +316,7 @@ func copyViews(ctx context.Context, conn *pgx.Conn, aliases map[string]string, e
 				v := Fold(id, own)
 				doc, err := json.Marshal(&v)
 				select {
-				case rows <- row{[]any{v.CustomerID, normalizeEmail(v.Email), v.StripeCustomerIDs, StateKind(v.State), v.LastEventAt, string(doc)}, err}:
+				case rows <- row{[]any{v.CustomerID, emailaddr.Normalize(v.Email), v.StripeCustomerIDs, StateKind(v.State), v.LastEventAt, string(doc)}, err}:
 				case <-done:
 					return
 				}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/switchyard/switchyard/platform/emailaddr"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	"github.com/switchyard/switchyard/services/projector/client"
 	"github.com/switchyard/switchyard/services/projector/migrations"
@@ -262,7 +263,7 @@ func (s *Store) upsertViews(ctx context.Context, tx pgx.Tx, views []View) error 
 		b.Queue(`INSERT INTO `+s.t.customers+` (customer_id, email, stripe_ids, state, last_event_at, view) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (customer_id) DO UPDATE SET email = excluded.email, stripe_ids = excluded.stripe_ids, state = excluded.state,
 				last_event_at = excluded.last_event_at, view = excluded.view`,
-			v.CustomerID, normalizeEmail(v.Email), v.StripeCustomerIDs, StateKind(v.State), v.LastEventAt, string(doc))
+			v.CustomerID, emailaddr.Normalize(v.Email), v.StripeCustomerIDs, StateKind(v.State), v.LastEventAt, string(doc))
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("upsert customers: %w", err)
@@ -301,7 +302,7 @@ func evaluateNow(doc []byte) (json.RawMessage, error) {
 
 // FindByEmail returns the views with this (normalised) email.
 func (s *Store) FindByEmail(ctx context.Context, email string) ([]json.RawMessage, error) {
-	return s.find(ctx, `email = $1`, normalizeEmail(email))
+	return s.find(ctx, `email = $1`, emailaddr.Normalize(email))
 }
 
 // FindByStripeID returns the views linked to a Stripe customer id.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/switchyard/switchyard/platform/emailaddr"
 	"github.com/switchyard/switchyard/services/projector/client"
 )
 
@@ -49,7 +50,7 @@ func (s *Store) Unlinked(ctx context.Context, limit int) ([]UnlinkedPayer, error
 		p := UnlinkedPayer{CustomerID: v.CustomerID, State: v.State, LastEventAt: v.LastEventAt, UnverifiedEmails: v.UnverifiedEmails,
 			LastPayment: v.LastPayment, OpenDisputes: v.OpenDisputes, Candidates: []Candidate{}}
 		for _, e := range v.UnverifiedEmails {
-			emails = append(emails, normalizeEmail(e))
+			emails = append(emails, emailaddr.Normalize(e))
 		}
 		out = append(out, p)
 	}
@@ -74,7 +75,7 @@ func (s *Store) Unlinked(ctx context.Context, limit int) ([]UnlinkedPayer, error
 	}
 	for i := range out {
 		for _, e := range out[i].UnverifiedEmails {
-			for _, c := range byEmail[normalizeEmail(e)] {
+			for _, c := range byEmail[emailaddr.Normalize(e)] {
 				if !slices.ContainsFunc(out[i].Candidates, func(d Candidate) bool { return d.CustomerID == c.CustomerID }) {
 					out[i].Candidates = append(out[i].Candidates, c)
 				}

@@ -28,6 +28,7 @@ import (
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/platform/stripeerr"
 	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/projector/client"
 )
@@ -522,6 +523,7 @@ type listedEvent struct {
 // client-side limiter.
 type eventLister struct {
 	client     event.Client
+	keyMode    string // stripeerr.KeyMode of the key, named in refusals
 	limiter    *rate.Limiter
 	pageSize   int64
 	maxElapsed time.Duration
@@ -534,12 +536,14 @@ func newEventLister(key, base string, pageSize int) *eventLister {
 		HTTPClient:        &http.Client{Timeout: 30 * time.Second},
 		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
 	})
+	mode := stripeerr.KeyMode(key)
 	limit := float64(stripeTestReadLimit)
-	if strings.HasPrefix(key, "sk_live_") || strings.HasPrefix(key, "rk_live_") {
+	if mode == "live" {
 		limit = stripeLiveReadLimit
 	}
 	return &eventLister{
 		client:     event.Client{B: b, Key: key},
+		keyMode:    mode,
 		limiter:    rate.NewLimiter(rate.Limit(limit*stripeReadShare), 1),
 		pageSize:   int64(pageSize),
 		maxElapsed: 2 * time.Minute,
@@ -590,7 +594,8 @@ type eventPage struct {
 
 // page fetches one page, waiting for the limiter before every attempt and
 // retrying 429, 5xx and network failures with backoff (at least as long as
-// a Retry-After asks). 401/403 and other 4xx end the run.
+// a Retry-After asks; also 409 and Stripe-Should-Retry: true, as Stripe
+// documents). 401/403 and other 4xx end the run.
 func (l *eventLister) page(ctx context.Context, p *stripe.EventListParams, st *listStats) (eventPage, error) {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 500*time.Millisecond, 30*time.Second, l.maxElapsed
@@ -609,7 +614,10 @@ func (l *eventLister) page(ctx context.Context, p *stripe.EventListParams, st *l
 		if ctx.Err() != nil {
 			return eventPage{}, ctx.Err()
 		}
-		err = classifyStripe(err)
+		err = fmt.Errorf("stripe: GET /v1/events: %w", stripeerr.Classify(err, l.keyMode))
+		if se := (*stripe.Error)(nil); errors.As(err, &se) && se.HTTPStatusCode == http.StatusForbidden {
+			err = fmt.Errorf("%w (a restricted key needs Events: read)", err)
+		}
 		if errclass.Of(err) != errclass.ClassTransient {
 			return eventPage{}, err
 		}
@@ -680,30 +688,6 @@ func customerID(raw json.RawMessage) string {
 	}
 	_ = json.Unmarshal(raw, &obj)
 	return obj.ID
-}
-
-// classifyStripe turns a failed Events API call into the errclass
-// vocabulary: 401/403 auth (naming STRIPE_API_KEY), 429/5xx transient with
-// Retry-After as the hint, other 4xx permanent, no answer transient.
-func classifyStripe(err error) error {
-	var se *stripe.Error
-	if !errors.As(err, &se) {
-		return errclass.Transient(fmt.Errorf("stripe: GET /v1/events: %w", err))
-	}
-	var h http.Header
-	reqID := ""
-	if se.LastResponse != nil {
-		h, reqID = se.LastResponse.Header, se.LastResponse.RequestID
-	}
-	switch se.HTTPStatusCode {
-	case http.StatusUnauthorized:
-		return errclass.Auth(fmt.Errorf("stripe: GET /v1/events: 401: Stripe rejected STRIPE_API_KEY (missing, wrong or revoked; request %s)", reqID))
-	case http.StatusForbidden:
-		return errclass.Auth(fmt.Errorf("stripe: GET /v1/events: 403: STRIPE_API_KEY may not read events (a restricted key needs Events: read; request %s)", reqID))
-	}
-	detail := strings.TrimSpace(string(se.Type) + " " + string(se.Code))
-	return errclass.FromHTTP(se.HTTPStatusCode, h,
-		fmt.Errorf("stripe: GET /v1/events: %d %s: %s (request %s)", se.HTTPStatusCode, detail, se.Msg, reqID))
 }
 
 // printReconcile writes the report as text or as one JSON document.

@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard/switchyard/services/gateway"
 	"github.com/switchyard/switchyard/services/identity"
 	"github.com/switchyard/switchyard/services/projector"
+	"github.com/switchyard/switchyard/services/projector/client"
 )
 
 // TestReconcileRestoresWhatTheBrokerLost is issue 14's "reconcile heals
@@ -105,31 +106,26 @@ func TestReconcileRestoresWhatTheBrokerLost(t *testing.T) {
 	deliver(events[:40])
 	handled := billingMapped(t, events[:40])
 	testkit.WaitFor(t, 60*time.Second, "the first 40 events projected", func() bool { return sourcesRecorded(t, pool, handled) == len(handled) })
-	ops := newOpsClient("http://"+addr(3), opsTok, 30*time.Second)
+	ops := client.New("http://"+addr(3), opsTok, 30*time.Second)
 	views := func(evs []stripeEventSeed) map[string]string {
 		out := map[string]string{}
 		for _, e := range evs {
 			if e.customer == "" {
 				continue
 			}
-			var found struct {
-				Customers []json.RawMessage `json:"customers"`
-			}
-			if err := ops.do(ctx, http.MethodGet, "/v1/customers?stripe_customer_id="+e.customer, &found); err != nil {
+			found, err := ops.FindCustomers(ctx, client.ByStripeCustomer, e.customer)
+			if err != nil {
 				t.Fatal(err)
 			}
-			for _, v := range found.Customers {
-				var id struct {
-					ID string `json:"id"`
-				}
-				mustJSON(t, json.Unmarshal(v, &id))
-				var view map[string]any
-				if err := ops.do(ctx, http.MethodGet, "/v1/customers/"+id.ID, &view); err != nil {
+			for _, c := range found {
+				view, err := ops.Customer(ctx, c.CustomerID)
+				if err != nil {
 					t.Fatal(err)
 				}
-				delete(view, "states") // evaluated at read time
-				delete(view, "state")
-				out[id.ID] = fmt.Sprint(view)
+				view.State, view.States = "", nil // evaluated at read time
+				b, err := json.Marshal(view)
+				mustJSON(t, err)
+				out[c.CustomerID] = string(b)
 			}
 		}
 		return out

@@ -267,6 +267,7 @@ func TestConsoleFounderViewInBrowser(t *testing.T) {
 			"by-event":                {"cust_ada", "/console/customers/cust_ada"},
 			"by-stripe-customer":      {"cust_ada", "/console/customers/cust_ada"},
 			"domain-event":            {"cust_ada", "/console/customers/cust_ada"},
+			"envelope-customer":       {"cust_ada", "/console/customers/cust_ada"},
 			"unknown-stripe-customer": {"cus_Stranger not in the projection yet", ""},
 			"nobody":                  {"unknown", ""},
 		} {

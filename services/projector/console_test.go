@@ -116,7 +116,7 @@ type browser struct {
 	base string
 }
 
-func (f *consoleFixture) browser(t *testing.T) *browser {
+func (f *hub) browser(t *testing.T) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, base: f.api, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
@@ -659,24 +659,29 @@ func newFounderFixture(t *testing.T) *founderFixture {
 	}
 	for _, d := range []struct {
 		name, consumer, subject, data string
+		customer                      string // the envelope's customer_id
 	}{
 		// Identity gave up on the invoice's event, which names no customer
 		// (customer: null), after publishing the failed payment.
-		{"by-event", "identity", "stripe.events.invoice.payment_failed", `{"id":"evt_ada_3","type":"invoice.payment_failed","data":{"object":{"object":"invoice","id":"in_ada","customer":null}}}`},
+		{"by-event", "identity", "stripe.events.invoice.payment_failed", `{"id":"evt_ada_3","type":"invoice.payment_failed","data":{"object":{"object":"invoice","id":"in_ada","customer":null}}}`, ""},
 		// A refund the hub never saw, of a Stripe customer it knows.
-		{"by-stripe-customer", "identity", "stripe.events.charge.refunded", `{"id":"evt_unseen","type":"charge.refunded","data":{"object":{"object":"charge","id":"ch_ada","customer":"cus_Ada"}}}`},
+		{"by-stripe-customer", "identity", "stripe.events.charge.refunded", `{"id":"evt_unseen","type":"charge.refunded","data":{"object":{"object":"charge","id":"ch_ada","customer":"cus_Ada"}}}`, ""},
 		// A Stripe customer the projection has never heard of.
-		{"unknown-stripe-customer", "identity", "stripe.events.customer.created", `{"id":"evt_stranger","type":"customer.created","data":{"object":{"object":"customer","id":"cus_Stranger"}}}`},
+		{"unknown-stripe-customer", "identity", "stripe.events.customer.created", `{"id":"evt_stranger","type":"customer.created","data":{"object":{"object":"customer","id":"cus_Stranger"}}}`, ""},
 		// A dispute names a charge, not a customer.
-		{"nobody", "identity", "stripe.events.charge.dispute.created", `{"id":"evt_nobody","type":"charge.dispute.created","data":{"object":{"object":"dispute","id":"dp_1","charge":"ch_1"}}}`},
+		{"nobody", "identity", "stripe.events.charge.dispute.created", `{"id":"evt_nobody","type":"charge.dispute.created","data":{"object":{"object":"dispute","id":"dp_1","charge":"ch_1"}}}`, ""},
 		// CRM gave up on the failed payment itself.
-		{"domain-event", "crm", subjects.BillingPaymentFailed, string(paymentData)},
+		{"domain-event", "crm", subjects.BillingPaymentFailed, string(paymentData), ""},
+		// Alerts knew the customer, but its copy of the message is not a
+		// billing event: only the envelope names the customer.
+		{"envelope-customer", "alerts", subjects.BillingPaymentFailed, "\xff\xff", "cust_ada"},
 	} {
 		h := nats.Header{}
 		h.Set(wire.HeaderMsgID, d.name)
 		h.Set("traceparent", "00-"+f.traces["dead-letter"]+"-00f067aa0ba902b7-01")
 		dl := &consumer.DeadLetter{OriginalSubject: d.subject, OriginalHeaders: h, OriginalData: []byte(d.data), OriginalStream: "STRIPE", OriginalSeq: 1,
-			Consumer: d.consumer, Class: errclass.ClassPermanent, Reason: "gave up: " + d.name, Attempts: 5, FirstFailureAt: t0, LastFailureAt: t0}
+			Consumer: d.consumer, Class: errclass.ClassPermanent, Reason: "gave up: " + d.name, Attempts: 5, FirstFailureAt: t0, LastFailureAt: t0,
+			CustomerID: d.customer}
 		data, err := dl.Encode()
 		if err != nil {
 			t.Fatal(err)
@@ -691,6 +696,39 @@ func newFounderFixture(t *testing.T) *founderFixture {
 		t.Fatalf("dead letters: %d, %v; want %d", len(es), err, len(f.seqs))
 	}
 	return f
+}
+
+// TestFailureLinksEnvelopeCustomer: a dead letter whose envelope names its
+// customer links to that customer even though its message does not decode,
+// in the failures list and on the failure's page.
+func TestFailureLinksEnvelopeCustomer(t *testing.T) {
+	t.Parallel()
+	f := newFounderFixture(t)
+	b := f.browser(t)
+	b.login(readToken)
+	seq := itoa(f.seqs["envelope-customer"])
+	const want = `<a href="/console/customers/cust_ada">cust_ada</a>`
+
+	code, body, _ := b.do(http.MethodGet, "/console/failures", nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET /console/failures: %d", code)
+	}
+	_, row, ok := strings.Cut(body, `<tr id="failure-`+seq+`">`)
+	if !ok {
+		t.Fatalf("failures list has no row for dead letter %s", seq)
+	}
+	row, _, _ = strings.Cut(row, "</tr>")
+	if !strings.Contains(row, want) {
+		t.Errorf("failures list row %s: %s\nwant it to contain %s", seq, row, want)
+	}
+
+	code, body, _ = b.do(http.MethodGet, "/console/failures/"+seq, nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET /console/failures/%s: %d", seq, code)
+	}
+	if got, wantCell := body, `<td id="customer">`+want+`</td>`; !strings.Contains(got, wantCell) {
+		t.Errorf("failure page %s lacks %s", seq, wantCell)
+	}
 }
 
 // TestOverviewSumsGatewayReplicas: with one metrics URL per gateway

@@ -516,7 +516,7 @@ type failureRow struct {
 }
 
 func (c *Console) row(ctx context.Context, customers *failureCustomers, e deadletter.Entry) failureRow {
-	return failureRow{Entry: e, Customer: customers.of(ctx, e.DeadLetter), Class: e.Class.String(),
+	return failureRow{Entry: e, Customer: customers.of(ctx, e), Class: e.Class.String(),
 		Traces: traceRefs(c.jaeger, view.TraceID(e.OriginalHeaders))}
 }
 

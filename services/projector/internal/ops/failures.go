@@ -8,14 +8,16 @@ import (
 	"strings"
 
 	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/deadletter"
 	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/projector/internal/view"
 )
 
-// customerClue is what a dead letter's message says about its customer.
+// customerClue is what a dead letter's message says about its customer
+// when the dead letter names none (deadletter.Entry.CustomerID is ""): ids
+// the projection can resolve to a customer.
 type customerClue struct {
-	CanonicalID   string // a domain event's or an outcome's canonical customer id
 	StripeEventID string // a Stripe event's id (evt_…), or a domain event's Stripe source
 	SourceEventID string // an outcome's billing event
 	StripeID      string // a Stripe customer id (cus_…)
@@ -26,7 +28,9 @@ type customerClue struct {
 // subscriptions, as an id or expanded; the object itself for customer.*
 // events; not at all on a dispute, a guest checkout or a charge without a
 // customer), but always its own id, which the projection can resolve once
-// identity has handled it.
+// identity has handled it. A billing event or an outcome gives its Stripe
+// ids and its cause; its canonical id, if any, is already the entry's
+// CustomerID (deadletter.CustomerOf).
 func clueOf(d *consumer.DeadLetter) customerClue {
 	if strings.HasPrefix(d.OriginalSubject, wire.StripeEventsPrefix) {
 		var ev struct {
@@ -68,13 +72,13 @@ func clueOf(d *consumer.DeadLetter) customerClue {
 	switch ev := m.(type) {
 	case subjects.BillingEvent:
 		meta := ev.GetMeta()
-		k := customerClue{CanonicalID: meta.GetCanonicalCustomerId(), StripeID: meta.GetStripeCustomerId()}
+		k := customerClue{StripeID: meta.GetStripeCustomerId()}
 		if ids := meta.GetSourceEventIds(); len(ids) > 0 {
 			k.StripeEventID = ids[0]
 		}
 		return k
 	case view.Outcome:
-		return customerClue{CanonicalID: ev.GetCanonicalCustomerId(), SourceEventID: ev.GetSourceEventId()}
+		return customerClue{SourceEventID: ev.GetSourceEventId()}
 	}
 	return customerClue{}
 }
@@ -101,14 +105,18 @@ func (c *Console) failureCustomers() *failureCustomers {
 	return &failureCustomers{c: c, seen: map[customerClue]customerLink{}}
 }
 
-// of returns the customer of d: the canonical id its message carries, else
-// the customer the projection has for its Stripe event (or for its cause),
-// else the one the projection links to its Stripe customer id. A Stripe
-// customer id the projection does not know is shown unlinked; with none of
-// these the customer is unknown (the zero link). A lookup that fails is
-// logged and counts as not found: the page still answers.
-func (f *failureCustomers) of(ctx context.Context, d *consumer.DeadLetter) customerLink {
-	k := clueOf(d)
+// of returns the customer of e: the canonical id the dead letter names
+// (its envelope's, or its message's), else the customer the projection has
+// for its Stripe event (or for its cause), else the one the projection
+// links to its Stripe customer id. A Stripe customer id the projection
+// does not know is shown unlinked; with none of these the customer is
+// unknown (the zero link). A lookup that fails is logged and counts as not
+// found: the page still answers.
+func (f *failureCustomers) of(ctx context.Context, e deadletter.Entry) customerLink {
+	if e.CustomerID != "" {
+		return linkToCustomer(e.CustomerID)
+	}
+	k := clueOf(e.DeadLetter)
 	if l, ok := f.seen[k]; ok {
 		return l
 	}
@@ -118,9 +126,6 @@ func (f *failureCustomers) of(ctx context.Context, d *consumer.DeadLetter) custo
 }
 
 func (f *failureCustomers) resolve(ctx context.Context, k customerClue) customerLink {
-	if k.CanonicalID != "" {
-		return linkToCustomer(k.CanonicalID)
-	}
 	for _, id := range []string{k.StripeEventID, k.SourceEventID} {
 		if id == "" {
 			continue

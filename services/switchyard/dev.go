@@ -1,9 +1,10 @@
+//go:build !nodev
+
 package main
 
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -17,8 +18,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/consumer"
@@ -40,12 +39,6 @@ import (
 	"github.com/switchyard/switchyard/services/switchyard/migration"
 )
 
-var errUsage = errors.New("usage")
-
-// secretFile is where `dev` keeps a generated signing secret, in its data
-// folder, and where `send` finds it.
-const secretFile = "webhook-secret"
-
 // emulatorStateDir is the folder, in the data folder, where the HubSpot
 // and Zendesk emulators keep their accounts between runs: PostgreSQL there
 // links customers to contact, user and ticket ids, so those must outlive a
@@ -62,251 +55,401 @@ const (
 // PostgreSQL from DATABASE_URL or a private cluster in the data folder, the
 // migrate step, and every service through its own Run function, exactly as
 // in production.
-func devCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := fs.String("data", ".switchyard", "folder for NATS file storage, the private PostgreSQL cluster, the emulators' state and the generated signing secret")
-	gatewayAddr := fs.String("gateway-addr", "127.0.0.1:8080", "gateway listen address (the webhook and liveness only)")
-	gatewayAdminAddr := fs.String("gateway-admin-addr", gateway.DevAdminAddr, "gateway admin address: readiness, metrics, webhook-health")
-	identityAddr := fs.String("identity-addr", "127.0.0.1:8081", "identity service health/metrics address")
-	crmAddr := fs.String("crm-addr", "127.0.0.1:8082", "CRM service health/metrics address")
-	hubspotAddr := fs.String("hubspot-addr", "127.0.0.1:8092", "HubSpot emulator address (used unless HUBSPOT_TOKEN is set)")
-	supportAddr := fs.String("support-addr", "127.0.0.1:8083", "support service health/metrics address")
-	zendeskAddr := fs.String("zendesk-addr", "127.0.0.1:8093", "Zendesk emulator address (used unless ZENDESK_API_TOKEN is set)")
-	alertsAddr := fs.String("alerts-addr", "127.0.0.1:8084", "alerting service health/metrics address")
-	projectorAddr := fs.String("projector-addr", "127.0.0.1:8085", "projector health/metrics address")
-	opsAddr := fs.String("ops-addr", "127.0.0.1:8090", "status API (ops) address")
-	slackAddr := fs.String("slack-addr", "127.0.0.1:8094", "Slack webhook emulator address (used unless SLACK_WEBHOOK_URL is set)")
-	natsPort := fs.Int("nats-port", 4223, "embedded NATS port (ignored when NATS_URL is set)")
-	vendorLimits := fs.String("vendor-limits", "plan", "the emulators' rate limits: plan (the vendors' documented limits of their smallest plans) or none (to measure the hub itself)")
-	vendorErrors := fs.Float64("vendor-errors", 0, "the share (0 to 1) of requests each emulator fails with a retryable error, as the vendor sends it (HubSpot 502/503/429, Zendesk 500/502/503/429, Slack 429/500): soaks the hub's retries")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+func devCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	f, err := parseDevFlags(args, stderr)
+	if err != nil {
+		return err
 	}
-	if *vendorLimits != "plan" && *vendorLimits != "none" {
-		fmt.Fprintf(stderr, "switchyard dev: --vendor-limits %q: want plan or none\n", *vendorLimits)
-		return errUsage
-	}
-	if !(*vendorErrors >= 0 && *vendorErrors < 1) {
-		fmt.Fprintf(stderr, "switchyard dev: --vendor-errors %v: want a share in [0, 1)\n", *vendorErrors)
-		return errUsage
-	}
-	unlimited := *vendorLimits == "none"
-	limit := func(n int) int { // 0 is each emulator's documented default, negative none
-		if unlimited {
-			return -1
-		}
-		return n
-	}
-	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
 		return err
 	}
 	// The private cluster may run as the postgres user, which must reach it.
-	_ = os.Chmod(*dataDir, 0o755)
+	_ = os.Chmod(f.dataDir, 0o755)
 
-	var stops []func()
-	defer func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
-		}
-	}()
+	h := &devHub{f: f, getenv: getenv, stdout: stdout, stderr: stderr}
+	defer h.stop()
+	if err := h.startNATS(); err != nil {
+		return err
+	}
+	if err := h.startPostgres(ctx); err != nil {
+		return err
+	}
+	secrets, err := loadDevSecrets(getenv, f.dataDir)
+	if err != nil {
+		return err
+	}
+	vendors, err := h.prepareEmulators()
+	if err != nil {
+		return err
+	}
+	env := h.environment(vendors, secrets)
+	if err := h.migrate(ctx, env); err != nil {
+		return err
+	}
+	services, err := h.runServices(ctx, env, secrets.replay)
+	if err != nil {
+		return err
+	}
+	if err := h.awaitReady(services); err != nil {
+		services.Stop()
+		return errors.Join(err, services.Wait())
+	}
+	h.printBanner(stdout, secrets)
+	if err := services.Wait(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "Switchyard dev hub stopped.")
+	return nil
+}
 
-	natsURL := getenv("NATS_URL") // unset: an embedded server on 127.0.0.1:4223
+// devFlags are `switchyard dev`'s flags.
+type devFlags struct {
+	dataDir                             string
+	gatewayAddr, gatewayAdminAddr       string
+	identityAddr, crmAddr, supportAddr  string
+	alertsAddr, projectorAddr, opsAddr  string
+	hubspotAddr, zendeskAddr, slackAddr string
+	natsPort                            int
+	unlimited                           bool    // --vendor-limits none
+	vendorErrors                        float64 // --vendor-errors
+}
+
+func parseDevFlags(args []string, stderr io.Writer) (devFlags, error) {
+	var f devFlags
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.dataDir, "data", ".switchyard", "folder for NATS file storage, the private PostgreSQL cluster, the emulators' state and the generated signing secret")
+	fs.StringVar(&f.gatewayAddr, "gateway-addr", "127.0.0.1:8080", "gateway listen address (the webhook and liveness only)")
+	fs.StringVar(&f.gatewayAdminAddr, "gateway-admin-addr", gateway.DevAdminAddr, "gateway admin address: readiness, metrics, webhook-health")
+	fs.StringVar(&f.identityAddr, "identity-addr", "127.0.0.1:8081", "identity service health/metrics address")
+	fs.StringVar(&f.crmAddr, "crm-addr", "127.0.0.1:8082", "CRM service health/metrics address")
+	fs.StringVar(&f.hubspotAddr, "hubspot-addr", "127.0.0.1:8092", "HubSpot emulator address (used unless HUBSPOT_TOKEN is set)")
+	fs.StringVar(&f.supportAddr, "support-addr", "127.0.0.1:8083", "support service health/metrics address")
+	fs.StringVar(&f.zendeskAddr, "zendesk-addr", "127.0.0.1:8093", "Zendesk emulator address (used unless ZENDESK_API_TOKEN is set)")
+	fs.StringVar(&f.alertsAddr, "alerts-addr", "127.0.0.1:8084", "alerting service health/metrics address")
+	fs.StringVar(&f.projectorAddr, "projector-addr", "127.0.0.1:8085", "projector health/metrics address")
+	fs.StringVar(&f.opsAddr, "ops-addr", "127.0.0.1:8090", "status API (ops) address")
+	fs.StringVar(&f.slackAddr, "slack-addr", "127.0.0.1:8094", "Slack webhook emulator address (used unless SLACK_WEBHOOK_URL is set)")
+	fs.IntVar(&f.natsPort, "nats-port", 4223, "embedded NATS port (ignored when NATS_URL is set)")
+	vendorLimits := fs.String("vendor-limits", "plan", "the emulators' rate limits: plan (the vendors' documented limits of their smallest plans) or none (to measure the hub itself)")
+	fs.Float64Var(&f.vendorErrors, "vendor-errors", 0, "the share (0 to 1) of requests each emulator fails with a retryable error, as the vendor sends it (HubSpot 502/503/429, Zendesk 500/502/503/429, Slack 429/500): soaks the hub's retries")
+	if err := fs.Parse(args); err != nil {
+		return f, errUsage
+	}
+	if *vendorLimits != "plan" && *vendorLimits != "none" {
+		fmt.Fprintf(stderr, "switchyard dev: --vendor-limits %q: want plan or none\n", *vendorLimits)
+		return f, errUsage
+	}
+	if !(f.vendorErrors >= 0 && f.vendorErrors < 1) {
+		fmt.Fprintf(stderr, "switchyard dev: --vendor-errors %v: want a share in [0, 1)\n", f.vendorErrors)
+		return f, errUsage
+	}
+	f.unlimited = *vendorLimits == "none"
+	return f, nil
+}
+
+// limit is an emulator's rate limit: n (0 is its documented default), or
+// none (negative) with --vendor-limits none.
+func (f devFlags) limit(n int) int {
+	if f.unlimited {
+		return -1
+	}
+	return n
+}
+
+// devHub is what one `switchyard dev` run has started, in order, so it can
+// be stopped in reverse.
+type devHub struct {
+	f              devFlags
+	getenv         func(string) string
+	stdout, stderr io.Writer
+	stops          []func()
+
+	natsURL   string
+	natsUsers string // how the parts log in, for the banner
 	// as gives each service its own NATS identity on the embedded server;
 	// with NATS_URL, every part uses the credentials in the environment.
-	as := func(_ string, env func(string) string) func(string) string { return env }
-	natsUsers := "credentials from the environment"
+	as func(identity string, env func(string) string) func(string) string
 	// opsLogin is the projector's second login, as the operator, for the
 	// dead-letter actions of its status API and console (with NATS_URL:
 	// OPS_NATS_USER and OPS_NATS_PASSWORD[_FILE] from the environment).
-	opsLogin := map[string]string{}
-	if natsURL == "" {
-		users, files, err := devNATSUsers(*dataDir, natsbus.Options{IdentityConsumer: getenv("IDENTITY_CONSUMER")})
-		if err != nil {
-			return err
-		}
-		ns, err := natsembed.Start(natsembed.Options{Port: *natsPort, StoreDir: filepath.Join(*dataDir, "nats"), Users: users})
-		if err != nil {
-			return fmt.Errorf("embedded NATS on 127.0.0.1:%d (set NATS_URL to use another server, or --nats-port): %w", *natsPort, err)
-		}
-		stops = append(stops, func() { ns.Shutdown(); ns.WaitForShutdown() })
-		natsURL = ns.ClientURL()
-		as = func(identity string, env func(string) string) func(string) string {
-			return config.Overlay(env, map[string]string{"NATS_USER": identity, "NATS_PASSWORD": "", "NATS_PASSWORD_FILE": files[identity], "NATS_CREDS": ""})
-		}
-		opsLogin = map[string]string{"OPS_NATS_USER": natsbus.IdentityOperator, "OPS_NATS_PASSWORD": "", "OPS_NATS_PASSWORD_FILE": files[natsbus.IdentityOperator]}
-		natsUsers = "one identity per service, passwords in " + filepath.Join(*dataDir, natsUsersDir) + " (the CLI uses operator's)"
-	}
+	opsLogin map[string]string
+	dbURL    string
 
-	dbURL := getenv("DATABASE_URL") // unset: a private cluster in .switchyard/postgres
-	if dbURL == "" {
-		c, err := pgcluster.Start(ctx, filepath.Join(*dataDir, "postgres"), 0, getenv)
+	emulators     []emulator
+	emulatorLines []string
+}
+
+func (h *devHub) stop() {
+	for i := len(h.stops) - 1; i >= 0; i-- {
+		h.stops[i]()
+	}
+}
+
+// startNATS starts the embedded server with one user per service identity,
+// unless NATS_URL names another server.
+func (h *devHub) startNATS() error {
+	h.as = func(_ string, env func(string) string) func(string) string { return env }
+	h.natsUsers = "credentials from the environment"
+	h.opsLogin = map[string]string{}
+	if h.natsURL = h.getenv("NATS_URL"); h.natsURL != "" {
+		return nil
+	}
+	users, files, err := devNATSUsers(h.f.dataDir, natsbus.Options{IdentityConsumer: h.getenv("IDENTITY_CONSUMER")})
+	if err != nil {
+		return err
+	}
+	ns, err := natsembed.Start(natsembed.Options{Port: h.f.natsPort, StoreDir: filepath.Join(h.f.dataDir, "nats"), Users: users})
+	if err != nil {
+		return fmt.Errorf("embedded NATS on 127.0.0.1:%d (set NATS_URL to use another server, or --nats-port): %w", h.f.natsPort, err)
+	}
+	h.stops = append(h.stops, func() { ns.Shutdown(); ns.WaitForShutdown() })
+	h.natsURL = ns.ClientURL()
+	h.as = func(identity string, env func(string) string) func(string) string {
+		return config.Overlay(env, map[string]string{"NATS_USER": identity, "NATS_PASSWORD": "", "NATS_PASSWORD_FILE": files[identity], "NATS_CREDS": ""})
+	}
+	h.opsLogin = map[string]string{"OPS_NATS_USER": natsbus.IdentityOperator, "OPS_NATS_PASSWORD": "", "OPS_NATS_PASSWORD_FILE": files[natsbus.IdentityOperator]}
+	h.natsUsers = "one identity per service, passwords in " + filepath.Join(h.f.dataDir, natsUsersDir) + " (the CLI uses operator's)"
+	return nil
+}
+
+// startPostgres uses DATABASE_URL, or starts a private cluster in the data
+// folder, and checks that it answers.
+func (h *devHub) startPostgres(ctx context.Context) error {
+	h.dbURL = h.getenv("DATABASE_URL")
+	if h.dbURL == "" {
+		c, err := pgcluster.Start(ctx, filepath.Join(h.f.dataDir, "postgres"), 0, h.getenv)
 		if err != nil {
 			return fmt.Errorf("private PostgreSQL (set DATABASE_URL to use an existing server): %w", err)
 		}
-		stops = append(stops, func() {
+		h.stops = append(h.stops, func() {
 			if err := c.Stop(); err != nil {
-				fmt.Fprintln(stderr, "switchyard dev: stop postgres:", err)
+				fmt.Fprintln(h.stderr, "switchyard dev: stop postgres:", err)
 			}
 		})
-		dbURL = c.URL("postgres")
+		h.dbURL = c.URL("postgres")
 	}
-	pool, err := postgres.Open(ctx, dbURL, nil)
+	pool, err := postgres.Open(ctx, h.dbURL, nil)
 	if err != nil {
 		return err
 	}
 	pool.Close()
+	return nil
+}
 
-	secret, secretSource, err := devSecret(getenv, *dataDir)
-	if err != nil {
-		return err
+// devSecrets are the webhook secret, ops tokens and replay keys of a run:
+// from the environment, or kept in the data folder.
+type devSecrets struct {
+	webhook, webhookSource string
+	opsTokens, opsSource   string
+	replay                 devReplay
+}
+
+func loadDevSecrets(getenv func(string) string, dataDir string) (s devSecrets, err error) {
+	if s.webhook, s.webhookSource, err = devSecret(getenv, dataDir); err != nil {
+		return s, err
 	}
-	opsTokens, opsSource, err := devOpsTokens(getenv, *dataDir)
-	if err != nil {
-		return err
+	if s.opsTokens, s.opsSource, err = devOpsTokens(getenv, dataDir); err != nil {
+		return s, err
 	}
-	replay, err := devReplayKeys(getenv, *dataDir)
-	if err != nil {
-		return err
-	}
+	s.replay, err = devReplayKeys(getenv, dataDir)
+	return s, err
+}
+
+// prepareEmulators makes an emulator for each vendor without real
+// credentials and returns the environment that points the services at it.
+func (h *devHub) prepareEmulators() (map[string]string, error) {
 	over := map[string]string{}
-	var emulators []emulator
-	var emulatorLines []string
-	stateDir := filepath.Join(*dataDir, emulatorStateDir)
-	if getenv("HUBSPOT_TOKEN") == "" && getenv("HUBSPOT_TOKEN_FILE") == "" {
-		hs := hubspotemu.New(hubspotemu.Options{TenSecondLimit: limit(0), SearchPerSecondLimit: limit(0), UniqueIDs: true})
-		hs.FlakyRate(*vendorErrors, vendorErrorSeed)
-		kept, err := statefile.Open(filepath.Join(stateDir, "hubspot.json"), hs, 0)
-		if err != nil {
-			return fmt.Errorf("hubspot emulator: %w", err)
+	stateDir := filepath.Join(h.f.dataDir, emulatorStateDir)
+	steps := []func(map[string]string, string) error{h.hubspotEmulator, h.zendeskEmulator, h.slackEmulator}
+	for _, step := range steps {
+		if err := step(over, stateDir); err != nil {
+			return nil, err
 		}
-		durable := newDurableEmulator(hs, kept)
-		emulators = append(emulators, emulator{name: "hubspot", srv: lifecycle.Harden(&http.Server{Addr: *hubspotAddr, Handler: durable}), kept: kept, durable: durable})
-		over["HUBSPOT_TOKEN"] = "pat-dev-switchyard-emulator"
-		over["HUBSPOT_BASE_URL"] = "http://" + dialAddr(*hubspotAddr)
-		emulatorLines = append(emulatorLines, "  HubSpot:         emulator at http://"+dialAddr(*hubspotAddr)+" (set HUBSPOT_TOKEN for the real one)")
-	} else {
-		emulatorLines = append(emulatorLines, "  HubSpot:         "+orDefault(getenv("HUBSPOT_BASE_URL"), "https://api.hubapi.com"))
 	}
-	if getenv("ZENDESK_API_TOKEN") == "" && getenv("ZENDESK_API_TOKEN_FILE") == "" {
-		zd, err := zendeskemu.New(zendeskemu.Options{Email: devZendeskEmail, APIToken: devZendeskToken, RateLimit: limit(0), UniqueIDs: true,
-			Groups: []zendeskemu.Group{{ID: 1, Name: "Billing"}, {ID: 2, Name: "Customer Success"}}})
-		if err != nil {
-			return err
-		}
-		zd.FlakyRate(*vendorErrors, vendorErrorSeed)
-		kept, err := statefile.Open(filepath.Join(stateDir, "zendesk.json"), zd, 0)
-		if err != nil {
-			return fmt.Errorf("zendesk emulator: %w", err)
-		}
-		durable := newDurableEmulator(zd, kept)
-		emulators = append(emulators, emulator{name: "zendesk", srv: lifecycle.Harden(&http.Server{Addr: *zendeskAddr, Handler: durable}), kept: kept, durable: durable})
-		over["ZENDESK_BASE_URL"] = "http://" + dialAddr(*zendeskAddr)
-		over["ZENDESK_EMAIL"], over["ZENDESK_API_TOKEN"] = devZendeskEmail, devZendeskToken
-		over["SUPPORT_GROUPS"] = orDefault(getenv("SUPPORT_GROUPS"), "Billing=1,Customer Success=2")
-		emulatorLines = append(emulatorLines, "  Zendesk:         emulator at http://"+dialAddr(*zendeskAddr)+" (set ZENDESK_* for the real one)")
-	} else {
-		emulatorLines = append(emulatorLines, "  Zendesk:         "+getenv("ZENDESK_BASE_URL"))
+	if slices.ContainsFunc(h.emulators, func(e emulator) bool { return e.kept != nil }) {
+		h.emulatorLines = append(h.emulatorLines, "  emulator state:  "+stateDir+" (delete to start the emulators empty)")
 	}
-	if getenv("SLACK_WEBHOOK_URL") == "" && getenv("SLACK_WEBHOOK_URL_FILE") == "" {
-		sl, err := slackemu.New(slackemu.Options{RateLimit: limit(0)})
-		if err != nil {
-			return err
-		}
-		emulators = append(emulators, emulator{name: "slack", srv: lifecycle.Harden(&http.Server{Addr: *slackAddr, Handler: slackErrors(sl, *vendorErrors, vendorErrorSeed)})})
-		over["SLACK_WEBHOOK_URL"] = "http://" + dialAddr(*slackAddr) + sl.Path()
-		emulatorLines = append(emulatorLines, "  Slack:           emulator at http://"+dialAddr(*slackAddr)+" (set SLACK_WEBHOOK_URL for the real one)")
-	} else {
-		emulatorLines = append(emulatorLines, "  Slack:           alerts to the configured webhook")
+	return over, nil
+}
+
+func (h *devHub) hubspotEmulator(over map[string]string, stateDir string) error {
+	if h.getenv("HUBSPOT_TOKEN") != "" || h.getenv("HUBSPOT_TOKEN_FILE") != "" {
+		h.emulatorLines = append(h.emulatorLines, "  HubSpot:         "+orDefault(h.getenv("HUBSPOT_BASE_URL"), "https://api.hubapi.com"))
+		return nil
 	}
-	if slices.ContainsFunc(emulators, func(e emulator) bool { return e.kept != nil }) {
-		emulatorLines = append(emulatorLines, "  emulator state:  "+stateDir+" (delete to start the emulators empty)")
+	hs := hubspotemu.New(hubspotemu.Options{TenSecondLimit: h.f.limit(0), SearchPerSecondLimit: h.f.limit(0), UniqueIDs: true})
+	hs.FlakyRate(h.f.vendorErrors, vendorErrorSeed)
+	kept, err := statefile.Open(filepath.Join(stateDir, "hubspot.json"), hs, 0)
+	if err != nil {
+		return fmt.Errorf("hubspot emulator: %w", err)
 	}
-	env := config.Overlay(config.Overlay(getenv, over), map[string]string{
-		"NATS_URL":              natsURL,
-		"DATABASE_URL":          dbURL,
-		"STRIPE_WEBHOOK_SECRET": secret,
+	durable := newDurableEmulator(hs, kept)
+	h.emulators = append(h.emulators, emulator{name: "hubspot", srv: lifecycle.Harden(&http.Server{Addr: h.f.hubspotAddr, Handler: durable}), kept: kept, durable: durable})
+	over["HUBSPOT_TOKEN"] = "pat-dev-switchyard-emulator"
+	over["HUBSPOT_BASE_URL"] = "http://" + dialAddr(h.f.hubspotAddr)
+	h.emulatorLines = append(h.emulatorLines, "  HubSpot:         emulator at http://"+dialAddr(h.f.hubspotAddr)+" (set HUBSPOT_TOKEN for the real one)")
+	return nil
+}
+
+func (h *devHub) zendeskEmulator(over map[string]string, stateDir string) error {
+	if h.getenv("ZENDESK_API_TOKEN") != "" || h.getenv("ZENDESK_API_TOKEN_FILE") != "" {
+		h.emulatorLines = append(h.emulatorLines, "  Zendesk:         "+h.getenv("ZENDESK_BASE_URL"))
+		return nil
+	}
+	zd, err := zendeskemu.New(zendeskemu.Options{Email: devZendeskEmail, APIToken: devZendeskToken, RateLimit: h.f.limit(0), UniqueIDs: true,
+		Groups: []zendeskemu.Group{{ID: 1, Name: "Billing"}, {ID: 2, Name: "Customer Success"}}})
+	if err != nil {
+		return err
+	}
+	zd.FlakyRate(h.f.vendorErrors, vendorErrorSeed)
+	kept, err := statefile.Open(filepath.Join(stateDir, "zendesk.json"), zd, 0)
+	if err != nil {
+		return fmt.Errorf("zendesk emulator: %w", err)
+	}
+	durable := newDurableEmulator(zd, kept)
+	h.emulators = append(h.emulators, emulator{name: "zendesk", srv: lifecycle.Harden(&http.Server{Addr: h.f.zendeskAddr, Handler: durable}), kept: kept, durable: durable})
+	over["ZENDESK_BASE_URL"] = "http://" + dialAddr(h.f.zendeskAddr)
+	over["ZENDESK_EMAIL"], over["ZENDESK_API_TOKEN"] = devZendeskEmail, devZendeskToken
+	over["SUPPORT_GROUPS"] = orDefault(h.getenv("SUPPORT_GROUPS"), "Billing=1,Customer Success=2")
+	h.emulatorLines = append(h.emulatorLines, "  Zendesk:         emulator at http://"+dialAddr(h.f.zendeskAddr)+" (set ZENDESK_* for the real one)")
+	return nil
+}
+
+func (h *devHub) slackEmulator(over map[string]string, _ string) error {
+	if h.getenv("SLACK_WEBHOOK_URL") != "" || h.getenv("SLACK_WEBHOOK_URL_FILE") != "" {
+		h.emulatorLines = append(h.emulatorLines, "  Slack:           alerts to the configured webhook")
+		return nil
+	}
+	sl, err := slackemu.New(slackemu.Options{RateLimit: h.f.limit(0)})
+	if err != nil {
+		return err
+	}
+	h.emulators = append(h.emulators, emulator{name: "slack", srv: lifecycle.Harden(&http.Server{Addr: h.f.slackAddr, Handler: slackErrors(sl, h.f.vendorErrors, vendorErrorSeed)})})
+	over["SLACK_WEBHOOK_URL"] = "http://" + dialAddr(h.f.slackAddr) + sl.Path()
+	h.emulatorLines = append(h.emulatorLines, "  Slack:           emulator at http://"+dialAddr(h.f.slackAddr)+" (set SLACK_WEBHOOK_URL for the real one)")
+	return nil
+}
+
+// environment is what every part of the hub reads: the caller's
+// environment, the emulators', and the addresses and secrets of this run.
+func (h *devHub) environment(vendors map[string]string, s devSecrets) func(string) string {
+	getenv, f := h.getenv, h.f
+	env := config.Overlay(config.Overlay(getenv, vendors), map[string]string{
+		"NATS_URL":              h.natsURL,
+		"DATABASE_URL":          h.dbURL,
+		"STRIPE_WEBHOOK_SECRET": s.webhook,
 		"SWITCHYARD_ENV":        orDefault(getenv("SWITCHYARD_ENV"), gateway.EnvDevelopment),
-		"GATEWAY_ADDR":          *gatewayAddr,
-		"GATEWAY_ADMIN_ADDR":    *gatewayAdminAddr,
-		"IDENTITY_ADDR":         *identityAddr,
-		"CRM_ADDR":              *crmAddr,
-		"SUPPORT_ADDR":          *supportAddr,
-		"ALERTS_ADDR":           *alertsAddr,
-		"PROJECTOR_ADDR":        *projectorAddr,
-		"OPS_ADDR":              *opsAddr,
-		"GATEWAY_METRICS_URL":   orDefault(getenv("GATEWAY_METRICS_URL"), "http://"+dialAddr(*gatewayAdminAddr)+"/metrics"),
+		"GATEWAY_ADDR":          f.gatewayAddr,
+		"GATEWAY_ADMIN_ADDR":    f.gatewayAdminAddr,
+		"IDENTITY_ADDR":         f.identityAddr,
+		"CRM_ADDR":              f.crmAddr,
+		"SUPPORT_ADDR":          f.supportAddr,
+		"ALERTS_ADDR":           f.alertsAddr,
+		"PROJECTOR_ADDR":        f.projectorAddr,
+		"OPS_ADDR":              f.opsAddr,
+		"GATEWAY_METRICS_URL":   orDefault(getenv("GATEWAY_METRICS_URL"), "http://"+dialAddr(f.gatewayAdminAddr)+"/metrics"),
 	})
-	// The alerts service reads the daily digest from the status API with a
-	// read-only token of its own, made up for this run.
-	// Alerts link to the console and nowhere else.
-	over2 := map[string]string{"SWITCHYARD_OPS_URL": orDefault(getenv("SWITCHYARD_OPS_URL"), "http://"+dialAddr(*opsAddr)),
-		"SWITCHYARD_CONSOLE_URL": orDefault(getenv("SWITCHYARD_CONSOLE_URL"), "http://"+dialAddr(*opsAddr))}
-	if opsTokens != "" {
-		tokens := opsTokens
-		if getenv("SWITCHYARD_OPS_TOKEN") == "" && getenv("SWITCHYARD_OPS_TOKEN_FILE") == "" {
+	// Alerts link to the console and nowhere else, and read the daily
+	// digest from the status API with a read-only token of their own, made
+	// up for this run.
+	ops := map[string]string{"SWITCHYARD_OPS_URL": orDefault(getenv("SWITCHYARD_OPS_URL"), "http://"+dialAddr(f.opsAddr)),
+		"SWITCHYARD_CONSOLE_URL": orDefault(getenv("SWITCHYARD_CONSOLE_URL"), "http://"+dialAddr(f.opsAddr))}
+	alertsHasToken := getenv("SWITCHYARD_OPS_TOKEN") != "" || getenv("SWITCHYARD_OPS_TOKEN_FILE") != ""
+	switch {
+	case s.opsTokens != "":
+		tokens := s.opsTokens
+		if !alertsHasToken {
 			alertsTok := randomHex(24)
 			tokens += ",dev-alerts:read:" + alertsTok
-			over2["SWITCHYARD_OPS_TOKEN"] = alertsTok
+			ops["SWITCHYARD_OPS_TOKEN"] = alertsTok
 		}
-		over2["SWITCHYARD_OPS_TOKENS"] = tokens
-	} else if getenv("SWITCHYARD_OPS_TOKEN") == "" && getenv("SWITCHYARD_OPS_TOKEN_FILE") == "" {
-		over2["ALERTS_DIGEST_AT"] = orDefault(getenv("ALERTS_DIGEST_AT"), "off")
+		ops["SWITCHYARD_OPS_TOKENS"] = tokens
+	case !alertsHasToken:
+		ops["ALERTS_DIGEST_AT"] = orDefault(getenv("ALERTS_DIGEST_AT"), "off")
 	}
-	env = config.Overlay(config.Overlay(env, over2), replay.everyone)
+	return config.Overlay(config.Overlay(env, ops), s.replay.everyone)
+}
 
-	// The services only check for their streams, consumers and tables:
-	// make them first, with the settings in the environment, as a deploy's
-	// `switchyard migrate` does.
-	migCfg, err := migration.LoadConfig(as(natsbus.IdentityMigrate, env), false)
+// migrate makes the streams, consumers and tables the services only check
+// for, with the settings in the environment, as a deploy's `switchyard
+// migrate` does.
+func (h *devHub) migrate(ctx context.Context, env func(string) string) error {
+	cfg, err := migration.LoadConfig(h.as(natsbus.IdentityMigrate, env), false)
 	if err != nil {
 		return fmt.Errorf("switchyard migrate: %w", err)
 	}
-	mig, err := migration.Run(ctx, migCfg)
+	mig, err := migration.Run(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("switchyard migrate: %w", err)
 	}
-	fmt.Fprintf(stdout, "Migrated NATS and PostgreSQL (switchyard migrate): %s.\n", mig.Summary())
+	fmt.Fprintf(h.stdout, "Migrated NATS and PostgreSQL (switchyard migrate): %s.\n", mig.Summary())
+	return nil
+}
 
+// runServices serves the emulators and starts every service, each through
+// its own Run function with its own NATS identity.
+func (h *devHub) runServices(ctx context.Context, env func(string) string, replay devReplay) (*lifecycle.Group, error) {
 	services := lifecycle.NewGroup(ctx)
-	for _, emu := range emulators {
-		ln, err := net.Listen("tcp", emu.srv.Addr)
-		if err != nil {
+	for _, emu := range h.emulators {
+		if err := serveEmulator(services, emu); err != nil {
 			services.Stop()
-			return errors.Join(fmt.Errorf("emulator on %s: %w", emu.srv.Addr, err), services.Wait())
-		}
-		services.Go(emu.name+" emulator", func(ctx context.Context) error {
-			err := lifecycle.Serve(ctx, emu.srv, ln, 2*time.Second)
-			if emu.kept != nil {
-				// Run may have written before the last requests drained.
-				err = errors.Join(err, emu.kept.Flush())
-			}
-			return err
-		})
-		if emu.kept != nil {
-			services.Go(emu.name+" emulator state", emu.kept.Run)
-		}
-		if emu.durable != nil {
-			services.Go(emu.name+" emulator saves", emu.durable.Run)
+			return nil, errors.Join(err, services.Wait())
 		}
 	}
+	as, stderr := h.as, h.stderr
 	services.Go("gateway", func(ctx context.Context) error { return gateway.Run(ctx, as(natsbus.IdentityGateway, env), stderr) })
 	services.Go("identity", func(ctx context.Context) error { return identity.Run(ctx, as(natsbus.IdentityIdentity, env), stderr) })
 	services.Go("crm", func(ctx context.Context) error { return crm.Run(ctx, as(natsbus.IdentityCRM, env), stderr) })
 	services.Go("support", func(ctx context.Context) error { return support.Run(ctx, as(natsbus.IdentitySupport, env), stderr) })
 	services.Go("alerts", func(ctx context.Context) error { return alerts.Run(ctx, as(natsbus.IdentityAlerts, env), stderr) })
+	projectorEnv := config.Overlay(config.Overlay(env, replay.signer), h.opsLogin)
 	services.Go("projector", func(ctx context.Context) error {
-		return projector.Run(ctx, as(natsbus.IdentityProjector, config.Overlay(config.Overlay(env, replay.signer), opsLogin)), stderr)
+		return projector.Run(ctx, as(natsbus.IdentityProjector, projectorEnv), stderr)
 	})
+	return services, nil
+}
 
-	base, admin := "http://"+dialAddr(*gatewayAddr), "http://"+dialAddr(*gatewayAdminAddr)
-	for _, url := range []string{admin + "/readyz", "http://" + dialAddr(*identityAddr) + "/readyz", "http://" + dialAddr(*crmAddr) + "/readyz", "http://" + dialAddr(*supportAddr) + "/readyz", "http://" + dialAddr(*alertsAddr) + "/readyz", "http://" + dialAddr(*projectorAddr) + "/readyz"} {
-		if err := waitReady(services.Context(), url, 30*time.Second); err != nil {
-			services.Stop()
-			return errors.Join(err, services.Wait())
+// serveEmulator listens on the emulator's address now (so a taken port
+// fails the start) and serves it, with its state keeper, in services.
+func serveEmulator(services *lifecycle.Group, emu emulator) error {
+	ln, err := net.Listen("tcp", emu.srv.Addr)
+	if err != nil {
+		return fmt.Errorf("emulator on %s: %w", emu.srv.Addr, err)
+	}
+	services.Go(emu.name+" emulator", func(ctx context.Context) error {
+		err := lifecycle.Serve(ctx, emu.srv, ln, 2*time.Second)
+		if emu.kept != nil {
+			// Run may have written before the last requests drained.
+			err = errors.Join(err, emu.kept.Flush())
+		}
+		return err
+	})
+	if emu.kept != nil {
+		services.Go(emu.name+" emulator state", emu.kept.Run)
+	}
+	if emu.durable != nil {
+		services.Go(emu.name+" emulator saves", emu.durable.Run)
+	}
+	return nil
+}
+
+// awaitReady waits until every service's /readyz answers 200.
+func (h *devHub) awaitReady(services *lifecycle.Group) error {
+	f := h.f
+	for _, addr := range []string{f.gatewayAdminAddr, f.identityAddr, f.crmAddr, f.supportAddr, f.alertsAddr, f.projectorAddr} {
+		if err := waitReady(services.Context(), "http://"+dialAddr(addr)+"/readyz", 30*time.Second); err != nil {
+			return err
 		}
 	}
-	first := strings.Split(secret, ",")[0]
+	return nil
+}
+
+// printBanner tells the user where everything is.
+func (h *devHub) printBanner(stdout io.Writer, s devSecrets) {
+	f := h.f
+	base, admin := "http://"+dialAddr(f.gatewayAddr), "http://"+dialAddr(f.gatewayAdminAddr)
+	first := strings.Split(s.webhook, ",")[0]
 	fmt.Fprintf(stdout, `Switchyard dev hub is running.
   webhook URL:     %s/webhooks/stripe
   signing secret:  %s  (%s)
@@ -326,13 +469,7 @@ func devCmd(ctx context.Context, args []string, getenv func(string) string, stdo
   data folder:     %s
 Send a test event:  switchyard send --secret %s <event.json>
 Stop with Ctrl-C.
-`, base, first, secretSource, admin, admin, dialAddr(*identityAddr), dialAddr(*crmAddr), dialAddr(*supportAddr), dialAddr(*alertsAddr), dialAddr(*projectorAddr), dialAddr(*opsAddr), devTokenShown(opsTokens, opsSource), opsSource, strings.Join(emulatorLines, "\n"), natsURL, natsUsers, config.RedactURL(dbURL), *dataDir, first)
-
-	if err := services.Wait(); err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, "Switchyard dev hub stopped.")
-	return nil
+`, base, first, s.webhookSource, admin, admin, dialAddr(f.identityAddr), dialAddr(f.crmAddr), dialAddr(f.supportAddr), dialAddr(f.alertsAddr), dialAddr(f.projectorAddr), dialAddr(f.opsAddr), devTokenShown(s.opsTokens, s.opsSource), s.opsSource, strings.Join(h.emulatorLines, "\n"), h.natsURL, h.natsUsers, config.RedactURL(h.dbURL), f.dataDir, first)
 }
 
 // emulator is one vendor emulator dev serves, and the Keeper of its
@@ -365,12 +502,6 @@ func devSecret(getenv func(string) string, dataDir string) (secret, source strin
 	return s, "generated, saved in " + path, nil
 }
 
-// natsUsersDir is the folder, in the data folder, where `dev` keeps the
-// password of each NATS identity of the embedded server, one file per
-// identity named after it (a NATS_PASSWORD_FILE), so restarts and the CLI
-// (operator) find them.
-const natsUsersDir = "nats-users"
-
 // devNATSUsers returns the embedded server's users, one per identity of
 // natsbus.Permissions with its allow lists, and each identity's password
 // file: read from the data folder, or generated and saved there.
@@ -399,34 +530,10 @@ func devNATSUsers(dataDir string, o natsbus.Options) ([]natsembed.User, map[stri
 	return users, files, nil
 }
 
-// cliNATS is how a CLI command logs in to NATS: the credentials in the
-// environment (NATS_USER with NATS_PASSWORD[_FILE], or NATS_CREDS), else
-// the operator identity the dev hub saved in dataDir, else none.
-func cliNATS(getenv func(string) string, dataDir string) ([]nats.Option, error) {
-	if getenv("NATS_USER") != "" || getenv("NATS_CREDS") != "" {
-		r := config.NewReader(getenv)
-		o := natsbus.OptionsFromEnv(r, "switchyard-cli")
-		if err := r.Err(); err != nil {
-			return nil, err
-		}
-		return o.AuthOptions(), nil
-	}
-	path := filepath.Join(dataDir, natsUsersDir, natsbus.IdentityOperator)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil // no dev hub here: connect without credentials
-	}
-	if err != nil {
-		return nil, fmt.Errorf("the dev hub's operator NATS identity: %w", err)
-	}
-	return []nats.Option{nats.UserInfo(natsbus.IdentityOperator, strings.TrimSpace(string(b))),
-		nats.CustomInboxPrefix(natsbus.InboxPrefix(natsbus.IdentityOperator))}, nil
-}
-
 // replayKeyFile is where `dev` keeps the operator's replay signing key
 // (an Ed25519 seed, hex), in its data folder: the projector signs the
-// replays of its status API and console with it, `dlq replay --direct`
-// too, and every consumer checks them against its public key.
+// replays of its status API and console with it (and `projector dlq replay
+// --direct`), and every consumer checks them against its public key.
 const replayKeyFile = "replay-signing-key"
 
 // devReplay is the environment dev adds for replay signatures.
@@ -459,76 +566,6 @@ func devReplayKeys(getenv func(string) string, dataDir string) (devReplay, error
 		everyone: map[string]string{"SWITCHYARD_REPLAY_KEYS": hex.EncodeToString(key.Public().(ed25519.PublicKey))},
 		signer:   map[string]string{"SWITCHYARD_REPLAY_SIGNING_KEY": "", "SWITCHYARD_REPLAY_SIGNING_KEY_FILE": path},
 	}, nil
-}
-
-// cliReplayKey is the key `dlq replay --direct` signs with: the
-// environment's SWITCHYARD_REPLAY_SIGNING_KEY[_FILE], else the dev hub's,
-// else none (unsigned: consumers with replay keys handle it as an
-// ordinary message).
-func cliReplayKey(getenv func(string) string, dataDir string) (ed25519.PrivateKey, error) {
-	if getenv("SWITCHYARD_REPLAY_SIGNING_KEY") != "" || getenv("SWITCHYARD_REPLAY_SIGNING_KEY_FILE") != "" {
-		r := config.NewReader(getenv)
-		key := consumer.ReplaySigningKeyFromEnv(r)
-		return key, r.Err()
-	}
-	b, err := os.ReadFile(filepath.Join(dataDir, replayKeyFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("the dev hub's replay signing key: %w", err)
-	}
-	return consumer.ParseReplaySeed(string(b))
-}
-
-// randomHex is n random bytes in hex; crypto/rand never fails on
-// supported platforms.
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func waitReady(ctx context.Context, url string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	c := http.Client{Timeout: time.Second}
-	for {
-		resp, err := c.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready within %s", url, d)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
-}
-
-// dialAddr turns a listen address into one to connect to: ":8080" and
-// "0.0.0.0:8080" are reached on 127.0.0.1.
-func dialAddr(listen string) string {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return listen
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }
 
 // devTokenShown is the token to print: the one dev generated (what a

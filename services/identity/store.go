@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"crypto/sha256"
-	"embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,15 +15,13 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/switchyard/switchyard/platform/postgres"
+	"github.com/switchyard/switchyard/services/identity/migrations"
 )
 
-//go:embed migrations/*.sql
-var migrations embed.FS
-
-// Migrate applies the identity service's migrations.
+// Migrate applies the identity service's migrations (their one home is the
+// leaf package migrations, which `switchyard migrate` applies too).
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	return postgres.MigrateDir(ctx, pool, "identity", migrations, "migrations")
+	return migrations.Migrate(ctx, pool)
 }
 
 // Link kinds.

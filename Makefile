@@ -46,7 +46,7 @@ build:
 bench:
 	scripts/bench.sh
 	go test -run '^$$' -bench BenchmarkHandle -benchtime 5000x ./services/identity
-	go test -run '^$$' -bench 'Raw|Live|Rebuild' -benchtime 3x -timeout 30m ./services/projector
+	go test -run '^$$' -bench 'Raw|Live|Rebuild' -benchtime 3x -timeout 30m ./services/projector/internal/view
 	go test -run '^$$' -bench BenchmarkPipeline -benchtime 1x -timeout 30m ./services/switchyard
 	go test -run '^$$' -bench BenchmarkPublishSync -benchtime 3x ./platform/devkit/integration/natsbus
 

@@ -37,92 +37,145 @@ type sendResult struct {
 
 var reEventID = regexp.MustCompile(`"id"\s*:\s*"(evt_[A-Za-z0-9]+)"`)
 
+// sendOptions are the parsed flags of `switchyard send`.
+type sendOptions struct {
+	url      string
+	secret   string
+	dataDir  string
+	count    int
+	conc     int
+	stale    bool
+	unsigned bool
+	newID    bool
+	asJSON   bool
+	file     string // the event file, or "-" for stdin
+}
+
 // sendCmd signs a Stripe event and posts it, for exercising the hub itself.
 // It returns an error (exit status 1) unless every request got a 2xx answer.
 func sendCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	opts, err := parseSendFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	body, err := readEvent(opts.file, stdin)
+	if err != nil {
+		return fmt.Errorf("read event: %w", err)
+	}
+	secret := opts.secret
+	if secret == "" && !opts.unsigned {
+		if secret, err = webhookSecret(getenv, opts.dataDir); err != nil {
+			return fmt.Errorf("%w (or pass --secret)", err)
+		}
+	}
+	idAt := reEventID.FindSubmatchIndex(body)
+	if opts.newID && idAt == nil {
+		return fmt.Errorf("--new-id: the event has no \"id\": \"evt_…\" field")
+	}
+	results := sendAll(ctx, opts, body, idAt, secret)
+	failure := failedSends(results)
+	if opts.asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return errors.Join(enc.Encode(results), failure)
+	}
+	printSendResults(stdout, results, opts.count)
+	return failure
+}
+
+// parseSendFlags reads send's flags and its one FILE|- argument. It returns
+// errUsage (after printing usage when the flags themselves parsed) unless
+// there is exactly one argument and -n and -c are at least 1.
+func parseSendFlags(args []string, getenv func(string) string, stderr io.Writer) (sendOptions, error) {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	var o sendOptions
 	// SWITCHYARD_WEBHOOK_URL: the gateway's webhook URL, where send and reconcile post.
-	url := fs.String("url", orDefault(getenv("SWITCHYARD_WEBHOOK_URL"), "http://127.0.0.1:8080/webhooks/stripe"), "gateway webhook URL (env SWITCHYARD_WEBHOOK_URL)")
-	secretFlag := fs.String("secret", "", "signing secret whsec_… (default: STRIPE_WEBHOOK_SECRET, else the one `switchyard dev` saved in --data)")
-	dataDir := fs.String("data", ".switchyard", "the dev hub's data folder, where it saves a generated secret")
-	count := fs.Int("n", 1, "send the event this many times")
-	conc := fs.Int("c", 1, "concurrent requests")
-	stale := fs.Bool("stale", false, "sign with a timestamp 10 minutes old (expect 400 signature_expired)")
-	unsigned := fs.Bool("unsigned", false, "send without a Stripe-Signature header (expect 400 signature_missing)")
-	newID := fs.Bool("new-id", false, "give every send a fresh event id (N distinct events instead of N duplicates)")
-	asJSON := fs.Bool("json", false, "print results as JSON")
+	fs.StringVar(&o.url, "url", orDefault(getenv("SWITCHYARD_WEBHOOK_URL"), "http://127.0.0.1:8080/webhooks/stripe"), "gateway webhook URL (env SWITCHYARD_WEBHOOK_URL)")
+	fs.StringVar(&o.secret, "secret", "", "signing secret whsec_… (default: STRIPE_WEBHOOK_SECRET, else the one `switchyard dev` saved in --data)")
+	fs.StringVar(&o.dataDir, "data", ".switchyard", "the dev hub's data folder, where it saves a generated secret")
+	fs.IntVar(&o.count, "n", 1, "send the event this many times")
+	fs.IntVar(&o.conc, "c", 1, "concurrent requests")
+	fs.BoolVar(&o.stale, "stale", false, "sign with a timestamp 10 minutes old (expect 400 signature_expired)")
+	fs.BoolVar(&o.unsigned, "unsigned", false, "send without a Stripe-Signature header (expect 400 signature_missing)")
+	fs.BoolVar(&o.newID, "new-id", false, "give every send a fresh event id (N distinct events instead of N duplicates)")
+	fs.BoolVar(&o.asJSON, "json", false, "print results as JSON")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: switchyard send [flags] FILE|-")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 || *count < 1 || *conc < 1 {
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 || o.count < 1 || o.conc < 1 {
 		if err == nil {
 			fs.Usage()
 		}
-		return errUsage
+		return sendOptions{}, errUsage
 	}
-	var body []byte
-	var err error
-	if fs.Arg(0) == "-" {
-		body, err = io.ReadAll(stdin)
-	} else {
-		body, err = os.ReadFile(fs.Arg(0))
-	}
-	if err != nil {
-		return fmt.Errorf("read event: %w", err)
-	}
-	secret := *secretFlag
-	if secret == "" && !*unsigned {
-		if secret, err = webhookSecret(getenv, *dataDir); err != nil {
-			return fmt.Errorf("%w (or pass --secret)", err)
-		}
-	}
-	m := reEventID.FindSubmatchIndex(body)
-	if *newID && m == nil {
-		return fmt.Errorf("--new-id: the event has no \"id\": \"evt_…\" field")
-	}
+	o.file = fs.Arg(0)
+	return o, nil
+}
 
+// readEvent reads the event from file, or from stdin when file is "-".
+func readEvent(file string, stdin io.Reader) ([]byte, error) {
+	if file == "-" {
+		return io.ReadAll(stdin)
+	}
+	return os.ReadFile(file)
+}
+
+// sendAll posts body opts.count times over opts.conc workers and returns the
+// results in send order. With opts.newID each send gets a fresh event id,
+// spliced in at idAt (reEventID's submatch index into body).
+func sendAll(ctx context.Context, opts sendOptions, body []byte, idAt []int, secret string) []sendResult {
 	client := &http.Client{Timeout: 30 * time.Second}
-	results := make([]sendResult, *count)
+	results := make([]sendResult, opts.count)
 	jobs := make(chan int)
 	var wg sync.WaitGroup
-	for w := 0; w < *conc; w++ {
+	for w := 0; w < opts.conc; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
 				b := body
-				if *newID {
-					id := fmt.Sprintf("evt_%s%06d", randomAlnum(14), i)
-					b = append(append(append([]byte{}, body[:m[2]]...), id...), body[m[3]:]...)
+				if opts.newID {
+					b = withEventID(body, idAt, fmt.Sprintf("evt_%s%06d", randomAlnum(14), i))
 				}
-				results[i] = post(ctx, client, *url, b, secret, "", *stale, *unsigned)
+				results[i] = post(ctx, client, opts.url, b, secret, "", opts.stale, opts.unsigned)
 				results[i].N = i + 1
 			}
 		}()
 	}
-	for i := 0; i < *count; i++ {
+	for i := 0; i < opts.count; i++ {
 		jobs <- i
 	}
 	close(jobs)
 	wg.Wait()
+	return results
+}
 
+// withEventID returns a copy of body with the id at idAt (reEventID's
+// submatch index) replaced by id; body itself is not modified.
+func withEventID(body []byte, idAt []int, id string) []byte {
+	return append(append(append([]byte{}, body[:idAt[2]]...), id...), body[idAt[3]:]...)
+}
+
+// failedSends is the command's error: nil when every result got a 2xx
+// answer, else how many did not.
+func failedSends(results []sendResult) error {
 	failed := 0
 	for _, r := range results {
 		if r.Status < 200 || r.Status > 299 {
 			failed++
 		}
 	}
-	var failure error
-	if failed > 0 {
-		failure = fmt.Errorf("%d of %d requests did not get a 2xx answer", failed, len(results))
+	if failed == 0 {
+		return nil
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return errors.Join(enc.Encode(results), failure)
-	}
+	return fmt.Errorf("%d of %d requests did not get a 2xx answer", failed, len(results))
+}
+
+// printSendResults prints one line per result and, when more than one event
+// was sent, a summary of the answers by status.
+func printSendResults(stdout io.Writer, results []sendResult, count int) {
 	byStatus := map[int]int{}
 	for _, r := range results {
 		byStatus[r.Status]++
@@ -132,23 +185,28 @@ func sendCmd(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		fmt.Fprintf(stdout, "#%d %d %s (%.1f ms)\n", r.N, r.Status, bytes.TrimSpace(r.Body), r.Duration)
 	}
-	if *count > 1 {
-		var keys []int
-		for k := range byStatus {
-			keys = append(keys, k)
-		}
-		sort.Ints(keys)
-		var parts []string
-		for _, k := range keys {
-			name := fmt.Sprint(k)
-			if k == 0 {
-				name = "transport error"
-			}
-			parts = append(parts, fmt.Sprintf("%s×%d", name, byStatus[k]))
-		}
-		fmt.Fprintf(stdout, "sent %d: %s\n", *count, strings.Join(parts, ", "))
+	if count > 1 {
+		fmt.Fprintf(stdout, "sent %d: %s\n", count, statusSummary(byStatus))
 	}
-	return failure
+}
+
+// statusSummary renders counts by status in ascending status order, like
+// "202×3, 400×1"; status 0 (no answer) reads "transport error".
+func statusSummary(byStatus map[int]int) string {
+	var keys []int
+	for k := range byStatus {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	var parts []string
+	for _, k := range keys {
+		name := fmt.Sprint(k)
+		if k == 0 {
+			name = "transport error"
+		}
+		parts = append(parts, fmt.Sprintf("%s×%d", name, byStatus[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // webhookSecret is the secret the CLI signs with: the first of

@@ -28,96 +28,135 @@ func (s *Server) PutWebhookEndpoint(obj any) error { return s.put(kindWebhookEnd
 // (starting_after / ending_before an endpoint id, limit 1..100, default
 // 10) and list envelope.
 func (s *Server) listWebhookEndpoints(c *call, q url.Values) {
-	limit := defaultListLimit
-	var startingAfter, endingBefore string
+	p, e := parseEndpointListParams(q)
+	if e != nil {
+		c.fail(http.StatusBadRequest, e)
+		return
+	}
+	page, hasMore, e := p.page(s.webhookEndpoints(c.mode), c.mode)
+	if e != nil {
+		c.fail(http.StatusNotFound, e)
+		return
+	}
+	c.ok(endpointList(page, hasMore))
+}
+
+// endpointListParams are the query parameters of GET /v1/webhook_endpoints.
+// At most one of startingAfter and endingBefore is set.
+type endpointListParams struct {
+	limit         int
+	startingAfter string
+	endingBefore  string
+}
+
+// parseEndpointListParams validates the list query the way Stripe does, in
+// key order: unsupported and unknown parameters, empty values, a limit that
+// is not an integer in 1..maxListLimit, and both cursors at once are all
+// invalid requests.
+func parseEndpointListParams(q url.Values) (endpointListParams, *apiError) {
+	p := endpointListParams{limit: defaultListLimit}
 	for _, k := range sortedKeys(q) {
 		v := q[k][len(q[k])-1]
 		if e := unsupported(k); e != nil {
-			c.fail(http.StatusBadRequest, e)
-			return
+			return p, e
 		}
 		switch k {
 		case "limit", "starting_after", "ending_before":
 		default:
-			c.fail(http.StatusBadRequest, unknownParam(k))
-			return
+			return p, unknownParam(k)
 		}
 		if v == "" {
-			c.fail(http.StatusBadRequest, emptyParam(k))
-			return
+			return p, emptyParam(k)
 		}
 		switch k {
 		case "limit":
 			n, err := strconv.Atoi(v)
 			if err != nil {
-				c.fail(http.StatusBadRequest, invalidInteger(k, v))
-				return
+				return p, invalidInteger(k, v)
 			}
 			if n < 1 || n > maxListLimit {
-				c.fail(http.StatusBadRequest, &apiError{Type: typeInvalidRequest, Param: k,
-					Message: fmt.Sprintf("Invalid limit: must be between 1 and %d", maxListLimit)})
-				return
+				return p, &apiError{Type: typeInvalidRequest, Param: k,
+					Message: fmt.Sprintf("Invalid limit: must be between 1 and %d", maxListLimit)}
 			}
-			limit = n
+			p.limit = n
 		case "starting_after":
-			startingAfter = v
+			p.startingAfter = v
 		case "ending_before":
-			endingBefore = v
+			p.endingBefore = v
 		}
 	}
-	if startingAfter != "" && endingBefore != "" {
-		c.fail(http.StatusBadRequest, onlyOneOf("ending_before", "starting_after"))
-		return
+	if p.startingAfter != "" && p.endingBefore != "" {
+		return p, onlyOneOf("ending_before", "starting_after")
 	}
+	return p, nil
+}
 
+// endpointEntry is one stored webhook endpoint, as listed.
+type endpointEntry struct {
+	id      string
+	created int64
+	raw     json.RawMessage
+}
+
+// webhookEndpoints snapshots mode's webhook endpoints, newest first (ties
+// by id); an endpoint without a created timestamp sorts last.
+func (s *Server) webhookEndpoints(m mode) []endpointEntry {
 	s.mu.Lock()
-	type entry struct {
-		id      string
-		created int64
-		raw     json.RawMessage
-	}
-	var all []entry
+	var all []endpointEntry
 	for id, o := range s.objects[kindWebhookEndpoint] {
-		if o.livemode != (c.mode == modeLive) {
+		if o.livemode != (m == modeLive) {
 			continue
 		}
 		var head struct {
 			Created int64 `json:"created"`
 		}
 		_ = json.Unmarshal(o.raw, &head) // a missing created sorts last
-		all = append(all, entry{id, head.Created, bytes.Clone(o.raw)})
+		all = append(all, endpointEntry{id, head.Created, bytes.Clone(o.raw)})
 	}
 	s.mu.Unlock()
-	slices.SortFunc(all, func(a, b entry) int {
+	slices.SortFunc(all, func(a, b endpointEntry) int {
 		if d := cmp.Compare(b.created, a.created); d != 0 {
 			return d
 		}
 		return cmp.Compare(a.id, b.id)
 	})
-	page := all
-	for _, cur := range []struct{ param, id string }{{"starting_after", startingAfter}, {"ending_before", endingBefore}} {
-		if cur.id == "" {
-			continue
-		}
-		i := slices.IndexFunc(all, func(e entry) bool { return e.id == cur.id })
+	return all
+}
+
+// page cuts p's page out of all: the entries after starting_after or before
+// ending_before (an unknown cursor id is a resource_missing error), at most
+// limit of them, taken nearest the cursor. hasMore reports whether the cut
+// left entries out on the far side.
+func (p endpointListParams) page(all []endpointEntry, m mode) (page []endpointEntry, hasMore bool, e *apiError) {
+	page = all
+	// parseEndpointListParams lets through at most one cursor.
+	if p.startingAfter != "" {
+		i := slices.IndexFunc(all, func(x endpointEntry) bool { return x.id == p.startingAfter })
 		if i < 0 {
-			c.fail(http.StatusNotFound, noSuch(kindWebhookEndpoint, cur.id, cur.param, c.mode, false))
-			return
+			return nil, false, noSuch(kindWebhookEndpoint, p.startingAfter, "starting_after", m, false)
 		}
-		if cur.param == "starting_after" {
-			page = all[i+1:]
-		} else {
-			page = all[:i]
-		}
+		page = all[i+1:]
 	}
-	hasMore := len(page) > limit
+	if p.endingBefore != "" {
+		i := slices.IndexFunc(all, func(x endpointEntry) bool { return x.id == p.endingBefore })
+		if i < 0 {
+			return nil, false, noSuch(kindWebhookEndpoint, p.endingBefore, "ending_before", m, false)
+		}
+		page = all[:i]
+	}
+	hasMore = len(page) > p.limit
 	if hasMore {
-		if endingBefore != "" {
-			page = page[len(page)-limit:]
+		if p.endingBefore != "" {
+			page = page[len(page)-p.limit:]
 		} else {
-			page = page[:limit]
+			page = page[:p.limit]
 		}
 	}
+	return page, hasMore, nil
+}
+
+// endpointList renders page in Stripe's list envelope.
+func endpointList(page []endpointEntry, hasMore bool) json.RawMessage {
 	var b bytes.Buffer
 	b.WriteString(`{"object":"list","data":[`)
 	for i, e := range page {
@@ -127,5 +166,5 @@ func (s *Server) listWebhookEndpoints(c *call, q url.Values) {
 		b.Write(e.raw)
 	}
 	fmt.Fprintf(&b, `],"has_more":%t,"url":"/v1/webhook_endpoints"}`, hasMore)
-	c.ok(b.Bytes())
+	return b.Bytes()
 }

@@ -48,6 +48,7 @@ func FindBinDir(getenv func(string) string) (string, error) {
 		_, err := os.Stat(filepath.Join(dir, "initdb"))
 		return err == nil
 	}
+	// PG_BINDIR: the folder holding initdb and postgres for a private cluster (unset: found automatically)
 	if d := getenv("PG_BINDIR"); d != "" && check(d) {
 		return d, nil
 	}

@@ -14,6 +14,7 @@ import (
 // The server is shared: tests must use unique ids and never assume counts.
 func ExternalNATS(t testing.TB) (string, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
+	// NATS_TEST_URL: the separate NATS server the tests also run against (default nats://127.0.0.1:4222)
 	url := os.Getenv("NATS_TEST_URL")
 	if url == "" {
 		url = nats.DefaultURL

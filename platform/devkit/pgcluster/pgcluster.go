@@ -94,16 +94,39 @@ func Start(ctx context.Context, dir string, port int, getenv func(string) string
 	if err != nil {
 		return nil, err
 	}
-	dir, err = place(dir, cred)
+	if dir, err = prepareDataDir(ctx, bin, dir, cred); err != nil {
+		return nil, err
+	}
+	if port <= 0 {
+		if port, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	c, err := launch(bin, dir, port, cred)
 	if err != nil {
 		return nil, err
 	}
+	if err := c.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// prepareDataDir makes dir ready for a server: placed where cred's user
+// can reach it, created and owned by that user, symlinks resolved, any
+// leftover server of it reclaimed, and initialized on first use. It
+// returns the directory to run the server in.
+func prepareDataDir(ctx context.Context, bin, dir string, cred *syscall.Credential) (string, error) {
+	dir, err := place(dir, cred)
+	if err != nil {
+		return "", err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("pgcluster: %w", err)
+		return "", fmt.Errorf("pgcluster: %w", err)
 	}
 	if cred != nil {
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return nil, fmt.Errorf("pgcluster: chown data dir: %w", err)
+			return "", fmt.Errorf("pgcluster: chown data dir: %w", err)
 		}
 	}
 	// /proc names a process's working directory with symlinks resolved.
@@ -111,22 +134,25 @@ func Start(ctx context.Context, dir string, port int, getenv func(string) string
 		dir = real
 	}
 	if err := reclaim(ctx, dir); err != nil {
-		return nil, err
+		return "", err
 	}
 	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err != nil {
 		if err := initdb(ctx, bin, dir, cred); err != nil {
-			return nil, err
+			return "", err
 		}
 	}
-	if port <= 0 {
-		if port, err = FreePort(); err != nil {
-			return nil, err
-		}
-	}
+	return dir, nil
+}
+
+// launch starts postgres on dir and port, logging to dir/server.log, tied
+// to this process (see Start). It does not wait for the server to accept
+// connections.
+func launch(bin, dir string, port int, cred *syscall.Credential) (*Cluster, error) {
 	logFile, err := os.OpenFile(filepath.Join(dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("pgcluster: %w", err)
 	}
+	// The started server holds its own descriptor of the log.
 	defer logFile.Close()
 	if cred != nil {
 		_ = os.Chown(logFile.Name(), int(cred.Uid), int(cred.Gid))
@@ -156,26 +182,32 @@ func Start(ctx context.Context, dir string, port int, getenv func(string) string
 	if c.done, err = startTied(cmd, syscall.SIGQUIT); err != nil {
 		return nil, fmt.Errorf("pgcluster: start postgres: %w", err)
 	}
+	return c, nil
+}
 
+// waitReady polls until the server accepts connections. If the server
+// exits first, the error carries the end of its log; if ctx ends or 30s
+// pass first, the server is stopped.
+func (c *Cluster) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		conn, err := pgx.Connect(ctx, c.URL("postgres"))
 		if err == nil {
 			_ = conn.Close(ctx)
-			return c, nil
+			return nil
 		}
 		select {
 		case werr := <-c.done:
-			log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-			return nil, fmt.Errorf("pgcluster: postgres exited (%v): %s", werr, lastLines(log))
+			log, _ := os.ReadFile(filepath.Join(c.Dir, "server.log"))
+			return fmt.Errorf("pgcluster: postgres exited (%v): %s", werr, lastLines(log))
 		case <-ctx.Done():
 			_ = c.Stop()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			_ = c.Stop()
-			return nil, fmt.Errorf("pgcluster: server not accepting connections after 30s: %w", err)
+			return fmt.Errorf("pgcluster: server not accepting connections after 30s: %w", err)
 		}
 	}
 }

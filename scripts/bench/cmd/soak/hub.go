@@ -87,25 +87,22 @@ var services = []struct{ name, flag string }{
 var hubEnvPrefixes = []string{"NATS_", "DATABASE_URL", "STRIPE_", "HUBSPOT_", "ZENDESK_", "SLACK_", "SUPPORT_",
 	"OPS_", "SWITCHYARD_", "GATEWAY_", "IDENTITY_", "CRM_", "ALERTS_", "PROJECTOR_", "OTEL_", "LOG_"}
 
+// startHub builds (unless cfg names one) and starts `switchyard dev` on a
+// fresh data folder and free ports, against the soak's vendors v and, with
+// cfg.broker "separate", its own NATS server, and waits until every
+// service is ready. On error, whatever it started is stopped and a
+// temporary folder it made is removed.
 func startHub(ctx context.Context, cfg config, v *vendors, stdout io.Writer) (_ *hub, err error) {
-	h := &hub{dataDir: cfg.dataDir, metrics: map[string]string{}}
-	if h.dataDir == "" {
-		if h.ownDir, err = os.MkdirTemp("", "switchyard-soak-"); err != nil {
-			return nil, err
-		}
-		h.dataDir = filepath.Join(h.ownDir, "hub")
-	} else if _, err := os.Stat(h.dataDir); err == nil {
-		return nil, fmt.Errorf("-data %s exists: the soak starts from a fresh data folder", h.dataDir)
+	h, err := newHub(cfg.dataDir)
+	if err != nil {
+		return nil, err
 	}
 	defer func() {
 		if err != nil && h.ownDir != "" {
 			_ = os.RemoveAll(h.ownDir)
 		}
 	}()
-	binDir := h.ownDir
-	if binDir == "" {
-		binDir = h.dataDir + ".bin"
-	}
+	binDir := h.binDir()
 	bin := cfg.switchyard
 	if bin == "" {
 		bin = filepath.Join(binDir, "switchyard")
@@ -113,11 +110,7 @@ func startHub(ctx context.Context, cfg config, v *vendors, stdout io.Writer) (_ 
 			return nil, err
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(h.dataDir), 0o755); err != nil {
-		return nil, err
-	}
-	h.logPath = h.dataDir + ".log"
-	if h.log, err = os.Create(h.logPath); err != nil {
+	if err := h.createLog(); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -125,11 +118,71 @@ func startHub(ctx context.Context, cfg config, v *vendors, stdout io.Writer) (_ 
 			h.log.Close()
 		}
 	}()
-
 	ports, err := freePorts(13)
 	if err != nil {
 		return nil, err
 	}
+	args := h.devArgs(ports)
+	h.secret = "whsec_soak" + randomHexString(16)
+	env := []string{"STRIPE_WEBHOOK_SECRET=" + h.secret, "LOG_LEVEL=warn"}
+	if cfg.broker == "separate" {
+		if err := h.startSeparateBroker(ctx, stdout, binDir, ports[1]); err != nil {
+			return nil, err
+		}
+		env = append(env, "NATS_URL="+h.natsURL)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(env, hubEnv(v)...)
+	cmd.Stdout, cmd.Stderr = h.log, h.log
+	if h.proc, err = startProcess(cmd); err != nil {
+		return nil, errors.Join(fmt.Errorf("start switchyard dev: %w", err), h.stopBroker())
+	}
+	if err := h.waitServicesReady(ctx); err != nil {
+		return nil, errors.Join(err, h.stop(false, io.Discard))
+	}
+	return h, nil
+}
+
+// newHub is a hub on dataDir, which must not exist yet; with dataDir ""
+// it makes a temporary folder (ownDir) and puts the data folder in it.
+func newHub(dataDir string) (*hub, error) {
+	h := &hub{dataDir: dataDir, metrics: map[string]string{}}
+	if h.dataDir == "" {
+		var err error
+		if h.ownDir, err = os.MkdirTemp("", "switchyard-soak-"); err != nil {
+			return nil, err
+		}
+		h.dataDir = filepath.Join(h.ownDir, "hub")
+	} else if _, err := os.Stat(h.dataDir); err == nil {
+		return nil, fmt.Errorf("-data %s exists: the soak starts from a fresh data folder", h.dataDir)
+	}
+	return h, nil
+}
+
+// binDir is where the soak builds its binaries: the temporary folder if it
+// made one, else beside the data folder.
+func (h *hub) binDir() string {
+	if h.ownDir != "" {
+		return h.ownDir
+	}
+	return h.dataDir + ".bin"
+}
+
+// createLog creates the hub's log file beside its data folder.
+func (h *hub) createLog() error {
+	if err := os.MkdirAll(filepath.Dir(h.dataDir), 0o755); err != nil {
+		return err
+	}
+	h.logPath = h.dataDir + ".log"
+	var err error
+	h.log, err = os.Create(h.logPath)
+	return err
+}
+
+// devArgs are dev's arguments, placing it on ports (13 of them: gateway,
+// NATS, ops, three unused vendor emulators, then one admin address per
+// service), and record the URLs the soak needs in h.
+func (h *hub) devArgs(ports []int) []string {
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	args := []string{"dev", "--data", h.dataDir, "--vendor-limits", "none",
 		"--gateway-addr", addr(0), "--nats-port", strconv.Itoa(ports[1]), "--ops-addr", addr(2),
@@ -140,19 +193,27 @@ func startHub(ctx context.Context, cfg config, v *vendors, stdout io.Writer) (_ 
 	}
 	h.webhookURL = "http://" + addr(0) + "/webhooks/stripe"
 	h.natsURL = "nats://" + addr(1)
-	h.secret = "whsec_soak" + randomHexString(16)
+	return args
+}
 
-	env := []string{"STRIPE_WEBHOOK_SECRET=" + h.secret, "LOG_LEVEL=warn"}
-	if cfg.broker == "separate" {
-		natsd := filepath.Join(binDir, "natsd")
-		if err := goBuild(ctx, stdout, natsd, "./scripts/bench/cmd/natsd"); err != nil {
-			return nil, err
-		}
-		if h.broker, err = startBroker(natsd, ports[1], h.dataDir+".nats", h.dataDir+".nats.log"); err != nil {
-			return nil, err
-		}
-		env = append(env, "NATS_URL="+h.natsURL)
+// startSeparateBroker builds scripts/bench's natsd into binDir and runs it
+// on port, storing beside the data folder, for dev to use instead of its
+// embedded server.
+func (h *hub) startSeparateBroker(ctx context.Context, stdout io.Writer, binDir string, port int) error {
+	natsd := filepath.Join(binDir, "natsd")
+	if err := goBuild(ctx, stdout, natsd, "./scripts/bench/cmd/natsd"); err != nil {
+		return err
 	}
+	var err error
+	h.broker, err = startBroker(natsd, port, h.dataDir+".nats", h.dataDir+".nats.log")
+	return err
+}
+
+// hubEnv is the rest of dev's environment: the soak's vendor variables,
+// then the caller's environment without the variables the hub reads
+// (hubEnvPrefixes).
+func hubEnv(v *vendors) []string {
+	var env []string
 	for k, val := range v.env {
 		env = append(env, k+"="+val)
 	}
@@ -161,20 +222,19 @@ func startHub(ctx context.Context, cfg config, v *vendors, stdout io.Writer) (_ 
 			env = append(env, kv)
 		}
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = h.log, h.log
-	if h.proc, err = startProcess(cmd); err != nil {
-		return nil, errors.Join(fmt.Errorf("start switchyard dev: %w", err), h.stopBroker())
-	}
+	return env
+}
 
+// waitServicesReady waits, up to three minutes each, for every service's
+// /readyz.
+func (h *hub) waitServicesReady(ctx context.Context) error {
 	for _, s := range services {
 		url := strings.TrimSuffix(h.metrics[s.name], "/metrics") + "/readyz"
 		if err := h.waitReady(ctx, url, 3*time.Minute); err != nil {
-			return nil, errors.Join(err, h.stop(false, io.Discard))
+			return err
 		}
 	}
-	return h, nil
+	return nil
 }
 
 func (h *hub) pid() int { return h.proc.cmd.Process.Pid }

@@ -606,89 +606,114 @@ func (s *Server) offsetPage(c *call, q url.Values, all []*Ticket) {
 	}{out, next, prev, len(all)}))
 }
 
+// cursorPage answers a cursor-paginated ticket list: all (sorted by id)
+// cut by page[after] or page[before] into at most page[size] tickets, with
+// the cursors and links of the neighbouring pages. A bad page[size] or
+// cursor, or both cursors at once, is 400 InvalidPaginationParameter.
 func (s *Server) cursorPage(c *call, q url.Values, all []*Ticket) {
-	size := MaxPageSize
-	if v := q.Get("page[size]"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			c.jsonError(http.StatusBadRequest, "InvalidPaginationParameter", "page[size] must be a positive integer")
-			return
-		}
-		if n > MaxPageSize {
-			c.jsonError(http.StatusBadRequest, "InvalidPaginationParameter",
-				fmt.Sprintf("page[size] is limited to %d", MaxPageSize))
-			return
-		}
-		size = n
-	}
-	after, before := q.Get("page[after]"), q.Get("page[before]")
-	if after != "" && before != "" {
-		c.jsonError(http.StatusBadRequest, "InvalidPaginationParameter", "page[after] and page[before] cannot be used together")
+	size, msg := cursorPageSize(q)
+	if msg != "" {
+		c.jsonError(http.StatusBadRequest, "InvalidPaginationParameter", msg)
 		return
 	}
-	var page []*Ticket
-	var hasMore bool
-	switch {
-	case before != "":
-		id, ok := decodeCursor(before)
-		if !ok {
-			c.jsonError(http.StatusBadRequest, "InvalidPaginationParameter", "page[before] is not a valid cursor")
-			return
-		}
-		i, _ := slices.BinarySearchFunc(all, id, func(t *Ticket, id int64) int { return cmp.Compare(t.ID, id) })
-		lo := max(0, i-size)
-		page, hasMore = all[lo:i], lo > 0
-	default:
-		i := 0
-		if after != "" {
-			id, ok := decodeCursor(after)
-			if !ok {
-				c.jsonError(http.StatusBadRequest, "InvalidPaginationParameter", "page[after] is not a valid cursor")
-				return
-			}
-			i, _ = slices.BinarySearchFunc(all, id+1, func(t *Ticket, id int64) int { return cmp.Compare(t.ID, id) })
-		}
-		hi := min(len(all), i+size)
-		page, hasMore = all[i:hi], hi < len(all)
+	page, hasMore, msg := cutCursorPage(all, size, q.Get("page[after]"), q.Get("page[before]"))
+	if msg != "" {
+		c.jsonError(http.StatusBadRequest, "InvalidPaginationParameter", msg)
+		return
 	}
-
-	type meta struct {
-		HasMore      bool    `json:"has_more"`
-		AfterCursor  *string `json:"after_cursor"`
-		BeforeCursor *string `json:"before_cursor"`
-	}
-	type links struct {
-		Prev *string `json:"prev"`
-		Next *string `json:"next"`
-	}
-	var m meta
-	var l links
-	m.HasMore = hasMore
+	m := cursorMeta{HasMore: hasMore}
+	var l cursorLinks
 	if len(page) > 0 {
 		a, b := encodeCursor(page[len(page)-1].ID), encodeCursor(page[0].ID)
 		m.AfterCursor, m.BeforeCursor = &a, &b
-		link := func(key, cursor string) *string {
-			v := url.Values{}
-			for k, vs := range q {
-				v[k] = vs
-			}
-			v.Del("page[after]")
-			v.Del("page[before]")
-			v.Set("page[size]", strconv.Itoa(size))
-			v.Set(key, cursor)
-			u := c.base() + "/api/v2/tickets.json?" + bracketed.Replace(v.Encode())
-			return &u
-		}
-		l.Next, l.Prev = link("page[after]", a), link("page[before]", b)
+		l.Next = cursorLink(c.base(), q, size, "page[after]", a)
+		l.Prev = cursorLink(c.base(), q, size, "page[before]", b)
 	}
 	s.mu.Lock()
 	out := renderTickets(page, c.base())
 	s.mu.Unlock()
 	c.writeJSON(http.StatusOK, mustJSON(struct {
 		Tickets []ticketJSON `json:"tickets"`
-		Meta    meta         `json:"meta"`
-		Links   links        `json:"links"`
+		Meta    cursorMeta   `json:"meta"`
+		Links   cursorLinks  `json:"links"`
 	}{out, m, l}))
+}
+
+// cursorMeta is a cursor-paginated list's "meta": whether more follow and
+// the cursors of the page's last and first tickets (null on an empty page).
+type cursorMeta struct {
+	HasMore      bool    `json:"has_more"`
+	AfterCursor  *string `json:"after_cursor"`
+	BeforeCursor *string `json:"before_cursor"`
+}
+
+// cursorLinks is a cursor-paginated list's "links" to the previous and
+// next pages (null on an empty page).
+type cursorLinks struct {
+	Prev *string `json:"prev"`
+	Next *string `json:"next"`
+}
+
+// cursorPageSize is q's page[size], MaxPageSize when absent; msg describes
+// a value that is not an integer in 1..MaxPageSize.
+func cursorPageSize(q url.Values) (size int, msg string) {
+	v := q.Get("page[size]")
+	if v == "" {
+		return MaxPageSize, ""
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, "page[size] must be a positive integer"
+	}
+	if n > MaxPageSize {
+		return 0, fmt.Sprintf("page[size] is limited to %d", MaxPageSize)
+	}
+	return n, ""
+}
+
+// cutCursorPage cuts from all (sorted by id) the size tickets just before
+// the before cursor, else just after the after cursor, else the first
+// size; hasMore reports tickets left beyond the page in that direction.
+// msg describes both cursors given at once or one that does not decode.
+func cutCursorPage(all []*Ticket, size int, after, before string) (page []*Ticket, hasMore bool, msg string) {
+	if after != "" && before != "" {
+		return nil, false, "page[after] and page[before] cannot be used together"
+	}
+	byID := func(t *Ticket, id int64) int { return cmp.Compare(t.ID, id) }
+	if before != "" {
+		id, ok := decodeCursor(before)
+		if !ok {
+			return nil, false, "page[before] is not a valid cursor"
+		}
+		i, _ := slices.BinarySearchFunc(all, id, byID)
+		lo := max(0, i-size)
+		return all[lo:i], lo > 0, ""
+	}
+	i := 0
+	if after != "" {
+		id, ok := decodeCursor(after)
+		if !ok {
+			return nil, false, "page[after] is not a valid cursor"
+		}
+		i, _ = slices.BinarySearchFunc(all, id+1, byID)
+	}
+	hi := min(len(all), i+size)
+	return all[i:hi], hi < len(all), ""
+}
+
+// cursorLink is the URL of the ticket list with q's parameters, both
+// cursors replaced by key=cursor and page[size] set to size.
+func cursorLink(base string, q url.Values, size int, key, cursor string) *string {
+	v := url.Values{}
+	for k, vs := range q {
+		v[k] = vs
+	}
+	v.Del("page[after]")
+	v.Del("page[before]")
+	v.Set("page[size]", strconv.Itoa(size))
+	v.Set(key, cursor)
+	u := base + "/api/v2/tickets.json?" + bracketed.Replace(v.Encode())
+	return &u
 }
 
 // bracketed keeps page[size] readable in links, as Zendesk writes them.

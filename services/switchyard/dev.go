@@ -189,13 +189,14 @@ func (h *devHub) stop() {
 // startNATS starts the embedded server with one user per service identity,
 // unless NATS_URL names another server.
 func (h *devHub) startNATS() error {
+	getenv := h.getenv
 	h.as = func(_ string, env func(string) string) func(string) string { return env }
 	h.natsUsers = "credentials from the environment"
 	h.opsLogin = map[string]string{}
-	if h.natsURL = h.getenv("NATS_URL"); h.natsURL != "" {
+	if h.natsURL = getenv("NATS_URL"); h.natsURL != "" { // unset: an embedded server on 127.0.0.1:4223
 		return nil
 	}
-	users, files, err := devNATSUsers(h.f.dataDir, natsbus.Options{IdentityConsumer: h.getenv("IDENTITY_CONSUMER")})
+	users, files, err := devNATSUsers(h.f.dataDir, natsbus.Options{IdentityConsumer: getenv("IDENTITY_CONSUMER")})
 	if err != nil {
 		return err
 	}
@@ -216,9 +217,10 @@ func (h *devHub) startNATS() error {
 // startPostgres uses DATABASE_URL, or starts a private cluster in the data
 // folder, and checks that it answers.
 func (h *devHub) startPostgres(ctx context.Context) error {
-	h.dbURL = h.getenv("DATABASE_URL")
+	getenv := h.getenv
+	h.dbURL = getenv("DATABASE_URL") // unset: a private cluster in .switchyard/postgres
 	if h.dbURL == "" {
-		c, err := pgcluster.Start(ctx, filepath.Join(h.f.dataDir, "postgres"), 0, h.getenv)
+		c, err := pgcluster.Start(ctx, filepath.Join(h.f.dataDir, "postgres"), 0, getenv)
 		if err != nil {
 			return fmt.Errorf("private PostgreSQL (set DATABASE_URL to use an existing server): %w", err)
 		}
@@ -274,8 +276,9 @@ func (h *devHub) prepareEmulators() (map[string]string, error) {
 }
 
 func (h *devHub) hubspotEmulator(over map[string]string, stateDir string) error {
-	if h.getenv("HUBSPOT_TOKEN") != "" || h.getenv("HUBSPOT_TOKEN_FILE") != "" {
-		h.emulatorLines = append(h.emulatorLines, "  HubSpot:         "+orDefault(h.getenv("HUBSPOT_BASE_URL"), "https://api.hubapi.com"))
+	getenv := h.getenv
+	if getenv("HUBSPOT_TOKEN") != "" || getenv("HUBSPOT_TOKEN_FILE") != "" {
+		h.emulatorLines = append(h.emulatorLines, "  HubSpot:         "+orDefault(getenv("HUBSPOT_BASE_URL"), "https://api.hubapi.com"))
 		return nil
 	}
 	hs := hubspotemu.New(hubspotemu.Options{TenSecondLimit: h.f.limit(0), SearchPerSecondLimit: h.f.limit(0), UniqueIDs: true})
@@ -293,8 +296,9 @@ func (h *devHub) hubspotEmulator(over map[string]string, stateDir string) error 
 }
 
 func (h *devHub) zendeskEmulator(over map[string]string, stateDir string) error {
-	if h.getenv("ZENDESK_API_TOKEN") != "" || h.getenv("ZENDESK_API_TOKEN_FILE") != "" {
-		h.emulatorLines = append(h.emulatorLines, "  Zendesk:         "+h.getenv("ZENDESK_BASE_URL"))
+	getenv := h.getenv
+	if getenv("ZENDESK_API_TOKEN") != "" || getenv("ZENDESK_API_TOKEN_FILE") != "" {
+		h.emulatorLines = append(h.emulatorLines, "  Zendesk:         "+getenv("ZENDESK_BASE_URL"))
 		return nil
 	}
 	zd, err := zendeskemu.New(zendeskemu.Options{Email: devZendeskEmail, APIToken: devZendeskToken, RateLimit: h.f.limit(0), UniqueIDs: true,
@@ -311,13 +315,14 @@ func (h *devHub) zendeskEmulator(over map[string]string, stateDir string) error 
 	h.emulators = append(h.emulators, emulator{name: "zendesk", srv: lifecycle.Harden(&http.Server{Addr: h.f.zendeskAddr, Handler: durable}), kept: kept, durable: durable})
 	over["ZENDESK_BASE_URL"] = "http://" + dialAddr(h.f.zendeskAddr)
 	over["ZENDESK_EMAIL"], over["ZENDESK_API_TOKEN"] = devZendeskEmail, devZendeskToken
-	over["SUPPORT_GROUPS"] = orDefault(h.getenv("SUPPORT_GROUPS"), "Billing=1,Customer Success=2")
+	over["SUPPORT_GROUPS"] = orDefault(getenv("SUPPORT_GROUPS"), "Billing=1,Customer Success=2")
 	h.emulatorLines = append(h.emulatorLines, "  Zendesk:         emulator at http://"+dialAddr(h.f.zendeskAddr)+" (set ZENDESK_* for the real one)")
 	return nil
 }
 
 func (h *devHub) slackEmulator(over map[string]string, _ string) error {
-	if h.getenv("SLACK_WEBHOOK_URL") != "" || h.getenv("SLACK_WEBHOOK_URL_FILE") != "" {
+	getenv := h.getenv
+	if getenv("SLACK_WEBHOOK_URL") != "" || getenv("SLACK_WEBHOOK_URL_FILE") != "" {
 		h.emulatorLines = append(h.emulatorLines, "  Slack:           alerts to the configured webhook")
 		return nil
 	}
@@ -353,7 +358,8 @@ func (h *devHub) environment(vendors map[string]string, s devSecrets) func(strin
 	// Alerts link to the console and nowhere else, and read the daily
 	// digest from the status API with a read-only token of their own, made
 	// up for this run.
-	ops := map[string]string{"SWITCHYARD_OPS_URL": orDefault(getenv("SWITCHYARD_OPS_URL"), "http://"+dialAddr(f.opsAddr)),
+	ops := map[string]string{
+		"SWITCHYARD_OPS_URL":     orDefault(getenv("SWITCHYARD_OPS_URL"), "http://"+dialAddr(f.opsAddr)), // the status API (alerts reads the daily digest there)
 		"SWITCHYARD_CONSOLE_URL": orDefault(getenv("SWITCHYARD_CONSOLE_URL"), "http://"+dialAddr(f.opsAddr))}
 	alertsHasToken := getenv("SWITCHYARD_OPS_TOKEN") != "" || getenv("SWITCHYARD_OPS_TOKEN_FILE") != ""
 	switch {

@@ -34,7 +34,9 @@ const defaultGrace = 5 * time.Second
 // Route is one row of a process's route table: which listener serves it,
 // its method and path, its handler.
 type Route struct {
-	Listener string // Admin or Public
+	// Listener is Admin, Public, or a listener of the service's own (the
+	// projector's ops address), which none of the shared rows name.
+	Listener string
 	Method   string // empty: every method (the handler answers the others itself)
 	Path     string
 	Handler  http.Handler

@@ -37,6 +37,7 @@ const (
 type hub struct {
 	js    jetstream.JetStream
 	api   string // status API base URL
+	admin string // health, readiness and metrics base URL
 	pool  *pgxpool.Pool
 	store *view.Store
 	logs  *bytes.Buffer
@@ -91,7 +92,7 @@ func start(t *testing.T, extra map[string]string) *hub {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	return &hub{js: js, api: "http://" + ops, pool: pool, store: view.NewStore(pool, projector.Schema), logs: logs}
+	return &hub{js: js, api: "http://" + ops, admin: "http://" + addr, pool: pool, store: view.NewStore(pool, projector.Schema), logs: logs}
 }
 
 type syncWriter struct {

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/netip"
 	"strconv"
 	"time"
@@ -19,7 +17,6 @@ import (
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/ledger"
-	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/opsauth"
 	"github.com/switchyard/switchyard/platform/service"
@@ -166,16 +163,20 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	if parts["status API"], err = serveOps(ctx, base, cfg.OpsAddr, surface); err != nil {
-		return err
-	}
 	if v, err := migrations.StoredViewVersion(ctx, pool); err != nil {
 		return err
 	} else if v != view.ViewVersion {
 		parts["rebuild to view version "+strconv.Itoa(view.ViewVersion)] = rebuildToVersion(base.Log, v, pool, js, surface)
 	}
 	base.Log.InfoContext(ctx, "configured", "config", cfg)
-	return base.Serve(ctx, cfg.Addr, parts)
+	// One route table, two listeners that never share an address: the
+	// shared health, readiness and metrics on PROJECTOR_ADDR; the status
+	// API and console on the ops address, which may face the internet
+	// behind a proxy (every listener has every timeout and a header limit).
+	return base.ServeListeners(ctx, []service.Listener{
+		{Name: service.Admin, Addr: cfg.Addr},
+		{Name: ops.Listener, Addr: cfg.OpsAddr},
+	}, base.Routes(surface.ServiceRoutes()...), parts)
 }
 
 // migrate creates or updates the projection and the ops tables.
@@ -222,22 +223,6 @@ func operatorSurface(ctx context.Context, base *service.Base, cfg Config, js jet
 	return ops.New(ctx, ops.ConsoleConfig{Store: store, JetStream: js, Operator: opsJS, Pool: pool, ReplaySigningKey: cfg.ReplaySigning,
 		Tokens: cfg.Tokens, JaegerURL: cfg.JaegerURL, GatewayMetricsURL: cfg.GatewayURL, SessionTTL: cfg.SessionTTL,
 		TrustedProxies: cfg.TrustedProxies, Logger: log, Meter: base.Tel.Meter})
-}
-
-// serveOps listens on the ops address now (a port in use fails the start)
-// and returns the part that serves it.
-func serveOps(ctx context.Context, base *service.Base, addr string, surface *ops.Server) (func(context.Context) error, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("status API: listen %s: %w", addr, err)
-	}
-	base.Log.InfoContext(ctx, "status API listening", "addr", ln.Addr().String())
-	return func(ctx context.Context) error {
-		// Every timeout and a header limit: the ops address may face the
-		// internet behind a proxy.
-		srv := lifecycle.Harden(&http.Server{Handler: surface.Handler(), ErrorLog: slog.NewLogLogger(base.Log.Handler(), slog.LevelWarn)})
-		return lifecycle.Serve(ctx, srv, ln, 5*time.Second)
-	}, nil
 }
 
 // rebuildToVersion rebuilds views written by another version (states,

@@ -16,8 +16,9 @@ import (
 )
 
 // TestRouteTable: each listener serves the rows of the table naming it and
-// nothing else: liveness everywhere, readiness and metrics on the admin
-// listener only, a service's own row on its listener only.
+// nothing else: liveness on the admin and public listeners, readiness and
+// metrics on the admin listener only, a service's own row on its listener
+// only; a listener of the service's own gets none of the shared rows.
 func TestRouteTable(t *testing.T) {
 	t.Parallel()
 	b, err := service.Start(context.Background(), "demo", "warn", config.MapEnv(nil), io.Discard)
@@ -25,7 +26,10 @@ func TestRouteTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	hook := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusAccepted) })
-	routes := b.Routes(service.Route{Listener: service.Public, Method: http.MethodPost, Path: "/hook", Handler: hook})
+	routes := b.Routes(
+		service.Route{Listener: service.Public, Method: http.MethodPost, Path: "/hook", Handler: hook},
+		service.Route{Listener: "ops", Method: http.MethodPost, Path: "/hook", Handler: hook},
+	)
 	tests := []struct {
 		listener, method, path string
 		want                   int
@@ -38,6 +42,10 @@ func TestRouteTable(t *testing.T) {
 		{service.Public, http.MethodPost, "/hook", http.StatusAccepted},
 		{service.Public, http.MethodGet, "/readyz", http.StatusNotFound},
 		{service.Public, http.MethodGet, "/metrics", http.StatusNotFound},
+		{"ops", http.MethodPost, "/hook", http.StatusAccepted},
+		{"ops", http.MethodGet, "/healthz", http.StatusNotFound},
+		{"ops", http.MethodGet, "/readyz", http.StatusNotFound},
+		{"ops", http.MethodGet, "/metrics", http.StatusNotFound},
 	}
 	for _, tt := range tests {
 		rec := httptest.NewRecorder()

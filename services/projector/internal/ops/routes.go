@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/switchyard/switchyard/platform/opsauth"
+	"github.com/switchyard/switchyard/platform/service"
 )
 
 // Route is one endpoint of the ops address: a status API route
@@ -30,8 +31,8 @@ type Route struct {
 // openapi.json documents (the catch-all and console pages are not).
 func (r Route) InOpenAPI() bool { return !r.Console && strings.Contains(r.Pattern, " ") }
 
-// routes is the ops address's one route table: the mux (Server.Handler)
-// and the OpenAPI test both read it.
+// routes is the ops address's one route table: the process's route table
+// (Server.ServiceRoutes) and the OpenAPI test both read it.
 var routes = []Route{
 	{Pattern: "GET /v1/openapi.json", api: (*API).openAPI},
 	{Pattern: "GET /v1/customers/{id}", Scope: opsauth.ScopeRead, api: (*API).getCustomer},
@@ -71,13 +72,31 @@ var consoleMounts = []string{"/{$}", "/login", "/logout", "/console", "/console/
 // Routes returns the route table.
 func Routes() []Route { return append([]Route(nil), routes...) }
 
-// Handler serves the ops address from the route table. Console pages are
-// served by a mux of their own, wrapped once in withSecurityHeaders, so
-// every console response — the login form and its answers, redirects,
-// errors, the mux's own 404 and 405 — carries the same security headers,
-// and a page added later cannot forget them.
-func (s *Server) Handler() http.Handler {
-	mux, pages := http.NewServeMux(), http.NewServeMux()
+// Listener names the ops address in the projector's route table
+// (service.Route.Listener): none of the shared rows name it, so the ops
+// address serves the rows of ServiceRoutes alone — no liveness, readiness
+// or metrics (those are on PROJECTOR_ADDR); /healthz here is the status
+// API's 404.
+const Listener = "ops"
+
+// ServiceRoutes returns the route table as rows of the process's route
+// table, all on Listener, for service.Mux to serve. A status API route
+// that needs a scope is wrapped in its token check (and the auth
+// throttle). Console pages are served by a mux of their own, wrapped once
+// in withSecurityHeaders and mounted at each of consoleMounts, so every
+// console response — the login form and its answers, redirects, errors,
+// the mux's own 404 and 405 — carries the same security headers, and a
+// page added later cannot forget them.
+func (s *Server) ServiceRoutes() []service.Route {
+	var rows []service.Route
+	row := func(pattern string, h http.Handler) {
+		method, path, ok := strings.Cut(pattern, " ")
+		if !ok {
+			method, path = "", pattern
+		}
+		rows = append(rows, service.Route{Listener: Listener, Method: method, Path: path, Handler: h})
+	}
+	pages := http.NewServeMux()
 	for _, r := range routes {
 		switch {
 		case r.page != nil:
@@ -85,14 +104,14 @@ func (s *Server) Handler() http.Handler {
 		case r.form != nil:
 			pages.HandleFunc(r.Pattern, func(w http.ResponseWriter, req *http.Request) { r.form(s.console, w, req) })
 		case r.Scope != "":
-			mux.Handle(r.Pattern, s.api.auth(r.Scope, func(w http.ResponseWriter, req *http.Request) { r.api(s.api, w, req) }))
+			row(r.Pattern, s.api.auth(r.Scope, func(w http.ResponseWriter, req *http.Request) { r.api(s.api, w, req) }))
 		default:
-			mux.HandleFunc(r.Pattern, func(w http.ResponseWriter, req *http.Request) { r.api(s.api, w, req) })
+			row(r.Pattern, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { r.api(s.api, w, req) }))
 		}
 	}
 	h := withSecurityHeaders(pages)
 	for _, pattern := range consoleMounts {
-		mux.Handle(pattern, h)
+		row(pattern, h)
 	}
-	return mux
+	return rows
 }

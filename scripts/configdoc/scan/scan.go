@@ -159,86 +159,115 @@ func Scan(fsys fs.FS, roots ...string) ([]Section, error) {
 	return s.sections(), nil
 }
 
+// load parses every non-test Go file under root into s.pkgs, skipping
+// hidden, underscore, testdata and vendor folders and platform/config.
 func (s *scanner) load(fsys fs.FS, root string) error {
 	return fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		name := d.Name()
 		if d.IsDir() {
-			if p != root && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata" || name == "vendor") {
-				return fs.SkipDir
-			}
-			// The Reader's own methods read names they are given.
-			if p == "platform/config" {
+			if skipDir(p, root, d.Name()) {
 				return fs.SkipDir
 			}
 			return nil
 		}
-		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+		if !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
 			return nil
 		}
-		src, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return err
+		return s.loadFile(fsys, p)
+	})
+}
+
+// skipDir reports whether load skips the folder p (named name) under root.
+func skipDir(p, root, name string) bool {
+	if p != root && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata" || name == "vendor") {
+		return true
+	}
+	// The Reader's own methods read names they are given.
+	return p == "platform/config"
+}
+
+// loadFile parses the Go file p and adds it, its imports and its
+// package-level constants and struct types to its folder's package.
+func (s *scanner) loadFile(fsys fs.FS, p string) error {
+	src, err := fs.ReadFile(fsys, p)
+	if err != nil {
+		return err
+	}
+	af, err := parser.ParseFile(s.fset, p, src, parser.ParseComments)
+	if err != nil {
+		return err
+	}
+	pk := s.pkgFor(path.Dir(p))
+	f := &file{path: p, src: src, ast: af, imports: map[string]string{}}
+	for _, im := range af.Imports {
+		ip, _ := strconv.Unquote(im.Path.Value)
+		local := importName(im, ip)
+		f.imports[local] = ip
+		if strings.HasSuffix(ip, "/platform/config") {
+			f.config = local
 		}
-		af, err := parser.ParseFile(s.fset, p, src, parser.ParseComments)
-		if err != nil {
-			return err
+	}
+	pk.files = append(pk.files, f)
+	for _, decl := range af.Decls {
+		if gd, ok := decl.(*ast.GenDecl); ok {
+			s.declare(pk, f, gd)
 		}
-		dir := path.Dir(p)
-		pk := s.pkgs[dir]
-		if pk == nil {
-			pk = &pkg{dir: dir, consts: map[string]string{}, strs: map[string]bool{}, structs: map[string]*ast.StructType{}}
-			s.pkgs[dir] = pk
-		}
-		f := &file{path: p, src: src, ast: af, imports: map[string]string{}}
-		for _, im := range af.Imports {
-			ip, _ := strconv.Unquote(im.Path.Value)
-			local := path.Base(ip)
-			if strings.HasPrefix(local, "v") && len(local) <= 3 { // stripe-go/v76
-				local = path.Base(path.Dir(ip))
-			}
-			if im.Name != nil {
-				local = im.Name.Name
-			}
-			f.imports[local] = ip
-			if strings.HasSuffix(ip, "/platform/config") {
-				f.config = local
-			}
-		}
-		pk.files = append(pk.files, f)
-		for _, decl := range af.Decls {
-			gd, ok := decl.(*ast.GenDecl)
-			if !ok {
+	}
+	return nil
+}
+
+// pkgFor returns the package of folder dir, adding an empty one first.
+func (s *scanner) pkgFor(dir string) *pkg {
+	pk := s.pkgs[dir]
+	if pk == nil {
+		pk = &pkg{dir: dir, consts: map[string]string{}, strs: map[string]bool{}, structs: map[string]*ast.StructType{}}
+		s.pkgs[dir] = pk
+	}
+	return pk
+}
+
+// importName is the name a file uses for the import im of path ip: its
+// explicit name, else the path's last element, skipping a major version
+// suffix (stripe-go/v76 is stripe).
+func importName(im *ast.ImportSpec, ip string) string {
+	if im.Name != nil {
+		return im.Name.Name
+	}
+	local := path.Base(ip)
+	if strings.HasPrefix(local, "v") && len(local) <= 3 { // stripe-go/v76
+		local = path.Base(path.Dir(ip))
+	}
+	return local
+}
+
+// declare records gd's constants (string literals unquoted, others as
+// source text) and struct types in pk.
+func (s *scanner) declare(pk *pkg, f *file, gd *ast.GenDecl) {
+	for _, spec := range gd.Specs {
+		switch sp := spec.(type) {
+		case *ast.ValueSpec:
+			if gd.Tok != token.CONST {
 				continue
 			}
-			for _, spec := range gd.Specs {
-				switch sp := spec.(type) {
-				case *ast.ValueSpec:
-					if gd.Tok != token.CONST {
-						continue
-					}
-					for i, n := range sp.Names {
-						if i >= len(sp.Values) {
-							continue
-						}
-						if lit, ok := sp.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-							pk.consts[n.Name], _ = strconv.Unquote(lit.Value)
-							pk.strs[n.Name] = true
-						} else {
-							pk.consts[n.Name] = s.text(f, sp.Values[i])
-						}
-					}
-				case *ast.TypeSpec:
-					if st, ok := sp.Type.(*ast.StructType); ok {
-						pk.structs[sp.Name.Name] = st
-					}
+			for i, n := range sp.Names {
+				if i >= len(sp.Values) {
+					continue // const ( A = iota; B ): B repeats A's expression
+				}
+				if lit, ok := sp.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					pk.consts[n.Name], _ = strconv.Unquote(lit.Value)
+					pk.strs[n.Name] = true
+				} else {
+					pk.consts[n.Name] = s.text(f, sp.Values[i])
 				}
 			}
+		case *ast.TypeSpec:
+			if st, ok := sp.Type.(*ast.StructType); ok {
+				pk.structs[sp.Name.Name] = st
+			}
 		}
-		return nil
-	})
+	}
 }
 
 func (s *scanner) text(f *file, e ast.Node) string {
@@ -259,131 +288,179 @@ func isReaderType(f *file, t ast.Expr) bool {
 	return ok && f.config != "" && x.Name == f.config && sel.Sel.Name == "Reader"
 }
 
+// collect records the reads and calls of every function with a body in f.
 func (s *scanner) collect(pk *pkg, f *file) {
 	for _, decl := range f.ast.Decls {
-		fd, ok := decl.(*ast.FuncDecl)
-		if !ok || fd.Body == nil {
-			continue
+		if fd, ok := decl.(*ast.FuncDecl); ok && fd.Body != nil {
+			s.collectFunc(pk, f, fd)
 		}
-		name := fd.Name.Name
-		if fd.Recv != nil && len(fd.Recv.List) > 0 {
-			name = recvName(fd.Recv.List[0].Type) + "." + name
-		}
-		fun := &fn{key: pk.dir + "." + name, pkg: pk, file: f, decl: fd}
-		var params []string
-		readers := map[string]bool{}
-		for _, fld := range fd.Type.Params.List {
-			for _, n := range fld.Names {
-				params = append(params, n.Name)
-				if isReaderType(f, fld.Type) {
-					readers[n.Name] = true
-					fun.helper = true
-				}
-			}
-		}
-		// Readers made in the body: r := config.NewReader(getenv).
-		ast.Inspect(fd.Body, func(n ast.Node) bool {
-			as, ok := n.(*ast.AssignStmt)
-			if !ok {
-				return true
-			}
-			for i, rhs := range as.Rhs {
-				c, ok := rhs.(*ast.CallExpr)
-				if !ok || i >= len(as.Lhs) {
-					continue
-				}
-				if sel, ok := c.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "NewReader" {
-					if x, ok := sel.X.(*ast.Ident); ok && f.config != "" && x.Name == f.config {
-						if id, ok := as.Lhs[i].(*ast.Ident); ok {
-							readers[id.Name] = true
-						}
-					}
-				}
-			}
-			return true
-		})
-		eval := func(e ast.Expr) value {
-			v := value{text: s.text(f, e), param: -1}
-			switch x := e.(type) {
-			case *ast.BasicLit:
-				if x.Kind == token.STRING {
-					v.str, _ = strconv.Unquote(x.Value)
-					v.konst = true
-				}
-			case *ast.Ident:
-				for i, p := range params {
-					if p == x.Name {
-						v.param = i
-						return v
-					}
-				}
-				if pk.strs[x.Name] {
-					v.str, v.konst = pk.consts[x.Name], true
-				} else if c, ok := pk.consts[x.Name]; ok {
-					v.text = c
-				}
-			case *ast.SelectorExpr:
-				if id, ok := x.X.(*ast.Ident); ok {
-					if ip, ok := f.imports[id.Name]; ok && strings.HasPrefix(ip, modulePrefix) {
-						if other := s.pkgs[strings.TrimPrefix(ip, modulePrefix)]; other != nil {
-							if other.strs[x.Sel.Name] {
-								v.str, v.konst = other.consts[x.Sel.Name], true
-							} else if c, ok := other.consts[x.Sel.Name]; ok {
-								v.text = c
-							}
-						}
-					}
-				}
-			}
-			return v
-		}
-		var stack []ast.Node
-		ast.Inspect(fd.Body, func(n ast.Node) bool {
-			if n == nil {
-				stack = stack[:len(stack)-1]
-				return true
-			}
-			stack = append(stack, n)
-			c, ok := n.(*ast.CallExpr)
-			if !ok {
-				return true
-			}
-			switch fx := c.Fun.(type) {
-			case *ast.SelectorExpr:
-				x, ok := fx.X.(*ast.Ident)
-				if !ok {
-					return true
-				}
-				switch {
-				case readers[x.Name] && readerMethods[fx.Sel.Name] != "" && len(c.Args) > 0:
-					r := read{name: eval(c.Args[0]), method: fx.Sel.Name, file: f.path, fn: fun}
-					if len(c.Args) > 1 {
-						r.def, r.hasDef = eval(c.Args[1]), true
-					}
-					for _, a := range c.Args[min(2, len(c.Args)):] {
-						r.extra = append(r.extra, eval(a))
-					}
-					r.desc = s.describe(pk, f, fd, stack, r.name)
-					fun.reads = append(fun.reads, r)
-				case x.Name == "os" && fx.Sel.Name == "Getenv" && len(c.Args) == 1:
-					fun.reads = append(fun.reads, s.raw(pk, f, fd, fun, stack, eval))
-				default:
-					if ip, ok := f.imports[x.Name]; ok && strings.HasPrefix(ip, modulePrefix) {
-						fun.calls = append(fun.calls, s.call(pk, f, fd, stack, strings.TrimPrefix(ip, modulePrefix)+"."+fx.Sel.Name, c, eval))
-					}
-				}
-			case *ast.Ident:
-				if fx.Name == "getenv" && len(c.Args) == 1 {
-					fun.reads = append(fun.reads, s.raw(pk, f, fd, fun, stack, eval))
-				} else {
-					fun.calls = append(fun.calls, s.call(pk, f, fd, stack, pk.dir+"."+fx.Name, c, eval))
-				}
-			}
-			return true
-		})
-		s.funcs[fun.key] = fun
-		s.order = append(s.order, fun)
 	}
+}
+
+// funcScan is the state of scanning one function's body.
+type funcScan struct {
+	s       *scanner
+	pk      *pkg
+	f       *file
+	fd      *ast.FuncDecl
+	fun     *fn
+	params  []string        // the function's parameter names, in order
+	readers map[string]bool // names of its *config.Reader variables
+}
+
+// collectFunc records fd's reads (Reader calls, getenv, os.Getenv) and its
+// calls into the repository's packages as s.funcs[key], in s.order.
+func (s *scanner) collectFunc(pk *pkg, f *file, fd *ast.FuncDecl) {
+	sc := &funcScan{s: s, pk: pk, f: f, fd: fd, readers: map[string]bool{}}
+	sc.fun = &fn{key: pk.dir + "." + funcName(fd), pkg: pk, file: f, decl: fd}
+	sc.addParams()
+	sc.addBodyReaders()
+	var stack []ast.Node
+	ast.Inspect(fd.Body, func(n ast.Node) bool {
+		if n == nil {
+			stack = stack[:len(stack)-1]
+			return true
+		}
+		stack = append(stack, n)
+		if c, ok := n.(*ast.CallExpr); ok {
+			sc.visitCall(stack, c)
+		}
+		return true
+	})
+	s.funcs[sc.fun.key] = sc.fun
+	s.order = append(s.order, sc.fun)
+}
+
+// funcName is fd's name, "Recv.Name" for a method.
+func funcName(fd *ast.FuncDecl) string {
+	if fd.Recv != nil && len(fd.Recv.List) > 0 {
+		return recvName(fd.Recv.List[0].Type) + "." + fd.Name.Name
+	}
+	return fd.Name.Name
+}
+
+// addParams records the parameter names; one of type *config.Reader is a
+// reader and makes the function a helper.
+func (sc *funcScan) addParams() {
+	for _, fld := range sc.fd.Type.Params.List {
+		for _, n := range fld.Names {
+			sc.params = append(sc.params, n.Name)
+			if isReaderType(sc.f, fld.Type) {
+				sc.readers[n.Name] = true
+				sc.fun.helper = true
+			}
+		}
+	}
+}
+
+// addBodyReaders records the readers made in the body:
+// r := config.NewReader(getenv).
+func (sc *funcScan) addBodyReaders() {
+	ast.Inspect(sc.fd.Body, func(n ast.Node) bool {
+		as, ok := n.(*ast.AssignStmt)
+		if !ok {
+			return true
+		}
+		for i, rhs := range as.Rhs {
+			c, ok := rhs.(*ast.CallExpr)
+			if !ok || i >= len(as.Lhs) {
+				continue
+			}
+			if sel, ok := c.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "NewReader" {
+				if x, ok := sel.X.(*ast.Ident); ok && sc.f.config != "" && x.Name == sc.f.config {
+					if id, ok := as.Lhs[i].(*ast.Ident); ok {
+						sc.readers[id.Name] = true
+					}
+				}
+			}
+		}
+		return true
+	})
+}
+
+// eval is e as an argument: a string constant (a literal, or a constant of
+// this package or another of the repository's), the index of the parameter
+// it names, or else its source text (a non-string constant's value text).
+func (sc *funcScan) eval(e ast.Expr) value {
+	v := value{text: sc.s.text(sc.f, e), param: -1}
+	switch x := e.(type) {
+	case *ast.BasicLit:
+		if x.Kind == token.STRING {
+			v.str, _ = strconv.Unquote(x.Value)
+			v.konst = true
+		}
+	case *ast.Ident:
+		for i, p := range sc.params {
+			if p == x.Name {
+				v.param = i
+				return v
+			}
+		}
+		sc.pk.constValue(x.Name, &v)
+	case *ast.SelectorExpr:
+		if id, ok := x.X.(*ast.Ident); ok {
+			if ip, ok := sc.f.imports[id.Name]; ok && strings.HasPrefix(ip, modulePrefix) {
+				if other := sc.s.pkgs[strings.TrimPrefix(ip, modulePrefix)]; other != nil {
+					other.constValue(x.Sel.Name, &v)
+				}
+			}
+		}
+	}
+	return v
+}
+
+// constValue sets v from pk's constant name, if pk has one: a string
+// constant's value, else the constant's source text.
+func (pk *pkg) constValue(name string, v *value) {
+	if pk.strs[name] {
+		v.str, v.konst = pk.consts[name], true
+	} else if c, ok := pk.consts[name]; ok {
+		v.text = c
+	}
+}
+
+// visitCall records the call c at the top of stack: a read on a reader, a
+// raw os.Getenv or getenv read, or a call into a function of this package
+// or another of the repository's.
+func (sc *funcScan) visitCall(stack []ast.Node, c *ast.CallExpr) {
+	pk, f, fd, fun := sc.pk, sc.f, sc.fd, sc.fun
+	switch fx := c.Fun.(type) {
+	case *ast.SelectorExpr:
+		x, ok := fx.X.(*ast.Ident)
+		if !ok {
+			return
+		}
+		switch {
+		case sc.readers[x.Name] && readerMethods[fx.Sel.Name] != "" && len(c.Args) > 0:
+			fun.reads = append(fun.reads, sc.readerRead(stack, c, fx.Sel.Name))
+		case x.Name == "os" && fx.Sel.Name == "Getenv" && len(c.Args) == 1:
+			fun.reads = append(fun.reads, sc.s.raw(pk, f, fd, fun, stack, sc.eval))
+		default:
+			if ip, ok := f.imports[x.Name]; ok && strings.HasPrefix(ip, modulePrefix) {
+				fun.calls = append(fun.calls, sc.s.call(pk, f, fd, stack, strings.TrimPrefix(ip, modulePrefix)+"."+fx.Sel.Name, c, sc.eval))
+			}
+		}
+	case *ast.Ident:
+		if fx.Name == "getenv" && len(c.Args) == 1 {
+			fun.reads = append(fun.reads, sc.s.raw(pk, f, fd, fun, stack, sc.eval))
+		} else {
+			fun.calls = append(fun.calls, sc.s.call(pk, f, fd, stack, pk.dir+"."+fx.Name, c, sc.eval))
+		}
+	}
+}
+
+// readerRead is the read r.method(NAME, default, extra…) at the top of
+// stack.
+func (sc *funcScan) readerRead(stack []ast.Node, c *ast.CallExpr, method string) read {
+	r := read{name: sc.eval(c.Args[0]), method: method, file: sc.f.path, fn: sc.fun}
+	if len(c.Args) > 1 {
+		r.def, r.hasDef = sc.eval(c.Args[1]), true
+	}
+	for _, a := range c.Args[min(2, len(c.Args)):] {
+		r.extra = append(r.extra, sc.eval(a))
+	}
+	r.desc = sc.s.describe(sc.pk, sc.f, sc.fd, stack, r.name)
+	return r
 }
 
 func recvName(t ast.Expr) string {
@@ -635,58 +712,11 @@ func section(dir, file string) (title, at string) {
 // named like the command.
 var commandFiles = map[string]string{"replaykey": "replay-key", "migration": "migrate"}
 
+// sections gathers every function's reads, with the helpers it calls
+// expanded, into one Section per service, command or platform package,
+// sorted by sectionLess, each one's variables sorted by name.
 func (s *scanner) sections() []Section {
-	type acc struct {
-		sec   Section
-		byKey map[string]int
-		ranks map[string]int
-	}
-	secs := map[string]*acc{}
-	descs := map[string]string{} // any description of a name, for the ones without
-	add := func(title, at string, e emitted) {
-		a := secs[title]
-		if a == nil {
-			a = &acc{sec: Section{Title: title, Dir: at}, byKey: map[string]int{}, ranks: map[string]int{}}
-			secs[title] = a
-		}
-		name := e.name
-		secret := false
-		if base, ok := strings.CutSuffix(name, "_FILE"); ok && e.method == "raw" {
-			name, secret = base, true // getenv("X_FILE") next to getenv("X"): a secret's file
-		}
-		i, ok := a.byKey[name]
-		if !ok {
-			i = len(a.sec.Vars)
-			a.byKey[name] = i
-			a.ranks[name] = -1
-			a.sec.Vars = append(a.sec.Vars, Var{Name: name})
-		}
-		v := &a.sec.Vars[i]
-		if e.name != name {
-			v.Secret = true
-			return
-		}
-		if r := kindRank[e.method]; r > a.ranks[name] {
-			a.ranks[name] = r
-			v.Kind = kind(e)
-		}
-		if v.Default == "" && e.def != "" && e.def != `""` {
-			v.Default = e.def
-		}
-		v.Required = v.Required || e.method == "Required"
-		v.Secret = v.Secret || secret || e.method == "Secret" || e.method == "SecretList"
-		if v.Description == "" {
-			v.Description = e.desc
-		}
-		if descs[name] == "" || strings.HasPrefix(at, "platform/") {
-			if e.desc != "" {
-				descs[name] = e.desc
-			}
-		}
-		if !contains(v.Files, e.file) {
-			v.Files = append(v.Files, e.file)
-		}
-	}
+	b := sectionBuilder{secs: map[string]*sectionAcc{}, descs: map[string]string{}}
 	for _, fun := range s.order {
 		if fun.helper && strings.HasPrefix(fun.pkg.dir, "platform/") {
 			continue // documented where a service calls it
@@ -694,21 +724,100 @@ func (s *scanner) sections() []Section {
 		title, at := section(fun.pkg.dir, fun.file.path)
 		for _, r := range fun.reads {
 			if r.name.konst {
-				add(title, at, s.emit(r, r.name, func(v value) value { return v }))
+				b.add(title, at, s.emit(r, r.name, func(v value) value { return v }))
 			}
 		}
 		for _, c := range fun.calls {
 			for _, e := range s.expand(fun, c, 0) {
-				add(title, at, e)
+				b.add(title, at, e)
 			}
 		}
 	}
+	return b.finish()
+}
+
+// sectionBuilder accumulates sections by title.
+type sectionBuilder struct {
+	secs  map[string]*sectionAcc
+	descs map[string]string // any description of a name, for the ones without
+}
+
+// sectionAcc is one section being built: where each variable sits in
+// sec.Vars and the rank of the kind it shows so far.
+type sectionAcc struct {
+	sec   Section
+	byKey map[string]int
+	ranks map[string]int
+}
+
+// add merges the read e into section title (at folder at). A raw read of
+// X_FILE only marks X a secret.
+func (b *sectionBuilder) add(title, at string, e emitted) {
+	a := b.secs[title]
+	if a == nil {
+		a = &sectionAcc{sec: Section{Title: title, Dir: at}, byKey: map[string]int{}, ranks: map[string]int{}}
+		b.secs[title] = a
+	}
+	name := e.name
+	if base, ok := strings.CutSuffix(name, "_FILE"); ok && e.method == "raw" {
+		name = base // getenv("X_FILE") next to getenv("X"): a secret's file
+	}
+	v := a.varNamed(name)
+	if e.name != name {
+		v.Secret = true
+		return
+	}
+	a.merge(v, e)
+	// A platform package's description wins over a service's.
+	if b.descs[name] == "" || strings.HasPrefix(at, "platform/") {
+		if e.desc != "" {
+			b.descs[name] = e.desc
+		}
+	}
+}
+
+// varNamed returns the section's variable name, adding it first.
+func (a *sectionAcc) varNamed(name string) *Var {
+	i, ok := a.byKey[name]
+	if !ok {
+		i = len(a.sec.Vars)
+		a.byKey[name] = i
+		a.ranks[name] = -1
+		a.sec.Vars = append(a.sec.Vars, Var{Name: name})
+	}
+	return &a.sec.Vars[i]
+}
+
+// merge folds the read e into v: the most specific kind (kindRank), the
+// first non-empty default and description, required or secret if any
+// read says so, and every file it is read in.
+func (a *sectionAcc) merge(v *Var, e emitted) {
+	if r := kindRank[e.method]; r > a.ranks[v.Name] {
+		a.ranks[v.Name] = r
+		v.Kind = kind(e)
+	}
+	if v.Default == "" && e.def != "" && e.def != `""` {
+		v.Default = e.def
+	}
+	v.Required = v.Required || e.method == "Required"
+	v.Secret = v.Secret || e.method == "Secret" || e.method == "SecretList"
+	if v.Description == "" {
+		v.Description = e.desc
+	}
+	if !contains(v.Files, e.file) {
+		v.Files = append(v.Files, e.file)
+	}
+}
+
+// finish fills in missing descriptions from elsewhere and missing kinds
+// as string, and sorts the sections and their variables.
+func (b *sectionBuilder) finish() []Section {
 	var out []Section
-	for _, a := range secs {
+	for _, a := range b.secs {
 		for i := range a.sec.Vars {
 			v := &a.sec.Vars[i]
 			if v.Description == "" {
-				v.Description = descs[v.Name]
+				v.Description = b.descs[v.Name]
 			}
 			if v.Kind == "" {
 				v.Kind = "string"

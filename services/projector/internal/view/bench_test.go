@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"runtime/metrics"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,11 +28,26 @@ import (
 )
 
 // Sizes: lifegen averages ~10 messages per customer, so the rebuild reads
-// about 300k messages and the live path about 50k.
+// about 300k messages and the live path about 50k. REBUILD_BENCH_CUSTOMERS
+// sets BenchmarkRebuild's (100000 for about a million messages).
 const (
 	rebuildCustomers = 30000
 	liveCustomers    = 5000
 )
+
+// benchRebuildCustomers is rebuildCustomers or REBUILD_BENCH_CUSTOMERS.
+func benchRebuildCustomers(b *testing.B) int {
+	b.Helper()
+	env := os.Getenv("REBUILD_BENCH_CUSTOMERS")
+	if env == "" {
+		return rebuildCustomers
+	}
+	n, err := strconv.Atoi(env)
+	if err != nil || n <= 0 {
+		b.Fatalf("REBUILD_BENCH_CUSTOMERS=%q: want a positive number of customers", env)
+	}
+	return n
+}
 
 type benchEnv struct {
 	js   jetstream.JetStream
@@ -40,6 +57,12 @@ type benchEnv struct {
 
 // benchSetup stores the generated lifecycles in an embedded JetStream.
 func benchSetup(b *testing.B, customers int) *benchEnv {
+	b.Helper()
+	return setupStreams(b, lifegen.Generate(1, customers))
+}
+
+// setupStreams stores msgs in an embedded JetStream, with a PostgreSQL.
+func setupStreams(b testing.TB, msgs []lifegen.Msg) *benchEnv {
 	b.Helper()
 	ctx := context.Background()
 	br := testkit.NATS(b)
@@ -52,11 +75,11 @@ func benchSetup(b *testing.B, customers int) *benchEnv {
 	if err := ledger.Migrate(ctx, pool); err != nil {
 		b.Fatal(err)
 	}
-	for i, m := range lifegen.Generate(1, customers) {
+	for i, m := range msgs {
 		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header}); err != nil {
 			b.Fatal(err)
 		}
-		if i%5000 == 4999 {
+		if i%2000 == 1999 { // under the client's async publish limit (4000)
 			<-js.PublishAsyncComplete()
 		}
 	}
@@ -76,7 +99,7 @@ func benchSetup(b *testing.B, customers int) *benchEnv {
 	return e
 }
 
-func resetProjection(b *testing.B, pool *pgxpool.Pool) {
+func resetProjection(b testing.TB, pool *pgxpool.Pool) {
 	b.Helper()
 	if _, err := pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS projection CASCADE"); err != nil {
 		b.Fatal(err)
@@ -88,15 +111,18 @@ func resetProjection(b *testing.B, pool *pgxpool.Pool) {
 
 // BenchmarkRebuild: the whole streams into fresh tables and swapped in.
 func BenchmarkRebuild(b *testing.B) {
-	e := benchSetup(b, rebuildCustomers)
+	e := benchSetup(b, benchRebuildCustomers(b))
 	resetProjection(b, e.pool)
 	var events, secs float64
-	// A rebuild folds in memory: the live heap's peak above where it
-	// started, per event, says how big a history fits (an upper bound: the
-	// embedded NATS server's block cache is in the same heap).
+	// What a rebuild holds: the peak, above where it started, of the heap
+	// live at the end of each GC cycle (what it keeps, not the garbage the
+	// pacer lets accumulate up to GOGC), and of all heap objects (live and
+	// not yet swept). Upper bounds: the embedded NATS server and the
+	// client's buffers share the heap. Per event they should fall as the
+	// history grows: the rebuild holds a batch and a customer at a time.
 	runtime.GC()
-	base := liveHeap()
-	var peak atomic.Uint64
+	baseLive, baseHeap := heapBytes()
+	var peakLive, peakHeap atomic.Uint64
 	stop := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
@@ -108,8 +134,12 @@ func BenchmarkRebuild(b *testing.B) {
 			case <-stop:
 				return
 			case <-t.C:
-				if h := liveHeap(); h > peak.Load() {
-					peak.Store(h)
+				live, heap := heapBytes()
+				if live > peakLive.Load() {
+					peakLive.Store(live)
+				}
+				if heap > peakHeap.Load() {
+					peakHeap.Store(heap)
 				}
 			}
 		}
@@ -125,16 +155,18 @@ func BenchmarkRebuild(b *testing.B) {
 	<-sampled
 	b.ReportMetric(events/secs, "events/s")
 	b.ReportMetric(float64(e.msgs), "events")
-	if p := peak.Load(); p > base {
-		b.ReportMetric(float64(p-base)/float64(e.msgs), "peak_heap_B/event")
-	}
+	above := func(peak, base uint64) float64 { return float64(max(peak, base) - base) }
+	b.ReportMetric(above(peakLive.Load(), baseLive)/(1<<20), "peak_live_MB")
+	b.ReportMetric(above(peakLive.Load(), baseLive)/float64(e.msgs), "peak_live_B/event")
+	b.ReportMetric(above(peakHeap.Load(), baseHeap)/(1<<20), "peak_heap_MB")
 }
 
-// liveHeap is the bytes of heap objects, read without stopping the world.
-func liveHeap() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+// heapBytes reads, without stopping the world, the heap live at the end of
+// the last GC cycle and the bytes of all heap objects.
+func heapBytes() (live, objects uint64) {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(s)
-	return s[0].Value.Uint64()
+	return s[0].Value.Uint64(), s[1].Value.Uint64()
 }
 
 // BenchmarkLive: the live path — durable batch consumers on the three

@@ -1,25 +1,18 @@
 package view
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/switchyard/switchyard/platform/emailaddr"
 	"github.com/switchyard/switchyard/platform/natsbus"
-	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	"github.com/switchyard/switchyard/services/projector/client"
 	"github.com/switchyard/switchyard/services/projector/migrations"
 )
@@ -38,9 +31,12 @@ var ErrRebuildRunning = errors.New("another rebuild is running")
 var ErrHistoryIncomplete = errors.New("stream history incomplete")
 
 // Rebuild replays the streams into fresh tables and swaps them in for the
-// live projection, which keeps serving and applying meanwhile. It folds
-// everything in memory (the same Fold the live path uses) and bulk-loads
-// the result; then, holding the swap lock so no live batch commits, it
+// live projection, which keeps serving and applying meanwhile. It streams
+// the messages into the fresh events table in bounded batches, then reads
+// them back one customer at a time, folds each (the same Fold the live
+// path uses) and bulk-loads the views: it holds a batch of messages and a
+// customer's history at a time, the merges, and 8 bytes per event id (see
+// loadEvents). Then, holding the swap lock so no live batch commits, it
 // applies what arrived since it started and renames the schemas in one
 // transaction.
 func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, log *slog.Logger) (rep RebuildReport, err error) {
@@ -57,23 +53,25 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, lo
 	defer func() { err = errors.Join(err, unlock()) }()
 
 	fresh := pgx.Identifier{RebuildSchema}.Sanitize()
-	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+fresh+" CASCADE; "+migrations.TablesDDL(RebuildSchema, true)); err != nil {
+	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+fresh+" CASCADE; "+migrations.TablesDDL(RebuildSchema, true)+"; "+suspectsDDL()); err != nil {
 		return rep, fmt.Errorf("rebuild: create tables: %w", err)
 	}
-	entries, err := readAll(ctx, conn.Conn(), js, log, &rep)
+	merges, err := loadEvents(ctx, conn.Conn(), js, log, &rep)
 	if err != nil {
 		return rep, err
 	}
 	readDone := time.Now()
-	// Index the events while the customers are folded and loaded.
-	eventIndexes := make(chan error, 1)
-	go func() { eventIndexes <- buildIndexes(ctx, pool, "events") }()
-	err = loadCustomers(ctx, conn.Conn(), entries, &rep)
+	// The fold reads the events back in customer order: index them first.
+	if err := buildIndexes(ctx, pool, "events"); err != nil {
+		return rep, err
+	}
+	eventsIndexed := time.Now()
+	err = loadCustomers(ctx, conn.Conn(), pool, merges, &rep)
 	loadDone := time.Now()
 	if err == nil {
 		err = buildIndexes(ctx, pool, "event_sources", "aliases", "customers")
 	}
-	if err := errors.Join(err, <-eventIndexes); err != nil {
+	if err != nil {
 		return rep, err
 	}
 	indexDone := time.Now()
@@ -88,7 +86,8 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, lo
 	}
 	log.InfoContext(ctx, "projection rebuilt", "events", rep.Events, "customers", rep.Customers, "caught_up", rep.CaughtUp,
 		"skipped", rep.Skipped, "seconds", rep.Seconds, "events_per_second", int(rep.EventsPerSecond),
-		"read_seconds", readDone.Sub(start).Seconds(), "load_seconds", loadDone.Sub(readDone).Seconds(),
+		"read_seconds", readDone.Sub(start).Seconds(), "events_index_seconds", eventsIndexed.Sub(readDone).Seconds(),
+		"load_seconds", loadDone.Sub(eventsIndexed).Seconds(),
 		"index_seconds", indexDone.Sub(loadDone).Seconds(), "swap_seconds", time.Since(indexDone).Seconds())
 	return rep, nil
 }
@@ -109,111 +108,16 @@ func takeRebuildLock(ctx context.Context, conn *pgx.Conn) (unlock func() error, 
 	}, nil
 }
 
-// readAll reads everything stored so far in Streams, loading the events
-// table while the messages arrive. It counts the messages it skips and the
-// duplicates in rep, with each stream's last sequence read.
-func readAll(ctx context.Context, conn *pgx.Conn, js jetstream.JetStream, log *slog.Logger, rep *RebuildReport) ([]Entry, error) {
-	rctx, stopReading := context.WithCancel(ctx)
-	defer stopReading()
-	rep.LastSequences = map[string]uint64{}
-	var entries []Entry
-	rows := make(chan *Entry, 4096)
-	readErr := make(chan error, 1)
-	go func() {
-		defer close(rows)
-		seen := map[string]bool{}
-		for _, stream := range Streams {
-			last, err := readStream(rctx, js, stream, 1, func(subject string, data []byte, h map[string][]string) {
-				// A copy: data shares its buffer with the message's headers,
-				// which the rebuild would otherwise hold for every event.
-				e, err := NewEntry(subject, bytes.Clone(data), h)
-				switch {
-				case err != nil:
-					rep.Skipped++
-					log.WarnContext(ctx, "rebuild: message cannot be projected", "stream", stream, "subject", subject, "error", err)
-				case seen[e.EventID]:
-					rep.Duplicates++
-				default:
-					seen[e.EventID] = true
-					// Kept as its payload only (decoded again when folded): the
-					// decoded message is most of an entry's memory. Merges are
-					// read in loadCustomers, so theirs stays.
-					if !isMerge(&e) {
-						e.msg = nil
-					}
-					entries = append(entries, e)
-					select {
-					case rows <- &e:
-					case <-rctx.Done():
-					}
-				}
-			})
-			if err != nil {
-				readErr <- err
-				return
-			}
-			rep.LastSequences[stream] = last
-		}
-		readErr <- nil
-	}()
-	if err := copyEvents(ctx, conn, rows); err != nil {
-		stopReading()
-		for range rows {
-		}
-		<-readErr
-		return nil, err
-	}
-	if err := <-readErr; err != nil {
-		return nil, err
-	}
-	return entries, nil
-}
-
-// isMerge reports whether e merges other customers into its own.
-func isMerge(e *Entry) bool {
-	up, ok := e.msg.(*billingv1.CustomerUpserted)
-	return ok && len(up.GetMergedCanonicalIds()) > 0
-}
-
-// loadCustomers groups the entries by customer (merges applied), folds
-// each customer and bulk-loads the event sources, aliases and views; it
-// counts the events and customers in rep.
-func loadCustomers(ctx context.Context, conn *pgx.Conn, entries []Entry, rep *RebuildReport) error {
-	var merges []*Entry
-	for i := range entries {
-		if isMerge(&entries[i]) {
-			merges = append(merges, &entries[i])
-		}
-	}
-	aliases := foldAliases(merges)
-	if len(entries) > math.MaxInt32 {
-		return fmt.Errorf("rebuild: %d events are more than one rebuild holds", len(entries))
-	}
-	byOwner := map[string][]int32{} // entries' indexes, not copies
-	for i, e := range entries {
-		owner := e.CustomerID
-		if a, ok := aliases[owner]; ok {
-			owner = a
-		}
-		byOwner[owner] = append(byOwner[owner], int32(i))
-	}
-	rep.Events, rep.Customers = len(entries), len(byOwner)
-	if err := copySources(ctx, conn, entries); err != nil {
-		return err
-	}
-	return copyViews(ctx, conn, aliases, entries, byOwner)
-}
-
 // foldAliases applies merges in stream order with Store.merge's rules:
 // flat chains, first survivor wins.
-func foldAliases(merges []*Entry) map[string]string {
+func foldAliases(merges []merge) map[string]string {
 	aliases := map[string]string{}
 	for _, e := range merges {
-		root := e.CustomerID
+		root := e.survivor
 		if a, ok := aliases[root]; ok {
 			root = a
 		}
-		for _, m := range e.msg.(*billingv1.CustomerUpserted).GetMergedCanonicalIds() {
+		for _, m := range e.merged {
 			if m == root || m == "" {
 				continue
 			}
@@ -228,115 +132,6 @@ func foldAliases(merges []*Entry) map[string]string {
 		}
 	}
 	return aliases
-}
-
-// copyEvents bulk-loads the events table from rows until it is closed.
-func copyEvents(ctx context.Context, conn *pgx.Conn, rows <-chan *Entry) error {
-	_, err := conn.CopyFrom(ctx, pgx.Identifier{RebuildSchema, "events"},
-		[]string{"event_id", "customer_id", "subject", "occurred_at", "trace_id", "payload", "received_at"},
-		pgx.CopyFromFunc(func() ([]any, error) {
-			e, ok := <-rows
-			if !ok {
-				return nil, nil
-			}
-			return []any{e.EventID, e.CustomerID, e.Subject, e.OccurredAt, e.TraceID, e.Payload, e.receivedAt()}, nil
-		}))
-	if err != nil {
-		return fmt.Errorf("rebuild: copy events: %w", err)
-	}
-	return nil
-}
-
-// copySources loads event_sources.
-func copySources(ctx context.Context, conn *pgx.Conn, entries []Entry) error {
-	i, j := 0, 0
-	_, err := conn.CopyFrom(ctx, pgx.Identifier{RebuildSchema, "event_sources"}, []string{"source_id", "event_id"},
-		pgx.CopyFromFunc(func() ([]any, error) {
-			for i < len(entries) && j >= len(entries[i].SourceIDs) {
-				i, j = i+1, 0
-			}
-			if i == len(entries) {
-				return nil, nil
-			}
-			j++
-			return []any{entries[i].SourceIDs[j-1], entries[i].EventID}, nil
-		}))
-	if err != nil {
-		return fmt.Errorf("rebuild: copy event sources: %w", err)
-	}
-	return nil
-}
-
-// copyViews loads the aliases and the customers folded from byOwner (the
-// indexes of each customer's entries).
-func copyViews(ctx context.Context, conn *pgx.Conn, aliases map[string]string, entries []Entry, byOwner map[string][]int32) error {
-	aliasRows := make([][]any, 0, len(aliases))
-	for m, s := range aliases {
-		aliasRows = append(aliasRows, []any{m, s})
-	}
-	if _, err := conn.CopyFrom(ctx, pgx.Identifier{RebuildSchema, "aliases"}, []string{"merged_id", "survivor_id"}, pgx.CopyFromRows(aliasRows)); err != nil {
-		return fmt.Errorf("rebuild: copy aliases: %w", err)
-	}
-	owners := make([]string, 0, len(byOwner))
-	for id := range byOwner {
-		if _, merged := aliases[id]; !merged {
-			owners = append(owners, id)
-		}
-	}
-	// Fold on every core while COPY sends the rows.
-	type row struct {
-		vals []any
-		err  error
-	}
-	ids := make(chan string, 256)
-	rows := make(chan row, 256)
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		defer close(ids)
-		for _, id := range owners {
-			select {
-			case ids <- id:
-			case <-done:
-				return
-			}
-		}
-	}()
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range ids {
-				// A copy each, decoded while folded and dropped after.
-				own := make([]Entry, len(byOwner[id]))
-				for k, i := range byOwner[id] {
-					own[k] = entries[i]
-				}
-				v := Fold(id, own)
-				doc, err := json.Marshal(&v)
-				select {
-				case rows <- row{[]any{v.CustomerID, emailaddr.Normalize(v.Email), v.StripeCustomerIDs, StateKind(v.State), v.LastEventAt, string(doc)}, err}:
-				case <-done:
-					return
-				}
-			}
-		}()
-	}
-	go func() { wg.Wait(); close(rows) }()
-	_, err := conn.CopyFrom(ctx, pgx.Identifier{RebuildSchema, "customers"},
-		[]string{"customer_id", "email", "stripe_ids", "state", "last_event_at", "view"},
-		pgx.CopyFromFunc(func() ([]any, error) {
-			r, ok := <-rows
-			if !ok {
-				return nil, nil
-			}
-			return r.vals, r.err
-		}))
-	if err != nil {
-		return fmt.Errorf("rebuild: copy customers: %w", err)
-	}
-	return nil
 }
 
 // buildIndexes indexes the named tables of the rebuilt schema and analyzes

@@ -26,8 +26,9 @@ import (
 
 // Issue 14: two deliveries of one message in flight at once must not open
 // two tickets. Two replicas share NATS and the database; the durable's
-// AckWait is 1 s while every Zendesk answer takes 600 ms (a ticket is a
-// lookup by external_id and a create, so each outlives AckWait); every one
+// AckWait is 1 s while every Zendesk answer takes 600 ms (a replay's ticket
+// is a lookup by external_id and a create, outliving AckWait; a first
+// delivery's create alone takes most of it); every one
 // of 500 failed payments reaches the handlers twice, as the original and,
 // right behind it, a replay of it (its own Nats-Msg-Id, handled under the
 // original's id) — the two deliveries race each other across the replicas.

@@ -34,8 +34,8 @@ type dyingDesk struct {
 	died chan struct{}
 }
 
-func (d *dyingDesk) EnsureTicket(ctx context.Context, t zendesk.NewTicket) (zendesk.Ticket, bool, error) {
-	if _, _, err := d.Desk.EnsureTicket(ctx, t); err != nil {
+func (d *dyingDesk) EnsureTicket(ctx context.Context, t zendesk.NewTicket, prior zendesk.Prior) (zendesk.Ticket, bool, error) {
+	if _, _, err := d.Desk.EnsureTicket(ctx, t, prior); err != nil {
 		return zendesk.Ticket{}, false, err
 	}
 	d.once.Do(func() { close(d.died) })

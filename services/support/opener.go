@@ -29,9 +29,11 @@ import (
 const Provider = "zendesk"
 
 // Desk opens tickets idempotently by external id; *zendesk.Client is the
-// implementation. Errors are classified (platform/errclass).
+// implementation. With zendesk.MaybeSent it looks the external id up before
+// creating, with zendesk.NeverSent it creates at once (see priorOf). Errors
+// are classified (platform/errclass).
 type Desk interface {
-	EnsureTicket(ctx context.Context, t zendesk.NewTicket) (zendesk.Ticket, bool, error)
+	EnsureTicket(ctx context.Context, t zendesk.NewTicket, prior zendesk.Prior) (zendesk.Ticket, bool, error)
 }
 
 var _ Desk = (*zendesk.Client)(nil)
@@ -51,7 +53,9 @@ type Opener struct {
 	latency metric.Float64Histogram // switchyard_support_ticket_latency_seconds{rule}
 }
 
-// NewOpener wires the handler.
+// NewOpener wires the handler. l must hold its claims on a pool of its own
+// (ledger.WithClaimPool): the handler reads and writes the ledger's pool
+// while it holds a ticket's claim (priorOf).
 func NewOpener(desk Desk, rules *Rules, groups map[string]int64, l *ledger.Ledger, js jetstream.JetStream, consumerName string, log *slog.Logger) *Opener {
 	o := &Opener{desk: desk, rules: rules, groups: groups, ledger: l, js: js, consumer: consumerName, log: log, now: time.Now}
 	_ = o.Instrument(noop.NewMeterProvider())
@@ -104,12 +108,16 @@ func (o *Opener) Handle(ctx context.Context, m *consumer.Message) error {
 		ext := ExternalID(r.Name, m.ID)
 		key := ledger.Key{Consumer: o.consumer, MessageID: m.ID, Effect: "zendesk.ticket:" + r.Name}
 		ticketID, err := o.ledger.Once(ctx, key, func(ctx context.Context) ([]byte, error) {
+			prior, err := o.priorOf(ctx, m, r.Name)
+			if err != nil {
+				return nil, err
+			}
 			t := zendesk.NewTicket{
 				ExternalID: ext, Subject: subject, Body: body + note, Priority: r.Priority, Type: r.Type,
 				Tags: append(append([]string(nil), r.Tags...), r.Kind), GroupID: o.groups[r.Group], AssigneeID: r.Assignee,
 				Requester: requester,
 			}
-			ticket, _, err := o.desk.EnsureTicket(ctx, t)
+			ticket, _, err := o.desk.EnsureTicket(ctx, t, prior)
 			if err != nil {
 				return nil, err
 			}
@@ -136,6 +144,45 @@ func (o *Opener) Handle(ctx context.Context, m *consumer.Message) error {
 	}
 	return nil
 }
+
+// priorOf is the one home of the rule that decides whether opening a
+// ticket looks its external id up first (zendesk.MaybeSent, two requests
+// when none is found) or creates it at once (zendesk.NeverSent, one
+// request). It runs holding the ticket's ledger claim, so no other run of
+// this (message, rule) is between its check and its create. See the
+// package doc for why each path still opens exactly one ticket.
+//
+// An earlier run may have reached Zendesk when the message is a
+// redelivery (Attempt is JetStream's delivery count, 1 on the first
+// delivery), a replay of a dead letter, or when any run of this (message,
+// rule) got as far as sending: the attempted mark, recorded in the ledger
+// before every create. The mark is what the delivery count cannot see: a
+// first delivery that waited for the claim behind another delivery of the
+// same message (a replay, or this one's redelivery after AckWait) whose
+// create's answer was lost, and a second copy of the message published
+// after JetStream's duplicate window. Only a first delivery reads the
+// mark; every run that may create writes it, before the request leaves.
+func (o *Opener) priorOf(ctx context.Context, m *consumer.Message, rule string) (zendesk.Prior, error) {
+	mark := ledger.Key{Consumer: o.consumer, MessageID: m.ID, Effect: attemptedEffect + rule}
+	prior := zendesk.MaybeSent
+	if m.Attempt == 1 && m.Header.Get(consumer.HeaderReplayOf) == "" {
+		_, attempted, err := o.ledger.Lookup(ctx, mark)
+		if err != nil {
+			return 0, err
+		}
+		if !attempted {
+			prior = zendesk.NeverSent
+		}
+	}
+	if err := o.ledger.Record(ctx, mark, nil); err != nil {
+		return 0, err
+	}
+	return prior, nil
+}
+
+// attemptedEffect prefixes the ledger mark of a ticket whose create may
+// have been sent (priorOf); the ticket itself is "zendesk.ticket:<rule>".
+const attemptedEffect = "zendesk.ticket.attempted:"
 
 // requesterOf returns the ticket's requester: the customer, when the
 // billing event's email (the verified profile email identity publishes) is

@@ -134,7 +134,8 @@ func (c *Client) do(ctx context.Context, op, method, target string, in, out any)
 			return 0, fmt.Errorf("zendesk: %s: %w", op, ctx.Err())
 		}
 		// Network failure: the request may or may not have been acted on.
-		// For a create, that is what EnsureTicket's lookup is for.
+		// For a create, that is what EnsureTicket's lookup (MaybeSent) on
+		// the caller's retry is for.
 		return 0, errclass.Transient(fmt.Errorf("zendesk: %s: %w", op, scrubURLError(err)))
 	}
 	defer func() { _ = resp.Body.Close() }()

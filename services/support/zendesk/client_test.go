@@ -179,11 +179,11 @@ func TestEnsureTicketCreatesOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, emulator.Options{})
 	ctx := context.Background()
-	first, created, err := e.client.EnsureTicket(ctx, newTicket("evt_1/payment_failed"))
+	first, created, err := e.client.EnsureTicket(ctx, newTicket("evt_1/payment_failed"), zendesk.MaybeSent)
 	if err != nil || !created {
 		t.Fatalf("first EnsureTicket: created %v, err %v", created, err)
 	}
-	again, created, err := e.client.EnsureTicket(ctx, newTicket("evt_1/payment_failed"))
+	again, created, err := e.client.EnsureTicket(ctx, newTicket("evt_1/payment_failed"), zendesk.MaybeSent)
 	if err != nil || created {
 		t.Fatalf("second EnsureTicket: created %v, err %v", created, err)
 	}
@@ -229,7 +229,7 @@ func TestEnsureTicketReturnsOldestDuplicate(t *testing.T) {
 		}
 		ids = append(ids, tk.ID)
 	}
-	got, created, err := e.client.EnsureTicket(ctx, newTicket("evt_2/refund"))
+	got, created, err := e.client.EnsureTicket(ctx, newTicket("evt_2/refund"), zendesk.MaybeSent)
 	if err != nil || created {
 		t.Fatalf("EnsureTicket: created %v, err %v", created, err)
 	}
@@ -305,7 +305,7 @@ func TestInvalidPriorityIsPermanent(t *testing.T) {
 	e := newEnv(t, emulator.Options{})
 	nt := newTicket("evt_5/payment_failed")
 	nt.Priority = "asap"
-	_, _, err := e.client.EnsureTicket(context.Background(), nt)
+	_, _, err := e.client.EnsureTicket(context.Background(), nt, zendesk.MaybeSent)
 	checkErr(t, err, errclass.ClassPermanent)
 	if !strings.Contains(err.Error(), "priority") || strings.Contains(err.Error(), "asap") {
 		t.Errorf("error %q: want the field name priority, not its value", err)
@@ -321,7 +321,7 @@ func TestAuthFailures(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, emulator.Options{})
 		c := e.newClient(t, "wrong-"+agentToken)
-		_, _, err := c.EnsureTicket(context.Background(), newTicket("evt_6"))
+		_, _, err := c.EnsureTicket(context.Background(), newTicket("evt_6"), zendesk.MaybeSent)
 		checkErr(t, err, errclass.ClassAuth)
 		if strings.Contains(err.Error(), "wrong-") {
 			t.Errorf("error %q contains the token", err)
@@ -360,13 +360,13 @@ func TestTransientFailures(t *testing.T) {
 			e.srv.SetInjectedRetryAfter(7)
 			ctx := context.Background()
 			e.srv.FailNext(1, tt.status)
-			_, _, err := e.client.EnsureTicket(ctx, newTicket("evt_7"))
+			_, _, err := e.client.EnsureTicket(ctx, newTicket("evt_7"), zendesk.MaybeSent)
 			checkErr(t, err, errclass.ClassTransient)
 			if got := errclass.RetryHint(err); got != tt.wantHint {
 				t.Errorf("retry hint: got %v, want %v", got, tt.wantHint)
 			}
 			// The failed lookup created nothing; the retry does.
-			if _, created, err := e.client.EnsureTicket(ctx, newTicket("evt_7")); err != nil || !created {
+			if _, created, err := e.client.EnsureTicket(ctx, newTicket("evt_7"), zendesk.MaybeSent); err != nil || !created {
 				t.Fatalf("retry: created %v, err %v", created, err)
 			}
 			if n := len(e.srv.Tickets()); n != 1 {
@@ -393,9 +393,9 @@ func TestLostCreateAnswer(t *testing.T) {
 			e := newEnv(t, emulator.Options{})
 			ctx := context.Background()
 			e.srv.CrashNextCreates(1, tt.crash)
-			_, _, err := e.client.EnsureTicket(ctx, newTicket("evt_8/cancel"))
+			_, _, err := e.client.EnsureTicket(ctx, newTicket("evt_8/cancel"), zendesk.MaybeSent)
 			checkErr(t, err, errclass.ClassTransient)
-			tk, created, err := e.client.EnsureTicket(ctx, newTicket("evt_8/cancel"))
+			tk, created, err := e.client.EnsureTicket(ctx, newTicket("evt_8/cancel"), zendesk.MaybeSent)
 			if err != nil || created {
 				t.Fatalf("retry: created %v, err %v", created, err)
 			}
@@ -445,5 +445,25 @@ func TestPacingHonoursContext(t *testing.T) {
 	_, err := e.client.FindByExternalID(ctx, "evt_10")
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("find after cancel: got %v, want context.Canceled", err)
+	}
+}
+
+// TestEnsureTicketNeverSentIsOneRequest: a ticket no earlier attempt can
+// have sent costs one request, the create, with the requester inline (no
+// lookup, no user request).
+func TestEnsureTicketNeverSentIsOneRequest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, emulator.Options{})
+	before := len(e.srv.Requests())
+	tk, created, err := e.client.EnsureTicket(context.Background(), newTicket("evt_9/payment_failed"), zendesk.NeverSent)
+	if err != nil || !created {
+		t.Fatalf("EnsureTicket: created %v, err %v", created, err)
+	}
+	reqs := e.srv.Requests()[before:]
+	if len(reqs) != 1 || reqs[0].Method != http.MethodPost || !strings.Contains(string(reqs[0].Body), `"requester":{`) {
+		t.Fatalf("requests: got %d (%+v), want one POST with the requester inline", len(reqs), reqs)
+	}
+	if st, _ := e.srv.Ticket(tk.ID); st.RequesterID == 0 {
+		t.Errorf("stored ticket has no requester: %+v", st)
 	}
 }

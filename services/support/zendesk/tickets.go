@@ -221,32 +221,53 @@ func (c *Client) CreateTicket(ctx context.Context, t NewTicket) (Ticket, error) 
 	return resp.Ticket.ticket(), nil
 }
 
+// Prior is what an earlier attempt at a ticket may have done: the caller
+// knows (package support decides it from the delivery count, replays and
+// its own record of attempts); EnsureTicket spends requests by it.
+type Prior int
+
+const (
+	// MaybeSent: an earlier attempt may have reached Zendesk (a redelivery,
+	// a replay, a create whose answer was lost), so the external_id is
+	// looked up before any create: one request when found, two otherwise.
+	// It is the zero value: a caller that does not say gets the safe path.
+	MaybeSent Prior = iota
+	// NeverSent: no earlier attempt can have sent this ticket, so it is
+	// created at once: one request, the requester inline.
+	NeverSent
+)
+
 // EnsureTicket returns the ticket with t.ExternalID, creating it only when
-// none exists: created reports whether this call created it. When several
-// tickets share the external_id (left by an earlier race), the oldest (the
-// lowest id) is returned and none is created.
+// none exists: created reports whether this call created it. With
+// MaybeSent it looks the external_id up first; when several tickets share
+// it (left by an earlier race), the oldest (the lowest id) is returned and
+// none is created. With NeverSent it creates without looking: the caller
+// vouches that no earlier attempt sent it.
 //
 // Exactly-once contract: EnsureTicket itself is lookup-then-create, not
-// atomic. If a create's answer is lost after Zendesk stored the ticket (a
-// dropped connection or a 5xx after the request was sent), the call
-// returns a Transient error; the caller's retry of EnsureTicket with the
-// same NewTicket finds the stored ticket by the lookup and returns it
-// (created false) instead of creating a second one. The lookup uses the
-// list endpoint, which sees a new ticket at once. Two concurrent calls for
-// the same external_id can still both create, so callers must not run them
-// concurrently per external_id (the support service's ledger serializes
-// them, and records the ticket once created); any duplicate is then
-// harmless, as the oldest wins.
-func (c *Client) EnsureTicket(ctx context.Context, t NewTicket) (ticket Ticket, created bool, err error) {
+// atomic, and it never retries within a call. If a create's answer is lost
+// after Zendesk stored the ticket (a dropped connection, a timeout or a
+// 5xx after the request was sent), the call returns a Transient error; the
+// caller's retry must pass MaybeSent, and its lookup finds the stored
+// ticket and returns it (created false) instead of creating a second one.
+// A 429 is refused unprocessed, but the retry cannot tell, so it looks up
+// too. The lookup uses the list endpoint, which sees a new ticket at once.
+// Two concurrent calls for the same external_id can still both create, so
+// callers must not run them concurrently per external_id (the support
+// service's ledger serializes them, and records the ticket once created);
+// any duplicate is then harmless, as the oldest wins.
+func (c *Client) EnsureTicket(ctx context.Context, t NewTicket, prior Prior) (ticket Ticket, created bool, err error) {
 	if t.ExternalID == "" {
 		return Ticket{}, false, errclass.Permanent(errors.New("zendesk: ensure ticket: empty external_id"))
 	}
-	found, err := c.FindByExternalID(ctx, t.ExternalID)
-	if err != nil {
-		return Ticket{}, false, fmt.Errorf("ensure ticket: %w", err)
-	}
-	if len(found) > 0 {
-		return found[0], false, nil
+	if prior != NeverSent {
+		found, err := c.FindByExternalID(ctx, t.ExternalID)
+		if err != nil {
+			return Ticket{}, false, fmt.Errorf("ensure ticket: %w", err)
+		}
+		if len(found) > 0 {
+			return found[0], false, nil
+		}
 	}
 	ticket, err = c.CreateTicket(ctx, t)
 	if err != nil {

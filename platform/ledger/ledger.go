@@ -144,6 +144,15 @@ func (l *Ledger) Lookup(ctx context.Context, k Key) ([]byte, bool, error) {
 	return result, true, nil
 }
 
+// AttemptMark is the effect name of the mark that effect may have been
+// started — a request that may have reached a vendor — recorded before the
+// request leaves, so a later run knows to look before it acts again. A mark
+// is a ledger row like any other, but it says nothing is done: Done leaves
+// marks out, so a replay's dry run lists only the effects a replay skips.
+func AttemptMark(effect string) string { return attemptPrefix + effect }
+
+const attemptPrefix = "attempt:"
+
 // Record marks k done with result. Recording twice keeps the first result.
 func (l *Ledger) Record(ctx context.Context, k Key, result []byte) error {
 	if _, err := l.pool.Exec(ctx, insertSQL, k.Consumer, k.MessageID, k.Effect, result); err != nil {
@@ -316,7 +325,8 @@ type DoneEffect struct {
 // Done lists the effects recorded for a consumer's message, oldest first:
 // what a replay of that message would skip.
 func (l *Ledger) Done(ctx context.Context, consumer, messageID string) ([]DoneEffect, error) {
-	rows, err := l.pool.Query(ctx, `SELECT effect, done_at FROM done_effects WHERE consumer = $1 AND message_id = $2 ORDER BY done_at, effect`, consumer, messageID)
+	rows, err := l.pool.Query(ctx, `SELECT effect, done_at FROM done_effects WHERE consumer = $1 AND message_id = $2 AND effect NOT LIKE $3 ORDER BY done_at, effect`,
+		consumer, messageID, attemptPrefix+"%")
 	if err != nil {
 		return nil, fmt.Errorf("ledger done effects: %w", err)
 	}

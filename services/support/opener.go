@@ -106,7 +106,7 @@ func (o *Opener) Handle(ctx context.Context, m *consumer.Message) error {
 			return errclass.Permanent(fmt.Errorf("rule %s: %w", r.Name, err))
 		}
 		ext := ExternalID(r.Name, m.ID)
-		key := ledger.Key{Consumer: o.consumer, MessageID: m.ID, Effect: "zendesk.ticket:" + r.Name}
+		key := ledger.Key{Consumer: o.consumer, MessageID: m.ID, Effect: ticketEffect + r.Name}
 		ticketID, err := o.ledger.Once(ctx, key, func(ctx context.Context) ([]byte, error) {
 			prior, err := o.priorOf(ctx, m, r.Name)
 			if err != nil {
@@ -163,7 +163,7 @@ func (o *Opener) Handle(ctx context.Context, m *consumer.Message) error {
 // after JetStream's duplicate window. Only a first delivery reads the
 // mark; every run that may create writes it, before the request leaves.
 func (o *Opener) priorOf(ctx context.Context, m *consumer.Message, rule string) (zendesk.Prior, error) {
-	mark := ledger.Key{Consumer: o.consumer, MessageID: m.ID, Effect: attemptedEffect + rule}
+	mark := ledger.Key{Consumer: o.consumer, MessageID: m.ID, Effect: ledger.AttemptMark(ticketEffect + rule)}
 	prior := zendesk.MaybeSent
 	if m.Attempt == 1 && m.Header.Get(consumer.HeaderReplayOf) == "" {
 		_, attempted, err := o.ledger.Lookup(ctx, mark)
@@ -180,9 +180,9 @@ func (o *Opener) priorOf(ctx context.Context, m *consumer.Message, rule string) 
 	return prior, nil
 }
 
-// attemptedEffect prefixes the ledger mark of a ticket whose create may
-// have been sent (priorOf); the ticket itself is "zendesk.ticket:<rule>".
-const attemptedEffect = "zendesk.ticket.attempted:"
+// ticketEffect prefixes a ticket's ledger effect, "zendesk.ticket:<rule>";
+// its attempted mark (priorOf) is ledger.AttemptMark of the same name.
+const ticketEffect = "zendesk.ticket:"
 
 // requesterOf returns the ticket's requester: the customer, when the
 // billing event's email (the verified profile email identity publishes) is
@@ -227,7 +227,7 @@ func (o *Opener) OnFailure(ctx context.Context, m *consumer.Message, class errcl
 		if skipSuperseded(be, r) {
 			continue // Handle never opens these
 		}
-		if _, opened, err := o.ledger.Lookup(ctx, ledger.Key{Consumer: o.consumer, MessageID: m.ID, Effect: "zendesk.ticket:" + r.Name}); err == nil && opened {
+		if _, opened, err := o.ledger.Lookup(ctx, ledger.Key{Consumer: o.consumer, MessageID: m.ID, Effect: ticketEffect + r.Name}); err == nil && opened {
 			continue // this rule's ticket was opened; another rule failed
 		}
 		id := subjects.SupportTicketFailed + ":" + r.Name + ":" + m.ID

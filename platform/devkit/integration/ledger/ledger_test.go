@@ -112,3 +112,37 @@ func TestOnceRecordsAnEffectDoneAsTheCallerStops(t *testing.T) {
 		t.Fatalf("after a shutdown right after the effect: done %v, result %q, %v; want it recorded", done, got, err)
 	}
 }
+
+// TestDoneLeavesOutAttemptMarks: a mark that an effect may have started is
+// found by Lookup (so a later run looks before it acts) but is not a done
+// effect: a replay's dry run, which lists Done, must not say it will skip a
+// ticket that was only attempted.
+func TestDoneLeavesOutAttemptMarks(t *testing.T) {
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, testkit.Postgres(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := ledger.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	l := ledger.New(pool)
+	mark := ledger.Key{Consumer: "support", MessageID: "evt_m", Effect: ledger.AttemptMark("zendesk.ticket:failed-payment")}
+	if err := l.Record(ctx, mark, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Record(ctx, ledger.Key{Consumer: "support", MessageID: "evt_m", Effect: "zendesk.ticket:refund"}, []byte("7")); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := l.Lookup(ctx, mark); err != nil || !found {
+		t.Fatalf("Lookup of the mark = %v, %v; want found", found, err)
+	}
+	done, err := l.Done(ctx, "support", "evt_m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(done) != 1 || done[0].Effect != "zendesk.ticket:refund" {
+		t.Errorf("Done = %+v, want only the refund ticket (no attempt mark)", done)
+	}
+}

@@ -74,7 +74,9 @@ func NATSCluster(t testing.TB, n int) *Cluster {
 	WaitFor(t, 30*time.Second, "a JetStream meta leader in the cluster", func() bool { return c.MetaLeader() >= 0 })
 
 	_, js := c.Connect(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// Three R3 streams' elections on one loaded machine (CI runs packages in
+	// parallel under the race detector) can take most of a minute: allow two.
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	// Right after the election a node can still answer "JetStream not
 	// enabled" or time out while it catches up with the meta group: retry.

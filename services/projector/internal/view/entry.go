@@ -75,8 +75,8 @@ func NewEntry(subject string, payload []byte, header nats.Header) (Entry, error)
 		return Entry{}, fmt.Errorf("%s %s: message without a canonical customer id", subject, e.EventID)
 	}
 	// PostgreSQL keeps microseconds: fold what the database gives back, so
-	// a rebuild (folding in memory) and the live path (folding from the
-	// table) see the same times.
+	// a rebuild and the live path (both folding what the events table
+	// holds) see the same times.
 	e.OccurredAt = e.OccurredAt.UTC().Truncate(time.Microsecond)
 	return e, nil
 }

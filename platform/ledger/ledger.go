@@ -153,6 +153,18 @@ func AttemptMark(effect string) string { return attemptPrefix + effect }
 
 const attemptPrefix = "attempt:"
 
+// MarkAttempt records the attempt mark of k's effect (AttemptMark) and
+// reports whether it is the first: false means an earlier run may have
+// started the effect. One round trip.
+func (l *Ledger) MarkAttempt(ctx context.Context, k Key) (first bool, err error) {
+	k.Effect = AttemptMark(k.Effect)
+	tag, err := l.pool.Exec(ctx, insertSQL, k.Consumer, k.MessageID, k.Effect, nil)
+	if err != nil {
+		return false, fmt.Errorf("ledger mark %s: %w", k, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // Record marks k done with result. Recording twice keeps the first result.
 func (l *Ledger) Record(ctx context.Context, k Key, result []byte) error {
 	if _, err := l.pool.Exec(ctx, insertSQL, k.Consumer, k.MessageID, k.Effect, result); err != nil {

@@ -160,24 +160,18 @@ func (o *Opener) Handle(ctx context.Context, m *consumer.Message) error {
 // first delivery that waited for the claim behind another delivery of the
 // same message (a replay, or this one's redelivery after AckWait) whose
 // create's answer was lost, and a second copy of the message published
-// after JetStream's duplicate window. Only a first delivery reads the
-// mark; every run that may create writes it, before the request leaves.
+// after JetStream's duplicate window. Every run that may create writes the
+// mark before the request leaves, in the same round trip that tells whether
+// it was there (ledger.MarkAttempt).
 func (o *Opener) priorOf(ctx context.Context, m *consumer.Message, rule string) (zendesk.Prior, error) {
-	mark := ledger.Key{Consumer: o.consumer, MessageID: m.ID, Effect: ledger.AttemptMark(ticketEffect + rule)}
-	prior := zendesk.MaybeSent
-	if m.Attempt == 1 && m.Header.Get(consumer.HeaderReplayOf) == "" {
-		_, attempted, err := o.ledger.Lookup(ctx, mark)
-		if err != nil {
-			return 0, err
-		}
-		if !attempted {
-			prior = zendesk.NeverSent
-		}
-	}
-	if err := o.ledger.Record(ctx, mark, nil); err != nil {
+	first, err := o.ledger.MarkAttempt(ctx, ledger.Key{Consumer: o.consumer, MessageID: m.ID, Effect: ticketEffect + rule})
+	if err != nil {
 		return 0, err
 	}
-	return prior, nil
+	if first && m.Attempt == 1 && m.Header.Get(consumer.HeaderReplayOf) == "" {
+		return zendesk.NeverSent, nil
+	}
+	return zendesk.MaybeSent, nil
 }
 
 // ticketEffect prefixes a ticket's ledger effect, "zendesk.ticket:<rule>";

@@ -128,10 +128,14 @@ func TestDoneLeavesOutAttemptMarks(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := ledger.New(pool)
-	mark := ledger.Key{Consumer: "support", MessageID: "evt_m", Effect: ledger.AttemptMark("zendesk.ticket:failed-payment")}
-	if err := l.Record(ctx, mark, nil); err != nil {
-		t.Fatal(err)
+	ticket := ledger.Key{Consumer: "support", MessageID: "evt_m", Effect: "zendesk.ticket:failed-payment"}
+	for i, want := range []bool{true, false} {
+		if first, err := l.MarkAttempt(ctx, ticket); err != nil || first != want {
+			t.Fatalf("MarkAttempt #%d = %v, %v; want %v", i+1, first, err, want)
+		}
 	}
+	mark := ticket
+	mark.Effect = ledger.AttemptMark(ticket.Effect)
 	if err := l.Record(ctx, ledger.Key{Consumer: "support", MessageID: "evt_m", Effect: "zendesk.ticket:refund"}, []byte("7")); err != nil {
 		t.Fatal(err)
 	}

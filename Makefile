@@ -43,7 +43,9 @@ build:
 ## projector: raw PostgreSQL upsert and COPY rates, the live batch path and a rebuild,
 ## then the whole pipeline (sustained events/s, webhook→projection latency at 1,000/s),
 ## then what an fsync before every PubAck costs (sync_interval: always against the default),
-## then Zendesk tickets/min and requests/ticket under the smallest plan's limit (virtual clock)
+## then Zendesk tickets/min and requests/ticket under the smallest plan's limit (virtual clock),
+## then HubSpot contact updates/min and requests/update under the smallest plan's limit
+## (virtual clock; updates of one contact held for the next call against coalesced)
 bench:
 	scripts/bench.sh
 	go test -run '^$$' -bench BenchmarkHandle -benchtime 5000x ./services/identity
@@ -51,6 +53,7 @@ bench:
 	go test -run '^$$' -bench BenchmarkPipeline -benchtime 1x -timeout 30m ./services/switchyard
 	go test -run '^$$' -bench BenchmarkPublishSync -benchtime 3x ./platform/devkit/integration/natsbus
 	go test -run '^$$' -bench BenchmarkTicketsUnderPlanLimit -benchtime 400x ./services/support
+	go test -run '^$$' -bench BenchmarkContactUpdatesUnderPlanLimit -benchtime 15000x ./services/crm
 
 ## soak: not CI — `switchyard dev` (a child process, fresh data folder) for 30 minutes at
 ## 300 signed Stripe webhooks/s, 1 % delivered twice, 10 % of vendor requests failing

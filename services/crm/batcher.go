@@ -3,6 +3,7 @@ package crm
 import (
 	"context"
 	"errors"
+	"maps"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -15,19 +16,48 @@ import (
 )
 
 // batcher turns concurrent single-contact upserts into HubSpot batch calls:
-// the first request opens a batch that closes when it holds max contacts,
-// when every request that could come is already here (max is the number
-// of callers, each waiting on its own), or when linger has passed — so a
-// lone event waits at most linger while a burst goes out in full calls.
-// Two updates of one email never share a call (HubSpot refuses duplicate
-// ids in a batch); the later waits for the next one, which keeps their
-// order.
+// the first request opens a batch that closes when it holds maxInputs
+// contacts, when every request that could come is already here (callers
+// is the number of callers, each waiting on its own), or when linger has
+// passed — so a lone event waits at most linger while a burst goes out in
+// full calls.
+//
+// HubSpot refuses duplicate ids in a batch, so an update of an email the
+// forming batch already carries is coalesced into that contact's input:
+// its properties overlay the earlier ones (a later "" still clears), which
+// leaves the contact as sending the two in arrival order, one after the
+// other, would — HubSpot's upsert sets exactly the properties an input
+// names. Every caller merged into an input gets that input's result, the
+// contact's id or its error. One request then spends one input on all of
+// a customer's updates that come together (a new customer's created,
+// subscription and invoice events arrive from Stripe back to back).
+//
+// Arrival order is not domain order: the consumer hands one customer's
+// messages to different workers, which reach the batcher in whatever order
+// their ledger claims finish, and a retried message comes back after its
+// successors. Merging in arrival order is no worse than holding the later
+// update for the next call (what the batcher did before, with coalesce
+// off): both leave the contact as arrival order says. What keeps a late
+// event from moving plan, status or MRR backwards is identity's superseded
+// flag (contactUpdate then leaves those properties out), and that holds
+// merged or not.
+//
+// The hazard of merging: HubSpot judges the merged input as one, so a
+// per-input refusal (a 207 error) of it fails every merged caller, even
+// one whose own update alone would have passed. Our properties are our
+// own definitions and every value is cleaned (PropertyValue), so the one
+// such refusal in practice is INVALID_EMAIL, which all of them share.
 type batcher struct {
-	up      Upserter
-	max     int
-	linger  time.Duration
-	reqs    chan *batchReq
-	stopped chan struct{} // closed when Run has returned
+	up        Upserter
+	maxInputs int // contacts a call carries at most (HubSpot's batch limit)
+	callers   int // updates that can be waiting at once (the consumer's workers)
+	linger    time.Duration
+	// coalesce merges an update into the forming batch's input for its
+	// email; off, the update is held for the next call instead (the
+	// behaviour before coalescing, kept as the benchmark's baseline).
+	coalesce bool
+	reqs     chan *batchReq
+	stopped  chan struct{} // closed when Run has returned
 }
 
 type batchReq struct {
@@ -41,8 +71,10 @@ type batchRes struct {
 	err error
 }
 
-func newBatcher(up Upserter, max int, linger time.Duration) *batcher {
-	return &batcher{up: up, max: max, linger: linger, reqs: make(chan *batchReq), stopped: make(chan struct{})}
+// newBatcher returns a coalescing batcher for callers concurrent callers.
+func newBatcher(up Upserter, callers int, linger time.Duration) *batcher {
+	return &batcher{up: up, maxInputs: hubspot.MaxBatchInputs, callers: max(callers, 1), linger: linger, coalesce: true,
+		reqs: make(chan *batchReq), stopped: make(chan struct{})}
 }
 
 // Upsert queues one contact and waits for its result.
@@ -63,50 +95,88 @@ func (b *batcher) Upsert(ctx context.Context, in hubspot.ContactInput) (string, 
 	}
 }
 
+// entry is one contact's input in a batch and the callers it answers.
+type entry struct {
+	in     hubspot.ContactInput
+	reqs   []*batchReq // in arrival order
+	merged bool        // in.Properties is our copy, not the first caller's map
+}
+
+// merge overlays a later update of the same email.
+func (e *entry) merge(r *batchReq) {
+	if !e.merged {
+		props := make(map[string]string, len(e.in.Properties)+len(r.in.Properties))
+		maps.Copy(props, e.in.Properties)
+		e.in.Properties, e.merged = props, true
+	}
+	maps.Copy(e.in.Properties, r.in.Properties)
+	e.reqs = append(e.reqs, r)
+}
+
+// batch is the call being formed.
+type batch struct {
+	entries []*entry
+	byEmail map[string]*entry
+	callers int
+}
+
+// add puts r in the batch, merged into its email's entry when coalescing;
+// false means r's email is already in and r must wait for a later call.
+func (b *batch) add(r *batchReq, coalesce bool) bool {
+	k := key(r.in.Email)
+	if e, ok := b.byEmail[k]; ok {
+		if !coalesce {
+			return false
+		}
+		e.merge(r)
+	} else {
+		e := &entry{in: r.in, reqs: []*batchReq{r}}
+		b.entries = append(b.entries, e)
+		b.byEmail[k] = e
+	}
+	b.callers++
+	return true
+}
+
 // Run forms and sends batches until ctx is cancelled; the batch being
-// formed then is still sent (the consumer drains after us).
+// formed then is still sent (the consumer drains after us), so every
+// update Run took is answered (with coalescing none is held back; without
+// it the held ones get errStopping and are redelivered).
 func (b *batcher) Run(ctx context.Context) error {
 	defer close(b.stopped)
-	var held []*batchReq // updates of an email already in a batch, oldest first
+	var held []*batchReq // without coalescing: updates of an email already in a batch, oldest first
 	for {
 		// Held updates go first, one per email; the rest stay held.
-		var batch, still []*batchReq
-		emails := map[string]bool{}
+		cur := &batch{byEmail: map[string]*entry{}}
+		var still []*batchReq
 		for _, r := range held {
-			if emails[key(r.in.Email)] {
+			if !cur.add(r, false) {
 				still = append(still, r)
-				continue
 			}
-			emails[key(r.in.Email)] = true
-			batch = append(batch, r)
 		}
 		held = still
-		if len(batch) == 0 {
+		if cur.callers == 0 {
 			select {
 			case r := <-b.reqs:
-				emails[key(r.in.Email)] = true
-				batch = append(batch, r)
+				cur.add(r, b.coalesce)
 			case <-ctx.Done():
 				return nil
 			}
 		}
 		timer := time.NewTimer(b.linger)
 	collect:
-		for len(batch) < b.max && len(batch)+len(held) < b.max {
+		for len(cur.entries) < b.maxInputs && cur.callers+len(held) < b.callers {
 			select {
 			case r := <-b.reqs:
-				if emails[key(r.in.Email)] {
+				if !cur.add(r, b.coalesce) {
 					held = append(held, r)
-					continue
 				}
-				emails[key(r.in.Email)] = true
-				batch = append(batch, r)
 			case <-timer.C:
 				break collect
 			case <-ctx.Done():
 				timer.Stop()
 				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-				b.send(sctx, batch)
+				b.send(sctx, cur)
 				cancel()
 				for _, r := range held {
 					r.done <- batchRes{err: errStopping}
@@ -115,43 +185,53 @@ func (b *batcher) Run(ctx context.Context) error {
 			}
 		}
 		timer.Stop()
-		b.send(ctx, batch)
+		b.send(ctx, cur)
 	}
 }
 
-func (b *batcher) send(ctx context.Context, batch []*batchReq) {
-	inputs := make([]hubspot.ContactInput, len(batch))
-	var links []trace.Link // the other events' spans (the first is the parent)
-	for i, r := range batch {
-		inputs[i] = r.in
-		if i > 0 {
-			links = append(links, trace.Link{SpanContext: trace.SpanContextFromContext(r.ctx)})
+func (b *batcher) send(ctx context.Context, cur *batch) {
+	inputs := make([]hubspot.ContactInput, len(cur.entries))
+	var links []trace.Link // every other caller's span (the first is the parent)
+	for i, e := range cur.entries {
+		inputs[i] = e.in
+		for j, r := range e.reqs {
+			if i > 0 || j > 0 {
+				links = append(links, trace.Link{SpanContext: trace.SpanContextFromContext(r.ctx)})
+			}
 		}
 	}
 	// The call belongs to the first event's trace and links to the others',
-	// so each event's trace shows the HubSpot call that carried it.
-	first := trace.SpanFromContext(batch[0].ctx)
+	// merged ones included, so each event's trace shows the HubSpot call
+	// that carried it.
+	firstReq := cur.entries[0].reqs[0]
+	first := trace.SpanFromContext(firstReq.ctx)
 	ctx, span := first.TracerProvider().Tracer("github.com/switchyard/switchyard/services/crm").Start(
 		trace.ContextWithSpanContext(ctx, first.SpanContext()), "hubspot batch upsert",
-		trace.WithLinks(links...), trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(batch))))
+		trace.WithLinks(links...), trace.WithAttributes(
+			attribute.Int("messaging.batch.message_count", cur.callers),
+			attribute.Int("switchyard.hubspot.inputs", len(inputs))))
 	defer span.End()
 	results, err := b.up.UpsertContacts(ctx, inputs)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, errclass.Of(err).String())
 	}
-	for i, r := range batch {
+	for i, e := range cur.entries {
+		var res batchRes
 		switch {
-		case err != nil && len(results) != len(batch):
-			r.done <- batchRes{err: err}
+		case err != nil && len(results) != len(inputs):
+			res = batchRes{err: err}
 		case i < len(results) && results[i].Err != nil:
-			r.done <- batchRes{err: results[i].Err}
+			res = batchRes{err: results[i].Err}
 		case i < len(results) && results[i].ID != "":
-			r.done <- batchRes{id: results[i].ID}
+			res = batchRes{id: results[i].ID}
 		case err != nil:
-			r.done <- batchRes{err: err} // the call failed before this contact's turn
+			res = batchRes{err: err} // the call failed before this contact's turn
 		default:
-			r.done <- batchRes{err: errMissingResult}
+			res = batchRes{err: errMissingResult}
+		}
+		for _, r := range e.reqs {
+			r.done <- res
 		}
 	}
 }

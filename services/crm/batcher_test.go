@@ -1,14 +1,26 @@
 package crm
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard/switchyard/platform/config"
+	hubspotemu "github.com/switchyard/switchyard/platform/devkit/emulator/hubspot"
 	"github.com/switchyard/switchyard/services/crm/hubspot"
 )
 
@@ -33,17 +45,19 @@ func (r *recorder) UpsertContacts(_ context.Context, in []hubspot.ContactInput) 
 	return out, nil
 }
 
-// TestBatcherClosesWhenEveryCallerIsIn: with as many callers as the batch
-// holds, three of them updating one email, the first call goes out as soon
-// as every caller's update is in — not after the linger — and no call
-// carries an email twice, the updates of one email in the order they came
-// (the held ones then wait the linger for company, one call each). In a
-// synctest bubble: time only moves when every goroutine waits, so a wait
-// on the linger shows as an hour gone by.
+// TestBatcherClosesWhenEveryCallerIsIn, without coalescing (the
+// benchmark's baseline): with as many callers as the batch holds, three of
+// them updating one email, the first call goes out as soon as every
+// caller's update is in — not after the linger — and no call carries an
+// email twice, the updates of one email in the order they came (the held
+// ones then wait the linger for company, one call each). In a synctest
+// bubble: time only moves when every goroutine waits, so a wait on the
+// linger shows as an hour gone by.
 func TestBatcherClosesWhenEveryCallerIsIn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
 		b := newBatcher(rec, 6, time.Hour)
+		b.coalesce = false
 		ctx, cancel := context.WithCancel(context.Background())
 		ran := make(chan error, 1)
 		go func() { ran <- b.Run(ctx) }()
@@ -115,4 +129,370 @@ func TestBatcherLingersForCompany(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestBatcherCoalescesUpdatesOfOneContact: the same six callers, three of
+// them updating one email, go out in one call at once, the three updates
+// of dup@x.io as one input with the last one's values, and each of the
+// three gets that input's id.
+func TestBatcherCoalescesUpdatesOfOneContact(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		b := newBatcher(rec, 6, time.Hour)
+		ctx, cancel := context.WithCancel(context.Background())
+		ran := make(chan error, 1)
+		go func() { ran <- b.Run(ctx) }()
+		start := time.Now()
+		emails := []string{"a@x.io", "dup@x.io", "b@x.io", "DUP@x.io", "c@x.io", "dup@x.io"}
+		ids := make([]string, len(emails))
+		var wg sync.WaitGroup
+		for i, e := range emails {
+			wg.Go(func() {
+				id, err := b.Upsert(ctx, hubspot.ContactInput{Email: e, Properties: map[string]string{"n": fmt.Sprint(i)}})
+				if err != nil {
+					t.Error(err)
+				}
+				ids[i] = id
+			})
+			synctest.Wait()
+		}
+		wg.Wait()
+		if len(rec.calls) != 1 || rec.at[0] != start {
+			t.Fatalf("calls %v at %v (from %v): want one, at once", rec.calls, rec.at, start)
+		}
+		if got, want := strings.Join(rec.calls[0], " "), "a@x.io#0 dup@x.io#5 b@x.io#2 c@x.io#4"; got != want {
+			t.Errorf("call carries %s, want %s", got, want)
+		}
+		if ids[1] != "1" || ids[3] != "1" || ids[5] != "1" || ids[0] != "0" || ids[2] != "2" || ids[4] != "3" {
+			t.Errorf("ids %v: want every update of dup@x.io answered with its input's id (1)", ids)
+		}
+		cancel()
+		if err := <-ran; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestCoalescedUpdatesReachHubSpotAsOne: updates of one contact that come
+// together reach the HubSpot emulator as one input of one call, and the
+// contact ends as sending them one after the other would leave it — a
+// later "" clearing a value included; every caller gets the contact's id.
+func TestCoalescedUpdatesReachHubSpotAsOne(t *testing.T) {
+	tests := []struct {
+		name    string
+		updates []map[string]string
+		want    map[string]string
+	}{
+		{
+			name: "two updates",
+			updates: []map[string]string{
+				{"firstname": "Ada", "lastname": "Lovelace", "phone": "+44 20 7946 0000"},
+				{"firstname": "Augusta", "phone": "+44 20 7946 0001"},
+			},
+			want: map[string]string{"firstname": "Augusta", "lastname": "Lovelace", "phone": "+44 20 7946 0001"},
+		},
+		{
+			name: "three updates, the last clearing",
+			updates: []map[string]string{
+				{"firstname": "Ada", "lastname": "Lovelace"},
+				{"lastname": "King", "phone": "+44 20 7946 0000"},
+				{"lastname": "", "firstname": "Augusta"},
+			},
+			want: map[string]string{"firstname": "Augusta", "lastname": "", "phone": "+44 20 7946 0000"},
+		},
+		{
+			name: "a clear overwritten by a later value",
+			updates: []map[string]string{
+				{"firstname": "Ada", "lastname": ""},
+				{"lastname": "Lovelace"},
+			},
+			want: map[string]string{"firstname": "Ada", "lastname": "Lovelace"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				hub, api := emulator(t)
+				// Another contact shares the call; the batch closes once
+				// every caller is in, not after the (hour-long) linger.
+				b := newBatcher(api, len(tt.updates)+1, time.Hour)
+				ctx, cancel := context.WithCancel(context.Background())
+				ran := make(chan error, 1)
+				go func() { ran <- b.Run(ctx) }()
+				ids := make([]string, len(tt.updates))
+				var wg sync.WaitGroup
+				for i, props := range tt.updates {
+					wg.Go(func() {
+						id, err := b.Upsert(ctx, hubspot.ContactInput{Email: "ada@example.com", Properties: props})
+						if err != nil {
+							t.Errorf("update %d: %v", i, err)
+						}
+						ids[i] = id
+					})
+					synctest.Wait() // taken before the next one comes
+				}
+				if _, err := b.Upsert(ctx, hubspot.ContactInput{Email: "grace@example.com", Properties: map[string]string{"firstname": "Grace"}}); err != nil {
+					t.Fatal(err)
+				}
+				wg.Wait()
+				if calls := hub.Requests()[hubspotemu.EndpointBatchUpsert]; calls != 1 {
+					t.Errorf("%d batch upserts, want 1", calls)
+				}
+				if got := api.inputs("ada@example.com"); got != 1 {
+					t.Errorf("%d inputs for ada@example.com, want 1", got)
+				}
+				c, ok := hub.ContactByEmail("ada@example.com")
+				if !ok {
+					t.Fatal("no contact for ada@example.com")
+				}
+				for k, v := range tt.want {
+					if c.Properties[k] != v {
+						t.Errorf("contact %s = %q, want %q", k, c.Properties[k], v)
+					}
+				}
+				for i, id := range ids {
+					if id != c.ID {
+						t.Errorf("update %d answered with id %q, want the contact's %q", i, id, c.ID)
+					}
+				}
+				cancel()
+				if err := <-ran; err != nil {
+					t.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
+// failing is an Upserter that fails: the whole call when whole is set,
+// else only the input for email (as HubSpot's 207 does).
+type failing struct {
+	email string
+	whole error
+	calls int
+}
+
+var errRefused = errors.New("refused")
+
+func (f *failing) UpsertContacts(_ context.Context, in []hubspot.ContactInput) ([]hubspot.ContactResult, error) {
+	f.calls++
+	if f.whole != nil {
+		return nil, f.whole
+	}
+	out := make([]hubspot.ContactResult, len(in))
+	for i, c := range in {
+		out[i] = hubspot.ContactResult{Email: c.Email, ID: fmt.Sprint(100 + i)}
+		if c.Email == f.email {
+			out[i] = hubspot.ContactResult{Email: c.Email, Err: errRefused}
+		}
+	}
+	return out, nil
+}
+
+// TestCoalescedErrorReachesEveryCaller: the merged input's error, its own
+// or the whole call's, is every merged caller's; the other contact in the
+// call is answered for itself.
+func TestCoalescedErrorReachesEveryCaller(t *testing.T) {
+	errDown := errors.New("hubspot is down")
+	tests := []struct {
+		name      string
+		up        *failing
+		wantErr   error
+		otherFail bool
+	}{
+		{name: "the input refused", up: &failing{email: "dup@x.io"}, wantErr: errRefused},
+		{name: "the whole call failed", up: &failing{whole: errDown}, wantErr: errDown, otherFail: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := newBatcher(tt.up, 4, time.Hour)
+				ctx, cancel := context.WithCancel(context.Background())
+				ran := make(chan error, 1)
+				go func() { ran <- b.Run(ctx) }()
+				emails := []string{"dup@x.io", "other@x.io", "dup@x.io", "dup@x.io"}
+				errs := make([]error, len(emails))
+				var wg sync.WaitGroup
+				for i, e := range emails {
+					wg.Go(func() {
+						_, errs[i] = b.Upsert(ctx, hubspot.ContactInput{Email: e, Properties: map[string]string{"n": fmt.Sprint(i)}})
+					})
+					synctest.Wait()
+				}
+				wg.Wait()
+				if tt.up.calls != 1 {
+					t.Errorf("%d calls, want 1", tt.up.calls)
+				}
+				for i, e := range emails {
+					if e == "other@x.io" && !tt.otherFail {
+						if errs[i] != nil {
+							t.Errorf("other@x.io: %v, want no error", errs[i])
+						}
+						continue
+					}
+					if !errors.Is(errs[i], tt.wantErr) {
+						t.Errorf("caller %d (%s): %v, want %v", i, e, errs[i], tt.wantErr)
+					}
+				}
+				cancel()
+				if err := <-ran; err != nil {
+					t.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
+// TestStoppingBatcherAnswersEveryCaller: the batch being formed when Run is
+// told to stop is still sent, and every caller in it — merged ones too —
+// gets the id; an update after that gets errStopping. Without coalescing
+// the held update gets errStopping (redelivered later).
+func TestStoppingBatcherAnswersEveryCaller(t *testing.T) {
+	for _, coalesce := range []bool{true, false} {
+		t.Run(fmt.Sprintf("coalesce=%v", coalesce), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rec := &recorder{}
+				b := newBatcher(rec, 10, time.Hour)
+				b.coalesce = coalesce
+				ctx, cancel := context.WithCancel(context.Background())
+				ran := make(chan error, 1)
+				go func() { ran <- b.Run(ctx) }()
+				emails := []string{"dup@x.io", "a@x.io", "dup@x.io"}
+				ids, errs := make([]string, len(emails)), make([]error, len(emails))
+				var wg sync.WaitGroup
+				for i, e := range emails {
+					wg.Go(func() {
+						// The callers' own contexts outlive the batcher's.
+						ids[i], errs[i] = b.Upsert(context.Background(), hubspot.ContactInput{Email: e, Properties: map[string]string{"n": fmt.Sprint(i)}})
+					})
+					synctest.Wait()
+				}
+				cancel() // while the batch lingers
+				wg.Wait()
+				if err := <-ran; err != nil {
+					t.Fatal(err)
+				}
+				if len(rec.calls) != 1 {
+					t.Fatalf("calls %v, want the forming batch sent once", rec.calls)
+				}
+				if errs[0] != nil || errs[1] != nil || ids[0] == "" || ids[1] == "" {
+					t.Errorf("first two callers: ids %q, errors %v; want ids", ids[:2], errs[:2])
+				}
+				if coalesce && (errs[2] != nil || ids[2] != ids[0]) {
+					t.Errorf("merged caller: id %q, error %v; want the merged input's id %q", ids[2], errs[2], ids[0])
+				}
+				if !coalesce && !errors.Is(errs[2], errStopping) {
+					t.Errorf("held caller: %v, want errStopping", errs[2])
+				}
+				if _, err := b.Upsert(context.Background(), hubspot.ContactInput{Email: "late@x.io"}); !errors.Is(err, errStopping) {
+					t.Errorf("update after stop: %v, want errStopping", err)
+				}
+			})
+		})
+	}
+}
+
+// TestBatchSpanLinksEveryCaller: the HubSpot call's span is a child of the
+// first caller's and links every other caller's span, merged ones included.
+func TestBatchSpanLinksEveryCaller(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		spans := tracetest.NewSpanRecorder()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+		tracer := tp.Tracer("test")
+		b := newBatcher(&recorder{}, 3, time.Hour)
+		ctx, cancel := context.WithCancel(context.Background())
+		ran := make(chan error, 1)
+		go func() { ran <- b.Run(ctx) }()
+		var callers []trace.SpanContext
+		var wg sync.WaitGroup
+		for i, e := range []string{"dup@x.io", "a@x.io", "dup@x.io"} {
+			cctx, span := tracer.Start(context.Background(), fmt.Sprint("caller ", i))
+			callers = append(callers, span.SpanContext())
+			wg.Go(func() {
+				defer span.End()
+				if _, err := b.Upsert(cctx, hubspot.ContactInput{Email: e}); err != nil {
+					t.Error(err)
+				}
+			})
+			synctest.Wait()
+		}
+		wg.Wait()
+		cancel()
+		<-ran
+		var call sdktrace.ReadOnlySpan
+		for _, s := range spans.Ended() {
+			if s.Name() == "hubspot batch upsert" {
+				call = s
+			}
+		}
+		if call == nil {
+			t.Fatal("no hubspot batch upsert span")
+		}
+		if call.Parent().SpanID() != callers[0].SpanID() {
+			t.Errorf("call's parent %v, want the first caller's span %v", call.Parent().SpanID(), callers[0].SpanID())
+		}
+		linked := map[trace.SpanID]bool{}
+		for _, l := range call.Links() {
+			linked[l.SpanContext.SpanID()] = true
+		}
+		if len(call.Links()) != 2 || !linked[callers[1].SpanID()] || !linked[callers[2].SpanID()] {
+			t.Errorf("call links %v, want the second and (merged) third callers' spans", call.Links())
+		}
+	})
+}
+
+// emulator is the HubSpot emulator behind a client that reaches it in
+// memory (so a synctest bubble holds the whole exchange), counting the
+// inputs of every batch upsert by email.
+func emulator(t *testing.T) (*hubspotemu.Server, *countingClient) {
+	t.Helper()
+	hub := hubspotemu.New(hubspotemu.Options{Tokens: map[string][]string{"pat-test": nil}})
+	cc := &countingClient{hub: hub, sent: map[string]int{}}
+	c, err := hubspot.New(hubspot.Config{BaseURL: "http://hubspot.test", Token: config.NewSecret("pat-test"),
+		HTTPClient: &http.Client{Transport: cc}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc.Client = c
+	return hub, cc
+}
+
+// countingClient is a hubspot.Client whose transport serves requests with
+// the emulator and counts batch-upsert inputs.
+type countingClient struct {
+	*hubspot.Client
+	hub  http.Handler
+	mu   sync.Mutex
+	sent map[string]int
+}
+
+func (c *countingClient) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		raw, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(raw))
+		var body struct {
+			Inputs []struct {
+				ID string `json:"id"`
+			} `json:"inputs"`
+		}
+		if strings.HasSuffix(r.URL.Path, "/batch/upsert") && json.Unmarshal(raw, &body) == nil {
+			c.mu.Lock()
+			for _, in := range body.Inputs {
+				c.sent[in.ID]++
+			}
+			c.mu.Unlock()
+		}
+	}
+	w := httptest.NewRecorder()
+	c.hub.ServeHTTP(w, r)
+	return w.Result(), nil
+}
+
+func (c *countingClient) inputs(email string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sent[email]
 }

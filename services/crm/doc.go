@@ -9,6 +9,8 @@
 // email) and recorded in the done-effects ledger under the billing event's
 // id, so redeliveries, replays and crashes neither skip nor repeat a sync.
 // A superseded (late) event never moves plan, status or MRR backwards.
+// Concurrent updates go to HubSpot in batch upserts, and updates of one
+// contact that come together share its input (see batcher).
 //
 // Text from outside is data: every property value goes through
 // hubspot.PropertyValue (clean, one line, within HubSpot's limit). An

@@ -53,12 +53,13 @@ type Syncer struct {
 
 // NewSyncer wires the handler; consumerName keys its ledger rows.
 // Upserts of concurrent events go to HubSpot together, each waiting at most
-// linger for company. A call carries up to hubspot.MaxBatchInputs contacts,
-// and no more than workers (the consumer's handlers, each waiting on its
-// own upsert): once every worker's contact is in, no more can come, and
-// lingering would only cap throughput at workers per linger.
+// linger for company. A call carries up to hubspot.MaxBatchInputs contacts
+// and closes once workers updates are in (the consumer's handlers, each
+// waiting on its own upsert): no more can come, and lingering would only
+// cap throughput at workers per linger. Updates of one contact that come
+// together share its input (see batcher).
 func NewSyncer(crm Upserter, linger time.Duration, workers int, l *ledger.Ledger, js jetstream.JetStream, consumerName string, log *slog.Logger) *Syncer {
-	s := &Syncer{batch: newBatcher(crm, min(hubspot.MaxBatchInputs, max(workers, 1)), linger), ledger: l, js: js, consumer: consumerName, log: log, now: time.Now}
+	s := &Syncer{batch: newBatcher(crm, workers, linger), ledger: l, js: js, consumer: consumerName, log: log, now: time.Now}
 	_ = s.Instrument(noop.NewMeterProvider())
 	return s
 }

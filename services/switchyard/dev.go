@@ -15,9 +15,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/consumer"
@@ -200,7 +203,12 @@ func (h *devHub) startNATS() error {
 	if err != nil {
 		return err
 	}
-	ns, err := natsembed.Start(natsembed.Options{Port: h.f.natsPort, StoreDir: filepath.Join(h.f.dataDir, "nats"), Users: users})
+	var ns *server.Server
+	// The server's goroutines inherit the label from this one, so a CPU
+	// profile of dev tells the broker's share from the services'.
+	pprof.Do(context.Background(), pprof.Labels("service", "nats"), func(context.Context) {
+		ns, err = natsembed.Start(natsembed.Options{Port: h.f.natsPort, StoreDir: filepath.Join(h.f.dataDir, "nats"), Users: users})
+	})
 	if err != nil {
 		return fmt.Errorf("embedded NATS on 127.0.0.1:%d (set NATS_URL to use another server, or --nats-port): %w", h.f.natsPort, err)
 	}
@@ -394,7 +402,10 @@ func (h *devHub) migrate(ctx context.Context, env func(string) string) error {
 }
 
 // runServices serves the emulators and starts every service, each through
-// its own Run function with its own NATS identity.
+// its own Run function with its own NATS identity. Each part runs under the
+// pprof label service=<name>, inherited by every goroutine it starts, so a
+// CPU profile of the one dev process splits by service (BenchmarkPipeline's
+// CPU per event); the labels live here only, never in a service's own code.
 func (h *devHub) runServices(ctx context.Context, env func(string) string, replay devReplay) (*lifecycle.Group, error) {
 	services := lifecycle.NewGroup(ctx)
 	for _, emu := range h.emulators {
@@ -404,16 +415,25 @@ func (h *devHub) runServices(ctx context.Context, env func(string) string, repla
 		}
 	}
 	as, stderr := h.as, h.stderr
-	services.Go("gateway", func(ctx context.Context) error { return gateway.Run(ctx, as(natsbus.IdentityGateway, env), stderr) })
-	services.Go("identity", func(ctx context.Context) error { return identity.Run(ctx, as(natsbus.IdentityIdentity, env), stderr) })
-	services.Go("crm", func(ctx context.Context) error { return crm.Run(ctx, as(natsbus.IdentityCRM, env), stderr) })
-	services.Go("support", func(ctx context.Context) error { return support.Run(ctx, as(natsbus.IdentitySupport, env), stderr) })
-	services.Go("alerts", func(ctx context.Context) error { return alerts.Run(ctx, as(natsbus.IdentityAlerts, env), stderr) })
+	services.Go("gateway", labelled("gateway", func(ctx context.Context) error { return gateway.Run(ctx, as(natsbus.IdentityGateway, env), stderr) }))
+	services.Go("identity", labelled("identity", func(ctx context.Context) error { return identity.Run(ctx, as(natsbus.IdentityIdentity, env), stderr) }))
+	services.Go("crm", labelled("crm", func(ctx context.Context) error { return crm.Run(ctx, as(natsbus.IdentityCRM, env), stderr) }))
+	services.Go("support", labelled("support", func(ctx context.Context) error { return support.Run(ctx, as(natsbus.IdentitySupport, env), stderr) }))
+	services.Go("alerts", labelled("alerts", func(ctx context.Context) error { return alerts.Run(ctx, as(natsbus.IdentityAlerts, env), stderr) }))
 	projectorEnv := config.Overlay(config.Overlay(env, replay.signer), h.opsLogin)
-	services.Go("projector", func(ctx context.Context) error {
+	services.Go("projector", labelled("projector", func(ctx context.Context) error {
 		return projector.Run(ctx, as(natsbus.IdentityProjector, projectorEnv), stderr)
-	})
+	}))
 	return services, nil
+}
+
+// labelled runs run under the pprof label service=name. Labels cost nothing
+// unless a CPU profile is being taken.
+func labelled(name string, run func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) (err error) {
+		pprof.Do(ctx, pprof.Labels("service", name), func(ctx context.Context) { err = run(ctx) })
+		return err
+	}
 }
 
 // serveEmulator listens on the emulator's address now (so a taken port
@@ -423,19 +443,20 @@ func serveEmulator(services *lifecycle.Group, emu emulator) error {
 	if err != nil {
 		return fmt.Errorf("emulator on %s: %w", emu.srv.Addr, err)
 	}
-	services.Go(emu.name+" emulator", func(ctx context.Context) error {
+	label := emu.name + "-emulator"
+	services.Go(emu.name+" emulator", labelled(label, func(ctx context.Context) error {
 		err := lifecycle.Serve(ctx, emu.srv, ln, 2*time.Second)
 		if emu.kept != nil {
 			// Run may have written before the last requests drained.
 			err = errors.Join(err, emu.kept.Flush())
 		}
 		return err
-	})
+	}))
 	if emu.kept != nil {
-		services.Go(emu.name+" emulator state", emu.kept.Run)
+		services.Go(emu.name+" emulator state", labelled(label, emu.kept.Run))
 	}
 	if emu.durable != nil {
-		services.Go(emu.name+" emulator saves", emu.durable.Run)
+		services.Go(emu.name+" emulator saves", labelled(label, emu.durable.Run))
 	}
 	return nil
 }

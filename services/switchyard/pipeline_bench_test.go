@@ -2,21 +2,27 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/pprof/profile"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,6 +51,15 @@ import (
 //     to the projection holding it (the projector's event_sources, polled
 //     every 10 ms), p50/p99/max. Above the sustained rate the backlog, and so the
 //     latency, grows for as long as the run lasts.
+//   - cost: during the sustained phase, a CPU profile of this process split
+//     by the pprof label service (dev's runServices labels every service and
+//     emulator, the broker is labelled nats, the posting clients generator,
+//     the benchmark's own polling benchmark, the rest unlabelled: see
+//     servicePart), and the CPU of the PostgreSQL backends serving the test
+//     database (from /proc), each as µs per Stripe event;
+//     BENCH_PIPELINE_CPUPROFILE=<file> keeps the profile, for
+//     `go tool pprof -tagfocus service=<part>` (nats: also
+//     -tagfocus account=.).
 //
 // The vendor emulators apply no rate limits (BENCH_PIPELINE_VENDOR_LIMITS=plan
 // applies the smallest plans' documented ones: see --vendor-limits).
@@ -68,7 +83,9 @@ func BenchmarkPipeline(b *testing.B) {
 	if limits == "" {
 		limits = "none"
 	}
-	broker := testkit.NATS(b)
+	var broker *testkit.Broker
+	// The broker's goroutines inherit the label from this one.
+	pprof.Do(context.Background(), pprof.Labels("service", "nats"), func(context.Context) { broker = testkit.NATS(b) })
 	dbURL := testkit.Postgres(b)
 	secret := "whsec_bench" + randomHex(16)
 	ports := freePorts(b, 12)
@@ -93,7 +110,11 @@ func BenchmarkPipeline(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	pool, err := postgres.Open(ctx, dbURL, nil)
+	// From here on, what this goroutine starts (its pool, its polling) is
+	// the benchmark's own CPU, not the hub's.
+	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("service", "benchmark")))
+	defer pprof.SetGoroutineLabels(context.Background())
+	pool, err := postgres.Open(ctx, withParam(dbURL, "application_name", benchAppName), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -106,6 +127,10 @@ func BenchmarkPipeline(b *testing.B) {
 	for range b.N {
 		// Sustained: everything at once, then until the hub is idle.
 		batch := gen.next(events / 3)
+		cost, err := startCPUCost(ctx, pool)
+		if err != nil {
+			b.Fatal(err)
+		}
 		start := time.Now()
 		work := make(chan []byte)
 		var wg sync.WaitGroup
@@ -113,11 +138,14 @@ func BenchmarkPipeline(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for body := range work {
-					if err := post(body); err != nil {
-						b.Error(err)
+				// The HTTP client's connection goroutines inherit the label.
+				pprof.Do(ctx, pprof.Labels("service", "generator"), func(context.Context) {
+					for body := range work {
+						if err := post(body); err != nil {
+							b.Error(err)
+						}
 					}
-				}
+				})
 			}()
 		}
 		for _, e := range batch {
@@ -131,11 +159,22 @@ func BenchmarkPipeline(b *testing.B) {
 		posted := time.Since(start)
 		busy := waitIdle(b, ctx, js, pool, batch, start, 10*time.Minute)
 		took := time.Since(start)
+		costs, err := cost.stop(ctx, pool)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if path := os.Getenv("BENCH_PIPELINE_CPUPROFILE"); path != "" && cost.profiled {
+			// For `go tool pprof -tagfocus service=<part>`.
+			if err := os.WriteFile(path, cost.prof.Bytes(), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
 		b.ReportMetric(float64(len(batch))/took.Seconds(), "sustained_events/s")
 		b.ReportMetric(float64(len(batch))/posted.Seconds(), "intake_events/s")
 		fmt.Fprintf(os.Stderr, "pipeline: sustained %d events in %.2fs = %.0f events/s through every consumer (intake took %.2fs = %.0f/s)\n",
 			len(batch), took.Seconds(), float64(len(batch))/took.Seconds(), posted.Seconds(), float64(len(batch))/posted.Seconds())
 		fmt.Fprintf(os.Stderr, "pipeline: each consumer last busy at:%s\n", stages(busy))
+		reportCPUCost(b, costs, len(batch), took)
 
 		// Latency at each offered rate, on fresh customers, the hub idle
 		// before each.
@@ -423,4 +462,238 @@ func envInt(b *testing.B, name string, def int) int {
 		b.Fatalf("%s=%q: want a positive integer", name, v)
 	}
 	return n
+}
+
+// benchAppName is the application_name of the benchmark's own connections,
+// so their backends' CPU is told from the hub's.
+const benchAppName = "pipeline-bench"
+
+func withParam(url, key, value string) string {
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + key + "=" + value
+}
+
+// cpuCost measures one phase's CPU: a CPU profile of this process (to be
+// split by pprof label), the process's own CPU time (the profile's check),
+// and the PostgreSQL backends' CPU from /proc.
+type cpuCost struct {
+	prof     bytes.Buffer
+	profiled bool // false when a profile was already running (go test -cpuprofile)
+	rusage   time.Duration
+	pg       map[int]pgProc
+}
+
+// startCPUCost starts measuring. The profile samples at 100 Hz: a phase of
+// a few seconds on 2 cores gives a thousand samples or more.
+func startCPUCost(ctx context.Context, pool *pgxpool.Pool) (*cpuCost, error) {
+	c := &cpuCost{rusage: processCPU()}
+	var err error
+	if c.pg, err = postgresCPU(ctx, pool); err != nil {
+		return nil, err
+	}
+	c.profiled = pprof.StartCPUProfile(&c.prof) == nil
+	return c, nil
+}
+
+// phaseCost is one phase's CPU: by pprof label ("" for unlabelled), the
+// process's total, and PostgreSQL's by group.
+type phaseCost struct {
+	byLabel  map[string]time.Duration
+	process  time.Duration
+	postgres map[string]time.Duration
+}
+
+func (c *cpuCost) stop(ctx context.Context, pool *pgxpool.Pool) (phaseCost, error) {
+	var pc phaseCost
+	if c.profiled {
+		pprof.StopCPUProfile()
+	}
+	pc.process = processCPU() - c.rusage
+	after, err := postgresCPU(ctx, pool)
+	if err != nil {
+		return pc, err
+	}
+	pc.postgres = map[string]time.Duration{}
+	for pid, p := range after {
+		pc.postgres[p.group] += p.cpu - c.pg[pid].cpu // a backend new in the phase counts from 0
+	}
+	if c.profiled {
+		if pc.byLabel, err = cpuBy(c.prof.Bytes(), servicePart); err != nil {
+			return pc, err
+		}
+	}
+	return pc, nil
+}
+
+// servicePart is the part of the hub a sample's pprof labels name: the
+// service label that dev and this benchmark set, else nats for the
+// goroutines the NATS server labels itself (its streams' and consumers'
+// loops: nats-server replaces inherited labels with its own account,
+// stream and consumer labels), else "" (the runtime's own goroutines, and
+// those a timer started).
+func servicePart(labels map[string][]string) string {
+	switch {
+	case len(labels["service"]) > 0:
+		return labels["service"][0]
+	case len(labels["account"]) > 0 || len(labels["stream"]) > 0:
+		return "nats"
+	}
+	return ""
+}
+
+// cpuBy sums a CPU profile's samples by the part that part names from each
+// sample's pprof labels.
+func cpuBy(data []byte, part func(labels map[string][]string) string) (map[string]time.Duration, error) {
+	p, err := profile.ParseData(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse CPU profile: %w", err)
+	}
+	idx := slices.IndexFunc(p.SampleType, func(t *profile.ValueType) bool { return t.Type == "cpu" && t.Unit == "nanoseconds" })
+	if idx < 0 {
+		return nil, fmt.Errorf("CPU profile without cpu/nanoseconds samples")
+	}
+	out := map[string]time.Duration{}
+	for _, s := range p.Sample {
+		out[part(s.Label)] += time.Duration(s.Value[idx])
+	}
+	return out, nil
+}
+
+// processCPU is this process's user and system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pgProc is one PostgreSQL process's CPU so far and what it serves.
+type pgProc struct {
+	group string
+	cpu   time.Duration
+}
+
+// postgresCPU reads, from /proc, the CPU of the server's processes that
+// pg_stat_activity shows: the test database's backends (the hub's, and the
+// benchmark's own under benchAppName), and the server-wide ones (WAL
+// writer, checkpointer, …), which on a shared server also work for other
+// databases. Processes /proc does not show (another machine, a container)
+// are left out.
+func postgresCPU(ctx context.Context, pool *pgxpool.Pool) (map[int]pgProc, error) {
+	rows, err := pool.Query(ctx, `SELECT pid, CASE WHEN datname = current_database() THEN
+		CASE WHEN application_name = $1 THEN 'postgres-benchmark' ELSE 'postgres' END
+		WHEN datname IS NULL THEN 'postgres-server' END
+		FROM pg_stat_activity WHERE datname = current_database() OR datname IS NULL`, benchAppName)
+	if err != nil {
+		return nil, fmt.Errorf("postgres backends: %w", err)
+	}
+	type row struct {
+		PID   int
+		Group string
+	}
+	procs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+	if err != nil {
+		return nil, fmt.Errorf("postgres backends: %w", err)
+	}
+	out := map[int]pgProc{}
+	for _, r := range procs {
+		if cpu, ok := procCPU(r.PID); ok {
+			out[r.PID] = pgProc{group: r.Group, cpu: cpu}
+		}
+	}
+	return out, nil
+}
+
+// procCPU is a process's utime+stime from /proc/<pid>/stat, in USER_HZ
+// (100 a second on Linux) ticks.
+func procCPU(pid int) (time.Duration, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// Fields after the command (which may hold spaces) in parentheses:
+	// state is field 3, utime 14, stime 15.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, true
+}
+
+// reportCPUCost reports each part's CPU per event and prints the table.
+func reportCPUCost(b *testing.B, c phaseCost, events int, took time.Duration) {
+	perEvent := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(events) }
+	type part struct {
+		name string
+		cpu  time.Duration
+	}
+	var parts []part
+	var profiled time.Duration
+	byLabel := maps.Clone(c.byLabel)
+	for _, label := range []string{"gateway", "identity", "crm", "support", "alerts", "projector", "nats"} {
+		if c.byLabel != nil {
+			byLabel[label] += 0 // a part that never ran shows as 0, not missing
+		}
+	}
+	for label, d := range byLabel {
+		profiled += d
+		if label == "" {
+			label = "unlabelled"
+		}
+		parts = append(parts, part{label, d})
+	}
+	slices.SortFunc(parts, func(a, b part) int { return cmp.Or(cmp.Compare(b.cpu, a.cpu), strings.Compare(a.name, b.name)) })
+	var pg []part
+	var pgTotal time.Duration
+	for group, d := range c.postgres {
+		pg = append(pg, part{group, d})
+		if group == "postgres" {
+			pgTotal += d
+		}
+	}
+	slices.SortFunc(pg, func(a, b part) int { return strings.Compare(a.name, b.name) })
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "pipeline: CPU per Stripe event over the sustained phase (%d events, %.2fs wall, %d cores):\n", events, took.Seconds(), runtime.NumCPU())
+	fmt.Fprintf(&sb, "  %-20s %9s %9s %7s\n", "part", "CPU s", "µs/event", "share")
+	row := func(name string, d, of time.Duration) {
+		share := ""
+		if of > 0 {
+			share = fmt.Sprintf("%.1f%%", 100*float64(d)/float64(of))
+		}
+		fmt.Fprintf(&sb, "  %-20s %9.2f %9.0f %7s\n", name, d.Seconds(), perEvent(d), share)
+	}
+	if c.byLabel == nil {
+		fmt.Fprintf(&sb, "  (no CPU profile: one was already running)\n")
+	}
+	for _, p := range parts {
+		row(p.name, p.cpu, profiled)
+		b.ReportMetric(perEvent(p.cpu), "µs/event-"+p.name)
+	}
+	row("profiled total", profiled, 0)
+	row("process (rusage)", c.process, 0)
+	for _, p := range pg {
+		row(p.name, p.cpu, 0)
+		b.ReportMetric(perEvent(p.cpu), "µs/event-"+p.name)
+	}
+	// What production would spend: the services, the broker, the runtime
+	// and PostgreSQL, without the emulators, the generator and the
+	// benchmark's polling (the runtime's share includes GC of their garbage).
+	hub := profiled + pgTotal
+	for label, d := range c.byLabel {
+		if label == "generator" || label == "benchmark" || strings.HasSuffix(label, "-emulator") {
+			hub -= d
+		}
+	}
+	row("hub + postgres", hub, 0)
+	b.ReportMetric(perEvent(hub), "µs/event-hub+postgres")
+	fmt.Fprint(os.Stderr, sb.String())
 }

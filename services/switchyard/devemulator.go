@@ -49,7 +49,10 @@ func slackErrors(sl *slackemu.Server, p float64, seed uint64) http.Handler {
 // and no retry would ever open them again.
 //
 // Saves are shared: every request that finished before a save began is
-// answered by that save, so a burst costs a few saves, not one each.
+// answered by that save, so a burst costs a few saves, not one each. A
+// save of the HubSpot or Zendesk emulator appends only the changed records
+// to the state's journal (statefile.Journaled), so its cost follows the
+// batch, not the account's history.
 type durableEmulator struct {
 	next http.Handler
 	kept *statefile.Keeper

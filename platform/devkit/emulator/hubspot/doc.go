@@ -74,8 +74,9 @@
 //     of HubSpot answers; a client must not assume error bodies are JSON.
 //   - State for assertions: Contacts, ContactByEmail, ContactByID, Property,
 //     Requests; seeding with SeedContact and SeedProperty.
-//   - State between runs: MarshalState, UnmarshalState and Changes, which a
-//     statefile.Keeper uses to keep the account in a file; Options.UniqueIDs
+//   - State between runs: MarshalState, MarshalChanges, UnmarshalState and
+//     Changes, which a statefile.Keeper uses to keep the account in a file
+//     (a snapshot plus a journal of changed records); Options.UniqueIDs
 //     derives the first record id from the clock so a restart without that
 //     file never reissues an id.
 //

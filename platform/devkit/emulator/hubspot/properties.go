@@ -188,6 +188,7 @@ func (st *store) addProperty(p Property, now time.Time) (Property, error) {
 	p.CreatedAt, p.UpdatedAt = now, now
 	p.Options = slices.Clone(p.Options)
 	st.props[p.Name] = &p
+	st.dirtyProps[p.Name] = struct{}{}
 	return p, nil
 }
 
@@ -404,6 +405,7 @@ func (s *Server) createGroup(c *call, r *http.Request, _ string) {
 	exists := s.store.groups[in.Name]
 	if !exists {
 		s.store.groups[in.Name] = true
+		s.store.dirtyGroups[in.Name] = struct{}{}
 		s.changed()
 	}
 	s.mu.Unlock()

@@ -75,6 +75,45 @@ func (s *Server) MarshalState() ([]byte, error) {
 	return json.Marshal(st)
 }
 
+// MarshalChanges encodes, in MarshalState's format, the contacts, custom
+// properties and groups changed since its last call, with the next record
+// id: a statefile journal record that UnmarshalState applies over the
+// account as it was (contacts and properties replace those with the same
+// id or name). The emulator never deletes any, so records need no
+// tombstones. It returns nil when nothing changed.
+func (s *Server) MarshalChanges() ([]byte, error) {
+	s.mu.Lock()
+	st := &s.store
+	if len(st.dirtyContacts) == 0 && len(st.dirtyProps) == 0 && len(st.dirtyGroups) == 0 {
+		s.mu.Unlock()
+		return nil, nil
+	}
+	out := savedState{Version: stateVersion, NextID: st.nextID, Contacts: make([]savedContact, 0, len(st.dirtyContacts))}
+	for id := range st.dirtyContacts {
+		if c := st.contacts[id]; c != nil {
+			out.Contacts = append(out.Contacts, savedContact{ID: c.id, Properties: maps.Clone(c.props), CreatedAt: c.createdAt, UpdatedAt: c.updatedAt})
+		}
+	}
+	for name := range st.dirtyProps {
+		if p := st.props[name]; p != nil && !p.HubSpotDefined {
+			p := *p
+			p.Options = slices.Clone(p.Options)
+			out.Properties = append(out.Properties, p)
+		}
+	}
+	for g := range st.dirtyGroups {
+		out.Groups = append(out.Groups, g)
+	}
+	clear(st.dirtyContacts)
+	clear(st.dirtyProps)
+	clear(st.dirtyGroups)
+	s.mu.Unlock()
+	slices.SortFunc(out.Contacts, func(a, b savedContact) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(out.Properties, func(a, b Property) int { return cmp.Compare(a.Name, b.Name) })
+	slices.Sort(out.Groups)
+	return json.Marshal(out)
+}
+
 // UnmarshalState adds an account that MarshalState encoded, replacing
 // contacts with the same record id or email and properties with the same
 // name. Record ids continue past the saved ones, or from the current

@@ -37,6 +37,13 @@ type store struct {
 	nextID   int64
 	props    map[string]*Property
 	groups   map[string]bool
+
+	// The contacts, custom properties and groups changed since the last
+	// MarshalChanges. They live in the store so that an atomic batch's
+	// scratch copy marks only what it commits.
+	dirtyContacts map[int64]struct{}
+	dirtyProps    map[string]struct{}
+	dirtyGroups   map[string]struct{}
 }
 
 func newStore() store {
@@ -46,6 +53,10 @@ func newStore() store {
 		nextID:   firstContactID,
 		props:    make(map[string]*Property),
 		groups:   make(map[string]bool),
+
+		dirtyContacts: make(map[int64]struct{}),
+		dirtyProps:    make(map[string]struct{}),
+		dirtyGroups:   make(map[string]struct{}),
 	}
 	for _, g := range defaultGroups {
 		st.groups[g] = true
@@ -67,6 +78,7 @@ func (st *store) clone() store {
 		out.contacts[id] = &cc
 	}
 	out.byEmail = maps.Clone(st.byEmail)
+	out.dirtyContacts = maps.Clone(st.dirtyContacts)
 	return out
 }
 
@@ -130,6 +142,7 @@ func (st *store) set(c *contact, values map[string]string, now time.Time) {
 	}
 	c.updatedAt = now
 	c.props["lastmodifieddate"] = timestamp(now)
+	st.dirtyContacts[c.id] = struct{}{}
 }
 
 // uniqueConflict reports a contact other than self that already holds one

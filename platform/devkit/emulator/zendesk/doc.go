@@ -82,8 +82,9 @@
 // status 0 when none was). Seeding: Options.Groups/Agents, AddGroup,
 // AddAgent, SeedTicket.
 //
-// State between runs: MarshalState, UnmarshalState and Changes, which a
-// statefile.Keeper uses to keep the account in a file; Options.UniqueIDs
+// State between runs: MarshalState, MarshalChanges, UnmarshalState and
+// Changes, which a statefile.Keeper uses to keep the account in a file (a
+// snapshot plus a journal of changed records); Options.UniqueIDs
 // derives the first ids from the clock so a restart without that file never
 // reissues a ticket or user id.
 //

@@ -129,6 +129,9 @@ type Server struct {
 	crashQueue []Crash
 
 	changes chan struct{} // see Changes
+
+	// The groups, users and tickets changed since the last MarshalChanges.
+	dirtyGroups, dirtyUsers, dirtyTickets map[int64]struct{}
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -149,6 +152,9 @@ func New(opts Options) (*Server, error) {
 		retryAfter:   1,
 		crashHook:    opts.CrashAfterCreate,
 		changes:      make(chan struct{}, 1),
+		dirtyGroups:  make(map[int64]struct{}),
+		dirtyUsers:   make(map[int64]struct{}),
+		dirtyTickets: make(map[int64]struct{}),
 	}
 	if s.now == nil {
 		s.now = time.Now

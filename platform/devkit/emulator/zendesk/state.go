@@ -67,6 +67,49 @@ func (s *Server) MarshalState() ([]byte, error) {
 	return json.Marshal(st)
 }
 
+// MarshalChanges encodes, in MarshalState's format, the groups, users and
+// tickets changed since its last call, with the id counters: a statefile
+// journal record that UnmarshalState applies over the account as it was
+// (records replace those with the same id). The emulator never deletes
+// any, so records need no tombstones. It returns nil when nothing changed.
+func (s *Server) MarshalChanges() ([]byte, error) {
+	s.mu.Lock()
+	if len(s.dirtyGroups) == 0 && len(s.dirtyUsers) == 0 && len(s.dirtyTickets) == 0 {
+		s.mu.Unlock()
+		return nil, nil
+	}
+	st := savedState{
+		Version:    stateVersion,
+		NextTicket: s.nextTicket, NextUser: s.nextUser, NextComment: s.nextComment, NextAudit: s.nextAudit,
+		Groups:  make([]Group, 0, len(s.dirtyGroups)),
+		Users:   make([]User, 0, len(s.dirtyUsers)),
+		Tickets: make([]Ticket, 0, len(s.dirtyTickets)),
+	}
+	for id := range s.dirtyGroups {
+		if g := s.groups[id]; g != nil {
+			st.Groups = append(st.Groups, *g)
+		}
+	}
+	for id := range s.dirtyUsers {
+		if u := s.users[id]; u != nil {
+			st.Users = append(st.Users, u.clone())
+		}
+	}
+	for id := range s.dirtyTickets {
+		if t := s.tickets[id]; t != nil {
+			st.Tickets = append(st.Tickets, t.clone())
+		}
+	}
+	clear(s.dirtyGroups)
+	clear(s.dirtyUsers)
+	clear(s.dirtyTickets)
+	s.mu.Unlock()
+	slices.SortFunc(st.Groups, func(a, b Group) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(st.Users, func(a, b User) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(st.Tickets, func(a, b Ticket) int { return cmp.Compare(a.ID, b.ID) })
+	return json.Marshal(st)
+}
+
 // UnmarshalState adds an account that MarshalState encoded. Saved records
 // replace current ones with the same id (users also with the same email),
 // so the groups and agents Options seeded stay unless the saved account

@@ -114,6 +114,7 @@ func (s *Server) AddGroup(g Group) error {
 		return fmt.Errorf("zendesk: group %d already exists", g.ID)
 	}
 	s.groups[g.ID] = &g
+	s.dirtyGroups[g.ID] = struct{}{}
 	s.changed()
 	return nil
 }
@@ -166,6 +167,7 @@ func (s *Server) addUser(u User) *User {
 	if u.Email != "" {
 		s.usersByEmail[strings.ToLower(u.Email)] = u.ID
 	}
+	s.dirtyUsers[u.ID] = struct{}{}
 	s.changed()
 	return p
 }
@@ -178,6 +180,7 @@ func (s *Server) agentFor(email string) *User {
 		u := s.users[id]
 		if !u.isAgent() {
 			u.Role = "agent"
+			s.dirtyUsers[u.ID] = struct{}{}
 			s.changed()
 		}
 		return u

@@ -209,6 +209,7 @@ func (s *Server) createTicket(in fields, agent *User, now time.Time) (*Ticket, *
 		t.Status = "open" // Zendesk opens a ticket once it has an assignee
 	}
 	s.tickets[t.ID] = t
+	s.dirtyTickets[t.ID] = struct{}{}
 	s.changed()
 	return t, nil
 }
@@ -443,6 +444,7 @@ func (s *Server) updateTicket(in fields, id int64, c *call) ([]byte, details) {
 	next.UpdatedAt = c.now.UTC()
 	prev := cur.clone()
 	*cur = next
+	s.dirtyTickets[cur.ID] = struct{}{}
 	s.changed()
 	return mustJSON(map[string]any{
 		"ticket": renderTicket(cur, c.base()),
@@ -501,6 +503,7 @@ func (s *Server) applyTags(c *call, id int64, tags []string) ([]byte, bool) {
 	}
 	if c.r.Method != http.MethodGet {
 		t.UpdatedAt = c.now.UTC()
+		s.dirtyTickets[t.ID] = struct{}{}
 		s.changed()
 	}
 	return mustJSON(map[string]any{"tags": slices.Clone(t.Tags)}), true

@@ -266,3 +266,53 @@ func TestJournalSaveCostsTheChangeNotTheAccount(t *testing.T) {
 		t.Errorf("one changed object appended %v bytes (by account size), want the same small record", appended)
 	}
 }
+
+// TestJournalIgnoresAZeroFilledTail: a crash can leave a file extended
+// with zeros; a zero frame passes CRC-32C (the checksum of nothing is 0),
+// so it must not be read as a record, or the emulator would refuse to
+// start.
+func TestJournalIgnoresAZeroFilledTail(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.json")
+	jpath := statefile.JournalPath(path)
+	l, k := openLedger(t, path)
+	l.Set("a", "1")
+	mustSave(t, k)
+	f, err := os.OpenFile(jpath, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	again, _ := openLedger(t, path)
+	wantObjects(t, again.Objects(), map[string]string{"a": "1"})
+}
+
+// TestJournalFailedSnapshotKeepsItsChanges: a snapshot unmarks the changes
+// it is about to write; when the write fails, the next Save must write a
+// snapshot rather than an empty record, or it would report as saved a
+// change that is on disk nowhere.
+func TestJournalFailedSnapshotKeepsItsChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.json")
+	l, k := openLedger(t, path)
+	l.Set("a", "1")
+	mustSave(t, k)
+
+	// The snapshot cannot land: its path is a folder that is not empty.
+	if err := os.MkdirAll(filepath.Join(path, "blocker"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l.Set("b", "1")
+	<-l.Changes() // as if the keeper had seen the signal: Flush only compacts
+	if err := k.Flush(); err == nil {
+		t.Fatal("Flush succeeded with the snapshot path blocked")
+	}
+	if err := os.RemoveAll(path); err != nil {
+		t.Fatal(err)
+	}
+	mustSave(t, k) // nothing marked changed any more: must snapshot anyway
+
+	again, _ := openLedger(t, path)
+	wantObjects(t, again.Objects(), map[string]string{"a": "1", "b": "1"})
+}

@@ -192,7 +192,10 @@ func nextRecord(b []byte) ([]byte, bool) {
 	}
 	n := binary.LittleEndian.Uint32(b)
 	sum := binary.LittleEndian.Uint32(b[4:])
-	if uint64(len(b)-frameSize) < uint64(n) {
+	// Save never writes an empty record, and a zero-filled tail (a crash can
+	// extend a file with zeros) would pass the checksum: CRC-32C of nothing
+	// is 0.
+	if n == 0 || uint64(len(b)-frameSize) < uint64(n) {
 		return nil, false
 	}
 	rec := b[frameSize : frameSize+int(n)]
@@ -285,6 +288,7 @@ func (k *Keeper) Save() error {
 	}
 	rec, err := k.journal.MarshalChanges()
 	if err != nil {
+		k.resnap = true // the changes may be unmarked already: only a snapshot holds them
 		return fmt.Errorf("encode emulator changes: %w", err)
 	}
 	if len(rec) == 0 {
@@ -302,7 +306,11 @@ func (k *Keeper) Save() error {
 		return nil
 	}
 	if k.jsize > max(k.snapSize, minCompact) {
-		return k.snapshot()
+		// rec is durable, so this call's changes are saved whatever the
+		// compaction does; a failed one leaves resnap set, and the next
+		// Save writes the snapshot (and reports its error) before it
+		// answers anyone.
+		_ = k.snapshot()
 	}
 	return nil
 }
@@ -368,7 +376,14 @@ func (k *Keeper) appendRecord(rec []byte) error {
 
 // snapshot writes the whole state and, for a Journaled state, removes the
 // journal it replaces; the caller holds k.mu.
-func (k *Keeper) snapshot() error {
+func (k *Keeper) snapshot() (err error) {
+	defer func() {
+		if err != nil {
+			// The changes were unmarked before the write failed: until a
+			// snapshot lands, no journal record can hold them.
+			k.resnap = true
+		}
+	}()
 	if k.journal != nil {
 		// What is marked changed now is in the snapshot below; unmarking
 		// it first keeps the next record small. A change after this call

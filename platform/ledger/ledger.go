@@ -212,39 +212,29 @@ func (l *Ledger) Once(ctx context.Context, k Key, effect func(context.Context) (
 		return nil, fmt.Errorf("ledger claim %s: %w", k, err)
 	}
 	defer conn.Release()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("ledger claim %s: %w", k, err)
-	}
+	// The claim's transaction is opened and closed by statements in
+	// pipelines, not by round trips of their own (as identity's resolveTx
+	// does): BEGIN travels with the claim, COMMIT with the record. Three
+	// round trips for a fresh effect, the lookup above included.
+	c := conn.Conn()
 	committed := false
 	defer func() {
-		if !committed {
-			// Releases the claim; bounded and apart from ctx, so a cancelled
-			// caller leaves a clean connection behind (a failed rollback
-			// closes it, which releases the claim all the same).
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-			defer cancel()
-			_ = tx.Rollback(rctx)
+		if committed || c.PgConn().TxStatus() == 'I' {
+			return
+		}
+		// Releases the claim; bounded and apart from ctx, so a cancelled
+		// caller leaves a clean connection behind. A failed rollback closes
+		// the connection, which releases the claim all the same (and the
+		// pool drops a closed connection on release).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		defer cancel()
+		if _, err := c.Exec(rctx, "ROLLBACK"); err != nil {
+			_ = c.Close(rctx)
 		}
 	}()
-	if _, err := tx.Exec(ctx, claimSettingsSQL, fmt.Sprintf("%dms", max(l.claimWait.Milliseconds(), 1))); err != nil {
-		return nil, fmt.Errorf("ledger claim %s: %w", k, err)
-	}
-	if _, err := tx.Exec(ctx, claimSQL, claimKey(k)); err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available: lock_timeout
-			return nil, errclass.Transient(fmt.Errorf("ledger claim %s: %w (waited %v)", k, ErrClaimWait, l.claimWait))
-		}
-		return nil, fmt.Errorf("ledger claim %s: %w", k, err)
-	}
-	// Holding the claim: a run before us may have finished meanwhile (READ
-	// COMMITTED: this statement sees what it committed).
-	var recorded []byte
-	switch err := tx.QueryRow(ctx, lookupSQL, k.Consumer, k.MessageID, k.Effect).Scan(&recorded); {
-	case err == nil:
-		return recorded, nil
-	case !errors.Is(err, pgx.ErrNoRows):
-		return nil, fmt.Errorf("ledger lookup %s: %w", k, err)
+	recorded, done, err := l.claim(ctx, c, k)
+	if err != nil || done {
+		return recorded, err
 	}
 	result, err := effect(ctx)
 	if err != nil {
@@ -255,11 +245,7 @@ func (l *Ledger) Once(ctx context.Context, k Key, effect func(context.Context) (
 	// does it again. Bounded, so a dead database cannot hold shutdown.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	_, err = tx.Exec(rctx, insertSQL, k.Consumer, k.MessageID, k.Effect, result)
-	if err == nil {
-		err = tx.Commit(rctx)
-	}
-	if err == nil {
+	if err = record(rctx, c, k, result); err == nil {
 		committed = true
 		return result, nil
 	}
@@ -274,6 +260,84 @@ func (l *Ledger) Once(ctx context.Context, k Key, effect func(context.Context) (
 		return kept, nil
 	}
 	return result, nil
+}
+
+// claim is Once's second round trip, one pipeline on c (a connection with
+// no transaction open): BEGIN; the claim's settings; the advisory lock on
+// k; and the lookup of k under it, for a run before us may have finished
+// while we waited. It returns the recorded result and true if k is done.
+// On an error, or when k is done, the caller rolls back.
+//
+// The lookup in the same pipeline as the lock still sees what an earlier
+// holder committed: the server runs a pipeline's statements strictly one
+// after another, so it reaches the lookup only once the lock is granted —
+// that is, after the earlier holder's COMMIT — and under READ COMMITTED
+// each statement takes its own snapshot when it starts, not when it was
+// sent, nor at BEGIN. Under REPEATABLE READ the snapshot would be the
+// first statement's, taken before the lock, and a waiter would miss the
+// holder's row and run the effect again: so BEGIN names READ COMMITTED
+// rather than trust the server's default_transaction_isolation.
+func (l *Ledger) claim(ctx context.Context, c *pgx.Conn, k Key) ([]byte, bool, error) {
+	batch := &pgx.Batch{}
+	batch.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	batch.Queue(claimSettingsSQL, fmt.Sprintf("%dms", max(l.claimWait.Milliseconds(), 1)))
+	batch.Queue(claimSQL, claimKey(k))
+	batch.Queue(lookupSQL, k.Consumer, k.MessageID, k.Effect)
+	br := c.SendBatch(ctx, batch)
+	recorded, done, err := readClaim(br)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		return recorded, done, nil
+	}
+	// The first error of the pipeline ends it (the server skips the rest),
+	// so a lock_timeout is the error whichever read met it.
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available: lock_timeout
+		return nil, false, errclass.Transient(fmt.Errorf("ledger claim %s: %w (waited %v)", k, ErrClaimWait, l.claimWait))
+	}
+	return nil, false, fmt.Errorf("ledger claim %s: %w", k, err)
+}
+
+// record is Once's third round trip, one pipeline on c: insert k's row and
+// COMMIT, which ends the claim.
+func record(ctx context.Context, c *pgx.Conn, k Key, result []byte) error {
+	batch := &pgx.Batch{}
+	batch.Queue(insertSQL, k.Consumer, k.MessageID, k.Effect, result)
+	batch.Queue("COMMIT")
+	br := c.SendBatch(ctx, batch)
+	_, err := br.Exec()
+	if err == nil {
+		var tag pgconn.CommandTag
+		// A transaction that failed answers COMMIT with ROLLBACK, not an
+		// error (pgx's Tx.Commit reports it as ErrTxCommitRollback).
+		if tag, err = br.Exec(); err == nil && tag.String() == "ROLLBACK" {
+			err = pgx.ErrTxCommitRollback
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// readClaim reads claim's answers, in the order it queued them.
+func readClaim(br pgx.BatchResults) ([]byte, bool, error) {
+	for range 3 { // BEGIN, settings, lock
+		if _, err := br.Exec(); err != nil {
+			return nil, false, err
+		}
+	}
+	var recorded []byte
+	switch err := br.QueryRow().Scan(&recorded); {
+	case err == nil:
+		return recorded, true, nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, false, nil
+	default:
+		return nil, false, fmt.Errorf("lookup: %w", err)
+	}
 }
 
 const (

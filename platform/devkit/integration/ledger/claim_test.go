@@ -219,3 +219,33 @@ func TestOnceInsideTheCallersOwnAdvisoryLock(t *testing.T) {
 		t.Fatalf("Once inside the caller's lock: %v", err)
 	}
 }
+
+// A caller cancelled during its effect (shutdown) records nothing and
+// leaves its claim connection clean: the claim is released, and the next
+// Once on the same one-connection claim pool, and another replica's, work.
+func TestOnceCancelledDuringTheEffectReleasesTheClaim(t *testing.T) {
+	url, _ := openLedgerDB(t)
+	a, b := process(t, url, 1), process(t, url, 1, ledger.WithClaimWait(5*time.Second))
+	k := ledger.Key{Consumer: "crm", MessageID: "evt_cancel", Effect: "hubspot.upsert"}
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := a.Once(ctx, k, func(ctx context.Context) ([]byte, error) {
+		cancel()
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Once: %v, want context.Canceled", err)
+	}
+	if _, done, err := a.Lookup(context.Background(), k); err != nil || done {
+		t.Fatalf("after cancel: done %v, %v; want nothing recorded", done, err)
+	}
+	got, err := b.Once(context.Background(), k, func(context.Context) ([]byte, error) { return []byte("contact-9"), nil })
+	if err != nil || string(got) != "contact-9" {
+		t.Fatalf("other replica: %q, %v; want it to run the effect", got, err)
+	}
+	k.Effect = "hubspot.note"
+	got, err = a.Once(context.Background(), k, func(context.Context) ([]byte, error) { return []byte("note-1"), nil })
+	if err != nil || string(got) != "note-1" {
+		t.Fatalf("same replica, next effect: %q, %v", got, err)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"net/url"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -56,8 +58,11 @@ type batcher struct {
 	// email; off, the update is held for the next call instead (the
 	// behaviour before coalescing, kept as the benchmark's baseline).
 	coalesce bool
-	reqs     chan *batchReq
-	stopped  chan struct{} // closed when Run has returned
+	// peer is HubSpot's address for each caller's client span (the
+	// Upserter's BaseURL, when it has one).
+	peer    []attribute.KeyValue
+	reqs    chan *batchReq
+	stopped chan struct{} // closed when Run has returned
 }
 
 type batchReq struct {
@@ -67,31 +72,72 @@ type batchReq struct {
 }
 
 type batchRes struct {
-	id  string
-	err error
+	id   string
+	err  error
+	call trace.SpanContext // the span of the HTTP call that carried it
 }
 
 // newBatcher returns a coalescing batcher for callers concurrent callers.
 func newBatcher(up Upserter, callers int, linger time.Duration) *batcher {
 	return &batcher{up: up, maxInputs: hubspot.MaxBatchInputs, callers: max(callers, 1), linger: linger, coalesce: true,
-		reqs: make(chan *batchReq), stopped: make(chan struct{})}
+		peer: peerOf(up), reqs: make(chan *batchReq), stopped: make(chan struct{})}
 }
 
-// Upsert queues one contact and waits for its result.
-func (b *batcher) Upsert(ctx context.Context, in hubspot.ContactInput) (string, error) {
+// peerOf is the server address of up's API, for client spans.
+func peerOf(up Upserter) []attribute.KeyValue {
+	withBase, ok := up.(interface{ BaseURL() string })
+	if !ok {
+		return nil
+	}
+	u, err := url.Parse(withBase.BaseURL())
+	if err != nil || u.Hostname() == "" {
+		return nil
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	n, _ := strconv.Atoi(port)
+	return []attribute.KeyValue{attribute.String("server.address", u.Hostname()), attribute.Int("server.port", n)}
+}
+
+// Upsert queues one contact and waits for its result. The wait is a client
+// span toward HubSpot in the caller's own trace, linked to the HTTP call
+// that carried the contact: a call is in one trace only (the batch's first
+// caller's), so without it an update merged into another caller's entry,
+// or batched behind it, would show no HubSpot call in its event's trace.
+func (b *batcher) Upsert(ctx context.Context, in hubspot.ContactInput) (id string, err error) {
+	ctx, span := trace.SpanFromContext(ctx).TracerProvider().Tracer("github.com/switchyard/switchyard/services/crm").Start(ctx,
+		"hubspot contact upsert", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(b.peer...))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, errclass.Of(err).String())
+		}
+		span.End()
+	}()
+	res, err := b.wait(ctx, in)
+	if res.call.IsValid() {
+		span.AddLink(trace.Link{SpanContext: res.call})
+	}
+	return res.id, err
+}
+
+// wait queues one contact and waits for its batch's answer.
+func (b *batcher) wait(ctx context.Context, in hubspot.ContactInput) (batchRes, error) {
 	r := &batchReq{ctx: ctx, in: in, done: make(chan batchRes, 1)}
 	select {
 	case b.reqs <- r:
 	case <-b.stopped:
-		return "", errStopping
+		return batchRes{}, errStopping
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return batchRes{}, ctx.Err()
 	}
 	select {
 	case res := <-r.done:
-		return res.id, res.err
+		return res, res.err
 	case <-ctx.Done():
-		return "", ctx.Err() // the call may still happen: upserts are idempotent
+		return batchRes{}, ctx.Err() // the call may still happen: upserts are idempotent
 	}
 }
 
@@ -200,9 +246,10 @@ func (b *batcher) send(ctx context.Context, cur *batch) {
 			}
 		}
 	}
-	// The call belongs to the first event's trace and links to the others',
-	// merged ones included, so each event's trace shows the HubSpot call
-	// that carried it.
+	// The call belongs to the first caller's trace and links to every other
+	// caller's span, merged ones included; each caller's own client span
+	// (Upsert) links back to it, so every event's trace shows the HubSpot
+	// call that carried it.
 	firstReq := cur.entries[0].reqs[0]
 	first := trace.SpanFromContext(firstReq.ctx)
 	ctx, span := first.TracerProvider().Tracer("github.com/switchyard/switchyard/services/crm").Start(
@@ -230,6 +277,7 @@ func (b *batcher) send(ctx context.Context, cur *batch) {
 		default:
 			res = batchRes{err: errMissingResult}
 		}
+		res.call = span.SpanContext()
 		for _, r := range e.reqs {
 			r.done <- res
 		}

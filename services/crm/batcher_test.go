@@ -392,8 +392,10 @@ func TestStoppingBatcherAnswersEveryCaller(t *testing.T) {
 	}
 }
 
-// TestBatchSpanLinksEveryCaller: the HubSpot call's span is a child of the
-// first caller's and links every other caller's span, merged ones included.
+// TestBatchSpanLinksEveryCaller: every caller waits in a client span of its
+// own, linked to the HubSpot call that carried its contact (so each event's
+// trace shows it, merged or batched); the call is a child of the first
+// caller's and links every other caller's, merged ones included.
 func TestBatchSpanLinksEveryCaller(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		spans := tracetest.NewSpanRecorder()
@@ -420,23 +422,42 @@ func TestBatchSpanLinksEveryCaller(t *testing.T) {
 		cancel()
 		<-ran
 		var call sdktrace.ReadOnlySpan
+		own := map[trace.SpanID]sdktrace.ReadOnlySpan{} // each caller's client span, by its caller
 		for _, s := range spans.Ended() {
-			if s.Name() == "hubspot batch upsert" {
+			switch s.Name() {
+			case "hubspot batch upsert":
 				call = s
+			case "hubspot contact upsert":
+				own[s.Parent().SpanID()] = s
 			}
 		}
 		if call == nil {
 			t.Fatal("no hubspot batch upsert span")
 		}
-		if call.Parent().SpanID() != callers[0].SpanID() {
-			t.Errorf("call's parent %v, want the first caller's span %v", call.Parent().SpanID(), callers[0].SpanID())
+		if len(own) != 3 {
+			t.Fatalf("%d callers have a hubspot contact upsert span of their own, want all 3", len(own))
+		}
+		for i, c := range callers {
+			cs := own[c.SpanID()]
+			if cs == nil {
+				t.Fatalf("caller %d has no hubspot contact upsert span", i)
+			}
+			if cs.SpanKind() != trace.SpanKindClient {
+				t.Errorf("caller %d's span kind %v, want client", i, cs.SpanKind())
+			}
+			if len(cs.Links()) != 1 || cs.Links()[0].SpanContext.SpanID() != call.SpanContext().SpanID() {
+				t.Errorf("caller %d's span links %v, want the call that carried it", i, cs.Links())
+			}
+		}
+		if call.Parent().SpanID() != own[callers[0].SpanID()].SpanContext().SpanID() {
+			t.Errorf("call's parent %v, want the first caller's client span", call.Parent().SpanID())
 		}
 		linked := map[trace.SpanID]bool{}
 		for _, l := range call.Links() {
 			linked[l.SpanContext.SpanID()] = true
 		}
-		if len(call.Links()) != 2 || !linked[callers[1].SpanID()] || !linked[callers[2].SpanID()] {
-			t.Errorf("call links %v, want the second and (merged) third callers' spans", call.Links())
+		if len(call.Links()) != 2 || !linked[own[callers[1].SpanID()].SpanContext().SpanID()] || !linked[own[callers[2].SpanID()].SpanContext().SpanID()] {
+			t.Errorf("call links %v, want the second and (merged) third callers' client spans", call.Links())
 		}
 	})
 }

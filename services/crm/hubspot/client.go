@@ -61,6 +61,9 @@ type Client struct {
 	lim   *ratelimit.Limiter
 }
 
+// BaseURL is the API base the client calls (Config.BaseURL, or HubSpot's).
+func (c *Client) BaseURL() string { return c.base }
+
 // New validates cfg and returns a Client.
 func New(cfg Config) (*Client, error) {
 	if !cfg.Token.IsSet() {

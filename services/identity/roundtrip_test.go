@@ -2,32 +2,12 @@ package identity_test
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/services/identity"
 )
-
-// roundTrips counts the round trips asked of PostgreSQL: each statement
-// sent on its own, and each batch (a pipeline: one round trip however
-// many statements it holds).
-type roundTrips struct{ n atomic.Int64 }
-
-func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	r.n.Add(1)
-	return ctx
-}
-func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	r.n.Add(1)
-	return ctx
-}
-func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
 // TestResolutionRoundTrips pins how many round trips a resolution costs:
 // BEGIN travels with the first (the lookup) and COMMIT with the last (the
@@ -36,7 +16,7 @@ func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEnd
 // merge) adds only its own statements.
 func TestResolutionRoundTrips(t *testing.T) {
 	ctx := context.Background()
-	trips := &roundTrips{}
+	trips := &testkit.RoundTrips{}
 	pool, err := postgres.Open(ctx, testkit.Postgres(t), trips)
 	if err != nil {
 		t.Fatal(err)
@@ -89,12 +69,12 @@ func TestResolutionRoundTrips(t *testing.T) {
 		},
 	}
 	for _, s := range steps {
-		before := trips.n.Load()
+		before := trips.Count()
 		res, err := store.Resolve(ctx, s.eventID, s.ids, s.email, "", s.version)
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		if got := trips.n.Load() - before; got != s.want {
+		if got := trips.Count() - before; got != s.want {
 			t.Errorf("%s: %d round trips, want %d", s.name, got, s.want)
 		}
 		if res.Created != s.wantCreated || len(res.Merged) != s.wantMerged {

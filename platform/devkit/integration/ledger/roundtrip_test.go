@@ -3,37 +3,17 @@ package ledger_test
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/postgres"
 )
 
-// roundTrips counts the round trips asked of PostgreSQL: each statement
-// sent on its own, and each batch (a pipeline: one round trip however
-// many statements it holds).
-type roundTrips struct{ n atomic.Int64 }
-
-func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	r.n.Add(1)
-	return ctx
-}
-func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	r.n.Add(1)
-	return ctx
-}
-func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
-func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
-
 // tracedLedger returns a ledger over a migrated database whose pool and
 // claim pool count their round trips in trips.
-func tracedLedger(tb testing.TB, trips *roundTrips) *ledger.Ledger {
+func tracedLedger(tb testing.TB, trips *testkit.RoundTrips) *ledger.Ledger {
 	tb.Helper()
 	ctx := context.Background()
 	pool, err := postgres.Open(ctx, testkit.Postgres(tb), trips)
@@ -58,7 +38,7 @@ func tracedLedger(tb testing.TB, trips *roundTrips) *ledger.Ledger {
 // pipeline) and the record (INSERT and COMMIT in one pipeline).
 func TestOnceRoundTrips(t *testing.T) {
 	ctx := context.Background()
-	trips := &roundTrips{}
+	trips := &testkit.RoundTrips{}
 	l := tracedLedger(t, trips)
 	k := ledger.Key{Consumer: "crm", MessageID: "evt_rt", Effect: "hubspot.upsert"}
 	effect := func(context.Context) ([]byte, error) { return []byte("contact-1"), nil }
@@ -69,12 +49,12 @@ func TestOnceRoundTrips(t *testing.T) {
 		{name: "a fresh effect", want: 3},
 		{name: "an effect done already", want: 1},
 	} {
-		before := trips.n.Load()
+		before := trips.Count()
 		got, err := l.Once(ctx, k, effect)
 		if err != nil || string(got) != "contact-1" {
 			t.Fatalf("%s: %q, %v; want contact-1", s.name, got, err)
 		}
-		if n := trips.n.Load() - before; n != s.want {
+		if n := trips.Count() - before; n != s.want {
 			t.Errorf("%s: %d round trips, want %d", s.name, n, s.want)
 		}
 	}
@@ -84,16 +64,16 @@ func TestOnceRoundTrips(t *testing.T) {
 // returns at once): the ledger's own cost per external effect.
 func BenchmarkOnce(b *testing.B) {
 	ctx := context.Background()
-	trips := &roundTrips{}
+	trips := &testkit.RoundTrips{}
 	l := tracedLedger(b, trips)
 	effect := func(context.Context) ([]byte, error) { return []byte("contact-1"), nil }
 	run := time.Now().UnixNano() // fresh keys, however often the benchmark runs
-	before := trips.n.Load()
+	before := trips.Count()
 	for i := 0; b.Loop(); i++ {
 		k := ledger.Key{Consumer: "crm", MessageID: fmt.Sprintf("evt_bench_%d_%d", run, i), Effect: "hubspot.upsert"}
 		if _, err := l.Once(ctx, k, effect); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(trips.n.Load()-before)/float64(b.N), "roundtrips/op")
+	b.ReportMetric(float64(trips.Count()-before)/float64(b.N), "roundtrips/op")
 }

@@ -91,14 +91,7 @@ func TestLedger(t *testing.T) {
 // the next run does it again.
 func TestOnceRecordsAnEffectDoneAsTheCallerStops(t *testing.T) {
 	ctx := context.Background()
-	pool, err := postgres.Open(ctx, testkit.Postgres(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := ledger.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	_, pool := openLedgerDB(t)
 	l := ledger.New(pool)
 	k := ledger.Key{Consumer: "alerts", MessageID: "digest:2026-12-06", Effect: "slack.digest"}
 	runCtx, stop := context.WithCancel(ctx)
@@ -119,14 +112,7 @@ func TestOnceRecordsAnEffectDoneAsTheCallerStops(t *testing.T) {
 // ticket that was only attempted.
 func TestDoneLeavesOutAttemptMarks(t *testing.T) {
 	ctx := context.Background()
-	pool, err := postgres.Open(ctx, testkit.Postgres(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := ledger.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	_, pool := openLedgerDB(t)
 	l := ledger.New(pool)
 	ticket := ledger.Key{Consumer: "support", MessageID: "evt_m", Effect: "zendesk.ticket:failed-payment"}
 	for i, want := range []bool{true, false} {

@@ -268,7 +268,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return err
 	}
 	c.durable.Store(&cons)
-	it, err := cons.Messages(jetstream.PullMaxMessages(pull))
+	it, err := cons.Messages(jetstream.PullMaxMessages(pull), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return fmt.Errorf("consumer %s: pull: %w", c.cfg.Name, err)
 	}
@@ -285,6 +285,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.flushAcks()
 	return runErr
 }
+
+// pullExpiry is how long one pull request waits on the server. nats.go
+// beats at half of it and, missing two beats, forgets its pull and pulls
+// again: with one message a pull the iterator can end up with no request on
+// the server (pending messages, no waiting pull — seen under load in CI, as
+// in nats-server#4736), and only that reset revives it. The default, 30 s,
+// held a consumer still that long; 5 s bounds the stall at 5 s, for an idle
+// consumer's pull request every 5 s.
+const pullExpiry = 5 * time.Second
 
 // pullSize is how many messages the consumer asks the server for at once.
 // A message handler asks for one at a time, and only once a worker is free
@@ -352,13 +361,21 @@ func (c *Consumer) startWorkers(hctx context.Context) *workers {
 // error that ended it.
 func (c *Consumer) dispatch(ctx context.Context, it jetstream.MessagesContext, w *workers) error {
 	for {
+		tookIdle := false // a free worker's token, owed back if no message comes of it
 		if c.batch == nil {
 			select {
 			case <-w.idle:
+				tookIdle = true
 			case <-ctx.Done(): // stopping: read out the iterator, handing back what it still gives
 			}
 		}
 		jms, err := c.next(it)
+		if tookIdle && len(jms) == 0 {
+			// No message for the free worker (a missed heartbeat, below):
+			// it is still free. Keeping its token would lose the worker, and
+			// with one worker stop the consumer for good.
+			w.idle <- struct{}{}
+		}
 		c.handOver(ctx, w, jms)
 		if errors.Is(err, jetstream.ErrNoHeartbeat) && ctx.Err() == nil {
 			// The node leading the durable went away (a cluster failover):

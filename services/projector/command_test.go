@@ -6,19 +6,13 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go"
 
-	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/deadletter"
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
-	"github.com/switchyard/switchyard/platform/errclass"
-	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/services/projector"
@@ -69,51 +63,13 @@ func TestDLQDirectReplayDiscard(t *testing.T) {
 	b := testkit.NATS(t)
 	_, js := b.Connect(t)
 	ctx := context.Background()
-	dbURL := testkit.Postgres(t)
+	scene := testkit.StartDeadLetterScene(t, js, "evt_dlq_one", "evt_dlq_two")
+	dbURL := scene.DatabaseURL
 	pool, err := postgres.Open(ctx, dbURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	if err := ledger.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	fixed := false
-	var handledIDs []string
-	c, err := consumer.New(js, ledger.New(pool), consumer.Config{Name: "crm", Stream: natsbus.StreamBilling, Subjects: []string{"billing.>"}, Create: true},
-		func(ctx context.Context, m *consumer.Message) error {
-			mu.Lock()
-			defer mu.Unlock()
-			if !fixed {
-				return errclass.Auth(errors.New("hubspot 401: token expired"))
-			}
-			handledIDs = append(handledIDs, m.ID)
-			return nil
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A second consumer of the same subject, which handled the originals
-	// fine: a replay for crm must not reach its handler again.
-	var otherHandled atomic.Int64
-	other, err := consumer.New(js, ledger.New(pool), consumer.Config{Name: "projector", Stream: natsbus.StreamBilling, Subjects: []string{"billing.>"}, Create: true},
-		func(ctx context.Context, m *consumer.Message) error { otherHandled.Add(1); return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 2)
-	go func() { done <- c.Run(cctx) }()
-	go func() { done <- other.Run(cctx) }()
-	defer func() { cancel(); <-done; <-done }()
-
-	for _, id := range []string{"evt_dlq_one", "evt_dlq_two"} {
-		msg := &nats.Msg{Subject: "billing.payment.failed", Data: []byte(`{"id":"` + id + `"}`), Header: nats.Header{"Nats-Msg-Id": {id}}}
-		if _, err := js.PublishMsg(ctx, msg); err != nil {
-			t.Fatal(err)
-		}
-	}
 	dlq, err := deadletter.Open(ctx, js)
 	if err != nil {
 		t.Fatal(err)
@@ -131,9 +87,7 @@ func TestDLQDirectReplayDiscard(t *testing.T) {
 	if one == "" || two == "" {
 		t.Fatalf("entries %+v", entries)
 	}
-	mu.Lock()
-	fixed = true // the operator fixed the token
-	mu.Unlock()
+	scene.Fix() // the operator fixed the token
 
 	env := map[string]string{"NATS_URL": b.URL}
 	if out, err := command(t, env, "dlq", "replay", "--direct", one); err == nil || !strings.Contains(out+err.Error(), "DATABASE_URL") {
@@ -143,13 +97,9 @@ func TestDLQDirectReplayDiscard(t *testing.T) {
 	if out, err := command(t, env, "dlq", "replay", "--direct", one); err != nil || !strings.Contains(out, "replayed to BILLING") {
 		t.Fatalf("replay: %v %s", err, out)
 	}
-	testkit.WaitFor(t, 10*time.Second, "replayed message handled", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(handledIDs) == 1
-	})
-	if handledIDs[0] != "evt_dlq_one" {
-		t.Errorf("replay handled as %q, want the original id evt_dlq_one", handledIDs[0])
+	testkit.WaitFor(t, 10*time.Second, "replayed message handled", func() bool { return len(scene.Handled()) == 1 })
+	if handled := scene.Handled(); handled[0] != "evt_dlq_one" {
+		t.Errorf("replay handled as %q, want the original id evt_dlq_one", handled[0])
 	}
 	testkit.WaitFor(t, 10*time.Second, "the other consumer settled the replay", func() bool {
 		cons, err := js.Consumer(ctx, natsbus.StreamBilling, "projector")
@@ -159,7 +109,7 @@ func TestDLQDirectReplayDiscard(t *testing.T) {
 		i, err := cons.Info(ctx)
 		return err == nil && i.NumPending == 0 && i.NumAckPending == 0 && i.Delivered.Stream == 3
 	})
-	if n := otherHandled.Load(); n != 2 {
+	if n := scene.OtherHandled(); n != 2 {
 		t.Errorf("the other consumer handled %d messages, want only the 2 originals (the replay was for crm)", n)
 	}
 

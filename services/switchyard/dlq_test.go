@@ -4,23 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
-	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
-	"github.com/switchyard/switchyard/platform/errclass"
-	"github.com/switchyard/switchyard/platform/ledger"
-	"github.com/switchyard/switchyard/platform/natsbus"
-	"github.com/switchyard/switchyard/platform/postgres"
 )
 
 func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }
@@ -48,52 +38,7 @@ func cliEnv(t *testing.T, env map[string]string, natsURL string, args ...string)
 func TestDLQListReplayDiscard(t *testing.T) {
 	b := testkit.NATS(t)
 	_, js := b.Connect(t)
-	ctx := context.Background()
-	dbURL := testkit.Postgres(t)
-	pool, err := postgres.Open(ctx, dbURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := ledger.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	fixed := false
-	var handledIDs []string
-	c, err := consumer.New(js, ledger.New(pool), consumer.Config{Name: "crm", Stream: natsbus.StreamBilling, Subjects: []string{"billing.>"}, Create: true},
-		func(ctx context.Context, m *consumer.Message) error {
-			mu.Lock()
-			defer mu.Unlock()
-			if !fixed {
-				return errclass.Auth(errors.New("hubspot 401: token expired"))
-			}
-			handledIDs = append(handledIDs, m.ID)
-			return nil
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A second consumer of the same subject, which handled the originals
-	// fine: a replay for crm must not reach its handler again.
-	var otherHandled atomic.Int64
-	other, err := consumer.New(js, ledger.New(pool), consumer.Config{Name: "projector", Stream: natsbus.StreamBilling, Subjects: []string{"billing.>"}, Create: true},
-		func(ctx context.Context, m *consumer.Message) error { otherHandled.Add(1); return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 2)
-	go func() { done <- c.Run(cctx) }()
-	go func() { done <- other.Run(cctx) }()
-	defer func() { cancel(); <-done; <-done }()
-
-	for _, id := range []string{"evt_dlq_one", "evt_dlq_two"} {
-		msg := &nats.Msg{Subject: "billing.payment.failed", Data: []byte(`{"id":"` + id + `"}`), Header: nats.Header{"Nats-Msg-Id": {id}}}
-		if _, err := js.PublishMsg(ctx, msg); err != nil {
-			t.Fatal(err)
-		}
-	}
+	scene := testkit.StartDeadLetterScene(t, js, "evt_dlq_one", "evt_dlq_two")
 	var entries []dlqEntry
 	testkit.WaitFor(t, 10*time.Second, "two dead letters", func() bool {
 		out, code := cli(t, b.URL, "list", "--json")
@@ -125,9 +70,7 @@ func TestDLQListReplayDiscard(t *testing.T) {
 		t.Fatalf("dry run changed the DLQ: %s", out)
 	}
 
-	mu.Lock()
-	fixed = true // the operator fixed the token
-	mu.Unlock()
+	scene.Fix() // the operator fixed the token
 	// With no projector to go through, an action refuses rather than going
 	// unrecorded, and says how to act anyway.
 	if out, code := cli(t, b.URL, "replay", "--ops", "http://127.0.0.1:1", "--data-dir", t.TempDir(), one); code != 1 || !strings.Contains(out, "--direct") {
@@ -140,7 +83,7 @@ func TestDLQListReplayDiscard(t *testing.T) {
 	// Acting from here takes the projector's code: --direct names the
 	// command that does (its test is services/projector's
 	// TestDLQDirectReplayDiscard) and changes nothing.
-	env := map[string]string{"DATABASE_URL": dbURL, "USER": "ada"}
+	env := map[string]string{"DATABASE_URL": scene.DatabaseURL, "USER": "ada"}
 	if out, code := cliEnv(t, env, b.URL, "replay", "--direct", one); code != 1 || !strings.Contains(out, "projector dlq replay --direct") {
 		t.Fatalf("replay --direct: %d %s", code, out)
 	}
@@ -159,10 +102,8 @@ func TestDLQListReplayDiscard(t *testing.T) {
 	if out, _ := cli(t, b.URL, "list", "--json"); strings.Count(out, `"seq"`) != 2 {
 		t.Fatalf("refused actions changed the DLQ: %s", out)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(handledIDs) != 0 {
-		t.Errorf("handled %v; want nothing replayed", handledIDs)
+	if handled := scene.Handled(); len(handled) != 0 {
+		t.Errorf("handled %v; want nothing replayed", handled)
 	}
 }
 

@@ -1,0 +1,132 @@
+package testkit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Statements is a pgx tracer (postgres.Open's tracer argument) that keeps
+// every statement sent, alone or in a batch, with its arguments, so a test
+// can ask PostgreSQL how it runs them (SeqScans). Safe for concurrent use.
+type Statements struct {
+	mu   sync.Mutex
+	list []Statement
+}
+
+// Statement is one statement as sent.
+type Statement struct {
+	SQL  string
+	Args []any
+}
+
+// Take returns the statements recorded so far and forgets them.
+func (s *Statements) Take() []Statement {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.list
+	s.list = nil
+	return out
+}
+
+func (s *Statements) add(sql string, args []any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.list = append(s.list, Statement{SQL: sql, Args: args})
+}
+
+// TraceQueryStart records a statement sent on its own.
+func (s *Statements) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	s.add(d.SQL, d.Args)
+	return ctx
+}
+
+// TraceQueryEnd is part of pgx.QueryTracer.
+func (s *Statements) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// TraceBatchStart is part of pgx.BatchTracer.
+func (s *Statements) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+
+// TraceBatchQuery records a statement of a batch.
+func (s *Statements) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	s.add(d.SQL, d.Args)
+}
+
+// TraceBatchEnd is part of pgx.BatchTracer.
+func (s *Statements) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+// SeqScans asks PostgreSQL (EXPLAIN, which runs nothing) for the plan of
+// each statement that reads or writes rows — SELECT, INSERT, UPDATE,
+// DELETE, WITH — with its recorded arguments, and returns one line for
+// each that reads any of tables (names as written in the SQL's FROM,
+// without schema) with a sequential scan. On a store holding history and
+// ANALYZEd, such a statement costs time in proportion to the history: the
+// regression a hot path must not have. Run it with a pool opened without
+// the tracer.
+func SeqScans(ctx context.Context, pool *pgxpool.Pool, stmts []Statement, tables ...string) ([]string, error) {
+	watch := map[string]bool{}
+	for _, t := range tables {
+		watch[t] = true
+	}
+	var found []string
+	seen := map[string]bool{}
+	for _, st := range stmts {
+		verb := strings.ToUpper(strings.Fields(strings.TrimSpace(st.SQL) + " x")[0])
+		switch verb {
+		case "SELECT", "INSERT", "UPDATE", "DELETE", "WITH":
+		default:
+			continue
+		}
+		var doc []byte
+		if err := pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+st.SQL, st.Args...).Scan(&doc); err != nil {
+			return nil, fmt.Errorf("explain %q: %w", oneLine(st.SQL), err)
+		}
+		var plans []struct{ Plan planNode }
+		if err := json.Unmarshal(doc, &plans); err != nil {
+			return nil, fmt.Errorf("explain %q: %w", oneLine(st.SQL), err)
+		}
+		for _, p := range plans {
+			for _, rel := range p.Plan.seqScans() {
+				line := "Seq Scan on " + rel + ": " + oneLine(st.SQL)
+				if watch[rel] && !seen[line] {
+					seen[line] = true
+					found = append(found, line)
+				}
+			}
+		}
+	}
+	return found, nil
+}
+
+// planNode is the part of EXPLAIN's JSON that SeqScans reads.
+type planNode struct {
+	NodeType string     `json:"Node Type"`
+	Relation string     `json:"Relation Name"`
+	Plans    []planNode `json:"Plans"`
+}
+
+func (n planNode) seqScans() []string {
+	var out []string
+	if n.NodeType == "Seq Scan" {
+		out = append(out, n.Relation)
+	}
+	for _, c := range n.Plans {
+		out = append(out, c.seqScans()...)
+	}
+	return out
+}
+
+func oneLine(sql string) string {
+	s := strings.Join(strings.Fields(sql), " ")
+	if len(s) > 160 {
+		s = s[:160] + "…"
+	}
+	return s
+}

@@ -13,7 +13,9 @@ import (
 // BEGIN travels with the first (the lookup) and COMMIT with the last (the
 // read back), so an event of a known customer costs three, and each thing
 // a resolution must do on top (create a customer, link, record a version,
-// merge) adds only its own statements.
+// merge) adds only its own statements. It pins the statements too, those
+// batched included: each costs PostgreSQL and identity a bind and execute
+// of its own, so fewer round trips alone do not make a resolution cheap.
 func TestResolutionRoundTrips(t *testing.T) {
 	ctx := context.Background()
 	trips := &testkit.RoundTrips{}
@@ -32,7 +34,8 @@ func TestResolutionRoundTrips(t *testing.T) {
 		ids           []identity.Identifier
 		email         string
 		version       identity.Version
-		want          int64
+		want          int64 // round trips
+		wantStmts     int64 // statements, alone or in a batch
 		wantMerged    int
 		wantCreated   bool
 		wantCanonical string // "": not checked
@@ -41,41 +44,44 @@ func TestResolutionRoundTrips(t *testing.T) {
 			// lookup, create the customer, link, record the version, read back
 			name: "a new customer", eventID: "evt_rt1", ids: ids(identity.LinkStripeCustomer, "cus_RT", identity.LinkEmail, "rt@example.com"),
 			email: "rt@example.com", version: identity.Version{ObjectID: "cus_RT", Created: 100, EventID: "evt_rt1", Status: "rt@example.com"},
-			want: 5, wantCreated: true, wantCanonical: identity.CanonicalID(identity.Identifier{Kind: identity.LinkStripeCustomer, Value: "cus_RT"}),
+			want: 5, wantStmts: 15, wantCreated: true, wantCanonical: identity.CanonicalID(identity.Identifier{Kind: identity.LinkStripeCustomer, Value: "cus_RT"}),
 		},
 		{
 			// lookup, lock the customer, read back
 			name: "its redelivery", eventID: "evt_rt1", ids: ids(identity.LinkStripeCustomer, "cus_RT", identity.LinkEmail, "rt@example.com"),
 			email: "rt@example.com", version: identity.Version{ObjectID: "cus_RT", Created: 100, EventID: "evt_rt1", Status: "rt@example.com"},
-			want: 3,
+			want: 3, wantStmts: 12,
 		},
 		{
 			// lookup, lock the customer, record the version, read back
 			name: "a newer version of the customer", eventID: "evt_rt2", ids: ids(identity.LinkStripeCustomer, "cus_RT"),
 			email: "rt@example.com", version: identity.Version{ObjectID: "cus_RT", Created: 200, EventID: "evt_rt2", Status: "rt@example.com"},
-			want: 4,
+			want: 4, wantStmts: 11,
 		},
 		{
 			// lookup, create the customer, link, read back
 			name: "a customer an email founded", eventID: "evt_rt3", ids: ids(identity.LinkEmail, "old@example.com", identity.LinkInvoice, "in_RT"),
-			want: 4, wantCreated: true,
+			want: 4, wantStmts: 12, wantCreated: true,
 		},
 		{
 			// lookup, lock the email's customer, create the Stripe
 			// customer's, ask which is Stripe-linked, merge (4
 			// statements), link, read back
 			name: "its Stripe customer appears", eventID: "evt_rt4", ids: ids(identity.LinkStripeCustomer, "cus_RT2", identity.LinkEmail, "old@example.com"),
-			want: 10, wantCreated: true, wantMerged: 1,
+			want: 10, wantStmts: 17, wantCreated: true, wantMerged: 1,
 		},
 	}
 	for _, s := range steps {
-		before := trips.Count()
+		before, beforeStmts := trips.Count(), trips.Statements()
 		res, err := store.Resolve(ctx, s.eventID, s.ids, s.email, "", s.version)
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
 		if got := trips.Count() - before; got != s.want {
 			t.Errorf("%s: %d round trips, want %d", s.name, got, s.want)
+		}
+		if got := trips.Statements() - beforeStmts; got != s.wantStmts {
+			t.Errorf("%s: %d statements, want %d", s.name, got, s.wantStmts)
 		}
 		if res.Created != s.wantCreated || len(res.Merged) != s.wantMerged {
 			t.Errorf("%s: created %v, merged %v; want created %v, %d merged", s.name, res.Created, res.Merged, s.wantCreated, s.wantMerged)

@@ -61,6 +61,15 @@ import (
 //     `go tool pprof -tagfocus service=<part>` (nats: also
 //     -tagfocus account=.).
 //
+//   - history: with BENCH_PIPELINE_HISTORY=<events>, after the sustained
+//     phase on the empty store the hub is given that much history through
+//     the same webhooks (in drained rounds of 30,000, each round's rate
+//     printed), then the sustained phase runs again on top of it
+//     (sustained_events/s@history, and its ratio to the empty store's).
+//
+// The services log at error level (BENCH_PIPELINE_LOG_LEVEL=info is what
+// `switchyard dev` logs by default; the lines are encoded and discarded).
+//
 // The vendor emulators apply no rate limits (BENCH_PIPELINE_VENDOR_LIMITS=plan
 // applies the smallest plans' documented ones: see --vendor-limits).
 //
@@ -76,6 +85,7 @@ func BenchmarkPipeline(b *testing.B) {
 		rates = append(rates, r)
 	}
 	seconds := envInt(b, "BENCH_PIPELINE_SECONDS", 5)
+	history := envInt(b, "BENCH_PIPELINE_HISTORY", 0)
 	// The hub's own capacity by default; with plan, what the vendors'
 	// smallest plans allow (Zendesk: 200 requests a minute, HubSpot: 100
 	// per 10 s).
@@ -90,7 +100,7 @@ func BenchmarkPipeline(b *testing.B) {
 	secret := "whsec_bench" + randomHex(16)
 	ports := freePorts(b, 12)
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
-	env := map[string]string{"NATS_URL": broker.URL, "DATABASE_URL": dbURL, "STRIPE_WEBHOOK_SECRET": secret, "LOG_LEVEL": "error"}
+	env := map[string]string{"NATS_URL": broker.URL, "DATABASE_URL": dbURL, "STRIPE_WEBHOOK_SECRET": secret, "LOG_LEVEL": orDefault(os.Getenv("BENCH_PIPELINE_LOG_LEVEL"), "error")}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
@@ -123,39 +133,14 @@ func BenchmarkPipeline(b *testing.B) {
 	gen := newLifecycles(b)
 	post := poster("http://"+addr(0)+"/webhooks/stripe", secret)
 
-	b.ResetTimer()
-	for range b.N {
-		// Sustained: everything at once, then until the hub is idle.
+	sustained := func(events int) float64 {
 		batch := gen.next(events / 3)
 		cost, err := startCPUCost(ctx, pool)
 		if err != nil {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		work := make(chan []byte)
-		var wg sync.WaitGroup
-		for range 32 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				// The HTTP client's connection goroutines inherit the label.
-				pprof.Do(ctx, pprof.Labels("service", "generator"), func(context.Context) {
-					for body := range work {
-						if err := post(body); err != nil {
-							b.Error(err)
-						}
-					}
-				})
-			}()
-		}
-		for _, e := range batch {
-			work <- e.body
-		}
-		close(work)
-		wg.Wait()
-		if b.Failed() {
-			b.FailNow() // a refused webhook: nothing to wait for
-		}
+		postAll(b, ctx, post, batch)
 		posted := time.Since(start)
 		busy := waitIdle(b, ctx, js, pool, batch, start, 10*time.Minute)
 		took := time.Since(start)
@@ -169,17 +154,31 @@ func BenchmarkPipeline(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(float64(len(batch))/took.Seconds(), "sustained_events/s")
+		rate := float64(len(batch)) / took.Seconds()
 		b.ReportMetric(float64(len(batch))/posted.Seconds(), "intake_events/s")
 		fmt.Fprintf(os.Stderr, "pipeline: sustained %d events in %.2fs = %.0f events/s through every consumer (intake took %.2fs = %.0f/s)\n",
-			len(batch), took.Seconds(), float64(len(batch))/took.Seconds(), posted.Seconds(), float64(len(batch))/posted.Seconds())
+			len(batch), took.Seconds(), rate, posted.Seconds(), float64(len(batch))/posted.Seconds())
 		fmt.Fprintf(os.Stderr, "pipeline: each consumer last busy at:%s\n", stages(busy))
 		reportCPUCost(b, costs, len(batch), took)
+		return rate
+	}
+
+	b.ResetTimer()
+	for range b.N {
+		// Sustained: everything at once, then until the hub is idle.
+		empty := sustained(events)
+		b.ReportMetric(empty, "sustained_events/s")
+		if history > 0 {
+			seedHistory(b, ctx, js, pool, gen, post, history)
+			withHistory := sustained(events)
+			b.ReportMetric(withHistory, "sustained_events/s@history")
+			fmt.Fprintf(os.Stderr, "pipeline: with %d events of history %.0f events/s, %.2f× the rate on the empty store\n", history, withHistory, withHistory/empty)
+		}
 
 		// Latency at each offered rate, on fresh customers, the hub idle
 		// before each.
 		for _, rate := range rates {
-			batch = gen.next(rate * seconds / 3)
+			batch := gen.next(rate * seconds / 3)
 			lat, offered := measureLatency(b, ctx, pool, post, batch, rate)
 			waitIdle(b, ctx, js, pool, batch, time.Now(), 10*time.Minute)
 			if len(lat) == 0 {
@@ -191,6 +190,53 @@ func BenchmarkPipeline(b *testing.B) {
 			fmt.Fprintf(os.Stderr, "pipeline: %d events offered at %d/s (%.0f/s achieved, %d timed): webhook→projection p50 %v, p99 %v, max %v\n",
 				len(batch), rate, offered, len(lat), pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
 		}
+	}
+}
+
+// postAll posts events from 32 clients as fast as the gateway takes them,
+// failing the benchmark on a refused webhook.
+func postAll(b *testing.B, ctx context.Context, post func([]byte) error, events []pipelineEvent) {
+	work := make(chan []byte)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// The HTTP client's connection goroutines inherit the label.
+			pprof.Do(ctx, pprof.Labels("service", "generator"), func(context.Context) {
+				for body := range work {
+					if err := post(body); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+		}()
+	}
+	for _, e := range events {
+		work <- e.body
+	}
+	close(work)
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow() // a refused webhook: nothing to wait for
+	}
+}
+
+// seedHistory gives the store a history of n events (n/3 customers) the
+// way a user's store gets one: posted as webhooks and handled by every
+// service, in rounds of up to 30,000 events, each drained before the next;
+// it prints each round's rate, so a slowdown as the store grows shows.
+func seedHistory(b *testing.B, ctx context.Context, js jetstream.JetStream, pool *pgxpool.Pool, gen *lifecycles, post func([]byte) error, n int) {
+	for done := 0; done < n; {
+		batch := gen.next(min(30000, n-done) / 3)
+		if len(batch) == 0 {
+			return
+		}
+		start := time.Now()
+		postAll(b, ctx, post, batch)
+		waitIdle(b, ctx, js, pool, batch, start, time.Hour)
+		done += len(batch)
+		fmt.Fprintf(os.Stderr, "pipeline: history %d/%d events: this round %.0f events/s\n", done, n, float64(len(batch))/time.Since(start).Seconds())
 	}
 }
 

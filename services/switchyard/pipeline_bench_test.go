@@ -45,12 +45,14 @@ import (
 //     clients as fast as the gateway takes them; events/s = events / time
 //     until every consumer of every stream is idle (identity, crm, support,
 //     projector and the rest have handled everything).
+//
 //   - latency: each of BENCH_PIPELINE_RATES events/s (default "400 1000")
 //     offered for BENCH_PIPELINE_SECONDS (default 5) on fresh customers;
 //     for about 100 Stripe events a second, the time from the webhook's POST
 //     to the projection holding it (the projector's event_sources, polled
 //     every 10 ms), p50/p99/max. Above the sustained rate the backlog, and so the
 //     latency, grows for as long as the run lasts.
+//
 //   - cost: during the sustained phase, a CPU profile of this process split
 //     by the pprof label service (dev's runServices labels every service and
 //     emulator, the broker is labelled nats, the posting clients generator,

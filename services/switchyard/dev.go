@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -115,6 +116,33 @@ type devFlags struct {
 	natsPort                            int
 	unlimited                           bool    // --vendor-limits none
 	vendorErrors                        float64 // --vendor-errors
+	// replicas is how many copies of a consumer service run (--replicas);
+	// absent means one.
+	replicas map[string]int
+}
+
+// replicable are the services --replicas may multiply, with the address
+// variables a second copy must not share (it listens on a free port).
+var replicable = map[string][]string{
+	"identity": {"IDENTITY_ADDR"}, "crm": {"CRM_ADDR"}, "support": {"SUPPORT_ADDR"},
+	"alerts": {"ALERTS_ADDR"}, "projector": {"PROJECTOR_ADDR", "OPS_ADDR"},
+}
+
+// parseReplicas reads --replicas: "identity=2,crm=2".
+func parseReplicas(v string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		name, n, ok := strings.Cut(part, "=")
+		count, err := strconv.Atoi(n)
+		if _, known := replicable[name]; !ok || !known || err != nil || count < 1 || count > 16 {
+			return nil, fmt.Errorf("%q: want service=count, a service among identity, crm, support, alerts, projector and a count from 1 to 16", part)
+		}
+		out[name] = count
+	}
+	return out, nil
 }
 
 func parseDevFlags(args []string, stderr io.Writer) (devFlags, error) {
@@ -135,6 +163,7 @@ func parseDevFlags(args []string, stderr io.Writer) (devFlags, error) {
 	fs.StringVar(&f.slackAddr, "slack-addr", "127.0.0.1:8094", "Slack webhook emulator address (used unless SLACK_WEBHOOK_URL is set)")
 	fs.IntVar(&f.natsPort, "nats-port", 4223, "embedded NATS port (ignored when NATS_URL is set)")
 	vendorLimits := fs.String("vendor-limits", "plan", "the emulators' rate limits: plan (the vendors' documented limits of their smallest plans) or none (to measure the hub itself)")
+	replicas := fs.String("replicas", "", "run more than one copy of consumer services, as production scales them: identity=2,crm=2 (each extra copy's health listener takes a free port)")
 	fs.Float64Var(&f.vendorErrors, "vendor-errors", 0, "the share (0 to 1) of requests each emulator fails with a retryable error, as the vendor sends it (HubSpot 502/503/429, Zendesk 500/502/503/429, Slack 429/500): soaks the hub's retries")
 	if err := fs.Parse(args); err != nil {
 		return f, errUsage
@@ -145,6 +174,11 @@ func parseDevFlags(args []string, stderr io.Writer) (devFlags, error) {
 	}
 	if !(f.vendorErrors >= 0 && f.vendorErrors < 1) {
 		fmt.Fprintf(stderr, "switchyard dev: --vendor-errors %v: want a share in [0, 1)\n", f.vendorErrors)
+		return f, errUsage
+	}
+	var err error
+	if f.replicas, err = parseReplicas(*replicas); err != nil {
+		fmt.Fprintf(stderr, "switchyard dev: --replicas %v\n", err)
 		return f, errUsage
 	}
 	f.unlimited = *vendorLimits == "none"
@@ -416,15 +450,40 @@ func (h *devHub) runServices(ctx context.Context, env func(string) string, repla
 	}
 	as, stderr := h.as, h.stderr
 	services.Go("gateway", labelled("gateway", func(ctx context.Context) error { return gateway.Run(ctx, as(natsbus.IdentityGateway, env), stderr) }))
-	services.Go("identity", labelled("identity", func(ctx context.Context) error { return identity.Run(ctx, as(natsbus.IdentityIdentity, env), stderr) }))
-	services.Go("crm", labelled("crm", func(ctx context.Context) error { return crm.Run(ctx, as(natsbus.IdentityCRM, env), stderr) }))
-	services.Go("support", labelled("support", func(ctx context.Context) error { return support.Run(ctx, as(natsbus.IdentitySupport, env), stderr) }))
-	services.Go("alerts", labelled("alerts", func(ctx context.Context) error { return alerts.Run(ctx, as(natsbus.IdentityAlerts, env), stderr) }))
+	h.goReplicas(services, "identity", env, func(ctx context.Context, env func(string) string) error {
+		return identity.Run(ctx, as(natsbus.IdentityIdentity, env), stderr)
+	})
+	h.goReplicas(services, "crm", env, func(ctx context.Context, env func(string) string) error {
+		return crm.Run(ctx, as(natsbus.IdentityCRM, env), stderr)
+	})
+	h.goReplicas(services, "support", env, func(ctx context.Context, env func(string) string) error {
+		return support.Run(ctx, as(natsbus.IdentitySupport, env), stderr)
+	})
+	h.goReplicas(services, "alerts", env, func(ctx context.Context, env func(string) string) error {
+		return alerts.Run(ctx, as(natsbus.IdentityAlerts, env), stderr)
+	})
 	projectorEnv := config.Overlay(config.Overlay(env, replay.signer), h.opsLogin)
-	services.Go("projector", labelled("projector", func(ctx context.Context) error {
-		return projector.Run(ctx, as(natsbus.IdentityProjector, projectorEnv), stderr)
-	}))
+	h.goReplicas(services, "projector", projectorEnv, func(ctx context.Context, env func(string) string) error {
+		return projector.Run(ctx, as(natsbus.IdentityProjector, env), stderr)
+	})
 	return services, nil
+}
+
+// goReplicas runs --replicas copies (one by default) of the service name,
+// each under its label: the first on the configured addresses, the others
+// on free ports, sharing the durable consumers as production replicas do.
+func (h *devHub) goReplicas(services *lifecycle.Group, name string, env func(string) string, run func(context.Context, func(string) string) error) {
+	for i := range max(1, h.f.replicas[name]) {
+		renv, part := env, name
+		if i > 0 {
+			free := map[string]string{}
+			for _, k := range replicable[name] {
+				free[k] = "127.0.0.1:0"
+			}
+			renv, part = config.Overlay(env, free), fmt.Sprintf("%s-%d", name, i+1)
+		}
+		services.Go(part, labelled(name, func(ctx context.Context) error { return run(ctx, renv) }))
+	}
 }
 
 // labelled runs run under the pprof label service=name. Labels cost nothing

@@ -694,3 +694,18 @@ func getZendesk(url string, v any) error {
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
 }
+
+func TestDevRefusesBadReplicas(t *testing.T) {
+	for _, v := range []string{"gateway=2", "identity=0", "identity=two", "identity", "crm=17"} {
+		var errOut bytes.Buffer
+		dir := filepath.Join(t.TempDir(), "hub")
+		if code := run(context.Background(), []string{"dev", "--data", dir, "--replicas", v}, func(string) string { return "" }, nil, io.Discard, &errOut); code != 2 ||
+			!strings.Contains(errOut.String(), "want service=count") {
+			t.Errorf("--replicas %s: exit %d: %s", v, code, errOut.String())
+		}
+	}
+	got, err := parseReplicas("identity=2, crm=3")
+	if err != nil || got["identity"] != 2 || got["crm"] != 3 || len(got) != 2 {
+		t.Errorf("parseReplicas: %v, %v", got, err)
+	}
+}

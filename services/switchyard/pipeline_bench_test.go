@@ -69,6 +69,11 @@ import (
 //     printed), then the sustained phase runs again on top of it
 //     (sustained_events/s@history, and its ratio to the empty store's).
 //
+// BENCH_PIPELINE_REPLICAS runs more than one copy of consumer services
+// (dev's --replicas, e.g. identity=2): replicas share the cores, so on a
+// machine the hub already saturates they show what scaling out costs, not
+// what it gains.
+//
 // The services log at error level (BENCH_PIPELINE_LOG_LEVEL=info is what
 // `switchyard dev` logs by default; the lines are encoded and discarded).
 //
@@ -109,7 +114,7 @@ func BenchmarkPipeline(b *testing.B) {
 		done <- run(ctx, []string{"dev", "--data", filepath.Join(b.TempDir(), "hub"), "--gateway-addr", addr(0), "--gateway-admin-addr", addr(11), "--nats-port", strconv.Itoa(ports[1]),
 			"--identity-addr", addr(2), "--crm-addr", addr(3), "--hubspot-addr", addr(4), "--support-addr", addr(5),
 			"--zendesk-addr", addr(6), "--alerts-addr", addr(7), "--slack-addr", addr(8),
-			"--projector-addr", addr(9), "--ops-addr", addr(10), "--vendor-limits", limits}, func(k string) string { return env[k] }, nil, io.Discard, io.Discard)
+			"--projector-addr", addr(9), "--ops-addr", addr(10), "--vendor-limits", limits, "--replicas", os.Getenv("BENCH_PIPELINE_REPLICAS")}, func(k string) string { return env[k] }, nil, io.Discard, io.Discard)
 	}()
 	defer func() {
 		cancel()

@@ -230,7 +230,7 @@ func resolveTx(ctx context.Context, conn querier, in Input) (Resolution, error) 
 type resolver struct {
 	tx  querier
 	in  Input
-	ids []Identifier // in.IDs without empties and repeats, in lock order
+	ids []Identifier // in.IDs without empties and repeats, sorted
 
 	// Set by lookUp.
 	found   []string // per ids: the customer linked to it, "" if none
@@ -251,19 +251,26 @@ type resolver struct {
 }
 
 // lookUp is the first round trip: BEGIN; lock every identifier
-// (serialising all transactions that touch any of them; sorted, so never
-// crosswise); look each up; and read the applied version of the event's
-// object. The object is one of the identifiers (its subscription or
-// customer id), so whoever locks its version row holds that identifier's
-// lock first.
+// (serialising all transactions that touch any of them; in key order, so
+// never crosswise); look them up; and read the applied version of the
+// event's object. The object is one of the identifiers (its subscription
+// or customer id), so whoever locks its version row holds that
+// identifier's lock first. The locks and the lookups are one statement
+// each, whatever the number of identifiers: every statement costs
+// PostgreSQL and identity a bind and execute of its own.
 func (r *resolver) lookUp(ctx context.Context) error {
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN")
-	for _, id := range r.ids {
-		batch.Queue(`SELECT pg_advisory_xact_lock($1)`, lockKey(id))
-	}
-	for _, id := range r.ids {
-		batch.Queue(`SELECT canonical_id FROM customer_links WHERE kind = $1 AND value = $2`, id.Kind, id.Value)
+	if len(r.ids) > 0 {
+		keys := make([]int64, len(r.ids))
+		kinds := make([]string, len(r.ids))
+		values := make([]string, len(r.ids))
+		for i, id := range r.ids {
+			keys[i], kinds[i], values[i] = lockKey(id), id.Kind, id.Value
+		}
+		batch.Queue(`SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT k FROM unnest($1::bigint[]) k ORDER BY k) locks`, keys)
+		batch.Queue(`SELECT coalesce(l.canonical_id, '') FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS i(kind, value, n)
+			LEFT JOIN customer_links l ON l.kind = i.kind AND l.value = i.value ORDER BY i.n`, kinds, values)
 	}
 	if r.in.Version.ObjectID != "" {
 		batch.Queue(`SELECT created, event_id, status FROM object_versions WHERE object_id = $1 FOR UPDATE`, r.in.Version.ObjectID)
@@ -284,16 +291,23 @@ func (r *resolver) readLookUp(br pgx.BatchResults) error {
 	if _, err := br.Exec(); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	for range r.ids {
+	r.found = make([]string, len(r.ids))
+	if len(r.ids) > 0 {
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("lock identifiers: %w", err)
 		}
-	}
-	r.found = make([]string, len(r.ids))
-	for i, id := range r.ids {
-		if err := br.QueryRow().Scan(&r.found[i]); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("look up %s: %w", id.Kind, err)
+		rows, err := br.Query()
+		if err != nil {
+			return fmt.Errorf("look up identifiers: %w", err)
 		}
+		found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("look up identifiers: %w", err)
+		}
+		if len(found) != len(r.ids) {
+			return fmt.Errorf("look up identifiers: %d answers for %d identifiers", len(found), len(r.ids))
+		}
+		r.found = found
 	}
 	if r.in.Version.ObjectID == "" {
 		return nil
@@ -309,7 +323,8 @@ func (r *resolver) readLookUp(br pgx.BatchResults) error {
 	return nil
 }
 
-// lockKey is an identifier's advisory lock.
+// lockKey is an identifier's advisory lock. Its hashing must not change:
+// replicas of another version take the same keys.
 func lockKey(id Identifier) int64 {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(id.Kind + ":" + id.Value))
@@ -732,8 +747,9 @@ func dedupe(ids []Identifier) []Identifier {
 		seen[id] = true
 		out = append(out, id)
 	}
-	// Locks are taken in this order: sort so two transactions never wait on
-	// each other crosswise.
+	// A fixed order, so that a resolution's steps go the same way whatever
+	// order the event named its identifiers in (the locks are taken in key
+	// order: see lookUp).
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Kind != out[j].Kind {
 			return out[i].Kind < out[j].Kind

@@ -439,7 +439,7 @@ func waitIdle(b *testing.B, ctx context.Context, js jetstream.JetStream, pool *p
 	sources := pgx.Identifier{projector.Schema, "event_sources"}.Sanitize()
 	busy := map[string]time.Duration{}
 	deadline := time.Now().Add(d)
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		idle := true

@@ -32,6 +32,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -77,6 +78,18 @@ type Message struct {
 	Customer string
 
 	msg jetstream.Msg
+	ctx context.Context // a batch's message: its own process span and log fields (see Context)
+}
+
+// Context is what a batch handler does for this message alone (what it
+// publishes for it, say) under: the message's own process span and log
+// fields, so each event's trace goes on through its own work rather than
+// through the first message's. Outside a batch it returns ctx.
+func (m *Message) Context(ctx context.Context) context.Context {
+	if m.ctx != nil {
+		return m.ctx
+	}
+	return ctx
 }
 
 // InProgress tells the server the handler is still working, resetting AckWait.
@@ -92,9 +105,31 @@ type Handler func(ctx context.Context, m *Message) error
 // (each is retried or dead-lettered by the usual policy); after a permanent
 // or unknown one the consumer hands each message to the handler alone, so
 // one bad message is isolated and dead-lettered while the rest are acked.
-// It must be safe to run again for the same messages. Batches are handled
-// one at a time.
+// A Results error settles each message by its own outcome instead. It must
+// be safe to run again for the same messages. Batches are handled one at
+// a time.
 type BatchHandler func(ctx context.Context, ms []*Message) error
+
+// Results is a BatchHandler's error when its messages fared differently:
+// Results[i] is ms[i]'s outcome (nil: handled, acked), each settled by the
+// usual policy — one message waiting for another's event is retried alone
+// while the rest of its batch is acked. Its length must be the batch's.
+type Results []error
+
+func (r Results) Error() string {
+	var first error
+	n := 0
+	for _, err := range r {
+		if err != nil {
+			n++
+			first = cmp.Or(first, err)
+		}
+	}
+	if n == 0 {
+		return "no message failed"
+	}
+	return fmt.Sprintf("%d of %d messages failed; the first: %v", n, len(r), first)
+}
 
 // Config configures a consumer. Zero values take the defaults shown.
 type Config struct {
@@ -600,6 +635,9 @@ func (c *Consumer) handleBatch(ctx context.Context, jms []jetstream.Msg) {
 			attribute.String("messaging.consumer.group.name", c.cfg.Name),
 			attribute.Int("messaging.batch.message_count", len(ms)),
 		))
+	for i, m := range ms {
+		m.ctx = ctxs[i]
+	}
 	start := c.now()
 	err := c.call(bctx, ms)
 	if err != nil {
@@ -608,15 +646,22 @@ func (c *Consumer) handleBatch(ctx context.Context, jms []jetstream.Msg) {
 	}
 	bspan.End()
 	per := c.now().Sub(start) / time.Duration(len(ms))
+	var each Results
+	if errors.As(err, &each) && len(each) != len(ms) {
+		each = nil // not this batch's: the batch failed as a whole
+	}
 	// A transient or auth failure is the batch's (the database is down):
 	// every message shares it. A permanent or unknown one may be one bad
 	// message: each is tried alone, so only that one is dead-lettered.
-	split := err != nil && len(ms) > 1 && (errclass.Of(err) == errclass.ClassPermanent || errclass.Of(err) == errclass.ClassUnknown)
+	split := each == nil && err != nil && len(ms) > 1 && (errclass.Of(err) == errclass.ClassPermanent || errclass.Of(err) == errclass.ClassUnknown)
 	if split {
 		c.cfg.Logger.WarnContext(ctx, "batch failed; handling its messages one by one", "consumer", c.cfg.Name, "messages", len(ms), "error", err)
 	}
 	for i, m := range ms {
 		merr, d := err, per
+		if each != nil {
+			merr = each[i]
+		}
 		if split {
 			mstart := c.now()
 			merr = c.call(ctxs[i], ms[i:i+1])

@@ -193,3 +193,76 @@ func TestBatchSpanJoinsTheFirstMessagesTrace(t *testing.T) {
 		}
 	}
 }
+
+// A Results error settles each message of a batch by its own outcome: the
+// one that must wait for another event is retried alone (and then handled)
+// while the rest of its batch is acked at once, and nothing is tried alone
+// as after a failed batch. Each message's Context carries its own trace.
+func TestBatchResultsSettleEachMessageByItsOwnOutcome(t *testing.T) {
+	e := setup(t)
+	const n = 40
+	for i := range n {
+		tp := fmt.Sprintf("00-%032x-%016x-01", i+1, i+1)
+		msg := &nats.Msg{Subject: "billing.test.each", Data: []byte("x"),
+			Header: nats.Header{"Nats-Msg-Id": {fmt.Sprintf("e-%02d", i)}, "traceparent": {tp}}}
+		if _, err := e.js.PublishMsg(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	tp := sdktrace.NewTracerProvider()
+	var mu sync.Mutex
+	handled := map[string]int{}
+	deliveries := map[string]int{}
+	var foreign []string
+	e.startBatch(t, consumer.Config{Name: "batcheach", Subjects: []string{"billing.test.>"}, Tracer: tp, Backoff: []time.Duration{50 * time.Millisecond}, BatchLinger: 200 * time.Millisecond},
+		func(ctx context.Context, ms []*consumer.Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			res := make(consumer.Results, len(ms))
+			for i, m := range ms {
+				deliveries[m.ID]++
+				var k int
+				fmt.Sscanf(m.ID, "e-%d", &k)
+				if got := trace.SpanContextFromContext(m.Context(ctx)).TraceID(); got != mustTraceID(t, fmt.Sprintf("%032x", k+1)) {
+					foreign = append(foreign, m.ID)
+				}
+				if m.ID == "e-07" && deliveries[m.ID] < 3 {
+					res[i] = errclass.Transient(errors.New("its customer's event has not come yet"))
+					continue
+				}
+				handled[m.ID]++
+			}
+			return res
+		})
+	testkit.WaitFor(t, 15*time.Second, "all settled", e.settled(t, natsbus.StreamBilling, "batcheach"))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(handled) != n {
+		t.Fatalf("handled %d messages, want %d", len(handled), n)
+	}
+	for id, d := range deliveries {
+		want := 1
+		if id == "e-07" {
+			want = 3
+		}
+		if d != want || handled[id] != 1 {
+			t.Errorf("%s: %d deliveries and handled %d times, want %d and once", id, d, handled[id], want)
+		}
+	}
+	if len(foreign) > 0 {
+		t.Errorf("Message.Context did not carry the message's own trace for %v", foreign)
+	}
+	if dls := e.deadLetters(t, "dlq.batcheach"); len(dls) != 0 {
+		t.Fatalf("%d dead letters", len(dls))
+	}
+}
+
+func mustTraceID(t *testing.T, h string) trace.TraceID {
+	t.Helper()
+	id, err := trace.TraceIDFromHex(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}

@@ -107,7 +107,8 @@ type Handler func(ctx context.Context, m *Message) error
 // one bad message is isolated and dead-lettered while the rest are acked.
 // A Results error settles each message by its own outcome instead. It must
 // be safe to run again for the same messages. Batches are handled one at
-// a time.
+// a time unless Config.Workers asks for more (then batches may be handled
+// in any order, as messages are).
 type BatchHandler func(ctx context.Context, ms []*Message) error
 
 // Results is a BatchHandler's error when its messages fared differently:
@@ -141,7 +142,7 @@ type Config struct {
 	AckWait       time.Duration   // with Create, 30s: redelivery after a crash; a bound durable has its own
 	MaxAckPending int             // with Create, 1000; a bound durable has its own
 	Batch         int             // NewBatch only, 500: the most messages per call (New pulls one message per idle worker)
-	Workers       int             // 8: messages handled at once; NewBatch: 1 batch at a time
+	Workers       int             // 8: messages handled at once; NewBatch: batches handled at once, 1
 	BatchLinger   time.Duration   // NewBatch only, 5ms: how long a batch waits to fill once it has a message
 	DrainTimeout  time.Duration   // 20s: time in-flight handlers get on shutdown
 
@@ -271,12 +272,12 @@ func New(js jetstream.JetStream, l *ledger.Ledger, cfg Config, h Handler) (*Cons
 // one) and hands them to h at once. Dead letters, retries and metrics work
 // per message as with New.
 func NewBatch(js jetstream.JetStream, l *ledger.Ledger, cfg Config, h BatchHandler) (*Consumer, error) {
-	cfg.Workers = 1
+	cfg.Workers = max(cfg.Workers, 1)
 	if cfg.Batch <= 0 {
 		cfg.Batch = 500
 	}
-	// Room for the batch in hand and the next one buffered.
-	cfg.MaxAckPending = max(cfg.MaxAckPending, 2*cfg.Batch)
+	// Room for the batches in hand and the next one buffered.
+	cfg.MaxAckPending = max(cfg.MaxAckPending, (cfg.Workers+1)*cfg.Batch)
 	c, err := New(js, l, cfg, nil)
 	if err != nil {
 		return nil, err
@@ -340,7 +341,7 @@ const pullExpiry = 5 * time.Second
 // handled.
 func (c *Consumer) pullSize() int {
 	if c.batch != nil {
-		return 2 * c.cfg.Batch
+		return (c.cfg.Workers + 1) * c.cfg.Batch
 	}
 	return 1
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,4 +266,35 @@ func mustTraceID(t *testing.T, h string) trace.TraceID {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// With Workers, a batch consumer handles that many batches at once.
+func TestBatchWorkersHandleBatchesAtOnce(t *testing.T) {
+	e := setup(t)
+	for i := range 40 {
+		e.publish(t, "billing.test.par", fmt.Sprintf("p-%02d", i), "x")
+	}
+	var inFlight, most atomic.Int32
+	both := make(chan struct{})
+	var once sync.Once
+	e.startBatch(t, consumer.Config{Name: "batchpar", Subjects: []string{"billing.test.>"}, Batch: 5, Workers: 2},
+		func(ctx context.Context, ms []*consumer.Message) error {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			if n > most.Load() {
+				most.Store(n)
+			}
+			if n == 2 {
+				once.Do(func() { close(both) })
+			}
+			select { // hold the batch until another is in flight too, or give up
+			case <-both:
+			case <-time.After(2 * time.Second):
+			}
+			return nil
+		})
+	testkit.WaitFor(t, 15*time.Second, "all settled", e.settled(t, natsbus.StreamBilling, "batchpar"))
+	if got := most.Load(); got != 2 {
+		t.Fatalf("at most %d batches in flight at once, want 2", got)
+	}
 }

@@ -190,7 +190,7 @@ var ErrUnknownCustomer = errors.New("identity: no known or founding identifier f
 //  4. ensureChosen: create it, or lock it, if no link led to it;
 //  5. joinOthers: merge the other customers found into it, or record them
 //     as suspected duplicates;
-//  6. linkNew: link the identifiers nobody had (one round trip);
+//  6. linkNew: link the identifiers nobody had (one statement);
 //  7. recordVersion: record the object's version, or find the event stale;
 //  8. profileAndRead: apply the profile, read the resolution back, COMMIT
 //     (one round trip).
@@ -520,35 +520,32 @@ func (r *resolver) keepApart(ctx context.Context, cid string) error {
 }
 
 // linkNew links the identifiers no customer had to the chosen one, in one
-// round trip. A new Stripe customer or email link changes the customer's
+// statement. A new Stripe customer or email link changes the customer's
 // identity data.
 func (r *resolver) linkNew(ctx context.Context) error {
-	batch := &pgx.Batch{}
-	var added []Identifier
+	var kinds, values []string
 	for _, id := range r.ids {
-		if _, ok := r.linked[id]; ok {
-			continue
+		if _, ok := r.linked[id]; !ok {
+			kinds, values = append(kinds, id.Kind), append(values, id.Value)
 		}
-		added = append(added, id)
-		batch.Queue(`INSERT INTO customer_links (kind, value, canonical_id, source_event_id) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (kind, value) DO NOTHING`, id.Kind, id.Value, r.res.CanonicalID, r.in.EventID)
 	}
-	if len(added) == 0 {
+	if len(kinds) == 0 {
 		return nil
 	}
-	br := r.tx.SendBatch(ctx, batch)
-	for _, id := range added {
-		tag, err := br.Exec()
-		if err != nil {
-			_ = br.Close()
-			return fmt.Errorf("link %s: %w", id.Kind, err)
-		}
-		if tag.RowsAffected() == 1 && (id.Kind == LinkStripeCustomer || id.Kind == LinkEmail) {
+	rows, err := r.tx.Query(ctx, `INSERT INTO customer_links (kind, value, canonical_id, source_event_id)
+		SELECT kind, value, $3, $4 FROM unnest($1::text[], $2::text[]) AS n(kind, value)
+		ON CONFLICT (kind, value) DO NOTHING RETURNING kind, value`, kinds, values, r.res.CanonicalID, r.in.EventID)
+	if err != nil {
+		return fmt.Errorf("link identifiers: %w", err)
+	}
+	inserted, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Identifier])
+	if err != nil {
+		return fmt.Errorf("link identifiers: %w", err)
+	}
+	for _, id := range inserted {
+		if id.Kind == LinkStripeCustomer || id.Kind == LinkEmail {
 			r.res.Changed = true
 		}
-	}
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("link identifiers: %w", err)
 	}
 	return nil
 }

@@ -92,6 +92,13 @@ func (m *Message) Context(ctx context.Context) context.Context {
 	return ctx
 }
 
+// FirstTry reports whether this is the message's first delivery and not a
+// replay: no earlier run of its handler can have done anything (a hint for
+// ledger.OnceFresh; the ledger's claim still guards the effect).
+func (m *Message) FirstTry() bool {
+	return m.Attempt == 1 && m.Header.Get(HeaderReplayOf) == ""
+}
+
 // InProgress tells the server the handler is still working, resetting AckWait.
 func (m *Message) InProgress() error { return m.msg.InProgress() }
 

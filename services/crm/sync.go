@@ -89,7 +89,11 @@ func (s *Syncer) Handle(ctx context.Context, m *consumer.Message) error {
 		return s.unusableEmail(ctx, m, emailProblem(email))
 	}
 	key := ledger.Key{Consumer: s.consumer, MessageID: m.ID, Effect: "hubspot.upsert"}
-	contactID, err := s.ledger.Once(ctx, key, func(ctx context.Context) ([]byte, error) {
+	once := s.ledger.Once
+	if m.FirstTry() {
+		once = s.ledger.OnceFresh // nothing recorded yet: skip the lookup before the claim
+	}
+	contactID, err := once(ctx, key, func(ctx context.Context) ([]byte, error) {
 		id, err := s.batch.Upsert(ctx, hubspot.ContactInput{Email: email, Properties: props})
 		return []byte(id), err
 	})

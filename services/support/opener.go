@@ -107,7 +107,11 @@ func (o *Opener) Handle(ctx context.Context, m *consumer.Message) error {
 		}
 		ext := ExternalID(r.Name, m.ID)
 		key := ledger.Key{Consumer: o.consumer, MessageID: m.ID, Effect: ticketEffect + r.Name}
-		ticketID, err := o.ledger.Once(ctx, key, func(ctx context.Context) ([]byte, error) {
+		once := o.ledger.Once
+		if m.FirstTry() {
+			once = o.ledger.OnceFresh // nothing recorded yet: skip the lookup before the claim
+		}
+		ticketID, err := once(ctx, key, func(ctx context.Context) ([]byte, error) {
 			prior, err := o.priorOf(ctx, m, r.Name)
 			if err != nil {
 				return nil, err
@@ -168,7 +172,7 @@ func (o *Opener) priorOf(ctx context.Context, m *consumer.Message, rule string) 
 	if err != nil {
 		return 0, err
 	}
-	if first && m.Attempt == 1 && m.Header.Get(consumer.HeaderReplayOf) == "" {
+	if first && m.FirstTry() {
 		return zendesk.NeverSent, nil
 	}
 	return zendesk.MaybeSent, nil

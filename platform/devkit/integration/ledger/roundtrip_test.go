@@ -58,6 +58,31 @@ func TestOnceRoundTrips(t *testing.T) {
 			t.Errorf("%s: %d round trips, want %d", s.name, n, s.want)
 		}
 	}
+	// A first try skips the lookup ahead of the claim; one that turns out
+	// to be done costs the claim and returns the recorded result without
+	// running the effect again.
+	fresh := ledger.Key{Consumer: "crm", MessageID: "evt_rt_fresh", Effect: "hubspot.upsert"}
+	ran := 0
+	counted := func(context.Context) ([]byte, error) { ran++; return []byte("contact-2"), nil }
+	for _, s := range []struct {
+		name string
+		want int64
+	}{
+		{name: "a first try", want: 2},
+		{name: "a first try already done", want: 2},
+	} {
+		before := trips.Count()
+		got, err := l.OnceFresh(ctx, fresh, counted)
+		if err != nil || string(got) != "contact-2" {
+			t.Fatalf("%s: %q, %v; want contact-2", s.name, got, err)
+		}
+		if n := trips.Count() - before; n != s.want {
+			t.Errorf("%s: %d round trips, want %d", s.name, n, s.want)
+		}
+	}
+	if ran != 1 {
+		t.Errorf("OnceFresh ran the effect %d times for one key, want once", ran)
+	}
 }
 
 // BenchmarkOnce measures a fresh effect through Once (the effect itself

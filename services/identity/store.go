@@ -608,7 +608,8 @@ func merge(ctx context.Context, tx querier, loser, survivor, eventID string) err
 // current event replaces them, any other only fills empty fields) and reads
 // back the customer's profile, Stripe customers and the merges this event
 // made (also when it is redelivered after a crash), in one round trip,
-// the resolution's last: it ends with COMMIT.
+// the resolution's last: it ends with COMMIT. The read back is one
+// statement: each costs PostgreSQL and identity a bind and execute.
 func profileAndRead(ctx context.Context, tx querier, in Input, res *Resolution) error {
 	batch := &pgx.Batch{}
 	update := in.Email != "" || in.Name != ""
@@ -621,9 +622,10 @@ func profileAndRead(ctx context.Context, tx querier, in Input, res *Resolution) 
 		WHERE canonical_id = $1 AND (($2 <> '' AND email <> $2 AND ($4 OR email = '')) OR ($3 <> '' AND name <> $3 AND ($4 OR name = '')))`,
 			res.CanonicalID, in.Email, in.Name, replace)
 	}
-	batch.Queue(`SELECT email, name FROM customers WHERE canonical_id = $1`, res.CanonicalID)
-	batch.Queue(`SELECT value FROM customer_links WHERE canonical_id = $1 AND kind = $2 ORDER BY value`, res.CanonicalID, LinkStripeCustomer)
-	batch.Queue(`SELECT loser FROM customer_merges WHERE event_id = $1 ORDER BY loser`, in.EventID)
+	batch.Queue(`SELECT c.email, c.name,
+			coalesce((SELECT array_agg(l.value ORDER BY l.value) FROM customer_links l WHERE l.canonical_id = c.canonical_id AND l.kind = $2), '{}'),
+			coalesce((SELECT array_agg(m.loser ORDER BY m.loser) FROM customer_merges m WHERE m.event_id = $3), '{}')
+		FROM customers c WHERE c.canonical_id = $1`, res.CanonicalID, LinkStripeCustomer, in.EventID)
 	batch.Queue("COMMIT")
 	br := tx.SendBatch(ctx, batch)
 	defer func() { _ = br.Close() }()
@@ -636,21 +638,14 @@ func profileAndRead(ctx context.Context, tx querier, in Input, res *Resolution) 
 			res.Changed = true
 		}
 	}
-	if err := br.QueryRow().Scan(&res.Email, &res.Name); err != nil {
+	if err := br.QueryRow().Scan(&res.Email, &res.Name, &res.StripeCustomerIDs, &res.Merged); err != nil {
 		return fmt.Errorf("read profile: %w", err)
 	}
-	rows, err := br.Query()
-	if err != nil {
-		return fmt.Errorf("read stripe customers: %w", err)
+	if res.StripeCustomerIDs == nil {
+		res.StripeCustomerIDs = []string{}
 	}
-	if res.StripeCustomerIDs, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-		return fmt.Errorf("read stripe customers: %w", err)
-	}
-	if rows, err = br.Query(); err != nil {
-		return fmt.Errorf("read merges: %w", err)
-	}
-	if res.Merged, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-		return fmt.Errorf("read merges: %w", err)
+	if res.Merged == nil {
+		res.Merged = []string{}
 	}
 	tag, err := br.Exec()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -119,12 +120,7 @@ func (s *Service) Handle(ctx context.Context, m *consumer.Message) error {
 	if err != nil {
 		return err
 	}
-	for _, o := range outs {
-		if err := s.publish(ctx, o); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.publishAll(ctx, outs)
 }
 
 // readEvent reads the message's Stripe event (see ExtractFacts) and when
@@ -314,6 +310,32 @@ func unresolved(f Facts, haveAPI bool) error {
 		"STRIPE_API_KEY is not set — set it so Stripe can be asked, or deliver the charge's event, and replay", event, what, f.ChargeID))
 }
 
+// publishAll publishes the event's domain events at once, each in a
+// goroutine of its own, rather than one PubAck after another: the event
+// waits for the slowest PubAck, not for their sum. It returns only once
+// every publish has its PubAck or has failed (the event is acked only
+// after all its domain events are stored); the error is the first
+// failure's, in outs order. Subscribers take domain events in any order.
+func (s *Service) publishAll(ctx context.Context, outs []Outgoing) error {
+	if len(outs) == 1 {
+		return s.publish(ctx, outs[0])
+	}
+	errs := make([]error, len(outs))
+	var wg sync.WaitGroup
+	for i, o := range outs {
+		wg.Go(func() { errs[i] = s.publish(ctx, o) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publish publishes one domain event and waits for its PubAck; it counts
+// it only the first time JetStream stores it.
 func (s *Service) publish(ctx context.Context, o Outgoing) error {
 	first, err := natsbus.PublishProtoFirst(ctx, s.js, o.Subject, o.MsgID, o.Message)
 	if err != nil {

@@ -45,6 +45,7 @@ type Config struct {
 	ShutdownGrace  time.Duration   // GATEWAY_SHUTDOWN_GRACE: time in-flight requests get on SIGTERM
 	StallAfter     time.Duration   // GATEWAY_CONSUMER_STALL_AFTER: a consumer with work but no delivery for this long is reported stalled
 	LogLevel       string          // LOG_LEVEL: debug, info, warn or error
+	Pprof          bool            // GATEWAY_PPROF: serve Go's profiles (/debug/pprof/: CPU, heap, goroutines) on the admin listener, never the public one; off by default: they show the code's paths and a CPU profile costs a few per cent while it runs
 	NATS           natsbus.Options // NATS_*
 }
 
@@ -64,6 +65,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ShutdownGrace:  r.Duration("GATEWAY_SHUTDOWN_GRACE", 20*time.Second),
 		StallAfter:     r.Duration("GATEWAY_CONSUMER_STALL_AFTER", 5*time.Minute),
 		LogLevel:       r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		Pprof:          r.Bool("GATEWAY_PPROF", false),
 		NATS:           natsbus.OptionsFromEnv(r, "switchyard-gateway"),
 	}
 	c.NATS.FailFast = true
@@ -115,6 +117,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("shutdown_grace", c.ShutdownGrace.String()),
 		slog.String("consumer_stall_after", c.StallAfter.String()),
 		slog.String("log_level", c.LogLevel),
+		slog.Bool("pprof", c.Pprof),
 		slog.Any("nats", c.NATS),
 	)
 }

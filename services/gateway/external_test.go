@@ -99,6 +99,42 @@ func TestPublicListenerServesOnlyTheWebhookAndLiveness(t *testing.T) {
 	}
 }
 
+// TestPprofOnAdminOnlyWhenEnabled: Go's profiles are served only with
+// GATEWAY_PPROF=1, and then on the admin listener only; the public listener
+// never serves them.
+func TestPprofOnAdminOnlyWhenEnabled(t *testing.T) {
+	paths := []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/cmdline", "/debug/pprof/symbol", "/debug/pprof/profile?seconds=1"}
+	tests := []struct {
+		name      string
+		env       map[string]string
+		wantAdmin int
+	}{
+		{name: "off by default", env: nil, wantAdmin: http.StatusNotFound},
+		{name: "off", env: map[string]string{"GATEWAY_PPROF": "0"}, wantAdmin: http.StatusNotFound},
+		{name: "on", env: map[string]string{"GATEWAY_PPROF": "1"}, wantAdmin: http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := startHub(t, tt.env)
+			for _, path := range paths {
+				if code, err := httpGet(h.url + path); err != nil || code != http.StatusNotFound {
+					t.Errorf("public %s = %d %v, want 404", path, code, err)
+				}
+				if code, err := httpGet(h.admin + path); err != nil || code != tt.wantAdmin {
+					t.Errorf("admin %s = %d %v, want %d", path, code, err, tt.wantAdmin)
+				}
+			}
+			if tt.wantAdmin != http.StatusOK {
+				return
+			}
+			// A CPU profile is a gzipped protobuf, whatever pprof's text pages say.
+			if got := get(t, h.admin+"/debug/pprof/profile?seconds=1"); !strings.HasPrefix(got, "\x1f\x8b") {
+				t.Errorf("admin CPU profile starts %q, want gzip", got[:min(len(got), 16)])
+			}
+		})
+	}
+}
+
 // TestAdminAddress: outside development GATEWAY_ADMIN_ADDR is required (a
 // loopback default would leave probes and the scraper silently unable to
 // reach it); in development it defaults to loopback; it never equals the

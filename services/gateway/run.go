@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -32,6 +33,7 @@ const writeTimeout = lifecycle.DefaultWriteTimeout
 type Server struct {
 	Webhook *Webhook
 	Health  *Health
+	pprof   bool // GATEWAY_PPROF: /debug/pprof/ on the admin listener
 }
 
 // New wires the gateway over an open NATS connection.
@@ -51,7 +53,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, te
 		return nil, fmt.Errorf("gateway body limit: %w", err)
 	}
 	wh.payload = nc.MaxPayload
-	return &Server{Webhook: wh, Health: &Health{cfg: cfg, nc: nc, js: js, now: time.Now}}, nil
+	return &Server{Webhook: wh, Health: &Health{cfg: cfg, nc: nc, js: js, now: time.Now}, pprof: cfg.Pprof}, nil
 }
 
 // routes is the gateway's route table: the shared routes (liveness on both
@@ -60,12 +62,33 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, te
 // serves the webhook and liveness, nothing else; what the admin one says
 // (stream depths, consumer names, the environment) is for operators only.
 func (s *Server) routes(base *service.Base) []service.Route {
-	return base.Routes(
+	own := []service.Route{
 		// Answers other methods 405 itself, counted.
-		service.Route{Listener: service.Public, Path: "/webhooks/stripe", Handler: s.Webhook},
-		service.Route{Listener: service.Public, Path: "/", Handler: http.HandlerFunc(notFound)},
-		service.Route{Listener: service.Admin, Method: http.MethodGet, Path: "/api/stripe/webhook-health", Handler: http.HandlerFunc(s.Health.webhookHealth)},
-	)
+		{Listener: service.Public, Path: "/webhooks/stripe", Handler: s.Webhook},
+		{Listener: service.Public, Path: "/", Handler: http.HandlerFunc(notFound)},
+		{Listener: service.Admin, Method: http.MethodGet, Path: "/api/stripe/webhook-health", Handler: http.HandlerFunc(s.Health.webhookHealth)},
+	}
+	if s.pprof {
+		own = append(own, pprofRoutes()...)
+	}
+	return base.Routes(own...)
+}
+
+// pprofRoutes are net/http/pprof's handlers, on the admin listener only
+// (GATEWAY_PPROF): a profile shows the code's paths and costs CPU while it
+// runs, which is no business of the internet's. Rows, not pprof's init on
+// http.DefaultServeMux, which no listener serves. Every method, as pprof
+// registers them (symbol takes POST). A CPU profile or trace may outlast
+// the listener's write timeout: pprof extends its own deadline by the
+// seconds asked for.
+func pprofRoutes() []service.Route {
+	return []service.Route{
+		{Listener: service.Admin, Path: "/debug/pprof/", Handler: http.HandlerFunc(pprof.Index)}, // and the named profiles: heap, goroutine, allocs, …
+		{Listener: service.Admin, Path: "/debug/pprof/cmdline", Handler: http.HandlerFunc(pprof.Cmdline)},
+		{Listener: service.Admin, Path: "/debug/pprof/profile", Handler: http.HandlerFunc(pprof.Profile)},
+		{Listener: service.Admin, Path: "/debug/pprof/symbol", Handler: http.HandlerFunc(pprof.Symbol)},
+		{Listener: service.Admin, Path: "/debug/pprof/trace", Handler: http.HandlerFunc(pprof.Trace)},
+	}
 }
 
 func notFound(w http.ResponseWriter, _ *http.Request) {

@@ -26,7 +26,18 @@
 #                      A single file still works, e.g. only the 1 KB event:
 #                      BENCH_FIXTURE=$ROOT/platform/devkit/testkit/fixtures/stripe/events/customer.created.json
 #                      Every report line gives fixtures=<n> mean_body=<bytes>.
-#   BENCH_NATS_PORT, BENCH_TEXTBOOK_ADDR, BENCH_GATEWAY_ADDR, BENCH_GATEWAY_ADMIN_ADDR   loopback ports
+#   BENCH_PPROF=1      also take a CPU profile of the textbook handler and the
+#                      gateway during their saturation run (from 1 s in to 1 s
+#                      before its end; the gateway serves it on its admin
+#                      listener with GATEWAY_PPROF=1, the textbook handler on
+#                      BENCH_TEXTBOOK_PPROF_ADDR) and print, after the summary,
+#                      each one's CPU by group (cmd/profsum: signature, JSON,
+#                      HTTP server, NATS client, syscalls, GC, …, with µs per
+#                      request) and `go tool pprof -top` by flat and by cum.
+#                      Profiling costs the target a few per cent of CPU, in
+#                      that run's cpu_us/req too. BENCH_KEEP=1 keeps the
+#                      profiles (cpu-<target>.pprof in the work directory).
+#   BENCH_NATS_PORT, BENCH_TEXTBOOK_ADDR, BENCH_TEXTBOOK_PPROF_ADDR, BENCH_GATEWAY_ADDR, BENCH_GATEWAY_ADMIN_ADDR   loopback ports
 #   BENCH_KEEP=1       keep the work directory (logs, stores) after the run
 set -euo pipefail
 
@@ -39,8 +50,11 @@ WARMUP="${BENCH_WARMUP:-2s}"
 NATS_PORT="${BENCH_NATS_PORT:-14222}"
 NATS_URL="nats://127.0.0.1:${NATS_PORT}"
 TEXTBOOK_ADDR="${BENCH_TEXTBOOK_ADDR:-127.0.0.1:18081}"
+TEXTBOOK_PPROF_ADDR="${BENCH_TEXTBOOK_PPROF_ADDR:-127.0.0.1:18087}"
 GATEWAY_ADDR="${BENCH_GATEWAY_ADDR:-127.0.0.1:18080}"
 GATEWAY_ADMIN_ADDR="${BENCH_GATEWAY_ADMIN_ADDR:-127.0.0.1:18086}" # readiness is served there only
+PPROF=0
+[[ "${BENCH_PPROF:-}" == 1 ]] && PPROF=1
 SECRET="whsec_bench$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 # The in-repo, byte-exact copy of shared/fixtures (see platform/devkit/testkit/fixtures).
@@ -63,6 +77,7 @@ RESULTS="$WORK/results.txt"
 PIDS=()      # every process this script started
 NATSD_PID="" # current broker
 TARGET_PID="" # current target process, if any
+PROFILER_PID="" # current CPU profile download (BENCH_PPROF=1), if any
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 
@@ -153,7 +168,12 @@ start_target() {
 	jetstream-ceiling) TARGET_PID="" ;;
 	textbook)
 		require_free "$TEXTBOOK_ADDR"
-		"$BIN/textbook" -addr "$TEXTBOOK_ADDR" -nats "$NATS_URL" -secret "$SECRET" >"$WORK/textbook.log" 2>&1 &
+		local pprof_args=()
+		if [[ "$PPROF" == 1 ]]; then
+			require_free "$TEXTBOOK_PPROF_ADDR"
+			pprof_args=(-pprof "$TEXTBOOK_PPROF_ADDR")
+		fi
+		"$BIN/textbook" -addr "$TEXTBOOK_ADDR" -nats "$NATS_URL" -secret "$SECRET" "${pprof_args[@]}" >"$WORK/textbook.log" 2>&1 &
 		TARGET_PID=$!
 		PIDS+=("$TARGET_PID")
 		wait_until textbook "$TARGET_PID" 30 http_ready "http://$TEXTBOOK_ADDR/readyz"
@@ -165,7 +185,7 @@ start_target() {
 		NATS_URL="$NATS_URL" "$BIN/switchyard" migrate --nats-only >"$WORK/migrate.log" 2>&1 ||
 			{ log "switchyard migrate failed:"; cat "$WORK/migrate.log" >&2; exit 1; }
 		GATEWAY_ADDR="$GATEWAY_ADDR" GATEWAY_ADMIN_ADDR="$GATEWAY_ADMIN_ADDR" NATS_URL="$NATS_URL" STRIPE_WEBHOOK_SECRET="$SECRET" \
-			SWITCHYARD_ENV=development LOG_LEVEL=warn \
+			SWITCHYARD_ENV=development LOG_LEVEL=warn GATEWAY_PPROF="$PPROF" \
 			"$BIN/gateway" >"$WORK/gateway.log" 2>&1 &
 		TARGET_PID=$!
 		PIDS+=("$TARGET_PID")
@@ -219,11 +239,50 @@ bench_target() {
 		measured "$name" "$DURATION" -rate "$rate" "${pool[@]}"
 		tail -n 1 "$RESULTS"
 	done
+	PROFILER_PID=""
+	[[ "$PPROF" == 1 ]] && start_profile "$name"
 	measured "$name" "$DURATION" -concurrency "$CONCURRENCY"
 	tail -n 1 "$RESULTS"
+	if [[ -n "$PROFILER_PID" ]] && ! wait "$PROFILER_PID"; then
+		log "CPU profile of $name failed: $(cat "$WORK/profile-$name.log")"
+		rm -f "$WORK/cpu-$name.pprof"
+	fi
 	stop "$TARGET_PID"
 	TARGET_PID=""
 	stop_natsd "$name"
+}
+
+# duration_seconds DURATION: a Go duration (10s, 1m30s, 2500ms) in whole seconds.
+duration_seconds() {
+	awk -v d="$1" 'BEGIN {
+		while (match(d, /^[0-9.]+(h|m|s|ms|us|ns)/)) {
+			t = substr(d, 1, RLENGTH); d = substr(d, RLENGTH + 1)
+			u = t; sub(/^[0-9.]+/, "", u)
+			s += (t + 0) * (u == "h" ? 3600 : u == "m" ? 60 : u == "s" ? 1 : u == "ms" ? 0.001 : 0)
+		}
+		printf "%d\n", s
+	}'
+}
+
+# start_profile NAME: in the background, a CPU profile of target NAME's
+# process into $WORK/cpu-NAME.pprof, from 1 s into the run about to start to
+# 1 s before its end. PROFILER_PID is the fetching process (empty: NAME has
+# no process of its own to profile).
+start_profile() {
+	local name="$1" url seconds
+	case "$name" in
+	textbook) url="http://$TEXTBOOK_PPROF_ADDR/debug/pprof/profile" ;;
+	gateway) url="http://$GATEWAY_ADMIN_ADDR/debug/pprof/profile" ;;
+	*) return 0 ;;
+	esac
+	seconds=$(($(duration_seconds "$DURATION") - 2))
+	((seconds >= 1)) || seconds=1
+	(
+		sleep 1
+		exec curl -fsS --max-time $((seconds + 30)) -o "$WORK/cpu-$name.pprof" "$url?seconds=$seconds"
+	) >"$WORK/profile-$name.log" 2>&1 &
+	PROFILER_PID=$!
+	PIDS+=("$PROFILER_PID")
 }
 
 # cpu_ticks PID: user+system CPU time of PID so far, in clock ticks.
@@ -283,10 +342,33 @@ summary() {
 	}
 }
 
+# profiles: each CPU profile start_profile took, summed by cmd/profsum (with
+# µs per request from that saturation run's target_cpu_us) and by function.
+profiles() {
+	local name file cpu
+	for name in $TARGETS; do
+		file="$WORK/cpu-$name.pprof"
+		[[ -s "$file" ]] || continue
+		cpu=$(sed -n "s/^target=$name .* offered=max .* target_cpu_us=\([0-9.]*\) .*/\1/p" "$RESULTS")
+		echo
+		echo "CPU profile of $name at saturation ($CONCURRENCY clients), by group:"
+		"$BIN/profsum" -per-request "${cpu:-0}" "$file"
+		echo
+		echo "$name, top 15 functions by flat:"
+		go tool pprof -top -nodecount=15 "$file" 2>/dev/null | sed -n '/^ *flat /,$p'
+		echo
+		echo "$name, top 15 functions by cum:"
+		go tool pprof -top -cum -nodecount=15 "$file" 2>/dev/null | sed -n '/^ *flat /,$p'
+	done
+}
+
 main() {
 	log "building into $BIN"
 	mkdir -p "$BIN"
 	(cd "$ROOT/scripts/bench" && go build -o "$BIN/" ./cmd/natsd ./cmd/textbook ./cmd/loadgen)
+	if [[ "$PPROF" == 1 ]]; then
+		(cd "$ROOT/scripts/bench" && go build -o "$BIN/" ./cmd/profsum)
+	fi
 	if [[ " $TARGETS " == *" gateway "* ]]; then
 		(cd "$ROOT" && go build -o "$BIN/gateway" ./services/gateway/cmd/gateway && go build -o "$BIN/switchyard" ./services/switchyard)
 	fi
@@ -297,6 +379,9 @@ main() {
 	done
 	echo
 	summary
+	if [[ "$PPROF" == 1 ]]; then
+		profiles
+	fi
 }
 
 main

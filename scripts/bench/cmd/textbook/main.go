@@ -6,7 +6,10 @@
 // to JetStream subject stripe.events.<type> with Nats-Msg-Id set to the event
 // id, and answers 200 only after the PubAck: 400 when verification fails, 503
 // when the publish fails. GET /readyz answers 200 once serving, which is
-// after the NATS connection is up and the STRIPE stream exists.
+// after the NATS connection is up and the STRIPE stream exists. With
+// -pprof ADDR it serves Go's profiles (net/http/pprof) on ADDR, a listener
+// of their own, so `make bench` can show where its CPU goes next to the
+// gateway's (GATEWAY_PPROF, on the gateway's admin listener).
 package main
 
 import (
@@ -18,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // -pprof
 	"os"
 	"os/signal"
 	"syscall"
@@ -46,6 +50,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	addr := fs.String("addr", "127.0.0.1:18081", "HTTP listen address")
 	natsURL := fs.String("nats", orDefault(getenv("NATS_URL"), nats.DefaultURL), "NATS server URL (env NATS_URL)")
 	secret := fs.String("secret", getenv("STRIPE_WEBHOOK_SECRET"), "Stripe webhook signing secret (env STRIPE_WEBHOOK_SECRET)")
+	pprofAddr := fs.String("pprof", "", "serve /debug/pprof/ on this address too (empty: not at all)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,9 +86,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	serveErr := make(chan error, 2)
+	if *pprofAddr != "" {
+		pln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listen pprof: %w", err)
+		}
+		// The handlers pprof's init put on http.DefaultServeMux.
+		psrv := &http.Server{Handler: http.DefaultServeMux, ReadHeaderTimeout: 5 * time.Second}
+		defer psrv.Close()
+		go func() { serveErr <- psrv.Serve(pln) }()
+		fmt.Fprintf(stdout, "textbook pprof addr=%s\n", pln.Addr())
+	}
 	fmt.Fprintf(stdout, "textbook ready addr=%s\n", ln.Addr())
-
-	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
 	case err := <-serveErr:

@@ -51,14 +51,33 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, lo
 		return rep, err
 	}
 	defer func() { err = errors.Join(err, unlock()) }()
-
-	fresh := pgx.Identifier{RebuildSchema}.Sanitize()
-	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+fresh+" CASCADE; "+migrations.TablesDDL(RebuildSchema, true)+"; "+suspectsDDL()); err != nil {
-		return rep, fmt.Errorf("rebuild: create tables: %w", err)
-	}
-	merges, err := loadEvents(ctx, conn.Conn(), js, log, &rep)
+	// The rebuild's tables are thrown away if anything fails before the
+	// swap, whose commit flushes all they wrote: their loads need not wait
+	// for the WAL to reach the disk, one flush per batch.
+	reset, err := asyncCommit(ctx, conn)
 	if err != nil {
 		return rep, err
+	}
+	defer reset()
+
+	// The tables are created in the transaction that loads the events, so
+	// COPY can write them frozen: the index builds and the fold read them
+	// without checking, and marking, each row's transaction.
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("rebuild: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	fresh := pgx.Identifier{RebuildSchema}.Sanitize()
+	if _, err := tx.Exec(ctx, "DROP SCHEMA IF EXISTS "+fresh+" CASCADE; "+migrations.TablesDDL(RebuildSchema, true)+"; "+suspectsDDL()); err != nil {
+		return rep, fmt.Errorf("rebuild: create tables: %w", err)
+	}
+	merges, err := loadEvents(ctx, tx.Conn(), js, log, &rep)
+	if err != nil {
+		return rep, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return rep, fmt.Errorf("rebuild: load events: %w", err)
 	}
 	readDone := time.Now()
 	// The fold reads the events back in customer order: index them first.
@@ -92,6 +111,22 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, lo
 	return rep, nil
 }
 
+// asyncCommit turns synchronous_commit off for the session on conn, and
+// returns what turns it back on, to call before conn goes back to the
+// pool: it closes the connection if that fails, so no other use of it
+// commits without waiting.
+func asyncCommit(ctx context.Context, conn *pgxpool.Conn) (reset func(), err error) {
+	if _, err := conn.Exec(ctx, "SET synchronous_commit = off"); err != nil {
+		return nil, fmt.Errorf("rebuild: %w", err)
+	}
+	return func() {
+		ctx := context.WithoutCancel(ctx)
+		if _, err := conn.Exec(ctx, "RESET synchronous_commit"); err != nil {
+			_ = conn.Conn().Close(ctx)
+		}
+	}, nil
+}
+
 // takeRebuildLock takes the lock one rebuild at a time holds
 // (ErrRebuildRunning if another has it) and returns its release.
 func takeRebuildLock(ctx context.Context, conn *pgx.Conn) (unlock func() error, err error) {
@@ -109,9 +144,12 @@ func takeRebuildLock(ctx context.Context, conn *pgx.Conn) (unlock func() error, 
 }
 
 // foldAliases applies merges in stream order with Store.merge's rules:
-// flat chains, first survivor wins.
+// flat chains, first survivor wins. It keeps who points at each survivor,
+// so re-pointing the customers merged into one that is merged in turn
+// costs what it moves, not a pass over every alias.
 func foldAliases(merges []merge) map[string]string {
 	aliases := map[string]string{}
+	into := map[string][]string{} // survivor → the customers aliased to it
 	for _, e := range merges {
 		root := e.survivor
 		if a, ok := aliases[root]; ok {
@@ -123,12 +161,13 @@ func foldAliases(merges []merge) map[string]string {
 			}
 			if _, ok := aliases[m]; !ok {
 				aliases[m] = root
+				into[root] = append(into[root], m)
 			}
-			for k, v := range aliases {
-				if v == m {
-					aliases[k] = root
-				}
+			for _, k := range into[m] {
+				aliases[k] = root
 			}
+			into[root] = append(into[root], into[m]...)
+			delete(into, m)
 		}
 	}
 	return aliases
@@ -161,7 +200,7 @@ func buildIndexes(ctx context.Context, pool *pgxpool.Pool, tables ...string) err
 			for st := range work {
 				if err == nil {
 					err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-						if _, err := tx.Exec(ctx, "SET LOCAL maintenance_work_mem = '256MB'"); err != nil {
+						if _, err := tx.Exec(ctx, "SET LOCAL maintenance_work_mem = '256MB'; SET LOCAL synchronous_commit = off"); err != nil {
 							return err
 						}
 						_, err := tx.Exec(ctx, st)
@@ -187,7 +226,8 @@ func swap(ctx context.Context, conn *pgx.Conn, fresh *Store, js jetstream.JetStr
 		return 0, fmt.Errorf("rebuild: swap: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'"); err != nil {
+	// The swap commits durably, and with it all the rebuild wrote before.
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'; SET LOCAL synchronous_commit = on"); err != nil {
 		return 0, fmt.Errorf("rebuild: swap: %w", err)
 	}
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", migrations.LockSpace, migrations.LockSwap); err != nil {

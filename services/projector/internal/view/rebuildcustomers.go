@@ -1,16 +1,20 @@
 package view
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchyard/switchyard/platform/emailaddr"
+	"github.com/switchyard/switchyard/proto/subjects"
 )
 
 // history is one customer's entries and those of the customers merged
@@ -94,7 +98,7 @@ func loadCustomers(ctx context.Context, conn *pgx.Conn, pool *pgxpool.Pool, merg
 // number of events.
 func readHistories(ctx context.Context, pool *pgxpool.Pool, aliases map[string]string, out chan<- history) (int, error) {
 	events := pgx.Identifier{RebuildSchema, "events"}.Sanitize()
-	own, err := openOwned(ctx, pool, `SELECT customer_id, event_id, customer_id, subject, occurred_at, trace_id, payload FROM `+events+` ORDER BY customer_id`)
+	own, err := openOwned(ctx, pool, `SELECT customer_id, customer_id, event_id, subject, occurred_at, payload FROM `+events+` ORDER BY customer_id`)
 	if err != nil {
 		return 0, err
 	}
@@ -103,7 +107,7 @@ func readHistories(ctx context.Context, pool *pgxpool.Pool, aliases map[string]s
 	own.skip = func(customer string) bool { _, merged := aliases[customer]; return merged }
 	absorbed := &ownedRows{}
 	if len(aliases) > 0 {
-		absorbed, err = openOwned(ctx, pool, `SELECT a.survivor_id, e.event_id, e.customer_id, e.subject, e.occurred_at, e.trace_id, e.payload
+		absorbed, err = openOwned(ctx, pool, `SELECT a.survivor_id, e.customer_id, e.event_id, e.subject, e.occurred_at, e.payload
 			FROM `+events+` e JOIN `+pgx.Identifier{RebuildSchema, "aliases"}.Sanitize()+` a ON a.merged_id = e.customer_id ORDER BY a.survivor_id`)
 		if err != nil {
 			return 0, err
@@ -144,15 +148,19 @@ func readHistories(ctx context.Context, pool *pgxpool.Pool, aliases map[string]s
 	return n, nil
 }
 
-// ownedRows reads (owner, entry) rows in owner order on a connection of
-// its own.
+// ownedRows reads (owner, customer_id, event_id, subject, occurred_at,
+// payload) rows in owner order on a connection of its own, and decodes
+// each payload as it reads it: the fold needs the message, not its bytes,
+// so the entry holds no copy of them.
 type ownedRows struct {
-	conn  *pgxpool.Conn
-	rows  pgx.Rows
-	skip  func(customer string) bool
-	ok    bool
-	owner string
-	entry Entry
+	conn     *pgxpool.Conn
+	rows     pgx.Rows
+	skip     func(customer string) bool
+	ok       bool
+	owner    string
+	entry    Entry
+	customer string            // the last row's customer_id, which the next ones likely share
+	subjects map[string]string // a few subjects, each string made once
 }
 
 func openOwned(ctx context.Context, pool *pgxpool.Pool, query string) (*ownedRows, error) {
@@ -165,7 +173,14 @@ func openOwned(ctx context.Context, pool *pgxpool.Pool, query string) (*ownedRow
 		conn.Release()
 		return nil, fmt.Errorf("rebuild: read events: %w", err)
 	}
-	return &ownedRows{conn: conn, rows: rows}, nil
+	// next reads the raw values: occurred_at and payload must come in
+	// binary (pgx asks for it for these types).
+	if fd := rows.FieldDescriptions(); len(fd) != 6 || fd[4].Format != pgx.BinaryFormatCode || fd[5].Format != pgx.BinaryFormatCode {
+		rows.Close()
+		conn.Release()
+		return nil, fmt.Errorf("rebuild: read events: unexpected result format")
+	}
+	return &ownedRows{conn: conn, rows: rows, subjects: map[string]string{}}, nil
 }
 
 // next moves to the next row; ok is false after the last.
@@ -175,14 +190,38 @@ func (r *ownedRows) next() error {
 		return nil
 	}
 	for r.rows.Next() {
-		var e Entry
-		if err := r.rows.Scan(&r.owner, &e.EventID, &e.CustomerID, &e.Subject, &e.OccurredAt, &e.TraceID, &e.Payload); err != nil {
-			return fmt.Errorf("rebuild: read events: %w", err)
+		raw := r.rows.RawValues()
+		if len(raw[4]) != 8 {
+			return fmt.Errorf("rebuild: read events: occurred_at of %d bytes", len(raw[4]))
 		}
-		if r.skip != nil && r.skip(e.CustomerID) {
+		// Strings are made only when they change: a customer's rows
+		// share its id.
+		if string(raw[0]) != r.owner {
+			r.owner = string(raw[0])
+		}
+		if string(raw[1]) != r.customer {
+			r.customer = string(raw[1])
+			if r.customer == r.owner {
+				r.customer = r.owner
+			}
+		}
+		customer := r.customer
+		if r.skip != nil && r.skip(customer) {
 			continue
 		}
-		e.OccurredAt = e.OccurredAt.UTC()
+		subject, ok := r.subjects[string(raw[3])]
+		if !ok {
+			subject = string(raw[3])
+			r.subjects[subject] = subject
+		}
+		// timestamptz: microseconds since 2000-01-01 UTC.
+		at := time.UnixMicro(int64(binary.BigEndian.Uint64(raw[4])) + pgEpochMicros).UTC()
+		e := Entry{EventID: string(raw[2]), CustomerID: customer, Subject: subject, OccurredAt: at}
+		if m, err := subjects.Decode(subject, raw[5]); err == nil {
+			e.msg = m
+		} else {
+			e.Payload = bytes.Clone(raw[5]) // for the fold to fail on as the live path does
+		}
 		r.entry, r.ok = e, true
 		return nil
 	}
@@ -191,6 +230,9 @@ func (r *ownedRows) next() error {
 	}
 	return nil
 }
+
+// pgEpochMicros is PostgreSQL's epoch, 2000-01-01 UTC, in Unix microseconds.
+const pgEpochMicros = 946684800000000
 
 func (r *ownedRows) close() {
 	if r.rows != nil {

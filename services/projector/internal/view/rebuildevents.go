@@ -3,10 +3,14 @@ package view
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"log/slog"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,9 +42,12 @@ type suspect struct {
 	e   Entry
 }
 
+// eventBatch is a batch of messages as loadEvents writes them: the events
+// and their sources already encoded as binary COPY rows, and the suspects.
 type eventBatch struct {
-	events   []Entry
-	suspects []suspect
+	events, sources []byte
+	n               int // messages
+	suspects        []suspect
 }
 
 // loadEvents reads everything stored so far in Streams into the rebuild
@@ -49,12 +56,17 @@ type eventBatch struct {
 // duplicates and the messages it skips in rep, with each stream's last
 // sequence read.
 //
-// Memory: a batch of messages, the merges, and 8 bytes per distinct event
-// id (a hash, to tell a duplicate without holding the ids). A message whose
-// hash was seen before goes to the suspects table instead of events; once
-// all are stored, a suspect whose id is not in events (a hash collision)
-// is stored after all, the first of its id in reading order, so the rows
-// are those of keeping the first message of each event id.
+// Memory: a few batches of messages, the merges, and 8 bytes per distinct
+// event id (a hash, to tell a duplicate without holding the ids). A
+// message whose hash was seen before goes to the suspects table instead
+// of events; once all are stored, a suspect whose id is not in events (a
+// hash collision) is stored after all, the first of its id in reading
+// order, so the rows are those of keeping the first message of each event
+// id.
+//
+// The reader encodes each message straight into its batch's binary COPY
+// rows, with no row of values in between, while PostgreSQL loads the
+// batch before.
 func loadEvents(ctx context.Context, conn *pgx.Conn, js jetstream.JetStream, log *slog.Logger, rep *RebuildReport) ([]merge, error) {
 	rctx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
@@ -63,18 +75,28 @@ func loadEvents(ctx context.Context, conn *pgx.Conn, js jetstream.JetStream, log
 		merges, suspectMerges []merge
 		events, suspects      int
 	)
-	batches := make(chan eventBatch, 2)
+	batches := make(chan *eventBatch, 2)
+	free := make(chan *eventBatch, 4) // batches loaded, for their buffers
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(batches)
 		seed := maphash.MakeSeed()
 		seen := map[uint64]struct{}{}
 		var ord int64
-		b := eventBatch{}
+		next := func() *eventBatch {
+			select {
+			case b := <-free:
+				b.events, b.sources, b.n, b.suspects = b.events[:0], b.sources[:0], 0, nil
+				return b
+			default:
+				return &eventBatch{}
+			}
+		}
+		b := next()
 		send := func() bool {
 			select {
 			case batches <- b:
-				b = eventBatch{events: make([]Entry, 0, loadBatch)}
+				b = next()
 				return true
 			case <-rctx.Done():
 				return false
@@ -86,8 +108,7 @@ func loadEvents(ctx context.Context, conn *pgx.Conn, js jetstream.JetStream, log
 					return // the load failed: drain, hold nothing
 				}
 				ord++
-				// A copy: data shares its buffer with the message's headers.
-				e, err := NewEntry(subject, bytes.Clone(data), h)
+				e, err := NewEntry(subject, data, h)
 				if err != nil {
 					rep.Skipped++
 					log.WarnContext(ctx, "rebuild: message cannot be projected", "stream", stream, "subject", subject, "error", err)
@@ -97,9 +118,11 @@ func loadEvents(ctx context.Context, conn *pgx.Conn, js jetstream.JetStream, log
 				if up, ok := e.msg.(*billingv1.CustomerUpserted); ok && len(up.GetMergedCanonicalIds()) > 0 {
 					m = &merge{ord: ord, survivor: e.CustomerID, merged: up.GetMergedCanonicalIds()}
 				}
-				e.msg = nil // decoded again when folded
+				e.msg = nil
 				key := eventKey(seed, e.EventID)
 				if _, dup := seen[key]; dup {
+					// Held until its batch is loaded: data is the message's
+					// own buffer, which nothing else writes.
 					b.suspects = append(b.suspects, suspect{ord, e})
 					if m != nil {
 						suspectMerges = append(suspectMerges, *m)
@@ -107,13 +130,17 @@ func loadEvents(ctx context.Context, conn *pgx.Conn, js jetstream.JetStream, log
 					suspects++
 				} else {
 					seen[key] = struct{}{}
-					b.events = append(b.events, e)
+					b.events = appendEventRow(b.events, &e)
+					for _, id := range e.SourceIDs {
+						b.sources = appendSourceRow(b.sources, id, e.EventID)
+					}
 					if m != nil {
 						merges = append(merges, *m)
 					}
 					events++
 				}
-				if len(b.events)+len(b.suspects) >= loadBatch && !send() {
+				b.n++
+				if b.n >= loadBatch && !send() {
 					return
 				}
 			})
@@ -123,7 +150,7 @@ func loadEvents(ctx context.Context, conn *pgx.Conn, js jetstream.JetStream, log
 			}
 			rep.LastSequences[stream] = last
 		}
-		if len(b.events)+len(b.suspects) > 0 && !send() {
+		if b.n > 0 && !send() {
 			readErr <- rctx.Err()
 			return
 		}
@@ -136,6 +163,10 @@ func loadEvents(ctx context.Context, conn *pgx.Conn, js jetstream.JetStream, log
 			}
 			<-readErr
 			return nil, err
+		}
+		select {
+		case free <- b:
+		default:
 		}
 	}
 	if err := <-readErr; err != nil {
@@ -175,22 +206,16 @@ var eventColumns = []string{"event_id", "customer_id", "subject", "occurred_at",
 
 // copyBatch bulk-loads a batch: its events with their sources, and its
 // suspects.
-func copyBatch(ctx context.Context, conn *pgx.Conn, b eventBatch) error {
-	if _, err := conn.CopyFrom(ctx, pgx.Identifier{RebuildSchema, "events"}, eventColumns,
-		pgx.CopyFromSlice(len(b.events), func(i int) ([]any, error) {
-			e := &b.events[i]
-			return []any{e.EventID, e.CustomerID, e.Subject, e.OccurredAt, e.TraceID, e.Payload, e.receivedAt()}, nil
-		})); err != nil {
-		return fmt.Errorf("rebuild: copy events: %w", err)
-	}
-	var sources [][]any
-	for i := range b.events {
-		for _, id := range b.events[i].SourceIDs {
-			sources = append(sources, []any{id, b.events[i].EventID})
+func copyBatch(ctx context.Context, conn *pgx.Conn, b *eventBatch) error {
+	if len(b.events) > 0 {
+		if err := copyBinary(ctx, conn, pgx.Identifier{RebuildSchema, "events"}, eventColumns, b.events); err != nil {
+			return fmt.Errorf("rebuild: copy events: %w", err)
 		}
 	}
-	if _, err := conn.CopyFrom(ctx, pgx.Identifier{RebuildSchema, "event_sources"}, []string{"source_id", "event_id"}, pgx.CopyFromRows(sources)); err != nil {
-		return fmt.Errorf("rebuild: copy event sources: %w", err)
+	if len(b.sources) > 0 {
+		if err := copyBinary(ctx, conn, pgx.Identifier{RebuildSchema, "event_sources"}, []string{"source_id", "event_id"}, b.sources); err != nil {
+			return fmt.Errorf("rebuild: copy event sources: %w", err)
+		}
 	}
 	if len(b.suspects) == 0 {
 		return nil
@@ -203,6 +228,60 @@ func copyBatch(ctx context.Context, conn *pgx.Conn, b eventBatch) error {
 		return fmt.Errorf("rebuild: copy suspected duplicates: %w", err)
 	}
 	return nil
+}
+
+// copyBinary runs COPY FROM STDIN in PostgreSQL's binary format with rows,
+// tuples encoded by appendEventRow or appendSourceRow, and writes them
+// frozen: the table must have been created in the transaction conn is in.
+func copyBinary(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, columns []string, rows []byte) error {
+	cols := make([]string, len(columns))
+	for i, c := range columns {
+		cols[i] = pgx.Identifier{c}.Sanitize()
+	}
+	sql := "COPY " + table.Sanitize() + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary, FREEZE)"
+	_, err := conn.PgConn().CopyFrom(ctx, io.MultiReader(bytes.NewReader(copyHeader), bytes.NewReader(rows), bytes.NewReader(copyTrailer)), sql)
+	return err
+}
+
+// The binary COPY format's header (signature, flags, no extension) and
+// trailer (a tuple of -1 fields).
+var (
+	copyHeader  = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+	copyTrailer = []byte{0xff, 0xff}
+)
+
+// appendEventRow appends e as a binary COPY tuple of eventColumns.
+func appendEventRow(buf []byte, e *Entry) []byte {
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(eventColumns)))
+	buf = appendField(buf, e.EventID)
+	buf = appendField(buf, e.CustomerID)
+	buf = appendField(buf, e.Subject)
+	buf = appendTime(buf, e.OccurredAt)
+	buf = appendField(buf, e.TraceID)
+	buf = appendField(buf, e.Payload)
+	if e.ReceivedAt.IsZero() {
+		return binary.BigEndian.AppendUint32(buf, 0xffffffff) // NULL
+	}
+	return appendTime(buf, e.ReceivedAt)
+}
+
+// appendSourceRow appends (source_id, event_id) as a binary COPY tuple.
+func appendSourceRow(buf []byte, sourceID, eventID string) []byte {
+	buf = binary.BigEndian.AppendUint16(buf, 2)
+	buf = appendField(buf, sourceID)
+	return appendField(buf, eventID)
+}
+
+// appendField appends a text or bytea field: its length, then its bytes.
+func appendField[T string | []byte](buf []byte, v T) []byte {
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(v)))
+	return append(buf, v...)
+}
+
+// appendTime appends a timestamptz field: microseconds since 2000-01-01 UTC.
+func appendTime(buf []byte, t time.Time) []byte {
+	buf = binary.BigEndian.AppendUint32(buf, 8)
+	return binary.BigEndian.AppendUint64(buf, uint64(t.UnixMicro()-pgEpochMicros))
 }
 
 func nonNil(s []string) []string {

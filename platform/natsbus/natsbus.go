@@ -232,15 +232,62 @@ func PublishProto(ctx context.Context, js jetstream.JetStream, subject, msgID st
 // stored the message (false: JetStream already had its id), so metrics
 // count each message once.
 func PublishProtoFirst(ctx context.Context, js jetstream.JetStream, subject, msgID string, m proto.Message) (bool, error) {
-	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	msg, err := protoMsg(ctx, subject, msgID, m)
 	if err != nil {
-		return false, errclass.Permanent(fmt.Errorf("encode %s: %w", subject, err))
+		return false, err
 	}
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{wire.HeaderMsgID: {msgID}}}
-	telemetry.Inject(ctx, msg.Header)
 	ack, err := js.PublishMsg(ctx, msg)
 	if err != nil {
 		return false, errclass.Transient(fmt.Errorf("publish %s: %w", subject, err))
 	}
 	return !ack.Duplicate, nil
+}
+
+// Pending is a message PublishProtoAsync sent, its PubAck still to come.
+type Pending struct {
+	subject string
+	f       jetstream.PubAckFuture
+}
+
+// PublishProtoAsync sends m as PublishProto does but does not wait:
+// messages sent one after another are stored in that order, and their
+// PubAcks travel back together instead of one round trip each. The caller
+// must Await every Pending before it acknowledges what they came from;
+// the JetStream context should bound PubAcks that never come
+// (jetstream.WithPublishAsyncTimeout).
+func PublishProtoAsync(ctx context.Context, js jetstream.JetStream, subject, msgID string, m proto.Message) (Pending, error) {
+	msg, err := protoMsg(ctx, subject, msgID, m)
+	if err != nil {
+		return Pending{}, err
+	}
+	f, err := js.PublishMsgAsync(msg)
+	if err != nil {
+		return Pending{}, errclass.Transient(fmt.Errorf("publish %s: %w", subject, err))
+	}
+	return Pending{subject: subject, f: f}, nil
+}
+
+// Await waits for p's PubAck and says, as PublishProtoFirst does, whether
+// this publish stored the message. Errors are classified.
+func (p Pending) Await(ctx context.Context) (bool, error) {
+	select {
+	case ack := <-p.f.Ok():
+		return !ack.Duplicate, nil
+	case err := <-p.f.Err():
+		return false, errclass.Transient(fmt.Errorf("publish %s: %w", p.subject, err))
+	case <-ctx.Done():
+		return false, errclass.Transient(fmt.Errorf("publish %s: no PubAck: %w", p.subject, ctx.Err()))
+	}
+}
+
+// protoMsg is m as the hub publishes it: deterministic protobuf, msgID as
+// its Nats-Msg-Id and the trace context of ctx.
+func protoMsg(ctx context.Context, subject, msgID string, m proto.Message) (*nats.Msg, error) {
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return nil, errclass.Permanent(fmt.Errorf("encode %s: %w", subject, err))
+	}
+	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{wire.HeaderMsgID: {msgID}}}
+	telemetry.Inject(ctx, msg.Header)
+	return msg, nil
 }

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -42,7 +43,9 @@ func (b *Base) NATS(ctx context.Context, o natsbus.Options, consumers ...string)
 		return nil, nil, err
 	}
 	b.Stack.Push("nats", func(context.Context) error { return nc.Drain() })
-	js, err := jetstream.New(nc)
+	// An asynchronous publish whose PubAck never comes (natsbus.PublishProtoAsync)
+	// fails after this long instead of staying pending.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishAsyncTimeout))
 	if err != nil {
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -56,3 +59,6 @@ func (b *Base) NATS(ctx context.Context, o natsbus.Options, consumers ...string)
 	b.nc = nc
 	return nc, js, nil
 }
+
+// publishAsyncTimeout bounds the wait for an asynchronous publish's PubAck.
+const publishAsyncTimeout = 30 * time.Second

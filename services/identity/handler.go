@@ -1,12 +1,12 @@
 package identity
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -310,28 +310,47 @@ func unresolved(f Facts, haveAPI bool) error {
 		"STRIPE_API_KEY is not set — set it so Stripe can be asked, or deliver the charge's event, and replay", event, what, f.ChargeID))
 }
 
-// publishAll publishes the event's domain events at once, each in a
-// goroutine of its own, rather than one PubAck after another: the event
-// waits for the slowest PubAck, not for their sum. It returns only once
-// every publish has its PubAck or has failed (the event is acked only
-// after all its domain events are stored); the error is the first
-// failure's, in outs order. Subscribers take domain events in any order.
+// publishAll publishes the event's domain events in order without waiting
+// for each PubAck in turn (natsbus.PublishProtoAsync): they are stored in
+// that order and their PubAcks travel back together. It returns only once
+// every one is stored or has failed (the event is acked only after all its
+// domain events are); the error is the first failure's.
 func (s *Service) publishAll(ctx context.Context, outs []Outgoing) error {
-	if len(outs) == 1 {
-		return s.publish(ctx, outs[0])
+	pending, err := s.send(ctx, outs)
+	if err != nil {
+		return err
 	}
-	errs := make([]error, len(outs))
-	var wg sync.WaitGroup
+	return s.await(ctx, outs, pending)
+}
+
+// send sends outs, in order, without waiting for their PubAcks.
+func (s *Service) send(ctx context.Context, outs []Outgoing) ([]natsbus.Pending, error) {
+	pending := make([]natsbus.Pending, len(outs))
 	for i, o := range outs {
-		wg.Go(func() { errs[i] = s.publish(ctx, o) })
-	}
-	wg.Wait()
-	for _, err := range errs {
+		p, err := natsbus.PublishProtoAsync(ctx, s.js, o.Subject, o.MsgID, o.Message)
 		if err != nil {
-			return err
+			return nil, err // those sent are stored or not; a redelivery sends them again under the same ids
+		}
+		pending[i] = p
+	}
+	return pending, nil
+}
+
+// await waits for the PubAcks of outs (sent by send), counting each domain
+// event the first time JetStream stores it, and returns the first failure.
+func (s *Service) await(ctx context.Context, outs []Outgoing, pending []natsbus.Pending) error {
+	var failed error
+	for i, p := range pending {
+		first, err := p.Await(ctx)
+		if err != nil {
+			failed = cmp.Or(failed, err)
+			continue
+		}
+		if first { // invoice.paid and invoice.payment_succeeded publish one payment once
+			s.events.Add(ctx, 1, metric.WithAttributes(attribute.String("subject", outs[i].Subject)))
 		}
 	}
-	return nil
+	return failed
 }
 
 // publish publishes one domain event and waits for its PubAck; it counts

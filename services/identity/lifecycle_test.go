@@ -648,7 +648,7 @@ func replayLifecycle(t *testing.T, lc lifecycle, workers string, n int) []billin
 // trial → active → upgrade → failed payment → recovered → downgrade →
 // cancel → refund → dispute. With one worker the events are handled in
 // delivery order and the billing.> output is asserted exactly: subjects,
-// message ids, order and every field. With eight workers (the default)
+// message ids, order and every field. With eight workers
 // handling is concurrent: the same messages, the same ids, the same
 // fields, except the snapshot a message carries of when identity handled
 // its event: the email and name known then, and superseded (a newer

@@ -36,7 +36,8 @@ type Config struct {
 	DatabaseURL   config.Secret       // DATABASE_URL: PostgreSQL (may hold a password)
 	StripeAPIKey  config.Secret       // STRIPE_API_KEY: restricted read key, optional; finds the customer of an unseen charge
 	StripeAPIBase string              // STRIPE_API_BASE: override for emulators
-	Workers       int                 // IDENTITY_WORKERS: messages handled at once
+	Workers       int                 // IDENTITY_WORKERS: batches of events resolved at once, each in a transaction of its own
+	Batch         int                 // IDENTITY_BATCH: the most events resolved in one transaction
 	ConsumerName  string              // IDENTITY_CONSUMER: durable name (one per deployment sharing a NATS account)
 	LogLevel      string              // LOG_LEVEL
 	MaxAttempts   int                 // CONSUMER_MAX_ATTEMPTS
@@ -52,7 +53,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		DatabaseURL:   r.Secret("DATABASE_URL"),
 		StripeAPIKey:  r.Secret("STRIPE_API_KEY"),
 		StripeAPIBase: r.String("STRIPE_API_BASE", ""),
-		Workers:       r.Int("IDENTITY_WORKERS", 8, 1, 256),
+		Workers:       r.Int("IDENTITY_WORKERS", 3, 1, 64),
+		Batch:         r.Int("IDENTITY_BATCH", 32, 1, 500),
 		ConsumerName:  r.String("IDENTITY_CONSUMER", DefaultConsumerName),
 		LogLevel:      r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		NATS:          natsbus.OptionsFromEnv(r, "switchyard-identity"),
@@ -84,6 +86,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("stripe_api", c.StripeAPIKey.IsSet()),
 		slog.String("stripe_api_base", c.StripeAPIBase),
 		slog.Int("workers", c.Workers),
+		slog.Int("batch", c.Batch),
 		slog.Any("nats", c.NATS),
 	)
 }
@@ -123,10 +126,12 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err := svc.Instrument(base.Tel.Meter); err != nil {
 		return err
 	}
-	cons, err := consumer.New(js, ledger.New(pool), consumer.Config{
+	// A fetched batch of Stripe events is resolved in one transaction
+	// (HandleBatch): one commit and one lock round per batch, not per event.
+	cons, err := consumer.NewBatch(js, ledger.New(pool), consumer.Config{
 		Name: cfg.ConsumerName, Stream: natsbus.StreamStripe, Subjects: []string{wire.StripeEventsAll},
-		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter,
-	}, svc.Handle)
+		Workers: cfg.Workers, Batch: cfg.Batch, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter,
+	}, svc.HandleBatch)
 	if err != nil {
 		return err
 	}

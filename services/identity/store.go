@@ -197,7 +197,17 @@ var ErrUnknownCustomer = errors.New("identity: no known or founding identifier f
 //
 // On an error it returns what it had resolved so far with the error.
 func resolveTx(ctx context.Context, conn querier, in Input) (Resolution, error) {
-	r := &resolver{tx: conn, in: in, ids: dedupe(in.IDs)}
+	return resolve(ctx, &resolver{tx: conn, in: in, ids: dedupe(in.IDs)})
+}
+
+// resolveIn resolves in within a batch's transaction on conn (see
+// ResolveBatch): resolveTx's steps without BEGIN, locks or COMMIT.
+func resolveIn(ctx context.Context, conn querier, in Input) (Resolution, error) {
+	return resolve(ctx, &resolver{tx: conn, in: in, ids: dedupe(in.IDs), inBatch: true})
+}
+
+// resolve runs r's steps in order.
+func resolve(ctx context.Context, r *resolver) (Resolution, error) {
 	if err := r.lookUp(ctx); err != nil {
 		return r.res, err
 	}
@@ -219,7 +229,7 @@ func resolveTx(ctx context.Context, conn querier, in Input) (Resolution, error) 
 	if err := r.recordVersion(ctx); err != nil {
 		return r.res, err
 	}
-	if err := profileAndRead(ctx, r.tx, r.in, &r.res); err != nil {
+	if err := profileAndRead(ctx, r.tx, r.in, &r.res, !r.inBatch); err != nil {
 		return r.res, err
 	}
 	return r.res, nil
@@ -228,9 +238,13 @@ func resolveTx(ctx context.Context, conn querier, in Input) (Resolution, error) 
 // resolver is the state of one resolution, filled in by resolveTx's steps
 // in order.
 type resolver struct {
-	tx  querier
-	in  Input
-	ids []Identifier // in.IDs without empties and repeats, sorted
+	tx querier
+	in Input
+	// inBatch: the resolution is one of a batch's (ResolveBatch), whose
+	// transaction is open and holds its identifiers' locks already: no
+	// BEGIN, no locks and no COMMIT of its own.
+	inBatch bool
+	ids     []Identifier // in.IDs without empties and repeats, sorted
 
 	// Set by lookUp.
 	found   []string // per ids: the customer linked to it, "" if none
@@ -260,7 +274,9 @@ type resolver struct {
 // PostgreSQL and identity a bind and execute of its own.
 func (r *resolver) lookUp(ctx context.Context) error {
 	batch := &pgx.Batch{}
-	batch.Queue("BEGIN")
+	if !r.inBatch {
+		batch.Queue("BEGIN")
+	}
 	if len(r.ids) > 0 {
 		keys := make([]int64, len(r.ids))
 		kinds := make([]string, len(r.ids))
@@ -268,7 +284,9 @@ func (r *resolver) lookUp(ctx context.Context) error {
 		for i, id := range r.ids {
 			keys[i], kinds[i], values[i] = lockKey(id), id.Kind, id.Value
 		}
-		batch.Queue(`SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT k FROM unnest($1::bigint[]) k ORDER BY k) locks`, keys)
+		if !r.inBatch {
+			batch.Queue(lockIdentifiersSQL, keys)
+		}
 		// A subselect per identifier, not a join: one probe of the primary
 		// key each, where a join's plan may hash a scan of the whole table
 		// (a small or never analysed one: 40 pages per event in
@@ -296,13 +314,17 @@ func (r *resolver) lookUp(ctx context.Context) error {
 
 // readLookUp reads lookUp's answers, in the order it queued them.
 func (r *resolver) readLookUp(br pgx.BatchResults) error {
-	if _, err := br.Exec(); err != nil {
-		return fmt.Errorf("begin: %w", err)
+	if !r.inBatch {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
 	}
 	r.found = make([]string, len(r.ids))
 	if len(r.ids) > 0 {
-		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("lock identifiers: %w", err)
+		if !r.inBatch {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("lock identifiers: %w", err)
+			}
 		}
 		rows, err := br.Query()
 		if err != nil {
@@ -330,6 +352,10 @@ func (r *resolver) readLookUp(br pgx.BatchResults) error {
 	}
 	return nil
 }
+
+// lockIdentifiersSQL takes the advisory locks of identifiers ($1, their
+// lockKeys) in key order, so two transactions never take them crosswise.
+const lockIdentifiersSQL = `SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT k FROM unnest($1::bigint[]) k ORDER BY k) locks`
 
 // lockKey is an identifier's advisory lock. Its hashing must not change:
 // replicas of another version take the same keys.
@@ -618,7 +644,7 @@ func merge(ctx context.Context, tx querier, loser, survivor, eventID string) err
 // made (also when it is redelivered after a crash), in one round trip,
 // the resolution's last: it ends with COMMIT. The read back is one
 // statement: each costs PostgreSQL and identity a bind and execute.
-func profileAndRead(ctx context.Context, tx querier, in Input, res *Resolution) error {
+func profileAndRead(ctx context.Context, tx querier, in Input, res *Resolution, commit bool) error {
 	batch := &pgx.Batch{}
 	update := in.Email != "" || in.Name != ""
 	if update {
@@ -634,7 +660,9 @@ func profileAndRead(ctx context.Context, tx querier, in Input, res *Resolution) 
 			coalesce((SELECT array_agg(l.value ORDER BY l.value) FROM customer_links l WHERE l.canonical_id = c.canonical_id AND l.kind = $2), '{}'),
 			coalesce((SELECT array_agg(m.loser ORDER BY m.loser) FROM customer_merges m WHERE m.event_id = $3), '{}')
 		FROM customers c WHERE c.canonical_id = $1`, res.CanonicalID, LinkStripeCustomer, in.EventID)
-	batch.Queue("COMMIT")
+	if commit {
+		batch.Queue("COMMIT")
+	}
 	br := tx.SendBatch(ctx, batch)
 	defer func() { _ = br.Close() }()
 	if update {
@@ -655,12 +683,14 @@ func profileAndRead(ctx context.Context, tx querier, in Input, res *Resolution) 
 	if res.Merged == nil {
 		res.Merged = []string{}
 	}
-	tag, err := br.Exec()
-	if err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	if tag.String() != "COMMIT" {
-		return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
+	if commit {
+		tag, err := br.Exec()
+		if err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		if tag.String() != "COMMIT" {
+			return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
+		}
 	}
 	if err := br.Close(); err != nil {
 		return fmt.Errorf("read resolution: %w", err)

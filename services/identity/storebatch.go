@@ -1,0 +1,129 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// ResolveBatch resolves ins, in order, as ResolveInput resolves each, but
+// in one transaction: one BEGIN, one COMMIT and one lock round for the
+// batch instead of one each per event. errs[i] is input i's own failure
+// (ErrVersionTie, ErrUnknownCustomer, or a statement of its own refused):
+// its resolution changed nothing, and the others are unaffected. err is
+// the batch's (the database unreachable, a deadlock that outlived its
+// retries): then nothing was resolved.
+//
+// Every identifier of the batch is locked first, in one fixed order, so
+// two batches naming a customer in turn queue behind one another instead
+// of deadlocking; within a batch, one customer's events are resolved one
+// after another, as the stream holds them.
+func (s *Store) ResolveBatch(ctx context.Context, ins []Input) (res []Resolution, errs []error, err error) {
+	res, errs = make([]Resolution, len(ins)), make([]error, len(ins))
+	return res, errs, s.resolveRange(ctx, ins, res, errs)
+}
+
+// resolveRange resolves ins into res and errs. At the first input that
+// fails, the transaction is rolled back: the inputs before it are resolved
+// again in a transaction of their own, the failure is recorded, and the
+// rest go on in the next. Each input is resolved at most twice.
+func (s *Store) resolveRange(ctx context.Context, ins []Input, res []Resolution, errs []error) error {
+	for len(ins) > 0 {
+		failed, ferr, err := s.batchTx(ctx, ins, res)
+		if err != nil || failed < 0 {
+			return err
+		}
+		errs[failed] = ferr
+		if err := s.resolveRange(ctx, ins[:failed], res[:failed], errs[:failed]); err != nil {
+			return err
+		}
+		ins, res, errs = ins[failed+1:], res[failed+1:], errs[failed+1:]
+	}
+	return nil
+}
+
+// batchTx resolves ins in one transaction, retrying a deadlock's loser at
+// once (as ResolveInput does). It returns failed = -1 once all are
+// committed, or the index of the first input that failed, with its error,
+// everything rolled back.
+func (s *Store) batchTx(ctx context.Context, ins []Input, res []Resolution) (failed int, ferr, err error) {
+	for attempt := 1; ; attempt++ {
+		failed, ferr, err = s.batchTxOnce(ctx, ins, res)
+		var pgErr *pgconn.PgError
+		if attempt == 5 || !errors.As(err, &pgErr) || (pgErr.Code != "40P01" && pgErr.Code != "40001") {
+			return failed, ferr, err
+		}
+	}
+}
+
+func (s *Store) batchTxOnce(ctx context.Context, ins []Input, res []Resolution) (failed int, ferr, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer conn.Release()
+	c := conn.Conn()
+	defer func() {
+		if c.PgConn().TxStatus() != 'I' {
+			_, _ = c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	if err := lockBatch(ctx, c, ins); err != nil {
+		return 0, nil, fmt.Errorf("lock the batch's identifiers: %w", err)
+	}
+	for i, in := range ins {
+		r, err := resolveIn(ctx, c, in)
+		if err != nil {
+			if eventError(err) {
+				return i, err, nil
+			}
+			return 0, nil, err
+		}
+		res[i] = r
+	}
+	if _, err := c.Exec(ctx, "COMMIT"); err != nil {
+		return 0, nil, fmt.Errorf("commit: %w", err)
+	}
+	return -1, nil, nil
+}
+
+// lockBatch opens the batch's transaction and locks every identifier the
+// batch names, in lockKey order, in one round trip: each resolution then
+// finds its identifiers' locks held already.
+func lockBatch(ctx context.Context, c *pgx.Conn, ins []Input) error {
+	var keys []int64
+	for _, in := range ins {
+		for _, id := range dedupe(in.IDs) {
+			keys = append(keys, lockKey(id))
+		}
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(lockIdentifiersSQL, keys)
+	return c.SendBatch(ctx, b).Close()
+}
+
+// eventError reports whether err is one input's own failure rather than
+// the batch's: what identity decides (a tie, no customer), or a statement
+// PostgreSQL refused for its data. A lost connection, a cancelled context,
+// a deadlock or a server shutting down are the batch's.
+func eventError(err error) bool {
+	if errors.Is(err, ErrVersionTie) || errors.Is(err, ErrUnknownCustomer) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code[:2] {
+	case "08", "40", "53", "57", "58", "XX": // connection, transaction rollback, resources, operator intervention, system, internal
+		return false
+	}
+	return true
+}

@@ -100,3 +100,38 @@ func TestResolutionRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkExternalRoundTrips pins a CRM link's cost: one read once the
+// contact is linked; a new link takes BEGIN with the customer's lock, then
+// the link, its owner and COMMIT together — three round trips, not five.
+func TestLinkExternalRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	trips := &testkit.RoundTrips{}
+	pool, err := postgres.Open(ctx, testkit.Postgres(t), trips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := identity.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	store := identity.NewStore(pool)
+	res, err := store.Resolve(ctx, "evt_le1", ids(identity.LinkStripeCustomer, "cus_LE"), "", "", identity.Version{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	contact := identity.Identifier{Kind: identity.LinkCRMContact, Value: "hs_LE"}
+	for _, step := range []struct {
+		name string
+		want int64
+	}{{"a new link", 3}, {"the same link again", 1}} {
+		before := trips.Count()
+		ok, owner, err := store.LinkExternal(ctx, res.CanonicalID, contact, "crm.contact.synced:le")
+		if err != nil || !ok || owner != res.CanonicalID {
+			t.Fatalf("%s: LinkExternal = %v, %q, %v; want linked to %s", step.name, ok, owner, err, res.CanonicalID)
+		}
+		if n := trips.Count() - before; n != step.want {
+			t.Errorf("%s: %d round trips, want %d", step.name, n, step.want)
+		}
+	}
+}

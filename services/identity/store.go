@@ -804,25 +804,67 @@ func (s *Store) LinkExternal(ctx context.Context, canonicalID string, id Identif
 	case err != nil && !errors.Is(err, pgx.ErrNoRows):
 		return false, "", fmt.Errorf("link %s: %w", id.Kind, err)
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		root, err := lockRoot(ctx, tx, canonicalID)
-		if err != nil {
-			return err
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	defer conn.Release()
+	c := conn.Conn()
+	defer func() {
+		if c.PgConn().TxStatus() != 'I' {
+			_, _ = c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO customer_links (kind, value, canonical_id, source_event_id) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (kind, value) DO NOTHING`, id.Kind, id.Value, root, sourceEventID)
-		if err != nil {
-			return fmt.Errorf("link %s: %w", id.Kind, err)
-		}
-		if tag.RowsAffected() == 1 {
-			linked, owner = true, root
-			return nil
-		}
-		if err := tx.QueryRow(ctx, `SELECT canonical_id FROM customer_links WHERE kind = $1 AND value = $2`, id.Kind, id.Value).Scan(&owner); err != nil {
-			return err
-		}
-		linked = owner == root
-		return nil
-	})
-	return linked, owner, err
+	}()
+	root, err := beginLocked(ctx, c, canonicalID)
+	if err != nil {
+		return false, "", err
+	}
+	// The link, who owns it now (this customer unless another got there
+	// first) and COMMIT: one round trip.
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO customer_links (kind, value, canonical_id, source_event_id) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (kind, value) DO NOTHING`, id.Kind, id.Value, root, sourceEventID)
+	b.Queue(`SELECT canonical_id FROM customer_links WHERE kind = $1 AND value = $2`, id.Kind, id.Value)
+	b.Queue("COMMIT")
+	br := c.SendBatch(ctx, b)
+	defer func() { _ = br.Close() }()
+	if _, err := br.Exec(); err != nil {
+		return false, "", fmt.Errorf("link %s: %w", id.Kind, err)
+	}
+	if err := br.QueryRow().Scan(&owner); err != nil {
+		return false, "", fmt.Errorf("link %s: %w", id.Kind, err)
+	}
+	tag, err := br.Exec()
+	switch {
+	case err != nil:
+		return false, "", fmt.Errorf("link %s: commit: %w", id.Kind, err)
+	case tag.String() != "COMMIT":
+		return false, "", fmt.Errorf("link %s: the transaction was rolled back (%s)", id.Kind, tag)
+	}
+	return owner == root, owner, br.Close()
+}
+
+// beginLocked opens a transaction on c and locks customer cid, following
+// merges to the survivor (see lockRoot), which it returns: BEGIN travels
+// with the first lock.
+func beginLocked(ctx context.Context, c *pgx.Conn, cid string) (string, error) {
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(`SELECT merged_into FROM customers WHERE canonical_id = $1 FOR UPDATE`, cid)
+	br := c.SendBatch(ctx, b)
+	var next *string
+	_, err := br.Exec()
+	if err == nil {
+		err = br.QueryRow().Scan(&next)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("lock customer %s: %w", cid, err)
+	case next == nil:
+		return cid, nil
+	}
+	return lockRoot(ctx, c, *next)
 }

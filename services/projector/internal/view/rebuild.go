@@ -60,24 +60,13 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, lo
 	}
 	defer reset()
 
-	// The tables are created in the transaction that loads the events, so
-	// COPY can write them frozen: the index builds and the fold read them
-	// without checking, and marking, each row's transaction.
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return rep, fmt.Errorf("rebuild: %w", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	fresh := pgx.Identifier{RebuildSchema}.Sanitize()
-	if _, err := tx.Exec(ctx, "DROP SCHEMA IF EXISTS "+fresh+" CASCADE; "+migrations.TablesDDL(RebuildSchema, true)+"; "+suspectsDDL()); err != nil {
+	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+fresh+" CASCADE; "+migrations.TablesDDL(RebuildSchema, true)+"; "+suspectsDDL()); err != nil {
 		return rep, fmt.Errorf("rebuild: create tables: %w", err)
 	}
-	merges, err := loadEvents(ctx, tx.Conn(), js, log, &rep)
+	merges, err := loadEvents(ctx, conn.Conn(), js, log, &rep)
 	if err != nil {
 		return rep, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return rep, fmt.Errorf("rebuild: load events: %w", err)
 	}
 	readDone := time.Now()
 	// The fold reads the events back in customer order: index them first.

@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchyard/switchyard/platform/emailaddr"
-	"github.com/switchyard/switchyard/proto/subjects"
 )
 
 // history is one customer's entries and those of the customers merged
@@ -149,9 +148,8 @@ func readHistories(ctx context.Context, pool *pgxpool.Pool, aliases map[string]s
 }
 
 // ownedRows reads (owner, customer_id, event_id, subject, occurred_at,
-// payload) rows in owner order on a connection of its own, and decodes
-// each payload as it reads it: the fold needs the message, not its bytes,
-// so the entry holds no copy of them.
+// payload) rows in owner order on a connection of its own: what the fold
+// needs, from the raw values, without the trace ids it does not.
 type ownedRows struct {
 	conn     *pgxpool.Conn
 	rows     pgx.Rows
@@ -217,11 +215,8 @@ func (r *ownedRows) next() error {
 		// timestamptz: microseconds since 2000-01-01 UTC.
 		at := time.UnixMicro(int64(binary.BigEndian.Uint64(raw[4])) + pgEpochMicros).UTC()
 		e := Entry{EventID: string(raw[2]), CustomerID: customer, Subject: subject, OccurredAt: at}
-		if m, err := subjects.Decode(subject, raw[5]); err == nil {
-			e.msg = m
-		} else {
-			e.Payload = bytes.Clone(raw[5]) // for the fold to fail on as the live path does
-		}
+		// Decoded by the fold, on every core: this goroutine reads alone.
+		e.Payload = bytes.Clone(raw[5])
 		r.entry, r.ok = e, true
 		return nil
 	}

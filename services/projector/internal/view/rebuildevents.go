@@ -231,14 +231,13 @@ func copyBatch(ctx context.Context, conn *pgx.Conn, b *eventBatch) error {
 }
 
 // copyBinary runs COPY FROM STDIN in PostgreSQL's binary format with rows,
-// tuples encoded by appendEventRow or appendSourceRow, and writes them
-// frozen: the table must have been created in the transaction conn is in.
+// tuples encoded by appendEventRow or appendSourceRow.
 func copyBinary(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, columns []string, rows []byte) error {
 	cols := make([]string, len(columns))
 	for i, c := range columns {
 		cols[i] = pgx.Identifier{c}.Sanitize()
 	}
-	sql := "COPY " + table.Sanitize() + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary, FREEZE)"
+	sql := "COPY " + table.Sanitize() + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary)"
 	_, err := conn.PgConn().CopyFrom(ctx, io.MultiReader(bytes.NewReader(copyHeader), bytes.NewReader(rows), bytes.NewReader(copyTrailer)), sql)
 	return err
 }

@@ -10,7 +10,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Tracer returns a pgx tracer that makes each query and COPY a client span
+// Tracer returns a pgx tracer that makes each query, pipelined batch and
+// COPY a client span
 // (database semantic conventions: db.system.name, db.operation.name, the
 // query text — parameterised, so it holds no values — cut to 500 bytes,
 // db.response.returned_rows). Queries outside any span (start-up,
@@ -23,6 +24,7 @@ type tracer struct{ t trace.Tracer }
 
 var (
 	_ pgx.QueryTracer    = (*tracer)(nil)
+	_ pgx.BatchTracer    = (*tracer)(nil)
 	_ pgx.CopyFromTracer = (*tracer)(nil)
 )
 
@@ -84,4 +86,36 @@ func (t *tracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, d pgx.Trac
 // TraceCopyFromEnd implements pgx.CopyFromTracer.
 func (t *tracer) TraceCopyFromEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceCopyFromEndData) {
 	end(ctx, d.Err, d.CommandTag.RowsAffected())
+}
+
+// TraceBatchStart implements pgx.BatchTracer: a pipelined batch (one round
+// trip, several statements: identity's resolution, the ledger's claim) is
+// one span, "BATCH postgresql", with the statements' operations in order
+// (db.operation.name "BATCH", db.operation.batch.size, and
+// switchyard.db.operations, e.g. "BEGIN SELECT SELECT").
+func (t *tracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	var ops []string
+	if d.Batch != nil {
+		for _, q := range d.Batch.QueuedQueries {
+			ops = append(ops, operation(q.SQL))
+		}
+	}
+	return t.start(ctx, "BATCH postgresql", attribute.String("db.operation.name", "BATCH"),
+		attribute.Int("db.operation.batch.size", len(ops)), attribute.String("switchyard.db.operations", strings.Join(ops, " ")))
+}
+
+// TraceBatchQuery implements pgx.BatchTracer: a failed statement marks the
+// batch's span.
+func (t *tracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	if d.Err == nil {
+		return
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.RecordError(d.Err)
+	}
+}
+
+// TraceBatchEnd implements pgx.BatchTracer.
+func (t *tracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchEndData) {
+	end(ctx, d.Err, -1)
 }

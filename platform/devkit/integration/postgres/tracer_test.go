@@ -33,14 +33,32 @@ func TestTracerSpans(t *testing.T) {
 	if _, err := pool.CopyFrom(ctx, pgx.Identifier{"t"}, []string{"id"}, pgx.CopyFromRows([][]any{{3}})); err != nil {
 		t.Fatal(err)
 	}
+	b := &pgx.Batch{}
+	b.Queue("SELECT 1")
+	b.Queue("INSERT INTO t VALUES ($1)", 4)
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
 	parent.End()
+	for _, s := range rec.Ended() {
+		if s.Name() != "BATCH postgresql" {
+			continue
+		}
+		attrs := map[string]string{}
+		for _, a := range s.Attributes() {
+			attrs[string(a.Key)] = a.Value.Emit()
+		}
+		if attrs["db.operation.batch.size"] != "2" || attrs["switchyard.db.operations"] != "SELECT INSERT" {
+			t.Errorf("batch span attributes %v, want a batch of 2: SELECT INSERT", attrs)
+		}
+	}
 	names := map[string]bool{}
 	for _, s := range rec.Ended() {
 		if s.Parent().SpanID() == parent.SpanContext().SpanID() {
 			names[s.Name()] = true
 		}
 	}
-	if !names["INSERT postgresql"] || !names[`COPY "t"`] {
-		t.Fatalf("child spans %v, want INSERT postgresql and COPY \"t\"", names)
+	if !names["INSERT postgresql"] || !names[`COPY "t"`] || !names["BATCH postgresql"] {
+		t.Fatalf("child spans %v, want INSERT postgresql, COPY \"t\" and BATCH postgresql", names)
 	}
 }

@@ -96,10 +96,8 @@ func (s *Server) batchUpsert(c *call, r *http.Request, _ string) {
 	allTraced := !slices.ContainsFunc(inputs, func(in upsertInput) bool { return in.ObjectWriteTraceID == "" })
 	atomic := s.needTraceIDs && !allTraced
 	st := &s.store
-	var scratch store
 	if atomic {
-		scratch = s.store.clone()
-		st = &scratch
+		st.begin()
 	}
 	var (
 		results []objectJSON
@@ -121,8 +119,11 @@ func (s *Server) batchUpsert(c *call, r *http.Request, _ string) {
 		}
 		results = append(results, obj)
 	}
-	if atomic && first == nil {
-		s.store = scratch
+	switch {
+	case atomic && first != nil:
+		st.rollback()
+	case atomic:
+		st.commit()
 	}
 	if len(results) > 0 && (!atomic || first == nil) {
 		s.changed()

@@ -39,11 +39,87 @@ type store struct {
 	groups   map[string]bool
 
 	// The contacts, custom properties and groups changed since the last
-	// MarshalChanges. They live in the store so that an atomic batch's
-	// scratch copy marks only what it commits.
+	// MarshalChanges; an atomic batch that fails takes its marks back
+	// (rollback).
 	dirtyContacts map[int64]struct{}
 	dirtyProps    map[string]struct{}
 	dirtyGroups   map[string]struct{}
+
+	// undo, while an atomic batch runs, records what it changed so that a
+	// failed input takes the whole batch back (rollback): the cost is the
+	// batch's contacts, not the account's.
+	undo *undoLog
+}
+
+// undoLog is what an atomic batch changed, as it was before.
+type undoLog struct {
+	nextID   int64
+	contacts map[int64]*contact // a copy of each contact before its first change; nil: the batch created it
+	emails   map[string]*int64  // each email index entry before; nil: absent
+	dirty    map[int64]bool     // whether each contact was dirty before
+}
+
+// begin starts recording an atomic batch's changes.
+func (st *store) begin() {
+	st.undo = &undoLog{nextID: st.nextID, contacts: map[int64]*contact{}, emails: map[string]*int64{}, dirty: map[int64]bool{}}
+}
+
+// commit keeps the batch's changes.
+func (st *store) commit() { st.undo = nil }
+
+// rollback takes back every change since begin.
+func (st *store) rollback() {
+	u := st.undo
+	st.undo = nil
+	for id, prev := range u.contacts {
+		if prev == nil {
+			delete(st.contacts, id)
+		} else {
+			st.contacts[id] = prev
+		}
+	}
+	for email, prev := range u.emails {
+		if prev == nil {
+			delete(st.byEmail, email)
+		} else {
+			st.byEmail[email] = *prev
+		}
+	}
+	for id, was := range u.dirty {
+		if !was {
+			delete(st.dirtyContacts, id)
+		}
+	}
+	st.nextID = u.nextID
+}
+
+// touch records c and its email entries before the batch first changes them.
+func (st *store) touch(c *contact, values map[string]string) {
+	u := st.undo
+	if u == nil {
+		return
+	}
+	if _, seen := u.contacts[c.id]; !seen {
+		cc := *c
+		cc.props = maps.Clone(c.props)
+		u.contacts[c.id] = &cc
+	}
+	if _, seen := u.dirty[c.id]; !seen {
+		_, was := st.dirtyContacts[c.id]
+		u.dirty[c.id] = was
+	}
+	if v, ok := values["email"]; ok {
+		for _, e := range []string{c.props["email"], v} {
+			if _, seen := u.emails[e]; seen || e == "" {
+				continue
+			}
+			if id, ok := st.byEmail[e]; ok {
+				u.emails[e] = &id
+			} else {
+				u.emails[e] = nil
+			}
+		}
+	}
 }
 
 func newStore() store {
@@ -65,21 +141,6 @@ func newStore() store {
 		st.props[p.Name] = &p
 	}
 	return st
-}
-
-// clone copies the contacts (property definitions are shared: a batch
-// never changes them).
-func (st *store) clone() store {
-	out := *st
-	out.contacts = make(map[int64]*contact, len(st.contacts))
-	for id, c := range st.contacts {
-		cc := *c
-		cc.props = maps.Clone(c.props)
-		out.contacts[id] = &cc
-	}
-	out.byEmail = maps.Clone(st.byEmail)
-	out.dirtyContacts = maps.Clone(st.dirtyContacts)
-	return out
 }
 
 // findBy returns the contact whose property prop holds value (already
@@ -117,11 +178,15 @@ func (st *store) create(now time.Time) *contact {
 		"lastmodifieddate": timestamp(now),
 	}}
 	st.contacts[id] = c
+	if st.undo != nil {
+		st.undo.contacts[id] = nil
+	}
 	return c
 }
 
 // set writes normalised values ("" clears) and keeps the email index.
 func (st *store) set(c *contact, values map[string]string, now time.Time) {
+	st.touch(c, values)
 	for name, v := range values {
 		if name == "email" {
 			if old, ok := c.props["email"]; ok {

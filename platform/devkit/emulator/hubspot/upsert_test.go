@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -403,4 +404,42 @@ func TestMultiStatusNeedsTraceIDs(t *testing.T) {
 	if n := len(e.srv.Contacts()); n != 1 {
 		t.Errorf("%d contacts, want 1", n)
 	}
+}
+
+// An all-or-nothing batch that fails takes back what its earlier inputs
+// did to existing contacts too — a changed property, a contact created —
+// and the next contact created gets the id the taken-back one had.
+func TestAllOrNothingBatchTakesBackUpdates(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, hubspot.Options{MultiStatusNeedsTraceIDs: true})
+	wantStatus(t, e.upsert(t, byEmail("cy@example.com", map[string]any{"firstname": "Cy"})), http.StatusOK)
+	before := e.srv.Contacts()
+
+	r := e.upsert(t, byEmail("cy@example.com", map[string]any{"firstname": "Changed"}), byEmail("ada@example.com", nil), byEmail("bob@", nil))
+	decodeError(t, r, http.StatusBadRequest, "VALIDATION_ERROR")
+	after := e.srv.Contacts()
+	if len(after) != 1 || after[0].Properties["firstname"] != "Cy" || !after[0].UpdatedAt.Equal(before[0].UpdatedAt) {
+		t.Fatalf("after a failed batch: %+v, want only cy unchanged (%+v)", after, before)
+	}
+	if c, ok := e.srv.ContactByEmail("cy@example.com"); !ok || c.ID != before[0].ID {
+		t.Errorf("cy@example.com no longer finds contact %s", before[0].ID)
+	}
+	if _, ok := e.srv.ContactByEmail("ada@example.com"); ok {
+		t.Error("the taken-back contact is still found by its email")
+	}
+	r = e.upsert(t, byEmail("dee@example.com", nil))
+	wantStatus(t, r, http.StatusOK)
+	res := decode[batchResponse](t, r)
+	if len(res.Results) != 1 || res.Results[0].ID != fmt.Sprint(mustInt(t, before[0].ID)+1) {
+		t.Errorf("next contact %+v, want id %d", res.Results, mustInt(t, before[0].ID)+1)
+	}
+}
+
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

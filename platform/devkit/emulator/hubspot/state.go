@@ -151,14 +151,19 @@ func (s *Server) UnmarshalState(data []byte) error {
 		}
 		if old := s.store.contacts[c.id]; old != nil {
 			delete(s.store.byEmail, old.props["email"])
+			s.store.unindexUnique(old)
 		}
 		if email, ok := c.props["email"]; ok {
 			if other, taken := s.store.byEmail[email]; taken {
+				if o := s.store.contacts[other]; o != nil {
+					s.store.unindexUnique(o)
+				}
 				delete(s.store.contacts, other)
 			}
 			s.store.byEmail[email] = c.id
 		}
 		s.store.contacts[c.id] = c
+		s.store.indexUnique(c)
 		next = max(next, c.id+1)
 	}
 	s.store.nextID = next

@@ -34,6 +34,10 @@ type contact struct {
 type store struct {
 	contacts map[int64]*contact
 	byEmail  map[string]int64
+	// byUnique finds a contact by the value of a custom property with
+	// hasUniqueValue (key: name, NUL, value): upserts check it on every
+	// write, so a scan would cost the whole account each time.
+	byUnique map[string]int64
 	nextID   int64
 	props    map[string]*Property
 	groups   map[string]bool
@@ -56,12 +60,13 @@ type undoLog struct {
 	nextID   int64
 	contacts map[int64]*contact // a copy of each contact before its first change; nil: the batch created it
 	emails   map[string]*int64  // each email index entry before; nil: absent
+	uniques  map[string]*int64  // each byUnique entry before; nil: absent
 	dirty    map[int64]bool     // whether each contact was dirty before
 }
 
 // begin starts recording an atomic batch's changes.
 func (st *store) begin() {
-	st.undo = &undoLog{nextID: st.nextID, contacts: map[int64]*contact{}, emails: map[string]*int64{}, dirty: map[int64]bool{}}
+	st.undo = &undoLog{nextID: st.nextID, contacts: map[int64]*contact{}, emails: map[string]*int64{}, uniques: map[string]*int64{}, dirty: map[int64]bool{}}
 }
 
 // commit keeps the batch's changes.
@@ -83,6 +88,13 @@ func (st *store) rollback() {
 			delete(st.byEmail, email)
 		} else {
 			st.byEmail[email] = *prev
+		}
+	}
+	for key, prev := range u.uniques {
+		if prev == nil {
+			delete(st.byUnique, key)
+		} else {
+			st.byUnique[key] = *prev
 		}
 	}
 	for id, was := range u.dirty {
@@ -110,14 +122,58 @@ func (st *store) touch(c *contact, values map[string]string) {
 	}
 	if v, ok := values["email"]; ok {
 		for _, e := range []string{c.props["email"], v} {
-			if _, seen := u.emails[e]; seen || e == "" {
-				continue
-			}
-			if id, ok := st.byEmail[e]; ok {
-				u.emails[e] = &id
-			} else {
-				u.emails[e] = nil
-			}
+			remember(u.emails, st.byEmail, e)
+		}
+	}
+	for name, v := range values {
+		if st.unique(name) {
+			remember(u.uniques, st.byUnique, uniqueKey(name, c.props[name]))
+			remember(u.uniques, st.byUnique, uniqueKey(name, v))
+		}
+	}
+}
+
+// remember records index[key] as it is, the first time key is seen.
+func remember(seen map[string]*int64, index map[string]int64, key string) {
+	if _, ok := seen[key]; ok || key == "" {
+		return
+	}
+	if id, ok := index[key]; ok {
+		seen[key] = &id
+	} else {
+		seen[key] = nil
+	}
+}
+
+// unique reports whether name is a custom property with unique values
+// (indexed in byUnique; email has its own index).
+func (st *store) unique(name string) bool {
+	p := st.props[name]
+	return p != nil && p.HasUniqueValue && name != "email" && name != "hs_object_id"
+}
+
+// uniqueKey is byUnique's key for value of name; "" for no value.
+func uniqueKey(name, value string) string {
+	if value == "" {
+		return ""
+	}
+	return name + "\x00" + value
+}
+
+// indexUnique adds c's unique values to byUnique; unindexUnique takes
+// them out.
+func (st *store) indexUnique(c *contact) {
+	for name, v := range c.props {
+		if st.unique(name) && v != "" {
+			st.byUnique[uniqueKey(name, v)] = c.id
+		}
+	}
+}
+
+func (st *store) unindexUnique(c *contact) {
+	for name, v := range c.props {
+		if k := uniqueKey(name, v); st.unique(name) && k != "" && st.byUnique[k] == c.id {
+			delete(st.byUnique, k)
 		}
 	}
 }
@@ -126,6 +182,7 @@ func newStore() store {
 	st := store{
 		contacts: make(map[int64]*contact),
 		byEmail:  make(map[string]int64),
+		byUnique: make(map[string]int64),
 		nextID:   firstContactID,
 		props:    make(map[string]*Property),
 		groups:   make(map[string]bool),
@@ -159,6 +216,12 @@ func (st *store) findBy(prop, value string) *contact {
 			return nil
 		}
 		return st.contacts[id]
+	}
+	if st.unique(prop) {
+		if id, ok := st.byUnique[uniqueKey(prop, value)]; ok {
+			return st.contacts[id]
+		}
+		return nil
 	}
 	for _, c := range st.contacts {
 		if v, ok := c.props[prop]; ok && v == value {
@@ -194,6 +257,14 @@ func (st *store) set(c *contact, values map[string]string, now time.Time) {
 			}
 			if v != "" {
 				st.byEmail[v] = c.id
+			}
+		}
+		if st.unique(name) {
+			if k := uniqueKey(name, c.props[name]); k != "" && st.byUnique[k] == c.id {
+				delete(st.byUnique, k)
+			}
+			if v != "" {
+				st.byUnique[uniqueKey(name, v)] = c.id
 			}
 		}
 		switch {

@@ -46,7 +46,7 @@ func TestTracerSpans(t *testing.T) {
 		}
 		attrs := map[string]string{}
 		for _, a := range s.Attributes() {
-			attrs[string(a.Key)] = a.Value.Emit()
+			attrs[string(a.Key)] = a.Value.String()
 		}
 		if attrs["db.operation.batch.size"] != "2" || attrs["switchyard.db.operations"] != "SELECT INSERT" {
 			t.Errorf("batch span attributes %v, want a batch of 2: SELECT INSERT", attrs)

@@ -28,19 +28,7 @@ func TestLifecyclesInBatchesAsOneByOne(t *testing.T) {
 		oneByOne := newDirectRun(tb)
 		oneByOne.handleAll(tb, gen.events)
 
-		byLabel := map[string]stripeEvent{}
-		var labels []string
-		for _, e := range gen.events {
-			label := e.ID + " " + e.Type
-			byLabel[label] = e
-			for range rapid.IntRange(1, 2).Draw(rt, "copies of "+e.ID) {
-				labels = append(labels, label)
-			}
-		}
-		var shuffled []stripeEvent
-		for _, label := range rapid.Permutation(labels).Draw(rt, "delivery order") {
-			shuffled = append(shuffled, byLabel[label])
-		}
+		shuffled := drawDeliveries(rt, gen.events, 1, 2)
 		batched := newDirectRun(tb)
 		batched.handleAllInBatches(tb, shuffled, func(left int) int {
 			return rapid.IntRange(1, min(left, 24)).Draw(rt, "batch size")

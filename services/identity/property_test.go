@@ -62,21 +62,7 @@ func TestLifecyclesAnyOrder(t *testing.T) {
 		inOrder := newDirectRun(tb)
 		inOrder.handleAll(tb, gen.events)
 
-		// Deliveries are drawn as "<event id> <type>" labels, so that a
-		// failing case prints a readable order.
-		byLabel := map[string]stripeEvent{}
-		var labels []string
-		for _, e := range gen.events {
-			label := e.ID + " " + e.Type
-			byLabel[label] = e
-			for range rapid.IntRange(2, 3).Draw(rt, "copies of "+e.ID) {
-				labels = append(labels, label)
-			}
-		}
-		var shuffled []stripeEvent
-		for _, label := range rapid.Permutation(labels).Draw(rt, "delivery order") {
-			shuffled = append(shuffled, byLabel[label])
-		}
+		shuffled := drawDeliveries(rt, gen.events, 2, 3)
 		anyOrder := newDirectRun(tb)
 		anyOrder.handleAll(tb, shuffled)
 
@@ -84,6 +70,26 @@ func TestLifecyclesAnyOrder(t *testing.T) {
 		compareStates(tb, a, b, !gen.sharedEmail)
 		compareBilling(tb, inOrder.billing(tb), anyOrder.billing(tb), !gen.emailOnlyCheckout)
 	})
+}
+
+// drawDeliveries draws a delivery order of events, each delivered lo to hi
+// times. Deliveries are drawn as "<event id> <type>" labels, so
+// that a failing case prints a readable order.
+func drawDeliveries(rt *rapid.T, events []stripeEvent, lo, hi int) []stripeEvent {
+	byLabel := map[string]stripeEvent{}
+	var labels []string
+	for _, e := range events {
+		label := e.ID + " " + e.Type
+		byLabel[label] = e
+		for range rapid.IntRange(lo, hi).Draw(rt, "copies of "+e.ID) {
+			labels = append(labels, label)
+		}
+	}
+	var shuffled []stripeEvent
+	for _, label := range rapid.Permutation(labels).Draw(rt, "delivery order") {
+		shuffled = append(shuffled, byLabel[label])
+	}
+	return shuffled
 }
 
 // --- generated lifecycles ---------------------------------------------------

@@ -18,16 +18,7 @@ import (
 // of its own, so fewer round trips alone do not make a resolution cheap.
 func TestResolutionRoundTrips(t *testing.T) {
 	ctx := context.Background()
-	trips := &testkit.RoundTrips{}
-	pool, err := postgres.Open(ctx, testkit.Postgres(t), trips)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := identity.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	store := identity.NewStore(pool)
+	store, trips := tracedStore(t)
 	steps := []struct {
 		name          string
 		eventID       string
@@ -106,16 +97,7 @@ func TestResolutionRoundTrips(t *testing.T) {
 // the link, its owner and COMMIT together — three round trips, not five.
 func TestLinkExternalRoundTrips(t *testing.T) {
 	ctx := context.Background()
-	trips := &testkit.RoundTrips{}
-	pool, err := postgres.Open(ctx, testkit.Postgres(t), trips)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := identity.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	store := identity.NewStore(pool)
+	store, trips := tracedStore(t)
 	res, err := store.Resolve(ctx, "evt_le1", ids(identity.LinkStripeCustomer, "cus_LE"), "", "", identity.Version{})
 	if err != nil {
 		t.Fatal(err)
@@ -134,4 +116,20 @@ func TestLinkExternalRoundTrips(t *testing.T) {
 			t.Errorf("%s: %d round trips, want %d", step.name, n, step.want)
 		}
 	}
+}
+
+// tracedStore is a store on a fresh, migrated database whose round trips
+// and statements are counted.
+func tracedStore(t *testing.T) (*identity.Store, *testkit.RoundTrips) {
+	t.Helper()
+	trips := &testkit.RoundTrips{}
+	pool, err := postgres.Open(context.Background(), testkit.Postgres(t), trips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := identity.Migrate(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	return identity.NewStore(pool), trips
 }

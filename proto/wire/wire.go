@@ -40,7 +40,8 @@ const (
 // already determines the type (package subjects); the header lets a
 // subscriber that reads several subjects, or a tool that only sees
 // headers, pick the decoder without a subject table. It is not set on raw
-// intake (stripe.events.>), whose data is Stripe's JSON.
+// intake (stripe.events.>), whose data is Stripe's JSON, and messages stored
+// before it existed lack it: fall back to the subject.
 const HeaderType = "Switchyard-Type"
 
 // StripeEventSubject returns the subject for a Stripe event type. The type must

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 BIN   := $(CURDIR)/bin
 
-.PHONY: run test e2e lint build bench soak proto docs clean
+.PHONY: run test e2e lint build bench soak proto docs clean contract
 
 ## run: the whole hub locally (embedded NATS, private or DATABASE_URL PostgreSQL)
 run: build
@@ -69,6 +69,14 @@ docs:
 ## proto: regenerate code from proto/ (must leave no diff)
 proto:
 	scripts/proto.sh
+
+## contract: validate proto/asyncapi.yaml with @asyncapi/parser (Node.js 20+; the pinned
+## packages are installed into scripts/asyncapi/node_modules when its lock file changed)
+contract:
+	@cmp -s scripts/asyncapi/package-lock.json scripts/asyncapi/node_modules/.switchyard-installed-lock || { \
+	  npm ci --prefix scripts/asyncapi --no-audit --no-fund --ignore-scripts && \
+	  cp scripts/asyncapi/package-lock.json scripts/asyncapi/node_modules/.switchyard-installed-lock; }
+	node scripts/asyncapi/validate.mjs
 
 clean:
 	rm -rf $(BIN)

@@ -143,6 +143,9 @@ func DecodeDeadLetterMsg(h nats.Header, data []byte) (*DeadLetter, error) {
 	return d, nil
 }
 
+// deadLetterType is the Switchyard-Type header of every dead letter.
+var deadLetterType = string(proto.MessageName((*dlqv1.DeadLetter)(nil)))
+
 // deadLetter publishes m's dead letter and waits for it to be stored.
 func (c *Consumer) deadLetter(ctx context.Context, m *Message, class errclass.Class, reason string, f ledger.Failure) error {
 	d := &DeadLetter{
@@ -159,6 +162,7 @@ func (c *Consumer) deadLetter(ctx context.Context, m *Message, class errclass.Cl
 			// One dead letter per delivery of one stored message, however
 			// often this runs.
 			wire.HeaderMsgID:     {"dlq:" + c.cfg.Name + ":" + m.Stream + ":" + strconv.FormatUint(m.Sequence, 10)},
+			wire.HeaderType:      {deadLetterType},
 			HeaderErrorClass:     {class.String()},
 			HeaderConsumer:       {c.cfg.Name},
 			HeaderOriginalSize:   {strconv.Itoa(len(m.Data))},

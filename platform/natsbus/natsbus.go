@@ -220,7 +220,8 @@ func (o Options) LogValue() slog.Value {
 }
 
 // PublishProto publishes m (protobuf, deterministic encoding) on subject
-// with msgID as its Nats-Msg-Id and the trace context of ctx, and waits
+// with msgID as its Nats-Msg-Id, its type's proto full name as its
+// Switchyard-Type (wire.HeaderType) and the trace context of ctx, and waits
 // for the PubAck. Every outcome and domain event goes out this way, so a
 // republish with the same id is deduplicated. Errors are classified.
 func PublishProto(ctx context.Context, js jetstream.JetStream, subject, msgID string, m proto.Message) error {
@@ -281,13 +282,17 @@ func (p Pending) Await(ctx context.Context) (bool, error) {
 }
 
 // protoMsg is m as the hub publishes it: deterministic protobuf, msgID as
-// its Nats-Msg-Id and the trace context of ctx.
+// its Nats-Msg-Id, m's proto full name as its Switchyard-Type and the
+// trace context of ctx.
 func protoMsg(ctx context.Context, subject, msgID string, m proto.Message) (*nats.Msg, error) {
 	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	if err != nil {
 		return nil, errclass.Permanent(fmt.Errorf("encode %s: %w", subject, err))
 	}
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{wire.HeaderMsgID: {msgID}}}
+	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{
+		wire.HeaderMsgID: {msgID},
+		wire.HeaderType:  {string(proto.MessageName(m))},
+	}}
 	telemetry.Inject(ctx, msg.Header)
 	return msg, nil
 }

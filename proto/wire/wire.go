@@ -34,6 +34,16 @@ const (
 	HeaderOperatorSig = "Switchyard-Operator-Sig"
 )
 
+// HeaderType names the protobuf message type of every message the hub
+// publishes on a contract subject (billing, crm, support, dlq): its proto
+// full name, for example `switchyard.billing.v1.PaymentFailed`. The subject
+// already determines the type (package subjects); the header lets a
+// subscriber that reads several subjects, or a tool that only sees
+// headers, pick the decoder without a subject table. It is not set on raw
+// intake (stripe.events.>), whose data is Stripe's JSON, and messages stored
+// before it existed lack it: fall back to the subject.
+const HeaderType = "Switchyard-Type"
+
 // StripeEventSubject returns the subject for a Stripe event type. The type must
 // already be validated (lower-case dot-separated tokens).
 func StripeEventSubject(eventType string) string { return StripeEventsPrefix + eventType }

@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/proto/wire"
 )
 
 // TestDeadLetterTooLargeForMaxPayloadIsStoredTruncated: a message that only
@@ -58,6 +59,11 @@ func TestDeadLetterTooLargeForMaxPayloadIsStoredTruncated(t *testing.T) {
 	bigMsg, smallMsg := byID["dlq:big:BILLING:"+strconv.FormatUint(ack.Sequence, 10)], byID["dlq:big:BILLING:"+strconv.FormatUint(ack.Sequence+1, 10)]
 	if bigMsg == nil || smallMsg == nil {
 		t.Fatalf("dead letters %v, want one per original", byID)
+	}
+	for _, m := range []*nats.Msg{bigMsg, smallMsg} {
+		if got, want := m.Header.Get(wire.HeaderType), "switchyard.dlq.v1.DeadLetter"; got != want {
+			t.Errorf("dead letter %s: %s = %q, want %q", m.Header.Get(wire.HeaderMsgID), wire.HeaderType, got, want)
+		}
 	}
 	sum := sha256.Sum256(big)
 	d, err := consumer.DecodeDeadLetterMsg(bigMsg.Header, bigMsg.Data)

@@ -90,6 +90,9 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (*Te
 
 	// the OTLP transport, grpc or http/protobuf (default http/protobuf)
 	general := getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	if _, err := protocol("OTEL_EXPORTER_OTLP_PROTOCOL", general, ""); err != nil { // a typo is an error even where both signals override it
+		return nil, err
+	}
 	// the OTLP transport for traces (default OTEL_EXPORTER_OTLP_PROTOCOL's)
 	traceProto, err := protocol("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), general)
 	if err != nil {

@@ -402,6 +402,11 @@ func TestSetupRejects(t *testing.T) {
 			env:  map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"},
 			want: `OTEL_EXPORTER_OTLP_PROTOCOL="http"`,
 		},
+		{
+			name: "bad general protocol that both signals override",
+			env:  map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "gprc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "grpc"},
+			want: `OTEL_EXPORTER_OTLP_PROTOCOL="gprc"`,
+		},
 		{name: "traces exporter", env: map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, want: "OTEL_TRACES_EXPORTER"},
 		{name: "metrics exporter none with another", env: map[string]string{"OTEL_METRICS_EXPORTER": "otlp,none"}, want: "OTEL_METRICS_EXPORTER"},
 		{name: "propagator", env: map[string]string{"OTEL_PROPAGATORS": "tracecontext,b3"}, want: `OTEL_PROPAGATORS="tracecontext,b3": "b3"`},

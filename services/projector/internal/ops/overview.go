@@ -1,10 +1,12 @@
 package ops
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/switchyard/switchyard/platform/deadletter"
 	"github.com/switchyard/switchyard/platform/natsbus"
@@ -151,13 +155,29 @@ func storedSince(ctx context.Context, s jetstream.Stream, d time.Duration) (int,
 	return int(info.NumPending), nil
 }
 
-// webhookResults reads switchyard_gateway_webhooks_received_total by
-// result from the gateway's Prometheus text.
+// webhookMetric is the gateway's counter of webhook requests by result.
+const webhookMetric = "switchyard_gateway_webhooks_received_total"
+
+// maxMetricsBody bounds a gateway scrape (the gateway's whole /metrics is
+// tens of KiB): a bigger body is an error, never a silently cut one.
+const maxMetricsBody = 8 << 20
+
+// metricsAccept asks for the Prometheus text format, or the delimited
+// protobuf one; both decode the same. OpenMetrics is not asked for: its
+// exemplars and _created series are not in the text parser's grammar.
+const metricsAccept = `text/plain;version=0.0.4;q=1,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5`
+
+// webhookResults adds the gateway's switchyard_gateway_webhooks_received_total
+// at url, summed by its result label, to into. The body is decoded with the
+// Prometheus exposition parser in the format its Content-Type names; a body
+// that does not parse, a series without a result, or a value that is not a
+// count is an error and adds nothing.
 func webhookResults(ctx context.Context, url string, into map[string]int64) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
+	req.Header.Set("Accept", metricsAccept)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
@@ -166,28 +186,76 @@ func webhookResults(ctx context.Context, url string, into map[string]int64) erro
 	if resp.StatusCode != http.StatusOK {
 		return errors.New(resp.Status)
 	}
-	const metric = "switchyard_gateway_webhooks_received_total{"
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, metric) {
-			continue
-		}
-		labels, value, ok := strings.Cut(strings.TrimPrefix(line, metric), "} ")
-		if !ok {
-			continue
-		}
-		_, after, ok := strings.Cut(labels, `result="`)
-		if !ok {
-			continue
-		}
-		result, _, _ := strings.Cut(after, `"`)
-		f, err := strconv.ParseFloat(strings.Fields(value)[0], 64)
-		if err != nil {
-			continue
-		}
-		into[result] += int64(f)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetricsBody+1))
+	if err != nil {
+		return fmt.Errorf("read: %w", err)
 	}
-	return sc.Err()
+	if len(body) > maxMetricsBody {
+		return fmt.Errorf("body larger than %d bytes", maxMetricsBody)
+	}
+	got, err := parseWebhookResults(resp.Header, body)
+	if err != nil {
+		return err
+	}
+	for result, n := range got {
+		into[result] += n
+	}
+	return nil
+}
+
+// parseWebhookResults decodes a scrape in the format header's Content-Type
+// names and returns webhookMetric's values by result.
+func parseWebhookResults(header http.Header, body []byte) (map[string]int64, error) {
+	format := expfmt.ResponseFormat(header)
+	switch format.FormatType() {
+	case expfmt.TypeTextPlain, expfmt.TypeProtoDelim:
+	default:
+		return nil, fmt.Errorf("the Content-Type %q is not the Prometheus text or protobuf format", header.Get("Content-Type"))
+	}
+	dec := expfmt.NewDecoder(bytes.NewReader(body), format)
+	out := map[string]int64{}
+	seen := map[string]bool{} // label sets: a series given twice is malformed
+	for {
+		var mf dto.MetricFamily
+		if err := dec.Decode(&mf); errors.Is(err, io.EOF) {
+			return out, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("malformed metrics: %w", err)
+		}
+		if mf.GetName() != webhookMetric {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var v float64
+			switch mf.GetType() {
+			case dto.MetricType_COUNTER:
+				v = m.GetCounter().GetValue()
+			case dto.MetricType_UNTYPED:
+				v = m.GetUntyped().GetValue()
+			default:
+				return nil, fmt.Errorf("%s is a %s, want a counter", webhookMetric, strings.ToLower(mf.GetType().String()))
+			}
+			var result string
+			var labels []string
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" {
+					result = l.GetValue()
+				}
+				labels = append(labels, l.GetName()+"="+strconv.Quote(l.GetValue()))
+			}
+			if result == "" {
+				return nil, fmt.Errorf("%s has a series without a result label", webhookMetric)
+			}
+			slices.Sort(labels)
+			key := strings.Join(labels, ",")
+			if seen[key] {
+				return nil, fmt.Errorf("%s{%s} is given twice", webhookMetric, key)
+			}
+			seen[key] = true
+			if v < 0 || v != math.Trunc(v) || v > math.MaxInt64/2 { // also NaN and ±Inf
+				return nil, fmt.Errorf("%s{result=%q} = %v, not a count", webhookMetric, result, v)
+			}
+			out[result] += int64(v)
+		}
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -49,6 +50,9 @@ hub's data folder is --data-dir everywhere (default .switchyard).`
 
 // run parses args, runs the command and returns the process exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
 	c := &cliIO{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRootCmd(c)
 	root.SetArgs(args)
@@ -71,7 +75,12 @@ func newRootCmd(c *cliIO) *cobra.Command {
 		Long:          rootLong,
 		SilenceErrors: true, // run prints them, once, as text or JSON
 		SilenceUsage:  true,
-		Args:          noArgs,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("unknown command %q (see switchyard --help)", args[0])
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if showVersion {
 				return printVersion(c.stdout, asJSON)
@@ -91,6 +100,8 @@ func newRootCmd(c *cliIO) *cobra.Command {
 		newDevCmd(c),
 		newMigrateCmd(c),
 		newSendCmd(c),
+		newTriggerCmd(c),
+		newResendCmd(c),
 		newDLQCmd(c),
 		newRebuildCmd(c),
 		newReconcileCmd(c),

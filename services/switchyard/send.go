@@ -164,9 +164,15 @@ func withEventID(body []byte, idAt []int, id string) []byte {
 // unavailable when there was no answer or a 5xx).
 func failedSends(results []sendResult) error {
 	failed, refused := 0, 0
+	first := ""
 	for _, r := range results {
 		if r.Status < 200 || r.Status > 299 {
 			failed++
+			if first == "" && r.Error != "" {
+				first = fmt.Sprintf("#%d: %s", r.N, r.Error)
+			} else if first == "" {
+				first = fmt.Sprintf("#%d: %d %s", r.N, r.Status, bytes.TrimSpace(r.Body))
+			}
 		}
 		if r.Status >= 400 && r.Status < 500 {
 			refused++
@@ -179,7 +185,7 @@ func failedSends(results []sendResult) error {
 	if refused > 0 {
 		code = codeInvalid // the gateway refused it: sending again will not help
 	}
-	return withCode(code, fmt.Errorf("%d of %d requests did not get a 2xx answer", failed, len(results)))
+	return withCode(code, fmt.Errorf("%d of %d requests did not get a 2xx answer (first %s)", failed, len(results), first))
 }
 
 // printSendResults prints one line per result and, when more than one event

@@ -200,8 +200,8 @@ func TestDoctorDevHubIsReadyButForLeastPrivilege(t *testing.T) {
 	if c := result(t, rep, "stripe"); !strings.Contains(c.Detail, "we_gateway") {
 		t.Errorf("stripe: %q, want the gateway's endpoint named", c.Detail)
 	}
-	if !strings.Contains(errOut, "switchyard: not ready: permissions") {
-		t.Errorf("stderr %q, want the failing checks named", errOut)
+	if c, msg := jsonError(t, errOut); c != codeUnhealthy || msg != "not ready: permissions" {
+		t.Errorf("stderr %q, want the JSON error unhealthy naming the failing checks", errOut)
 	}
 	noSecrets(t, out+errOut)
 

@@ -12,10 +12,10 @@ import (
 
 // versionInfo is what `switchyard version` prints. `go build` in a checkout
 // stamps the module version and the VCS state into the binary, so no
-// -ldflags are needed: Version is the module's version (a pseudo-version
-// derived from the commit, "(devel)" without VCS information), Commit and
-// Date the commit's hash and time, Modified whether the tree had
-// uncommitted changes.
+// -ldflags are needed (in a go.work workspace only with -buildvcs=true,
+// which `make build` passes): Version is the module's version ("(devel)"
+// unless built from a module version), Commit and Date the commit's hash
+// and time, Modified whether the tree had uncommitted changes.
 type versionInfo struct {
 	Version  string `json:"version"`
 	Commit   string `json:"commit"`

@@ -226,7 +226,7 @@ func webhookURLFlag(fs *pflag.FlagSet, p *string, getenv func(string) string, ha
 
 // natsFlag declares --nats (env NATS_URL, else the dev hub's server).
 func natsFlag(fs *pflag.FlagSet, p *string, getenv func(string) string) {
-	fs.StringVar(p, "nats", orDefault(getenv("NATS_URL"), "nats://127.0.0.1:4223"), "NATS URL (env NATS_URL; default the dev hub's)")
+	fs.StringVar(p, "nats", orDefault(getenv("NATS_URL"), "nats://127.0.0.1:4223"), "NATS URL (env NATS_URL; the default is the dev hub's)")
 }
 
 // opsFlag declares --ops (env SWITCHYARD_OPS_URL), the projector's status API.

@@ -158,7 +158,7 @@ func declareDLQFlags(fs *pflag.FlagSet, f *dlqFlags, getenv func(string) string)
 	oldSpelling(fs, "data", "payload") // --data was this flag's name; --data-dir is the folder
 	opsFlag(fs, &f.opsURL, getenv)
 	dataDirFlag(fs, &f.dataDir, "the dev hub's data folder (for its ops token and its operator NATS identity)", false)
-	fs.BoolVar(&f.direct, "direct", false, "moved: replay/discard from the projector's host with `projector dlq replay|discard --direct`")
+	fs.BoolVar(&f.direct, "direct", false, "moved: replay/discard from the projector's host with 'projector dlq replay|discard --direct'")
 }
 
 func dlqCmd(ctx context.Context, sub string, f *dlqFlags, getenv func(string) string, stdout io.Writer) error {

@@ -89,7 +89,7 @@ func newRootCmd(c *cliIO) *cobra.Command {
 		},
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) { warnDeprecated(cmd, c.stderr) },
 	}
-	root.Flags().BoolVar(&showVersion, "version", false, "print the version (as `switchyard version`)")
+	root.Flags().BoolVar(&showVersion, "version", false, "print the version (as 'switchyard version')")
 	root.Flags().BoolVar(&asJSON, "json", false, "with --version: print JSON")
 	root.SetOut(c.stdout)
 	root.SetErr(c.stderr)

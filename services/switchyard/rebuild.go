@@ -57,7 +57,7 @@ func newRebuildCmd(c *cliIO) *cobra.Command {
 	fs := cmd.Flags()
 	opsFlag(fs, &f.opsURL, c.getenv)
 	dataDirFlag(fs, &f.dataDir, "the dev hub's data folder (for its ops token)", true)
-	fs.BoolVar(&f.direct, "direct", false, "moved: see `projector rebuild --direct`")
+	fs.BoolVar(&f.direct, "direct", false, "moved: see 'projector rebuild --direct'")
 	fs.StringVar(&moved, "nats", "", "moved with --direct")
 	_ = fs.MarkHidden("nats")
 	jsonFlag(fs, &f.asJSON)

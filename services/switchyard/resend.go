@@ -66,7 +66,7 @@ func newResendCmd(c *cliIO) *cobra.Command {
 	}
 	fs := cmd.Flags()
 	webhookURLFlag(fs, &o.url, c.getenv, false)
-	fs.StringVar(&o.secret, "secret", "", "signing secret whsec_… (default: STRIPE_WEBHOOK_SECRET, else the one `switchyard dev` saved in --data-dir)")
+	fs.StringVar(&o.secret, "secret", "", "the `whsec_...` signing secret (default: STRIPE_WEBHOOK_SECRET, else the one 'switchyard dev' saved in --data-dir)")
 	dataDirFlag(fs, &o.dataDir, "the dev hub's data folder: its signing secret and its Stripe API emulator (stripe-api.json)", false)
 	stripeAPIBaseFlag(fs.StringVar, &o.stripeAPIBase)
 	jsonFlag(fs, &o.asJSON)

@@ -76,7 +76,7 @@ to deliver an event again from the Stripe API, see resend.`,
 	}
 	fs := cmd.Flags()
 	webhookURLFlag(fs, &o.url, c.getenv, true)
-	fs.StringVar(&o.secret, "secret", "", "signing secret whsec_… (default: STRIPE_WEBHOOK_SECRET, else the one `switchyard dev` saved in --data-dir)")
+	fs.StringVar(&o.secret, "secret", "", "the `whsec_...` signing secret (default: STRIPE_WEBHOOK_SECRET, else the one 'switchyard dev' saved in --data-dir)")
 	dataDirFlag(fs, &o.dataDir, "the dev hub's data folder, where it saves a generated secret", true)
 	fs.IntVarP(&o.count, "count", "n", 1, "send the event this many times")
 	fs.IntVarP(&o.conc, "concurrency", "c", 1, "concurrent requests")

@@ -80,9 +80,9 @@ func newTriggerCmd(c *cliIO) *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.BoolVar(&o.list, "list", false, "list the event types trigger makes")
-	fs.StringArrayVar(&o.overrides, "override", nil, "PATH=VALUE: set a field of data.object (repeatable)")
+	fs.StringArrayVar(&o.overrides, "override", nil, "set a field of data.object: `PATH=VALUE` (repeatable)")
 	webhookURLFlag(fs, &o.url, c.getenv, false)
-	fs.StringVar(&o.secret, "secret", "", "signing secret whsec_… (default: STRIPE_WEBHOOK_SECRET, else the one `switchyard dev` saved in --data-dir)")
+	fs.StringVar(&o.secret, "secret", "", "the `whsec_...` signing secret (default: STRIPE_WEBHOOK_SECRET, else the one 'switchyard dev' saved in --data-dir)")
 	dataDirFlag(fs, &o.dataDir, "the dev hub's data folder: its signing secret and its Stripe API emulator (stripe-api.json)", false)
 	stripeAPIBaseFlag(fs.StringVar, &o.stripeAPIBase)
 	fs.BoolVar(&o.noRegister, "no-register", false, "do not register the event with the Stripe API emulator")

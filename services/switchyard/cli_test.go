@@ -187,6 +187,13 @@ func TestOldSpellingsStillWorkWithAWarning(t *testing.T) {
 	if _, errOut, code := runCLI(t, nil, "send", "--webhook-url", srv.URL, "--data-dir", dir, file); code != exitOK || errOut != "" || verified.n.Load() != 2 {
 		t.Errorf("send --webhook-url --data-dir: exit %d, stderr %q, %d verified", code, errOut, verified.n.Load())
 	}
+	// dlq show's old --data is a switch (now --payload): it takes no value,
+	// so the SEQ after it stays the argument (the show then fails to
+	// connect: nothing listens on port 1).
+	_, errOut, code = runCLI(t, nil, "dlq", "show", "--nats", "nats://127.0.0.1:1", "--data", "5")
+	if code != exitFailure || !strings.Contains(errOut, "--data is deprecated, use --payload") || !strings.Contains(errOut, "connect nats://127.0.0.1:1") {
+		t.Errorf("dlq show --data 5: exit %d, stderr %q; want the deprecation and a connection failure", code, errOut)
+	}
 }
 
 // TestVersion: version and --version print the Go version this binary was

@@ -27,10 +27,14 @@ chaos:
 lint:
 	scripts/lint.sh
 
+# In workspace mode go build stamps no VCS information unless asked: ask
+# when git can answer, so `switchyard version` names the commit.
+BUILDVCS := $(shell git rev-parse --is-inside-work-tree >/dev/null 2>&1 && echo -buildvcs=true)
+
 ## build: binaries into bin/
 build:
 	@mkdir -p $(BIN)
-	go build -o $(BIN)/switchyard ./services/switchyard
+	go build $(BUILDVCS) -o $(BIN)/switchyard ./services/switchyard
 	go build -o $(BIN)/gateway ./services/gateway/cmd/gateway
 	go build -o $(BIN)/identity ./services/identity/cmd/identity
 	go build -o $(BIN)/crm ./services/crm/cmd/crm

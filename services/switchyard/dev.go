@@ -7,7 +7,6 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -22,6 +21,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/consumer"
@@ -59,11 +60,7 @@ const (
 // PostgreSQL from DATABASE_URL or a private cluster in the data folder, the
 // migrate step, and every service through its own Run function, exactly as
 // in production.
-func devCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	f, err := parseDevFlags(args, stderr)
-	if err != nil {
-		return err
-	}
+func devCmd(ctx context.Context, f devFlags, getenv func(string) string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
 		return err
 	}
@@ -145,11 +142,33 @@ func parseReplicas(v string) (map[string]int, error) {
 	return out, nil
 }
 
-func parseDevFlags(args []string, stderr io.Writer) (devFlags, error) {
+// newDevCmd is `switchyard dev`: its flags, checked before anything starts.
+func newDevCmd(c *cliIO) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "run the whole hub locally (what 'make run' does)",
+		Long: `Runs the hub in one process: embedded NATS (unless NATS_URL), PostgreSQL from
+DATABASE_URL or a private cluster in the data folder, the migrate step, the
+vendor emulators (unless the vendor's credentials are set) and every service,
+exactly as in production. Stops on SIGINT/SIGTERM.`,
+		Args: noArgs,
+	}
+	check := declareDevFlags(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		f, err := check()
+		if err != nil {
+			return err
+		}
+		return devCmd(cmd.Context(), f, c.getenv, c.stdout, c.stderr)
+	}
+	return cmd
+}
+
+// declareDevFlags declares dev's flags on fs; check reads and checks them
+// after parsing (a usage error saying what is wrong).
+func declareDevFlags(fs *pflag.FlagSet) (check func() (devFlags, error)) {
 	var f devFlags
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&f.dataDir, "data", ".switchyard", "folder for NATS file storage, the private PostgreSQL cluster, the emulators' state and the generated signing secret")
+	dataDirFlag(fs, &f.dataDir, "folder for NATS file storage, the private PostgreSQL cluster, the emulators' state and the generated signing secret", true)
 	fs.StringVar(&f.gatewayAddr, "gateway-addr", "127.0.0.1:8080", "gateway listen address (the webhook and liveness only)")
 	fs.StringVar(&f.gatewayAdminAddr, "gateway-admin-addr", gateway.DevAdminAddr, "gateway admin address: readiness, metrics, webhook-health")
 	fs.StringVar(&f.identityAddr, "identity-addr", "127.0.0.1:8081", "identity service health/metrics address")
@@ -165,24 +184,20 @@ func parseDevFlags(args []string, stderr io.Writer) (devFlags, error) {
 	vendorLimits := fs.String("vendor-limits", "plan", "the emulators' rate limits: plan (the vendors' documented limits of their smallest plans) or none (to measure the hub itself)")
 	replicas := fs.String("replicas", "", "run more than one copy of consumer services, as production scales them: identity=2,crm=2 (each extra copy's health listener takes a free port)")
 	fs.Float64Var(&f.vendorErrors, "vendor-errors", 0, "the share (0 to 1) of requests each emulator fails with a retryable error, as the vendor sends it (HubSpot 502/503/429, Zendesk 500/502/503/429, Slack 429/500): soaks the hub's retries")
-	if err := fs.Parse(args); err != nil {
-		return f, errUsage
+	return func() (devFlags, error) {
+		if *vendorLimits != "plan" && *vendorLimits != "none" {
+			return f, usageErrorf("--vendor-limits %q: want plan or none", *vendorLimits)
+		}
+		if !(f.vendorErrors >= 0 && f.vendorErrors < 1) {
+			return f, usageErrorf("--vendor-errors %v: want a share in [0, 1)", f.vendorErrors)
+		}
+		var err error
+		if f.replicas, err = parseReplicas(*replicas); err != nil {
+			return f, usageErrorf("--replicas %v", err)
+		}
+		f.unlimited = *vendorLimits == "none"
+		return f, nil
 	}
-	if *vendorLimits != "plan" && *vendorLimits != "none" {
-		fmt.Fprintf(stderr, "switchyard dev: --vendor-limits %q: want plan or none\n", *vendorLimits)
-		return f, errUsage
-	}
-	if !(f.vendorErrors >= 0 && f.vendorErrors < 1) {
-		fmt.Fprintf(stderr, "switchyard dev: --vendor-errors %v: want a share in [0, 1)\n", f.vendorErrors)
-		return f, errUsage
-	}
-	var err error
-	if f.replicas, err = parseReplicas(*replicas); err != nil {
-		fmt.Fprintf(stderr, "switchyard dev: --replicas %v\n", err)
-		return f, errUsage
-	}
-	f.unlimited = *vendorLimits == "none"
-	return f, nil
 }
 
 // limit is an emulator's rate limit: n (0 is its documented default), or

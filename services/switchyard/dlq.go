@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -15,6 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/deadletter"
@@ -23,23 +25,18 @@ import (
 	"github.com/switchyard/switchyard/services/projector/client"
 )
 
-const dlqUsage = `usage:
-  switchyard dlq list    [--consumer NAME] [--class CLASS] [--older-than DURATION] [--json]
-  switchyard dlq show    [--data] [--json] SEQ
-  switchyard dlq replay  [--dry-run] [--ops URL] [--json] SEQ...|--all [--consumer NAME] [--class CLASS]
-  switchyard dlq discard --note TEXT [--ops URL] [--json] SEQ...|--all [--consumer NAME] [--class CLASS]
+const dlqLong = `Inspects and resolves dead letters. SEQ is a dead letter's sequence in the DLQ
+stream (see list). Replay publishes the original message again to its original
+subject, marked with the original's id so consumers' ledgers recognise work it
+already did, and then removes the dead letter.
 
-SEQ is a dead letter's sequence in the DLQ stream (see list). Replay publishes the
-original message again to its original subject, marked with the original's id so
-consumers' ledgers recognise work it already did, and then removes the dead letter.
 NATS: --nats, else NATS_URL, else the dev hub's nats://127.0.0.1:4223.
 Every replay and discard is recorded in the ops audit log. They go through the status
 API (--ops, else SWITCHYARD_OPS_URL, else http://127.0.0.1:8090) with an operate token
 (SWITCHYARD_OPS_TOKEN, else the one dev saved in --data-dir), recorded under the
 token's name. When the projector is down, the projector's binary acts from its host
 and records the action itself in DATABASE_URL's audit log, under "cli:<user>":
-  projector dlq replay --direct SEQ...        projector dlq discard --direct --note TEXT SEQ...
-`
+  projector dlq replay --direct SEQ...        projector dlq discard --direct --note TEXT SEQ...`
 
 // dlqEntry is one dead letter as the CLI prints it.
 type dlqEntry struct {
@@ -70,7 +67,8 @@ func toEntry(seq uint64, d *consumer.DeadLetter) dlqEntry {
 
 // dlqFlags are a dlq subcommand's flags.
 type dlqFlags struct {
-	fs       *flag.FlagSet
+	args     []string // the SEQ arguments
+	seqs     []uint64 // parsed by check
 	filter   deadletter.Filter
 	natsURL  string
 	opsURL   string
@@ -84,28 +82,91 @@ type dlqFlags struct {
 	opsSet   bool // --ops given explicitly
 }
 
-func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, dlqUsage)
-		return errUsage
+// opsGiven records whether --ops was on the command line.
+func (f *dlqFlags) opsGiven(fs *pflag.FlagSet) { f.opsSet = fs.Changed("ops") }
+
+// dlqSubcommands are dlq's subcommands, with their one-line help, usage
+// and the flags each uses (the others are accepted, hidden, as before).
+var dlqSubcommands = []struct {
+	name, use, short string
+	flags            []string
+}{
+	{"list", "list [flags]", "list the dead letters, filtered", []string{"consumer", "class", "older-than"}},
+	{"show", "show [flags] SEQ", "show one dead letter, its headers and with --payload the original message", []string{"payload"}},
+	{"replay", "replay [flags] SEQ...|--all", "publish the originals again and remove the dead letters (audited)", []string{"consumer", "class", "older-than", "all", "dry-run", "ops", "direct"}},
+	{"discard", "discard --note TEXT [flags] SEQ...|--all", "remove dead letters that need no replay, saying why (audited)", []string{"consumer", "class", "older-than", "all", "note", "ops", "direct"}},
+}
+
+// newDLQCmd is `switchyard dlq` and its subcommands. Help and unknown
+// subcommands are answered before anything connects.
+func newDLQCmd(c *cliIO) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq list|show|replay|discard",
+		Short: "inspect and resolve dead letters",
+		Long:  dlqLong,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 && args[0] != "help" {
+				return usageErrorf("unknown subcommand %q: want list, show, replay or discard", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 { // dlq help
+				return cmd.Help()
+			}
+			return usageErrorf("no subcommand: want list, show, replay or discard")
+		},
 	}
-	sub := args[0]
-	// Help and unknown subcommands are answered before anything connects.
-	switch sub {
-	case "list", "show", "replay", "discard":
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, dlqUsage)
-		return nil
-	default:
-		fmt.Fprintf(stderr, "switchyard dlq: unknown subcommand %q\n\n%s", sub, dlqUsage)
-		return errUsage
+	for _, sc := range dlqSubcommands {
+		f := &dlqFlags{}
+		sub := &cobra.Command{
+			Use:   sc.use,
+			Short: sc.short,
+			Long:  sc.short + ".\n\n" + dlqLong,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				f.args = args
+				f.opsGiven(cmd.Flags())
+				return dlqCmd(cmd.Context(), sc.name, f, c.getenv, c.stdout)
+			},
+		}
+		if sc.name == "show" {
+			sub.Args = exactArgs(1, "one dead-letter SEQ")
+		}
+		declareDLQFlags(sub.Flags(), f, c.getenv)
+		sub.Flags().VisitAll(func(fl *pflag.Flag) {
+			common := fl.Name == "nats" || fl.Name == "json" || fl.Name == "data-dir"
+			if !common && !slices.Contains(sc.flags, fl.Name) {
+				fl.Hidden = true
+			}
+		})
+		cmd.AddCommand(sub)
 	}
-	f, err := parseDLQFlags(sub, args[1:], getenv, stderr)
-	if f == nil {
-		return err // the usage was printed (nil for -h)
+	return cmd
+}
+
+// declareDLQFlags declares the flags every dlq subcommand accepts.
+func declareDLQFlags(fs *pflag.FlagSet, f *dlqFlags, getenv func(string) string) {
+	natsFlag(fs, &f.natsURL, getenv)
+	jsonFlag(fs, &f.asJSON)
+	fs.StringVar(&f.filter.Consumer, "consumer", "", "only this consumer's dead letters")
+	fs.StringVar(&f.filter.Class, "class", "", "only this class: transient, auth, permanent, unknown")
+	fs.DurationVar(&f.filter.OlderThan, "older-than", 0, "only dead letters whose last failure is at least this old")
+	fs.BoolVar(&f.all, "all", false, "every dead letter matching the filters")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "replay: show what would be published, change nothing")
+	fs.StringVar(&f.note, "note", "", "discard: why (required)")
+	fs.BoolVar(&f.withData, "payload", false, "show: include the original message (its payload)")
+	oldSpelling(fs, "data", "payload") // --data was this flag's name; --data-dir is the folder
+	opsFlag(fs, &f.opsURL, getenv)
+	dataDirFlag(fs, &f.dataDir, "the dev hub's data folder (for its ops token and its operator NATS identity)", false)
+	fs.BoolVar(&f.direct, "direct", false, "moved: replay/discard from the projector's host with 'projector dlq replay|discard --direct'")
+}
+
+func dlqCmd(ctx context.Context, sub string, f *dlqFlags, getenv func(string) string, stdout io.Writer) error {
+	if err := f.check(sub); err != nil {
+		return err
 	}
 	if (sub == "replay" || sub == "discard") && f.direct && !f.dryRun {
-		return fmt.Errorf("dlq %s --direct runs in the projector's binary: run `projector dlq %s --direct` where DATABASE_URL and NATS reach (see its usage), or drop --direct to go through the running projector", sub, sub)
+		return withCode(codeInvalid, fmt.Errorf("dlq %s --direct runs in the projector's binary: run `projector dlq %s --direct` where DATABASE_URL and NATS reach (see its usage), or drop --direct to go through the running projector", sub, sub))
 	}
 	dlq, closeNATS, err := dlqConnect(ctx, getenv, f)
 	if err != nil {
@@ -123,47 +184,39 @@ func dlqCmd(ctx context.Context, args []string, getenv func(string) string, stdo
 	case "show":
 		return dlqShow(ctx, dlq, f, out)
 	default:
-		return dlqResolve(ctx, dlq, sub, f, getenv, out, stderr)
+		return dlqResolve(ctx, dlq, sub, f, getenv, out)
 	}
 }
 
-// parseDLQFlags reads and checks a subcommand's flags; nil means the
-// command ends with the error returned (nil after -h).
-func parseDLQFlags(sub string, args []string, getenv func(string) string, stderr io.Writer) (*dlqFlags, error) {
-	f := &dlqFlags{fs: flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)}
-	fs := f.fs
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, dlqUsage) }
-	fs.StringVar(&f.natsURL, "nats", orDefault(getenv("NATS_URL"), "nats://127.0.0.1:4223"), "NATS URL")
-	fs.BoolVar(&f.asJSON, "json", false, "print JSON")
-	fs.StringVar(&f.filter.Consumer, "consumer", "", "only this consumer's dead letters")
-	fs.StringVar(&f.filter.Class, "class", "", "only this class: transient, auth, permanent, unknown")
-	fs.DurationVar(&f.filter.OlderThan, "older-than", 0, "only dead letters whose last failure is at least this old")
-	fs.BoolVar(&f.all, "all", false, "every dead letter matching the filters")
-	fs.BoolVar(&f.dryRun, "dry-run", false, "replay: show what would be published, change nothing")
-	fs.StringVar(&f.note, "note", "", "discard: why (required)")
-	fs.BoolVar(&f.withData, "data", false, "show: include the original message data")
-	fs.StringVar(&f.opsURL, "ops", orDefault(getenv("SWITCHYARD_OPS_URL"), "http://127.0.0.1:8090"), "replay/discard through this status API (default SWITCHYARD_OPS_URL)")
-	fs.StringVar(&f.dataDir, "data-dir", ".switchyard", "the dev hub's data folder (for its ops token and its operator NATS identity)")
-	fs.BoolVar(&f.direct, "direct", false, "moved: replay/discard from the projector's host with `projector dlq replay|discard --direct`")
-	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-		return nil, nil // fs.Usage printed it
-	} else if err != nil {
-		return nil, errUsage
-	}
+// check checks a subcommand's flags and arguments together, before
+// anything connects.
+func (f *dlqFlags) check(sub string) error {
 	if f.filter.Class != "" && !validClass(f.filter.Class) {
-		return nil, fmt.Errorf("--class %q: want transient, auth, permanent or unknown", f.filter.Class)
+		return usageErrorf("--class %q: want transient, auth, permanent or unknown", f.filter.Class)
 	}
 	if sub == "discard" && f.dryRun {
-		fmt.Fprintln(stderr, "switchyard dlq discard: --dry-run is for replay")
-		return nil, errUsage
+		return usageErrorf("--dry-run is for replay")
 	}
-	fs.Visit(func(fl *flag.Flag) { f.opsSet = f.opsSet || fl.Name == "ops" })
 	if f.direct && f.opsSet {
-		fmt.Fprintln(stderr, "switchyard dlq: --direct and --ops exclude each other: --direct acts from here, --ops through the status API")
-		return nil, errUsage
+		return usageErrorf("--direct and --ops exclude each other: --direct acts from here, --ops through the status API")
 	}
-	return f, nil
+	if sub == "discard" && strings.TrimSpace(f.note) == "" {
+		return usageErrorf("--note is required: say why this failure needs no replay")
+	}
+	seqs, err := parseSeqs(f.args)
+	if err != nil {
+		return &usageError{msg: err.Error()}
+	}
+	if sub == "replay" || sub == "discard" {
+		if (len(seqs) == 0) == !f.all || (len(seqs) > 0 && f.all) {
+			return usageErrorf("name the dead letters: SEQ... or --all (with the filters), not both")
+		}
+	}
+	if sub == "list" && len(seqs) > 0 {
+		return usageErrorf("list takes no SEQ: use the filters")
+	}
+	f.seqs = seqs
+	return nil
 }
 
 // dlqConnect opens the dead-letter stream, as the operator when the dev
@@ -191,13 +244,9 @@ func dlqConnect(ctx context.Context, getenv func(string) string, f *dlqFlags) (*
 }
 
 // dlqShow prints one dead letter, its headers (never the replay signature)
-// and, with --data, the original message.
+// and, with --payload, the original message.
 func dlqShow(ctx context.Context, dlq *deadletter.Store, f *dlqFlags, out *printer) error {
-	seqs, err := parseSeqs(f.fs.Args())
-	if err != nil || len(seqs) != 1 {
-		f.fs.Usage()
-		return errUsage
-	}
+	seqs := f.seqs
 	got, err := dlq.Get(ctx, seqs[0])
 	if err != nil {
 		return fmt.Errorf("dead letter %d: %w", seqs[0], err)
@@ -218,22 +267,14 @@ func dlqShow(ctx context.Context, dlq *deadletter.Store, f *dlqFlags, out *print
 
 // dlqResolve replays or discards the dead letters named (or --all
 // matching the filters), or with --dry-run shows what a replay would do.
-func dlqResolve(ctx context.Context, dlq *deadletter.Store, sub string, f *dlqFlags, getenv func(string) string, out *printer, stderr io.Writer) error {
-	if sub == "discard" && strings.TrimSpace(f.note) == "" {
-		fmt.Fprintln(stderr, "switchyard dlq discard: --note is required: say why this failure needs no replay")
-		return errUsage
-	}
-	seqs, err := parseSeqs(f.fs.Args())
-	if err != nil || (len(seqs) == 0) == !f.all || (len(seqs) > 0 && f.all) {
-		f.fs.Usage()
-		return errUsage
-	}
+func dlqResolve(ctx context.Context, dlq *deadletter.Store, sub string, f *dlqFlags, getenv func(string) string, out *printer) error {
+	seqs := f.seqs
 	entries, err := dlq.List(ctx, f.filter, seqs)
 	if err != nil {
 		return err
 	}
 	if len(seqs) > 0 && len(entries) != len(seqs) {
-		return fmt.Errorf("found %d of the %d dead letters named (see 'switchyard dlq list')", len(entries), len(seqs))
+		return withCode(codeNotFound, fmt.Errorf("found %d of the %d dead letters named (see 'switchyard dlq list')", len(entries), len(seqs)))
 	}
 	if f.dryRun {
 		return planReplay(entries, out)

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/switchyard/switchyard/platform/config"
@@ -31,10 +31,7 @@ import (
 	projmigrations "github.com/switchyard/switchyard/services/projector/migrations"
 )
 
-const doctorUsage = `usage:
-  switchyard doctor [--json] [--webhook-url URL] [--without VENDORS]
-
-Launch readiness in one command. It changes nothing (its two NATS probes
+const doctorLong = `Launch readiness in one command. It changes nothing (its two NATS probes
 are built to have no effect) and prints one line per check: ok, FAIL or
 skipped, with what to do about it.
 
@@ -57,16 +54,15 @@ skipped, with what to do about it.
 A vendor that is not configured is skipped outside production and fails in
 production, unless --without says the deployment does not use it. Exits 0
 only when every check is ok or off (a skipped check counts as ok in
-development only), 1 otherwise; --json prints
+development only), 3 otherwise (not ready); --json prints
 {"env", "ok", "checks": [{"name", "status", "detail"}]}.
 
-  --without VENDORS       vendors this deployment deliberately does not use,
-                          comma-separated: hubspot, zendesk, slack, stripe (the
-                          Stripe API: no STRIPE_API_KEY); their checks report
-                          "off" and pass
-  --webhook-url URL       the gateway's public webhook URL as Stripe calls it
-                          (default SWITCHYARD_WEBHOOK_URL; unset: every endpoint
-                          of the key's mode is reported)
+--without names vendors this deployment deliberately does not use (stripe:
+the Stripe API, no STRIPE_API_KEY); their checks report "off" and pass.
+Without --webhook-url (or SWITCHYARD_WEBHOOK_URL) every endpoint of the key's
+mode is reported.
+
+Environment:
   SWITCHYARD_ENV          development (default), staging or production
   NATS_URL, NATS_CREDS    the broker and the credentials to probe (and the
                           NATS_STREAM_* settings and IDENTITY_CONSUMER migrate was given)
@@ -200,34 +196,42 @@ func loadDoctorConfig(getenv func(string) string, webhookURL string) doctorConfi
 	return c
 }
 
-// doctorCmd is `switchyard doctor`.
-func doctorCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, doctorUsage) }
-	asJSON := fs.Bool("json", false, "print JSON")
-	webhookURL := fs.String("webhook-url", "", "the gateway's public webhook URL (default SWITCHYARD_WEBHOOK_URL)")
-	without := fs.String("without", "", "vendors the deployment does not use")
-	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-		return nil // fs.Usage printed it
-	} else if err != nil || fs.NArg() != 0 {
-		fs.Usage()
-		return errUsage
+// newDoctorCmd is `switchyard doctor`.
+func newDoctorCmd(cio *cliIO) *cobra.Command {
+	var asJSON bool
+	var webhookURL, without string
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "launch readiness: streams, permissions, migrations, secrets, vendors",
+		Long:  doctorLong,
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return doctorCmd(cmd.Context(), cio.getenv, cio.stdout, asJSON, webhookURL, without)
+		},
 	}
-	c := loadDoctorConfig(getenv, *webhookURL)
+	jsonFlag(cmd.Flags(), &asJSON)
+	// Not webhookURLFlag: doctor checks the public URL Stripe calls, and
+	// only when given (unset: every endpoint of the key's mode).
+	cmd.Flags().StringVar(&webhookURL, "webhook-url", "", "the gateway's public webhook URL as Stripe calls it (default SWITCHYARD_WEBHOOK_URL)")
+	cmd.Flags().StringVar(&without, "without", "", "vendors the deployment does not use, comma-separated: "+strings.Join(doctorVendors, ", "))
+	return cmd
+}
+
+// doctorCmd is `switchyard doctor`.
+func doctorCmd(ctx context.Context, getenv func(string) string, stdout io.Writer, asJSON bool, webhookURL, without string) error {
+	c := loadDoctorConfig(getenv, webhookURL)
 	c.without = map[string]bool{}
-	for _, v := range strings.Split(*without, ",") {
+	for _, v := range strings.Split(without, ",") {
 		if v = strings.TrimSpace(strings.ToLower(v)); v == "" {
 			continue
 		}
 		if !slices.Contains(doctorVendors, v) {
-			fmt.Fprintf(stderr, "switchyard doctor: --without %q: not one of %s\n", v, strings.Join(doctorVendors, ", "))
-			return errUsage
+			return usageErrorf("--without %q: not one of %s", v, strings.Join(doctorVendors, ", "))
 		}
 		c.without[v] = true
 	}
 	rep := runDoctor(ctx, c)
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {

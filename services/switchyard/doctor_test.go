@@ -173,8 +173,8 @@ func noSecrets(t *testing.T, output string) {
 func TestDoctorDevHubIsReadyButForLeastPrivilege(t *testing.T) {
 	s := newDoctorSetup(t)
 	rep, out, errOut, code := doctorCLI(t, s.env)
-	if code != 1 || rep.OK || rep.Env != "development" {
-		t.Errorf("exit %d, ok %t, env %q; want 1, false, development\n%s%s", code, rep.OK, rep.Env, out, errOut)
+	if code != exitUnhealthy || rep.OK || rep.Env != "development" {
+		t.Errorf("exit %d, ok %t, env %q; want 3, false, development\n%s%s", code, rep.OK, rep.Env, out, errOut)
 	}
 	want := map[string]string{"config": checkOK, "streams": checkOK, "permissions": checkFail, "migrations": checkOK, "secrets": checkOK,
 		"hubspot": checkOK, "zendesk": checkOK, "slack": checkOK, "stripe": checkOK}
@@ -200,8 +200,8 @@ func TestDoctorDevHubIsReadyButForLeastPrivilege(t *testing.T) {
 	if c := result(t, rep, "stripe"); !strings.Contains(c.Detail, "we_gateway") {
 		t.Errorf("stripe: %q, want the gateway's endpoint named", c.Detail)
 	}
-	if !strings.Contains(errOut, "switchyard: not ready: permissions") {
-		t.Errorf("stderr %q, want the failing checks named", errOut)
+	if c, msg := jsonError(t, errOut); c != codeUnhealthy || msg != "not ready: permissions" {
+		t.Errorf("stderr %q, want the JSON error unhealthy naming the failing checks", errOut)
 	}
 	noSecrets(t, out+errOut)
 
@@ -214,8 +214,8 @@ func TestDoctorDevHubIsReadyButForLeastPrivilege(t *testing.T) {
 			t.Errorf("text output lacks %q:\n%s", line, text.String())
 		}
 	}
-	if code != 1 {
-		t.Errorf("text: exit %d, want 1", code)
+	if code != exitUnhealthy {
+		t.Errorf("text: exit %d, want 3 (not ready)", code)
 	}
 	noSecrets(t, text.String()+textErr.String())
 
@@ -303,8 +303,8 @@ func TestDoctorFindsLaunchBlockers(t *testing.T) {
 			if c.Status != tt.wantStatus || !strings.Contains(c.Detail, tt.want) {
 				t.Errorf("%s: %s %q\nwant %s with %q", tt.check, c.Status, c.Detail, tt.wantStatus, tt.want)
 			}
-			if code != 1 || rep.OK {
-				t.Errorf("exit %d, ok %t; want 1 and not ok (permissions fail today)", code, rep.OK)
+			if code != exitUnhealthy || rep.OK {
+				t.Errorf("exit %d, ok %t; want 3 and not ok (permissions fail today)", code, rep.OK)
 			}
 			noSecrets(t, out+errOut)
 		})
@@ -350,8 +350,8 @@ func TestDoctorMissingConsumer(t *testing.T) {
 	if c.Status != checkFail || !strings.Contains(c.Detail, "consumer crm on BILLING does not exist") || !strings.HasSuffix(c.Detail, "run `switchyard migrate`") {
 		t.Errorf("streams: %s %q, want a failure naming crm's durable and the migrate hint", c.Status, c.Detail)
 	}
-	if code != 1 {
-		t.Errorf("exit %d, want 1", code)
+	if code != exitUnhealthy {
+		t.Errorf("exit %d, want 3 (not ready)", code)
 	}
 }
 
@@ -487,6 +487,8 @@ func TestDoctorPermissionsCatalogue(t *testing.T) {
 	}
 }
 
+// TestDoctorUsage: help goes to stdout with exit 0, once; a usage error to
+// stderr with exit 2 and the usage line; neither connects to anything.
 func TestDoctorUsage(t *testing.T) {
 	env := map[string]string{"NATS_URL": "nats://127.0.0.1:1", "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"}
 	for _, tt := range []struct {
@@ -495,8 +497,16 @@ func TestDoctorUsage(t *testing.T) {
 	}{{[]string{"doctor", "-h"}, 0}, {[]string{"doctor", "now"}, 2}, {[]string{"doctor", "--no-such-flag"}, 2}} {
 		var out, errOut bytes.Buffer
 		code := run(context.Background(), tt.args, func(k string) string { return env[k] }, nil, &out, &errOut)
-		if code != tt.wantCode || !strings.Contains(errOut.String(), "usage:\n  switchyard doctor [--json]") || out.Len() != 0 {
-			t.Errorf("%v: exit %d, want %d with the usage on stderr\n%s%s", tt.args, code, tt.wantCode, out.String(), errOut.String())
+		help, problem := out.String(), errOut.String()
+		if tt.wantCode != 0 {
+			help, problem = problem, help
+		}
+		if code != tt.wantCode || !strings.Contains(help, "switchyard doctor [flags]") || problem != "" {
+			t.Errorf("%v: exit %d, want %d with the usage on %s only\nstdout: %s\nstderr: %s", tt.args, code, tt.wantCode,
+				map[bool]string{true: "stdout", false: "stderr"}[tt.wantCode == 0], out.String(), errOut.String())
+		}
+		if tt.wantCode == 0 && (strings.Count(help, "Usage:") != 1 || strings.Count(help, "--without string") != 1 || !strings.Contains(help, "Launch readiness")) {
+			t.Errorf("%v: help does not describe the command and each flag once:\n%s", tt.args, help)
 		}
 	}
 }

@@ -5,14 +5,20 @@
 //
 // It is the only module that imports services; services never import each
 // other (services → platform → proto).
+//
+// The command line is parsed by cobra (github.com/spf13/cobra): one
+// command per file (dev.go, send.go, …), each declaring its flags on the
+// command it builds; run builds a fresh tree per call, so tests call run
+// like main does.
 package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/switchyard/switchyard/platform/lifecycle"
 )
@@ -24,64 +30,86 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `switchyard — the Switchyard hub's CLI
+// rootLong is `switchyard --help`'s text above the command list.
+const rootLong = `switchyard — the Switchyard hub's CLI.
 
-Usage:
-  switchyard dev  [flags]          run the whole hub locally (what 'make run' does)
-  switchyard migrate [--json]      create or update the streams, consumers and tables the services need
-  switchyard send [flags] FILE|-   sign a Stripe event JSON and POST it to the gateway
-  switchyard dlq list|show|replay|discard   inspect and resolve dead letters
-  switchyard rebuild [flags]       rebuild the customer view from the streams
-  switchyard reconcile [flags]     publish the Stripe events the hub missed (Events API, last 30 days)
-  switchyard trace evt_…|cus_…|EMAIL|ID   one event or customer end to end, with trace ids
-  switchyard status [--json]       pipeline health in one screen
-  switchyard doctor [--json]       launch readiness: streams, permissions, migrations, secrets, vendors
-  switchyard replay-key [--public] make the operator's replay key pair (signed replays)
+Exit codes:
+  0  success
+  1  failure: the command ran and failed (a service unreachable, a request
+     refused, an event not delivered)
+  2  usage: a wrong command, flag or argument; nothing was done
+  3  unhealthy: status or doctor ran and found the hub needing attention
+     (status) or not ready to launch (doctor)
 
-Run 'switchyard <command> -h' for a command's flags.
-`
+With --json, a command prints its result as JSON on stdout and any error
+as one JSON object on stderr:
+  {"error":{"code":"usage|invalid|not_found|unauthorized|unavailable|unhealthy|internal","message":"…"}}
 
-// run dispatches a command and returns the process exit code.
+Flags take two dashes (--json); -h, -n and -c are the short ones. The dev
+hub's data folder is --data-dir everywhere (default .switchyard).`
+
+// run parses args, runs the command and returns the process exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+	if stdin == nil {
+		stdin = strings.NewReader("")
 	}
-	var err error
-	switch args[0] {
-	case "dev":
-		err = devCmd(ctx, args[1:], getenv, stdout, stderr)
-	case "migrate":
-		err = migrateCmd(ctx, args[1:], getenv, stdout, stderr)
-	case "send":
-		err = sendCmd(ctx, args[1:], getenv, stdin, stdout, stderr)
-	case "dlq":
-		err = dlqCmd(ctx, args[1:], getenv, stdout, stderr)
-	case "rebuild":
-		err = rebuildCmd(ctx, args[1:], getenv, stdout, stderr)
-	case "reconcile":
-		err = reconcileCmd(ctx, args[1:], getenv, stdout, stderr)
-	case "trace":
-		err = traceCmd(ctx, args[1:], getenv, stdout, stderr)
-	case "status":
-		err = statusCmd(ctx, args[1:], getenv, stdout, stderr)
-	case "doctor":
-		err = doctorCmd(ctx, args[1:], getenv, stdout, stderr)
-	case "replay-key":
-		err = replayKeyCmd(ctx, args[1:], getenv, stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "switchyard: unknown command %q\n\n%s", args[0], usage)
-		return 2
+	c := &cliIO{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	root := newRootCmd(c)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
 	}
-	if err != nil {
-		if errors.Is(err, errUsage) {
-			return 2
-		}
-		fmt.Fprintln(stderr, "switchyard:", err)
-		return 1
+	if cmd == nil {
+		cmd = root
 	}
-	return 0
+	return c.fail(cmd, args, err)
+}
+
+// newRootCmd is the command tree of one run.
+func newRootCmd(c *cliIO) *cobra.Command {
+	var showVersion, asJSON bool
+	root := &cobra.Command{
+		Use:           "switchyard",
+		Short:         "the Switchyard hub's CLI",
+		Long:          rootLong,
+		SilenceErrors: true, // run prints them, once, as text or JSON
+		SilenceUsage:  true,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("unknown command %q (see switchyard --help)", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if showVersion {
+				return printVersion(c.stdout, asJSON)
+			}
+			return usageErrorf("no command given (see switchyard --help)")
+		},
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) { warnDeprecated(cmd, c.stderr) },
+	}
+	root.Flags().BoolVar(&showVersion, "version", false, "print the version (as 'switchyard version')")
+	root.Flags().BoolVar(&asJSON, "json", false, "with --version: print JSON")
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
+	root.SetIn(c.stdin)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
+	root.CompletionOptions.HiddenDefaultCmd = false
+	root.AddCommand(
+		newDevCmd(c),
+		newMigrateCmd(c),
+		newSendCmd(c),
+		newTriggerCmd(c),
+		newResendCmd(c),
+		newDLQCmd(c),
+		newRebuildCmd(c),
+		newReconcileCmd(c),
+		newTraceCmd(c),
+		newStatusCmd(c),
+		newDoctorCmd(c),
+		newReplayKeyCmd(c),
+		newVersionCmd(c),
+	)
+	return root
 }

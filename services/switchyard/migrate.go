@@ -4,17 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+
+	"github.com/spf13/cobra"
 
 	"github.com/switchyard/switchyard/services/switchyard/migration"
 )
 
-const migrateUsage = `usage:
-  switchyard migrate [--json] [--nats-only]
-
-Creates or updates what the services need and never change themselves: the
+const migrateLong = `Creates or updates what the services need and never change themselves: the
 JetStream streams and durable consumers of the catalogue in platform/natsbus,
 and every service's PostgreSQL tables. Services only check at start, and
 refuse to start until this has run. Safe to run again, and concurrently; it
@@ -29,25 +27,31 @@ prints what it created, updated or found unchanged, and exits 1 on failure.
   DATABASE_URL             PostgreSQL (required unless --nats-only; DATABASE_URL_FILE works too)
 `
 
-// migrateCmd is `switchyard migrate`.
-func migrateCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, migrateUsage) }
-	asJSON := fs.Bool("json", false, "print JSON")
-	natsOnly := fs.Bool("nats-only", false, "only the streams and consumers, no database (a gateway benchmark, a rebuilt NATS cluster)")
-	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
-		return nil // fs.Usage printed it
-	} else if err != nil || fs.NArg() != 0 {
-		fs.Usage()
-		return errUsage
+// newMigrateCmd is `switchyard migrate`.
+func newMigrateCmd(c *cliIO) *cobra.Command {
+	var asJSON, natsOnly bool
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "create or update the streams, consumers and tables the services need",
+		Long:  migrateLong,
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return migrateCmd(cmd.Context(), c.getenv, c.stdout, asJSON, natsOnly)
+		},
 	}
-	cfg, err := migration.LoadConfig(getenv, *natsOnly)
+	jsonFlag(cmd.Flags(), &asJSON)
+	cmd.Flags().BoolVar(&natsOnly, "nats-only", false, "only the streams and consumers, no database (a gateway benchmark, a rebuilt NATS cluster)")
+	return cmd
+}
+
+// migrateCmd runs the migration and prints its report.
+func migrateCmd(ctx context.Context, getenv func(string) string, stdout io.Writer, asJSON, natsOnly bool) error {
+	cfg, err := migration.LoadConfig(getenv, natsOnly)
 	if err != nil {
-		return fmt.Errorf("migrate config: %w", err)
+		return withCode(codeInvalid, fmt.Errorf("migrate config: %w", err))
 	}
 	rep, err := migration.Run(ctx, cfg)
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if jerr := enc.Encode(rep); jerr != nil {

@@ -115,7 +115,7 @@ func TestMigrateFailures(t *testing.T) {
 		want     string // in stdout or stderr
 	}{
 		{name: "help exits 0 without connecting", args: []string{"-h"}, env: map[string]string{"NATS_URL": "nats://127.0.0.1:1"},
-			wantCode: 0, want: "usage:\n  switchyard migrate [--json]"},
+			wantCode: 0, want: "Usage:\n  switchyard migrate [flags]"},
 		{name: "no database", env: map[string]string{"NATS_URL": "nats://127.0.0.1:1"}, wantCode: 1, want: "DATABASE_URL: required"},
 		{name: "unreachable NATS", env: map[string]string{"NATS_URL": "nats://127.0.0.1:1", "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"},
 			wantCode: 1, want: "connect nats nats://127.0.0.1:1"},

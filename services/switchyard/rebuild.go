@@ -4,27 +4,26 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/switchyard/switchyard/platform/opsauth"
 	"github.com/switchyard/switchyard/services/projector/client"
 )
 
-const rebuildUsage = `usage:
-  switchyard rebuild [--ops URL] [--json]                ask the running projector to rebuild (operate token)
-
-With no projector running, rebuild from the projector's binary instead:
-  projector rebuild --direct [--json]                    (DATABASE_URL, NATS_URL; audited as cli:<user>)
+const rebuildLong = `Asks the running projector to rebuild (an operate token). With no projector
+running, rebuild from the projector's binary instead:
+  projector rebuild --direct [--json]       (DATABASE_URL, NATS_URL; audited as cli:<user>)
 
 Replays the BILLING, CRM and SUPPORT streams into fresh tables and swaps them in
 atomically; the live projection keeps serving and applying meanwhile. Prints the
 events per second.
-The ops token: SWITCHYARD_OPS_TOKEN, else the one 'switchyard dev' saved in --data.
+The ops token: SWITCHYARD_OPS_TOKEN, else the one 'switchyard dev' saved in --data-dir.
 `
 
 // devTokenFile is where `dev` keeps its generated ops token line
@@ -36,30 +35,48 @@ const devTokenFile = "ops-token"
 var errRebuildDirect = errors.New("rebuild --direct runs in the projector's binary: run `projector rebuild --direct` " +
 	"with DATABASE_URL and NATS_URL (and NATS_USER/NATS_PASSWORD as the projector's NATS identity), or without --direct to go through the running projector")
 
-func rebuildCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, rebuildUsage) }
-	opsURL := fs.String("ops", orDefault(getenv("SWITCHYARD_OPS_URL"), "http://127.0.0.1:8090"), "status API base URL")
-	dataDir := fs.String("data", ".switchyard", "the dev hub's data folder (for its ops token)")
-	direct := fs.Bool("direct", false, "moved: see `projector rebuild --direct`")
-	fs.String("nats", "", "moved with --direct")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
-		return errUsage
+// rebuildFlags are rebuild's flags.
+type rebuildFlags struct {
+	opsURL, dataDir string
+	direct, asJSON  bool
+}
+
+// newRebuildCmd is `switchyard rebuild`.
+func newRebuildCmd(c *cliIO) *cobra.Command {
+	var f rebuildFlags
+	var moved string
+	cmd := &cobra.Command{
+		Use:   "rebuild",
+		Short: "rebuild the customer view from the streams",
+		Long:  rebuildLong,
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return rebuildCmd(cmd.Context(), f, c.getenv, c.stdout)
+		},
 	}
-	if *direct {
-		return errRebuildDirect
+	fs := cmd.Flags()
+	opsFlag(fs, &f.opsURL, c.getenv)
+	dataDirFlag(fs, &f.dataDir, "the dev hub's data folder (for its ops token)", true)
+	fs.BoolVar(&f.direct, "direct", false, "moved: see 'projector rebuild --direct'")
+	fs.StringVar(&moved, "nats", "", "moved with --direct")
+	_ = fs.MarkHidden("nats")
+	jsonFlag(fs, &f.asJSON)
+	return cmd
+}
+
+func rebuildCmd(ctx context.Context, f rebuildFlags, getenv func(string) string, stdout io.Writer) error {
+	if f.direct {
+		return withCode(codeInvalid, errRebuildDirect)
 	}
-	tok, err := opsToken(getenv, *dataDir)
+	tok, err := opsToken(getenv, f.dataDir)
 	if err != nil {
 		return err
 	}
-	rep, err := client.New(*opsURL, tok, 0).Rebuild(ctx)
+	rep, err := client.New(f.opsURL, tok, 0).Rebuild(ctx)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if f.asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
@@ -78,7 +95,7 @@ func opsToken(getenv func(string) string, dataDir string) (string, error) {
 	path := filepath.Join(dataDir, devTokenFile)
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("no ops token: set SWITCHYARD_OPS_TOKEN (or run 'switchyard dev', which saves one in %s)", path)
+		return "", withCode(codeUnauthorized, fmt.Errorf("no ops token: set SWITCHYARD_OPS_TOKEN (or run 'switchyard dev', which saves one in %s)", path))
 	}
 	_, rest, _ := strings.Cut(strings.TrimSpace(string(b)), ":")
 	_, tok, ok := strings.Cut(rest, ":")

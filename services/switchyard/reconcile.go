@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/event"
 	"golang.org/x/time/rate"
@@ -33,9 +33,7 @@ import (
 	"github.com/switchyard/switchyard/services/projector/client"
 )
 
-const reconcileUsage = `usage: switchyard reconcile [--since 72h] [--undelivered-only] [--dry-run] [--json] [--every D]
-
-Closes the loop with Stripe: lists Stripe's events created since now minus --since
+const reconcileLong = `Closes the loop with Stripe: lists Stripe's events created since now minus --since
 (at most 30 days, which is what Stripe keeps) and posts every one the hub never
 stored to the gateway's webhook URL, signed like Stripe, with the event's JSON as
 the Events API returned it. The gateway verifies, validates, applies the
@@ -47,10 +45,7 @@ logging each run's totals as a JSON line to stderr.
 
 Environment: STRIPE_API_KEY (or _FILE; a restricted key with Events: read),
 STRIPE_API_BASE, NATS_URL, STRIPE_WEBHOOK_SECRET (else the one 'switchyard dev'
-saved in --data), SWITCHYARD_WEBHOOK_URL.
-
-Flags:
-`
+saved in --data-dir), SWITCHYARD_WEBHOOK_URL.`
 
 // stripeEventRetention is how far back Stripe lists events.
 const stripeEventRetention = 30 * 24 * time.Hour
@@ -123,11 +118,36 @@ type reconcileReport struct {
 	Customers      []customerHealed `json:"customers"`
 }
 
-func reconcileCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	f, err := parseReconcileFlags(args, getenv, stderr)
-	if err != nil {
-		return err
+// newReconcileCmd is `switchyard reconcile`.
+func newReconcileCmd(c *cliIO) *cobra.Command {
+	var f reconcileFlags
+	var since string
+	cmd := &cobra.Command{
+		Use:   "reconcile",
+		Short: "publish the Stripe events the hub missed (Events API, last 30 days)",
+		Long:  reconcileLong,
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.check(since); err != nil {
+				return err
+			}
+			return reconcileCmd(cmd.Context(), f, c.getenv, c.stdout, c.stderr)
+		},
 	}
+	fs := cmd.Flags()
+	fs.StringVar(&since, "since", "72h", "list events created this long ago or later (Go duration, or Nd for days; at most 30d)")
+	fs.BoolVar(&f.cfg.undeliveredOnly, "undelivered-only", false, "list only events Stripe has not delivered to every endpoint (delivery_success=false)")
+	fs.BoolVar(&f.cfg.dryRun, "dry-run", false, "show what would be published, publish nothing")
+	fs.BoolVar(&f.asJSON, "json", false, "print the report as one JSON document (--every logs JSON lines instead)")
+	fs.DurationVar(&f.every, "every", 0, "run now and then every D until stopped (a service); 0 runs once")
+	fs.IntVar(&f.cfg.pageSize, "page-size", 100, "events per Events API request (1-100)")
+	natsFlag(fs, &f.natsURL, c.getenv)
+	webhookURLFlag(fs, &f.cfg.webhookURL, c.getenv, true)
+	dataDirFlag(fs, &f.dataDir, "the dev hub's data folder, where it saves a generated signing secret and its operator NATS identity", true)
+	return cmd
+}
+
+func reconcileCmd(ctx context.Context, f reconcileFlags, getenv func(string) string, stdout, stderr io.Writer) error {
 	rec, cfg, closeNATS, err := newReconciler(getenv, f)
 	if err != nil {
 		return err
@@ -148,45 +168,20 @@ type reconcileFlags struct {
 	dataDir string
 }
 
-// parseReconcileFlags reads and checks the command line (errUsage, with
-// the reason printed, when it is wrong).
-func parseReconcileFlags(args []string, getenv func(string) string, stderr io.Writer) (reconcileFlags, error) {
-	var f reconcileFlags
-	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, reconcileUsage)
-		fs.PrintDefaults()
-	}
-	since := fs.String("since", "72h", "list events created this long ago or later (Go duration, or Nd for days; at most 30d)")
-	fs.BoolVar(&f.cfg.undeliveredOnly, "undelivered-only", false, "list only events Stripe has not delivered to every endpoint (delivery_success=false)")
-	fs.BoolVar(&f.cfg.dryRun, "dry-run", false, "show what would be published, publish nothing")
-	fs.BoolVar(&f.asJSON, "json", false, "print the report as one JSON document (--every logs JSON lines instead)")
-	fs.DurationVar(&f.every, "every", 0, "run now and then every D until stopped (a service); 0 runs once")
-	fs.IntVar(&f.cfg.pageSize, "page-size", 100, "events per Events API request (1-100)")
-	fs.StringVar(&f.natsURL, "nats", orDefault(getenv("NATS_URL"), "nats://127.0.0.1:4223"), "NATS URL (env NATS_URL)")
-	fs.StringVar(&f.cfg.webhookURL, "url", orDefault(getenv("SWITCHYARD_WEBHOOK_URL"), "http://127.0.0.1:8080/webhooks/stripe"), "gateway webhook URL (env SWITCHYARD_WEBHOOK_URL)")
-	fs.StringVar(&f.dataDir, "data", ".switchyard", "the dev hub's data folder, where it saves a generated signing secret and its operator NATS identity")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
-		if err == nil {
-			fs.Usage()
-		}
-		return f, errUsage
-	}
+// check reads --since and checks the other flags (a usage error saying
+// what is wrong).
+func (f *reconcileFlags) check(since string) error {
 	var err error
-	if f.cfg.since, err = parseSince(*since); err != nil {
-		fmt.Fprintln(stderr, "switchyard reconcile:", err)
-		return f, errUsage
+	if f.cfg.since, err = parseSince(since); err != nil {
+		return &usageError{msg: err.Error()}
 	}
 	if f.cfg.pageSize < 1 || f.cfg.pageSize > 100 {
-		fmt.Fprintln(stderr, "switchyard reconcile: --page-size must be between 1 and 100")
-		return f, errUsage
+		return usageErrorf("--page-size must be between 1 and 100")
 	}
 	if f.every < 0 {
-		fmt.Fprintln(stderr, "switchyard reconcile: --every must not be negative")
-		return f, errUsage
+		return usageErrorf("--every must not be negative")
 	}
-	return f, nil
+	return nil
 }
 
 // newReconciler reads the Stripe key (and, unless a dry run, the webhook
@@ -200,7 +195,7 @@ func newReconciler(getenv func(string) string, f reconcileFlags) (*reconciler, r
 		r.Fail("STRIPE_API_KEY", "required: a Stripe key that may read events (restricted key with Events: read), or STRIPE_API_KEY_FILE")
 	}
 	if err := r.Err(); err != nil {
-		return nil, cfg, nil, err
+		return nil, cfg, nil, withCode(codeInvalid, err)
 	}
 	if !cfg.dryRun {
 		var err error

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/stripesig"
@@ -51,26 +52,57 @@ type sendOptions struct {
 	file     string // the event file, or "-" for stdin
 }
 
+// newSendCmd is `switchyard send`.
+func newSendCmd(c *cliIO) *cobra.Command {
+	var o sendOptions
+	cmd := &cobra.Command{
+		Use:   "send [flags] FILE|-",
+		Short: "sign a Stripe event JSON and POST it to the gateway",
+		Long: `Signs a Stripe event (a file, or - for stdin) with the webhook secret and
+POSTs it to the gateway, as Stripe delivers it. Exits 1 unless every request
+got a 2xx answer. For a fresh event of a type the hub handles, see trigger;
+to deliver an event again from the Stripe API, see resend.`,
+		Example: `  switchyard send platform/devkit/testkit/fixtures/stripe/events/invoice.paid.json
+  switchyard send -n 10 -c 10 event.json        # 10 concurrent duplicates: one stored
+  switchyard send --new-id -n 100 event.json    # 100 distinct events`,
+		Args: exactArgs(1, "one event FILE or - for stdin"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.count < 1 || o.conc < 1 {
+				return usageErrorf("-n and -c must be at least 1")
+			}
+			o.file = args[0]
+			return sendCmd(cmd.Context(), o, c.getenv, c.stdin, c.stdout)
+		},
+	}
+	fs := cmd.Flags()
+	webhookURLFlag(fs, &o.url, c.getenv, true)
+	fs.StringVar(&o.secret, "secret", "", "the `whsec_...` signing secret (default: STRIPE_WEBHOOK_SECRET, else the one 'switchyard dev' saved in --data-dir)")
+	dataDirFlag(fs, &o.dataDir, "the dev hub's data folder, where it saves a generated secret", true)
+	fs.IntVarP(&o.count, "count", "n", 1, "send the event this many times")
+	fs.IntVarP(&o.conc, "concurrency", "c", 1, "concurrent requests")
+	fs.BoolVar(&o.stale, "stale", false, "sign with a timestamp 10 minutes old (expect 400 signature_expired)")
+	fs.BoolVar(&o.unsigned, "unsigned", false, "send without a Stripe-Signature header (expect 400 signature_missing)")
+	fs.BoolVar(&o.newID, "new-id", false, "give every send a fresh event id (N distinct events instead of N duplicates)")
+	jsonFlag(fs, &o.asJSON)
+	return cmd
+}
+
 // sendCmd signs a Stripe event and posts it, for exercising the hub itself.
 // It returns an error (exit status 1) unless every request got a 2xx answer.
-func sendCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	opts, err := parseSendFlags(args, getenv, stderr)
-	if err != nil {
-		return err
-	}
+func sendCmd(ctx context.Context, opts sendOptions, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
 	body, err := readEvent(opts.file, stdin)
 	if err != nil {
-		return fmt.Errorf("read event: %w", err)
+		return withCode(codeInvalid, fmt.Errorf("read event: %w", err))
 	}
 	secret := opts.secret
 	if secret == "" && !opts.unsigned {
 		if secret, err = webhookSecret(getenv, opts.dataDir); err != nil {
-			return fmt.Errorf("%w (or pass --secret)", err)
+			return withCode(codeInvalid, fmt.Errorf("%w (or pass --secret)", err))
 		}
 	}
 	idAt := reEventID.FindSubmatchIndex(body)
 	if opts.newID && idAt == nil {
-		return fmt.Errorf("--new-id: the event has no \"id\": \"evt_…\" field")
+		return withCode(codeInvalid, fmt.Errorf("--new-id: the event has no \"id\": \"evt_…\" field"))
 	}
 	results := sendAll(ctx, opts, body, idAt, secret)
 	failure := failedSends(results)
@@ -81,37 +113,6 @@ func sendCmd(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	printSendResults(stdout, results, opts.count)
 	return failure
-}
-
-// parseSendFlags reads send's flags and its one FILE|- argument. It returns
-// errUsage (after printing usage when the flags themselves parsed) unless
-// there is exactly one argument and -n and -c are at least 1.
-func parseSendFlags(args []string, getenv func(string) string, stderr io.Writer) (sendOptions, error) {
-	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var o sendOptions
-	// SWITCHYARD_WEBHOOK_URL: the gateway's webhook URL, where send and reconcile post.
-	fs.StringVar(&o.url, "url", orDefault(getenv("SWITCHYARD_WEBHOOK_URL"), "http://127.0.0.1:8080/webhooks/stripe"), "gateway webhook URL (env SWITCHYARD_WEBHOOK_URL)")
-	fs.StringVar(&o.secret, "secret", "", "signing secret whsec_… (default: STRIPE_WEBHOOK_SECRET, else the one `switchyard dev` saved in --data)")
-	fs.StringVar(&o.dataDir, "data", ".switchyard", "the dev hub's data folder, where it saves a generated secret")
-	fs.IntVar(&o.count, "n", 1, "send the event this many times")
-	fs.IntVar(&o.conc, "c", 1, "concurrent requests")
-	fs.BoolVar(&o.stale, "stale", false, "sign with a timestamp 10 minutes old (expect 400 signature_expired)")
-	fs.BoolVar(&o.unsigned, "unsigned", false, "send without a Stripe-Signature header (expect 400 signature_missing)")
-	fs.BoolVar(&o.newID, "new-id", false, "give every send a fresh event id (N distinct events instead of N duplicates)")
-	fs.BoolVar(&o.asJSON, "json", false, "print results as JSON")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: switchyard send [flags] FILE|-")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 || o.count < 1 || o.conc < 1 {
-		if err == nil {
-			fs.Usage()
-		}
-		return sendOptions{}, errUsage
-	}
-	o.file = fs.Arg(0)
-	return o, nil
 }
 
 // readEvent reads the event from file, or from stdin when file is "-".
@@ -159,18 +160,32 @@ func withEventID(body []byte, idAt []int, id string) []byte {
 }
 
 // failedSends is the command's error: nil when every result got a 2xx
-// answer, else how many did not.
+// answer, else how many did not (invalid when the gateway refused one,
+// unavailable when there was no answer or a 5xx).
 func failedSends(results []sendResult) error {
-	failed := 0
+	failed, refused := 0, 0
+	first := ""
 	for _, r := range results {
 		if r.Status < 200 || r.Status > 299 {
 			failed++
+			if first == "" && r.Error != "" {
+				first = fmt.Sprintf("#%d: %s", r.N, r.Error)
+			} else if first == "" {
+				first = fmt.Sprintf("#%d: %d %s", r.N, r.Status, bytes.TrimSpace(r.Body))
+			}
+		}
+		if r.Status >= 400 && r.Status < 500 {
+			refused++
 		}
 	}
 	if failed == 0 {
 		return nil
 	}
-	return fmt.Errorf("%d of %d requests did not get a 2xx answer", failed, len(results))
+	code := codeUnavailable // no answer, or 5xx: retry later
+	if refused > 0 {
+		code = codeInvalid // the gateway refused it: sending again will not help
+	}
+	return withCode(code, fmt.Errorf("%d of %d requests did not get a 2xx answer (first %s)", failed, len(results), first))
 }
 
 // printSendResults prints one line per result and, when more than one event
@@ -223,7 +238,7 @@ func webhookSecret(getenv func(string) string, dataDir string) (string, error) {
 	}
 	b, err := os.ReadFile(filepath.Join(dataDir, secretFile))
 	if err != nil {
-		return "", fmt.Errorf("no signing secret: set STRIPE_WEBHOOK_SECRET, or point --data at the folder where 'switchyard dev' saved one")
+		return "", fmt.Errorf("no signing secret: set STRIPE_WEBHOOK_SECRET, or point --data-dir at the folder where 'switchyard dev' saved one")
 	}
 	return strings.TrimSpace(string(b)), nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -12,40 +11,49 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/switchyard/switchyard/services/projector/client"
 )
 
-const statusUsage = `usage:
-  switchyard status [--ops URL] [--data .switchyard] [--json]
-
-Pipeline health in one screen, from the projector's status API: intake,
+const statusLong = `Pipeline health in one screen, from the projector's status API: intake,
 webhook results, open failures by class, CRM sync and ticket figures of the
-last 24 hours, and every consumer's lag. Exits 1 when the pipeline needs
-attention (open failures, a stalled consumer, a figure it could not read).
+last 24 hours, and every consumer's lag. Exits 3 when the pipeline needs
+attention (open failures, a stalled consumer, a figure it could not read),
+1 when the status API cannot be asked.
 `
 
 var errUnhealthy = errors.New("the pipeline needs attention")
 
-func statusCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, statusUsage) }
-	opsURL := fs.String("ops", orDefault(getenv("SWITCHYARD_OPS_URL"), "http://127.0.0.1:8090"), "status API base URL")
-	dataDir := fs.String("data", ".switchyard", "the dev hub's data folder (for its ops token)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
-		fs.Usage()
-		return errUsage
+// newStatusCmd is `switchyard status`.
+func newStatusCmd(c *cliIO) *cobra.Command {
+	var opsURL, dataDir string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "pipeline health in one screen",
+		Long:  statusLong,
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return statusCmd(cmd.Context(), c.getenv, c.stdout, opsURL, dataDir, asJSON)
+		},
 	}
-	tok, err := opsToken(getenv, *dataDir)
+	opsFlag(cmd.Flags(), &opsURL, c.getenv)
+	dataDirFlag(cmd.Flags(), &dataDir, "the dev hub's data folder (for its ops token)", true)
+	jsonFlag(cmd.Flags(), &asJSON)
+	return cmd
+}
+
+func statusCmd(ctx context.Context, getenv func(string) string, stdout io.Writer, opsURL, dataDir string, asJSON bool) error {
+	tok, err := opsToken(getenv, dataDir)
 	if err != nil {
 		return err
 	}
-	o, err := client.New(*opsURL, tok, 30*time.Second).Status(ctx)
+	o, err := client.New(opsURL, tok, 30*time.Second).Status(ctx)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(o); err != nil {

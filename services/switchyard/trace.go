@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -11,13 +10,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/switchyard/switchyard/services/projector/client"
 )
 
-const traceUsage = `usage:
-  switchyard trace [--ops URL] [--data .switchyard] [--json] evt_…|cus_…|EMAIL|CANONICAL_ID
-
-Shows one Stripe event end to end (the customer's entries it caused: billing
+const traceLong = `Shows one Stripe event end to end (the customer's entries it caused: billing
 events, CRM and support outcomes), or one customer's whole timeline, with the
 state of every automation and each entry's trace id (a Jaeger link when
 JAEGER_UI_URL is set). Reads the projector's status API with an ops token.
@@ -29,23 +27,32 @@ type traced struct {
 	Timeline []client.TimelineEntry `json:"timeline"`
 }
 
-func traceCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("trace", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, traceUsage) }
-	opsURL := fs.String("ops", orDefault(getenv("SWITCHYARD_OPS_URL"), "http://127.0.0.1:8090"), "status API base URL")
-	dataDir := fs.String("data", ".switchyard", "the dev hub's data folder (for its ops token)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		fs.Usage()
-		return errUsage
+// newTraceCmd is `switchyard trace`.
+func newTraceCmd(cio *cliIO) *cobra.Command {
+	var opsURL, dataDir string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "trace [flags] evt_…|cus_…|EMAIL|CANONICAL_ID",
+		Short: "one event or customer end to end, with trace ids",
+		Long:  traceLong,
+		Args:  exactArgs(1, "one evt_…, cus_…, email or canonical id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return traceCmd(cmd.Context(), cio.getenv, cio.stdout, opsURL, dataDir, asJSON, args[0])
+		},
 	}
-	q := strings.TrimSpace(fs.Arg(0))
-	tok, err := opsToken(getenv, *dataDir)
+	opsFlag(cmd.Flags(), &opsURL, cio.getenv)
+	dataDirFlag(cmd.Flags(), &dataDir, "the dev hub's data folder (for its ops token)", true)
+	jsonFlag(cmd.Flags(), &asJSON)
+	return cmd
+}
+
+func traceCmd(ctx context.Context, getenv func(string) string, stdout io.Writer, opsURL, dataDir string, asJSON bool, arg string) error {
+	q := strings.TrimSpace(arg)
+	tok, err := opsToken(getenv, dataDir)
 	if err != nil {
 		return err
 	}
-	c := client.New(*opsURL, tok, 30*time.Second)
+	c := client.New(opsURL, tok, 30*time.Second)
 
 	var views []client.View
 	switch {
@@ -64,7 +71,7 @@ func traceCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	if len(views) == 0 {
-		return fmt.Errorf("the hub knows no customer for %s (a Stripe event it never stored? try switchyard reconcile)", q)
+		return withCode(codeNotFound, fmt.Errorf("the hub knows no customer for %s (a Stripe event it never stored? try switchyard reconcile)", q))
 	}
 	var out []traced
 	for _, v := range views {
@@ -77,7 +84,7 @@ func traceCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		out = append(out, traced{Customer: v, Timeline: entries})
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	slackemu "github.com/switchyard/switchyard/platform/devkit/emulator/slack"
@@ -79,9 +81,13 @@ func TestDevRejectsAVendorErrorShareOutsideZeroToOne(t *testing.T) {
 		t.Run(v, func(t *testing.T) {
 			t.Parallel()
 			var stderr bytes.Buffer
-			err := devCmd(context.Background(), []string{"--data", t.TempDir(), "--vendor-errors", v}, func(string) string { return "" }, io.Discard, &stderr)
-			if !errors.Is(err, errUsage) {
-				t.Fatalf("devCmd(--vendor-errors %s) = %v, want errUsage; stderr: %s", v, err, stderr.String())
+			dir := filepath.Join(t.TempDir(), "hub")
+			code := run(context.Background(), []string{"dev", "--data-dir", dir, "--vendor-errors", v}, func(string) string { return "" }, nil, io.Discard, &stderr)
+			if code != exitUsage || !strings.Contains(stderr.String(), "want a share in [0, 1)") {
+				t.Fatalf("dev --vendor-errors %s: exit %d, want %d; stderr: %s", v, code, exitUsage, stderr.String())
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("dev created %s before refusing its flags", dir)
 			}
 		})
 	}

@@ -185,4 +185,3 @@ func encodeState(st savedState) ([]byte, error) {
 	}
 	return b, nil
 }
-

@@ -394,6 +394,36 @@ func TestDevStripeEmulatorKeepsStateAndYieldsToRealKeys(t *testing.T) {
 	if status, body := registerEvent(t, again, bytes.Replace(registered, []byte("Jenny Rosen"), []byte("Jenny R."), 1)); status != http.StatusConflict {
 		t.Errorf("other bytes under the registered id after a restart: %d %s, want 409", status, body)
 	}
+
+	// switchyard reconcile finds dev's emulator through --data: an event
+	// Stripe "has" (registered, created now) that the hub never stored is
+	// published.
+	missed := bytes.Replace(registered, []byte("evt_1DevRegisteredGgdF1Vjuf"), []byte("evt_1DevReconciledGgdF1Vjuf"), 1)
+	missed = bytes.Replace(missed, []byte(`"created": 1698249630`), []byte(`"created": `+strconv.FormatInt(time.Now().Unix()-60, 10)), 1)
+	if status, body := registerEvent(t, again, missed); status != http.StatusOK {
+		t.Fatalf("register the missed event: %d %s", status, body)
+	}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"reconcile", "--data", data, "--since", "1h", "--json", "--nats", b.URL, "--url", "http://" + h.gateway + "/webhooks/stripe"},
+		config.Overlay(env, map[string]string{"STRIPE_API_KEY": "", "STRIPE_API_BASE": ""}), nil, &out, &errOut); code != 0 {
+		t.Fatalf("switchyard reconcile against dev: exit %d: %s %s", code, out.String(), errOut.String())
+	}
+	var rep struct {
+		Listed    int `json:"listed"`
+		Published int `json:"published"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.Listed != 1 || rep.Published != 1 {
+		t.Errorf("reconcile against dev's emulator: %s (%v), want the one recent event listed and published", out.String(), err)
+	}
+	_, js := b.Connect(t)
+	stripeStream, err := js.Stream(context.Background(), natsbus.StreamStripe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "the reconciled event in the STRIPE stream", func() bool {
+		m, err := stripeStream.GetLastMsgForSubject(context.Background(), "stripe.events.customer.updated")
+		return err == nil && m.Header.Get("Nats-Msg-Id") == "evt_1DevReconciledGgdF1Vjuf"
+	})
 	h.stop()
 
 	// Real credentials: the hub uses them, and no emulator runs.

@@ -46,13 +46,15 @@ var devStripeStarted func(*stripeapi.Server)
 func (h *devHub) stripeEmulator(over map[string]string, stateDir string) error {
 	getenv := h.getenv
 	infoPath := filepath.Join(h.f.dataDir, devStripeEmulatorFile)
+	// set: identity reads that Stripe account, no emulator starts (unset: the emulator of stripe-api.json)
 	if getenv("STRIPE_API_KEY") != "" || getenv("STRIPE_API_KEY_FILE") != "" {
 		// A file naming an emulator that no longer runs would send the CLI
 		// there.
 		if err := os.Remove(infoPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("stripe emulator: remove %s: %w", infoPath, err)
 		}
-		h.emulatorLines = append(h.emulatorLines, "  Stripe API:      "+orDefault(getenv("STRIPE_API_BASE"), stripe.APIURL)+" (STRIPE_API_KEY)")
+		base := orDefault(getenv("STRIPE_API_BASE"), stripe.APIURL) // the Stripe API's base URL, with STRIPE_API_KEY
+		h.emulatorLines = append(h.emulatorLines, "  Stripe API:      "+base+" (STRIPE_API_KEY)")
 		return nil
 	}
 	key, err := devStripeKey(infoPath)

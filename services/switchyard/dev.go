@@ -320,7 +320,7 @@ func loadDevSecrets(getenv func(string) string, dataDir string) (s devSecrets, e
 func (h *devHub) prepareEmulators() (map[string]string, error) {
 	over := map[string]string{}
 	stateDir := filepath.Join(h.f.dataDir, emulatorStateDir)
-	steps := []func(map[string]string, string) error{h.hubspotEmulator, h.zendeskEmulator, h.slackEmulator}
+	steps := []func(map[string]string, string) error{h.hubspotEmulator, h.zendeskEmulator, h.slackEmulator, h.stripeEmulator}
 	for _, step := range steps {
 		if err := step(over, stateDir); err != nil {
 			return nil, err
@@ -513,9 +513,12 @@ func labelled(name string, run func(context.Context) error) func(context.Context
 // serveEmulator listens on the emulator's address now (so a taken port
 // fails the start) and serves it, with its state keeper, in services.
 func serveEmulator(services *lifecycle.Group, emu emulator) error {
-	ln, err := net.Listen("tcp", emu.srv.Addr)
-	if err != nil {
-		return fmt.Errorf("emulator on %s: %w", emu.srv.Addr, err)
+	ln := emu.ln
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", emu.srv.Addr); err != nil {
+			return fmt.Errorf("emulator on %s: %w", emu.srv.Addr, err)
+		}
 	}
 	label := emu.name + "-emulator"
 	services.Go(emu.name+" emulator", labelled(label, func(ctx context.Context) error {
@@ -580,6 +583,7 @@ type emulator struct {
 	srv     *http.Server
 	kept    *statefile.Keeper
 	durable *durableEmulator // answers changes once kept has saved them
+	ln      net.Listener     // listening already (on a free port), or nil
 }
 
 // devSecret returns STRIPE_WEBHOOK_SECRET, or the secret saved in the data

@@ -191,8 +191,12 @@ func newReconciler(getenv func(string) string, f reconcileFlags) (*reconciler, r
 	r := config.NewReader(getenv)
 	key := r.Secret("STRIPE_API_KEY")
 	base := r.String("STRIPE_API_BASE", stripe.APIURL)
+	if emu, err := readDevStripeEmulator(f.dataDir); !key.IsSet() && err == nil {
+		// The dev hub's Stripe emulator, as for its signing secret.
+		key, base = config.NewSecret(emu.APIKey), emu.URL
+	}
 	if !key.IsSet() {
-		r.Fail("STRIPE_API_KEY", "required: a Stripe key that may read events (restricted key with Events: read), or STRIPE_API_KEY_FILE")
+		r.Fail("STRIPE_API_KEY", "required: a Stripe key that may read events (restricted key with Events: read), or STRIPE_API_KEY_FILE (or run 'switchyard dev', whose Stripe emulator --data names)")
 	}
 	if err := r.Err(); err != nil {
 		return nil, cfg, nil, withCode(codeInvalid, err)

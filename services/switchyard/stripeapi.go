@@ -14,7 +14,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -24,15 +23,10 @@ import (
 	"github.com/switchyard/switchyard/platform/config"
 )
 
-// stripeAPIFile is where `switchyard dev`, in its data folder, says where
-// its Stripe API emulator listens and which key it takes:
-// {"url":"http://127.0.0.1:PORT","api_key":"sk_test_…"}.
-const stripeAPIFile = "stripe-api.json"
-
 // stripeAPI is a Stripe API to talk to.
 type stripeAPI struct {
-	URL    string `json:"url"`
-	APIKey string `json:"api_key"`
+	URL    string
+	APIKey string
 	// from says where it was found, for messages.
 	from string
 }
@@ -64,18 +58,14 @@ func resolveStripeAPI(getenv func(string) string, base, dataDir string) (api str
 		}
 		return api, true, api.check()
 	}
-	path := filepath.Join(dataDir, stripeAPIFile)
-	b, err := os.ReadFile(path)
+	emu, err := readDevStripeEmulator(dataDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return api, false, nil
 	}
 	if err != nil {
-		return api, false, err
+		return api, false, withCode(codeInvalid, err)
 	}
-	if err := json.Unmarshal(b, &api); err != nil || api.URL == "" || api.APIKey == "" {
-		return api, false, withCode(codeInvalid, fmt.Errorf("%s: want {\"url\":…,\"api_key\":…} (written by switchyard dev)", path))
-	}
-	api.from = path
+	api = stripeAPI{URL: emu.URL, APIKey: emu.APIKey, from: filepath.Join(dataDir, devStripeEmulatorFile)}
 	return api, true, api.check()
 }
 

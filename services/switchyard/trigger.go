@@ -138,7 +138,7 @@ func triggerCmd(ctx context.Context, o triggerOptions, name string, getenv func(
 			return err
 		case !found:
 			rep.Note = fmt.Sprintf("no Stripe API emulator (no %s, no STRIPE_API_BASE): the event is not registered, so the hub's refetches of its objects will not find them",
-				filepath.Join(o.dataDir, stripeAPIFile))
+				filepath.Join(o.dataDir, devStripeEmulatorFile))
 		case api.isStripe():
 			rep.Note = "the Stripe API is Stripe itself (STRIPE_API_KEY without STRIPE_API_BASE): a made-up event cannot be registered there, so the hub's refetches of its objects will not find them"
 		default:

@@ -135,32 +135,12 @@ func TestFreshEventRenewsEveryIDCoherently(t *testing.T) {
 	}
 }
 
-// emulatorWithRegistry mounts the Stripe API emulator with the
-// POST /_emulator/events endpoint `switchyard dev`'s emulator serves (the
-// contract trigger is written against): the event and the objects it
-// carries are stored, 200; a wrong key 401 with a Stripe error body.
+// emulatorWithRegistry serves the Stripe API emulator, whose
+// POST /_emulator/events trigger registers events with, taking key.
 func emulatorWithRegistry(t *testing.T, key string) (*stripeapi.Server, *httptest.Server) {
 	t.Helper()
 	api := stripeapi.New(stripeapi.Options{APIKeys: []string{key}})
-	mux := http.NewServeMux()
-	mux.Handle("/", api)
-	mux.HandleFunc("POST /_emulator/events", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if r.Header.Get("Authorization") != "Bearer "+key {
-			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = io.WriteString(w, `{"error":{"message":"Invalid API Key provided","type":"invalid_request_error"}}`)
-			return
-		}
-		raw, _ := io.ReadAll(r.Body)
-		if err := api.SeedFromEvent(raw); err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			b, _ := json.Marshal(map[string]any{"error": map[string]string{"message": err.Error(), "type": "invalid_request_error"}})
-			_, _ = w.Write(b)
-			return
-		}
-		_, _ = io.WriteString(w, `{}`)
-	})
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return api, srv
 }
@@ -222,7 +202,7 @@ func TestTriggerRegistersThenDelivers(t *testing.T) {
 	api, emu := emulatorWithRegistry(t, key)
 	dataDir := t.TempDir()
 	info, _ := json.Marshal(map[string]string{"url": emu.URL, "api_key": key})
-	if err := os.WriteFile(filepath.Join(dataDir, stripeAPIFile), info, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dataDir, devStripeEmulatorFile), info, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	env := map[string]string{"STRIPE_WEBHOOK_SECRET": secret, "SWITCHYARD_WEBHOOK_URL": hook}
@@ -302,7 +282,7 @@ func TestResendDeliversTheEventStripeHas(t *testing.T) {
 	b := testkit.NATS(t)
 	_, js := b.Connect(t)
 	hook, secret := startGateway(t, b)
-	const key = "rk_test_resend"
+	const key = "sk_test_resend"
 	api, emu := emulatorWithRegistry(t, key)
 	fixture := testkit.StripeEvent(t, "customer.created")
 	// Within Stripe's 30 days of retrieval: the same event, created now.
@@ -352,7 +332,7 @@ func TestResendDeliversTheEventStripeHas(t *testing.T) {
 	// The dev hub's emulator, found through stripe-api.json, serves too.
 	dataDir := t.TempDir()
 	info, _ := json.Marshal(map[string]string{"url": emu.URL, "api_key": key})
-	if err := os.WriteFile(filepath.Join(dataDir, stripeAPIFile), info, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dataDir, devStripeEmulatorFile), info, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	devEnv := map[string]string{"STRIPE_WEBHOOK_SECRET": secret, "SWITCHYARD_WEBHOOK_URL": hook}

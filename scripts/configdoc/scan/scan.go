@@ -710,7 +710,7 @@ func section(dir, file string) (title, at string) {
 
 // commandFiles names the switchyard commands whose file or folder is not
 // named like the command.
-var commandFiles = map[string]string{"replaykey": "replay-key", "migration": "migrate"}
+var commandFiles = map[string]string{"replaykey": "replay-key", "migration": "migrate", "devstripe": "dev"}
 
 // sections gathers every function's reads, with the helpers it calls
 // expanded, into one Section per service, command or platform package,

@@ -1,6 +1,7 @@
 // Package stripeapi is a local, in-memory emulator of the Stripe API reads the
-// hub makes: retrieving customers, subscriptions, invoices, charges and
-// products (a plan's name: webhooks name a price's product by id only), and
+// hub makes: retrieving customers, subscriptions, invoices, charges, payment
+// intents and products (a plan's name: webhooks name a price's product by id
+// only), and
 // listing and retrieving events (the backfill path for missed webhook
 // deliveries), and listing the account's webhook endpoints (what
 // `switchyard doctor` checks). It is an http.Handler, so tests mount it on httptest and
@@ -16,7 +17,7 @@
 //     else test) decides which objects and events the request can see, and a
 //     retrieve across modes gets Stripe's "a similar object exists in live
 //     mode" 404.
-//   - GET /v1/{customers,subscriptions,invoices,charges,products,events}/{id}:
+//   - GET /v1/{customers,subscriptions,invoices,charges,payment_intents,products,events}/{id}:
 //     the stored JSON, byte for byte in key order (re-indented like Stripe's
 //     pretty output); 404 resource_missing with param "id" otherwise ("No
 //     such product: 'prod_…'" for a product never stored or deleted by a
@@ -51,13 +52,36 @@
 //   - A log of the requests answered (Requests), so tests count what a client
 //     asked for without wrapping the handler.
 //
+// What it adds that Stripe does not have:
+//
+//   - POST /_emulator/events (EmulatorEventsPath), NOT part of Stripe's API:
+//     the body is one Stripe event's JSON, sent with the same
+//     `Authorization` as the API (a key of the event's mode). It stores the
+//     event as delivered and the object it carries, as SeedFromEvent does,
+//     and answers 200 with the event. It is idempotent per event id: the
+//     same bytes again answer 200 and change nothing; other bytes under a
+//     stored id answer 409 (type idempotency_error, param id), since an
+//     event id names one event. A body that is not an event answers 400
+//     invalid_request_error with param naming the field (id, object, type,
+//     created, livemode, data[object], data[object][id]). Injected failures
+//     (FailNext) and rate limits do not apply to it: they stand for Stripe's
+//     behaviour, and this endpoint is the emulator's. It is how a tool that
+//     makes up an event (`switchyard dev`'s clients) makes Stripe "have" it,
+//     so the hub's refetches of its objects find them.
+//   - State that outlives the process: MarshalState, MarshalChanges,
+//     UnmarshalState and Changes make a Server a statefile.Journaled, so
+//     `switchyard dev` keeps its objects and events across restarts (the
+//     keys, faults, limits and request log are not kept).
+//
 // What it knowingly does not emulate:
 //
 //   - Writes (POST/DELETE) and every other endpoint: known paths answer 501
 //     with a message saying so, unknown paths Stripe's "Unrecognized request
 //     URL" 404. State changes only through the Put*/AddEvent/SeedFromEvent
-//     methods; nothing creates events on its own and nothing is delivered to
-//     webhooks.
+//     methods and the emulator-only POST /_emulator/events; nothing creates
+//     events on its own and nothing is delivered to webhooks (a registered
+//     event is marked delivered, and posting it to the hub is the caller's
+//     job).
 //   - expand[] and the Stripe-Account (Connect) header are refused with 400
 //     rather than ignored, so a caller relying on them notices.
 //   - API-version rendering: objects are returned as stored, whatever
@@ -73,7 +97,10 @@
 //     customer returns; a deleted product is 404).
 //   - Objects that other objects name: seeding a subscription or invoice does
 //     not add its price's product (webhooks carry the product's id, never its
-//     name); PutProduct it, or seed its product.created event.
+//     name), nor a charge its payment intent; Put them, or seed their own
+//     events. Prices, refunds, disputes, checkout sessions and other kinds
+//     are not stored or served at all (an event carrying one stores only the
+//     event).
 //
 // All methods are safe for concurrent use.
 package stripeapi

@@ -80,6 +80,15 @@ type Server struct {
 	limits   [2]int
 	buckets  [2]bucket
 	requests []Request
+
+	// What changed since MarshalChanges last ran, and its signal (see
+	// state.go).
+	dirtyObjects map[objectKey]bool
+	dirtyEvents  map[string]bool
+	changes      chan struct{}
+	// registering serialises POST /_emulator/events, so two posts of one
+	// event id cannot both find it absent.
+	registering sync.Mutex
 }
 
 // Request is one request the emulator answered, as Requests reports it.
@@ -110,6 +119,10 @@ func New(opts Options) *Server {
 		apiVersion: opts.APIVersion,
 		objects:    make(map[string]map[string]*storedObject),
 		events:     make(map[string]*storedEvent),
+
+		dirtyObjects: make(map[objectKey]bool),
+		dirtyEvents:  make(map[string]bool),
+		changes:      make(chan struct{}, 1),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -183,6 +196,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.mode, c.authed = m, true
+	if r.URL.Path == EmulatorEventsPath {
+		// The emulator's own control endpoint: no injected faults or rate
+		// limits, which stand for Stripe's behaviour.
+		s.registerEvent(c, r)
+		return
+	}
 
 	if status, ok := s.takeFailure(); ok {
 		s.injected(c, r, status)
@@ -262,6 +281,7 @@ var collections = map[string]string{
 	"subscriptions":     kindSubscription,
 	"invoices":          kindInvoice,
 	"charges":           kindCharge,
+	"payment_intents":   kindPaymentIntent,
 	"products":          kindProduct,
 	"events":            kindEvent,
 	"webhook_endpoints": kindWebhookEndpoint,

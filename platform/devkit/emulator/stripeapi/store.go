@@ -14,15 +14,16 @@ import (
 // Object kinds the emulator stores and serves, as Stripe names them in the
 // "object" field.
 const (
-	kindCustomer     = "customer"
-	kindSubscription = "subscription"
-	kindInvoice      = "invoice"
-	kindCharge       = "charge"
-	kindProduct      = "product"
-	kindEvent        = "event"
+	kindCustomer      = "customer"
+	kindSubscription  = "subscription"
+	kindInvoice       = "invoice"
+	kindCharge        = "charge"
+	kindProduct       = "product"
+	kindPaymentIntent = "payment_intent"
+	kindEvent         = "event"
 )
 
-var servedKinds = []string{kindCustomer, kindSubscription, kindInvoice, kindCharge, kindProduct, kindWebhookEndpoint}
+var servedKinds = []string{kindCustomer, kindSubscription, kindInvoice, kindCharge, kindPaymentIntent, kindProduct, kindWebhookEndpoint}
 
 type storedObject struct {
 	raw      json.RawMessage
@@ -34,6 +35,10 @@ type storedObject struct {
 	// answers 404 for it, and the mark keeps an older event seeded later
 	// from bringing it back.
 	gone bool
+}
+
+func (o *storedObject) sameAs(p *storedObject) bool {
+	return o.livemode == p.livemode && o.asOf == p.asOf && o.gone == p.gone && bytes.Equal(o.raw, p.raw)
 }
 
 type storedEvent struct {
@@ -71,6 +76,9 @@ func (s *Server) PutInvoice(obj any) error { return s.put(kindInvoice, obj) }
 // PutCharge stores a charge; see PutCustomer.
 func (s *Server) PutCharge(obj any) error { return s.put(kindCharge, obj) }
 
+// PutPaymentIntent stores a payment intent; see PutCustomer.
+func (s *Server) PutPaymentIntent(obj any) error { return s.put(kindPaymentIntent, obj) }
+
 // PutProduct stores a product; see PutCustomer. Webhooks name a price's
 // product by id only (it is expanded only on request), so the product's
 // name is known only to a product put here or seeded from a product.*
@@ -78,7 +86,8 @@ func (s *Server) PutCharge(obj any) error { return s.put(kindCharge, obj) }
 func (s *Server) PutProduct(obj any) error { return s.put(kindProduct, obj) }
 
 // Put stores an object of any served kind, taken from its "object" field
-// (customer, subscription, invoice, charge, product or webhook_endpoint).
+// (customer, subscription, invoice, charge, payment_intent, product or
+// webhook_endpoint).
 func (s *Server) Put(obj any) error { return s.put("", obj) }
 
 func (s *Server) put(kind string, obj any) error {
@@ -108,7 +117,12 @@ func (s *Server) store(kind string, o *storedObject) {
 		m = make(map[string]*storedObject)
 		s.objects[kind] = m
 	}
+	if cur := m[head.ID]; cur != nil && cur.sameAs(o) {
+		return // nothing changes: nothing to save
+	}
 	m[head.ID] = o
+	s.dirtyObjects[objectKey{kind, head.ID}] = true
+	s.changed()
 }
 
 // AddEvent stores an event envelope (it needs "id", "object":"event", "type"
@@ -132,12 +146,17 @@ func (s *Server) addEvent(raw []byte, delivered bool) (*eventHead, error) {
 		delivered: delivered, raw: bytes.Clone(raw),
 	}
 	if old, ok := s.events[h.ID]; ok {
+		if old.delivered == delivered && bytes.Equal(old.raw, e.raw) {
+			return h, nil // nothing changes: nothing to save
+		}
 		e.seq = old.seq
 	} else {
 		s.seq++
 		e.seq = s.seq
 	}
 	s.events[h.ID] = e
+	s.dirtyEvents[h.ID] = true
+	s.changed()
 	return h, nil
 }
 
@@ -150,6 +169,8 @@ func (s *Server) SetDelivered(id string, delivered bool) error {
 		return fmt.Errorf("stripeapi: no event %q", id)
 	}
 	e.delivered = delivered
+	s.dirtyEvents[id] = true
+	s.changed()
 	return nil
 }
 
@@ -206,7 +227,8 @@ func (s *Server) SeedFromEvent(raw []byte) error {
 }
 
 // Object returns the stored JSON of one object, kind being its "object" name
-// (customer, subscription, invoice, charge, product).
+// (customer, subscription, invoice, charge, payment_intent, product,
+// webhook_endpoint).
 func (s *Server) Object(kind, id string) (json.RawMessage, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

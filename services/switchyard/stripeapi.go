@@ -136,6 +136,13 @@ func (a stripeAPI) registerEvent(ctx context.Context, event []byte) error {
 	return err
 }
 
+// registerObject is the emulator's POST /_emulator/objects: the object is
+// stored as Stripe would hold it.
+func (a stripeAPI) registerObject(ctx context.Context, object []byte) error {
+	_, err := a.do(ctx, http.MethodPost, "/_emulator/objects", object)
+	return err
+}
+
 // fetchEvent is GET /v1/events/{id}: the event as Stripe keeps it.
 func (a stripeAPI) fetchEvent(ctx context.Context, id string) ([]byte, error) {
 	return a.do(ctx, http.MethodGet, "/v1/events/"+url.PathEscape(id), nil)

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,7 +32,8 @@ it to the gateway, signed, as 'send' does. The event is the hub's fixture of
 that type (platform/devkit/testkit/fixtures/stripe/events) with every id made
 new — the event's evt_ and each object's (cus_, sub_, in_, ch_, pi_, re_, dp_,
 prod_, price_, …), the same old id becoming the same new id everywhere in the
-event so its references stay coherent — "created" now and livemode false.
+event so its references stay coherent — email addresses given a fresh
+subaddress alike (a new customer's story), "created" now and livemode false.
 
 --override PATH=VALUE sets a field of data.object by dot path (numbers index
 lists: items.data.0.price.id). VALUE is read as JSON when it is valid JSON
@@ -38,9 +41,10 @@ lists: items.data.0.price.id). VALUE is read as JSON when it is valid JSON
 part of the path but the last must exist; the last may add a field to an
 existing object (metadata.plan=pro). Overrides apply after the new ids.
 
-Before delivering, the event and the objects it carries are registered with
-the Stripe API emulator, so the hub's refetches (identity asks Stripe for the
-customer) find them: the dev hub's (its --data-dir/stripe-api.json), or the
+Before delivering, the event, the object it carries and fresh copies of the
+objects it names (a dispute's charge, an invoice's subscription) are
+registered with the Stripe API emulator, so the hub's refetches (identity asks
+Stripe whose charge a dispute is) find them: the dev hub's (its --data-dir/stripe-api.json), or the
 one --stripe-api-base / STRIPE_API_BASE and STRIPE_API_KEY name. With neither,
 or when they name Stripe itself, nothing is registered (a note says so).
 Development builds only: the event templates are not in the production binary.`
@@ -102,6 +106,7 @@ type triggered struct {
 	ObjectID   string            `json:"object_id"`
 	IDs        map[string]string `json:"ids"` // fixture id → the new one
 	Registered bool              `json:"registered"`
+	Related    int               `json:"related_objects"` // objects it names, registered before it
 	StripeAPI  string            `json:"stripe_api,omitempty"`
 	Note       string            `json:"note,omitempty"` // why it was not registered
 	Delivery   sendResult        `json:"delivery"`
@@ -142,10 +147,15 @@ func triggerCmd(ctx context.Context, o triggerOptions, name string, getenv func(
 		case api.isStripe():
 			rep.Note = "the Stripe API is Stripe itself (STRIPE_API_KEY without STRIPE_API_BASE): a made-up event cannot be registered there, so the hub's refetches of its objects will not find them"
 		default:
+			for _, obj := range ev.related {
+				if err := api.registerObject(ctx, obj); err != nil {
+					return fmt.Errorf("register the objects %s names with the Stripe API emulator (from %s; --no-register skips this): %w", ev.id, api.from, err)
+				}
+			}
 			if err := api.registerEvent(ctx, ev.body); err != nil {
 				return fmt.Errorf("register %s with the Stripe API emulator (from %s; --no-register skips this): %w", ev.id, api.from, err)
 			}
-			rep.Registered, rep.StripeAPI = true, api.URL
+			rep.Registered, rep.StripeAPI, rep.Related = true, api.URL, len(ev.related)
 		}
 	}
 	rep.Delivery = post(ctx, &http.Client{Timeout: 30 * time.Second}, o.url, ev.body, secret, "", false, false)
@@ -164,7 +174,7 @@ func triggerCmd(ctx context.Context, o triggerOptions, name string, getenv func(
 	}
 	fmt.Fprintf(stdout, "Triggered %s %s (%s)\n", rep.Type, rep.EventID, rep.ObjectID)
 	if rep.Registered {
-		fmt.Fprintf(stdout, "  registered with the Stripe API emulator at %s\n", rep.StripeAPI)
+		fmt.Fprintf(stdout, "  registered with the Stripe API emulator at %s (and %d object(s) it names)\n", rep.StripeAPI, rep.Related)
 	}
 	printSendResults(stdout, []sendResult{rep.Delivery}, 1)
 	return failure
@@ -258,6 +268,7 @@ type builtEvent struct {
 	id, typ  string
 	objectID string
 	ids      map[string]string
+	related  [][]byte // the objects it names, renewed alike (registered before it)
 }
 
 // freshEvent makes an event from a template: every Stripe id replaced by a
@@ -270,30 +281,8 @@ func freshEvent(tmpl []byte, overrides []override, now time.Time) (builtEvent, e
 	if err != nil || !root.object {
 		return builtEvent{}, fmt.Errorf("event template: not a JSON object (%v)", err)
 	}
-	ids := map[string]string{}
-	freshen := func(id string) string {
-		if !isFreshenable(id) {
-			return id
-		}
-		if n, ok := ids[id]; ok {
-			return n
-		}
-		cut := strings.LastIndexByte(id, '_') + 1
-		n := id[:cut] + randomAlnum(len(id)-cut)
-		ids[id] = n
-		return n
-	}
-	root.walk("", func(key string, n *jsonNode) {
-		if key == "livemode" && len(n.scalar) > 0 {
-			n.scalar = json.RawMessage("false")
-			return
-		}
-		if s, ok := n.str(); ok {
-			if fresh := reStripeID.ReplaceAllStringFunc(s, freshen); fresh != s {
-				*n = *scalarNode(fresh)
-			}
-		}
-	})
+	r := renewer{ids: map[string]string{}}
+	r.renew(root)
 	created := &jsonNode{scalar: json.RawMessage(fmt.Sprint(now.Unix()))}
 	root.put("created", created)
 	if req := root.get("request"); req != nil {
@@ -313,11 +302,107 @@ func freshEvent(tmpl []byte, overrides []override, now time.Time) (builtEvent, e
 			return builtEvent{}, usageErrorf("--override %v", err)
 		}
 	}
-	ev := builtEvent{body: root.marshal(), ids: ids}
+	ev := builtEvent{body: root.marshal(), ids: r.ids}
 	ev.id, _ = root.get("id").str()
 	ev.typ, _ = root.get("type").str()
 	ev.objectID, _ = obj.get("id").str()
+	if ev.related, err = r.related(triggerObjects(), ev.objectID); err != nil {
+		return builtEvent{}, err
+	}
 	return ev, nil
+}
+
+// renewer gives Stripe ids new ones of the same shape, the same new id for
+// an id wherever it appears.
+type renewer struct {
+	ids map[string]string // old id (or email address) → new one
+}
+
+func (r renewer) fresh(id string) string {
+	if !isFreshenable(id) {
+		return id
+	}
+	if n, ok := r.ids[id]; ok {
+		return n
+	}
+	cut := strings.LastIndexByte(id, '_') + 1
+	n := id[:cut] + randomAlnum(len(id)-cut)
+	r.ids[id] = n
+	return n
+}
+
+// renew replaces every id in the strings of root (URLs included) and makes
+// it test mode.
+func (r renewer) renew(root *jsonNode) {
+	root.walk("", func(key string, n *jsonNode) {
+		if key == "livemode" && len(n.scalar) > 0 {
+			n.scalar = json.RawMessage("false")
+			return
+		}
+		if s, ok := n.str(); ok {
+			fresh := reStripeID.ReplaceAllStringFunc(s, r.fresh)
+			fresh = reEmail.ReplaceAllStringFunc(fresh, r.freshEmail)
+			if fresh != s {
+				*n = *scalarNode(fresh)
+			}
+		}
+	})
+}
+
+// reEmail matches the email addresses of the fixtures (jenny.rosen@example.com).
+var reEmail = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+`)
+
+// freshEmail gives an address a new one at the same domain, with a random
+// subaddress, the same new address wherever it appears: a triggered event
+// is a new customer's story. With the fixtures' address, every trigger
+// would name one email under new Stripe customers — to a CRM that keys
+// contacts by email, one contact for many customers, which the hub rightly
+// refuses as a conflict for an operator (--override email=… names one on
+// purpose).
+func (r renewer) freshEmail(addr string) string {
+	if n, ok := r.ids[addr]; ok {
+		return n
+	}
+	local, domain, _ := strings.Cut(addr, "@")
+	local, _, _ = strings.Cut(local, "+")
+	n := local + "+" + strings.ToLower(randomAlnum(8)) + "@" + domain
+	r.ids[addr] = n
+	return n
+}
+
+// related returns renewed copies of the objects of known (fixture objects
+// by id) that the renewed ids name, and those they name in turn, but the
+// event's own object (newObjectID): what Stripe would hold for an event
+// that really happened — the charge a dispute names, its customer, the
+// invoice's subscription — so the hub's refetches of a triggered event
+// find them. Sorted by new id, for a stable order.
+func (r renewer) related(known map[string][]byte, newObjectID string) ([][]byte, error) {
+	byNewID := map[string][]byte{}
+	for {
+		var next []string
+		for old, n := range r.ids {
+			if _, ok := known[old]; ok && byNewID[n] == nil && n != newObjectID {
+				next = append(next, old)
+			}
+		}
+		if len(next) == 0 {
+			break
+		}
+		slices.Sort(next)
+		for _, old := range next {
+			root, err := parseJSONTree(known[old])
+			if err != nil || !root.object {
+				return nil, fmt.Errorf("fixture object %s: not a JSON object (%v)", old, err)
+			}
+			r.renew(root) // may name more ids: the loop goes on
+			byNewID[r.ids[old]] = root.marshal()
+		}
+	}
+	var bodies [][]byte
+	for _, id := range slices.Sorted(maps.Keys(byNewID)) {
+		bodies = append(bodies, byNewID[id])
+	}
+	return bodies, nil
 }
 
 // newUUID is a random (version 4) UUID, the shape of Stripe's

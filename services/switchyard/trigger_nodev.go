@@ -14,3 +14,5 @@ var errNoTriggerTemplates = errors.New("this build has no event templates (a pro
 func triggerEventNames() []string { return nil }
 
 func triggerTemplate(string) ([]byte, bool) { return nil, false }
+
+func triggerObjects() map[string][]byte { return nil }

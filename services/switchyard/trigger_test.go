@@ -58,6 +58,18 @@ func TestFreshEventRenewsEveryIDCoherently(t *testing.T) {
 					t.Errorf("%s appeared %d times, its new id %s %d times", id, c, n, strings.Count(body, n))
 				}
 			}
+			// Email addresses are renewed alike: a triggered event is a new
+			// customer's story, not one more customer under the fixture's email.
+			for _, addr := range reEmail.FindAllString(string(tmpl), -1) {
+				n := ev.ids[addr]
+				local, domain, _ := strings.Cut(addr, "@")
+				if strings.Contains(body, `"`+addr+`"`) || !strings.HasPrefix(n, local+"+") || !strings.HasSuffix(n, "@"+domain) {
+					t.Errorf("email %s: new %q, want %s+…@%s everywhere", addr, n, local, domain)
+				}
+				if c := strings.Count(string(tmpl), `"`+addr+`"`); strings.Count(body, `"`+n+`"`) != c {
+					t.Errorf("%s appeared %d times, its new address %s %d times", addr, c, n, strings.Count(body, `"`+n+`"`))
+				}
+			}
 			var got struct {
 				ID       string `json:"id"`
 				Created  int64  `json:"created"`
@@ -338,5 +350,62 @@ func TestResendDeliversTheEventStripeHas(t *testing.T) {
 	devEnv := map[string]string{"STRIPE_WEBHOOK_SECRET": secret, "SWITCHYARD_WEBHOOK_URL": hook}
 	if out, errOut, code := runCLI(t, devEnv, "resend", "--data-dir", dataDir, ev.id); code != exitOK || !strings.Contains(out, "from the Stripe API at "+emu.URL) {
 		t.Errorf("resend through stripe-api.json: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestTriggerRegistersWhatTheEventNames: a triggered dispute names a
+// charge, and the charge may name a customer and a payment intent; the
+// emulator must hold fresh copies of each (as Stripe would for a dispute that
+// happened), under the new ids the event carries, and no fixture id may
+// leak into what is registered. Without them identity's refetch of the
+// dispute's charge finds nothing and the event dead-letters in `make run`.
+func TestTriggerRegistersWhatTheEventNames(t *testing.T) {
+	b := testkit.NATS(t)
+	hook, secret := startGateway(t, b)
+	const key = "sk_test_trigger_related"
+	api, emu := emulatorWithRegistry(t, key)
+	env := map[string]string{"STRIPE_WEBHOOK_SECRET": secret, "SWITCHYARD_WEBHOOK_URL": hook,
+		"STRIPE_API_BASE": emu.URL, "STRIPE_API_KEY": key}
+
+	out, errOut, code := runCLI(t, env, "trigger", "charge.dispute.created", "--json")
+	var rep triggered
+	if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || !rep.Registered {
+		t.Fatalf("trigger: exit %d\n%s%s", code, out, errOut)
+	}
+	tmpl := testkit.StripeEvent(t, "charge.dispute.created")
+	var dispute struct {
+		Data struct {
+			Object struct{ Charge, PaymentIntent string } `json:"object"`
+		} `json:"data"`
+	}
+	mustJSON(t, json.Unmarshal(tmpl, &dispute))
+	var charge struct{ Customer, PaymentIntent string }
+	want := map[string]string{"charge": dispute.Data.Object.Charge}
+	newCharge, ok := rep.IDs[want["charge"]]
+	if !ok {
+		t.Fatalf("the dispute's charge %s was not renewed: ids %v", want["charge"], rep.IDs)
+	}
+	raw, ok := api.Object("charge", newCharge)
+	if !ok {
+		t.Fatalf("the emulator holds no charge %s (the dispute's, renewed)", newCharge)
+	}
+	mustJSON(t, json.Unmarshal(raw, &charge))
+	if _, ok := api.Object("customer", charge.Customer); charge.Customer != "" && !ok {
+		t.Errorf("the emulator holds no customer %s (the charge's)", charge.Customer)
+	}
+	if _, ok := api.Object("payment_intent", charge.PaymentIntent); charge.PaymentIntent != "" && !ok {
+		t.Errorf("the emulator holds no payment intent %s (the charge's)", charge.PaymentIntent)
+	}
+	if rep.Related < 1 {
+		t.Errorf("registered %d related objects, want at least the charge", rep.Related)
+	}
+	for _, kind := range []string{"customer", "charge", "payment_intent", "invoice", "subscription", "product"} {
+		for id, obj := range api.Objects(kind) {
+			for old := range rep.IDs {
+				if strings.Contains(string(obj), old) {
+					t.Errorf("registered %s %s still names the fixture's %s", kind, id, old)
+				}
+			}
+		}
 	}
 }

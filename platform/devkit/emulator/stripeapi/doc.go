@@ -68,6 +68,15 @@
 //     behaviour, and this endpoint is the emulator's. It is how a tool that
 //     makes up an event (`switchyard dev`'s clients) makes Stripe "have" it,
 //     so the hub's refetches of its objects find them.
+//   - POST /_emulator/objects (EmulatorObjectsPath), NOT part of Stripe's
+//     API: the body is one object of a kind the emulator serves (Serves:
+//     customer, subscription, invoice, charge, payment_intent, product),
+//     named by its "object" field, with a key of its mode. It stores the
+//     object (a newer version replaces the stored one, as objects change)
+//     and answers 200 with it; another kind, no id, or the other mode
+//     answers 400 invalid_request_error (param object or livemode). Faults
+//     and rate limits do not apply. `switchyard trigger` registers the
+//     objects a made-up event names this way (a dispute's charge).
 //   - State that outlives the process: MarshalState, MarshalChanges,
 //     UnmarshalState and Changes make a Server a statefile.Journaled, so
 //     `switchyard dev` keeps its objects and events across restarts (the
@@ -78,7 +87,8 @@
 //   - Writes (POST/DELETE) and every other endpoint: known paths answer 501
 //     with a message saying so, unknown paths Stripe's "Unrecognized request
 //     URL" 404. State changes only through the Put*/AddEvent/SeedFromEvent
-//     methods and the emulator-only POST /_emulator/events; nothing creates
+//     methods and the emulator-only POST /_emulator/events and
+//     /_emulator/objects; nothing creates
 //     events on its own and nothing is delivered to webhooks (a registered
 //     event is marked delivered, and posting it to the hub is the caller's
 //     job).

@@ -6,12 +6,25 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 )
 
 // EmulatorEventsPath is the emulator's own write endpoint, not part of
 // Stripe's API: POST an event JSON there to store it with the object it
 // carries, as if Stripe had created and delivered it (see the package doc).
 const EmulatorEventsPath = "/_emulator/events"
+
+// EmulatorObjectsPath is the emulator's write endpoint for objects, not part
+// of Stripe's API: POST an object's JSON there (customer, subscription,
+// invoice, charge, payment_intent or product, named by its "object" field)
+// to store it as Stripe would hold it, as if it had been created through
+// the API. `switchyard trigger` registers the objects a made-up event
+// names this way, so the hub's refetches find them.
+const EmulatorObjectsPath = "/_emulator/objects"
+
+// Serves reports whether the emulator stores and serves objects of kind
+// (the "object" field: "customer", "charge", …).
+func Serves(kind string) bool { return kind != kindWebhookEndpoint && slices.Contains(servedKinds, kind) }
 
 // maxEventBytes bounds a registered event's body; Stripe's largest event
 // payloads are well under it.
@@ -63,6 +76,51 @@ func (s *Server) registerEvent(c *call, r *http.Request) {
 		return
 	}
 	if err := s.SeedFromEvent(body); err != nil {
+		c.fail(http.StatusBadRequest, &apiError{Type: typeInvalidRequest, Message: err.Error()})
+		return
+	}
+	c.ok(body)
+}
+
+// registerObject answers POST /_emulator/objects: it stores the object
+// (the latest version wins, as an object changes over its life) and says
+// it back. The key's mode must be the object's (livemode).
+func (s *Server) registerObject(c *call, r *http.Request) {
+	if r.Method != http.MethodPost {
+		c.w.Header().Set("Allow", http.MethodPost)
+		c.fail(http.StatusMethodNotAllowed, &apiError{Type: typeInvalidRequest,
+			Message: fmt.Sprintf("stripeapi: %s %s: this emulator endpoint takes POST with an object's JSON", r.Method, EmulatorObjectsPath)})
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxEventBytes+1))
+	if err != nil {
+		c.fail(http.StatusBadRequest, &apiError{Type: typeInvalidRequest, Message: "stripeapi: could not read the request body: " + err.Error()})
+		return
+	}
+	if len(body) > maxEventBytes {
+		c.fail(http.StatusRequestEntityTooLarge, &apiError{Type: typeInvalidRequest,
+			Message: fmt.Sprintf("stripeapi: the object is larger than %d bytes", maxEventBytes)})
+		return
+	}
+	var head struct {
+		Object string `json:"object"`
+	}
+	if json.Unmarshal(body, &head) != nil || !Serves(head.Object) {
+		c.fail(http.StatusBadRequest, &apiError{Type: typeInvalidRequest, Param: "object",
+			Message: fmt.Sprintf("stripeapi: want a JSON object whose \"object\" is one of %v", slices.DeleteFunc(slices.Clone(servedKinds), func(k string) bool { return !Serves(k) }))})
+		return
+	}
+	o, _, err := parseObject(body, head.Object)
+	if err != nil {
+		c.fail(http.StatusBadRequest, &apiError{Type: typeInvalidRequest, Message: err.Error()})
+		return
+	}
+	if o.livemode != (c.mode == modeLive) {
+		c.fail(http.StatusBadRequest, &apiError{Type: typeInvalidRequest, Param: "livemode",
+			Message: fmt.Sprintf("stripeapi: a %s mode object, and a %s mode key was used to register it", modeOf(o.livemode), c.mode)})
+		return
+	}
+	if err := s.put(head.Object, body); err != nil {
 		c.fail(http.StatusBadRequest, &apiError{Type: typeInvalidRequest, Message: err.Error()})
 		return
 	}

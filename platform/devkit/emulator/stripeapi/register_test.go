@@ -166,3 +166,59 @@ func TestRegisterEventBypassesFaults(t *testing.T) {
 		t.Errorf("the next API request: %d, want the queued 503", r.status)
 	}
 }
+
+// TestRegisterObject: POST /_emulator/objects stores an object of a kind
+// the emulator serves, which GET then answers byte for byte; a newer
+// version replaces it; other kinds, bodies without an id and objects of
+// the other mode are refused with Stripe-shaped 400s, and nothing is
+// stored for them.
+func TestRegisterObject(t *testing.T) {
+	srv, base := newServer(t, stripeapi.Options{})
+	charge := []byte(`{"id":"ch_3RegisteredGgdF1VjufL0000","object":"charge","amount":2000,"customer":"cus_RegisteredGgdF1","livemode":false}`)
+	if r := post(t, base+stripeapi.EmulatorObjectsPath, testKey, charge); r.status != http.StatusOK {
+		t.Fatalf("register a charge: %d %s", r.status, r.body)
+	}
+	if r := get(t, base+"/v1/charges/ch_3RegisteredGgdF1VjufL0000", testKey); r.status != http.StatusOK || !jsonEqual(t, r.body, charge) {
+		t.Errorf("GET the registered charge: %d %s", r.status, r.body)
+	}
+	newer := []byte(`{"id":"ch_3RegisteredGgdF1VjufL0000","object":"charge","amount":2000,"refunded":true,"customer":"cus_RegisteredGgdF1","livemode":false}`)
+	if r := post(t, base+stripeapi.EmulatorObjectsPath, testKey, newer); r.status != http.StatusOK {
+		t.Fatalf("register a newer version: %d %s", r.status, r.body)
+	}
+	if got, _ := srv.Object("charge", "ch_3RegisteredGgdF1VjufL0000"); !jsonEqual(t, got, newer) {
+		t.Errorf("stored %s, want the newer version", got)
+	}
+
+	for _, tc := range []struct {
+		name, key string
+		body      string
+		param     string
+	}{
+		{"not JSON", testKey, `{"id":`, "object"},
+		{"an event", testKey, `{"id":"evt_1NotAnObjectGgdF1","object":"event"}`, "object"},
+		{"a kind not emulated", testKey, `{"id":"dp_1NotServedGgdF1","object":"dispute"}`, "object"},
+		{"a webhook endpoint", testKey, `{"id":"we_1NotServedGgdF1","object":"webhook_endpoint"}`, "object"},
+		{"no id", testKey, `{"object":"customer"}`, ""},
+		{"live object, test key", testKey, `{"id":"cus_LiveGgdF1Vjuf","object":"customer","livemode":true}`, "livemode"},
+		{"test object, live key", liveKey, `{"id":"cus_TestGgdF1Vjuf","object":"customer","livemode":false}`, "livemode"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := post(t, base+stripeapi.EmulatorObjectsPath, tc.key, []byte(tc.body))
+			if r.status != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400: %s", r.status, r.body)
+			}
+			if e := decodeError(t, r); e.Error.Type != "invalid_request_error" || e.Error.Param != tc.param {
+				t.Errorf("error %+v, want invalid_request_error with param %q", e.Error, tc.param)
+			}
+		})
+	}
+	if n := len(srv.Objects("customer")); n != 0 {
+		t.Errorf("refused requests stored %d customers", n)
+	}
+	if r := post(t, base+stripeapi.EmulatorObjectsPath, "", charge); r.status != http.StatusUnauthorized {
+		t.Errorf("without a key: %d, want 401", r.status)
+	}
+	if r := get(t, base+stripeapi.EmulatorObjectsPath, testKey); r.status != http.StatusMethodNotAllowed {
+		t.Errorf("GET %s: %d, want 405", stripeapi.EmulatorObjectsPath, r.status)
+	}
+}

@@ -202,6 +202,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.registerEvent(c, r)
 		return
 	}
+	if r.URL.Path == EmulatorObjectsPath {
+		s.registerObject(c, r)
+		return
+	}
 
 	if status, ok := s.takeFailure(); ok {
 		s.injected(c, r, status)

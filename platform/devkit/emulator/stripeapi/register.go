@@ -24,7 +24,9 @@ const EmulatorObjectsPath = "/_emulator/objects"
 
 // Serves reports whether the emulator stores and serves objects of kind
 // (the "object" field: "customer", "charge", …).
-func Serves(kind string) bool { return kind != kindWebhookEndpoint && slices.Contains(servedKinds, kind) }
+func Serves(kind string) bool {
+	return kind != kindWebhookEndpoint && slices.Contains(servedKinds, kind)
+}
 
 // maxEventBytes bounds a registered event's body; Stripe's largest event
 // payloads are well under it.

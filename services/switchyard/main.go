@@ -37,6 +37,7 @@ Usage:
   switchyard status [--json]       pipeline health in one screen
   switchyard doctor [--json]       launch readiness: streams, permissions, migrations, secrets, vendors
   switchyard replay-key [--public] make the operator's replay key pair (signed replays)
+  switchyard subscriber NAME [flags]   a subscriber's durable consumer and least-privilege NATS user
 
 Run 'switchyard <command> -h' for a command's flags.
 `
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = doctorCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "replay-key":
 		err = replayKeyCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "subscriber":
+		err = subscriberCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

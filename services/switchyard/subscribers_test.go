@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -212,14 +213,16 @@ func TestExampleSubscribers(t *testing.T) {
 		t.Logf("BILLING %d: %s %s %s trace %s", e.seq, e.subject, e.eventID, e.customer, e.traceID)
 	}
 
-	// The operator creates each subscriber's durable, as the docs say.
+	// The operator creates each subscriber's durable, as the docs say:
+	// `switchyard subscriber NAME`, logged in with the right to.
 	for _, name := range subs {
-		d, err := natsbus.SubscriberDurable(name, natsbus.StreamBilling, "billing.>")
-		if err != nil {
-			t.Fatal(err)
+		var out, errOut strings.Builder
+		cliEnv := config.MapEnv(map[string]string{"NATS_URL": ns.ClientURL(), "NATS_USER": hubUser, "NATS_PASSWORD": hubPassword})
+		if code := run(ctx, []string{"subscriber", name, "--filter", "billing.>"}, cliEnv, nil, &out, &errOut); code != 0 {
+			t.Fatalf("switchyard subscriber %s: exit %d\n%s", name, code, errOut.String())
 		}
-		if _, err := js.CreateOrUpdateConsumer(ctx, d.Stream, d.Config()); err != nil {
-			t.Fatalf("create %s: %v", d, err)
+		if !strings.Contains(out.String(), "consumer "+name+" on BILLING: created") {
+			t.Errorf("switchyard subscriber %s said:\n%s", name, out.String())
 		}
 	}
 	checkSubscriberRefusals(t, ns.ClientURL(), subs[0], js)
@@ -532,4 +535,86 @@ func treeFiles(t *testing.T, dir string) map[string]string {
 		t.Fatalf("no files under %s", dir)
 	}
 	return files
+}
+
+// TestSubscriberCommand: `switchyard subscriber` creates the durable the
+// examples read, with the settings asked for, and prints a nats.conf user
+// that nats-server loads with exactly natsbus.SubscriberPermissions; names
+// and streams a subscriber may not have are refused.
+func TestSubscriberCommand(t *testing.T) {
+	b := testkit.NATS(t)
+	_, js := b.Connect(t)
+	env := config.MapEnv(map[string]string{"NATS_URL": b.URL})
+	cli := func(args ...string) (string, string, int) {
+		var out, errOut strings.Builder
+		code := run(context.Background(), append([]string{"subscriber"}, args...), env, nil, &out, &errOut)
+		return out.String(), errOut.String(), code
+	}
+
+	out, stderr, code := cli("billing_sync", "--filter", "billing.payment.>", "--deliver", "new")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "consumer billing_sync on BILLING: created") {
+		t.Errorf("output:\n%s", out)
+	}
+	c, err := js.Consumer(context.Background(), natsbus.StreamBilling, "billing_sync")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := c.CachedInfo().Config
+	if cfg.DeliverPolicy != jetstream.DeliverNewPolicy || cfg.AckPolicy != jetstream.AckExplicitPolicy || cfg.FilterSubject != "billing.payment.>" ||
+		cfg.MaxDeliver != -1 || cfg.AckWait != natsbus.DefaultAckWait || cfg.DeliverSubject != "" {
+		t.Errorf("consumer config %+v: want a pull consumer, deliver new, explicit ack, filter billing.payment.>, unlimited deliveries, 30s ack wait", cfg)
+	}
+	if out, stderr, code = cli("billing_sync", "--filter", "billing.payment.>", "--deliver", "new"); code != 0 || !strings.Contains(out, "billing_sync on BILLING: updated") {
+		t.Errorf("second run: exit %d\n%s%s", code, out, stderr)
+	}
+	if _, stderr, code = cli("billing_sync", "--filter", "billing.payment.>", "--deliver", "all"); code != 1 || !strings.Contains(stderr, "cannot change") {
+		t.Errorf("changing where it starts: exit %d, %s; want 1 and why", code, stderr)
+	}
+
+	// The printed user, loaded by nats-server, has exactly the permissions.
+	out, stderr, code = cli("billing_sync", "--conf-only")
+	if code != 0 {
+		t.Fatalf("--conf-only: exit %d: %s", code, stderr)
+	}
+	t.Setenv("NATS_PASSWORD_BILLING_SYNC", "pw-from-env")
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(conf, []byte("authorization {\n  users: [\n"+out+"  ]\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("nats-server refuses the printed user: %v\n%s", err, out)
+	}
+	want, err := natsbus.SubscriberPermissions("billing_sync", natsbus.StreamBilling)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(opts.Users) != 1 || opts.Users[0].Username != "billing_sync" || opts.Users[0].Password != "pw-from-env" ||
+		!slices.Equal(opts.Users[0].Permissions.Publish.Allow, want.Publish) || !slices.Equal(opts.Users[0].Permissions.Subscribe.Allow, want.Subscribe) {
+		t.Errorf("nats-server loaded %+v from:\n%s", opts.Users, out)
+	}
+
+	for _, tt := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"a hub identity", []string{"crm", "--conf-only"}, 1, "identity or durable consumer of the hub"},
+		{"a hub durable", []string{"identity_crm_links", "--conf-only"}, 1, "identity or durable consumer of the hub"},
+		{"two tokens", []string{"a.b", "--conf-only"}, 1, "one NATS subject token"},
+		{"the raw Stripe stream", []string{"x", "--stream", "STRIPE", "--conf-only"}, 1, "not one a subscriber may read"},
+		{"no name", []string{"--conf-only"}, 2, "usage"},
+		{"a bad start", []string{"x", "--deliver", "yesterday"}, 1, "RFC 3339"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := cli(tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, %q; want %d and %q", code, stderr, tt.code, tt.want)
+			}
+		})
+	}
 }

@@ -618,3 +618,19 @@ func TestSubscriberCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestSubscribingDocShowsTheSubscriberUser: the nats.conf user in
+// docs/subscribing.md is what `switchyard subscriber billing_sync` prints.
+func TestSubscribingDocShowsTheSubscriberUser(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/subscribing.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := natsbus.SubscriberPermissions("billing_sync", natsbus.StreamBilling)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := natsConfUser(p, subscriberPasswordVar("billing_sync")); !strings.Contains(string(doc), want) {
+		t.Errorf("docs/subscribing.md does not show the user switchyard subscriber prints:\n%s", want)
+	}
+}

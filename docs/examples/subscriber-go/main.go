@@ -50,6 +50,11 @@ import (
 // alone says how to decode; the header, when present, is a cross-check.
 const headerType = "Switchyard-Type"
 
+// headerReplayFor names the one consumer a replayed dead letter is for
+// (the operator replays to the original subject, so every subscriber of
+// the subject sees it): everyone else acks it and does nothing.
+const headerReplayFor = "Switchyard-Replay-For"
+
 // retryDelay is how long a message whose work failed waits before the
 // server delivers it again.
 const retryDelay = 5 * time.Second
@@ -152,7 +157,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	// the spans are still made, with their own ids, and go nowhere.
 	tp := sdktrace.NewTracerProvider()
 	defer func() { err = errors.Join(err, tp.Shutdown(context.Background())) }()
-	h := &handler{tracer: tp.Tracer("subscriber-go"), out: json.NewEncoder(stdout)}
+	h := &handler{name: cfg.name, tracer: tp.Tracer("subscriber-go"), out: json.NewEncoder(stdout)}
 
 	// The messages in hand when the signal comes are still handled and
 	// acked: their work must not see the cancellation.
@@ -204,6 +209,7 @@ func durable(ctx context.Context, js jetstream.JetStream, cfg config) (jetstream
 // handler does the work for one message at a time (Consume calls it
 // sequentially).
 type handler struct {
+	name   string // the durable's: a replay for another consumer is not ours
 	tracer trace.Tracer
 	out    *json.Encoder
 }
@@ -227,6 +233,10 @@ func (h *handler) handle(ctx context.Context, msg jetstream.Msg) {
 		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", msg.Subject())))
 	defer span.End()
 
+	if to := msg.Headers().Get(headerReplayFor); to != "" && to != h.name {
+		_ = msg.Ack() // another consumer's replay of a message we had
+		return
+	}
 	m, err := decode(msg)
 	if err != nil {
 		// It will never decode: redelivering it is pointless. Term keeps

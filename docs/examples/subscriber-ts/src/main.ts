@@ -43,6 +43,13 @@ import { EventMetaSchema } from "./gen/switchyard/billing/v1/billing_pb.js";
 /** The header naming the message's protobuf type: a cross-check, the subject decides. */
 const headerType = "Switchyard-Type";
 
+/**
+ * Names the one consumer a replayed dead letter is for (the operator replays
+ * to the original subject, so every subscriber of the subject sees it):
+ * everyone else acks it and does nothing.
+ */
+const headerReplayFor = "Switchyard-Replay-For";
+
 /** How long a message whose work failed waits before the server delivers it again. */
 const retryDelayMs = 5_000;
 
@@ -128,6 +135,11 @@ async function main(): Promise<void> {
       parent,
     );
     try {
+      const replayFor = msg.headers?.get(headerReplayFor) ?? "";
+      if (replayFor && replayFor !== cfg.name) {
+        msg.ack(); // another consumer's replay of a message we had
+        continue;
+      }
       await handle(msg, types, span);
     } finally {
       span.end();

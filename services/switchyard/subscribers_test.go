@@ -212,6 +212,10 @@ func TestExampleSubscribers(t *testing.T) {
 	for _, e := range stored {
 		t.Logf("BILLING %d: %s %s %s trace %s", e.seq, e.subject, e.eventID, e.customer, e.traceID)
 	}
+	// An operator's replay of the first event for crm: every other
+	// consumer of the subject acks it and does nothing.
+	last := replayFor(t, js, stored[0].seq, natsbus.ConsumerCRM)
+	waitHubIdle(t, js, "the replay")
 
 	// The operator creates each subscriber's durable, as the docs say:
 	// `switchyard subscriber NAME`, logged in with the right to.
@@ -253,7 +257,11 @@ func TestExampleSubscribers(t *testing.T) {
 		ex.cmd.Env = append(os.Environ(), "NATS_URL="+ns.ClientURL(), "NATS_USER="+ex.name, "NATS_PASSWORD="+ex.name+"-pw",
 			"NATS_CREDS=", "NATS_PASSWORD_FILE=", "NATS_INBOX_PREFIX=", "SUBSCRIBER_NAME="+ex.name, "SUBSCRIBER_STREAM=", "SUBSCRIBER_FILTER=",
 			"SUBSCRIBER_DELIVER=", "SUBJECTS_JSON="+mapping)
-		go func() { results <- runExample(ex.name, ex.cmd, stored) }()
+		acked := func() bool {
+			c, err := js.Consumer(ctx, natsbus.StreamBilling, ex.name)
+			return err == nil && c.CachedInfo().AckFloor.Stream == last
+		}
+		go func() { results <- runExample(ex.name, ex.cmd, stored, acked) }()
 	}
 	for range examples {
 		if err := <-results; err != nil {
@@ -262,7 +270,6 @@ func TestExampleSubscribers(t *testing.T) {
 	}
 
 	// Everything acknowledged, up to the stream's last message.
-	last := stored[len(stored)-1].seq
 	for _, name := range subs {
 		c, err := js.Consumer(ctx, natsbus.StreamBilling, name)
 		if err != nil {
@@ -316,9 +323,37 @@ func billingStream(t *testing.T, js jetstream.JetStream) []storedEvent {
 	return out
 }
 
+// replayFor publishes the BILLING message at seq again as the operator's
+// replay for consumer does (a fresh message id, Switchyard-Replay-Of and
+// -For), and returns its sequence.
+func replayFor(t *testing.T, js jetstream.JetStream, seq uint64, consumer string) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, natsbus.StreamBilling)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := nats.NewMsg(orig.Subject)
+	msg.Data = orig.Data
+	msg.Header.Set("traceparent", orig.Header.Get("traceparent"))
+	msg.Header.Set(jetstream.MsgIDHeader, "replay-"+randomHex(8))
+	msg.Header.Set("Switchyard-Replay-Of", orig.Header.Get(jetstream.MsgIDHeader))
+	msg.Header.Set("Switchyard-Replay-For", consumer)
+	ack, err := js.PublishMsg(ctx, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack.Sequence
+}
+
 // runExample runs one example subscriber until it has printed a line per
-// stored event, stops it with SIGTERM and checks what it printed.
-func runExample(name string, cmd *exec.Cmd, stored []storedEvent) error {
+// stored event and acked everything (acked), stops it with SIGTERM and
+// checks what it printed.
+func runExample(name string, cmd *exec.Cmd, stored []storedEvent, acked func() bool) error {
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -352,6 +387,18 @@ func runExample(name string, cmd *exec.Cmd, stored []storedEvent) error {
 			got = append(got, p)
 		case <-deadline:
 			return fmt.Errorf("%s printed %d of %d lines in 30s:\n%s", name, len(got), len(stored), stderr.String())
+		}
+	}
+	for !acked() {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				return fmt.Errorf("%s exited before acking everything: %v\n%s", name, cmd.Wait(), stderr.String())
+			}
+			got = append(got, printedLine{Subject: "unexpected: " + l})
+		case <-deadline:
+			return fmt.Errorf("%s printed every event but has not acked them all in 30s:\n%s", name, stderr.String())
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -188,6 +188,9 @@ func durable(ctx context.Context, js jetstream.JetStream, cfg config) (jetstream
 		if err != nil {
 			return nil, fmt.Errorf("consumer %s on %s: %w", cfg.name, cfg.stream, err)
 		}
+		if got := cons.CachedInfo().Config.FilterSubject; got != cfg.filter {
+			fmt.Fprintf(os.Stderr, "subscriber: consumer %s reads %q, not SUBSCRIBER_FILTER %q: the operator changes it (switchyard subscriber)\n", cfg.name, got, cfg.filter)
+		}
 		return cons, nil
 	}
 	cons, err = js.CreateConsumer(ctx, cfg.stream, jetstream.ConsumerConfig{

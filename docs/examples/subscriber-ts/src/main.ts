@@ -158,7 +158,15 @@ async function main(): Promise<void> {
 async function durable(nc: NatsConnection, cfg: Config): Promise<Consumer> {
   const js = jetstream(nc);
   try {
-    return await js.consumers.get(cfg.stream, cfg.name);
+    const consumer = await js.consumers.get(cfg.stream, cfg.name);
+    const filter = (await consumer.info(true)).config.filter_subject ?? "";
+    if (filter !== cfg.filter) {
+      console.error(
+        `subscriber: consumer ${cfg.name} reads "${filter}", not SUBSCRIBER_FILTER "${cfg.filter}": ` +
+          "the operator changes it (switchyard subscriber)",
+      );
+    }
+    return consumer;
   } catch (err) {
     if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) {
       throw new Error(`consumer ${cfg.name} on ${cfg.stream}: ${err}`);

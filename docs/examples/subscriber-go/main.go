@@ -166,7 +166,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
-	fmt.Fprintf(os.Stderr, "subscriber: consuming %s on %s as %s\n", cfg.filter, cfg.stream, cfg.name)
+	fmt.Fprintf(os.Stderr, "subscriber: consuming %s on %s\n", cfg.name, cfg.stream)
 	<-ctx.Done()
 	// Hand the messages already pulled to the handler, then stop.
 	cc.Drain()

@@ -120,7 +120,7 @@ async function main(): Promise<void> {
   const stop = () => messages.stop();
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
-  console.error(`subscriber: consuming ${cfg.filter} on ${cfg.stream} as ${cfg.name}`);
+  console.error(`subscriber: consuming ${cfg.name} on ${cfg.stream}`);
 
   // One message at a time: the one in hand when the signal comes is
   // finished and acked; those pulled but not yet handled go back to the

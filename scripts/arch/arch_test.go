@@ -21,6 +21,7 @@ const (
 	devkit   = repo + "platform/devkit"
 	services = repo + "services/"
 	cli      = repo + "services/switchyard"
+	examples = repo + "docs/examples"
 )
 
 // clientLeaves are the last path elements of the service packages the CLI may
@@ -139,6 +140,14 @@ func TestImportDirection(t *testing.T) {
 					t.Errorf("%s (platform) imports %s: platform never imports a service", p.ImportPath, d)
 				case under(d, devkit), strings.HasPrefix(d, "github.com/nats-io/nats-server"):
 					t.Errorf("%s (runtime platform) imports %s: runtime packages and their tests stay off the development module (tests that need it live in platform/devkit/integration)", p.ImportPath, d)
+				}
+			}
+		case under(p.ImportPath, examples):
+			// What a team outside the hub writes: the contracts, never
+			// the hub's own packages.
+			for _, d := range all {
+				if strings.HasPrefix(d, repo) && !under(d, proto) && !under(d, p.Module.Path) {
+					t.Errorf("%s (an example subscriber) imports %s: examples import only the proto module", p.ImportPath, d)
 				}
 			}
 		case service(p.ImportPath) == "switchyard":

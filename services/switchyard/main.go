@@ -109,6 +109,7 @@ func newRootCmd(c *cliIO) *cobra.Command {
 		newStatusCmd(c),
 		newDoctorCmd(c),
 		newReplayKeyCmd(c),
+		newSubscriberCmd(c),
 		newVersionCmd(c),
 	)
 	return root

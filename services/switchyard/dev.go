@@ -252,16 +252,24 @@ func (h *devHub) startNATS() error {
 	if err != nil {
 		return err
 	}
+	// Subscribers outside the hub (`switchyard subscriber`) log in too, and
+	// those made while dev runs are added as they come.
+	subs, subsKey, problems := subscriberUsers(h.f.dataDir)
+	for _, p := range problems {
+		fmt.Fprintln(h.stderr, "switchyard dev:", p)
+	}
+	opts := natsembed.Options{Port: h.f.natsPort, StoreDir: filepath.Join(h.f.dataDir, "nats"), Users: users}
 	var ns *server.Server
 	// The server's goroutines inherit the label from this one, so a CPU
 	// profile of dev tells the broker's share from the services'.
 	pprof.Do(context.Background(), pprof.Labels("service", "nats"), func(context.Context) {
-		ns, err = natsembed.Start(natsembed.Options{Port: h.f.natsPort, StoreDir: filepath.Join(h.f.dataDir, "nats"), Users: users})
+		ns, err = natsembed.Start(natsembed.Options{Port: opts.Port, StoreDir: opts.StoreDir, Users: append(users[:len(users):len(users)], subs...)})
 	})
 	if err != nil {
 		return fmt.Errorf("embedded NATS on 127.0.0.1:%d (set NATS_URL to use another server, or --nats-port): %w", h.f.natsPort, err)
 	}
 	h.stops = append(h.stops, func() { ns.Shutdown(); ns.WaitForShutdown() })
+	h.stops = append(h.stops, h.watchSubscribers(ns, opts, subsKey, time.Second))
 	h.natsURL = ns.ClientURL()
 	h.as = func(identity string, env func(string) string) func(string) string {
 		return config.Overlay(env, map[string]string{"NATS_USER": identity, "NATS_PASSWORD": "", "NATS_PASSWORD_FILE": files[identity], "NATS_CREDS": ""})

@@ -34,7 +34,11 @@ NAME is the subscriber's NATS user and durable consumer: one subject token
 
 Creating consumers takes the migrate identity: NATS_URL (default
 nats://127.0.0.1:4222) with NATS_USER=migrate and NATS_PASSWORD[_FILE], or
-NATS_CREDS; without them, the dev hub's migrate identity in --data-dir.
+NATS_CREDS; without them, the dev hub's migrate identity in --data-dir
+(NATS_URL defaulting to the dev hub's nats://127.0.0.1:4223). Against the
+dev hub there is no nats.conf to edit: the subscriber's password is saved in
+--data-dir/subscribers/NAME/, 'switchyard dev' (make run) lets it log in
+within a second, and the command prints the environment to run it with.
 `
 
 // subscriberOptions are subscriber's flags.
@@ -57,7 +61,7 @@ func newSubscriberCmd(c *cliIO) *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&o.stream, "stream", natsbus.StreamBilling, "the stream it reads: BILLING, CRM, SUPPORT or DLQ")
-	fs.StringVar(&o.filter, "filter", "", "the subjects it reads (default: the whole stream)")
+	fs.StringVar(&o.filter, "filter", "", "the subjects it reads (default: the whole stream, e.g. billing.>)")
 	fs.StringVar(&o.deliver, "deliver", "all", "where a new consumer starts: all, new, or an RFC 3339 time; fixed once it exists (delete the consumer to change it)")
 	fs.BoolVar(&o.confOnly, "conf-only", false, "only print the nats.conf user, connect to nothing")
 	dataDirFlag(fs, &o.dataDir, "the dev hub's data folder, for its migrate identity", true)
@@ -69,6 +73,14 @@ func subscriberCmd(ctx context.Context, o subscriberOptions, name string, getenv
 	var subjects []string
 	if o.filter != "" {
 		subjects = []string{o.filter}
+	} else {
+		// The whole stream, said as its subjects (billing.>), which is what
+		// the examples' SUBSCRIBER_FILTER defaults to.
+		for _, sc := range natsbus.Streams(natsbus.Options{}) {
+			if sc.Name == o.stream && len(sc.Subjects) == 1 {
+				subjects = sc.Subjects
+			}
+		}
 	}
 	d, err := natsbus.SubscriberDurable(name, o.stream, subjects...)
 	if err != nil {
@@ -91,11 +103,25 @@ func subscriberCmd(ctx context.Context, o subscriberOptions, name string, getenv
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
 	}
 	if !o.confOnly {
-		action, err := createSubscriberDurable(ctx, getenv, o.dataDir, d.Stream, cfg)
+		action, url, devHub, err := createSubscriberDurable(ctx, getenv, o.dataDir, d.Stream, cfg)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "consumer %s on %s: %s\n\n", d.Name, d.Stream, action)
+		if devHub {
+			// The dev hub's embedded server has no nats.conf to edit: it
+			// loads the subscriber's login from the data folder.
+			sub, err := saveDevSubscriber(o.dataDir, name, d.Stream)
+			if err != nil {
+				return err
+			}
+			pwFile, err := filepath.Abs(sub.PasswordFile)
+			if err != nil {
+				pwFile = sub.PasswordFile
+			}
+			fmt.Fprintf(stdout, "# the dev hub (switchyard dev) lets %s log in within a second, with only these permissions:\n", name)
+			fmt.Fprintf(stdout, "NATS_URL=%s NATS_USER=%s NATS_PASSWORD_FILE=%s SUBSCRIBER_NAME=%s\n\n", url, name, pwFile, name)
+		}
 	}
 	fmt.Fprintf(stdout, "# nats.conf, in authorization { users: [ ... ] }; the password in %s\n", subscriberPasswordVar(name))
 	fmt.Fprint(stdout, natsConfUser(perm, subscriberPasswordVar(name)))
@@ -131,42 +157,45 @@ func natsConfUser(p natsbus.Permission, passwordVar string) string {
 
 // createSubscriberDurable creates or updates the durable as the migrate
 // identity and says what it did.
-func createSubscriberDurable(ctx context.Context, getenv func(string) string, dataDir, stream string, cfg jetstream.ConsumerConfig) (string, error) {
+//
+// It logs in with the environment's credentials (NATS_URL, default
+// nats://127.0.0.1:4222), else as the dev hub's migrate identity from
+// dataDir (NATS_URL, default the dev hub's nats://127.0.0.1:4223; devHub
+// true), else with none.
+func createSubscriberDurable(ctx context.Context, getenv func(string) string, dataDir, stream string, cfg jetstream.ConsumerConfig) (action, url string, devHub bool, err error) {
 	opts := []nats.Option{nats.Name("switchyard-cli"), nats.Timeout(5 * time.Second)}
+	url = orDefault(getenv("NATS_URL"), nats.DefaultURL)
 	if getenv("NATS_USER") != "" || getenv("NATS_CREDS") != "" {
 		r := config.NewReader(getenv)
 		o := natsbus.OptionsFromEnv(r, "switchyard-cli")
 		if err := r.Err(); err != nil {
-			return "", err
+			return "", url, false, withCode(codeInvalid, err)
 		}
 		opts = append(opts, o.AuthOptions()...)
 	} else if b, err := os.ReadFile(filepath.Join(dataDir, natsUsersDir, natsbus.IdentityMigrate)); err == nil {
 		opts = append(opts, nats.UserInfo(natsbus.IdentityMigrate, strings.TrimSpace(string(b))),
 			nats.CustomInboxPrefix(natsbus.InboxPrefix(natsbus.IdentityMigrate)))
-	}
-	url := getenv("NATS_URL")
-	if url == "" {
-		url = nats.DefaultURL
+		url, devHub = orDefault(getenv("NATS_URL"), "nats://127.0.0.1:4223"), true
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return "", fmt.Errorf("connect %s: %w", url, err)
+		return "", url, devHub, withCode(codeUnavailable, fmt.Errorf("connect %s: %w", url, err))
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return "", err
+		return "", url, devHub, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	action := natsbus.Created
+	action = natsbus.Created
 	if _, err := js.Consumer(ctx, stream, cfg.Durable); err == nil {
 		action = natsbus.Updated
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return "", fmt.Errorf("consumer %s on %s: %w", cfg.Durable, stream, err)
+		return "", url, devHub, fmt.Errorf("consumer %s on %s: %w", cfg.Durable, stream, err)
 	}
 	if _, err := js.CreateOrUpdateConsumer(ctx, stream, cfg); err != nil {
-		return "", fmt.Errorf("create or update consumer %s on %s (as the migrate identity; where a consumer starts cannot change once it exists): %w", cfg.Durable, stream, err)
+		return "", url, devHub, fmt.Errorf("create or update consumer %s on %s (as the migrate identity; where a consumer starts cannot change once it exists): %w", cfg.Durable, stream, err)
 	}
-	return action, nil
+	return action, url, devHub, nil
 }

@@ -61,24 +61,61 @@ func Start(o Options) (*server.Server, error) {
 	if o.StoreDir == "" {
 		return nil, fmt.Errorf("natsembed: StoreDir is required")
 	}
-	host := o.Host
-	if host == "" {
-		host = "127.0.0.1"
-	}
 	port := o.Port
 	if port == 0 {
 		port = server.RANDOM_PORT
 	} else {
 		// The server reports a taken port only by never becoming ready;
 		// say so at once instead.
-		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		l, err := net.Listen("tcp", net.JoinHostPort(o.host(), strconv.Itoa(port)))
 		if err != nil {
 			return nil, fmt.Errorf("natsembed: %w", err)
 		}
 		_ = l.Close()
 	}
-	s, err := server.NewServer(&server.Options{
-		Host:      host,
+	s, err := server.NewServer(o.server(port))
+	if err != nil {
+		return nil, fmt.Errorf("natsembed: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("natsembed: server on %s:%d not ready within 10s", o.host(), port)
+	}
+	return s, nil
+}
+
+// SetUsers makes users the only clients of s, a server Start ran with o
+// (and Users set: a server that accepts anyone stays so), without a
+// restart: the server reloads its authorization, keeps the connections of
+// users that remain with the same password and permissions, and closes
+// those of users removed.
+func SetUsers(s *server.Server, o Options, users []User) error {
+	if len(o.Users) == 0 {
+		return fmt.Errorf("natsembed: the server was started without users; it accepts anyone")
+	}
+	addr, ok := s.Addr().(*net.TCPAddr)
+	if !ok {
+		return fmt.Errorf("natsembed: the server is not listening")
+	}
+	o.Users = users
+	if err := s.ReloadOptions(o.server(addr.Port)); err != nil {
+		return fmt.Errorf("natsembed: reload users: %w", err)
+	}
+	return nil
+}
+
+func (o Options) host() string {
+	if o.Host == "" {
+		return "127.0.0.1"
+	}
+	return o.Host
+}
+
+// server is the configuration Start runs o with, listening on port.
+func (o Options) server(port int) *server.Options {
+	return &server.Options{
+		Host:      o.host(),
 		Port:      port,
 		JetStream: true,
 		StoreDir:  o.StoreDir,
@@ -88,14 +125,5 @@ func Start(o Options) (*server.Server, error) {
 		JetStreamMaxMemory: 256 << 20,
 		JetStreamMaxStore:  8 << 30,
 		Users:              serverUsers(o.Users),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("natsembed: %w", err)
 	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		return nil, fmt.Errorf("natsembed: server on %s:%d not ready within 10s", host, port)
-	}
-	return s, nil
 }

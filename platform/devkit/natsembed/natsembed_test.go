@@ -112,3 +112,70 @@ func TestUsersEmptyAllowDenies(t *testing.T) {
 		t.Error("anonymous connect succeeded on a server with users")
 	}
 }
+
+// TestSetUsers: users added to a running server may log in at once with
+// their permissions, users that stay keep their connections, and a user
+// removed is refused and disconnected.
+func TestSetUsers(t *testing.T) {
+	t.Parallel()
+	hub := natsembed.User{Name: "hub", Password: "hub-pw", Publish: []string{">"}, Subscribe: []string{">"}}
+	o := natsembed.Options{StoreDir: t.TempDir(), Users: []natsembed.User{hub}}
+	s, err := natsembed.Start(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	connect := func(user, pw string) (*nats.Conn, error) {
+		return nats.Connect(s.ClientURL(), nats.UserInfo(user, pw), nats.MaxReconnects(0))
+	}
+	hubConn, err := connect("hub", "hub-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hubConn.Close()
+	if _, err := connect("sub", "sub-pw"); err == nil {
+		t.Fatal("a user not yet added logged in")
+	}
+
+	sub := natsembed.User{Name: "sub", Password: "sub-pw", Subscribe: []string{"billing.>"}}
+	if err := natsembed.SetUsers(s, o, []natsembed.User{hub, sub}); err != nil {
+		t.Fatal(err)
+	}
+	subConn, err := connect("sub", "sub-pw")
+	if err != nil {
+		t.Fatalf("the added user: %v", err)
+	}
+	refused := make(chan error, 1)
+	subConn.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { refused <- err })
+	if err := subConn.Publish("billing.x", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-refused:
+		if !errors.Is(err, nats.ErrPermissionViolation) && !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Errorf("publish refused with %v, want a permissions violation", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the added user published outside its permissions unrefused")
+	}
+	if !hubConn.IsConnected() {
+		t.Error("the hub's connection was dropped by the reload")
+	}
+
+	if err := natsembed.SetUsers(s, o, []natsembed.User{hub}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for subConn.IsConnected() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if subConn.IsConnected() {
+		t.Error("the removed user's connection stayed open")
+	}
+	if _, err := connect("sub", "sub-pw"); err == nil {
+		t.Error("the removed user logged in")
+	}
+	if err := natsembed.SetUsers(s, natsembed.Options{StoreDir: o.StoreDir}, nil); err == nil {
+		t.Error("SetUsers on a server started for anyone: no error")
+	}
+}

@@ -322,3 +322,11 @@ func dialAddr(listen string) string {
 	}
 	return net.JoinHostPort(host, port)
 }
+
+// writeJSON writes v to w as a command's --json result: indented, one
+// value, a newline after it.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -512,6 +513,43 @@ func reFixtureEventID(raw []byte) string {
 	return ev.ID
 }
 
+// startDevInProcess runs `switchyard <args>` (dev) in this process with
+// env until its banner, within timeout, and returns its output and a func
+// that stops it as Ctrl-C does and checks it exited 0 (also run at the
+// test's end, if not called before).
+func startDevInProcess(t *testing.T, args []string, env func(string) string, timeout time.Duration) (stdout *lockedBuffer, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout = &lockedBuffer{}
+	var stderr lockedBuffer
+	exited := make(chan int, 1)
+	go func() { exited <- run(ctx, args, env, nil, stdout, &stderr) }()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(stdout.String(), "dev hub is running") {
+		select {
+		case code := <-exited:
+			cancel()
+			t.Fatalf("dev exited with %d before its banner:\n%s", code, stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no banner within %s:\n%s", timeout, stderr.String())
+		}
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if code := <-exited; code != 0 {
+				t.Errorf("dev exited with %d:\n%s", code, stderr.String())
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stdout, stop
+}
+
 func TestDevRefusesUnknownVendorLimits(t *testing.T) {
 	var errOut bytes.Buffer
 	dir := filepath.Join(t.TempDir(), "hub")
@@ -541,37 +579,13 @@ func TestDevKeepsEmulatorAccountsAcrossRestarts(t *testing.T) {
 		"--slack-addr", addr(7), "--projector-addr", addr(8), "--ops-addr", addr(9)}
 	hubspot, zendesk := "http://"+addr(3), "http://"+addr(5)
 
-	// devRun starts the hub, waits for its banner, and returns a func that
-	// stops it as Ctrl-C does.
 	devRun := func() (stop func()) {
 		t.Helper()
-		ctx, cancel := context.WithCancel(context.Background())
-		var stdout, stderr lockedBuffer
-		exited := make(chan int, 1)
-		go func() { exited <- run(ctx, args, env, nil, &stdout, &stderr) }()
-		deadline := time.Now().Add(60 * time.Second)
-		for !strings.Contains(stdout.String(), "dev hub is running") {
-			select {
-			case code := <-exited:
-				cancel()
-				t.Fatalf("dev exited with %d before its banner:\n%s", code, stderr.String())
-			case <-time.After(20 * time.Millisecond):
-			}
-			if time.Now().After(deadline) {
-				cancel()
-				t.Fatalf("no banner within 60s:\n%s", stderr.String())
-			}
-		}
+		stdout, stop := startDevInProcess(t, args, env, 60*time.Second)
 		if !strings.Contains(stdout.String(), filepath.Join(data, "emulators")) {
 			t.Errorf("the banner does not say where the emulators' state is:\n%s", stdout.String())
 		}
-		return func() {
-			t.Helper()
-			cancel()
-			if code := <-exited; code != 0 {
-				t.Fatalf("dev exited with %d:\n%s", code, stderr.String())
-			}
-		}
+		return stop
 	}
 
 	stop := devRun()

@@ -52,7 +52,7 @@ type devStripeHub struct {
 func startDevStripeHub(t *testing.T, data string, ports []int, env func(string) string) *devStripeHub {
 	t.Helper()
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
-	h := &devStripeHub{data: data, env: env, gateway: addr(0), stdout: &lockedBuffer{}}
+	h := &devStripeHub{data: data, env: env, gateway: addr(0)}
 	h.args = []string{"dev", "--data", data, "--gateway-addr", addr(0), "--gateway-admin-addr", addr(10), "--identity-addr", addr(1), "--crm-addr", addr(2),
 		"--hubspot-addr", addr(3), "--support-addr", addr(4), "--zendesk-addr", addr(5), "--alerts-addr", addr(6),
 		"--slack-addr", addr(7), "--projector-addr", addr(8), "--ops-addr", addr(9)}
@@ -60,36 +60,7 @@ func startDevStripeHub(t *testing.T, data string, ports []int, env func(string) 
 	devStripeStarted = func(s *stripeapi.Server) { mu.Lock(); h.emu = s; mu.Unlock() }
 	t.Cleanup(func() { devStripeStarted = nil })
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var stderr lockedBuffer
-	exited := make(chan int, 1)
-	go func() { exited <- run(ctx, h.args, env, nil, h.stdout, &stderr) }()
-	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(h.stdout.String(), "dev hub is running") {
-		select {
-		case code := <-exited:
-			cancel()
-			t.Fatalf("dev exited with %d before its banner:\n%s", code, stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("no banner within 90s:\n%s", stderr.String())
-		}
-	}
-	stopped := false
-	h.stop = func() {
-		t.Helper()
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if code := <-exited; code != 0 {
-			t.Errorf("dev exited with %d:\n%s", code, stderr.String())
-		}
-	}
-	t.Cleanup(h.stop)
+	h.stdout, h.stop = startDevInProcess(t, h.args, env, 90*time.Second)
 	mu.Lock()
 	defer mu.Unlock()
 	return h

@@ -34,17 +34,8 @@ func TestSubscriberOnTheDevHub(t *testing.T) {
 	args := []string{"dev", "--data-dir", data, "--nats-port", strconv.Itoa(ports[11]), "--gateway-addr", addr(0), "--gateway-admin-addr", addr(10),
 		"--identity-addr", addr(1), "--crm-addr", addr(2), "--hubspot-addr", addr(3), "--support-addr", addr(4), "--zendesk-addr", addr(5),
 		"--alerts-addr", addr(6), "--slack-addr", addr(7), "--projector-addr", addr(8), "--ops-addr", addr(9)}
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr lockedBuffer
-	exited := make(chan int, 1)
-	go func() { exited <- run(ctx, args, env, nil, &stdout, &stderr) }()
-	t.Cleanup(func() {
-		cancel()
-		if code := <-exited; code != 0 {
-			t.Errorf("dev exited with %d:\n%s", code, stderr.String())
-		}
-	})
-	testkit.WaitFor(t, 90*time.Second, "dev's banner", func() bool { return strings.Contains(stdout.String(), "dev hub is running") })
+	startDevInProcess(t, args, env, 90*time.Second)
+	ctx := context.Background()
 
 	out, errOut, code := runCLI(t, map[string]string{"NATS_URL": natsURL}, "subscriber", "try_dev", "--data-dir", data)
 	if code != exitOK || !strings.Contains(out, "consumer try_dev on BILLING: created") {

@@ -351,9 +351,7 @@ type printer struct {
 }
 
 func (p *printer) encode(v any) error {
-	enc := json.NewEncoder(p.w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return writeJSON(p.w, v)
 }
 
 func (p *printer) list(entries []deadletter.Entry) error {

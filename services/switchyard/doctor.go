@@ -232,9 +232,7 @@ func doctorCmd(ctx context.Context, getenv func(string) string, stdout io.Writer
 	}
 	rep := runDoctor(ctx, c)
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(stdout, rep); err != nil {
 			return err
 		}
 	} else {

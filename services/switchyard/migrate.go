@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,9 +51,7 @@ func migrateCmd(ctx context.Context, getenv func(string) string, stdout io.Write
 	}
 	rep, err := migration.Run(ctx, cfg)
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if jerr := enc.Encode(rep); jerr != nil {
+		if jerr := writeJSON(stdout, rep); jerr != nil {
 			return errors.Join(err, jerr)
 		}
 	} else {

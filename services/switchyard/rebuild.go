@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -77,9 +76,7 @@ func rebuildCmd(ctx context.Context, f rebuildFlags, getenv func(string) string,
 		return err
 	}
 	if f.asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(stdout, rep)
 	}
 	_, err = fmt.Fprintf(stdout, "rebuilt the projection: %d events (%d duplicates, %d skipped, %d applied during the swap), %d customers, in %.2fs = %.0f events/s\n",
 		rep.Events, rep.Duplicates, rep.Skipped, rep.CaughtUp, rep.Customers, rep.Seconds, rep.EventsPerSecond)

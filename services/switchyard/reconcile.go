@@ -692,9 +692,7 @@ func customerID(raw json.RawMessage) string {
 // printReconcile writes the report as text or as one JSON document.
 func printReconcile(w io.Writer, rep *reconcileReport, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(w, rep)
 	}
 	verb, done := "healed", "healed"
 	if rep.DryRun {

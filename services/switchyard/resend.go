@@ -108,9 +108,7 @@ func resendCmd(ctx context.Context, o resendOptions, id string, getenv func(stri
 	rep.Duplicate = answer.Duplicate
 	failure := failedSends([]sendResult{rep.Delivery})
 	if o.asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(stdout, rep); err != nil {
 			return err
 		}
 		return failure

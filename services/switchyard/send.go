@@ -107,9 +107,7 @@ func sendCmd(ctx context.Context, opts sendOptions, getenv func(string) string, 
 	results := sendAll(ctx, opts, body, idAt, secret)
 	failure := failedSends(results)
 	if opts.asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return errors.Join(enc.Encode(results), failure)
+		return errors.Join(writeJSON(stdout, results), failure)
 	}
 	printSendResults(stdout, results, opts.count)
 	return failure

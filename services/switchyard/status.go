@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -54,9 +53,7 @@ func statusCmd(ctx context.Context, getenv func(string) string, stdout io.Writer
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(o); err != nil {
+		if err := writeJSON(stdout, o); err != nil {
 			return err
 		}
 	} else {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -85,9 +84,7 @@ func traceCmd(ctx context.Context, getenv func(string) string, stdout io.Writer,
 		out = append(out, traced{Customer: v, Timeline: entries})
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return writeJSON(stdout, out)
 	}
 	jaeger := strings.TrimRight(getenv("JAEGER_UI_URL"), "/")
 	for i, t := range out {

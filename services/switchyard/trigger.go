@@ -162,9 +162,7 @@ func triggerCmd(ctx context.Context, o triggerOptions, name string, getenv func(
 	rep.Delivery.N = 1
 	failure := failedSends([]sendResult{rep.Delivery})
 	if o.asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(stdout, rep); err != nil {
 			return err
 		}
 		return failure
@@ -201,9 +199,7 @@ func listTriggers(stdout io.Writer, asJSON bool) error {
 		return withCode(codeInvalid, errNoTriggerTemplates)
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(entries)
+		return writeJSON(stdout, entries)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tEVENT TYPE")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"runtime"
@@ -74,9 +73,7 @@ tree had uncommitted changes), the commit's date and the Go version, as
 func printVersion(w io.Writer, asJSON bool) error {
 	v := buildVersion()
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		return writeJSON(w, v)
 	}
 	commit, date := orDefault(v.Commit, "unknown"), orDefault(v.Date, "unknown")
 	if v.Modified {

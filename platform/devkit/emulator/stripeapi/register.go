@@ -28,7 +28,7 @@ func Serves(kind string) bool {
 	return kind != kindWebhookEndpoint && slices.Contains(servedKinds, kind)
 }
 
-// maxEventBytes bounds a registered event's body; Stripe's largest event
+// maxEventBytes bounds the body of a POST to an emulator endpoint; Stripe's largest event
 // payloads are well under it.
 const maxEventBytes = 1 << 20
 
@@ -37,20 +37,8 @@ const maxEventBytes = 1 << 20
 // id. The same bytes again answer 200 again; other bytes under a stored id
 // are a 409, as an event id names one event forever.
 func (s *Server) registerEvent(c *call, r *http.Request) {
-	if r.Method != http.MethodPost {
-		c.w.Header().Set("Allow", http.MethodPost)
-		c.fail(http.StatusMethodNotAllowed, &apiError{Type: typeInvalidRequest,
-			Message: fmt.Sprintf("stripeapi: %s %s: this emulator endpoint takes POST with an event's JSON", r.Method, EmulatorEventsPath)})
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxEventBytes+1))
-	if err != nil {
-		c.fail(http.StatusBadRequest, &apiError{Type: typeInvalidRequest, Message: "stripeapi: could not read the request body: " + err.Error()})
-		return
-	}
-	if len(body) > maxEventBytes {
-		c.fail(http.StatusRequestEntityTooLarge, &apiError{Type: typeInvalidRequest,
-			Message: fmt.Sprintf("stripeapi: the event is larger than %d bytes", maxEventBytes)})
+	body, ok := postedBody(c, r, "an event")
+	if !ok {
 		return
 	}
 	id, e := checkEvent(body, c.mode)
@@ -88,20 +76,8 @@ func (s *Server) registerEvent(c *call, r *http.Request) {
 // (the latest version wins, as an object changes over its life) and says
 // it back. The key's mode must be the object's (livemode).
 func (s *Server) registerObject(c *call, r *http.Request) {
-	if r.Method != http.MethodPost {
-		c.w.Header().Set("Allow", http.MethodPost)
-		c.fail(http.StatusMethodNotAllowed, &apiError{Type: typeInvalidRequest,
-			Message: fmt.Sprintf("stripeapi: %s %s: this emulator endpoint takes POST with an object's JSON", r.Method, EmulatorObjectsPath)})
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxEventBytes+1))
-	if err != nil {
-		c.fail(http.StatusBadRequest, &apiError{Type: typeInvalidRequest, Message: "stripeapi: could not read the request body: " + err.Error()})
-		return
-	}
-	if len(body) > maxEventBytes {
-		c.fail(http.StatusRequestEntityTooLarge, &apiError{Type: typeInvalidRequest,
-			Message: fmt.Sprintf("stripeapi: the object is larger than %d bytes", maxEventBytes)})
+	body, ok := postedBody(c, r, "an object")
+	if !ok {
 		return
 	}
 	var head struct {
@@ -127,6 +103,29 @@ func (s *Server) registerObject(c *call, r *http.Request) {
 		return
 	}
 	c.ok(body)
+}
+
+// postedBody reads the body of a POST to an emulator endpoint, what
+// saying what it holds ("an event"); any other method, an unreadable body
+// or one over maxEventBytes is answered here (ok false).
+func postedBody(c *call, r *http.Request, what string) (body []byte, ok bool) {
+	if r.Method != http.MethodPost {
+		c.w.Header().Set("Allow", http.MethodPost)
+		c.fail(http.StatusMethodNotAllowed, &apiError{Type: typeInvalidRequest,
+			Message: fmt.Sprintf("stripeapi: %s %s: this emulator endpoint takes POST with %s's JSON", r.Method, r.URL.Path, what)})
+		return nil, false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxEventBytes+1))
+	if err != nil {
+		c.fail(http.StatusBadRequest, &apiError{Type: typeInvalidRequest, Message: "stripeapi: could not read the request body: " + err.Error()})
+		return nil, false
+	}
+	if len(body) > maxEventBytes {
+		c.fail(http.StatusRequestEntityTooLarge, &apiError{Type: typeInvalidRequest,
+			Message: fmt.Sprintf("stripeapi: %s larger than %d bytes", what, maxEventBytes)})
+		return nil, false
+	}
+	return body, true
 }
 
 // checkEvent validates a posted event the way Stripe validates parameters,

@@ -27,6 +27,14 @@ chaos:
 lint:
 	scripts/lint.sh
 
+## helm: the Helm chart (services/switchyard/deploy/helm/switchyard) linted, rendered and each
+## manifest decoded into its Kubernetes type, by Helm's own code in scripts/helm, a module
+## outside go.work (Helm's and Kubernetes's modules stay out of the services'); the official
+## NATS subchart is not fetched (no network to its repository): see docs/operations.md
+.PHONY: helm
+helm:
+	GOWORK=off go -C scripts/helm test -count=1 ./...
+
 ## build: binaries into bin/
 build:
 	@mkdir -p $(BIN)

@@ -28,8 +28,9 @@ lint:
 	scripts/lint.sh
 
 ## helm: the Helm chart (services/switchyard/deploy/helm/switchyard) linted, rendered and each
-## manifest decoded into its Kubernetes type, by Helm's own code in scripts/helm, a module
-## outside go.work (Helm's and Kubernetes's modules stay out of the services'); the official
+## manifest decoded into its Kubernetes type, by Helm's own code, and the Prometheus rules and
+## Grafana queries parsed by Prometheus's (promtool check rules), in scripts/helm, a module
+## outside go.work (Helm's, Kubernetes's and Prometheus's modules stay out of the services'); the official
 ## NATS subchart is not fetched (no network to its repository): see docs/operations.md.
 ## First build: Go proxy downloads (~1 min) and compiling Helm and client-go, measured at 35 min
 ## with the machine's 2 cores shared by six builds; then the Go build cache makes it ~10 s

@@ -1,9 +1,11 @@
-// Package helm checks Switchyard's Helm chart (services/switchyard/deploy/helm/switchyard)
-// with Helm's own code: `helm lint`'s rules and `helm template`'s rendering,
-// then each manifest decoded strictly into its Kubernetes API type. It is a
-// module of its own, outside go.work, so Helm's and Kubernetes's dependency
-// trees stay out of the services' modules (`make helm`:
-// `GOWORK=off go -C scripts/helm test ./...`).
+// Package helm checks Switchyard's deployment files with the deployment tools'
+// own code: the Helm chart (services/switchyard/deploy/helm/switchyard) with
+// Helm's — `helm lint`'s rules and `helm template`'s rendering, then each
+// manifest decoded strictly into its Kubernetes API type — and the Prometheus
+// rules and Grafana queries with Prometheus's parser (prometheus_test.go). It
+// is a module of its own, outside go.work, so Helm's, Kubernetes's and
+// Prometheus's dependency trees stay out of the services' modules (`make
+// helm`: `GOWORK=off go -C scripts/helm test ./...`).
 //
 // The chart's dependency, the official NATS chart, is fetched by `helm
 // dependency build`, which CI cannot do (no network to its repository): the

@@ -227,6 +227,12 @@ func TestHelmNATSValues(t *testing.T) {
 	if mountPath == "" {
 		t.Fatalf("no volume is mounted at %s, where the $include %q points", path.Dir(included), include)
 	}
+	// The NATS chart's config reloader watches every include too, and mounts
+	// the NATS container's volumes under reloader.natsVolumeMountPrefixes
+	// (default /etc/): elsewhere it would not find the file.
+	if !strings.HasPrefix(mountPath, "/etc/") {
+		t.Errorf("the users are mounted at %s: mount them under /etc/ so the config reloader sees them too", mountPath)
+	}
 	var configMap string
 	for _, p := range n.PodTemplate.Patch {
 		if p.Op == "add" && p.Path == "/spec/volumes/-" && p.Value.Name == volume {
@@ -245,8 +251,10 @@ func TestHelmNATSValues(t *testing.T) {
 		t.Errorf("%s carries no key %s from files/%[2]s", helmNATSAuthTmpl, key)
 	}
 
-	// The server's configuration as the NATS chart writes it (its own
-	// settings, then the values' merges and patches), loaded with env.
+	// The server's configuration as the NATS chart (1.x) writes it: its own
+	// settings, then the values' merges and patches, as JSON with "<< X >>"
+	// unquoted to X and "$include": "f" turned into include f; (its
+	// nats.formatConfig), loaded with env.
 	dir := t.TempDir()
 	confDir := filepath.Join(dir, filepath.FromSlash(strings.TrimPrefix(natsChartConfigDir, "/")))
 	authDir := filepath.Join(dir, filepath.FromSlash(strings.TrimPrefix(path.Dir(included), "/")))
@@ -275,9 +283,9 @@ cluster {
 jetstream {
   store_dir: %q
   max_file_store: 10737418240
-  sync_interval: %v
+  sync_interval: %q
 }
-include %q
+include %s;
 `, n.FullnameOverride, n.FullnameOverride, strings.Join(routeRefs, ", "), auth.User, pw[1], js.FileStore.Dir, js.Merge["sync_interval"], include)
 	confFile := filepath.Join(confDir, "nats.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {

@@ -18,6 +18,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"maps"
 	"net"
@@ -67,8 +68,9 @@ var components = map[string]string{
 // render without them); nothing here is a secret.
 func requiredValues() map[string]any {
 	return map[string]any{
-		"image":      map[string]any{"tag": "1.4.2"},
-		"replayKeys": "5b2e0c1f0d3a4c6b8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f",
+		"image": map[string]any{"tag": "1.4.2"},
+		// the public half of services/switchyard/deploy's testReplayKey
+		"replayKeys": "e36f2cd26cc5f87c228677a25068ca3f0dd2b67fc001bac6cd4047d63f257d80",
 		"support": map[string]any{"zendeskBaseURL": "https://acme.zendesk.com", "zendeskEmail": "agent@acme.example",
 			"groups": "Billing=123,Customer Success=456"},
 		"alerts": map[string]any{"consoleURL": "https://ops.acme.example"},
@@ -614,6 +616,56 @@ func TestChartRender(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// renderedEnvPath holds each component's environment as the chart renders
+// it with requiredValues: services/switchyard/deploy (TestHelmEnvConfigContracts)
+// starts each component's configuration loader on it, which this module,
+// outside go.work, cannot import.
+const renderedEnvPath = "../../services/switchyard/deploy/helm/rendered-env.json"
+
+var update = flag.Bool("update", false, "rewrite "+renderedEnvPath)
+
+// TestChartRenderedEnv writes (-update) or compares renderedEnvPath: every
+// component's variables, its ConfigMap's and its container's, and migrate's.
+func TestChartRenderedEnv(t *testing.T) {
+	t.Parallel()
+	o := decode(t, func() []string { m, _ := render(t, requiredValues()); return m }())
+	out := map[string]map[string]string{}
+	for name, d := range o.deployments {
+		env := maps.Clone(o.configMaps[fmt.Sprintf("%s-switchyard-%s", release0, name)].Data)
+		for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+			env[e.Name] = e.Value
+		}
+		out[name] = env
+	}
+	job := o.jobs[release0+"-switchyard-migrate"]
+	if job == nil {
+		t.Fatal("no migrate Job")
+	}
+	env := map[string]string{}
+	for _, e := range job.Spec.Template.Spec.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	out["migrate"] = env
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, '\n')
+	if *update {
+		if err := os.WriteFile(renderedEnvPath, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(renderedEnvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, b) {
+		t.Errorf("%s differs from what the chart renders: run `GOWORK=off go -C scripts/helm test -run TestChartRenderedEnv -update` and commit it (services/switchyard/deploy checks it against the config loaders)", renderedEnvPath)
 	}
 }
 

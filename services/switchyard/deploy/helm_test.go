@@ -1,7 +1,10 @@
 package deploy_test
 
 import (
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -14,7 +17,15 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/natsbus"
+	"github.com/switchyard/switchyard/services/alerts"
+	"github.com/switchyard/switchyard/services/crm"
+	"github.com/switchyard/switchyard/services/gateway"
+	"github.com/switchyard/switchyard/services/identity"
+	"github.com/switchyard/switchyard/services/projector"
+	"github.com/switchyard/switchyard/services/support"
+	"github.com/switchyard/switchyard/services/switchyard/migration"
 )
 
 // The Helm chart (helm/switchyard). scripts/helm renders and lints it with
@@ -320,5 +331,105 @@ include %s;
 		if u.Permissions == nil || !slices.Equal(u.Permissions.Publish.Allow, p.Publish) || !slices.Equal(u.Permissions.Subscribe.Allow, p.Subscribe) {
 			t.Errorf("%s: permissions differ from the catalogue", p.Identity)
 		}
+	}
+}
+
+// helmRenderedEnvPath is every component's environment as the chart renders
+// it (scripts/helm's TestChartRenderedEnv writes it and fails when it is
+// stale).
+const helmRenderedEnvPath = "helm/rendered-env.json"
+
+// helmSecretDir is where the chart mounts the Secret's keys.
+const helmSecretDir = "/run/secrets/switchyard/"
+
+// helmSecrets stand in for the keys of the Secret an operator creates
+// (docs/operations.md, Deploy).
+func helmSecrets() map[string]string {
+	s := map[string]string{
+		"database-url":          "postgres://switchyard:helm-test-pw@db:5432/switchyard?sslmode=require",
+		"stripe-webhook-secret": testWebhookSecret,
+		"hubspot-token":         "pat-helm-test",
+		"zendesk-api-token":     "zd-helm-test",
+		"slack-webhook-url":     "https://hooks.slack.example/services/T/B/X",
+		"ops-tokens":            "founder:read+operate:0123456789abcdef0123456789abcdef,alerts:read:fedcba9876543210fedcba9876543210",
+		"alerts-ops-token":      "fedcba9876543210fedcba9876543210",
+		"replay-signing-key":    hex.EncodeToString(testReplayKey.Seed()),
+		"nats-route-password":   "helm-route-pw",
+	}
+	for _, p := range natsbus.Permissions(natsbus.Options{}) {
+		s["nats-password-"+p.Identity] = "helm-" + p.Identity + "-pw"
+	}
+	return s
+}
+
+// TestHelmEnvConfigContracts starts each component's configuration loader
+// on the environment the Helm chart gives it, with the Secret's keys as
+// files: the chart's settings must be accepted as they are (the chart runs
+// SWITCHYARD_ENV=production by default), and the chart must set nothing the
+// loader does not read.
+func TestHelmEnvConfigContracts(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(helmRenderedEnvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rendered map[string]map[string]string
+	if err := json.Unmarshal(b, &rendered); err != nil {
+		t.Fatalf("%s: %v", helmRenderedEnvPath, err)
+	}
+	loaders := map[string]func(func(string) string) error{
+		"gateway":  func(g func(string) string) error { _, err := gateway.LoadConfig(g); return err },
+		"identity": func(g func(string) string) error { _, err := identity.LoadConfig(g); return err },
+		"crm":      func(g func(string) string) error { _, err := crm.LoadConfig(g); return err },
+		"support":  func(g func(string) string) error { _, err := support.LoadConfig(g); return err },
+		"alerts":   func(g func(string) string) error { _, err := alerts.LoadConfig(g); return err },
+		"projector": func(g func(string) string) error {
+			c, err := projector.LoadConfig(g)
+			if err == nil && (c.Tokens.Len() != 2 || !c.HasOpsNATS || c.OpsNATS.User != "operator" || c.OpsNATS.Password.Reveal() != "helm-operator-pw") {
+				err = fmt.Errorf("ops tokens %d, ops NATS login %t %q: want 2 and operator with its Secret key", c.Tokens.Len(), c.HasOpsNATS, c.OpsNATS.User)
+			}
+			return err
+		},
+		"migrate": func(g func(string) string) error {
+			c, err := migration.LoadConfig(g, false)
+			if err == nil && c.NATS.Replicas != 3 {
+				err = fmt.Errorf("stream replicas %d, want 3", c.NATS.Replicas)
+			}
+			return err
+		},
+	}
+	if got := slices.Sorted(maps.Keys(rendered)); !slices.Equal(got, slices.Sorted(maps.Keys(loaders))) {
+		t.Fatalf("%s has %v, want the six components and migrate", helmRenderedEnvPath, got)
+	}
+	secrets := helmSecrets()
+	for name, load := range loaders {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			env := map[string]string{}
+			for k, v := range rendered[name] {
+				if key, ok := strings.CutPrefix(v, helmSecretDir); ok && strings.HasSuffix(k, "_FILE") {
+					content, known := secrets[key]
+					if !known {
+						t.Fatalf("%s=%s: the Secret has no key %s (docs/operations.md lists its keys)", k, v, key)
+					}
+					f := filepath.Join(dir, key)
+					if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					v = f
+				}
+				env[k] = v
+			}
+			rec := config.NewRecorder(config.MapEnv(env))
+			if err := load(rec.Getenv); err != nil {
+				t.Fatalf("%s config on the chart's environment: %v", name, err)
+			}
+			for _, v := range slices.Sorted(maps.Keys(env)) {
+				if !strings.HasPrefix(v, "OTEL_") && !slices.Contains(rec.Names(), v) {
+					t.Errorf("the chart sets %s for %s, which its config never reads", v, name)
+				}
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/distribution/reference"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/services/alerts"
@@ -81,7 +83,8 @@ func defaultEnv() map[string]string {
 		"NATS_PASSWORD_SUPPORT": "nats-support-pw", "NATS_PASSWORD_ALERTS": "nats-alerts-pw", "NATS_PASSWORD_PROJECTOR": "nats-projector-pw",
 		"NATS_PASSWORD_OPERATOR": "nats-operator-pw", "NATS_PASSWORD_MIGRATE": "nats-migrate-pw",
 		"SWITCHYARD_REPLAY_SIGNING_KEY": hex.EncodeToString(testReplayKey.Seed()),
-		"SWITCHYARD_REPLAY_KEYS":        hex.EncodeToString(testReplayKey.Public().(ed25519.PublicKey))}
+		"SWITCHYARD_REPLAY_KEYS":        hex.EncodeToString(testReplayKey.Public().(ed25519.PublicKey)),
+		"GRAFANA_ADMIN_PASSWORD":        "compose-test-grafana-admin"}
 }
 
 // testReplayKey stands in for the operator's replay key pair (switchyard replay-key).
@@ -106,10 +109,11 @@ func TestComposeRequiresPostgresPassword(t *testing.T) {
 }
 
 // TestComposeBindsInternalPortsToLoopback: NATS (which accepts unsigned
-// publishes) and Jaeger are not published on every interface.
+// publishes), Jaeger, Prometheus and Grafana are not published on every
+// interface.
 func TestComposeBindsInternalPortsToLoopback(t *testing.T) {
 	project := loadCompose(t, defaultEnv())
-	for _, name := range []string{"nats", "jaeger"} {
+	for _, name := range []string{"nats", "jaeger", "prometheus", "grafana"} {
 		for _, p := range mustService(t, project, name).Ports {
 			if p.HostIP != "127.0.0.1" {
 				t.Errorf("%s publishes %s on %q, want 127.0.0.1", name, p.Published, p.HostIP)
@@ -133,7 +137,8 @@ func TestComposeServices(t *testing.T) {
 	project := loadCompose(t, defaultEnv())
 
 	got := project.ServiceNames()
-	for _, want := range []string{"nats", "postgres", "jaeger", "migrate", "gateway", "identity", "crm", "support", "alerts", "projector"} {
+	for _, want := range []string{"nats", "postgres", "jaeger", "migrate", "gateway", "identity", "crm", "support", "alerts", "projector",
+		"nats-exporter", "prometheus", "grafana"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("compose.yaml services = %v, missing %q", got, want)
 		}
@@ -168,9 +173,17 @@ func TestComposeImagesPinned(t *testing.T) {
 			if tagged.Tag() == "latest" {
 				t.Fatalf("image %q uses the latest tag: pin a version so deployments are reproducible", svc.Image)
 			}
+			// A version, not a moving name such as alpine or stable.
+			if !versionTag.MatchString(tagged.Tag()) {
+				t.Fatalf("image %q: tag %q is no version: pin one so deployments are reproducible", svc.Image, tagged.Tag())
+			}
 		})
 	}
 }
+
+// versionTag is a pinned image tag: a version number, optionally v-prefixed
+// and suffixed (15-alpine, 2.15.3-alpine, v3.16.0).
+var versionTag = regexp.MustCompile(`^v?[0-9]+(\.[0-9]+)*(-[a-z0-9.]+)?$`)
 
 func TestComposeHealthyDependenciesHaveHealthchecks(t *testing.T) {
 	t.Parallel()
@@ -566,4 +579,416 @@ func TestComposeMigrateConfigContract(t *testing.T) {
 			t.Errorf("compose.yaml sets %s for migrate, which its config never reads", v)
 		}
 	}
+}
+
+// natsServerModule is the module of the NATS server the tests embed
+// (platform/devkit/natsembed, testkit, and this package's nats_test.go).
+const natsServerModule = "github.com/nats-io/nats-server/v2"
+
+// embeddedNATSVersion is the nats-server version the tests embed: the
+// highest one the workspace's go.mod files require (go.work's modules; with
+// module graph pruning each lists every module its packages build with, so
+// the highest is the version Go selects). A test binary carries no module
+// build information, so the files are read.
+func embeddedNATSVersion(t *testing.T) (major, minor, patch int) {
+	t.Helper()
+	work, err := os.ReadFile(filepath.Join(repoRoot, "go.work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uses := workUse.FindAllSubmatch(work, -1)
+	if len(uses) == 0 {
+		t.Fatal("go.work uses no module")
+	}
+	best := [3]int{-1}
+	var from []string
+	for _, u := range uses {
+		file := filepath.Join(repoRoot, string(u[1]), "go.mod")
+		mod, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := natsRequire.FindSubmatch(mod)
+		if m == nil {
+			continue
+		}
+		from = append(from, file)
+		v := [3]int{atoi(t, string(m[1])), atoi(t, string(m[2])), atoi(t, string(m[3]))}
+		if slices.Compare(v[:], best[:]) > 0 {
+			best = v
+		}
+	}
+	if best[0] < 0 {
+		t.Fatalf("no go.mod in go.work requires %s", natsServerModule)
+	}
+	if !slices.ContainsFunc(from, func(f string) bool { return strings.HasSuffix(filepath.ToSlash(f), "platform/devkit/go.mod") }) {
+		t.Errorf("platform/devkit/go.mod (natsembed, the embedded server) no longer requires %s: update this test", natsServerModule)
+	}
+	return best[0], best[1], best[2]
+}
+
+var (
+	workUse     = regexp.MustCompile(`(?m)^\s*(\./[^\s)]+)\s*$`)
+	natsRequire = regexp.MustCompile(`(?m)^\s*(?:require\s+)?github\.com/nats-io/nats-server/v2 v([0-9]+)\.([0-9]+)\.([0-9]+)\b`)
+	// natsImageTag is the official image's tag: major.minor[.patch][-alpine].
+	natsImageTag = regexp.MustCompile(`^([0-9]+)\.([0-9]+)(?:\.([0-9]+))?(-alpine)?$`)
+)
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// imageTag returns image's repository (normalized, e.g. docker.io/library/nats)
+// and tag.
+func imageTag(t *testing.T, image string) (string, string) {
+	t.Helper()
+	ref, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		t.Fatalf("image %q: %v", image, err)
+	}
+	tagged, ok := ref.(reference.Tagged)
+	if !ok {
+		t.Fatalf("image %q has no tag", image)
+	}
+	return ref.Name(), tagged.Tag()
+}
+
+// TestComposeNATSImageMatchesEmbeddedServer: compose runs the nats-server
+// release the tests run — the official image of the embedded server's minor
+// (and patch, when the tag names one) — on the single server and on every
+// node of the cluster profile.
+func TestComposeNATSImageMatchesEmbeddedServer(t *testing.T) {
+	t.Parallel()
+	major, minor, patch := embeddedNATSVersion(t)
+	project := loadComposeProfiles(t, defaultEnv(), "cluster")
+	for _, name := range []string{"nats", "nats-1", "nats-2", "nats-3"} {
+		repo, tag := imageTag(t, mustService(t, project, name).Image)
+		if repo != "docker.io/library/nats" {
+			t.Errorf("%s runs %s, want the official nats image", name, repo)
+			continue
+		}
+		m := natsImageTag.FindStringSubmatch(tag)
+		if m == nil {
+			t.Errorf("%s: nats tag %q, want <major>.<minor>[.<patch>]-alpine", name, tag)
+			continue
+		}
+		if atoi(t, m[1]) != major || atoi(t, m[2]) != minor || (m[3] != "" && atoi(t, m[3]) != patch) {
+			t.Errorf("%s runs nats:%s, the tests embed nats-server v%d.%d.%d: use nats:%d.%d.%d-alpine", name, tag, major, minor, patch, major, minor, patch)
+		}
+	}
+}
+
+// jaegerModule is Jaeger in scripts/jaeger/go.mod, the binary `make e2e`
+// builds; module v1.N.p is the Jaeger v2 release 2.(N-63).p (v1.63.0 was
+// v2.0.0, and each release has moved both on by one since).
+var jaegerModule = regexp.MustCompile(`(?m)^\s*github\.com/jaegertracing/jaeger v1\.([0-9]+)\.([0-9]+)\b`)
+
+// TestComposeJaeger: compose runs the Jaeger v2 release the e2e test builds,
+// from its configuration file in deploy/jaeger, receiving OTLP over gRPC and
+// HTTP and serving the UI on the ports compose publishes; every service
+// exports to it.
+func TestComposeJaeger(t *testing.T) {
+	t.Parallel()
+	project := loadCompose(t, defaultEnv())
+	j := mustService(t, project, "jaeger")
+
+	mod, err := os.ReadFile(filepath.Join(repoRoot, "scripts/jaeger/go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := jaegerModule.FindSubmatch(mod)
+	if m == nil {
+		t.Fatal("scripts/jaeger/go.mod requires no github.com/jaegertracing/jaeger v1.x")
+	}
+	want := fmt.Sprintf("2.%d.%s", atoi(t, string(m[1]))-63, m[2])
+	if repo, tag := imageTag(t, j.Image); repo != "docker.io/jaegertracing/jaeger" || tag != want {
+		t.Errorf("jaeger image %s:%s, want jaegertracing/jaeger:%s (the v2 release of scripts/jaeger's v1.%s.%s)", repo, tag, want, m[1], m[2])
+	}
+
+	configPath := ""
+	for i, arg := range j.Command {
+		if arg == "--config" && i+1 < len(j.Command) {
+			configPath = j.Command[i+1]
+		}
+	}
+	host := hostPath(t, j, configPath)
+	if host == "" {
+		t.Fatalf("jaeger command %q: want --config naming a file mounted from the repository", j.Command)
+	}
+	var cfg struct {
+		Receivers struct {
+			OTLP struct {
+				Protocols struct {
+					GRPC struct{ Endpoint string } `yaml:"grpc"`
+					HTTP struct{ Endpoint string } `yaml:"http"`
+				} `yaml:"protocols"`
+			} `yaml:"otlp"`
+		} `yaml:"receivers"`
+		Extensions struct {
+			Query struct {
+				HTTP struct{ Endpoint string } `yaml:"http"`
+			} `yaml:"jaeger_query"`
+		} `yaml:"extensions"`
+	}
+	b, err := os.ReadFile(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		t.Fatalf("%s: %v", host, err)
+	}
+	listens := map[string]string{"OTLP/gRPC": cfg.Receivers.OTLP.Protocols.GRPC.Endpoint,
+		"OTLP/HTTP": cfg.Receivers.OTLP.Protocols.HTTP.Endpoint, "UI": cfg.Extensions.Query.HTTP.Endpoint}
+	for what, port := range map[string]string{"OTLP/gRPC": "4317", "OTLP/HTTP": "4318", "UI": "16686"} {
+		h, p, err := net.SplitHostPort(listens[what])
+		if err != nil || p != port || (h != "0.0.0.0" && h != "") {
+			t.Errorf("%s: %s listens on %q, want 0.0.0.0:%s (reachable on the stack's network)", host, what, listens[what], port)
+		}
+	}
+	published := map[uint32]bool{}
+	for _, p := range j.Ports {
+		published[p.Target] = true
+	}
+	if !published[16686] || !published[4318] {
+		t.Errorf("jaeger publishes %+v, want the UI (16686) and OTLP/HTTP (4318)", j.Ports)
+	}
+	for _, name := range []string{"gateway", "identity", "crm", "support", "alerts", "projector"} {
+		if got := mustService(t, project, name).Environment["OTEL_EXPORTER_OTLP_ENDPOINT"]; got == nil || *got != "http://jaeger:4318" {
+			t.Errorf("%s OTEL_EXPORTER_OTLP_ENDPOINT = %s, want http://jaeger:4318 (Jaeger's OTLP/HTTP receiver)", name, deref(got))
+		}
+	}
+}
+
+// hostPath returns the repository file or folder svc mounts at target (or
+// at a folder holding target), or "".
+func hostPath(t *testing.T, svc types.ServiceConfig, target string) string {
+	t.Helper()
+	if target == "" {
+		return ""
+	}
+	for _, v := range svc.Volumes {
+		if v.Type != types.VolumeTypeBind {
+			continue
+		}
+		if v.Target == target {
+			return v.Source
+		}
+		if rel, ok := strings.CutPrefix(target, v.Target+"/"); ok {
+			return filepath.Join(v.Source, filepath.FromSlash(rel))
+		}
+	}
+	return ""
+}
+
+// TestComposePrometheus: Prometheus runs deploy/prometheus/prometheus.yml
+// (whose targets and rules TestPrometheusConfig checks), keeps its data on a
+// volume and is health-checked, so Grafana starts after it.
+func TestComposePrometheus(t *testing.T) {
+	t.Parallel()
+	p := mustService(t, loadCompose(t, defaultEnv()), "prometheus")
+	if repo, tag := imageTag(t, p.Image); repo != "docker.io/prom/prometheus" || !strings.HasPrefix(tag, "v3.") {
+		t.Errorf("prometheus image %s:%s, want prom/prometheus:v3.x", repo, tag)
+	}
+	var config string
+	for _, arg := range p.Command {
+		if v, ok := strings.CutPrefix(arg, "--config.file="); ok {
+			config = v
+		}
+	}
+	abs, err := filepath.Abs(prometheusPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hostPath(t, p, config); got != abs {
+		t.Errorf("prometheus --config.file=%s is %q on the host, want %s", config, got, abs)
+	}
+	// rules.yml beside it: Prometheus resolves rule_files against the
+	// config's folder, so the folder is mounted, not the file alone.
+	rules, err := filepath.Abs(rulesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hostPath(t, p, path.Join(path.Dir(config), filepath.Base(rulesPath))); got != rules {
+		t.Errorf("prometheus sees %s as %q, want %s", path.Join(path.Dir(config), filepath.Base(rulesPath)), got, rules)
+	}
+	persisted := slices.ContainsFunc(p.Volumes, func(v types.ServiceVolumeConfig) bool {
+		return v.Type == types.VolumeTypeVolume && v.Target == "/prometheus"
+	})
+	if !persisted {
+		t.Errorf("prometheus volumes = %+v, want a named volume at /prometheus", p.Volumes)
+	}
+	if p.HealthCheck == nil || len(p.HealthCheck.Test) == 0 {
+		t.Error("prometheus has no healthcheck")
+	}
+}
+
+// grafanaProvisioning is the part of a Grafana provisioning file this test
+// reads (datasources or dashboard providers).
+type grafanaProvisioning struct {
+	APIVersion  int `yaml:"apiVersion"`
+	Datasources []struct {
+		Name      string         `yaml:"name"`
+		UID       string         `yaml:"uid"`
+		Type      string         `yaml:"type"`
+		Access    string         `yaml:"access"`
+		URL       string         `yaml:"url"`
+		IsDefault bool           `yaml:"isDefault"`
+		Editable  bool           `yaml:"editable"`
+		JSONData  map[string]any `yaml:"jsonData"`
+	} `yaml:"datasources"`
+	Providers []struct {
+		Name                  string `yaml:"name"`
+		Type                  string `yaml:"type"`
+		Folder                string `yaml:"folder"`
+		DisableDeletion       bool   `yaml:"disableDeletion"`
+		AllowUIUpdates        bool   `yaml:"allowUiUpdates"`
+		UpdateIntervalSeconds int    `yaml:"updateIntervalSeconds"`
+		Options               struct {
+			Path                      string `yaml:"path"`
+			FoldersFromFilesStructure bool   `yaml:"foldersFromFilesStructure"`
+		} `yaml:"options"`
+	} `yaml:"providers"`
+}
+
+// TestComposeGrafana: Grafana is provisioned from the repository — a
+// Prometheus datasource pointing at compose's prometheus service, and a
+// file provider loading the dashboard TestGrafanaDashboard checks — lets
+// anonymous users view only, and takes the admin's password from a secret.
+func TestComposeGrafana(t *testing.T) {
+	t.Parallel()
+	project := loadCompose(t, defaultEnv())
+	g := mustService(t, project, "grafana")
+	if repo, tag := imageTag(t, g.Image); repo != "docker.io/grafana/grafana" || !regexp.MustCompile(`^1[0-9]\.[0-9]+\.[0-9]+$`).MatchString(tag) {
+		t.Errorf("grafana image %s:%s, want grafana/grafana:1x.y.z", repo, tag)
+	}
+
+	provisioning := hostPath(t, g, "/etc/grafana/provisioning")
+	if provisioning == "" {
+		t.Fatal("grafana mounts nothing at /etc/grafana/provisioning")
+	}
+	read := func(t *testing.T, kind string) []grafanaProvisioning {
+		t.Helper()
+		dir := filepath.Join(provisioning, kind)
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatalf("grafana provisioning: %v", err)
+		}
+		var out []grafanaProvisioning
+		for _, e := range entries {
+			if ext := filepath.Ext(e.Name()); ext != ".yml" && ext != ".yaml" {
+				continue
+			}
+			var p grafanaProvisioning
+			decodeYAML(t, filepath.Join(dir, e.Name()), &p)
+			if p.APIVersion != 1 {
+				t.Errorf("%s/%s: apiVersion %d, want 1", kind, e.Name(), p.APIVersion)
+			}
+			out = append(out, p)
+		}
+		if len(out) == 0 {
+			t.Fatalf("no provisioning file in %s", dir)
+		}
+		return out
+	}
+
+	t.Run("datasource", func(t *testing.T) {
+		prom := mustService(t, project, "prometheus")
+		found := false
+		for _, f := range read(t, "datasources") {
+			for _, ds := range f.Datasources {
+				if ds.Type != "prometheus" {
+					continue
+				}
+				found = true
+				u, err := url.Parse(ds.URL)
+				if err != nil {
+					t.Fatalf("datasource %s: %v", ds.Name, err)
+				}
+				listens := slices.ContainsFunc(prom.Ports, func(p types.ServicePortConfig) bool { return strconv.Itoa(int(p.Target)) == u.Port() })
+				if u.Hostname() != "prometheus" || !listens {
+					t.Errorf("datasource %s url %s, want compose's prometheus service on a port it listens on (%+v)", ds.Name, ds.URL, prom.Ports)
+				}
+				if !ds.IsDefault {
+					t.Errorf("datasource %s is not the default: the dashboard's $datasource variable would not pick it", ds.Name)
+				}
+			}
+		}
+		if !found {
+			t.Error("no prometheus datasource is provisioned")
+		}
+	})
+
+	t.Run("dashboard", func(t *testing.T) {
+		want, err := filepath.Abs(dashboardPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loaded := false
+		for _, f := range read(t, "dashboards") {
+			for _, p := range f.Providers {
+				if p.Type != "file" {
+					continue
+				}
+				// The provider loads every JSON file in its folder: the
+				// dashboard must be mounted there.
+				for _, v := range g.Volumes {
+					if v.Type == types.VolumeTypeBind && path.Dir(v.Target) == path.Clean(p.Options.Path) && v.Source == want {
+						loaded = true
+					}
+				}
+			}
+		}
+		if !loaded {
+			t.Errorf("no file provider's folder holds %s (grafana volumes %+v)", dashboardPath, g.Volumes)
+		}
+		if d := loadDashboard(t); d.UID != "switchyard" {
+			t.Errorf("dashboard uid %q", d.UID)
+		}
+	})
+
+	t.Run("access", func(t *testing.T) {
+		env := func(k string) string { return deref(g.Environment[k]) }
+		if _, set := g.Environment["GF_SECURITY_ADMIN_PASSWORD"]; set {
+			t.Error("GF_SECURITY_ADMIN_PASSWORD is set inline: give it as GF_SECURITY_ADMIN_PASSWORD__FILE from a secret")
+		}
+		file := env("GF_SECURITY_ADMIN_PASSWORD__FILE")
+		mounted := slices.ContainsFunc(g.Secrets, func(s types.ServiceSecretConfig) bool {
+			return path.Join("/run/secrets", s.Source) == file || s.Target == file
+		})
+		if !mounted {
+			t.Errorf("GF_SECURITY_ADMIN_PASSWORD__FILE=%s names no mounted secret", file)
+		}
+		if env("GF_AUTH_ANONYMOUS_ENABLED") == "true" && env("GF_AUTH_ANONYMOUS_ORG_ROLE") != "Viewer" {
+			t.Errorf("anonymous users get role %q, want Viewer", env("GF_AUTH_ANONYMOUS_ORG_ROLE"))
+		}
+		for _, p := range g.Ports {
+			if p.HostIP != "127.0.0.1" {
+				t.Errorf("grafana publishes %s on %q, want 127.0.0.1", p.Published, p.HostIP)
+			}
+		}
+	})
+
+	// The password is the operator's GRAFANA_ADMIN_PASSWORD and nothing else:
+	// unset, the secret is empty (Grafana would refuse to log the admin in),
+	// never a default written in the file.
+	t.Run("no default password", func(t *testing.T) {
+		for _, set := range []bool{true, false} {
+			env := defaultEnv()
+			if !set {
+				delete(env, "GRAFANA_ADMIN_PASSWORD")
+			}
+			def, ok := loadCompose(t, env).Secrets["grafana_admin_password"]
+			if !ok {
+				t.Fatal("no grafana_admin_password secret")
+			}
+			if want := env["GRAFANA_ADMIN_PASSWORD"]; def.Environment != "GRAFANA_ADMIN_PASSWORD" || def.File != "" || def.Content != want {
+				t.Errorf("GRAFANA_ADMIN_PASSWORD set=%t: secret from env %q, file %q, content %q; want the variable's value %q alone", set, def.Environment, def.File, def.Content, want)
+			}
+		}
+	})
 }

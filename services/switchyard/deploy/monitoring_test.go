@@ -391,7 +391,7 @@ func TestPrometheusConfig(t *testing.T) {
 		for _, name := range project.ServiceNames() {
 			svc := mustService(t, project, name)
 			if svc.Build == nil || name == "migrate" {
-				continue // nats, postgres, jaeger; migrate runs once and exits
+				continue // nats, postgres, jaeger, …; migrate runs once and exits
 			}
 			prefix := strings.ToUpper(name)
 			addr := svc.Environment[prefix+"_ADMIN_ADDR"]
@@ -412,6 +412,26 @@ func TestPrometheusConfig(t *testing.T) {
 		services := slices.Sorted(maps.Values(want))
 		if !slices.Equal(services, []string{"alerts", "crm", "gateway", "identity", "projector", "support"}) {
 			t.Errorf("compose.yaml builds %v, want the six switchyard services", services)
+		}
+		// NATS's metrics: the exporter serves them on its -port, read from
+		// the server's monitoring port (nats.conf's http_port, 8222).
+		exporter := mustService(t, project, "nats-exporter")
+		port, source := "", ""
+		for i, arg := range exporter.Command {
+			if arg == "-port" && i+1 < len(exporter.Command) {
+				port = exporter.Command[i+1]
+			}
+			if strings.HasPrefix(arg, "http://") {
+				source = arg
+			}
+		}
+		if port == "" {
+			t.Error("compose.yaml: nats-exporter sets no -port, so its metrics port is unknown")
+		} else {
+			want[net.JoinHostPort("nats-exporter", port)] = "nats-exporter"
+		}
+		if source != "http://nats:8222" {
+			t.Errorf("compose.yaml: nats-exporter reads %q, want http://nats:8222 (the server's monitoring port)", source)
 		}
 
 		got := map[string]string{} // host:port -> job

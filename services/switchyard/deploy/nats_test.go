@@ -22,7 +22,7 @@ import (
 	"github.com/switchyard/switchyard/platform/natsbus"
 )
 
-var update = flag.Bool("update", false, "rewrite deploy/nats/ from natsbus.Permissions")
+var update = flag.Bool("update", false, "rewrite deploy/nats/ and the Helm chart's files/nats-auth.conf from natsbus.Permissions")
 
 // The NATS server's files, generated from natsbus.Permissions: the server
 // configuration with one user per identity, and the script that reads each
@@ -130,6 +130,25 @@ cluster {
 	return b.String()
 }
 
+// helmNATSAuthPath is the Helm chart's copy of the users and permissions:
+// the authorization block alone, which the chart's ConfigMap carries and the
+// NATS chart's servers include (helm_test.go).
+const helmNATSAuthPath = "helm/switchyard/files/nats-auth.conf"
+
+// helmNATSAuth is helm/switchyard/files/nats-auth.conf.
+func helmNATSAuth(perms []natsbus.Permission) string {
+	conf := natsConf(perms, false)
+	i := strings.Index(conf, "authorization {\n")
+	return `# The hub's NATS users and permissions for the Helm chart (the NATS chart's
+# servers include this file). GENERATED from natsbus.Permissions
+# (platform/natsbus/permissions.go) with deploy/nats/nats.conf: change the
+# catalogue, then run
+#   go test ./deploy -run TestNATSConfig -update   (in services/switchyard)
+# Each identity's password is the environment variable named below, which the
+# NATS container takes from the chart's Secret. There is no anonymous user.
+` + conf[i:]
+}
+
 // natsStart is the script starting the single server (start.sh), or with
 // cluster a cluster node (start-cluster.sh).
 func natsStart(perms []natsbus.Permission, cluster bool) string {
@@ -187,6 +206,7 @@ func TestNATSConfig(t *testing.T) {
 	files := map[string]string{
 		natsConfPath: natsConf(perms, false), natsStartPath: natsStart(perms, false),
 		clusterConfPath: natsConf(perms, true), clusterStartPath: natsStart(perms, true),
+		helmNATSAuthPath: helmNATSAuth(perms),
 	}
 	for name, want := range files {
 		if *update {

@@ -164,7 +164,7 @@ func natsConfUser(p natsbus.Permission, passwordVar string) string {
 // true), else with none.
 func createSubscriberDurable(ctx context.Context, getenv func(string) string, dataDir, stream string, cfg jetstream.ConsumerConfig) (action, url string, devHub bool, err error) {
 	opts := []nats.Option{nats.Name("switchyard-cli"), nats.Timeout(5 * time.Second)}
-	url = orDefault(getenv("NATS_URL"), nats.DefaultURL)
+	url = orDefault(getenv("NATS_URL"), "nats://127.0.0.1:4222")
 	if getenv("NATS_USER") != "" || getenv("NATS_CREDS") != "" {
 		r := config.NewReader(getenv)
 		o := natsbus.OptionsFromEnv(r, "switchyard-cli")

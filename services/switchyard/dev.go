@@ -87,16 +87,16 @@ func devCmd(ctx context.Context, f devFlags, getenv func(string) string, stdout,
 	if err := h.migrate(ctx, env); err != nil {
 		return err
 	}
-	services, err := h.runServices(ctx, env, secrets.replay)
+	parts, err := h.runServices(ctx, env, secrets.replay)
 	if err != nil {
 		return err
 	}
-	if err := h.awaitReady(services); err != nil {
-		services.Stop()
-		return errors.Join(err, services.Wait())
+	if err := h.awaitReady(parts.services); err != nil {
+		parts.services.Stop()
+		return errors.Join(err, parts.wait())
 	}
 	h.printBanner(stdout, secrets)
-	if err := services.Wait(); err != nil {
+	if err := parts.wait(); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "Switchyard dev hub stopped.")
@@ -463,12 +463,14 @@ func (h *devHub) migrate(ctx context.Context, env func(string) string) error {
 // pprof label service=<name>, inherited by every goroutine it starts, so a
 // CPU profile of the one dev process splits by service (BenchmarkPipeline's
 // CPU per event); the labels live here only, never in a service's own code.
-func (h *devHub) runServices(ctx context.Context, env func(string) string, replay devReplay) (*lifecycle.Group, error) {
-	services := lifecycle.NewGroup(ctx)
+func (h *devHub) runServices(ctx context.Context, env func(string) string, replay devReplay) (hubParts, error) {
+	parts := hubParts{services: lifecycle.NewGroup(ctx), vendors: lifecycle.NewGroup(context.WithoutCancel(ctx))}
+	services := parts.services
+	go func() { <-parts.vendors.Context().Done(); services.Stop() }() // an emulator that fails stops the hub
 	for _, emu := range h.emulators {
-		if err := serveEmulator(services, emu); err != nil {
+		if err := serveEmulator(parts.vendors, emu); err != nil {
 			services.Stop()
-			return nil, errors.Join(err, services.Wait())
+			return hubParts{}, errors.Join(err, parts.wait())
 		}
 	}
 	as, stderr := h.as, h.stderr
@@ -489,7 +491,21 @@ func (h *devHub) runServices(ctx context.Context, env func(string) string, repla
 	h.goReplicas(services, "projector", projectorEnv, func(ctx context.Context, env func(string) string) error {
 		return projector.Run(ctx, as(natsbus.IdentityProjector, env), stderr)
 	})
-	return services, nil
+	return parts, nil
+}
+
+// hubParts are the running services and, apart, the vendor emulators they
+// call. The emulators stop after the services, as a vendor does not go
+// away while the hub finishes its last requests to it: stopped together,
+// a Zendesk emulator could be draining while support still waited on it,
+// and dev exited 1 on a Ctrl-C under load.
+type hubParts struct{ services, vendors *lifecycle.Group }
+
+// wait waits for the services, then stops the emulators and waits for them.
+func (p hubParts) wait() error {
+	err := p.services.Wait()
+	p.vendors.Stop()
+	return errors.Join(err, p.vendors.Wait())
 }
 
 // goReplicas runs --replicas copies (one by default) of the service name,
@@ -519,8 +535,8 @@ func labelled(name string, run func(context.Context) error) func(context.Context
 }
 
 // serveEmulator listens on the emulator's address now (so a taken port
-// fails the start) and serves it, with its state keeper, in services.
-func serveEmulator(services *lifecycle.Group, emu emulator) error {
+// fails the start) and serves it, with its state keeper, in vendors.
+func serveEmulator(vendors *lifecycle.Group, emu emulator) error {
 	ln := emu.ln
 	if ln == nil {
 		var err error
@@ -529,7 +545,7 @@ func serveEmulator(services *lifecycle.Group, emu emulator) error {
 		}
 	}
 	label := emu.name + "-emulator"
-	services.Go(emu.name+" emulator", labelled(label, func(ctx context.Context) error {
+	vendors.Go(emu.name+" emulator", labelled(label, func(ctx context.Context) error {
 		err := lifecycle.Serve(ctx, emu.srv, ln, 2*time.Second)
 		if emu.kept != nil {
 			// Run may have written before the last requests drained.
@@ -538,10 +554,10 @@ func serveEmulator(services *lifecycle.Group, emu emulator) error {
 		return err
 	}))
 	if emu.kept != nil {
-		services.Go(emu.name+" emulator state", labelled(label, emu.kept.Run))
+		vendors.Go(emu.name+" emulator state", labelled(label, emu.kept.Run))
 	}
 	if emu.durable != nil {
-		services.Go(emu.name+" emulator saves", labelled(label, emu.durable.Run))
+		vendors.Go(emu.name+" emulator saves", labelled(label, emu.durable.Run))
 	}
 	return nil
 }

@@ -19,12 +19,7 @@ import (
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/natsbus"
-	"github.com/switchyard/switchyard/services/alerts"
-	"github.com/switchyard/switchyard/services/crm"
-	"github.com/switchyard/switchyard/services/gateway"
-	"github.com/switchyard/switchyard/services/identity"
 	"github.com/switchyard/switchyard/services/projector"
-	"github.com/switchyard/switchyard/services/support"
 	"github.com/switchyard/switchyard/services/switchyard/migration"
 )
 
@@ -377,26 +372,20 @@ func TestHelmEnvConfigContracts(t *testing.T) {
 	if err := json.Unmarshal(b, &rendered); err != nil {
 		t.Fatalf("%s: %v", helmRenderedEnvPath, err)
 	}
-	loaders := map[string]func(func(string) string) error{
-		"gateway":  func(g func(string) string) error { _, err := gateway.LoadConfig(g); return err },
-		"identity": func(g func(string) string) error { _, err := identity.LoadConfig(g); return err },
-		"crm":      func(g func(string) string) error { _, err := crm.LoadConfig(g); return err },
-		"support":  func(g func(string) string) error { _, err := support.LoadConfig(g); return err },
-		"alerts":   func(g func(string) string) error { _, err := alerts.LoadConfig(g); return err },
-		"projector": func(g func(string) string) error {
-			c, err := projector.LoadConfig(g)
-			if err == nil && (c.Tokens.Len() != 2 || !c.HasOpsNATS || c.OpsNATS.User != "operator" || c.OpsNATS.Password.Reveal() != "helm-operator-pw") {
-				err = fmt.Errorf("ops tokens %d, ops NATS login %t %q: want 2 and operator with its Secret key", c.Tokens.Len(), c.HasOpsNATS, c.OpsNATS.User)
-			}
-			return err
-		},
-		"migrate": func(g func(string) string) error {
-			c, err := migration.LoadConfig(g, false)
-			if err == nil && c.NATS.Replicas != 3 {
-				err = fmt.Errorf("stream replicas %d, want 3", c.NATS.Replicas)
-			}
-			return err
-		},
+	loaders := serviceLoaders()
+	loaders["projector"] = func(g func(string) string) error {
+		c, err := projector.LoadConfig(g)
+		if err == nil && (c.Tokens.Len() != 2 || !c.HasOpsNATS || c.OpsNATS.User != "operator" || c.OpsNATS.Password.Reveal() != "helm-operator-pw") {
+			err = fmt.Errorf("ops tokens %d, ops NATS login %t %q: want 2 and operator with its Secret key", c.Tokens.Len(), c.HasOpsNATS, c.OpsNATS.User)
+		}
+		return err
+	}
+	loaders["migrate"] = func(g func(string) string) error {
+		c, err := migration.LoadConfig(g, false)
+		if err == nil && c.NATS.Replicas != 3 {
+			err = fmt.Errorf("stream replicas %d, want 3", c.NATS.Replicas)
+		}
+		return err
 	}
 	if got := slices.Sorted(maps.Keys(rendered)); !slices.Equal(got, slices.Sorted(maps.Keys(loaders))) {
 		t.Fatalf("%s has %v, want the six components and migrate", helmRenderedEnvPath, got)

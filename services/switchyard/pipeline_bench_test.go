@@ -112,16 +112,18 @@ func BenchmarkPipeline(b *testing.B) {
 	env := map[string]string{"NATS_URL": broker.URL, "DATABASE_URL": dbURL, "STRIPE_WEBHOOK_SECRET": secret, "LOG_LEVEL": orDefault(os.Getenv("BENCH_PIPELINE_LOG_LEVEL"), "error")}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
+	var devErr lockedBuffer // its last lines are shown if dev fails
 	go func() {
 		done <- run(ctx, []string{"dev", "--data", filepath.Join(b.TempDir(), "hub"), "--gateway-addr", addr(0), "--gateway-admin-addr", addr(11), "--nats-port", strconv.Itoa(ports[1]),
 			"--identity-addr", addr(2), "--crm-addr", addr(3), "--hubspot-addr", addr(4), "--support-addr", addr(5),
 			"--zendesk-addr", addr(6), "--alerts-addr", addr(7), "--slack-addr", addr(8),
-			"--projector-addr", addr(9), "--ops-addr", addr(10), "--vendor-limits", limits, "--replicas", os.Getenv("BENCH_PIPELINE_REPLICAS")}, func(k string) string { return env[k] }, nil, io.Discard, io.Discard)
+			"--projector-addr", addr(9), "--ops-addr", addr(10), "--vendor-limits", limits, "--replicas", os.Getenv("BENCH_PIPELINE_REPLICAS")}, func(k string) string { return env[k] }, nil, io.Discard, &devErr)
 	}()
 	defer func() {
 		cancel()
 		if code := <-done; code != 0 {
-			b.Errorf("switchyard dev exited %d", code)
+			lines := strings.Split(strings.TrimSpace(devErr.String()), "\n")
+			b.Errorf("switchyard dev exited %d:\n%s", code, strings.Join(lines[max(0, len(lines)-20):], "\n"))
 		}
 	}()
 	for _, i := range []int{11, 2, 3, 5, 9} { // the gateway's readiness is on its admin listener

@@ -162,14 +162,14 @@ func TestSetUsers(t *testing.T) {
 		t.Error("the hub's connection was dropped by the reload")
 	}
 
+	dropped := make(chan struct{})
+	subConn.SetClosedHandler(func(*nats.Conn) { close(dropped) })
 	if err := natsembed.SetUsers(s, o, []natsembed.User{hub}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for subConn.IsConnected() && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if subConn.IsConnected() {
+	select {
+	case <-dropped:
+	case <-time.After(5 * time.Second):
 		t.Error("the removed user's connection stayed open")
 	}
 	if _, err := connect("sub", "sub-pw"); err == nil {

@@ -1,0 +1,96 @@
+package view_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
+	"github.com/switchyard/switchyard/platform/postgres"
+	"github.com/switchyard/switchyard/services/projector/internal/lifegen"
+	"github.com/switchyard/switchyard/services/projector/internal/view"
+	"github.com/switchyard/switchyard/services/projector/internal/viewtest"
+	"github.com/switchyard/switchyard/services/projector/migrations"
+)
+
+// TestBatchLoadPlansForTheStoreAsItGrows: a projector whose connection
+// started on an empty store (a first `switchyard dev`, a new deployment)
+// must not keep reading every event per batch once the store has grown.
+// A named prepared statement keeps its generic plan for the connection's
+// life, and one planned on a few rows is a sequential scan; nothing
+// replans it until an ANALYZE, which autovacuum may run late or, with
+// autovacuum off, never. So on one connection: batches applied while the
+// store is tiny, then thousands of customers' history written with no
+// ANALYZE, then one more batch — which must not scan the events table
+// (pg_stat_user_tables, flushed by the connection itself).
+func TestBatchLoadPlansForTheStoreAsItGrows(t *testing.T) {
+	ctx := context.Background()
+	url := testkit.Postgres(t)
+	plain, err := postgres.Open(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(plain.Close)
+	if err := migrations.Projection(ctx, plain); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1 // every statement of the live store on one backend, with its cached plans
+	one, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(one.Close)
+	live := view.NewStore(one, view.Schema)
+
+	early := viewtest.Entries(t, lifegen.GenerateRange(9, 1, 12))
+	for len(early) > 0 { // well past the five executions after which PostgreSQL may settle on a generic plan
+		n := min(len(early), 2)
+		if err := live.Apply(ctx, early[:n]); err != nil {
+			t.Fatal(err)
+		}
+		early = early[n:]
+	}
+
+	history := viewtest.Entries(t, lifegen.GenerateRange(9, 100, 3000))
+	grown := view.NewStore(plain, view.Schema)
+	for len(history) > 0 {
+		n := min(len(history), 1000)
+		if err := grown.Apply(ctx, history[:n]); err != nil {
+			t.Fatal(err)
+		}
+		history = history[n:]
+	}
+	var events int64
+	if err := plain.QueryRow(ctx, `SELECT count(*) FROM `+view.Schema+`.events`).Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+
+	scans := func() (seq, rows int64) {
+		t.Helper()
+		// The live connection's counters reach the shared statistics when
+		// it goes idle after this call.
+		if _, err := one.Exec(ctx, "SELECT pg_stat_force_next_flush()"); err != nil {
+			t.Fatal(err)
+		}
+		if err := plain.QueryRow(ctx, `SELECT coalesce(seq_scan, 0), coalesce(seq_tup_read, 0) FROM pg_stat_user_tables
+			WHERE schemaname = $1 AND relname = 'events'`, view.Schema).Scan(&seq, &rows); err != nil {
+			t.Fatal(err)
+		}
+		return seq, rows
+	}
+	seq0, rows0 := scans()
+	later := viewtest.Entries(t, lifegen.GenerateRange(9, 13, 4))
+	if err := live.Apply(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	seq1, rows1 := scans()
+	if seq1 != seq0 {
+		t.Errorf("applying one batch on a store of %d events scanned the events table %d time(s), reading %d rows: "+
+			"a plan made while the store was empty is still in use", events, seq1-seq0, rows1-rows0)
+	}
+}

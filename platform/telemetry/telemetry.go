@@ -6,7 +6,8 @@
 // the specification's default of localhost is deliberately not assumed.
 // Without one, spans are still created and their W3C context still rides in
 // NATS headers, so every log line, timeline entry and dead letter carries a
-// trace id; they are just not sent anywhere. OTEL_SDK_DISABLED=true turns
+// trace id; they are just not sent anywhere, nor recorded (see idsOnly),
+// unless OTEL_TRACES_SAMPLER asks the SDK to decide. OTEL_SDK_DISABLED=true turns
 // tracing and OTLP export off entirely.
 // Metrics are always served in the Prometheus text format on /metrics and are
 // also pushed by OTLP when an endpoint is configured.
@@ -119,6 +120,9 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (*Te
 	// OTEL_SDK_DISABLED: true (any case): no tracing at all, not even span ids, and no OTLP export
 	disabled := strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true")
 
+	// the SDK's sampler (always_on, traceidratio, parentbased_…; the SDK reads it); unset: spans that are not exported are not recorded either, and carry the ids of the default, parent-based always-on
+	sampler := getenv("OTEL_TRACES_SAMPLER")
+
 	otel.SetTextMapPropagator(prop)
 
 	res, err := newResource(ctx, service, getenv("OTEL_SERVICE_NAME")) // the service name on spans and metrics (default: the service's own, or service.name in OTEL_RESOURCE_ATTRIBUTES)
@@ -137,8 +141,12 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (*Te
 		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 		t.Tracer, t.Exporting = tp, true
 		t.shutdown = append(t.shutdown, tp.Shutdown)
+	} else if !disabled && sampler == "" {
+		// Ids without export, and without recording what nobody reads.
+		t.Tracer = idsOnly{}
 	} else if !disabled {
-		// Ids without export: no span processor, so ended spans are dropped.
+		// Ids without export, under the configured sampler: the SDK with no
+		// span processor, so ended spans are dropped.
 		tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res))
 		t.Tracer = tp
 		t.shutdown = append(t.shutdown, tp.Shutdown)

@@ -190,10 +190,9 @@ var ErrUnknownCustomer = errors.New("identity: no known or founding identifier f
 //  4. ensureChosen: create it, or lock it, if no link led to it;
 //  5. joinOthers: merge the other customers found into it, or record them
 //     as suspected duplicates;
-//  6. linkNew: link the identifiers nobody had (one statement);
-//  7. recordVersion: record the object's version, or find the event stale;
-//  8. profileAndRead: apply the profile, read the resolution back, COMMIT
-//     (one round trip).
+//  6. finish: link the identifiers nobody had (one statement), record the
+//     object's version (or find the event stale), apply the profile, read
+//     the resolution back, COMMIT (one round trip).
 //
 // On an error it returns what it had resolved so far with the error.
 func resolveTx(ctx context.Context, conn querier, in Input) (Resolution, error) {
@@ -223,16 +222,7 @@ func resolve(ctx context.Context, r *resolver) (Resolution, error) {
 	if err := r.joinOthers(ctx); err != nil {
 		return r.res, err
 	}
-	if err := r.linkNew(ctx); err != nil {
-		return r.res, err
-	}
-	if err := r.recordVersion(ctx); err != nil {
-		return r.res, err
-	}
-	if err := profileAndRead(ctx, r.tx, r.in, &r.res, !r.inBatch); err != nil {
-		return r.res, err
-	}
-	return r.res, nil
+	return r.res, r.finish(ctx)
 }
 
 // resolver is the state of one resolution, filled in by resolveTx's steps
@@ -553,10 +543,49 @@ func (r *resolver) keepApart(ctx context.Context, cid string) error {
 	return nil
 }
 
-// linkNew links the identifiers no customer had to the chosen one, in one
-// statement. A new Stripe customer or email link changes the customer's
-// identity data.
-func (r *resolver) linkNew(ctx context.Context) error {
+// finish is the resolution's last round trip, one pipeline: the links
+// no customer had, the object's version, the profile and the read back
+// (and COMMIT, outside a batch). None of these writes needs another's
+// answer before it is sent — the version's staleness is decided from
+// what lookUp read under the object's lock, and the read back, run after
+// them in the same transaction, sees them all — so they travel together
+// instead of a round trip each.
+func (r *resolver) finish(ctx context.Context) error {
+	stale, versionSQL, versionArgs, err := versionWrite(r.in.Version, r.applied)
+	if err != nil {
+		return err
+	}
+	r.res.Stale = stale
+	batch := &pgx.Batch{}
+	links := r.queueLinks(batch)
+	if versionSQL != "" {
+		batch.Queue(versionSQL, versionArgs...)
+	}
+	update := queueProfile(batch, r.in, &r.res, !r.inBatch)
+	br := r.tx.SendBatch(ctx, batch)
+	defer func() { _ = br.Close() }()
+	if links {
+		if err := r.readLinks(br); err != nil {
+			return err
+		}
+	}
+	if versionSQL != "" {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("record object version: %w", err)
+		}
+	}
+	if err := readProfile(br, r.in, &r.res, update, !r.inBatch); err != nil {
+		return err
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("read resolution: %w", err)
+	}
+	return nil
+}
+
+// queueLinks queues the link of every identifier no customer had to the
+// chosen one, in one statement, and reports whether it queued it.
+func (r *resolver) queueLinks(batch *pgx.Batch) bool {
 	var kinds, values []string
 	for _, id := range r.ids {
 		if _, ok := r.linked[id]; !ok {
@@ -564,11 +593,18 @@ func (r *resolver) linkNew(ctx context.Context) error {
 		}
 	}
 	if len(kinds) == 0 {
-		return nil
+		return false
 	}
-	rows, err := r.tx.Query(ctx, `INSERT INTO customer_links (kind, value, canonical_id, source_event_id)
+	batch.Queue(`INSERT INTO customer_links (kind, value, canonical_id, source_event_id)
 		SELECT kind, value, $3, $4 FROM unnest($1::text[], $2::text[]) AS n(kind, value)
 		ON CONFLICT (kind, value) DO NOTHING RETURNING kind, value`, kinds, values, r.res.CanonicalID, r.in.EventID)
+	return true
+}
+
+// readLinks reads queueLinks' answer: a new Stripe customer or email link
+// changes the customer's identity data.
+func (r *resolver) readLinks(br pgx.BatchResults) error {
+	rows, err := br.Query()
 	if err != nil {
 		return fmt.Errorf("link identifiers: %w", err)
 	}
@@ -581,20 +617,6 @@ func (r *resolver) linkNew(ctx context.Context) error {
 			r.res.Changed = true
 		}
 	}
-	return nil
-}
-
-// recordVersion records the version of the event's object, if it carries
-// one, unless a newer one was applied: then the event is stale.
-func (r *resolver) recordVersion(ctx context.Context) error {
-	if r.in.Version.ObjectID == "" {
-		return nil
-	}
-	stale, err := applyVersion(ctx, r.tx, r.in.Version, r.applied)
-	if err != nil {
-		return err
-	}
-	r.res.Stale = stale
 	return nil
 }
 
@@ -638,14 +660,14 @@ func merge(ctx context.Context, tx querier, loser, survivor, eventID string) err
 	return nil
 }
 
-// profileAndRead applies the event's email and name (an authoritative,
-// current event replaces them, any other only fills empty fields) and reads
-// back the customer's profile, Stripe customers and the merges this event
-// made (also when it is redelivered after a crash), in one round trip,
-// the resolution's last: it ends with COMMIT. The read back is one
-// statement: each costs PostgreSQL and identity a bind and execute.
-func profileAndRead(ctx context.Context, tx querier, in Input, res *Resolution, commit bool) error {
-	batch := &pgx.Batch{}
+// queueProfile queues the event's email and name (an authoritative,
+// current event replaces them, any other only fills empty fields; res.Stale
+// is decided) and the read back of the customer's profile, Stripe
+// customers and the merges this event made (also when it is redelivered
+// after a crash), then COMMIT if commit. The read back is one statement:
+// each costs PostgreSQL and identity a bind and execute. It reports
+// whether it queued the update.
+func queueProfile(batch *pgx.Batch, in Input, res *Resolution, commit bool) bool {
 	update := in.Email != "" || in.Name != ""
 	if update {
 		replace := in.Authoritative && !res.Stale
@@ -663,8 +685,11 @@ func profileAndRead(ctx context.Context, tx querier, in Input, res *Resolution, 
 	if commit {
 		batch.Queue("COMMIT")
 	}
-	br := tx.SendBatch(ctx, batch)
-	defer func() { _ = br.Close() }()
+	return update
+}
+
+// readProfile reads queueProfile's answers, in the order it queued them.
+func readProfile(br pgx.BatchResults, in Input, res *Resolution, update, commit bool) error {
 	if update {
 		tag, err := br.Exec()
 		if err != nil {
@@ -691,9 +716,6 @@ func profileAndRead(ctx context.Context, tx querier, in Input, res *Resolution, 
 		if tag.String() != "COMMIT" {
 			return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
 		}
-	}
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("read resolution: %w", err)
 	}
 	for _, id := range in.IDs {
 		if id.Kind == LinkStripeCustomer && id.Value != "" {
@@ -734,37 +756,39 @@ var statusRank = map[string]int{
 	"warning_closed": 3, "won": 3, "lost": 3, "charge_refunded": 3,
 }
 
-// applyVersion records v unless a newer version was applied; it reports
-// whether v is stale. Re-applying the same event is not stale, so a
-// redelivery derives the same domain events again.
+// versionWrite decides whether v is stale and, unless it is, the
+// statement that records it (sql "" when there is nothing to write). A
+// newer applied version makes v stale; re-applying the same event is not
+// stale, so a redelivery derives the same domain events again.
 //
 // applied is the version recorded before, read under the object's lock
-// (nil: none yet).
-func applyVersion(ctx context.Context, tx querier, v Version, applied *Version) (bool, error) {
+// (nil: none yet). No object: nothing to decide.
+func versionWrite(v Version, applied *Version) (stale bool, sql string, args []any, err error) {
+	if v.ObjectID == "" {
+		return false, "", nil, nil
+	}
 	if applied == nil {
-		_, err := tx.Exec(ctx, `INSERT INTO object_versions (object_id, created, event_id, status) VALUES ($1, $2, $3, $4)`, v.ObjectID, v.Created, v.EventID, v.Status)
-		return false, err
+		return false, `INSERT INTO object_versions (object_id, created, event_id, status) VALUES ($1, $2, $3, $4)`, []any{v.ObjectID, v.Created, v.EventID, v.Status}, nil
 	}
 	cur := *applied
 	tie := v.Created == cur.Created && cur.EventID != v.EventID
 	switch {
 	case cur.EventID == v.EventID:
-		return false, nil
+		return false, "", nil, nil
 	case v.Created < cur.Created:
-		return true, nil
+		return true, "", nil, nil
 	case tie && v.StripeState == "" && v.AskOnTie:
-		return false, ErrVersionTie
+		return false, "", nil, ErrVersionTie
 	case tie && v.StripeState != "" && v.Status == v.StripeState && cur.Status != v.StripeState:
 		// Stripe says this version is the current one: it wins.
 	case tie && v.StripeState != "" && cur.Status == v.StripeState && v.Status != v.StripeState:
-		return true, nil // Stripe says the applied version is the current one
+		return true, "", nil, nil // Stripe says the applied version is the current one
 	case tie && statusRank[v.Status] < statusRank[cur.Status]:
-		return true, nil
+		return true, "", nil, nil
 	case tie && statusRank[v.Status] == statusRank[cur.Status] && v.EventID < cur.EventID:
-		return true, nil // a full tie: the larger event id wins, the same way in every order
+		return true, "", nil, nil // a full tie: the larger event id wins, the same way in every order
 	}
-	_, err := tx.Exec(ctx, `UPDATE object_versions SET created = $2, event_id = $3, status = $4 WHERE object_id = $1`, v.ObjectID, v.Created, v.EventID, v.Status)
-	return false, err
+	return false, `UPDATE object_versions SET created = $2, event_id = $3, status = $4 WHERE object_id = $1`, []any{v.ObjectID, v.Created, v.EventID, v.Status}, nil
 }
 
 func dedupe(ids []Identifier) []Identifier {

@@ -62,14 +62,17 @@ func (s *Statements) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.Trace
 // TraceBatchEnd is part of pgx.BatchTracer.
 func (s *Statements) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
-// SeqScans asks PostgreSQL (EXPLAIN, which runs nothing) for the plan of
+// SeqScans asks PostgreSQL (EXPLAIN, which runs nothing) for the plans of
 // each statement that reads or writes rows — SELECT, INSERT, UPDATE,
-// DELETE, WITH — with its recorded arguments, and returns one line for
-// each that reads any of tables (names as written in the SQL's FROM,
-// without schema) with a sequential scan. On a store holding history and
-// ANALYZEd, such a statement costs time in proportion to the history: the
-// regression a hot path must not have. Run it with a pool opened without
-// the tracer.
+// DELETE, WITH — and returns one line for each plan that reads any of
+// tables (names as written in the SQL's FROM, without schema) with a
+// sequential scan. Two plans each: the one made for the recorded
+// arguments, and the generic one PostgreSQL settles on for a prepared
+// statement (pgx prepares and caches every statement) after a few
+// executions and then keeps for the connection's life. On a store holding
+// history and ANALYZEd, such a statement costs time in proportion to the
+// history: the regression a hot path must not have. Run it with a pool
+// opened without the tracer.
 func SeqScans(ctx context.Context, pool *pgxpool.Pool, stmts []Statement, tables ...string) ([]string, error) {
 	watch := map[string]bool{}
 	for _, t := range tables {
@@ -84,25 +87,69 @@ func SeqScans(ctx context.Context, pool *pgxpool.Pool, stmts []Statement, tables
 		default:
 			continue
 		}
-		var doc []byte
-		if err := pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+st.SQL, st.Args...).Scan(&doc); err != nil {
-			return nil, fmt.Errorf("explain %q: %w", oneLine(st.SQL), err)
-		}
-		var plans []struct{ Plan planNode }
-		if err := json.Unmarshal(doc, &plans); err != nil {
-			return nil, fmt.Errorf("explain %q: %w", oneLine(st.SQL), err)
-		}
-		for _, p := range plans {
-			for _, rel := range p.Plan.seqScans() {
-				line := "Seq Scan on " + rel + ": " + oneLine(st.SQL)
-				if watch[rel] && !seen[line] {
-					seen[line] = true
-					found = append(found, line)
+		for _, generic := range []bool{false, true} {
+			doc, err := explain(ctx, pool, st, generic)
+			if err != nil {
+				return nil, fmt.Errorf("explain %q: %w", oneLine(st.SQL), err)
+			}
+			var plans []struct{ Plan planNode }
+			if err := json.Unmarshal(doc, &plans); err != nil {
+				return nil, fmt.Errorf("explain %q: %w", oneLine(st.SQL), err)
+			}
+			for _, p := range plans {
+				for _, rel := range p.Plan.seqScans() {
+					line := "Seq Scan on " + rel + ": " + oneLine(st.SQL)
+					if generic {
+						line = "Seq Scan on " + rel + " (generic plan): " + oneLine(st.SQL)
+					}
+					if watch[rel] && !seen[line] {
+						seen[line] = true
+						found = append(found, line)
+					}
 				}
 			}
 		}
 	}
 	return found, nil
+}
+
+// explain returns EXPLAIN's JSON for st: the plan for its arguments, or
+// with generic the generic plan of st prepared (PREPARE and EXPLAIN
+// EXECUTE under plan_cache_mode force_generic_plan, in a transaction
+// rolled back).
+func explain(ctx context.Context, pool *pgxpool.Pool, st Statement, generic bool) ([]byte, error) {
+	var doc []byte
+	if !generic {
+		err := pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+st.SQL, st.Args...).Scan(&doc)
+		return doc, err
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, "PREPARE testkit_generic AS "+st.SQL); err != nil {
+		return nil, err
+	}
+	defer func() { _, _ = tx.Exec(ctx, "DEALLOCATE testkit_generic") }()
+	// A generic plan is made without the arguments, so any will do: NULL
+	// for each (EXPLAIN EXECUTE, a utility statement, takes no bound
+	// parameters).
+	n := 0
+	for _, a := range st.Args {
+		if _, mode := a.(pgx.QueryExecMode); !mode { // an option to pgx, not a parameter
+			n++
+		}
+	}
+	q := "EXPLAIN (FORMAT JSON) EXECUTE testkit_generic"
+	if n > 0 {
+		q += "(" + strings.TrimSuffix(strings.Repeat("NULL, ", n), ", ") + ")"
+	}
+	err = tx.QueryRow(ctx, q).Scan(&doc)
+	return doc, err
 }
 
 // planNode is the part of EXPLAIN's JSON that SeqScans reads.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchyard/switchyard/platform/emailaddr"
@@ -56,24 +57,56 @@ func NewStore(pool *pgxpool.Pool, schema string) *Store {
 // a no-op), records merges, and recomputes every customer they touch. It is
 // idempotent and commutative: any order and any repetition of the same
 // entries leave the same rows.
+//
+// The transaction is pipelined (as identity's resolutions are): BEGIN, the
+// shared swap lock, the events, their sources and the customers' locks
+// travel as one round trip, COMMIT with the views' upserts, so a batch
+// costs four round trips — that, resolving the owners and loading their
+// events — where a round trip a statement cost ten.
 func (s *Store) Apply(ctx context.Context, entries []Entry) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1, $2)", migrations.LockSpace, migrations.LockSwap); err != nil {
-			return err
-		}
-		return s.apply(ctx, tx, entries, true)
-	})
-}
-
-// apply is Apply inside tx. Rebuild also uses it to catch up, holding the
-// swap lock exclusively, so without per-customer locks (thousands of them
-// in one transaction would exhaust PostgreSQL's lock table).
-func (s *Store) apply(ctx context.Context, tx pgx.Tx, entries []Entry, lock bool) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	if err := s.insertEvents(ctx, tx, entries); err != nil {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
 		return err
+	}
+	defer conn.Release()
+	c := conn.Conn()
+	defer func() {
+		if c.PgConn().TxStatus() == 'I' {
+			return
+		}
+		// Bounded and apart from ctx, so a cancelled caller leaves a clean
+		// connection behind; a failed rollback closes the connection (the
+		// pool drops it), which ends the transaction all the same.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := c.Exec(rctx, "ROLLBACK"); err != nil {
+			_ = c.Close(rctx)
+		}
+	}()
+	return s.apply(ctx, c, entries, true)
+}
+
+// querier is what apply needs of its transaction: Rebuild's pgx.Tx, or
+// the connection on which Apply opened one.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// apply projects entries on q. live is Apply's: q is a connection with no
+// transaction open, which apply begins (with the shared swap lock), locks
+// customers in and commits. Rebuild also uses apply to catch up, in its
+// own transaction holding the swap lock exclusively, so without
+// per-customer locks (thousands of them in one transaction would exhaust
+// PostgreSQL's lock table).
+func (s *Store) apply(ctx context.Context, q querier, entries []Entry, live bool) error {
+	if len(entries) == 0 {
+		return nil
 	}
 	// Lock every customer id the batch names — including both sides of a
 	// merge — before reading aliases, so a merge and a batch about the
@@ -100,27 +133,43 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, entries []Entry, lock bool
 	// Lock the ids, then the customers they resolve to, until resolving
 	// finds nothing new: an owner changes only under its own lock (a merge
 	// locks both sides), so what we resolve while holding it is stable.
-	locks := &customerLocks{held: map[string]bool{}, enabled: lock}
-	if err := locks.take(ctx, tx, touched); err != nil {
+	// The first round of locks rides with the events.
+	locks := &customerLocks{held: map[string]bool{}, enabled: live}
+	first := &labelledBatch{}
+	if live {
+		first.Queue("BEGIN")
+		first.label("begin")
+		first.Queue("SELECT pg_advisory_xact_lock_shared($1, $2)", migrations.LockSpace, migrations.LockSwap)
+		first.label("share the swap lock")
+	}
+	s.queueInsertEvents(first, entries)
+	locks.queue(first, touched)
+	if err := first.SendBatch(ctx, q); err != nil {
 		return err
 	}
-	survivors := make([]string, 0, len(merges))
-	for _, m := range merges {
-		survivors = append(survivors, m.survivor)
-	}
-	if _, err := s.resolveLocked(ctx, tx, locks, append(slices.Clone(touched), survivors...)); err != nil {
-		return err
-	}
-	for _, m := range merges {
-		if err := s.merge(ctx, tx, m.survivor, m.merged); err != nil {
+	var owners []string
+	var err error
+	if len(merges) == 0 {
+		owners, err = s.resolveLocked(ctx, q, locks, touched)
+	} else {
+		survivors := make([]string, 0, len(merges))
+		for _, m := range merges {
+			survivors = append(survivors, m.survivor)
+		}
+		if _, err := s.resolveLocked(ctx, q, locks, append(slices.Clone(touched), survivors...)); err != nil {
 			return err
 		}
+		for _, m := range merges {
+			if err := s.merge(ctx, q, m.survivor, m.merged); err != nil {
+				return err
+			}
+		}
+		owners, err = s.resolveLocked(ctx, q, locks, touched)
 	}
-	owners, err := s.resolveLocked(ctx, tx, locks, touched)
 	if err != nil {
 		return err
 	}
-	byOwner, err := s.load(ctx, tx, owners)
+	byOwner, err := s.load(ctx, q, owners)
 	if err != nil {
 		return err
 	}
@@ -128,7 +177,7 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, entries []Entry, lock bool
 	for _, id := range owners {
 		views = append(views, Fold(id, byOwner[id]))
 	}
-	return s.upsertViews(ctx, tx, views)
+	return s.upsertViews(ctx, q, views, live)
 }
 
 // customerLocks are the per-customer advisory locks a transaction holds.
@@ -138,7 +187,14 @@ type customerLocks struct {
 }
 
 // take locks the ids not yet held, in a fixed order.
-func (l *customerLocks) take(ctx context.Context, tx pgx.Tx, ids []string) error {
+func (l *customerLocks) take(ctx context.Context, q querier, ids []string) error {
+	b := &labelledBatch{}
+	l.queue(b, ids)
+	return b.SendBatch(ctx, q)
+}
+
+// queue queues the locks of the ids not yet held, in a fixed order.
+func (l *customerLocks) queue(b *labelledBatch, ids []string) {
 	var missing []string
 	for _, id := range ids {
 		if !l.held[id] {
@@ -147,18 +203,50 @@ func (l *customerLocks) take(ctx context.Context, tx pgx.Tx, ids []string) error
 		}
 	}
 	if len(missing) == 0 || !l.enabled {
+		return
+	}
+	b.Queue(`SELECT pg_advisory_xact_lock(k)
+		FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) id ORDER BY k) locks`, missing)
+	b.label("lock customers")
+}
+
+// labelledBatch is a pipeline of statements whose answers are not read,
+// each failure reported with what the statement was for.
+type labelledBatch struct {
+	pgx.Batch
+	labels []string
+}
+
+// label names the statement queued last.
+func (b *labelledBatch) label(what string) {
+	for len(b.labels) < b.Len()-1 {
+		b.labels = append(b.labels, "")
+	}
+	b.labels = append(b.labels, what)
+}
+
+// SendBatch sends b on q in one round trip and reads every answer: the
+// first failure ends the pipeline (the server skips the rest).
+func (b *labelledBatch) SendBatch(ctx context.Context, q querier) error {
+	if b.Len() == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(k)
-		FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) id ORDER BY k) locks`, missing); err != nil {
-		return fmt.Errorf("lock customers: %w", err)
+	br := q.SendBatch(ctx, &b.Batch)
+	for i := range b.Len() {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			if i < len(b.labels) && b.labels[i] != "" {
+				return fmt.Errorf("%s: %w", b.labels[i], err)
+			}
+			return err
+		}
 	}
-	return nil
+	return br.Close()
 }
 
 // resolveLocked returns the owners of ids (following aliases) with each
 // owner locked, resolving again after every new lock.
-func (s *Store) resolveLocked(ctx context.Context, tx pgx.Tx, l *customerLocks, ids []string) ([]string, error) {
+func (s *Store) resolveLocked(ctx context.Context, tx querier, l *customerLocks, ids []string) ([]string, error) {
 	for {
 		var owners []string
 		if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(DISTINCT coalesce(a.survivor_id, c.id)), '{}')
@@ -175,7 +263,8 @@ func (s *Store) resolveLocked(ctx context.Context, tx pgx.Tx, l *customerLocks, 
 	}
 }
 
-func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, entries []Entry) error {
+// queueInsertEvents queues the entries' events and their sources.
+func (s *Store) queueInsertEvents(b *labelledBatch, entries []Entry) {
 	n := len(entries)
 	ids, customers, subjectsCol, traces := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	ats, received := make([]time.Time, n), make([]*time.Time, n)
@@ -185,31 +274,27 @@ func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, entries []Entry) er
 		ids[i], customers[i], subjectsCol[i], traces[i], ats[i], payloads[i] = e.EventID, e.CustomerID, e.Subject, e.TraceID, e.OccurredAt, e.Payload
 		received[i] = e.receivedAt()
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO `+s.t.events+` (event_id, customer_id, subject, occurred_at, trace_id, payload, received_at)
+	b.Queue(`INSERT INTO `+s.t.events+` (event_id, customer_id, subject, occurred_at, trace_id, payload, received_at)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::bytea[], $7::timestamptz[])
 		ON CONFLICT (event_id) DO NOTHING`,
 		ids, customers, subjectsCol, ats, traces, payloads, received)
-	if err != nil {
-		return fmt.Errorf("insert events: %w", err)
-	}
+	b.label("insert events")
 	var srcIDs, srcEvents []string
 	for i := range entries {
 		for _, id := range entries[i].SourceIDs {
 			srcIDs, srcEvents = append(srcIDs, id), append(srcEvents, entries[i].EventID)
 		}
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO `+s.t.sources+` (source_id, event_id) SELECT * FROM unnest($1::text[], $2::text[])
-		ON CONFLICT (source_id, event_id) DO NOTHING`, srcIDs, srcEvents); err != nil {
-		return fmt.Errorf("insert event sources: %w", err)
-	}
-	return nil
+	b.Queue(`INSERT INTO `+s.t.sources+` (source_id, event_id) SELECT * FROM unnest($1::text[], $2::text[])
+		ON CONFLICT (source_id, event_id) DO NOTHING`, srcIDs, srcEvents)
+	b.label("insert event sources")
 }
 
 // merge records that survivor absorbed merged: chains are kept flat (every
 // alias points at a customer that is not itself merged), whatever order the
 // merges arrive in. A customer merged into two different survivors keeps
 // the first (identity never does this).
-func (s *Store) merge(ctx context.Context, tx pgx.Tx, survivor string, merged []string) error {
+func (s *Store) merge(ctx context.Context, tx querier, survivor string, merged []string) error {
 	var root string
 	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT survivor_id FROM `+s.t.aliases+` WHERE merged_id = $1), $1)`, survivor).Scan(&root); err != nil {
 		return fmt.Errorf("merge: %w", err)
@@ -251,7 +336,7 @@ func (s *Store) andMerged(owners, survivor string) string {
 }
 
 // load returns the entries of each owner and of the customers merged into it.
-func (s *Store) load(ctx context.Context, tx pgx.Tx, owners []string) (map[string][]Entry, error) {
+func (s *Store) load(ctx context.Context, tx querier, owners []string) (map[string][]Entry, error) {
 	rows, err := tx.Query(ctx, `SELECT coalesce(a.survivor_id, e.customer_id), e.event_id, e.customer_id, e.subject, e.occurred_at, e.trace_id, e.payload
 		FROM `+s.t.events+` e LEFT JOIN `+s.t.aliases+` a ON a.merged_id = e.customer_id
 		WHERE e.customer_id = ANY(`+s.andMerged("unnest($1::text[])", "ANY($1)")+`)`, planFresh, owners)
@@ -273,8 +358,9 @@ func (s *Store) load(ctx context.Context, tx pgx.Tx, owners []string) (map[strin
 	return out, nil
 }
 
-func (s *Store) upsertViews(ctx context.Context, tx pgx.Tx, views []View) error {
-	b := &pgx.Batch{}
+// upsertViews writes views in one round trip, with COMMIT if commit.
+func (s *Store) upsertViews(ctx context.Context, q querier, views []View, commit bool) error {
+	b := &labelledBatch{}
 	for i := range views {
 		v := &views[i]
 		doc, err := json.Marshal(v)
@@ -285,11 +371,28 @@ func (s *Store) upsertViews(ctx context.Context, tx pgx.Tx, views []View) error 
 			ON CONFLICT (customer_id) DO UPDATE SET email = excluded.email, stripe_ids = excluded.stripe_ids, state = excluded.state,
 				last_event_at = excluded.last_event_at, view = excluded.view`,
 			v.CustomerID, emailaddr.Normalize(v.Email), v.StripeCustomerIDs, StateKind(v.State), v.LastEventAt, string(doc))
+		b.label("upsert customers")
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("upsert customers: %w", err)
+	if !commit {
+		return b.SendBatch(ctx, q)
 	}
-	return nil
+	b.Queue("COMMIT")
+	br := q.SendBatch(ctx, &b.Batch)
+	defer func() { _ = br.Close() }()
+	for range len(views) {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("upsert customers: %w", err)
+		}
+	}
+	tag, err := br.Exec()
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	// A transaction that failed answers COMMIT with ROLLBACK, not an error.
+	if tag.String() != "COMMIT" {
+		return fmt.Errorf("commit: %w", pgx.ErrTxCommitRollback)
+	}
+	return br.Close()
 }
 
 // ErrNotFound is returned for a customer the projection does not know.

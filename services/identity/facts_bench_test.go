@@ -1,0 +1,28 @@
+package identity
+
+import (
+	"testing"
+
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
+)
+
+// BenchmarkExtractFacts decodes each of the Stripe fixtures in turn (the
+// envelope, data.object's head and its typed object): a third of
+// identity's CPU in the pipeline benchmark.
+func BenchmarkExtractFacts(b *testing.B) {
+	var events [][]byte
+	size := 0
+	for _, name := range testkit.StripeEventNames(b) {
+		raw := testkit.StripeEvent(b, name)
+		events = append(events, raw)
+		size += len(raw)
+	}
+	b.SetBytes(int64(size / len(events)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, _, err := ExtractFacts(events[i%len(events)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -878,6 +878,10 @@ func (s *Store) LinkExternal(ctx context.Context, canonicalID string, id Identif
 			_, _ = c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 		}
 	}()
+	if linked, owner, merged, err := linkUnmerged(ctx, c, canonicalID, id, sourceEventID); err != nil || !merged {
+		return linked, owner, err
+	}
+	// The customer was merged away: link its survivor instead.
 	root, err := beginLocked(ctx, c, canonicalID)
 	if err != nil {
 		return false, "", err
@@ -910,6 +914,50 @@ func (s *Store) LinkExternal(ctx context.Context, canonicalID string, id Identif
 // beginLocked opens a transaction on c and locks customer cid, following
 // merges to the survivor (see lockRoot), which it returns: BEGIN travels
 // with the first lock.
+// linkUnmerged is LinkExternal's usual case in one round trip: BEGIN, lock
+// customer cid, link id to it unless it was merged away, read who owns
+// the link, COMMIT. The statements run one after another on the server, so
+// the link is written only once the lock is held, and its condition,
+// which reads afresh (READ COMMITTED), sees what the locked row says.
+// merged reports that cid was merged into another customer: then nothing
+// was linked, and the caller links the survivor.
+func linkUnmerged(ctx context.Context, c *pgx.Conn, cid string, id Identifier, sourceEventID string) (linked bool, owner string, merged bool, err error) {
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(`SELECT merged_into FROM customers WHERE canonical_id = $1 FOR UPDATE`, cid)
+	b.Queue(`INSERT INTO customer_links (kind, value, canonical_id, source_event_id)
+		SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM customers WHERE canonical_id = $3 AND merged_into IS NULL)
+		ON CONFLICT (kind, value) DO NOTHING`, id.Kind, id.Value, cid, sourceEventID)
+	b.Queue(`SELECT coalesce((SELECT canonical_id FROM customer_links WHERE kind = $1 AND value = $2), '')`, id.Kind, id.Value)
+	b.Queue("COMMIT")
+	br := c.SendBatch(ctx, b)
+	defer func() { _ = br.Close() }()
+	var next *string
+	if _, err = br.Exec(); err == nil {
+		err = br.QueryRow().Scan(&next)
+	}
+	if err != nil {
+		return false, "", false, fmt.Errorf("lock customer %s: %w", cid, err)
+	}
+	if _, err := br.Exec(); err != nil {
+		return false, "", false, fmt.Errorf("link %s: %w", id.Kind, err)
+	}
+	if err := br.QueryRow().Scan(&owner); err != nil {
+		return false, "", false, fmt.Errorf("link %s: %w", id.Kind, err)
+	}
+	tag, err := br.Exec()
+	switch {
+	case err != nil:
+		return false, "", false, fmt.Errorf("link %s: commit: %w", id.Kind, err)
+	case tag.String() != "COMMIT":
+		return false, "", false, fmt.Errorf("link %s: the transaction was rolled back (%s)", id.Kind, tag)
+	}
+	if next != nil {
+		return false, "", true, br.Close()
+	}
+	return owner == cid, owner, false, br.Close()
+}
+
 func beginLocked(ctx context.Context, c *pgx.Conn, cid string) (string, error) {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")

@@ -386,6 +386,21 @@ func TestLinkExternal(t *testing.T) {
 	if n := count(t, pool, `SELECT count(*) FROM customer_links WHERE kind = 'crm_contact'`); n != 1 {
 		t.Errorf("%d crm_contact links, want 1", n)
 	}
+	// A contact synced for the customer merged away, never linked before,
+	// goes to the survivor.
+	loser := a.CanonicalID
+	if loser == survivor {
+		loser = b.CanonicalID
+	}
+	late := identity.Identifier{Kind: identity.LinkCRMContact, Value: "hubspot:502"}
+	ok, got, err := store.LinkExternal(ctx, loser, late, "crm.contact.synced:y")
+	if err != nil || !ok || got != survivor {
+		t.Fatalf("LinkExternal(merged %s, new contact) = %v, %q, %v; want linked to the survivor %s", loser, ok, got, err, survivor)
+	}
+	var lateOwner string
+	if err := pool.QueryRow(ctx, `SELECT canonical_id FROM customer_links WHERE kind = $1 AND value = $2`, late.Kind, late.Value).Scan(&lateOwner); err != nil || lateOwner != survivor {
+		t.Errorf("the late contact belongs to %q (%v), want the survivor %s", lateOwner, err, survivor)
+	}
 }
 
 // A resolution that fails after it has written (a same-second tie found

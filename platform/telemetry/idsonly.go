@@ -8,7 +8,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/embedded"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // idsOnly is the tracer provider of a service whose spans go nowhere (no
@@ -25,12 +25,15 @@ import (
 // sampled, so a subscriber that does export continues the trace. Setup
 // uses it only when OTEL_TRACES_SAMPLER is unset; a configured sampler
 // gets the SDK, which applies it.
-type idsOnly struct{ embedded.TracerProvider }
+//
+// Each type embeds its no-op counterpart, so a method a later API adds
+// does nothing here rather than break the build.
+type idsOnly struct{ noop.TracerProvider }
 
 func (p idsOnly) Tracer(string, ...trace.TracerOption) trace.Tracer { return idsTracer{provider: p} }
 
 type idsTracer struct {
-	embedded.Tracer
+	noop.Tracer
 	provider idsOnly
 }
 
@@ -70,7 +73,7 @@ func newSpanID() (id trace.SpanID) {
 
 // idsSpan is a span that is only its context.
 type idsSpan struct {
-	embedded.Span
+	noop.Span
 	sc       trace.SpanContext
 	provider idsOnly
 }

@@ -272,13 +272,13 @@ func (r *resolver) lookUp(ctx context.Context) error {
 	if !r.inBatch {
 		batch.Queue("BEGIN")
 	}
+	keys := make([]int64, len(r.ids))
+	kinds := make([]string, len(r.ids))
+	values := make([]string, len(r.ids))
+	for i, id := range r.ids {
+		keys[i], kinds[i], values[i] = lockKey(id), id.Kind, id.Value
+	}
 	if len(r.ids) > 0 {
-		keys := make([]int64, len(r.ids))
-		kinds := make([]string, len(r.ids))
-		values := make([]string, len(r.ids))
-		for i, id := range r.ids {
-			keys[i], kinds[i], values[i] = lockKey(id), id.Kind, id.Value
-		}
 		if !r.inBatch {
 			batch.Queue(lockIdentifiersSQL, keys)
 		}
@@ -292,19 +292,24 @@ func (r *resolver) lookUp(ctx context.Context) error {
 		// lookup was planned anew on every event.
 		batch.Queue(`SELECT coalesce((SELECT l.canonical_id FROM customer_links l WHERE l.kind = ($1::text[])[i] AND l.value = ($2::text[])[i]), '')
 			FROM generate_subscripts($1::text[], 1) i ORDER BY i`, kinds, values)
+	}
+	if r.in.Version.ObjectID != "" {
+		batch.Queue(`SELECT created, event_id, status FROM object_versions WHERE object_id = $1 FOR UPDATE`, r.in.Version.ObjectID)
+	}
+	if len(r.ids) > 0 {
 		// The customers found, locked in id order (ORDER BY sorts before
 		// FOR UPDATE locks) with where each was merged to: lockCustomers'
-		// first locks, without a round trip of their own. "= ANY(ARRAY(…))",
-		// not "IN (…)": the prepared statement's generic plan for IN hashed
-		// a scan of every customer (77 ms at 66k customers), = ANY probes
-		// the primary key.
+		// first locks, without a round trip of their own. After the
+		// object's version row, as every resolution locks them (a customer
+		// is also locked later, by ensureChosen and merges), so two never
+		// wait for each other crosswise. "= ANY(ARRAY(…))", not "IN (…)":
+		// the prepared statement's generic plan for IN hashed a scan of
+		// every customer (77 ms at 66k customers), = ANY probes the
+		// primary key.
 		batch.Queue(`SELECT c.canonical_id, c.merged_into FROM customers c
 			WHERE c.canonical_id = ANY(ARRAY(SELECT (SELECT l.canonical_id FROM customer_links l WHERE l.kind = ($1::text[])[i] AND l.value = ($2::text[])[i])
 				FROM generate_subscripts($1::text[], 1) i))
 			ORDER BY c.canonical_id FOR UPDATE OF c`, kinds, values)
-	}
-	if r.in.Version.ObjectID != "" {
-		batch.Queue(`SELECT created, event_id, status FROM object_versions WHERE object_id = $1 FOR UPDATE`, r.in.Version.ObjectID)
 	}
 	br := r.tx.SendBatch(ctx, batch)
 	if err := r.readLookUp(br); err != nil {
@@ -343,31 +348,33 @@ func (r *resolver) readLookUp(br pgx.BatchResults) error {
 			return fmt.Errorf("look up identifiers: %d answers for %d identifiers", len(found), len(r.ids))
 		}
 		r.found = found
-		rows, err = br.Query()
-		if err != nil {
-			return fmt.Errorf("lock customers: %w", err)
-		}
-		r.lockedAt = map[string]*string{}
-		var cid string
-		var mergedInto *string
-		if _, err := pgx.ForEachRow(rows, []any{&cid, &mergedInto}, func() error {
-			r.lockedAt[cid] = mergedInto
-			mergedInto = nil
-			return nil
-		}); err != nil {
-			return fmt.Errorf("lock customers: %w", err)
+	}
+	if r.in.Version.ObjectID != "" {
+		var cur Version
+		err := br.QueryRow().Scan(&cur.Created, &cur.EventID, &cur.Status)
+		switch {
+		case err == nil:
+			r.applied = &cur
+		case !errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("object version: %w", err)
 		}
 	}
-	if r.in.Version.ObjectID == "" {
+	if len(r.ids) == 0 {
 		return nil
 	}
-	var cur Version
-	err := br.QueryRow().Scan(&cur.Created, &cur.EventID, &cur.Status)
-	switch {
-	case err == nil:
-		r.applied = &cur
-	case !errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("object version: %w", err)
+	rows, err := br.Query()
+	if err != nil {
+		return fmt.Errorf("lock customers: %w", err)
+	}
+	r.lockedAt = map[string]*string{}
+	var cid string
+	var mergedInto *string
+	if _, err := pgx.ForEachRow(rows, []any{&cid, &mergedInto}, func() error {
+		r.lockedAt[cid] = mergedInto
+		mergedInto = nil
+		return nil
+	}); err != nil {
+		return fmt.Errorf("lock customers: %w", err)
 	}
 	return nil
 }
@@ -389,8 +396,9 @@ func lockKey(id Identifier) int64 {
 // that two events naming the same customers lock them the same way round —
 // lookUp has locked them already, as it found them — and follows each to
 // the customer it was merged into, locking that too: linked and known hold
-// these roots. A customer lookUp did not lock (none, unless its row went
-// missing) is locked here.
+// these roots. A customer lookUp found but did not lock — a merge
+// committed between its lookup and its lock moved the link — is locked
+// here.
 func (r *resolver) lockCustomers(ctx context.Context) error {
 	roots := map[string]string{} // customer found → its root, locked
 	for _, cid := range r.found {
@@ -911,9 +919,6 @@ func (s *Store) LinkExternal(ctx context.Context, canonicalID string, id Identif
 	return owner == root, owner, br.Close()
 }
 
-// beginLocked opens a transaction on c and locks customer cid, following
-// merges to the survivor (see lockRoot), which it returns: BEGIN travels
-// with the first lock.
 // linkUnmerged is LinkExternal's usual case in one round trip: BEGIN, lock
 // customer cid, link id to it unless it was merged away, read who owns
 // the link, COMMIT. The statements run one after another on the server, so
@@ -958,6 +963,9 @@ func linkUnmerged(ctx context.Context, c *pgx.Conn, cid string, id Identifier, s
 	return owner == cid, owner, false, br.Close()
 }
 
+// beginLocked opens a transaction on c and locks customer cid, following
+// merges to the survivor (see lockRoot), which it returns: BEGIN travels
+// with the first lock.
 func beginLocked(ctx context.Context, c *pgx.Conn, cid string) (string, error) {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")

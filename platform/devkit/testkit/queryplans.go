@@ -68,11 +68,11 @@ func (s *Statements) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEnd
 // tables (names as written in the SQL's FROM, without schema) with a
 // sequential scan. Two plans each: the one made for the recorded
 // arguments, and the generic one PostgreSQL settles on for a prepared
-// statement (pgx prepares and caches every statement) after a few
-// executions and then keeps for the connection's life. On a store holding
-// history and ANALYZEd, such a statement costs time in proportion to the
-// history: the regression a hot path must not have. Run it with a pool
-// opened without the tracer.
+// statement (pgx prepares and caches every statement sent in its default
+// mode) after a few executions and then keeps for the connection's life.
+// On a store holding history and ANALYZEd, such a statement costs time in
+// proportion to the history: the regression a hot path must not have. Run
+// it with a pool opened without the tracer.
 func SeqScans(ctx context.Context, pool *pgxpool.Pool, stmts []Statement, tables ...string) ([]string, error) {
 	watch := map[string]bool{}
 	for _, t := range tables {
@@ -88,6 +88,9 @@ func SeqScans(ctx context.Context, pool *pgxpool.Pool, stmts []Statement, tables
 			continue
 		}
 		for _, generic := range []bool{false, true} {
+			if generic && !prepared(st) {
+				continue // planned at every execution: its generic plan never runs
+			}
 			doc, err := explain(ctx, pool, st, generic)
 			if err != nil {
 				return nil, fmt.Errorf("explain %q: %w", oneLine(st.SQL), err)
@@ -113,28 +116,46 @@ func SeqScans(ctx context.Context, pool *pgxpool.Pool, stmts []Statement, tables
 	return found, nil
 }
 
+// prepared reports whether pgx sends st as a named prepared statement,
+// whose generic plan PostgreSQL may keep: the default mode, unless the
+// statement was sent with another pgx.QueryExecMode.
+func prepared(st Statement) bool {
+	for _, a := range st.Args {
+		if mode, ok := a.(pgx.QueryExecMode); ok {
+			return mode == pgx.QueryExecModeCacheStatement
+		}
+	}
+	return true
+}
+
 // explain returns EXPLAIN's JSON for st: the plan for its arguments, or
 // with generic the generic plan of st prepared (PREPARE and EXPLAIN
-// EXECUTE under plan_cache_mode force_generic_plan, in a transaction
-// rolled back).
+// EXECUTE under plan_cache_mode force_generic_plan, on one connection,
+// in a transaction rolled back; the prepared statement, which outlives
+// transactions, is deallocated after).
 func explain(ctx context.Context, pool *pgxpool.Pool, st Statement, generic bool) ([]byte, error) {
 	var doc []byte
 	if !generic {
 		err := pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+st.SQL, st.Args...).Scan(&doc)
 		return doc, err
 	}
-	tx, err := pool.Begin(ctx)
+	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = tx.Rollback(ctx) }()
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := tx.Exec(ctx, "SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
+		_ = tx.Rollback(ctx)
 		return nil, err
 	}
 	if _, err := tx.Exec(ctx, "PREPARE testkit_generic AS "+st.SQL); err != nil {
+		_ = tx.Rollback(ctx)
 		return nil, err
 	}
-	defer func() { _, _ = tx.Exec(ctx, "DEALLOCATE testkit_generic") }()
 	// A generic plan is made without the arguments, so any will do: NULL
 	// for each (EXPLAIN EXECUTE, a utility statement, takes no bound
 	// parameters).
@@ -149,6 +170,12 @@ func explain(ctx context.Context, pool *pgxpool.Pool, st Statement, generic bool
 		q += "(" + strings.TrimSuffix(strings.Repeat("NULL, ", n), ", ") + ")"
 	}
 	err = tx.QueryRow(ctx, q).Scan(&doc)
+	if rerr := tx.Rollback(ctx); err == nil {
+		err = rerr
+	}
+	if _, derr := conn.Exec(ctx, "DEALLOCATE testkit_generic"); err == nil {
+		err = derr
+	}
 	return doc, err
 }
 

@@ -17,8 +17,8 @@ import (
 // letters and the traceparent on every published message carry the same
 // ids — but nothing is recorded. The SDK records a span in full
 // (attributes, events, status, timestamps) even when no processor will
-// ever see it; in the pipeline benchmark that was about 5% of the hub's
-// CPU for spans that were dropped at End.
+// ever see it; in the pipeline benchmark that was about 5% of the Go
+// process's CPU, for spans that were dropped at End.
 //
 // Its decisions are the SDK default sampler's (parent based, always on):
 // a child keeps its parent's trace flags and trace state, a root is

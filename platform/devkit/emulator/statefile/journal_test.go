@@ -316,3 +316,66 @@ func TestJournalFailedSnapshotKeepsItsChanges(t *testing.T) {
 	again, _ := openLedger(t, path)
 	wantObjects(t, again.Objects(), map[string]string{"a": "1", "b": "1"})
 }
+
+// TestJournalQuietCompactionIsProportional: a quiet interval folds a small
+// account's journal at once, but rewrites a large account (past 1 MiB)
+// only once its journal is an eighth of the snapshot, so an account fed in
+// bursts does not rewrite itself whole after every burst; a clean stop
+// still folds everything.
+func TestJournalQuietCompactionIsProportional(t *testing.T) {
+	small := filepath.Join(t.TempDir(), "small.json")
+	l, k := openLedger(t, small)
+	l.Set("a", "1")
+	mustSave(t, k)
+	if err := statefile.CompactIdle(k); err != nil {
+		t.Fatal(err)
+	}
+	if n := fileSize(t, statefile.JournalPath(small)); n != 0 {
+		t.Errorf("a small account's journal (%d bytes) was not folded when quiet", n)
+	}
+
+	large := filepath.Join(t.TempDir(), "large.json")
+	jpath := statefile.JournalPath(large)
+	l, k = openLedger(t, large)
+	obj := string(bytes.Repeat([]byte("x"), 16<<10))
+	for i := range 128 { // a 2 MiB snapshot
+		l.Set("big"+strconv.Itoa(i), obj)
+	}
+	if err := k.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	snap := fileSize(t, large)
+	if snap < 2<<20 {
+		t.Fatalf("snapshot of %d bytes, want over 2 MiB", snap)
+	}
+	l.Set("big0", obj+"!") // a journal of one object: 1/128 of the account
+	mustSave(t, k)
+	before := fileSize(t, jpath)
+	if err := statefile.CompactIdle(k); err != nil {
+		t.Fatal(err)
+	}
+	if got := fileSize(t, jpath); got != before || fileSize(t, large) != snap {
+		t.Errorf("quiet with a journal of %d bytes over a %d-byte snapshot: journal now %d bytes, snapshot %d; want both untouched",
+			before, snap, got, fileSize(t, large))
+	}
+	for i := 1; fileSize(t, jpath)*8 < snap; i++ { // changes until the journal is an eighth of the snapshot
+		l.Set("big"+strconv.Itoa(i), obj+"!")
+		mustSave(t, k)
+	}
+	if err := statefile.CompactIdle(k); err != nil {
+		t.Fatal(err)
+	}
+	if n := fileSize(t, jpath); n != 0 {
+		t.Errorf("a journal an eighth of the snapshot (%d bytes) was not folded when quiet", n)
+	}
+	l.Set("big1", obj+"?")
+	mustSave(t, k)
+	if err := k.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := fileSize(t, jpath); n != 0 {
+		t.Errorf("Flush left a journal of %d bytes", n)
+	}
+	again, _ := openLedger(t, large)
+	wantObjects(t, again.Objects(), l.Objects())
+}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/services/projector/internal/lifegen"
@@ -24,15 +26,7 @@ import (
 // grew.
 func TestLiveQueriesUseIndexesOnAStoreWithHistory(t *testing.T) {
 	ctx := context.Background()
-	url := testkit.Postgres(t)
-	plain, err := postgres.Open(ctx, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(plain.Close)
-	if err := migrations.Projection(ctx, plain); err != nil {
-		t.Fatal(err)
-	}
+	url, plain := migratedProjection(t)
 	history := viewtest.Entries(t, lifegen.Generate(7, 3000))
 	store := view.NewStore(plain, view.Schema)
 	for len(history) > 0 {
@@ -94,4 +88,21 @@ func TestLiveQueriesUseIndexesOnAStoreWithHistory(t *testing.T) {
 		t.Error(s)
 	}
 	t.Logf("%d statements explained over %d customers (%d merges)", len(sent), len(customers), merges)
+}
+
+// migratedProjection is a fresh database with the projection's tables:
+// its URL and a pool on it (without a tracer), closed with the test.
+func migratedProjection(t *testing.T) (string, *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	url := testkit.Postgres(t)
+	plain, err := postgres.Open(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(plain.Close)
+	if err := migrations.Projection(ctx, plain); err != nil {
+		t.Fatal(err)
+	}
+	return url, plain
 }

@@ -6,12 +6,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/switchyard/switchyard/platform/devkit/testkit"
-	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/services/projector/internal/lifegen"
 	"github.com/switchyard/switchyard/services/projector/internal/view"
 	"github.com/switchyard/switchyard/services/projector/internal/viewtest"
-	"github.com/switchyard/switchyard/services/projector/migrations"
 )
 
 // TestBatchLoadPlansForTheStoreAsItGrows: a projector whose connection
@@ -26,15 +23,7 @@ import (
 // (pg_stat_user_tables, flushed by the connection itself).
 func TestBatchLoadPlansForTheStoreAsItGrows(t *testing.T) {
 	ctx := context.Background()
-	url := testkit.Postgres(t)
-	plain, err := postgres.Open(ctx, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(plain.Close)
-	if err := migrations.Projection(ctx, plain); err != nil {
-		t.Fatal(err)
-	}
+	url, plain := migratedProjection(t)
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"github.com/switchyard/switchyard/services/projector/internal/lifegen"
 	"github.com/switchyard/switchyard/services/projector/internal/view"
 	"github.com/switchyard/switchyard/services/projector/internal/viewtest"
-	"github.com/switchyard/switchyard/services/projector/migrations"
 )
 
 // TestApplyRoundTrips pins what a live batch costs PostgreSQL in round
@@ -23,15 +22,7 @@ import (
 // events, and the views — however many events and customers it holds.
 func TestApplyRoundTrips(t *testing.T) {
 	ctx := context.Background()
-	url := testkit.Postgres(t)
-	plain, err := postgres.Open(ctx, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(plain.Close)
-	if err := migrations.Projection(ctx, plain); err != nil {
-		t.Fatal(err)
-	}
+	url, plain := migratedProjection(t)
 	trips := &testkit.RoundTrips{}
 	traced, err := postgres.Open(ctx, url, trips)
 	if err != nil {

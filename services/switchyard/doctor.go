@@ -128,7 +128,7 @@ var currentMigrations = []struct {
 	version int
 }{
 	{"ledger", 1},
-	{"identity", 3},
+	{"identity", 4},
 	{"projector", 3},
 	{"alerts", 1},
 }

@@ -364,7 +364,7 @@ func TestDoctorKnowsTheCurrentMigrations(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	before := checkMigrations(ctx, config.NewSecret(dbURL))
-	if before.Status != checkFail || !strings.Contains(before.Detail, "identity is at migration 0 of 3") ||
+	if before.Status != checkFail || !strings.Contains(before.Detail, "identity is at migration 0 of 4") ||
 		!strings.Contains(before.Detail, "table done_effects does not exist") || !strings.HasSuffix(before.Detail, ": run `switchyard migrate`") {
 		t.Errorf("unmigrated: %s %q, want a failure with the migrate hint", before.Status, before.Detail)
 	}

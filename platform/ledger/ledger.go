@@ -227,21 +227,9 @@ func (l *Ledger) OnceFresh(ctx context.Context, k Key, effect func(context.Conte
 	// does): BEGIN travels with the claim, COMMIT with the record. Three
 	// round trips for a fresh effect, the lookup above included.
 	c := conn.Conn()
-	committed := false
-	defer func() {
-		if committed || c.PgConn().TxStatus() == 'I' {
-			return
-		}
-		// Releases the claim; bounded and apart from ctx, so a cancelled
-		// caller leaves a clean connection behind. A failed rollback closes
-		// the connection, which releases the claim all the same (and the
-		// pool drops a closed connection on release).
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-		defer cancel()
-		if _, err := c.Exec(rctx, "ROLLBACK"); err != nil {
-			_ = c.Close(rctx)
-		}
-	}()
+	// A claim left open (a failed effect, a cancelled caller) is released
+	// by rolling it back, or by closing the connection if that fails.
+	defer postgres.RollbackOpen(ctx, c)
 	recorded, done, err := l.claim(ctx, c, k)
 	if err != nil || done {
 		return recorded, err
@@ -256,7 +244,6 @@ func (l *Ledger) OnceFresh(ctx context.Context, k Key, effect func(context.Conte
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
 	if err = record(rctx, c, k, result); err == nil {
-		committed = true
 		return result, nil
 	}
 	// The claim's connection failed under us (the server restarted, say):

@@ -182,3 +182,23 @@ func MigrateDir(ctx context.Context, pool *pgxpool.Pool, service string, fsys fs
 	_, err = Migrate(ctx, pool, service, ms)
 	return err
 }
+
+// rollbackTimeout bounds RollbackOpen's ROLLBACK.
+const rollbackTimeout = 5 * time.Second
+
+// RollbackOpen ends a transaction left open on c — by a pipeline that
+// carried its own BEGIN and failed or was cancelled before its COMMIT —
+// so the connection goes back to its pool clean. The ROLLBACK is bounded
+// and apart from ctx, so a cancelled caller still cleans up and a dead
+// server cannot hold it; if it fails, c is closed, which ends the
+// transaction all the same (and the pool drops a closed connection).
+func RollbackOpen(ctx context.Context, c *pgx.Conn) {
+	if c.PgConn().TxStatus() == 'I' {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	if _, err := c.Exec(rctx, "ROLLBACK"); err != nil {
+		_ = c.Close(rctx)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/services/identity/migrations"
 )
 
@@ -157,11 +158,8 @@ func (s *Store) resolveOnce(ctx context.Context, in Input) (Resolution, error) {
 		return Resolution{}, err
 	}
 	defer conn.Release()
-	res, err := resolveTx(ctx, conn.Conn(), in)
-	if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-	}
-	return res, err
+	defer postgres.RollbackOpen(ctx, conn.Conn())
+	return resolveTx(ctx, conn.Conn(), in)
 }
 
 // querier is what a resolution runs on: a transaction, or a connection
@@ -290,7 +288,7 @@ func (r *resolver) lookUp(ctx context.Context) error {
 		// it is given, so a plan for the actual arrays always looked
 		// cheaper than the prepared statement's generic one and the
 		// lookup was planned anew on every event.
-		batch.Queue(`SELECT coalesce((SELECT l.canonical_id FROM customer_links l WHERE l.kind = ($1::text[])[i] AND l.value = ($2::text[])[i]), '')
+		batch.Queue(`SELECT coalesce(`+linkProbe+`, '')
 			FROM generate_subscripts($1::text[], 1) i ORDER BY i`, kinds, values)
 	}
 	if r.in.Version.ObjectID != "" {
@@ -307,7 +305,7 @@ func (r *resolver) lookUp(ctx context.Context) error {
 		// every customer (77 ms at 66k customers), = ANY probes the
 		// primary key.
 		batch.Queue(`SELECT c.canonical_id, c.merged_into FROM customers c
-			WHERE c.canonical_id = ANY(ARRAY(SELECT (SELECT l.canonical_id FROM customer_links l WHERE l.kind = ($1::text[])[i] AND l.value = ($2::text[])[i])
+			WHERE c.canonical_id = ANY(ARRAY(SELECT `+linkProbe+`
 				FROM generate_subscripts($1::text[], 1) i))
 			ORDER BY c.canonical_id FOR UPDATE OF c`, kinds, values)
 	}
@@ -378,6 +376,11 @@ func (r *resolver) readLookUp(br pgx.BatchResults) error {
 	}
 	return nil
 }
+
+// linkProbe is the customer identifier i ($1 its kinds, $2 its values)
+// is linked to, by one probe of customer_links' primary key: the lookup's
+// answer, and the customers its lock takes.
+const linkProbe = `(SELECT l.canonical_id FROM customer_links l WHERE l.kind = ($1::text[])[i] AND l.value = ($2::text[])[i])`
 
 // lockIdentifiersSQL takes the advisory locks of identifiers ($1, their
 // lockKeys) in key order, so two transactions never take them crosswise.
@@ -881,42 +884,19 @@ func (s *Store) LinkExternal(ctx context.Context, canonicalID string, id Identif
 	}
 	defer conn.Release()
 	c := conn.Conn()
-	defer func() {
-		if c.PgConn().TxStatus() != 'I' {
-			_, _ = c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+	defer postgres.RollbackOpen(ctx, c)
+	// Link the customer; one merged away since has its survivor linked
+	// instead (merges are flattened, so that is one more try at most, but
+	// a merge racing this one may add another).
+	cid := canonicalID
+	for range 16 {
+		linked, owner, next, err := linkUnmerged(ctx, c, cid, id, sourceEventID)
+		if err != nil || next == "" {
+			return linked, owner, err
 		}
-	}()
-	if linked, owner, merged, err := linkUnmerged(ctx, c, canonicalID, id, sourceEventID); err != nil || !merged {
-		return linked, owner, err
+		cid = next
 	}
-	// The customer was merged away: link its survivor instead.
-	root, err := beginLocked(ctx, c, canonicalID)
-	if err != nil {
-		return false, "", err
-	}
-	// The link, who owns it now (this customer unless another got there
-	// first) and COMMIT: one round trip.
-	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO customer_links (kind, value, canonical_id, source_event_id) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (kind, value) DO NOTHING`, id.Kind, id.Value, root, sourceEventID)
-	b.Queue(`SELECT canonical_id FROM customer_links WHERE kind = $1 AND value = $2`, id.Kind, id.Value)
-	b.Queue("COMMIT")
-	br := c.SendBatch(ctx, b)
-	defer func() { _ = br.Close() }()
-	if _, err := br.Exec(); err != nil {
-		return false, "", fmt.Errorf("link %s: %w", id.Kind, err)
-	}
-	if err := br.QueryRow().Scan(&owner); err != nil {
-		return false, "", fmt.Errorf("link %s: %w", id.Kind, err)
-	}
-	tag, err := br.Exec()
-	switch {
-	case err != nil:
-		return false, "", fmt.Errorf("link %s: commit: %w", id.Kind, err)
-	case tag.String() != "COMMIT":
-		return false, "", fmt.Errorf("link %s: the transaction was rolled back (%s)", id.Kind, tag)
-	}
-	return owner == root, owner, br.Close()
+	return false, "", fmt.Errorf("link %s: merge chain from %s is longer than 16", id.Kind, canonicalID)
 }
 
 // linkUnmerged is LinkExternal's usual case in one round trip: BEGIN, lock
@@ -924,9 +904,9 @@ func (s *Store) LinkExternal(ctx context.Context, canonicalID string, id Identif
 // the link, COMMIT. The statements run one after another on the server, so
 // the link is written only once the lock is held, and its condition,
 // which reads afresh (READ COMMITTED), sees what the locked row says.
-// merged reports that cid was merged into another customer: then nothing
-// was linked, and the caller links the survivor.
-func linkUnmerged(ctx context.Context, c *pgx.Conn, cid string, id Identifier, sourceEventID string) (linked bool, owner string, merged bool, err error) {
+// mergedInto is the customer cid was merged into, "" if none: when set,
+// nothing was linked, and the caller links that survivor.
+func linkUnmerged(ctx context.Context, c *pgx.Conn, cid string, id Identifier, sourceEventID string) (linked bool, owner, mergedInto string, err error) {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue(`SELECT merged_into FROM customers WHERE canonical_id = $1 FOR UPDATE`, cid)
@@ -942,48 +922,23 @@ func linkUnmerged(ctx context.Context, c *pgx.Conn, cid string, id Identifier, s
 		err = br.QueryRow().Scan(&next)
 	}
 	if err != nil {
-		return false, "", false, fmt.Errorf("lock customer %s: %w", cid, err)
+		return false, "", "", fmt.Errorf("lock customer %s: %w", cid, err)
 	}
 	if _, err := br.Exec(); err != nil {
-		return false, "", false, fmt.Errorf("link %s: %w", id.Kind, err)
+		return false, "", "", fmt.Errorf("link %s: %w", id.Kind, err)
 	}
 	if err := br.QueryRow().Scan(&owner); err != nil {
-		return false, "", false, fmt.Errorf("link %s: %w", id.Kind, err)
+		return false, "", "", fmt.Errorf("link %s: %w", id.Kind, err)
 	}
 	tag, err := br.Exec()
 	switch {
 	case err != nil:
-		return false, "", false, fmt.Errorf("link %s: commit: %w", id.Kind, err)
+		return false, "", "", fmt.Errorf("link %s: commit: %w", id.Kind, err)
 	case tag.String() != "COMMIT":
-		return false, "", false, fmt.Errorf("link %s: the transaction was rolled back (%s)", id.Kind, tag)
+		return false, "", "", fmt.Errorf("link %s: the transaction was rolled back (%s)", id.Kind, tag)
 	}
 	if next != nil {
-		return false, "", true, br.Close()
+		return false, "", *next, br.Close()
 	}
-	return owner == cid, owner, false, br.Close()
-}
-
-// beginLocked opens a transaction on c and locks customer cid, following
-// merges to the survivor (see lockRoot), which it returns: BEGIN travels
-// with the first lock.
-func beginLocked(ctx context.Context, c *pgx.Conn, cid string) (string, error) {
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	b.Queue(`SELECT merged_into FROM customers WHERE canonical_id = $1 FOR UPDATE`, cid)
-	br := c.SendBatch(ctx, b)
-	var next *string
-	_, err := br.Exec()
-	if err == nil {
-		err = br.QueryRow().Scan(&next)
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	switch {
-	case err != nil:
-		return "", fmt.Errorf("lock customer %s: %w", cid, err)
-	case next == nil:
-		return cid, nil
-	}
-	return lockRoot(ctx, c, *next)
+	return owner == cid, owner, "", br.Close()
 }

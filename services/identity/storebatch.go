@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/switchyard/switchyard/platform/postgres"
 )
 
 // ResolveBatch resolves ins, in order, as ResolveInput resolves each, but
@@ -67,11 +69,7 @@ func (s *Store) batchTxOnce(ctx context.Context, ins []Input, res []Resolution) 
 	}
 	defer conn.Release()
 	c := conn.Conn()
-	defer func() {
-		if c.PgConn().TxStatus() != 'I' {
-			_, _ = c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-		}
-	}()
+	defer postgres.RollbackOpen(ctx, c)
 	if err := lockBatch(ctx, c, ins); err != nil {
 		return 0, nil, fmt.Errorf("lock the batch's identifiers: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchyard/switchyard/platform/emailaddr"
+	"github.com/switchyard/switchyard/platform/postgres"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	"github.com/switchyard/switchyard/services/projector/client"
 	"github.com/switchyard/switchyard/services/projector/migrations"
@@ -73,19 +74,7 @@ func (s *Store) Apply(ctx context.Context, entries []Entry) error {
 	}
 	defer conn.Release()
 	c := conn.Conn()
-	defer func() {
-		if c.PgConn().TxStatus() == 'I' {
-			return
-		}
-		// Bounded and apart from ctx, so a cancelled caller leaves a clean
-		// connection behind; a failed rollback closes the connection (the
-		// pool drops it), which ends the transaction all the same.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err := c.Exec(rctx, "ROLLBACK"); err != nil {
-			_ = c.Close(rctx)
-		}
-	}()
+	defer postgres.RollbackOpen(ctx, c)
 	return s.apply(ctx, c, entries, true)
 }
 

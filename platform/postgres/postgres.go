@@ -29,9 +29,20 @@ import (
 
 // Open connects a pool to url and checks it with a ping. tracer may be nil.
 func Open(ctx context.Context, url string, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
+	return OpenAs(ctx, url, "", tracer)
+}
+
+// OpenAs is Open for the program app: unless url sets application_name,
+// the pool's connections carry app as theirs, so pg_stat_activity, the
+// server's log lines and per-backend CPU say which service a connection
+// (a lock held, an idle transaction) belongs to.
+func OpenAs(ctx context.Context, url, app string, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	if _, set := cfg.ConnConfig.RuntimeParams["application_name"]; !set && app != "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = app
 	}
 	if tracer != nil {
 		cfg.ConnConfig.Tracer = tracer

@@ -14,10 +14,10 @@ import (
 	"github.com/switchyard/switchyard/platform/postgres"
 )
 
-// Postgres opens the pool at url (closed after the service's other parts)
-// and migrates the done-effects ledger every consuming service keeps.
+// Postgres opens the pool at url (closed after the service's other parts),
+// its connections named switchyard-<name> unless url names them, and migrates the done-effects ledger every consuming service keeps.
 func (b *Base) Postgres(ctx context.Context, url string) (*pgxpool.Pool, error) {
-	pool, err := postgres.Open(ctx, url, postgres.Tracer(b.Tel.Tracer))
+	pool, err := postgres.OpenAs(ctx, url, "switchyard-"+b.name, postgres.Tracer(b.Tel.Tracer))
 	if err != nil {
 		return nil, err
 	}

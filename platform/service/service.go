@@ -28,6 +28,7 @@ type Base struct {
 	Tel   *telemetry.Telemetry
 	Stack lifecycle.Stack
 
+	name string        // the service's, for its PostgreSQL connections
 	nc   *nats.Conn    // set by NATS, for readiness
 	pool *pgxpool.Pool // set by Postgres, for readiness
 	// checks are the service's own readiness conditions (ReadyWhen).
@@ -38,7 +39,7 @@ type Base struct {
 // telemetry providers ("switchyard-<name>" unless OTEL_SERVICE_NAME says
 // otherwise); telemetry is the first closer pushed, so it flushes last.
 func Start(ctx context.Context, name, level string, getenv func(string) string, stdout io.Writer) (*Base, error) {
-	b := &Base{Log: logging.New(stdout, name, logging.ParseLevel(level))}
+	b := &Base{Log: logging.New(stdout, name, logging.ParseLevel(level)), name: name}
 	tel, err := telemetry.Setup(ctx, "switchyard-"+name, getenv)
 	if err != nil {
 		return nil, err

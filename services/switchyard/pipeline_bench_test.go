@@ -563,11 +563,13 @@ func startCPUCost(ctx context.Context, pool *pgxpool.Pool) (*cpuCost, error) {
 }
 
 // phaseCost is one phase's CPU: by pprof label ("" for unlabelled), the
-// process's total, and PostgreSQL's by group.
+// process's total, PostgreSQL's by group, and the test database's backends
+// by the service whose connection they serve (application_name).
 type phaseCost struct {
 	byLabel  map[string]time.Duration
 	process  time.Duration
 	postgres map[string]time.Duration
+	pgByApp  map[string]time.Duration
 }
 
 func (c *cpuCost) stop(ctx context.Context, pool *pgxpool.Pool) (phaseCost, error) {
@@ -580,9 +582,13 @@ func (c *cpuCost) stop(ctx context.Context, pool *pgxpool.Pool) (phaseCost, erro
 	if err != nil {
 		return pc, err
 	}
-	pc.postgres = map[string]time.Duration{}
+	pc.postgres, pc.pgByApp = map[string]time.Duration{}, map[string]time.Duration{}
 	for pid, p := range after {
-		pc.postgres[p.group] += p.cpu - c.pg[pid].cpu // a backend new in the phase counts from 0
+		d := p.cpu - c.pg[pid].cpu // a backend new in the phase counts from 0
+		pc.postgres[p.group] += d
+		if p.group == "postgres" {
+			pc.pgByApp[cmp.Or(strings.TrimPrefix(p.app, "switchyard-"), "other")] += d
+		}
 	}
 	if c.profiled {
 		if pc.byLabel, err = cpuBy(c.prof.Bytes(), servicePart); err != nil {
@@ -638,6 +644,7 @@ func processCPU() time.Duration {
 // pgProc is one PostgreSQL process's CPU so far and what it serves.
 type pgProc struct {
 	group string
+	app   string // the client's application_name: switchyard-<service> for a service's pool
 	cpu   time.Duration
 }
 
@@ -650,7 +657,7 @@ type pgProc struct {
 func postgresCPU(ctx context.Context, pool *pgxpool.Pool) (map[int]pgProc, error) {
 	rows, err := pool.Query(ctx, `SELECT pid, CASE WHEN datname = current_database() THEN
 		CASE WHEN application_name = $1 THEN 'postgres-benchmark' ELSE 'postgres' END
-		WHEN datname IS NULL THEN 'postgres-server' END
+		WHEN datname IS NULL THEN 'postgres-server' END, coalesce(application_name, '')
 		FROM pg_stat_activity WHERE datname = current_database() OR datname IS NULL`, benchAppName)
 	if err != nil {
 		return nil, fmt.Errorf("postgres backends: %w", err)
@@ -658,6 +665,7 @@ func postgresCPU(ctx context.Context, pool *pgxpool.Pool) (map[int]pgProc, error
 	type row struct {
 		PID   int
 		Group string
+		App   string
 	}
 	procs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
 	if err != nil {
@@ -666,7 +674,7 @@ func postgresCPU(ctx context.Context, pool *pgxpool.Pool) (map[int]pgProc, error
 	out := map[int]pgProc{}
 	for _, r := range procs {
 		if cpu, ok := procCPU(r.PID); ok {
-			out[r.PID] = pgProc{group: r.Group, cpu: cpu}
+			out[r.PID] = pgProc{group: r.Group, app: r.App, cpu: cpu}
 		}
 	}
 	return out, nil
@@ -747,6 +755,14 @@ func reportCPUCost(b *testing.B, c phaseCost, events int, took time.Duration) {
 	for _, p := range pg {
 		row(p.name, p.cpu, 0)
 		b.ReportMetric(perEvent(p.cpu), "µs/event-"+p.name)
+		if p.name != "postgres" {
+			continue
+		}
+		apps := slices.Collect(maps.Keys(c.pgByApp))
+		slices.SortFunc(apps, func(a, b string) int { return cmp.Compare(c.pgByApp[b], c.pgByApp[a]) })
+		for _, app := range apps {
+			row("  for "+app, c.pgByApp[app], p.cpu)
+		}
 	}
 	// What production would spend: the services, the broker, the runtime
 	// and PostgreSQL, without the emulators, the generator and the

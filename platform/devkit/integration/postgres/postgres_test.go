@@ -458,3 +458,34 @@ func TestMigrateCancelled(t *testing.T) {
 		t.Fatalf("Migrate with a cancelled context: %v, want context.Canceled", err)
 	}
 }
+
+// An operator reading pg_stat_activity (who holds this lock? whose
+// transaction is idle?) sees which service a connection is; a URL that
+// names its connections keeps its name.
+func TestOpenAsNamesConnections(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testkit.Postgres(t)
+	appOf := func(url, app string) string {
+		pool, err := postgres.OpenAs(ctx, url, app, nil)
+		if err != nil {
+			t.Fatalf("OpenAs: %v", err)
+		}
+		defer pool.Close()
+		var got string
+		if err := pool.QueryRow(ctx, `SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := appOf(url, "switchyard-crm"); got != "switchyard-crm" {
+		t.Errorf("application_name = %q, want switchyard-crm", got)
+	}
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	if got := appOf(url+sep+"application_name=ops-console", "switchyard-crm"); got != "ops-console" {
+		t.Errorf("with the URL's application_name: %q, want ops-console", got)
+	}
+}

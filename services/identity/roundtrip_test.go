@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
@@ -91,6 +92,50 @@ func TestResolutionRoundTrips(t *testing.T) {
 		if s.wantCanonical != "" && res.CanonicalID != s.wantCanonical {
 			t.Errorf("%s: customer %s, want %s", s.name, res.CanonicalID, s.wantCanonical)
 		}
+	}
+}
+
+// TestBatchRoundTrips pins a batch's cost: its resolutions are chained,
+// so a batch of n known customers' events is n+1 round trips — the first
+// lookup rides with BEGIN and the batch's locks, each finish carries the
+// next one's lookup, and the last finish COMMIT — instead of 2n+2. A new
+// customer adds its create.
+func TestBatchRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	store, trips := tracedStore(t)
+	const n = 8
+	ins := make([]identity.Input, n)
+	for i := range ins {
+		cus := fmt.Sprintf("cus_BRT%d", i)
+		ins[i] = identity.Input{EventID: fmt.Sprintf("evt_brt%d", i), IDs: ids(identity.LinkStripeCustomer, cus),
+			Version: identity.Version{ObjectID: cus, Created: 100, EventID: fmt.Sprintf("evt_brt%d", i), Status: "active"}}
+	}
+	for _, step := range []struct {
+		name    string
+		created bool
+		want    int64
+	}{{"new customers", true, 2*n + 1}, {"their next versions", false, n + 1}} {
+		before := trips.Count()
+		res, errs, err := store.ResolveBatch(ctx, ins)
+		if err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		for i, r := range res {
+			if errs[i] != nil || r.Created != step.created || r.Stale {
+				t.Fatalf("%s: %s resolved as %+v, %v", step.name, ins[i].EventID, r, errs[i])
+			}
+		}
+		if got := trips.Count() - before; got != step.want {
+			t.Errorf("%s: %d round trips for %d events, want %d", step.name, got, n, step.want)
+		}
+		for i := range ins {
+			ins[i].Version.Created++
+		}
+	}
+	// What the batch committed is there for a resolution outside it.
+	res, err := store.ResolveInput(ctx, identity.Input{EventID: "evt_brt_after", IDs: ids(identity.LinkStripeCustomer, "cus_BRT7")})
+	if err != nil || res.Created {
+		t.Fatalf("after the batches: %+v, %v; want the customer the batch created", res, err)
 	}
 }
 

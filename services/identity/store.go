@@ -199,16 +199,15 @@ func resolveTx(ctx context.Context, conn querier, in Input) (Resolution, error) 
 	return resolve(ctx, &resolver{tx: conn, in: in, ids: dedupe(in.IDs)})
 }
 
-// resolveIn resolves in within a batch's transaction on conn (see
-// ResolveBatch): resolveTx's steps without BEGIN, locks or COMMIT.
-func resolveIn(ctx context.Context, conn querier, in Input) (Resolution, error) {
-	return resolve(ctx, &resolver{tx: conn, in: in, ids: dedupe(in.IDs), inBatch: true})
-}
-
-// resolve runs r's steps in order.
+// resolve runs r's steps in order. A batch's resolution may have been
+// looked up already, in its predecessor's last round trip (see finish).
 func resolve(ctx context.Context, r *resolver) (Resolution, error) {
-	if err := r.lookUp(ctx); err != nil {
-		return r.res, err
+	if !r.lookedUp {
+		if err := r.lookUp(ctx); err != nil {
+			return r.res, err
+		}
+	} else if r.lookUpErr != nil {
+		return r.res, r.lookUpErr
 	}
 	if err := r.lockCustomers(ctx); err != nil {
 		return r.res, err
@@ -235,6 +234,16 @@ type resolver struct {
 	// BEGIN, no locks and no COMMIT of its own.
 	inBatch bool
 	ids     []Identifier // in.IDs without empties and repeats, sorted
+
+	// A batch's resolutions are chained (see Store.batchTxOnce): next, the
+	// batch's next resolution, is looked up in this one's finish, and the
+	// batch's last commits in its finish (commit).
+	next   *resolver
+	commit bool
+	// lookedUp: lookUp's statements have been answered (lookUpErr their
+	// error), in a round trip of another step's.
+	lookedUp  bool
+	lookUpErr error
 
 	// Set by lookUp.
 	found   []string // per ids: the customer linked to it, "" if none
@@ -267,6 +276,20 @@ type resolver struct {
 // PostgreSQL and identity a bind and execute of its own.
 func (r *resolver) lookUp(ctx context.Context) error {
 	batch := &pgx.Batch{}
+	r.queueLookUp(batch)
+	br := r.tx.SendBatch(ctx, batch)
+	if err := r.readLookUp(br); err != nil {
+		_ = br.Close()
+		return err
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("look up identifiers: %w", err)
+	}
+	return nil
+}
+
+// queueLookUp queues lookUp's statements on batch.
+func (r *resolver) queueLookUp(batch *pgx.Batch) {
 	if !r.inBatch {
 		batch.Queue("BEGIN")
 	}
@@ -309,15 +332,6 @@ func (r *resolver) lookUp(ctx context.Context) error {
 				FROM generate_subscripts($1::text[], 1) i))
 			ORDER BY c.canonical_id FOR UPDATE OF c`, kinds, values)
 	}
-	br := r.tx.SendBatch(ctx, batch)
-	if err := r.readLookUp(br); err != nil {
-		_ = br.Close()
-		return err
-	}
-	if err := br.Close(); err != nil {
-		return fmt.Errorf("look up identifiers: %w", err)
-	}
-	return nil
 }
 
 // readLookUp reads lookUp's answers, in the order it queued them.
@@ -600,6 +614,13 @@ func (r *resolver) keepApart(ctx context.Context, cid string) error {
 // what lookUp read under the object's lock, and the read back, run after
 // them in the same transaction, sees them all — so they travel together
 // instead of a round trip each.
+//
+// In a batch, the next resolution's lookUp travels in the same round trip
+// (r.next): the server runs a pipeline's statements in order, so it looks
+// up what this resolution wrote, and its statements need nothing this one
+// answers. Its answers, or its error, wait in r.next for its resolve; an
+// error of this resolution's own skips them (the batch is rolled back and
+// resolved again, see resolveRange).
 func (r *resolver) finish(ctx context.Context) error {
 	stale, versionSQL, versionArgs, err := versionWrite(r.in.Version, r.applied)
 	if err != nil {
@@ -611,7 +632,11 @@ func (r *resolver) finish(ctx context.Context) error {
 	if versionSQL != "" {
 		batch.Queue(versionSQL, versionArgs...)
 	}
-	update := queueProfile(batch, r.in, &r.res, !r.inBatch)
+	commit := !r.inBatch || r.commit
+	update := queueProfile(batch, r.in, &r.res, commit)
+	if r.next != nil {
+		r.next.queueLookUp(batch)
+	}
 	br := r.tx.SendBatch(ctx, batch)
 	defer func() { _ = br.Close() }()
 	if links {
@@ -624,8 +649,14 @@ func (r *resolver) finish(ctx context.Context) error {
 			return fmt.Errorf("record object version: %w", err)
 		}
 	}
-	if err := readProfile(br, r.in, &r.res, update, !r.inBatch); err != nil {
+	if err := readProfile(br, r.in, &r.res, update, commit); err != nil {
 		return err
+	}
+	if r.next != nil {
+		r.next.lookedUp = true
+		if r.next.lookUpErr = r.next.readLookUp(br); r.next.lookUpErr != nil {
+			return nil // the next resolution's failure, not this one's
+		}
 	}
 	if err := br.Close(); err != nil {
 		return fmt.Errorf("read resolution: %w", err)

@@ -14,7 +14,8 @@ import (
 
 // ResolveBatch resolves ins, in order, as ResolveInput resolves each, but
 // in one transaction: one BEGIN, one COMMIT and one lock round for the
-// batch instead of one each per event. errs[i] is input i's own failure
+// batch instead of one each per event, and a round trip per event of a
+// known customer instead of two (see batchTxOnce). errs[i] is input i's own failure
 // (ErrVersionTie, ErrUnknownCustomer, or a statement of its own refused):
 // its resolution changed nothing, and the others are unaffected. err is
 // the batch's (the database unreachable, a deadlock that outlived its
@@ -70,29 +71,36 @@ func (s *Store) batchTxOnce(ctx context.Context, ins []Input, res []Resolution) 
 	defer conn.Release()
 	c := conn.Conn()
 	defer postgres.RollbackOpen(ctx, c)
-	if err := lockBatch(ctx, c, ins); err != nil {
+	// The resolutions are chained, a round trip each: the first is looked
+	// up with the batch's locks, each next one in its predecessor's finish,
+	// and the last finish commits.
+	r := &resolver{tx: c, in: ins[0], ids: dedupe(ins[0].IDs), inBatch: true}
+	if err := lockBatch(ctx, c, ins, r); err != nil {
 		return 0, nil, fmt.Errorf("lock the batch's identifiers: %w", err)
 	}
-	for i, in := range ins {
-		r, err := resolveIn(ctx, c, in)
+	for i := range ins {
+		if i+1 < len(ins) {
+			r.next = &resolver{tx: c, in: ins[i+1], ids: dedupe(ins[i+1].IDs), inBatch: true}
+		} else {
+			r.commit = true
+		}
+		got, err := resolve(ctx, r)
 		if err != nil {
 			if eventError(err) {
 				return i, err, nil
 			}
 			return 0, nil, err
 		}
-		res[i] = r
-	}
-	if _, err := c.Exec(ctx, "COMMIT"); err != nil {
-		return 0, nil, fmt.Errorf("commit: %w", err)
+		res[i], r = got, r.next
 	}
 	return -1, nil, nil
 }
 
 // lockBatch opens the batch's transaction and locks every identifier the
-// batch names, in lockKey order, in one round trip: each resolution then
-// finds its identifiers' locks held already.
-func lockBatch(ctx context.Context, c *pgx.Conn, ins []Input) error {
+// batch names, in lockKey order, in one round trip with first's lookUp:
+// each resolution then finds its identifiers' locks held already. first's
+// answers, or its error, wait in first for its resolve.
+func lockBatch(ctx context.Context, c *pgx.Conn, ins []Input, first *resolver) error {
 	var keys []int64
 	for _, in := range ins {
 		for _, id := range dedupe(in.IDs) {
@@ -104,7 +112,19 @@ func lockBatch(ctx context.Context, c *pgx.Conn, ins []Input) error {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue(lockIdentifiersSQL, keys)
-	return c.SendBatch(ctx, b).Close()
+	first.queueLookUp(b)
+	br := c.SendBatch(ctx, b)
+	defer func() { _ = br.Close() }()
+	for range 2 {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+	}
+	first.lookedUp = true
+	if first.lookUpErr = first.readLookUp(br); first.lookUpErr != nil {
+		return nil // the first resolution's failure, not the batch's
+	}
+	return br.Close()
 }
 
 // eventError reports whether err is one input's own failure rather than

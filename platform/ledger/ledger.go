@@ -94,6 +94,7 @@ type Ledger struct {
 	pool      *pgxpool.Pool
 	claims    *pgxpool.Pool // Once's claims; pool unless WithClaimPool
 	claimWait time.Duration
+	groups    *grouper // claims share transactions (WithClaimGroups); nil: each its own
 }
 
 // Option configures a Ledger.
@@ -217,6 +218,14 @@ func (l *Ledger) Once(ctx context.Context, k Key, effect func(context.Context) (
 // under its lock, so a key that is done after all costs a claim, never a
 // second effect.
 func (l *Ledger) OnceFresh(ctx context.Context, k Key, effect func(context.Context) ([]byte, error)) ([]byte, error) {
+	if l.groups != nil {
+		return l.onceGrouped(ctx, k, effect)
+	}
+	return l.onceAlone(ctx, k, effect)
+}
+
+// onceAlone is OnceFresh on a claim of k's own.
+func (l *Ledger) onceAlone(ctx context.Context, k Key, effect func(context.Context) ([]byte, error)) ([]byte, error) {
 	conn, err := l.claims.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ledger claim %s: %w", k, err)
@@ -250,13 +259,7 @@ func (l *Ledger) OnceFresh(ctx context.Context, k Key, effect func(context.Conte
 	// the claim is gone, but the effect is done, so record it anyway; a run
 	// that took the claim meanwhile may have recorded first, and its
 	// result is the one kept.
-	if rerr := l.Record(rctx, k, result); rerr != nil {
-		return nil, errors.Join(fmt.Errorf("ledger record %s: %w", k, err), rerr)
-	}
-	if kept, done, lerr := l.Lookup(rctx, k); lerr == nil && done {
-		return kept, nil
-	}
-	return result, nil
+	return l.recordAfterLostClaim(ctx, k, result, err)
 }
 
 // claim is Once's second round trip, one pipeline on c (a connection with
@@ -304,15 +307,7 @@ func record(ctx context.Context, c *pgx.Conn, k Key, result []byte) error {
 	batch.Queue(insertSQL, k.Consumer, k.MessageID, k.Effect, result)
 	batch.Queue("COMMIT")
 	br := c.SendBatch(ctx, batch)
-	_, err := br.Exec()
-	if err == nil {
-		var tag pgconn.CommandTag
-		// A transaction that failed answers COMMIT with ROLLBACK, not an
-		// error (pgx's Tx.Commit reports it as ErrTxCommitRollback).
-		if tag, err = br.Exec(); err == nil && tag.String() == "ROLLBACK" {
-			err = pgx.ErrTxCommitRollback
-		}
-	}
+	err := readCommit(br, true)
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}

@@ -93,10 +93,14 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	// Each worker holds a connection while its effect runs (the ledger's
-	// claim, see package ledger): one apiece, apart from the pool the
-	// readiness probe and the failure history use. Closed after the
-	// consumer has drained (deferred after base.Close, so it runs first).
+	// The ledger's claims (see package ledger) hold a connection while
+	// their effects run: the workers' claims share one per group
+	// (WithClaimGroups: two round trips and a commit per group of effects
+	// started together, not per effect), and a claim that waits for
+	// another run of its key holds one alone, so up to one per worker,
+	// apart from the pool the readiness probe and the failure history
+	// use. Closed after the consumer has drained (deferred after
+	// base.Close, so it runs first).
 	// Capped: past maxClaims workers wait for a claim (and their upserts
 	// batch a little less) rather than exhaust the server's connections.
 	claims, err := ledger.OpenClaimPool(ctx, pool, min(cfg.Workers, maxClaims))
@@ -132,7 +136,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	}, backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithMaxElapsedTime(2*time.Minute)), ctx)); err != nil {
 		return fmt.Errorf("create HubSpot contact properties: %w", err)
 	}
-	syncer := NewSyncer(hs, cfg.BatchLinger, cfg.Workers, ledger.New(pool, ledger.WithClaimPool(claims)), js, ConsumerName, log)
+	syncer := NewSyncer(hs, cfg.BatchLinger, cfg.Workers, ledger.New(pool, ledger.WithClaimPool(claims), ledger.WithClaimGroups()), js, ConsumerName, log)
 	if err := syncer.Instrument(base.Tel.Meter); err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 
 // tracedLedger returns a ledger over a migrated database whose pool and
 // claim pool count their round trips in trips.
-func tracedLedger(tb testing.TB, trips *testkit.RoundTrips) *ledger.Ledger {
+func tracedLedger(tb testing.TB, trips *testkit.RoundTrips, opts ...ledger.Option) *ledger.Ledger {
 	tb.Helper()
 	ctx := context.Background()
 	pool, err := postgres.Open(ctx, testkit.Postgres(tb), trips)
@@ -29,7 +29,7 @@ func tracedLedger(tb testing.TB, trips *testkit.RoundTrips) *ledger.Ledger {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(claims.Close)
-	return ledger.New(pool, ledger.WithClaimPool(claims))
+	return ledger.New(pool, append([]ledger.Option{ledger.WithClaimPool(claims)}, opts...)...)
 }
 
 // TestOnceRoundTrips pins what Once costs PostgreSQL, the largest CPU cost

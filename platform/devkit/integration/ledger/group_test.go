@@ -1,0 +1,293 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
+	"github.com/switchyard/switchyard/platform/ledger"
+	"github.com/switchyard/switchyard/platform/postgres"
+)
+
+// groupedLedger is a replica's ledger with claim groups, its pools' round
+// trips counted in trips, and a pool of its own for the test.
+func groupedLedger(t *testing.T, trips *testkit.RoundTrips, workers int) (*ledger.Ledger, *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	url, admin := openLedgerDB(t)
+	pool, err := postgres.Open(ctx, url, trips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	claims, err := ledger.OpenClaimPool(ctx, pool, workers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(claims.Close)
+	return ledger.New(pool, ledger.WithClaimPool(claims), ledger.WithClaimGroups()), admin
+}
+
+// holdLedger blocks every claim's lookup (a table lock on done_effects)
+// until the returned func is called, so that claims made meanwhile gather
+// into the next group.
+func holdLedger(t *testing.T, admin *pgxpool.Pool) (waiting func() bool, release func()) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE done_effects IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { _ = tx.Rollback(ctx) }) }
+	t.Cleanup(release)
+	waiting = func() bool {
+		var n int
+		err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'done_effects'::regclass`).Scan(&n)
+		return err == nil && n > 0
+	}
+	return waiting, release
+}
+
+// Effects that start together share claims: 16 fresh effects, the first
+// sent at once and the other 15 gathered while its claim is on its way,
+// cost two groups' round trips (a claim and a record each), not 16
+// effects' 32; each ran once and each result is recorded.
+func TestClaimGroupsShareRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	trips := &testkit.RoundTrips{}
+	l, admin := groupedLedger(t, trips, 16)
+	waiting, release := holdLedger(t, admin)
+	before := trips.Count()
+
+	const n = 16
+	var ran atomic.Int32
+	results, errs := make([]string, n), make([]error, n)
+	var wg sync.WaitGroup
+	call := func(i int) {
+		defer wg.Done()
+		k := ledger.Key{Consumer: "crm", MessageID: fmt.Sprintf("evt_g%d", i), Effect: "hubspot.upsert"}
+		got, err := l.OnceFresh(ctx, k, func(context.Context) ([]byte, error) {
+			ran.Add(1)
+			return fmt.Appendf(nil, "contact-%d", i), nil
+		})
+		results[i], errs[i] = string(got), err
+	}
+	wg.Add(1)
+	go call(0)
+	testkit.WaitFor(t, 10*time.Second, "the first claim waiting on the held table", waiting)
+	var called sync.WaitGroup
+	for i := 1; i < n; i++ {
+		wg.Add(1)
+		called.Add(1)
+		go func() { called.Done(); call(i) }()
+	}
+	called.Wait()
+	release()
+	wg.Wait()
+
+	claimTrips := trips.Count() - before
+	if got := ran.Load(); got != n {
+		t.Errorf("effects ran %d times, want %d", got, n)
+	}
+	for i := range n {
+		want := fmt.Sprintf("contact-%d", i)
+		if errs[i] != nil || results[i] != want {
+			t.Errorf("effect %d: %q, %v; want %q", i, results[i], errs[i], want)
+		}
+		k := ledger.Key{Consumer: "crm", MessageID: fmt.Sprintf("evt_g%d", i), Effect: "hubspot.upsert"}
+		if got, done, err := l.Lookup(ctx, k); err != nil || !done || string(got) != want {
+			t.Errorf("effect %d recorded %q, %v, %v; want %q", i, got, done, err, want)
+		}
+	}
+	// Two groups are 4 round trips; a straggler that missed the second
+	// group makes a third. Claims of their own would be 32.
+	if got := claimTrips; got > 6 {
+		t.Errorf("%d round trips for %d effects, want at most 6 (groups of claims)", got, n)
+	}
+}
+
+// One group, its members faring differently: one effect fails (nothing
+// recorded, it may run again), one panics (the panic goes on to its
+// caller, nothing recorded), one key comes twice (its effect runs once,
+// both callers get its result), one was done already (not run again);
+// the rest are recorded, and the group's locks are released.
+func TestClaimGroupMembersFareApart(t *testing.T) {
+	ctx := context.Background()
+	trips := &testkit.RoundTrips{}
+	l, admin := groupedLedger(t, trips, 8)
+	key := func(id string) ledger.Key {
+		return ledger.Key{Consumer: "support", MessageID: id, Effect: "zendesk.ticket"}
+	}
+	if err := l.Record(ctx, key("evt_done"), []byte("ticket-old")); err != nil {
+		t.Fatal(err)
+	}
+	waiting, release := holdLedger(t, admin)
+	boom := errors.New("zendesk 503")
+	var dupRuns atomic.Int32
+	type outcome struct {
+		got      string
+		err      error
+		panicked any
+	}
+	cases := []struct {
+		id     string
+		effect func(context.Context) ([]byte, error)
+	}{
+		{"evt_ok", func(context.Context) ([]byte, error) { return []byte("ticket-1"), nil }},
+		{"evt_fail", func(context.Context) ([]byte, error) { return nil, boom }},
+		{"evt_panic", func(context.Context) ([]byte, error) { panic("handler bug") }},
+		{"evt_dup", func(context.Context) ([]byte, error) { dupRuns.Add(1); return []byte("ticket-2"), nil }},
+		{"evt_dup", func(context.Context) ([]byte, error) { dupRuns.Add(1); return []byte("ticket-2"), nil }},
+		{"evt_done", func(context.Context) ([]byte, error) { t.Error("a done effect ran again"); return nil, nil }},
+	}
+	outcomes := make([]outcome, len(cases))
+	var wg sync.WaitGroup
+	run := func(i int) {
+		defer wg.Done()
+		defer func() { outcomes[i].panicked = recover() }()
+		got, err := l.OnceFresh(ctx, key(cases[i].id), cases[i].effect)
+		outcomes[i].got, outcomes[i].err = string(got), err
+	}
+	// A first claim blocks on the held table while the cases gather.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if _, err := l.OnceFresh(ctx, key("evt_first"), func(context.Context) ([]byte, error) { return []byte("x"), nil }); err != nil {
+			t.Error(err)
+		}
+	}()
+	testkit.WaitFor(t, 10*time.Second, "the first claim waiting on the held table", waiting)
+	for i := range cases {
+		wg.Add(1)
+		go run(i)
+	}
+	release()
+	wg.Wait()
+
+	want := []outcome{{got: "ticket-1"}, {err: boom}, {panicked: "handler bug"}, {got: "ticket-2"}, {got: "ticket-2"}, {got: "ticket-old"}}
+	for i, w := range want {
+		o := outcomes[i]
+		if o.got != w.got || !errors.Is(o.err, w.err) || o.panicked != w.panicked {
+			t.Errorf("%s: %q, %v, panic %v; want %q, %v, panic %v", cases[i].id, o.got, o.err, o.panicked, w.got, w.err, w.panicked)
+		}
+	}
+	if n := dupRuns.Load(); n != 1 {
+		t.Errorf("the key that came twice ran %d times, want 1", n)
+	}
+	for id, want := range map[string]string{"evt_ok": "ticket-1", "evt_dup": "ticket-2", "evt_done": "ticket-old", "evt_first": "x"} {
+		if got, done, err := l.Lookup(ctx, key(id)); err != nil || !done || string(got) != want {
+			t.Errorf("%s recorded %q, %v, %v; want %q", id, got, done, err, want)
+		}
+	}
+	for _, id := range []string{"evt_fail", "evt_panic"} {
+		if _, done, err := l.Lookup(ctx, key(id)); err != nil || done {
+			t.Errorf("%s: done %v, %v; want nothing recorded", id, done, err)
+		}
+	}
+	// Every lock is released: a failed effect can be claimed again at once.
+	var held int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&held); err != nil || held != 0 {
+		t.Errorf("%d advisory locks still held (%v), want 0", held, err)
+	}
+	got, err := l.OnceFresh(ctx, key("evt_fail"), func(context.Context) ([]byte, error) { return []byte("ticket-3"), nil })
+	if err != nil || string(got) != "ticket-3" {
+		t.Errorf("the failed effect's retry: %q, %v", got, err)
+	}
+}
+
+// A group's key that another process is claiming leaves the group and
+// waits for it alone: the effect runs once, in the other process, and
+// the group's other members do not wait for it.
+func TestClaimGroupLeavesAHeldKeyToWait(t *testing.T) {
+	ctx := context.Background()
+	url, _ := openLedgerDB(t)
+	other := process(t, url, 1)
+	grouped := process(t, url, 4, ledger.WithClaimGroups())
+	held := ledger.Key{Consumer: "crm", MessageID: "evt_held", Effect: "hubspot.upsert"}
+	started := make(chan struct{})
+	finish, finishIt := gate(t)
+	otherDone := make(chan error, 1)
+	go func() {
+		_, err := other.Once(ctx, held, func(context.Context) ([]byte, error) { close(started); <-finish; return []byte("contact-other"), nil })
+		otherDone <- err
+	}()
+	<-started
+	var wg sync.WaitGroup
+	var heldGot string
+	var heldErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		got, err := grouped.OnceFresh(ctx, held, func(context.Context) ([]byte, error) {
+			t.Error("the held key's effect ran twice")
+			return nil, nil
+		})
+		heldGot, heldErr = string(got), err
+	}()
+	// Another key of the same ledger goes through meanwhile.
+	free := ledger.Key{Consumer: "crm", MessageID: "evt_free", Effect: "hubspot.upsert"}
+	if got, err := grouped.OnceFresh(ctx, free, func(context.Context) ([]byte, error) { return []byte("contact-free"), nil }); err != nil || string(got) != "contact-free" {
+		t.Fatalf("a free key while another waits: %q, %v", got, err)
+	}
+	finishIt()
+	wg.Wait()
+	if err := <-otherDone; err != nil {
+		t.Fatal(err)
+	}
+	if heldErr != nil || heldGot != "contact-other" {
+		t.Fatalf("held key: %q, %v; want the other process's result", heldGot, heldErr)
+	}
+}
+
+// A group's statements probe done_effects' primary key for each key, on a
+// ledger with history, in their generic plans too: a join that hashed the
+// table would cost each group in proportion to every effect ever done.
+func TestClaimGroupStatementsUseTheIndex(t *testing.T) {
+	ctx := context.Background()
+	url, plain := openLedgerDB(t)
+	for _, q := range []string{
+		`INSERT INTO done_effects (consumer, message_id, effect, result)
+			SELECT c, 'evt_h' || g, 'hubspot.upsert', 'contact' FROM generate_series(1, 20000) g, (VALUES ('crm'), ('support')) v(c)`,
+		`ANALYZE done_effects`,
+	} {
+		if _, err := plain.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stmts := &testkit.Statements{}
+	traced, err := postgres.Open(ctx, url, stmts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(traced.Close)
+	l := ledger.New(traced, ledger.WithClaimGroups())
+	for _, id := range []string{"evt_h7", "evt_new"} {
+		k := ledger.Key{Consumer: "crm", MessageID: id, Effect: "hubspot.upsert"}
+		if _, err := l.OnceFresh(ctx, k, func(context.Context) ([]byte, error) { return []byte("contact"), nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent := stmts.Take()
+	scans, err := testkit.SeqScans(ctx, plain, sent, "done_effects")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range scans {
+		t.Error(s)
+	}
+	if len(sent) < 6 {
+		t.Errorf("%d statements explained, want the group's claim and record", len(sent))
+	}
+}

@@ -53,6 +53,10 @@
 // held by a host that vanished without closing its connection (until the
 // server's TCP keepalive notices) delays, but does not wedge, the key.
 //
+// A ledger WithClaimGroups shares claims between effects started
+// together: one transaction, two round trips and one commit per group
+// instead of per effect, each caller seeing what it would alone.
+//
 // Effects recorded with RecordTx are not claimed: their transaction and the
 // unique row make them once already. The ledger is safe for concurrent use.
 package ledger

@@ -37,9 +37,13 @@ import (
 // the group and is claimed alone, waiting for the lock as before. The
 // cost is coupling: a caller's result is committed with its group's, so it
 // returns when the group's slowest effect has ended (a consumer keeps its
-// message alive meanwhile), and a failed claim round trip fails the whole
-// group (each message is retried). An effect that fails, is cancelled or
-// panics records nothing and ends its part of the group.
+// message alive meanwhile; a caller whose context ends first gets a
+// transient error, and its result is still recorded), a failed claim
+// round trip fails the whole group (each message is retried), and the
+// locks are released together when the group ends. An effect that fails,
+// is cancelled or panics records nothing and ends its part of the group;
+// a retry of it that comes before the group ends waits for the group's
+// lock, as it would for another run's.
 func WithClaimGroups() Option {
 	return func(l *Ledger) { l.groups = &grouper{sending: make(chan struct{}, 1)} }
 }
@@ -91,21 +95,31 @@ func (l *Ledger) onceGrouped(ctx context.Context, k Key, effect func(context.Con
 		return l.onceAlone(ctx, k, effect)
 	case m.isDone:
 		return m.recorded, nil
+	case ctx.Err() != nil: // stopped while the claim was on its way
+		g.end(m, ctx.Err())
+		return nil, ctx.Err()
 	}
 	ended := false
 	defer func() {
 		if !ended { // the effect panicked: end its part, and let the panic go on
-			g.end(l, m, errors.New("effect panicked"))
+			g.end(m, errors.New("effect panicked"))
 		}
 	}()
 	result, err := effect(ctx)
 	ended = true
 	m.result = result
-	g.end(l, m, err)
+	g.end(m, err)
 	if err != nil {
 		return nil, err
 	}
-	<-g.committed
+	select {
+	case <-g.committed:
+	case <-ctx.Done():
+		// Stopping while another member's effect runs: the group still
+		// records this result, and a redelivery waits for the group's
+		// lock and finds it.
+		return nil, errclass.Transient(fmt.Errorf("ledger record %s: %w (its group is still running)", k, ctx.Err()))
+	}
 	if g.commitErr == nil {
 		return result, nil
 	}
@@ -131,9 +145,11 @@ func (gr *grouper) join(k Key) (*claimGroup, *claimMember) {
 }
 
 // awaitClaim returns once g's claim is answered, sending it itself when it
-// gets the token first. A member does not give up on its group while the
-// claim is on its way (it holds a lock for it); the claim's own time is
-// bounded (claimTimeout).
+// gets the token first. It does not return early when ctx ends: the group
+// claims the member's key whether it waits or not, so the member must
+// see the answer to end its part (onceGrouped). The wait is bounded by
+// the claims on their way before g's and g's own (each claimWait for a
+// connection and claimTimeout for the round trip).
 func (l *Ledger) awaitClaim(ctx context.Context, g *claimGroup) {
 	gr := l.groups
 	for {
@@ -152,15 +168,29 @@ func (l *Ledger) awaitClaim(ctx context.Context, g *claimGroup) {
 		}
 		gr.mu.Unlock()
 		if send {
-			g.err = l.claimGroup(ctx, g)
-			close(g.claimed)
+			l.sendClaim(ctx, g)
 		}
 		<-gr.sending
 	}
 }
 
-// claimTimeout bounds a group's claim round trip, which no lock makes
-// wait.
+// sendClaim sends g's claim and closes g.claimed, also if the claim
+// panics (the panic goes on, every member sees an error).
+func (l *Ledger) sendClaim(ctx context.Context, g *claimGroup) {
+	defer func() {
+		if r := recover(); r != nil {
+			g.err = errclass.Transient(fmt.Errorf("ledger claim of %d effects panicked: %v", len(g.members), r))
+			close(g.claimed)
+			panic(r)
+		}
+	}()
+	g.err = l.claimGroup(ctx, g)
+	close(g.claimed)
+}
+
+// claimTimeout bounds a group's claim round trip. Its try-locks never
+// wait; its lookup could only wait for a table lock (DDL), which
+// lock_timeout bounds first.
 const claimTimeout = 30 * time.Second
 
 // claimGroup sends g's claim: BEGIN, the settings, a try-lock of each key
@@ -169,12 +199,17 @@ const claimTimeout = 30 * time.Second
 // done already get their recorded result. The transaction stays open for
 // the members' effects unless none is left to run.
 func (l *Ledger) claimGroup(ctx context.Context, g *claimGroup) error {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
-	defer cancel()
-	conn, err := l.claims.Acquire(cctx)
+	// A connection may take as long as a claim may wait for a lock (every
+	// claim connection busy with slow effects); the round trip itself is
+	// bounded apart.
+	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), l.claimWait)
+	conn, err := l.claims.Acquire(actx)
+	acancel()
 	if err != nil {
 		return errclass.Transient(fmt.Errorf("ledger claim of %d effects: %w", len(g.members), err))
 	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	defer cancel()
 	consumers, ids, effects, lockNames := make([]string, 0, len(g.members)), make([]string, 0, len(g.members)), make([]string, 0, len(g.members)), make([]string, 0, len(g.members))
 	first := map[Key]bool{}
 	var claiming []*claimMember
@@ -190,7 +225,7 @@ func (l *Ledger) claimGroup(ctx context.Context, g *claimGroup) error {
 	}
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	batch.Queue(claimSettingsSQL, "0") // try-locks never wait
+	batch.Queue(claimSettingsSQL, l.lockTimeout())
 	batch.Queue(tryLockAllSQL, lockNames)
 	batch.Queue(lookupAllSQL, consumers, ids, effects)
 	c := conn.Conn()
@@ -207,7 +242,7 @@ func (l *Ledger) claimGroup(ctx context.Context, g *claimGroup) error {
 		conn.Release()
 		close(g.committed)
 		if err != nil {
-			return errclass.Transient(fmt.Errorf("ledger claim of %d effects: %w", len(claiming), err))
+			return errclass.Transient(fmt.Errorf("ledger claim of %d effects: %w", len(g.members), err))
 		}
 		return nil
 	}
@@ -272,7 +307,7 @@ func readGroupAnswers(br pgx.BatchResults, claiming []*claimMember) error {
 // end records that m's effect has ended (err nil: it succeeded). The last
 // member to end records the group's results and commits, which releases
 // every lock; the others wait for it in onceGrouped.
-func (g *claimGroup) end(l *Ledger, m *claimMember, err error) {
+func (g *claimGroup) end(m *claimMember, err error) {
 	g.mu.Lock()
 	if err == nil {
 		g.done = append(g.done, m)
@@ -283,9 +318,10 @@ func (g *claimGroup) end(l *Ledger, m *claimMember, err error) {
 	if !last {
 		return
 	}
+	defer close(g.committed) // also if record panics: no member waits for ever
+	defer g.conn.Release()
+	g.commitErr = errors.New("ledger record panicked")
 	g.commitErr = g.record()
-	g.conn.Release()
-	close(g.committed)
 }
 
 // record inserts the results of the group's succeeded effects and commits,

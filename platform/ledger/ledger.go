@@ -284,7 +284,7 @@ func (l *Ledger) onceAlone(ctx context.Context, k Key, effect func(context.Conte
 func (l *Ledger) claim(ctx context.Context, c *pgx.Conn, k Key) ([]byte, bool, error) {
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	batch.Queue(claimSettingsSQL, fmt.Sprintf("%dms", max(l.claimWait.Milliseconds(), 1)))
+	batch.Queue(claimSettingsSQL, l.lockTimeout())
 	batch.Queue(claimSQL, claimKey(k))
 	batch.Queue(lookupSQL, k.Consumer, k.MessageID, k.Effect)
 	br := c.SendBatch(ctx, batch)
@@ -343,6 +343,11 @@ const (
 	claimSettingsSQL = `SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', '0', true)`
 	claimSQL         = `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`
 )
+
+// lockTimeout is a claim's lock_timeout: ClaimWait, or WithClaimWait's.
+func (l *Ledger) lockTimeout() string {
+	return fmt.Sprintf("%dms", max(l.claimWait.Milliseconds(), 1))
+}
 
 // claimKey is the advisory lock's name for k, apart from other advisory
 // locks taken on the same key string (the daily digest's).

@@ -291,3 +291,67 @@ func TestClaimGroupStatementsUseTheIndex(t *testing.T) {
 		t.Errorf("%d statements explained, want the group's claim and record", len(sent))
 	}
 }
+
+// A caller stopped while another member of its group still works does not
+// wait for it: it gets a transient error at once (its message is
+// retried), and its result is recorded with the group's all the same.
+func TestClaimGroupMemberStopsBeforeItsGroupEnds(t *testing.T) {
+	ctx := context.Background()
+	trips := &testkit.RoundTrips{}
+	l, admin := groupedLedger(t, trips, 4)
+	key := func(id string) ledger.Key { return ledger.Key{Consumer: "crm", MessageID: id, Effect: "hubspot.upsert"} }
+	waiting, release := holdLedger(t, admin)
+	first := make(chan error, 1)
+	go func() {
+		_, err := l.OnceFresh(ctx, key("evt_first"), func(context.Context) ([]byte, error) { return []byte("x"), nil })
+		first <- err
+	}()
+	testkit.WaitFor(t, 10*time.Second, "the first claim waiting on the held table", waiting)
+
+	slowStarted, fastDone := make(chan struct{}), make(chan error, 1)
+	finish, finishIt := gate(t)
+	slowDone := make(chan error, 1)
+	var entered sync.WaitGroup // both call before the held claim is let go, so they share the next group
+	entered.Add(2)
+	go func() {
+		entered.Done()
+		_, err := l.OnceFresh(ctx, key("evt_slow"), func(context.Context) ([]byte, error) { close(slowStarted); <-finish; return []byte("slow"), nil })
+		slowDone <- err
+	}()
+	stopCtx, stop := context.WithCancel(ctx)
+	fastStarted := make(chan struct{})
+	go func() {
+		entered.Done()
+		_, err := l.OnceFresh(stopCtx, key("evt_fast"), func(context.Context) ([]byte, error) {
+			close(fastStarted)
+			<-slowStarted // both are in one group
+			return []byte("fast"), nil
+		})
+		fastDone <- err
+	}()
+	entered.Wait()
+	release()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	<-slowStarted
+	<-fastStarted
+	stop()
+	select {
+	case err := <-fastDone:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("stopped caller: %v, want its context's end", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stopped caller still waits for its group")
+	}
+	finishIt()
+	if err := <-slowDone; err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{"evt_fast": "fast", "evt_slow": "slow"} {
+		if got, done, err := l.Lookup(ctx, key(id)); err != nil || !done || string(got) != want {
+			t.Errorf("%s recorded %q, %v, %v; want %q", id, got, done, err, want)
+		}
+	}
+}

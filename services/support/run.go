@@ -36,7 +36,7 @@ type Config struct {
 	ZendeskKey  config.Secret       // ZENDESK_API_TOKEN: the agent's Zendesk API token; required
 	RulesFile   string              // SUPPORT_RULES_FILE: "" = the shipped rules
 	Groups      map[string]int64    // SUPPORT_GROUPS: "Billing=123,Customer Success=456"
-	Workers     int                 // SUPPORT_WORKERS: billing events handled at once
+	Workers     int                 // SUPPORT_WORKERS: billing events handled at once (their claims share groups, see package ledger)
 	LogLevel    string              // LOG_LEVEL
 	MaxAttempts int                 // CONSUMER_MAX_ATTEMPTS
 	Backoff     []time.Duration     // CONSUMER_BACKOFF
@@ -56,7 +56,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ZendeskKey:  r.Secret("ZENDESK_API_TOKEN"),
 		RulesFile:   r.String("SUPPORT_RULES_FILE", ""),
 		Groups:      map[string]int64{},
-		Workers:     r.Int("SUPPORT_WORKERS", 4, 1, 64),
+		Workers:     r.Int("SUPPORT_WORKERS", 16, 1, 64),
 		LogLevel:    r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		NATS:        natsbus.OptionsFromEnv(r, "switchyard-support"),
 	}

@@ -299,7 +299,9 @@ func TestClaimGroupMemberStopsBeforeItsGroupEnds(t *testing.T) {
 	ctx := context.Background()
 	trips := &testkit.RoundTrips{}
 	l, admin := groupedLedger(t, trips, 4)
-	key := func(id string) ledger.Key { return ledger.Key{Consumer: "crm", MessageID: id, Effect: "hubspot.upsert"} }
+	key := func(id string) ledger.Key {
+		return ledger.Key{Consumer: "crm", MessageID: id, Effect: "hubspot.upsert"}
+	}
 	waiting, release := holdLedger(t, admin)
 	first := make(chan error, 1)
 	go func() {

@@ -45,26 +45,21 @@ import (
 // a retry of it that comes before the group ends waits for the group's
 // lock, as it would for another run's.
 func WithClaimGroups() Option {
-	return func(l *Ledger) { l.groups = &grouper{sending: make(chan struct{}, 1)} }
+	return func(l *Ledger) {
+		l.groups = newGatherer(maxGroup, func() *claimGroup { return &claimGroup{committed: make(chan struct{})} })
+		l.marks = newGatherer(maxGroup, func() *markGroup { return &markGroup{} })
+	}
 }
 
 // maxGroup bounds a group's keys.
 const maxGroup = 256
 
-// grouper forms claim groups: forming is the group the next claim joins,
-// and sending's one token is held while a group's claim is in flight.
-type grouper struct {
-	mu      sync.Mutex
-	forming *claimGroup
-	sending chan struct{}
-}
-
-// claimGroup is one shared claim transaction and its members.
+// claimGroup is one shared claim transaction and its members. Its
+// gathering's answered channel is closed once the claim is answered; err
+// is the claim's failure.
 type claimGroup struct {
-	members []*claimMember
-	sent    bool          // taken out of forming by its sender (under grouper.mu)
-	claimed chan struct{} // closed once the claim is answered; err is its failure
-	err     error
+	gathering[*claimMember]
+	err error
 
 	conn *pgxpool.Conn // the claim's connection, until the group ends
 
@@ -74,6 +69,8 @@ type claimGroup struct {
 	committed chan struct{}  // closed once the group has ended; commitErr its failure
 	commitErr error
 }
+
+func (g *claimGroup) base() *gathering[*claimMember] { return &g.gathering }
 
 // claimMember is one caller's part of a group.
 type claimMember struct {
@@ -86,8 +83,14 @@ type claimMember struct {
 
 // onceGrouped is OnceFresh through a claim group.
 func (l *Ledger) onceGrouped(ctx context.Context, k Key, effect func(context.Context) ([]byte, error)) ([]byte, error) {
-	g, m := l.groups.join(k)
-	l.awaitClaim(ctx, g)
+	m := &claimMember{k: k}
+	g, _ := l.groups.join(m)
+	// Not before the claim is answered, even if ctx ends: the group claims
+	// m's key whether m waits or not, so m must see the answer to end its
+	// part. The wait is bounded by the claims on their way before g's and
+	// g's own (each claimWait for a connection and claimTimeout for the
+	// round trip).
+	l.groups.await(g, func(g *claimGroup) { l.sendClaim(ctx, g) })
 	switch {
 	case g.err != nil:
 		return nil, g.err
@@ -130,62 +133,79 @@ func (l *Ledger) onceGrouped(ctx context.Context, k Key, effect func(context.Con
 	return l.recordAfterLostClaim(ctx, k, result, g.commitErr)
 }
 
-// join adds a claim of k to the forming group.
-func (gr *grouper) join(k Key) (*claimGroup, *claimMember) {
-	m := &claimMember{k: k}
-	gr.mu.Lock()
-	defer gr.mu.Unlock()
-	g := gr.forming
-	if g == nil || len(g.members) == maxGroup {
-		g = &claimGroup{claimed: make(chan struct{}), committed: make(chan struct{})}
-		gr.forming = g
-	}
-	g.members = append(g.members, m)
-	return g, m
-}
-
-// awaitClaim returns once g's claim is answered, sending it itself when it
-// gets the token first. It does not return early when ctx ends: the group
-// claims the member's key whether it waits or not, so the member must
-// see the answer to end its part (onceGrouped). The wait is bounded by
-// the claims on their way before g's and g's own (each claimWait for a
-// connection and claimTimeout for the round trip).
-func (l *Ledger) awaitClaim(ctx context.Context, g *claimGroup) {
-	gr := l.groups
-	for {
-		select {
-		case <-g.claimed:
-			return
-		case gr.sending <- struct{}{}:
-		}
-		gr.mu.Lock()
-		send := !g.sent
-		if send {
-			g.sent = true
-			if gr.forming == g {
-				gr.forming = nil
-			}
-		}
-		gr.mu.Unlock()
-		if send {
-			l.sendClaim(ctx, g)
-		}
-		<-gr.sending
-	}
-}
-
-// sendClaim sends g's claim and closes g.claimed, also if the claim
-// panics (the panic goes on, every member sees an error).
+// sendClaim sends g's claim and answers g.
 func (l *Ledger) sendClaim(ctx context.Context, g *claimGroup) {
+	answer(g.answered, &g.err, "ledger claim", func() error { return l.claimGroup(ctx, g) })
+}
+
+// answer sets *err to send's error and closes answered; if send panics,
+// *err says so before answered is closed (the panic goes on), so no
+// member waits for ever or reads an answer that was never given.
+func answer(answered chan struct{}, err *error, what string, send func() error) {
 	defer func() {
 		if r := recover(); r != nil {
-			g.err = errclass.Transient(fmt.Errorf("ledger claim of %d effects panicked: %v", len(g.members), r))
-			close(g.claimed)
+			*err = errclass.Transient(fmt.Errorf("%s panicked: %v", what, r))
+			close(answered)
 			panic(r)
 		}
 	}()
-	g.err = l.claimGroup(ctx, g)
-	close(g.claimed)
+	*err = send()
+	close(answered)
+}
+
+// markGroup is attempt marks recorded by one statement: first[i] says
+// whether member i's mark is new.
+type markGroup struct {
+	gathering[Key]
+	first []bool
+	err   error
+}
+
+func (g *markGroup) base() *gathering[Key] { return &g.gathering }
+
+// markGrouped is MarkAttempt through a group of marks (k names the mark).
+// The marks are one INSERT, committed on its own before any member's
+// request can leave, as a mark alone is.
+func (l *Ledger) markGrouped(ctx context.Context, k Key) (bool, error) {
+	g, i := l.marks.join(k)
+	l.marks.await(g, func(g *markGroup) {
+		answer(g.answered, &g.err, "ledger mark", func() error { return l.insertMarks(ctx, g) })
+	})
+	if g.err != nil {
+		return false, g.err
+	}
+	return g.first[i], nil
+}
+
+// insertMarks records g's marks, and which of them are new: of a key that
+// is in the group twice, only the first member's can be.
+func (l *Ledger) insertMarks(ctx context.Context, g *markGroup) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	defer cancel()
+	n := len(g.members)
+	consumers, ids, effects := make([]string, n), make([]string, n), make([]string, n)
+	at := make(map[Key]int, n)
+	for i, k := range g.members {
+		consumers[i], ids[i], effects[i] = k.Consumer, k.MessageID, k.Effect
+		if _, dup := at[k]; !dup {
+			at[k] = i
+		}
+	}
+	rows, err := l.pool.Query(cctx, insertMarksSQL, consumers, ids, effects)
+	if err != nil {
+		return fmt.Errorf("ledger mark of %d effects: %w", n, err)
+	}
+	g.first = make([]bool, n)
+	var k Key
+	if _, err := pgx.ForEachRow(rows, []any{&k.Consumer, &k.MessageID, &k.Effect}, func() error {
+		if i, ok := at[k]; ok {
+			g.first[i] = true
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("ledger mark of %d effects: %w", n, err)
+	}
+	return nil
 }
 
 // claimTimeout bounds a group's claim round trip. Its try-locks never
@@ -392,6 +412,9 @@ const (
 	lookupAllSQL = `SELECT i, d.result FROM generate_subscripts($1::text[], 1) i
 		CROSS JOIN LATERAL (SELECT result FROM done_effects
 			WHERE consumer = ($1::text[])[i] AND message_id = ($2::text[])[i] AND effect = ($3::text[])[i] OFFSET 0) d`
+	insertMarksSQL = `INSERT INTO done_effects (consumer, message_id, effect)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+		ON CONFLICT (consumer, message_id, effect) DO NOTHING RETURNING consumer, message_id, effect`
 	insertAllSQL = `INSERT INTO done_effects (consumer, message_id, effect, result)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
 		ON CONFLICT (consumer, message_id, effect) DO NOTHING`

@@ -98,7 +98,8 @@ type Ledger struct {
 	pool      *pgxpool.Pool
 	claims    *pgxpool.Pool // Once's claims; pool unless WithClaimPool
 	claimWait time.Duration
-	groups    *grouper // claims share transactions (WithClaimGroups); nil: each its own
+	groups    *gatherer[*claimMember, *claimGroup] // claims share transactions (WithClaimGroups); nil: each its own
+	marks     *gatherer[Key, *markGroup]           // attempt marks share statements (WithClaimGroups)
 }
 
 // Option configures a Ledger.
@@ -160,9 +161,13 @@ const attemptPrefix = "attempt:"
 
 // MarkAttempt records the attempt mark of k's effect (AttemptMark) and
 // reports whether it is the first: false means an earlier run may have
-// started the effect. One round trip.
+// started the effect. One round trip; with claim groups (WithClaimGroups)
+// one statement shared with the marks other callers make meanwhile.
 func (l *Ledger) MarkAttempt(ctx context.Context, k Key) (first bool, err error) {
 	k.Effect = AttemptMark(k.Effect)
+	if l.marks != nil {
+		return l.markGrouped(ctx, k)
+	}
 	tag, err := l.pool.Exec(ctx, insertSQL, k.Consumer, k.MessageID, k.Effect, nil)
 	if err != nil {
 		return false, fmt.Errorf("ledger mark %s: %w", k, err)

@@ -357,3 +357,61 @@ func TestClaimGroupMemberStopsBeforeItsGroupEnds(t *testing.T) {
 		}
 	}
 }
+
+// Attempt marks made together share one statement, committed before any
+// of them returns; of marks of one key, exactly one is the first, in the
+// group or across groups.
+func TestAttemptMarksShareAStatement(t *testing.T) {
+	ctx := context.Background()
+	trips := &testkit.RoundTrips{}
+	l, admin := groupedLedger(t, trips, 4)
+	key := func(i int) ledger.Key {
+		return ledger.Key{Consumer: "support", MessageID: fmt.Sprintf("evt_m%d", i%8), Effect: "zendesk.ticket:payment_failed"}
+	}
+	waiting, release := holdLedger(t, admin)
+	const n = 16 // 8 keys, each marked twice
+	firsts := make([]bool, n+1)
+	errs := make([]error, n+1)
+	var wg sync.WaitGroup
+	mark := func(i int) {
+		defer wg.Done()
+		firsts[i], errs[i] = l.MarkAttempt(ctx, key(i))
+	}
+	wg.Add(1)
+	go mark(n) // key 0 again: held on the table while the others gather
+	testkit.WaitFor(t, 10*time.Second, "the first mark waiting on the held table", waiting)
+	before := trips.Count()
+	var called sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		called.Add(1)
+		go func() { called.Done(); mark(i) }()
+	}
+	called.Wait()
+	release()
+	wg.Wait()
+	markTrips := trips.Count() - before
+	byKey := map[ledger.Key]int{}
+	for i, first := range firsts {
+		if errs[i] != nil {
+			t.Fatalf("mark %d: %v", i, errs[i])
+		}
+		if first {
+			byKey[key(i)]++
+		}
+	}
+	for i := range 8 {
+		if byKey[key(i)] != 1 {
+			t.Errorf("key %d: %d marks said first, want exactly 1", i, byKey[key(i)])
+		}
+		mk := key(i)
+		mk.Effect = ledger.AttemptMark(mk.Effect)
+		if _, found, err := l.Lookup(ctx, mk); err != nil || !found {
+			t.Errorf("key %d: mark found %v, %v", i, found, err)
+		}
+	}
+	// One statement for the 16 (a straggler makes a second); alone, 16.
+	if markTrips > 2 {
+		t.Errorf("%d round trips for %d marks, want at most 2", markTrips, n)
+	}
+}

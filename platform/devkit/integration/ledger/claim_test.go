@@ -36,8 +36,15 @@ func openLedgerDB(t *testing.T) (string, *pgxpool.Pool) {
 // process is one replica's ledger: its own pool and claim pool.
 func process(t *testing.T, url string, workers int, opts ...ledger.Option) *ledger.Ledger {
 	t.Helper()
+	return tracedProcess(t, url, nil, workers, opts...)
+}
+
+// tracedProcess is process with its pools' statements traced (tracer may
+// be nil).
+func tracedProcess(t *testing.T, url string, tracer pgx.QueryTracer, workers int, opts ...ledger.Option) *ledger.Ledger {
+	t.Helper()
 	ctx := context.Background()
-	pool, err := postgres.Open(ctx, url, nil)
+	pool, err := postgres.Open(ctx, url, tracer)
 	if err != nil {
 		t.Fatal(err)
 	}

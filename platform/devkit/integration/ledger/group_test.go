@@ -20,19 +20,24 @@ import (
 // trips counted in trips, and a pool of its own for the test.
 func groupedLedger(t *testing.T, trips *testkit.RoundTrips, workers int) (*ledger.Ledger, *pgxpool.Pool) {
 	t.Helper()
-	ctx := context.Background()
 	url, admin := openLedgerDB(t)
-	pool, err := postgres.Open(ctx, url, trips)
-	if err != nil {
-		t.Fatal(err)
+	return tracedProcess(t, url, trips, workers, ledger.WithClaimGroups()), admin
+}
+
+// gatherThenRelease starts call(i) for i in [from, n), each in a goroutine
+// counted in wg, and once every one of them has been called lets the held
+// ledger go (release) and waits for wg: the calls gather behind the held
+// one.
+func gatherThenRelease(wg *sync.WaitGroup, from, n int, call func(int), release func()) {
+	var called sync.WaitGroup
+	for i := from; i < n; i++ {
+		wg.Add(1)
+		called.Add(1)
+		go func() { called.Done(); call(i) }()
 	}
-	t.Cleanup(pool.Close)
-	claims, err := ledger.OpenClaimPool(ctx, pool, workers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(claims.Close)
-	return ledger.New(pool, ledger.WithClaimPool(claims), ledger.WithClaimGroups()), admin
+	called.Wait()
+	release()
+	wg.Wait()
 }
 
 // holdLedger blocks every claim's lookup (a table lock on done_effects)
@@ -86,16 +91,7 @@ func TestClaimGroupsShareRoundTrips(t *testing.T) {
 	wg.Add(1)
 	go call(0)
 	testkit.WaitFor(t, 10*time.Second, "the first claim waiting on the held table", waiting)
-	var called sync.WaitGroup
-	for i := 1; i < n; i++ {
-		wg.Add(1)
-		called.Add(1)
-		go func() { called.Done(); call(i) }()
-	}
-	called.Wait()
-	release()
-	wg.Wait()
-
+	gatherThenRelease(&wg, 1, n, call, release)
 	claimTrips := trips.Count() - before
 	if got := ran.Load(); got != n {
 		t.Errorf("effects ran %d times, want %d", got, n)
@@ -381,15 +377,7 @@ func TestAttemptMarksShareAStatement(t *testing.T) {
 	go mark(n) // key 0 again: held on the table while the others gather
 	testkit.WaitFor(t, 10*time.Second, "the first mark waiting on the held table", waiting)
 	before := trips.Count()
-	var called sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		called.Add(1)
-		go func() { called.Done(); mark(i) }()
-	}
-	called.Wait()
-	release()
-	wg.Wait()
+	gatherThenRelease(&wg, 0, n, mark, release)
 	markTrips := trips.Count() - before
 	byKey := map[ledger.Key]int{}
 	for i, first := range firsts {

@@ -230,6 +230,12 @@ func (l *Ledger) claimGroup(ctx context.Context, g *claimGroup) error {
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
 	defer cancel()
+	defer func() {
+		if g.conn == nil { // not handed to the group (no effect to run, an error, a panic): its locks go
+			postgres.RollbackOpen(cctx, conn.Conn())
+			conn.Release()
+		}
+	}()
 	consumers, ids, effects, lockNames := make([]string, 0, len(g.members)), make([]string, 0, len(g.members)), make([]string, 0, len(g.members)), make([]string, 0, len(g.members))
 	first := map[Key]bool{}
 	var claiming []*claimMember
@@ -258,9 +264,7 @@ func (l *Ledger) claimGroup(ctx context.Context, g *claimGroup) error {
 		}
 	}
 	if err != nil || g.running == 0 {
-		postgres.RollbackOpen(cctx, c) // nothing to record: the locks go
-		conn.Release()
-		close(g.committed)
+		close(g.committed) // nothing to record: the deferred rollback releases the locks
 		if err != nil {
 			return errclass.Transient(fmt.Errorf("ledger claim of %d effects: %w", len(g.members), err))
 		}

@@ -55,7 +55,10 @@
 //
 // A ledger WithClaimGroups shares claims between effects started
 // together: one transaction, two round trips and one commit per group
-// instead of per effect, each caller seeing what it would alone.
+// instead of per effect. Each effect still runs at most once and is
+// returned only once recorded; what a group couples (its members return
+// with its slowest effect, a failed claim round trip fails them all) is
+// in WithClaimGroups' doc.
 //
 // Effects recorded with RecordTx are not claimed: their transaction and the
 // unique row make them once already. The ledger is safe for concurrent use.

@@ -219,7 +219,7 @@ func openDirect(ctx context.Context, getenv func(string) string, operator bool, 
 	if err := r.Err(); err != nil {
 		return nil, err
 	}
-	pool, err := postgres.Open(ctx, dbURL.Reveal(), nil)
+	pool, err := postgres.OpenAs(ctx, dbURL.Reveal(), "switchyard-projector-cli", nil)
 	if err != nil {
 		return nil, err
 	}

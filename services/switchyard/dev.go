@@ -296,7 +296,7 @@ func (h *devHub) startPostgres(ctx context.Context) error {
 		})
 		h.dbURL = c.URL("postgres")
 	}
-	pool, err := postgres.Open(ctx, h.dbURL, nil)
+	pool, err := postgres.OpenAs(ctx, h.dbURL, "switchyard-dev", nil)
 	if err != nil {
 		return err
 	}

@@ -508,7 +508,7 @@ func checkMigrations(ctx context.Context, dbURL config.Secret) checkResult {
 	if !dbURL.IsSet() {
 		return failResult(name, "DATABASE_URL is not set")
 	}
-	pool, err := postgres.Open(ctx, dbURL.Reveal(), nil)
+	pool, err := postgres.OpenAs(ctx, dbURL.Reveal(), "switchyard-doctor", nil)
 	if err != nil {
 		return failResult(name, "%v", err)
 	}

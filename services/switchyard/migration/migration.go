@@ -145,7 +145,7 @@ func Run(ctx context.Context, c Config) (Report, error) {
 // starting at the same time (the services still run theirs at start).
 func migrateSQL(ctx context.Context, dbURL string) ([]SQLChange, error) {
 	out := []SQLChange{}
-	pool, err := postgres.Open(ctx, dbURL, nil)
+	pool, err := postgres.OpenAs(ctx, dbURL, "switchyard-migrate", nil)
 	if err != nil {
 		return out, err
 	}

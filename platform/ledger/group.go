@@ -79,6 +79,10 @@ type claimMember struct {
 	recorded []byte // done already: the recorded result (with isDone)
 	isDone   bool
 	result   []byte // the effect's result, once it succeeded
+	// kept and keptErr: what the group's last member recorded alone for
+	// it when the group's record failed (see end).
+	kept    []byte
+	keptErr error
 }
 
 // onceGrouped is OnceFresh through a claim group.
@@ -99,19 +103,19 @@ func (l *Ledger) onceGrouped(ctx context.Context, k Key, effect func(context.Con
 	case m.isDone:
 		return m.recorded, nil
 	case ctx.Err() != nil: // stopped while the claim was on its way
-		g.end(m, ctx.Err())
+		g.end(l, m, ctx.Err())
 		return nil, ctx.Err()
 	}
 	ended := false
 	defer func() {
 		if !ended { // the effect panicked: end its part, and let the panic go on
-			g.end(m, errors.New("effect panicked"))
+			g.end(l, m, errors.New("effect panicked"))
 		}
 	}()
 	result, err := effect(ctx)
 	ended = true
 	m.result = result
-	g.end(m, err)
+	g.end(l, m, err)
 	if err != nil {
 		return nil, err
 	}
@@ -126,11 +130,7 @@ func (l *Ledger) onceGrouped(ctx context.Context, k Key, effect func(context.Con
 	if g.commitErr == nil {
 		return result, nil
 	}
-	// The group's record failed (its connection went away, say): the claim
-	// is gone, but the effect is done, so record it alone, as OnceFresh
-	// does; a run that took the claim meanwhile may have recorded first,
-	// and its result is the one kept.
-	return l.recordAfterLostClaim(ctx, k, result, g.commitErr)
+	return m.kept, m.keptErr // recorded alone after the group's record failed (see end)
 }
 
 // sendClaim sends g's claim and answers g.
@@ -331,7 +331,7 @@ func readGroupAnswers(br pgx.BatchResults, claiming []*claimMember) error {
 // end records that m's effect has ended (err nil: it succeeded). The last
 // member to end records the group's results and commits, which releases
 // every lock; the others wait for it in onceGrouped.
-func (g *claimGroup) end(m *claimMember, err error) {
+func (g *claimGroup) end(l *Ledger, m *claimMember, err error) {
 	g.mu.Lock()
 	if err == nil {
 		g.done = append(g.done, m)
@@ -345,7 +345,20 @@ func (g *claimGroup) end(m *claimMember, err error) {
 	defer close(g.committed) // also if record panics: no member waits for ever
 	defer g.conn.Release()
 	g.commitErr = errors.New("ledger record panicked")
-	g.commitErr = g.record()
+	for _, d := range g.done {
+		d.keptErr = g.commitErr // until recorded
+	}
+	if g.commitErr = g.record(); g.commitErr == nil {
+		return
+	}
+	// The group's record failed (its connection went away, say): the
+	// claims are gone, but the effects are done, so each is recorded
+	// alone, as OnceFresh does — here, by the last member, so also the
+	// results of callers that stopped waiting for the group. A run that
+	// took a claim meanwhile may have recorded first; its result is kept.
+	for _, d := range g.done {
+		d.kept, d.keptErr = l.recordAfterLostClaim(context.Background(), d.k, d.result, g.commitErr)
+	}
 }
 
 // record inserts the results of the group's succeeded effects and commits,

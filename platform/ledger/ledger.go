@@ -101,8 +101,10 @@ type Ledger struct {
 	pool      *pgxpool.Pool
 	claims    *pgxpool.Pool // Once's claims; pool unless WithClaimPool
 	claimWait time.Duration
-	groups    *gatherer[*claimMember, *claimGroup] // claims share transactions (WithClaimGroups); nil: each its own
-	marks     *gatherer[Key, *markGroup]           // attempt marks share statements (WithClaimGroups)
+	// lockTimeoutSetting is claimWait as a lock_timeout value, made once.
+	lockTimeoutSetting string
+	groups             *gatherer[*claimMember, *claimGroup] // claims share transactions (WithClaimGroups); nil: each its own
+	marks              *gatherer[Key, *markGroup]           // attempt marks share statements (WithClaimGroups)
 }
 
 // Option configures a Ledger.
@@ -122,6 +124,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Ledger {
 	for _, o := range opts {
 		o(l)
 	}
+	l.lockTimeoutSetting = fmt.Sprintf("%dms", max(l.claimWait.Milliseconds(), 1))
 	return l
 }
 
@@ -352,10 +355,9 @@ const (
 	claimSQL         = `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`
 )
 
-// lockTimeout is a claim's lock_timeout: ClaimWait, or WithClaimWait's.
-func (l *Ledger) lockTimeout() string {
-	return fmt.Sprintf("%dms", max(l.claimWait.Milliseconds(), 1))
-}
+// lockTimeout is a claim's lock_timeout setting: ClaimWait, or
+// WithClaimWait's.
+func (l *Ledger) lockTimeout() string { return l.lockTimeoutSetting }
 
 // claimKey is the advisory lock's name for k, apart from other advisory
 // locks taken on the same key string (the daily digest's).

@@ -77,15 +77,27 @@ func gate(t *testing.T) (<-chan struct{}, func()) {
 	return ch, closeIt
 }
 
+// lockWaiters reports whether n sessions of the test's database wait for
+// an advisory lock (a ledger claim another run holds).
+func lockWaiters(pool *pgxpool.Pool, n int) func() bool {
+	return func() bool {
+		var waiting int
+		err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&waiting)
+		return err == nil && waiting == n
+	}
+}
+
 // Deliveries of one message racing each other, in two replicas: the effect
 // runs once, and every caller gets its result.
 func TestOnceRunsTheEffectOnceUnderConcurrency(t *testing.T) {
 	forEachClaimMode(t, func(t *testing.T, mode []ledger.Option) {
-		url, _ := openLedgerDB(t)
+		url, admin := openLedgerDB(t)
 		replicas := []*ledger.Ledger{process(t, url, 4, mode...), process(t, url, 4, mode...)}
 		k := ledger.Key{Consumer: "support", MessageID: "evt_race", Effect: "zendesk.ticket:payment_failed"}
 
 		const callers = 8
+		answer, answerIt := gate(t) // the vendor answers once every other delivery waits for the claim
 		var ran atomic.Int32
 		results := make([]string, callers)
 		errs := make([]error, callers)
@@ -96,12 +108,14 @@ func TestOnceRunsTheEffectOnceUnderConcurrency(t *testing.T) {
 				defer wg.Done()
 				got, err := replicas[i%2].Once(context.Background(), k, func(context.Context) ([]byte, error) {
 					ran.Add(1)
-					time.Sleep(300 * time.Millisecond) // the vendor answering slowly
+					<-answer
 					return fmt.Appendf(nil, "ticket-%d", i), nil
 				})
 				results[i], errs[i] = string(got), err
 			}()
 		}
+		testkit.WaitFor(t, 10*time.Second, "every other delivery waiting for the claim", lockWaiters(admin, callers-1))
+		answerIt()
 		wg.Wait()
 		if n := ran.Load(); n != 1 {
 			t.Fatalf("the effect ran %d times, want 1", n)
@@ -117,22 +131,33 @@ func TestOnceRunsTheEffectOnceUnderConcurrency(t *testing.T) {
 // A failed effect releases the claim: the waiting delivery runs it.
 func TestOnceAfterAFailedEffectTheWaiterRunsIt(t *testing.T) {
 	forEachClaimMode(t, func(t *testing.T, mode []ledger.Option) {
-		url, _ := openLedgerDB(t)
+		url, admin := openLedgerDB(t)
 		a, b := process(t, url, 1, mode...), process(t, url, 1, mode...)
 		k := ledger.Key{Consumer: "crm", MessageID: "evt_fail", Effect: "hubspot.upsert"}
 		started := make(chan struct{})
+		fail, failIt := gate(t)
 		boom := errors.New("hubspot 503")
 		aDone := make(chan error, 1)
 		go func() {
 			_, err := a.Once(context.Background(), k, func(context.Context) ([]byte, error) {
 				close(started)
-				time.Sleep(300 * time.Millisecond)
+				<-fail
 				return nil, boom
 			})
 			aDone <- err
 		}()
 		<-started
-		got, err := b.Once(context.Background(), k, func(context.Context) ([]byte, error) { return []byte("contact-7"), nil })
+		var got []byte
+		bDone := make(chan error, 1)
+		go func() {
+			var err error
+			got, err = b.Once(context.Background(), k, func(context.Context) ([]byte, error) { return []byte("contact-7"), nil })
+			bDone <- err
+		}()
+		// The holder fails only once the waiter waits for its claim.
+		testkit.WaitFor(t, 10*time.Second, "the second delivery waiting for the claim", lockWaiters(admin, 1))
+		failIt()
+		err := <-bDone
 		if err != nil || string(got) != "contact-7" {
 			t.Fatalf("waiter: %q, %v; want it to run the effect after the holder failed", got, err)
 		}

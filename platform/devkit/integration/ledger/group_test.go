@@ -290,8 +290,18 @@ func TestClaimGroupStatementsUseTheIndex(t *testing.T) {
 
 // A caller stopped while another member of its group still works does not
 // wait for it: it gets a transient error at once (its message is
-// retried), and its result is recorded with the group's all the same.
+// retried), and its result is recorded with the group's all the same —
+// also when the group's connection is lost before its COMMIT, when the
+// group's last member records every result alone.
 func TestClaimGroupMemberStopsBeforeItsGroupEnds(t *testing.T) {
+	for _, lost := range []bool{false, true} {
+		t.Run(map[bool]string{false: "the group commits", true: "the group's connection is lost"}[lost], func(t *testing.T) {
+			memberStopsBeforeItsGroupEnds(t, lost)
+		})
+	}
+}
+
+func memberStopsBeforeItsGroupEnds(t *testing.T, lost bool) {
 	ctx := context.Background()
 	trips := &testkit.RoundTrips{}
 	l, admin := groupedLedger(t, trips, 4)
@@ -342,6 +352,13 @@ func TestClaimGroupMemberStopsBeforeItsGroupEnds(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stopped caller still waits for its group")
+	}
+	if lost {
+		var killed int
+		if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM (SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) holders`).Scan(&killed); err != nil || killed != 1 {
+			t.Fatalf("terminate the group's backend: %d terminated, %v", killed, err)
+		}
 	}
 	finishIt()
 	if err := <-slowDone; err != nil {

@@ -15,7 +15,8 @@ import (
 // autovacuum keeps a real one), every statement of a varied run — a new
 // customer, its redelivery, a newer version, an invoice, an email-founded
 // customer whose Stripe customer then appears (a merge), a CRM contact
-// linked — is EXPLAINed, for its arguments and as the generic plan a
+// linked, and all but the last again as one batch (planned, then chained
+// from the merge on) — is EXPLAINed, for its arguments and as the generic plan a
 // prepared statement settles on: none may scan customers, their links,
 // versions or merges. A merge once scanned every customer (no index on
 // merged_into), and a form of the customers' lock did in its generic plan
@@ -79,6 +80,32 @@ func TestResolutionUsesIndexesOnAStoreWithHistory(t *testing.T) {
 	}
 	if merged == 0 {
 		t.Fatal("no merge: the merge path went unexplained")
+	}
+	// The same kinds of events as one batch: the plan's statements, then,
+	// from the merge on, the chained resolutions'.
+	batch := []identity.Input{
+		{EventID: "evt_pb1", IDs: ids(identity.LinkStripeCustomer, "cus_PB", identity.LinkEmail, "pb@example.com"), Email: "pb@example.com", Authoritative: true,
+			Version: identity.Version{ObjectID: "cus_PB", Created: 100, EventID: "evt_pb1", Status: "pb@example.com"}},
+		{EventID: "evt_pb2", IDs: ids(identity.LinkStripeCustomer, "cus_h17", identity.LinkSubscription, "sub_h17"),
+			Version: identity.Version{ObjectID: "sub_h17", Created: 200, EventID: "evt_pb2", Status: "past_due"}},
+		{EventID: "evt_pb3", IDs: ids(identity.LinkStripeCustomer, "cus_h18", identity.LinkInvoice, "in_PB3", identity.LinkCharge, "ch_PB3"), Name: "H 18",
+			Version: identity.Version{ObjectID: "in_PB3", Created: 300, EventID: "evt_pb3", Status: "paid"}},
+		{EventID: "evt_pb4", IDs: ids(identity.LinkEmail, "qb@example.com", identity.LinkInvoice, "in_PB4")},
+		{EventID: "evt_pb5", IDs: ids(identity.LinkStripeCustomer, "cus_QB", identity.LinkEmail, "qb@example.com"), Email: "qb@example.com", Authoritative: true,
+			Version: identity.Version{ObjectID: "cus_QB", Created: 500, EventID: "evt_pb5"}},
+		{EventID: "evt_pb6", IDs: ids(identity.LinkStripeCustomer, "cus_h19")},
+	}
+	res, errs, err := store.ResolveBatch(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("%s: %v", batch[i].EventID, err)
+		}
+	}
+	if len(res[4].Merged) == 0 {
+		t.Fatal("no merge in the batch: its chained resolutions went unexplained")
 	}
 	if ok, _, err := store.LinkExternal(ctx, last.CanonicalID, identity.Identifier{Kind: identity.LinkCRMContact, Value: "hs_P"}, "crm.contact.synced:p"); err != nil || !ok {
 		t.Fatalf("LinkExternal = %v, %v", ok, err)

@@ -2,8 +2,11 @@ package identity_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/postgres"
@@ -95,11 +98,12 @@ func TestResolutionRoundTrips(t *testing.T) {
 	}
 }
 
-// TestBatchRoundTrips pins a batch's cost: its resolutions are chained,
-// so a batch of n known customers' events is n+1 round trips — the first
-// lookup rides with BEGIN and the batch's locks, each finish carries the
-// next one's lookup, and the last finish COMMIT — instead of 2n+2. A new
-// customer adds its create.
+// TestBatchRoundTrips pins a batch's cost. A batch of plain histories is
+// planned: two round trips and a statement per table, whatever its size —
+// BEGIN, the locks and every lookup in the first; every write and COMMIT
+// in the second — where chained resolutions cost a round trip per event.
+// From an event where customers meet (a merge), the rest are chained
+// after the plan's writes, in the same transaction.
 func TestBatchRoundTrips(t *testing.T) {
 	ctx := context.Background()
 	store, trips := tracedStore(t)
@@ -107,15 +111,20 @@ func TestBatchRoundTrips(t *testing.T) {
 	ins := make([]identity.Input, n)
 	for i := range ins {
 		cus := fmt.Sprintf("cus_BRT%d", i)
-		ins[i] = identity.Input{EventID: fmt.Sprintf("evt_brt%d", i), IDs: ids(identity.LinkStripeCustomer, cus),
+		ins[i] = identity.Input{EventID: fmt.Sprintf("evt_brt%d", i), IDs: ids(identity.LinkStripeCustomer, cus, identity.LinkInvoice, fmt.Sprintf("in_BRT%d", i)),
 			Version: identity.Version{ObjectID: cus, Created: 100, EventID: fmt.Sprintf("evt_brt%d", i), Status: "active"}}
 	}
 	for _, step := range []struct {
-		name    string
-		created bool
-		want    int64
-	}{{"new customers", true, 2*n + 1}, {"their next versions", false, n + 1}} {
-		before := trips.Count()
+		name                 string
+		created              bool
+		wantTrips, wantStmts int64
+	}{
+		// BEGIN, locks, links, versions, lock and read customers, merges;
+		// customers, links, versions, COMMIT.
+		{"new customers", true, 2, 11},
+		{"their next versions", false, 2, 10},
+	} {
+		before, beforeStmts := trips.Count(), trips.Statements()
 		res, errs, err := store.ResolveBatch(ctx, ins)
 		if err != nil {
 			t.Fatalf("%s: %v", step.name, err)
@@ -125,17 +134,55 @@ func TestBatchRoundTrips(t *testing.T) {
 				t.Fatalf("%s: %s resolved as %+v, %v", step.name, ins[i].EventID, r, errs[i])
 			}
 		}
-		if got := trips.Count() - before; got != step.want {
-			t.Errorf("%s: %d round trips for %d events, want %d", step.name, got, n, step.want)
+		if got := trips.Count() - before; got != step.wantTrips {
+			t.Errorf("%s: %d round trips for %d events, want %d", step.name, got, n, step.wantTrips)
+		}
+		if got := trips.Statements() - beforeStmts; got != step.wantStmts {
+			t.Errorf("%s: %d statements for %d events, want %d", step.name, got, n, step.wantStmts)
 		}
 		for i := range ins {
 			ins[i].Version.Created++
+			ins[i].EventID = fmt.Sprintf("evt_brt%d_%d", i, ins[i].Version.Created)
+			ins[i].Version.EventID = ins[i].EventID
+			ins[i].IDs = ids(identity.LinkStripeCustomer, ins[i].Version.ObjectID, identity.LinkInvoice, fmt.Sprintf("in_BRT%d_%d", i, ins[i].Version.Created))
 		}
 	}
 	// What the batch committed is there for a resolution outside it.
-	res, err := store.ResolveInput(ctx, identity.Input{EventID: "evt_brt_after", IDs: ids(identity.LinkStripeCustomer, "cus_BRT7")})
-	if err != nil || res.Created {
-		t.Fatalf("after the batches: %+v, %v; want the customer the batch created", res, err)
+	res, err := store.ResolveInput(ctx, identity.Input{EventID: "evt_brt_after", IDs: ids(identity.LinkStripeCustomer, "cus_BRT7", identity.LinkInvoice, "in_BRT7_101")})
+	if err != nil || res.Created || res.CanonicalID != identity.CanonicalID(identity.Identifier{Kind: identity.LinkStripeCustomer, Value: "cus_BRT7"}) {
+		t.Fatalf("after the batches: %+v, %v; want the customer the batch created, its invoice linked", res, err)
+	}
+
+	// A customer an email founded, then its Stripe customer: planned up to
+	// the merge (2 round trips, the second carrying the merge's lookup),
+	// then the merge chained as a single resolution's (create, ask which
+	// is Stripe-linked, merge: 6), its finish with the next lookup, and
+	// the last's finish with COMMIT.
+	merging := []identity.Input{
+		{EventID: "evt_brtm1", IDs: ids(identity.LinkStripeCustomer, "cus_BRT0")},
+		{EventID: "evt_brtm2", IDs: ids(identity.LinkEmail, "brt@example.com", identity.LinkInvoice, "in_BRTM")},
+		{EventID: "evt_brtm3", IDs: ids(identity.LinkStripeCustomer, "cus_BRTM", identity.LinkEmail, "brt@example.com")},
+		{EventID: "evt_brtm4", IDs: ids(identity.LinkStripeCustomer, "cus_BRT1")},
+	}
+	before := trips.Count()
+	mres, errs, err := store.ResolveBatch(ctx, merging)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("%s: %v", merging[i].EventID, err)
+		}
+	}
+	if len(mres[2].Merged) != 1 || mres[2].Merged[0] != mres[1].CanonicalID {
+		t.Errorf("the Stripe customer's event merged %v, want [%s]", mres[2].Merged, mres[1].CanonicalID)
+	}
+	if got := trips.Count() - before; got != 10 {
+		t.Errorf("a batch with a merge: %d round trips, want 10", got)
+	}
+	res, err = store.ResolveInput(ctx, identity.Input{EventID: "evt_brtm_after", IDs: ids(identity.LinkInvoice, "in_BRTM")})
+	if err != nil || res.CanonicalID != mres[2].CanonicalID {
+		t.Errorf("the email customer's invoice resolves to %q (%v), want the survivor %s", res.CanonicalID, err, mres[2].CanonicalID)
 	}
 }
 
@@ -179,4 +226,40 @@ func tracedStore(t *testing.T) (*identity.Store, *testkit.RoundTrips) {
 		t.Fatal(err)
 	}
 	return identity.NewStore(pool), trips
+}
+
+// TestBatchPlanRefusedWriteFailsAlone: a write of the plan that PostgreSQL
+// refuses for one event's data (a NUL in a name) cannot say whose it was:
+// the batch is resolved one by one instead, where that event fails alone,
+// having changed nothing, and the others are committed.
+func TestBatchPlanRefusedWriteFailsAlone(t *testing.T) {
+	ctx := context.Background()
+	store, _ := tracedStore(t)
+	ins := make([]identity.Input, 3)
+	for i := range ins {
+		cus := fmt.Sprintf("cus_REF%d", i)
+		ins[i] = identity.Input{EventID: fmt.Sprintf("evt_ref%d", i), IDs: ids(identity.LinkStripeCustomer, cus, identity.LinkInvoice, fmt.Sprintf("in_REF%d", i)),
+			Name: "Ref", Authoritative: true, Version: identity.Version{ObjectID: cus, Created: 100, EventID: fmt.Sprintf("evt_ref%d", i)}}
+	}
+	ins[1].Name = "Ref\x00"
+	res, errs, err := store.ResolveBatch(ctx, ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(errs[1], &pgErr) || pgErr.Code != "22021" {
+		t.Fatalf("the NUL name's event failed with %v, want PostgreSQL's 22021", errs[1])
+	}
+	for _, i := range []int{0, 2} {
+		if errs[i] != nil || !res[i].Created || res[i].Name != "Ref" {
+			t.Fatalf("%s: %+v, %v; want created, named", ins[i].EventID, res[i], errs[i])
+		}
+		got, err := store.ResolveInput(ctx, identity.Input{EventID: "evt_ref_after", IDs: ids(identity.LinkInvoice, fmt.Sprintf("in_REF%d", i))})
+		if err != nil || got.CanonicalID != res[i].CanonicalID || got.Name != "Ref" {
+			t.Errorf("%s's invoice after the batch: %+v, %v", ins[i].EventID, got, err)
+		}
+	}
+	if got, err := store.ResolveInput(ctx, identity.Input{EventID: "evt_ref_after", IDs: ids(identity.LinkInvoice, "in_REF1")}); !errors.Is(err, identity.ErrUnknownCustomer) {
+		t.Errorf("the refused event's invoice resolves to %+v, %v; want nothing linked", got, err)
+	}
 }

@@ -745,7 +745,9 @@ func merge(ctx context.Context, tx querier, loser, survivor, eventID string) err
 // current event replaces them, any other only fills empty fields; res.Stale
 // is decided) and the read back of the customer's profile, Stripe
 // customers and the merges this event made (also when it is redelivered
-// after a crash), then COMMIT if commit. The read back is one statement:
+// after a crash), then COMMIT if commit. Both lists are sorted bytewise
+// (COLLATE "C"), whatever the database's collation: a batch's plan sorts
+// them in Go. The read back is one statement:
 // each costs PostgreSQL and identity a bind and execute. It reports
 // whether it queued the update.
 func queueProfile(batch *pgx.Batch, in Input, res *Resolution, commit bool) bool {
@@ -760,8 +762,8 @@ func queueProfile(batch *pgx.Batch, in Input, res *Resolution, commit bool) bool
 			res.CanonicalID, in.Email, in.Name, replace)
 	}
 	batch.Queue(`SELECT c.email, c.name,
-			coalesce((SELECT array_agg(l.value ORDER BY l.value) FROM customer_links l WHERE l.canonical_id = c.canonical_id AND l.kind = $2), '{}'),
-			coalesce((SELECT array_agg(m.loser ORDER BY m.loser) FROM customer_merges m WHERE m.event_id = $3), '{}')
+			coalesce((SELECT array_agg(l.value ORDER BY l.value COLLATE "C") FROM customer_links l WHERE l.canonical_id = c.canonical_id AND l.kind = $2), '{}'),
+			coalesce((SELECT array_agg(m.loser ORDER BY m.loser COLLATE "C") FROM customer_merges m WHERE m.event_id = $3), '{}')
 		FROM customers c WHERE c.canonical_id = $1`, res.CanonicalID, LinkStripeCustomer, in.EventID)
 	if commit {
 		batch.Queue("COMMIT")
@@ -790,23 +792,40 @@ func readProfile(br pgx.BatchResults, in Input, res *Resolution, update, commit 
 		res.Merged = []string{}
 	}
 	if commit {
-		tag, err := br.Exec()
-		if err != nil {
-			return fmt.Errorf("commit: %w", err)
-		}
-		if tag.String() != "COMMIT" {
-			return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
+		if err := readCommit(br); err != nil {
+			return err
 		}
 	}
-	for _, id := range in.IDs {
-		if id.Kind == LinkStripeCustomer && id.Value != "" {
-			res.StripeCustomerID = id.Value
-		}
+	res.StripeCustomerID = eventStripeCustomer(in, res.StripeCustomerIDs)
+	return nil
+}
+
+// readCommit reads a pipelined COMMIT's answer: a transaction that failed
+// answers ROLLBACK.
+func readCommit(br pgx.BatchResults) error {
+	tag, err := br.Exec()
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
-	if res.StripeCustomerID == "" && len(res.StripeCustomerIDs) > 0 {
-		res.StripeCustomerID = res.StripeCustomerIDs[0]
+	if tag.String() != "COMMIT" {
+		return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
 	}
 	return nil
+}
+
+// eventStripeCustomer is the Stripe customer a resolution reports: the
+// event's own (the last it names), else the first its customer has.
+func eventStripeCustomer(in Input, linked []string) string {
+	var cus string
+	for _, id := range in.IDs {
+		if id.Kind == LinkStripeCustomer && id.Value != "" {
+			cus = id.Value
+		}
+	}
+	if cus == "" && len(linked) > 0 {
+		cus = linked[0]
+	}
+	return cus
 }
 
 // founding picks the identifier a new customer is created from: a Stripe

@@ -13,9 +13,12 @@ import (
 )
 
 // ResolveBatch resolves ins, in order, as ResolveInput resolves each, but
-// in one transaction: one BEGIN, one COMMIT and one lock round for the
-// batch instead of one each per event, and a round trip per event of a
-// known customer instead of two (see batchTxOnce). errs[i] is input i's own failure
+// in one transaction. Its usual case — each event one customer's plain
+// history — is planned set-wise: two round trips and about ten statements
+// for the whole batch (see storeplan.go). From the first event where
+// customers meet or one was merged away, the rest are resolved one by one
+// in the same transaction, chained: a round trip per event of a known
+// customer (see batchTxOnce). errs[i] is input i's own failure
 // (ErrVersionTie, ErrUnknownCustomer, or a statement of its own refused):
 // its resolution changed nothing, and the others are unaffected. err is
 // the batch's (the database unreachable, a deadlock that outlived its
@@ -30,13 +33,14 @@ func (s *Store) ResolveBatch(ctx context.Context, ins []Input) (res []Resolution
 	return res, errs, s.resolveRange(ctx, ins, res, errs)
 }
 
-// resolveRange resolves ins into res and errs. At the first input that
-// fails, the transaction is rolled back: the inputs before it are resolved
-// again in a transaction of their own, the failure is recorded, and the
-// rest go on in the next. Each input is resolved at most twice.
+// resolveRange resolves ins into res and errs. At the first input resolved
+// one by one that fails, the transaction is rolled back: the inputs before
+// it are resolved again in a transaction of their own, the failure is
+// recorded, and the rest go on in the next. Each input is resolved at most
+// twice.
 func (s *Store) resolveRange(ctx context.Context, ins []Input, res []Resolution, errs []error) error {
 	for len(ins) > 0 {
-		failed, ferr, err := s.batchTx(ctx, ins, res)
+		failed, ferr, err := s.batchTx(ctx, ins, res, errs)
 		if err != nil || failed < 0 {
 			return err
 		}
@@ -50,20 +54,29 @@ func (s *Store) resolveRange(ctx context.Context, ins []Input, res []Resolution,
 }
 
 // batchTx resolves ins in one transaction, retrying a deadlock's loser at
-// once (as ResolveInput does). It returns failed = -1 once all are
-// committed, or the index of the first input that failed, with its error,
+// once (as ResolveInput does), and one by one if the plan's writes
+// diverged. It returns failed = -1 once all are committed, or the index of
+// the first input resolved one by one that failed, with its error,
 // everything rolled back.
-func (s *Store) batchTx(ctx context.Context, ins []Input, res []Resolution) (failed int, ferr, err error) {
+func (s *Store) batchTx(ctx context.Context, ins []Input, res []Resolution, errs []error) (failed int, ferr, err error) {
+	planned := true
 	for attempt := 1; ; attempt++ {
-		failed, ferr, err = s.batchTxOnce(ctx, ins, res)
+		failed, ferr, err = s.batchTxOnce(ctx, ins, res, errs, planned)
+		if errors.Is(err, errPlanDiverged) && planned {
+			planned = false
+			continue
+		}
 		var pgErr *pgconn.PgError
-		if attempt == 5 || !errors.As(err, &pgErr) || (pgErr.Code != "40P01" && pgErr.Code != "40001") {
+		if attempt >= 5 || !errors.As(err, &pgErr) || (pgErr.Code != "40P01" && pgErr.Code != "40001") {
 			return failed, ferr, err
 		}
 	}
 }
 
-func (s *Store) batchTxOnce(ctx context.Context, ins []Input, res []Resolution) (failed int, ferr, err error) {
+// batchTxOnce runs the batch's transaction once: with planned, the plan
+// resolves what it can and the rest are resolved one by one after its
+// writes; without, all are resolved one by one.
+func (s *Store) batchTxOnce(ctx context.Context, ins []Input, res []Resolution, errs []error, planned bool) (failed int, ferr, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return 0, nil, err
@@ -71,14 +84,33 @@ func (s *Store) batchTxOnce(ctx context.Context, ins []Input, res []Resolution) 
 	defer conn.Release()
 	c := conn.Conn()
 	defer postgres.RollbackOpen(ctx, c)
-	// The resolutions are chained, a round trip each: the first is looked
-	// up with the batch's locks, each next one in its predecessor's finish,
-	// and the last finish commits.
-	r := &resolver{tx: c, in: ins[0], ids: dedupe(ins[0].IDs), inBatch: true}
-	if err := lockBatch(ctx, c, ins, r); err != nil {
-		return 0, nil, fmt.Errorf("lock the batch's identifiers: %w", err)
+	clear(errs)
+	k := 0 // the first input resolved one by one
+	var st *batchState
+	if planned {
+		if st, err = readBatchState(ctx, c, ins); err != nil {
+			return 0, nil, fmt.Errorf("read the batch's identities: %w", err)
+		}
+		k = st.plan(ins, res, errs)
 	}
-	for i := range ins {
+	var r *resolver
+	if k < len(ins) {
+		r = &resolver{tx: c, in: ins[k], ids: dedupe(ins[k].IDs), inBatch: true}
+	}
+	switch {
+	case st != nil:
+		if err := writePlan(ctx, c, st, r); err != nil {
+			return 0, nil, fmt.Errorf("write the batch's plan: %w", err)
+		}
+	default:
+		if err := lockBatch(ctx, c, ins, r); err != nil {
+			return 0, nil, fmt.Errorf("lock the batch's identifiers: %w", err)
+		}
+	}
+	// The resolutions are chained, a round trip each: the first is looked
+	// up with the plan's writes or the batch's locks, each next one in its
+	// predecessor's finish, and the last finish commits.
+	for i := k; i < len(ins); i++ {
 		if i+1 < len(ins) {
 			r.next = &resolver{tx: c, in: ins[i+1], ids: dedupe(ins[i+1].IDs), inBatch: true}
 		} else {
@@ -94,6 +126,32 @@ func (s *Store) batchTxOnce(ctx context.Context, ins []Input, res []Resolution) 
 		res[i], r = got, r.next
 	}
 	return -1, nil, nil
+}
+
+// writePlan sends the plan's writes in one round trip, with first's
+// lookUp if an input is left to resolve one by one, else with COMMIT.
+func writePlan(ctx context.Context, c *pgx.Conn, st *batchState, first *resolver) error {
+	b := &pgx.Batch{}
+	read := st.queueWrites(b)
+	if first != nil {
+		first.queueLookUp(b)
+	} else {
+		b.Queue("COMMIT")
+	}
+	br := c.SendBatch(ctx, b)
+	defer func() { _ = br.Close() }()
+	if err := read(br); err != nil {
+		return err
+	}
+	if first != nil {
+		first.lookedUp = true
+		if first.lookUpErr = first.readLookUp(br); first.lookUpErr != nil {
+			return nil // the first resolution's failure, not the plan's
+		}
+	} else if err := readCommit(br); err != nil {
+		return err
+	}
+	return br.Close()
 }
 
 // lockBatch opens the batch's transaction and locks every identifier the

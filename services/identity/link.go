@@ -91,7 +91,7 @@ func (s *Store) LinkGuest(ctx context.Context, guest, customer, commandID string
 	if err := tx.QueryRow(ctx, `SELECT email, name FROM customers WHERE canonical_id = $1`, root).Scan(&res.Email, &res.Name); err != nil {
 		return res, false, fmt.Errorf("read profile: %w", err)
 	}
-	rows, err := tx.Query(ctx, `SELECT value FROM customer_links WHERE canonical_id = $1 AND kind = $2 ORDER BY value`, root, LinkStripeCustomer)
+	rows, err := tx.Query(ctx, `SELECT value FROM customer_links WHERE canonical_id = $1 AND kind = $2 ORDER BY value COLLATE "C"`, root, LinkStripeCustomer)
 	if err != nil {
 		return res, false, fmt.Errorf("read stripe customers: %w", err)
 	}

@@ -36,15 +36,14 @@ func (s *Store) ResolveBatch(ctx context.Context, ins []Input) (res []Resolution
 // resolveRange resolves ins into res and errs. At the first input resolved
 // one by one that fails, the transaction is rolled back: the inputs before
 // it are resolved again in a transaction of their own, the failure is
-// recorded, and the rest go on in the next. Each input is resolved at most
-// twice.
+// recorded, and the rest go on in the next.
 func (s *Store) resolveRange(ctx context.Context, ins []Input, res []Resolution, errs []error) error {
 	for len(ins) > 0 {
 		failed, ferr, err := s.batchTx(ctx, ins, res, errs)
 		if err != nil || failed < 0 {
 			return err
 		}
-		errs[failed] = ferr
+		res[failed], errs[failed] = Resolution{}, ferr
 		if err := s.resolveRange(ctx, ins[:failed], res[:failed], errs[:failed]); err != nil {
 			return err
 		}
@@ -88,10 +87,14 @@ func (s *Store) batchTxOnce(ctx context.Context, ins []Input, res []Resolution, 
 	k := 0 // the first input resolved one by one
 	var st *batchState
 	if planned {
-		if st, err = readBatchState(ctx, c, ins); err != nil {
+		n := plannable(ins)
+		if st, err = readBatchState(ctx, c, ins, n); err != nil {
+			if eventError(err) {
+				err = fmt.Errorf("%w: %w", errPlanDiverged, err)
+			}
 			return 0, nil, fmt.Errorf("read the batch's identities: %w", err)
 		}
-		k = st.plan(ins, res, errs)
+		k = st.plan(ins[:n], res, errs)
 	}
 	var r *resolver
 	if k < len(ins) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -35,6 +37,7 @@ var errPlanDiverged = errors.New("identity: the batch plan's writes diverged fro
 type batchState struct {
 	links    map[Identifier]string // identifier → customer linked ("" none)
 	versions map[string]*Version   // object id → applied version (absent: none)
+	read     map[string]*Version   // object id → the version read (absent: none)
 	custs    map[string]*planCustomer
 	merges   map[string][]string // event id → the customers it merged (an earlier delivery)
 
@@ -60,25 +63,52 @@ type planLink struct {
 	eventID  string
 }
 
-// readBatchState is the plan's first round trip: BEGIN, every identifier's
-// lock in key order (as lockBatch), the links, the applied versions and
-// the customers they lead to, locked. Locks are taken in the order single
-// resolutions take them — identifiers, object versions, customers by id —
-// so a batch and a resolution never wait for each other crosswise. The
-// customers' state is read by a statement after the one that locks them:
-// it sees whatever a transaction that held a lock committed.
-func readBatchState(ctx context.Context, c *pgx.Conn, ins []Input) (*batchState, error) {
+// plannable is how many of ins, from the first, the plan may read and
+// decide: up to the first that holds text PostgreSQL refuses (a NUL byte,
+// invalid UTF-8). Resolved one by one, that event fails alone, as it
+// would by itself: its text is sent even where the plan would not write it.
+func plannable(ins []Input) int {
+	for i, in := range ins {
+		ok := pgText(in.EventID) && pgText(in.Email) && pgText(in.Name) && pgText(in.Version.ObjectID) &&
+			pgText(in.Version.EventID) && pgText(in.Version.Status) && pgText(in.Version.StripeState)
+		for _, id := range in.IDs {
+			ok = ok && pgText(id.Kind) && pgText(id.Value)
+		}
+		if !ok {
+			return i
+		}
+	}
+	return len(ins)
+}
+
+// pgText reports whether PostgreSQL takes s as text.
+func pgText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
+
+// readBatchState is the plan's first round trip: BEGIN, the lock of every
+// identifier of ins in key order (as lockBatch), and, for ins[:n], the
+// links, the applied versions and the customers they lead to, locked.
+// Locks are taken in the order single resolutions take them —
+// identifiers, object versions, customers by id — so a batch and a
+// resolution never wait for each other crosswise. The customers' state is
+// read by a statement after the one that locks them: it sees whatever a
+// transaction that held a lock committed.
+func readBatchState(ctx context.Context, c *pgx.Conn, ins []Input, n int) (*batchState, error) {
 	var keys []int64
 	var kinds, values, objects, candidates, events []string
 	seen := map[Identifier]bool{}
-	for _, in := range ins {
+	for i, in := range ins {
 		ids := dedupe(in.IDs)
 		for _, id := range ids {
 			if !seen[id] {
 				seen[id] = true
 				keys = append(keys, lockKey(id))
-				kinds, values = append(kinds, id.Kind), append(values, id.Value)
+				if i < n {
+					kinds, values = append(kinds, id.Kind), append(values, id.Value)
+				}
 			}
+		}
+		if i >= n {
+			continue
 		}
 		if in.Version.ObjectID != "" {
 			objects = append(objects, in.Version.ObjectID)
@@ -102,8 +132,11 @@ func readBatchState(ctx context.Context, c *pgx.Conn, ins []Input) (*batchState,
 			FROM generate_subscripts($1::text[], 1) i ORDER BY i`, kinds, values)
 	b.Queue(`SELECT object_id, created, event_id, status FROM object_versions
 		WHERE object_id = ANY($1) ORDER BY object_id FOR UPDATE`, objects)
+	// A candidate merged away is read, not locked: a merge is never
+	// undone, and the plan leaves its event to be resolved one by one.
 	b.Queue(`SELECT c.canonical_id FROM customers c
-		WHERE c.canonical_id = ANY(ARRAY(SELECT `+linkProbe+` FROM generate_subscripts($1::text[], 1) i) || $3::text[])
+		WHERE c.canonical_id = ANY(ARRAY(SELECT `+linkProbe+` FROM generate_subscripts($1::text[], 1) i))
+			OR (c.canonical_id = ANY($3::text[]) AND c.merged_into IS NULL)
 		ORDER BY c.canonical_id FOR UPDATE OF c`, kinds, values, candidates)
 	b.Queue(`SELECT c.canonical_id, c.merged_into, c.email, c.name,
 			coalesce((SELECT array_agg(l.value ORDER BY l.value COLLATE "C") FROM customer_links l
@@ -118,7 +151,7 @@ func readBatchState(ctx context.Context, c *pgx.Conn, ins []Input) (*batchState,
 	br := c.SendBatch(ctx, b)
 	defer func() { _ = br.Close() }()
 
-	st := &batchState{links: map[Identifier]string{}, versions: map[string]*Version{},
+	st := &batchState{links: map[Identifier]string{}, versions: map[string]*Version{}, read: map[string]*Version{},
 		custs: map[string]*planCustomer{}, merges: map[string][]string{}}
 	for range 2 {
 		if _, err := br.Exec(); err != nil {
@@ -140,8 +173,8 @@ func readBatchState(ctx context.Context, c *pgx.Conn, ins []Input) (*batchState,
 	var v Version
 	rows, _ = br.Query()
 	if _, err := pgx.ForEachRow(rows, []any{&objectID, &v.Created, &v.EventID, &v.Status}, func() error {
-		applied := v
-		st.versions[objectID] = &applied
+		applied, read := v, v
+		st.versions[objectID], st.read[objectID] = &applied, &read
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("object versions: %w", err)
@@ -342,17 +375,41 @@ func (st *batchState) queueWrites(b *pgx.Batch) func(pgx.BatchResults) error {
 			kinds, values, custs, events)
 		expect("link identifiers", n)
 	}
-	if n := len(st.objects); n > 0 {
-		created, events, statuses := make([]int64, n), make([]string, n), make([]string, n)
-		for i, o := range st.objects {
-			v := st.versions[o]
-			created[i], events[i], statuses[i] = v.Created, v.EventID, v.Status
+	// An object's version row is inserted if none was read and updated
+	// only from the version read, so that a row changed since shows in
+	// the count.
+	var fresh, known []string
+	for _, o := range st.objects {
+		if st.read[o] == nil {
+			fresh = append(fresh, o)
+		} else {
+			known = append(known, o)
 		}
+	}
+	versionArgs := func(objects []string) (created []int64, events, statuses, read []string) {
+		for _, o := range objects {
+			v := st.versions[o]
+			created, events, statuses = append(created, v.Created), append(events, v.EventID), append(statuses, v.Status)
+			if r := st.read[o]; r != nil {
+				read = append(read, r.EventID)
+			}
+		}
+		return created, events, statuses, read
+	}
+	if len(fresh) > 0 {
+		created, events, statuses, _ := versionArgs(fresh)
 		b.Queue(`INSERT INTO object_versions (object_id, created, event_id, status)
-			SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[])
-			ON CONFLICT (object_id) DO UPDATE SET created = EXCLUDED.created, event_id = EXCLUDED.event_id, status = EXCLUDED.status`,
-			st.objects, created, events, statuses)
-		expect("record object versions", n)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) ON CONFLICT (object_id) DO NOTHING`,
+			fresh, created, events, statuses)
+		expect("record object versions", len(fresh))
+	}
+	if len(known) > 0 {
+		created, events, statuses, read := versionArgs(known)
+		b.Queue(`UPDATE object_versions o SET created = v.created, event_id = v.event_id, status = v.status
+			FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[]) AS v(object_id, created, event_id, status, read)
+			WHERE o.object_id = v.object_id AND o.event_id = v.read`,
+			known, created, events, statuses, read)
+		expect("update object versions", len(known))
 	}
 	if n := len(st.profiles); n > 0 {
 		emails, names := make([]string, n), make([]string, n)

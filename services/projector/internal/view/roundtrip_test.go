@@ -19,7 +19,8 @@ import (
 // trips: BEGIN, the swap lock, the events, their sources and the
 // customers' locks travel together, COMMIT with the views, so a batch
 // with no merge costs four — that, resolving its owners, loading their
-// events, and the views — however many events and customers it holds.
+// events, and the views — however many events and customers it holds. Its
+// statements do not grow with them either: the views are one statement.
 func TestApplyRoundTrips(t *testing.T) {
 	ctx := context.Background()
 	url, plain := migratedProjection(t)
@@ -31,6 +32,7 @@ func TestApplyRoundTrips(t *testing.T) {
 	t.Cleanup(traced.Close)
 	store := view.NewStore(traced, view.Schema)
 
+	var oneCustomer int64
 	for _, n := range []int{1, 5, 40} {
 		entries := viewtest.Entries(t, lifegen.GenerateRange(11, 1000*n, n))
 		var plain []view.Entry
@@ -45,12 +47,18 @@ func TestApplyRoundTrips(t *testing.T) {
 				plain = append(plain, e)
 			}
 		}
-		before := trips.Count()
+		before, beforeStmts := trips.Count(), trips.Statements()
 		if err := store.Apply(ctx, plain); err != nil {
 			t.Fatal(err)
 		}
 		if got := trips.Count() - before; got != 4 {
 			t.Errorf("a batch of %d events about %d customers: %d round trips, want 4", len(plain), n, got)
+		}
+		stmts := trips.Statements() - beforeStmts
+		if n == 1 {
+			oneCustomer = stmts
+		} else if stmts != oneCustomer {
+			t.Errorf("a batch of %d events about %d customers: %d statements, against %d for one customer", len(plain), n, stmts, oneCustomer)
 		}
 	}
 	var rows int

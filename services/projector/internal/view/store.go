@@ -347,19 +347,49 @@ func (s *Store) load(ctx context.Context, tx querier, owners []string) (map[stri
 	return out, nil
 }
 
-// upsertViews writes views in one round trip, with COMMIT if commit.
+// upsertViews writes views in one round trip, with COMMIT if commit: one
+// statement for all of them (a statement each cost PostgreSQL and the
+// projector a bind and execute per customer). A customer's view appears
+// once (the last, if views held it twice: one INSERT … ON CONFLICT may not
+// update a row twice).
 func (s *Store) upsertViews(ctx context.Context, q querier, views []View, commit bool) error {
 	b := &labelledBatch{}
-	for i := range views {
-		v := &views[i]
-		doc, err := json.Marshal(v)
-		if err != nil {
-			return err
+	if len(views) > 0 {
+		last := make(map[string]int, len(views))
+		for i := range views {
+			last[views[i].CustomerID] = i
 		}
-		b.Queue(`INSERT INTO `+s.t.customers+` (customer_id, email, stripe_ids, state, last_event_at, view) VALUES ($1, $2, $3, $4, $5, $6)
+		n := len(last)
+		ids, emails, stripeIDs, states, docs := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		lastEvents := make([]time.Time, 0, n)
+		for i := range views {
+			v := &views[i]
+			if last[v.CustomerID] != i {
+				continue
+			}
+			doc, err := json.Marshal(v)
+			if err != nil {
+				return err
+			}
+			stripe := []byte("[]")
+			if len(v.StripeCustomerIDs) > 0 {
+				stripe, err = json.Marshal(v.StripeCustomerIDs)
+			}
+			if err != nil {
+				return err
+			}
+			ids, emails, stripeIDs = append(ids, v.CustomerID), append(emails, emailaddr.Normalize(v.Email)), append(stripeIDs, string(stripe))
+			states, lastEvents, docs = append(states, StateKind(v.State)), append(lastEvents, v.LastEventAt), append(docs, string(doc))
+		}
+		// Each customer's Stripe ids travel as a JSON array: unnest would
+		// flatten an array of arrays.
+		b.Queue(`INSERT INTO `+s.t.customers+` (customer_id, email, stripe_ids, state, last_event_at, view)
+			SELECT u.id, u.email, ARRAY(SELECT x FROM jsonb_array_elements_text(u.stripe_ids) WITH ORDINALITY AS t(x, o) ORDER BY o),
+				u.state, u.last_event_at, u.view
+			FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::timestamptz[], $6::json[]) AS u(id, email, stripe_ids, state, last_event_at, view)
 			ON CONFLICT (customer_id) DO UPDATE SET email = excluded.email, stripe_ids = excluded.stripe_ids, state = excluded.state,
 				last_event_at = excluded.last_event_at, view = excluded.view`,
-			v.CustomerID, emailaddr.Normalize(v.Email), v.StripeCustomerIDs, StateKind(v.State), v.LastEventAt, string(doc))
+			ids, emails, stripeIDs, states, lastEvents, docs)
 		b.label("upsert customers")
 	}
 	if !commit {
@@ -368,7 +398,7 @@ func (s *Store) upsertViews(ctx context.Context, q querier, views []View, commit
 	b.Queue("COMMIT")
 	br := q.SendBatch(ctx, &b.Batch)
 	defer func() { _ = br.Close() }()
-	for range len(views) {
+	if len(views) > 0 {
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("upsert customers: %w", err)
 		}

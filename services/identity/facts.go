@@ -189,7 +189,16 @@ func (f *Facts) readObject(raw json.RawMessage) error {
 // with read.
 func readAs[T any](f *Facts, raw json.RawMessage, read func(*Facts, *T)) error {
 	obj := new(T)
-	if err := json.Unmarshal(raw, obj); err != nil {
+	// raw was validated with the envelope: a type that decodes itself
+	// (stripe-go's expandable objects) is handed it directly, as
+	// json.Unmarshal would after validating it once more.
+	var err error
+	if u, ok := any(obj).(json.Unmarshaler); ok {
+		err = u.UnmarshalJSON(raw)
+	} else {
+		err = json.Unmarshal(raw, obj)
+	}
+	if err != nil {
 		return err
 	}
 	f.object = obj

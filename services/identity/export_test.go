@@ -38,3 +38,7 @@ func (p *productNames) Len() int {
 	defer p.mu.Unlock()
 	return len(p.entries)
 }
+
+// Planned is how many events the store's batch plans have resolved, in
+// transactions that did not fail as a whole.
+func (s *Store) Planned() int64 { return s.planned.Load() }

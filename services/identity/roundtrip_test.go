@@ -2,6 +2,8 @@ package identity_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"testing"
@@ -228,38 +230,56 @@ func tracedStore(t *testing.T) (*identity.Store, *testkit.RoundTrips) {
 	return identity.NewStore(pool), trips
 }
 
-// TestBatchPlanRefusedWriteFailsAlone: a write of the plan that PostgreSQL
-// refuses for one event's data (a NUL in a name) cannot say whose it was:
-// the batch is resolved one by one instead, where that event fails alone,
-// having changed nothing, and the others are committed.
+// TestBatchPlanRefusedWriteFailsAlone: an event PostgreSQL refuses for its
+// data fails alone, having changed nothing, and the rest of its batch is
+// committed. A NUL in a name ends the plan before it is read; an
+// identifier too long for the links' index is refused by the plan's write,
+// which cannot say whose it was: the batch is resolved again one by one.
 func TestBatchPlanRefusedWriteFailsAlone(t *testing.T) {
 	ctx := context.Background()
-	store, _ := tracedStore(t)
-	ins := make([]identity.Input, 3)
-	for i := range ins {
-		cus := fmt.Sprintf("cus_REF%d", i)
-		ins[i] = identity.Input{EventID: fmt.Sprintf("evt_ref%d", i), IDs: ids(identity.LinkStripeCustomer, cus, identity.LinkInvoice, fmt.Sprintf("in_REF%d", i)),
-			Name: "Ref", Authoritative: true, Version: identity.Version{ObjectID: cus, Created: 100, EventID: fmt.Sprintf("evt_ref%d", i)}}
-	}
-	ins[1].Name = "Ref\x00"
-	res, errs, err := store.ResolveBatch(ctx, ins)
-	if err != nil {
+	long := make([]byte, 4000) // random hex: PostgreSQL cannot compress it under the index's 2,704 bytes
+	if _, err := rand.Read(long); err != nil {
 		t.Fatal(err)
 	}
-	var pgErr *pgconn.PgError
-	if !errors.As(errs[1], &pgErr) || pgErr.Code != "22021" {
-		t.Fatalf("the NUL name's event failed with %v, want PostgreSQL's 22021", errs[1])
-	}
-	for _, i := range []int{0, 2} {
-		if errs[i] != nil || !res[i].Created || res[i].Name != "Ref" {
-			t.Fatalf("%s: %+v, %v; want created, named", ins[i].EventID, res[i], errs[i])
-		}
-		got, err := store.ResolveInput(ctx, identity.Input{EventID: "evt_ref_after", IDs: ids(identity.LinkInvoice, fmt.Sprintf("in_REF%d", i))})
-		if err != nil || got.CanonicalID != res[i].CanonicalID || got.Name != "Ref" {
-			t.Errorf("%s's invoice after the batch: %+v, %v", ins[i].EventID, got, err)
-		}
-	}
-	if got, err := store.ResolveInput(ctx, identity.Input{EventID: "evt_ref_after", IDs: ids(identity.LinkInvoice, "in_REF1")}); !errors.Is(err, identity.ErrUnknownCustomer) {
-		t.Errorf("the refused event's invoice resolves to %+v, %v; want nothing linked", got, err)
+	for _, c := range []struct {
+		name string
+		edit func(*identity.Input)
+		code string
+	}{
+		{"a NUL in a name", func(in *identity.Input) { in.Name = "Ref\x00" }, "22021"},
+		{"an identifier too long to index", func(in *identity.Input) {
+			in.IDs = append(in.IDs, identity.Identifier{Kind: identity.LinkCharge, Value: "ch_" + hex.EncodeToString(long)})
+		}, "54000"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			store, _ := newStore(t)
+			ins := make([]identity.Input, 3)
+			for i := range ins {
+				cus := fmt.Sprintf("cus_REF%d", i)
+				ins[i] = identity.Input{EventID: fmt.Sprintf("evt_ref%d", i), IDs: ids(identity.LinkStripeCustomer, cus, identity.LinkInvoice, fmt.Sprintf("in_REF%d", i)),
+					Name: "Ref", Authoritative: true, Version: identity.Version{ObjectID: cus, Created: 100, EventID: fmt.Sprintf("evt_ref%d", i)}}
+			}
+			c.edit(&ins[1])
+			res, errs, err := store.ResolveBatch(ctx, ins)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pgErr *pgconn.PgError
+			if !errors.As(errs[1], &pgErr) || pgErr.Code != c.code {
+				t.Fatalf("the refused event failed with %v, want PostgreSQL's %s", errs[1], c.code)
+			}
+			for _, i := range []int{0, 2} {
+				if errs[i] != nil || !res[i].Created || res[i].Name != "Ref" {
+					t.Fatalf("%s: %+v, %v; want created, named", ins[i].EventID, res[i], errs[i])
+				}
+				got, err := store.ResolveInput(ctx, identity.Input{EventID: "evt_ref_after", IDs: ids(identity.LinkInvoice, fmt.Sprintf("in_REF%d", i))})
+				if err != nil || got.CanonicalID != res[i].CanonicalID || got.Name != "Ref" {
+					t.Errorf("%s's invoice after the batch: %+v, %v", ins[i].EventID, got, err)
+				}
+			}
+			if got, err := store.ResolveInput(ctx, identity.Input{EventID: "evt_ref_after", IDs: ids(identity.LinkInvoice, "in_REF1")}); !errors.Is(err, identity.ErrUnknownCustomer) {
+				t.Errorf("the refused event's invoice resolves to %+v, %v; want nothing linked", got, err)
+			}
+		})
 	}
 }

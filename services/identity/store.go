@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -52,7 +53,10 @@ func CanonicalID(id Identifier) string {
 }
 
 // Store is the identity service's PostgreSQL state.
-type Store struct{ pool *pgxpool.Pool }
+type Store struct {
+	pool    *pgxpool.Pool
+	planned atomic.Int64 // events a batch's plan resolved (see storeplan.go)
+}
 
 // NewStore returns a Store over pool (migrated).
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }

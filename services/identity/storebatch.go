@@ -95,6 +95,11 @@ func (s *Store) batchTxOnce(ctx context.Context, ins []Input, res []Resolution, 
 			return 0, nil, fmt.Errorf("read the batch's identities: %w", err)
 		}
 		k = st.plan(ins[:n], res, errs)
+		defer func() {
+			if err == nil && failed < 0 {
+				s.planned.Add(int64(k))
+			}
+		}()
 	}
 	var r *resolver
 	if k < len(ins) {

@@ -74,6 +74,7 @@ func TestBatchResolvesAsOneByOne(t *testing.T) {
 		}
 	}
 
+	var planned int64
 	for k := range ins {
 		store, pool := newStore(t)
 		got := make([]outcome, len(ins))
@@ -96,6 +97,13 @@ func TestBatchResolvesAsOneByOne(t *testing.T) {
 		if tables := identityTables(t, pool); tables != wantTables {
 			t.Errorf("batch from %d left\n%s\nwant\n%s", k, tables, wantTables)
 		}
+		if k == 0 && store.Planned() == 0 {
+			t.Error("the whole history as one batch: the plan resolved nothing")
+		}
+		planned += store.Planned()
+	}
+	if planned < int64(len(ins)) {
+		t.Errorf("the plan resolved %d events in all %d batches: too few to have been compared", planned, len(ins))
 	}
 }
 

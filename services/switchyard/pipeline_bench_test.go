@@ -71,6 +71,9 @@ import (
 //     After each round the database is vacuumed and analysed, as
 //     autovacuum does on a user's server (CI's shared server has it off).
 //
+// BENCH_PIPELINE_ENV=KEY=value,… sets more of dev's environment (say
+// SUPPORT_WORKERS=32,CRM_WORKERS=64), to measure a setting.
+//
 // BENCH_PIPELINE_REPLICAS runs more than one copy of consumer services
 // (dev's --replicas, e.g. identity=2): replicas share the cores, so on a
 // machine the hub already saturates they show what scaling out costs, not
@@ -116,6 +119,13 @@ func BenchmarkPipeline(b *testing.B) {
 	ports := freePorts(b, 12)
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	env := map[string]string{"NATS_URL": broker.URL, "DATABASE_URL": dbURL, "STRIPE_WEBHOOK_SECRET": secret, "LOG_LEVEL": orDefault(os.Getenv("BENCH_PIPELINE_LOG_LEVEL"), "error")}
+	for _, kv := range strings.FieldsFunc(os.Getenv("BENCH_PIPELINE_ENV"), func(r rune) bool { return r == ',' }) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			b.Fatalf("BENCH_PIPELINE_ENV: %q is not KEY=value", kv)
+		}
+		env[k] = v
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var devErr lockedBuffer // its last lines are shown if dev fails

@@ -387,20 +387,14 @@ func (g *claimGroup) record() error {
 	return err
 }
 
-// readCommit reads a record's answers: the insert, if any, then COMMIT,
-// which a failed transaction answers with ROLLBACK rather than an error
-// (pgx's Tx.Commit reports it as ErrTxCommitRollback).
+// readCommit reads a record's answers: the insert, if any, then COMMIT.
 func readCommit(br pgx.BatchResults, inserted bool) error {
 	if inserted {
 		if _, err := br.Exec(); err != nil {
 			return err
 		}
 	}
-	tag, err := br.Exec()
-	if err == nil && tag.String() == "ROLLBACK" {
-		err = pgx.ErrTxCommitRollback
-	}
-	return err
+	return postgres.ReadCommit(br)
 }
 
 // recordAfterLostClaim records k's result after its claim's connection

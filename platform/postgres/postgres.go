@@ -194,6 +194,21 @@ func MigrateDir(ctx context.Context, pool *pgxpool.Pool, service string, fsys fs
 	return err
 }
 
+// ReadCommit reads the answer to the COMMIT a pipeline queued next: its
+// error, or pgx.ErrTxCommitRollback if the server answered ROLLBACK (the
+// transaction had failed before it, and a failed transaction's COMMIT is
+// answered that way, not with an error).
+func ReadCommit(br pgx.BatchResults) error {
+	tag, err := br.Exec()
+	if err != nil {
+		return err
+	}
+	if tag.String() != "COMMIT" {
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
+}
+
 // rollbackTimeout bounds RollbackOpen's ROLLBACK.
 const rollbackTimeout = 5 * time.Second
 

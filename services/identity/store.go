@@ -796,24 +796,11 @@ func readProfile(br pgx.BatchResults, in Input, res *Resolution, update, commit 
 		res.Merged = []string{}
 	}
 	if commit {
-		if err := readCommit(br); err != nil {
-			return err
+		if err := postgres.ReadCommit(br); err != nil {
+			return fmt.Errorf("commit: %w", err)
 		}
 	}
 	res.StripeCustomerID = eventStripeCustomer(in, res.StripeCustomerIDs)
-	return nil
-}
-
-// readCommit reads a pipelined COMMIT's answer: a transaction that failed
-// answers ROLLBACK.
-func readCommit(br pgx.BatchResults) error {
-	tag, err := br.Exec()
-	if err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	if tag.String() != "COMMIT" {
-		return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
-	}
 	return nil
 }
 
@@ -984,12 +971,8 @@ func linkUnmerged(ctx context.Context, c *pgx.Conn, cid string, id Identifier, s
 	if err := br.QueryRow().Scan(&owner); err != nil {
 		return false, "", "", fmt.Errorf("link %s: %w", id.Kind, err)
 	}
-	tag, err := br.Exec()
-	switch {
-	case err != nil:
+	if err := postgres.ReadCommit(br); err != nil {
 		return false, "", "", fmt.Errorf("link %s: commit: %w", id.Kind, err)
-	case tag.String() != "COMMIT":
-		return false, "", "", fmt.Errorf("link %s: the transaction was rolled back (%s)", id.Kind, tag)
 	}
 	if next != nil {
 		return false, "", *next, br.Close()

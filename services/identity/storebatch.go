@@ -156,8 +156,8 @@ func writePlan(ctx context.Context, c *pgx.Conn, st *batchState, first *resolver
 		if first.lookUpErr = first.readLookUp(br); first.lookUpErr != nil {
 			return nil // the first resolution's failure, not the plan's
 		}
-	} else if err := readCommit(br); err != nil {
-		return err
+	} else if err := postgres.ReadCommit(br); err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
 	return br.Close()
 }

@@ -40,6 +40,7 @@ type batchState struct {
 	read     map[string]*Version   // object id → the version read (absent: none)
 	custs    map[string]*planCustomer
 	merges   map[string][]string // event id → the customers it merged (an earlier delivery)
+	ids      [][]Identifier      // per planned input: its identifiers as dedupe gives them
 
 	// The plan's writes, in the order made.
 	created  []string // new customers
@@ -95,6 +96,7 @@ func pgText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 
 func readBatchState(ctx context.Context, c *pgx.Conn, ins []Input, n int) (*batchState, error) {
 	var keys []int64
 	var kinds, values, objects, candidates, events []string
+	var eventIDs [][]Identifier
 	seen := map[Identifier]bool{}
 	for i, in := range ins {
 		ids := dedupe(in.IDs)
@@ -110,6 +112,7 @@ func readBatchState(ctx context.Context, c *pgx.Conn, ins []Input, n int) (*batc
 		if i >= n {
 			continue
 		}
+		eventIDs = append(eventIDs, ids)
 		if in.Version.ObjectID != "" {
 			objects = append(objects, in.Version.ObjectID)
 		}
@@ -152,7 +155,7 @@ func readBatchState(ctx context.Context, c *pgx.Conn, ins []Input, n int) (*batc
 	defer func() { _ = br.Close() }()
 
 	st := &batchState{links: map[Identifier]string{}, versions: map[string]*Version{}, read: map[string]*Version{},
-		custs: map[string]*planCustomer{}, merges: map[string][]string{}}
+		custs: map[string]*planCustomer{}, merges: map[string][]string{}, ids: eventIDs}
 	for range 2 {
 		if _, err := br.Exec(); err != nil {
 			return nil, err
@@ -226,7 +229,7 @@ func chosenFounder(ids []Identifier, guestCharge bool) (Identifier, bool) {
 // ErrVersionTie) changes nothing and is recorded in errs.
 func (st *batchState) plan(ins []Input, res []Resolution, errs []error) int {
 	for i := range ins {
-		r, err, ok := st.resolve(ins[i])
+		r, err, ok := st.resolve(ins[i], st.ids[i])
 		if !ok {
 			return i
 		}
@@ -235,9 +238,9 @@ func (st *batchState) plan(ins []Input, res []Resolution, errs []error) int {
 	return len(ins)
 }
 
-// resolve plans one resolution; ok is false if it is not plain history.
-func (st *batchState) resolve(in Input) (res Resolution, err error, ok bool) {
-	ids := dedupe(in.IDs)
+// resolve plans one resolution (ids: in's, deduped); ok is false if it is
+// not plain history.
+func (st *batchState) resolve(in Input, ids []Identifier) (res Resolution, err error, ok bool) {
 	var known string // the one customer the identifiers lead to
 	var stripeID *Identifier
 	for i, id := range ids {

@@ -403,13 +403,8 @@ func (s *Store) upsertViews(ctx context.Context, q querier, views []View, commit
 			return fmt.Errorf("upsert customers: %w", err)
 		}
 	}
-	tag, err := br.Exec()
-	if err != nil {
+	if err := postgres.ReadCommit(br); err != nil {
 		return fmt.Errorf("commit: %w", err)
-	}
-	// A transaction that failed answers COMMIT with ROLLBACK, not an error.
-	if tag.String() != "COMMIT" {
-		return fmt.Errorf("commit: %w", pgx.ErrTxCommitRollback)
 	}
 	return br.Close()
 }

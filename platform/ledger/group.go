@@ -251,7 +251,7 @@ func (l *Ledger) claimGroup(ctx context.Context, g *claimGroup) error {
 	}
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	batch.Queue(claimSettingsSQL, l.lockTimeout())
+	batch.Queue(claimSettingsSQL, l.lockTimeoutSetting)
 	batch.Queue(tryLockAllSQL, lockNames)
 	batch.Queue(lookupAllSQL, consumers, ids, effects)
 	c := conn.Conn()

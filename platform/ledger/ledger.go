@@ -101,7 +101,8 @@ type Ledger struct {
 	pool      *pgxpool.Pool
 	claims    *pgxpool.Pool // Once's claims; pool unless WithClaimPool
 	claimWait time.Duration
-	// lockTimeoutSetting is claimWait as a lock_timeout value, made once.
+	// lockTimeoutSetting is claimWait as a claim's lock_timeout value,
+	// made once.
 	lockTimeoutSetting string
 	groups             *gatherer[*claimMember, *claimGroup] // claims share transactions (WithClaimGroups); nil: each its own
 	marks              *gatherer[Key, *markGroup]           // attempt marks share statements (WithClaimGroups)
@@ -295,7 +296,7 @@ func (l *Ledger) onceAlone(ctx context.Context, k Key, effect func(context.Conte
 func (l *Ledger) claim(ctx context.Context, c *pgx.Conn, k Key) ([]byte, bool, error) {
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-	batch.Queue(claimSettingsSQL, l.lockTimeout())
+	batch.Queue(claimSettingsSQL, l.lockTimeoutSetting)
 	batch.Queue(claimSQL, claimKey(k))
 	batch.Queue(lookupSQL, k.Consumer, k.MessageID, k.Effect)
 	br := c.SendBatch(ctx, batch)
@@ -354,10 +355,6 @@ const (
 	claimSettingsSQL = `SELECT set_config('lock_timeout', $1, true), set_config('idle_in_transaction_session_timeout', '0', true)`
 	claimSQL         = `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`
 )
-
-// lockTimeout is a claim's lock_timeout setting: ClaimWait, or
-// WithClaimWait's.
-func (l *Ledger) lockTimeout() string { return l.lockTimeoutSetting }
 
 // claimKey is the advisory lock's name for k, apart from other advisory
 // locks taken on the same key string (the daily digest's).

@@ -20,7 +20,9 @@
 // handler that works longer than AckWait (parked behind a vendor's rate
 // limiter, say) is kept alive with InProgress every AckWait/3. A Handler's
 // consumer pulls a message only when a worker is free to start it, so no
-// message waits unattended in a buffer while AckWait runs out. Should two
+// message waits unattended in a buffer while AckWait runs out; a batch
+// consumer's next batch, pulled while the last is handled, is kept alive
+// while it waits for a busy worker. Should two
 // deliveries of one message still meet (a replay, a crash), package
 // ledger's Once lets only one run an effect.
 //
@@ -452,8 +454,26 @@ func (c *Consumer) handOver(ctx context.Context, w *workers, jms []jetstream.Msg
 	}
 	select {
 	case w.jobs <- jms:
-	case <-ctx.Done():
-		nakAll(jms) // every worker is busy and we are stopping
+		return
+	default:
+	}
+	// Every worker is busy (parked behind a vendor's rate limit, say): the
+	// batch in hand waits here, kept alive as a handled one is, so it is
+	// not redelivered while it waits.
+	t := time.NewTicker(c.cfg.AckWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case w.jobs <- jms:
+			return
+		case <-t.C:
+			for _, jm := range jms {
+				_ = jm.InProgress()
+			}
+		case <-ctx.Done():
+			nakAll(jms) // every worker is busy and we are stopping
+			return
+		}
 	}
 }
 

@@ -1,0 +1,64 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+
+	"github.com/switchyard/switchyard/platform/errclass"
+)
+
+// Each makes a BatchHandler of a message handler: the messages of a pull
+// are handled side by side, at most limit at once, each under its own
+// context (Message.Context) and settled by its own outcome, as New's
+// workers would. What it adds is that they start together: the effects
+// of one pull then share what gathers concurrent callers (a ledger's
+// claim groups, a vendor batch), where New's workers, pulling a message
+// each as they come free, start one at a time.
+func Each(h Handler, limit int) BatchHandler {
+	limit = max(limit, 1)
+	return func(ctx context.Context, ms []*Message) error {
+		res := make(Results, len(ms))
+		sem := make(chan struct{}, limit)
+		var wg sync.WaitGroup
+		for i, m := range ms {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				res[i] = callOne(m.Context(ctx), h, m)
+			}()
+		}
+		wg.Wait()
+		for _, err := range res {
+			if err != nil {
+				return res
+			}
+		}
+		return nil
+	}
+}
+
+// Pulls splits workers, the messages a handler run through Each may
+// handle at once, into Config.Workers and Config.Batch: two pulls of half
+// as many, so that one pull is handled while the other's slowest message
+// ends (one pull for a single worker).
+func Pulls(workers int) (pulls, batch int) {
+	workers = max(workers, 1)
+	pulls = min(workers, 2)
+	return pulls, (workers + pulls - 1) / pulls
+}
+
+// callOne runs h for m, turning a panic into m's permanent error (the
+// consumer's own recovery covers only the goroutine that called the batch
+// handler).
+func callOne(ctx context.Context, h Handler, m *Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errclass.Permanent(fmt.Errorf("handler panic: %v\n%s", r, debug.Stack()))
+		}
+	}()
+	return h(ctx, m)
+}

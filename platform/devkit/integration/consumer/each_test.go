@@ -1,0 +1,120 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/platform/consumer"
+	"github.com/switchyard/switchyard/platform/devkit/testkit"
+	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/natsbus"
+)
+
+// TestEachHandlesAPullSideBySide: consumer.Each runs a message handler over
+// a pull's messages at once, never more than its limit, and settles each
+// message by its own outcome: a transient failure is retried alone, a
+// panic dead-letters only its message, and every other message is acked
+// once, after one handling.
+func TestEachHandlesAPullSideBySide(t *testing.T) {
+	e := setup(t)
+	const n, limit = 60, 8
+	for i := range n {
+		e.publish(t, "billing.test.each", fmt.Sprintf("x-%02d", i), fmt.Sprint(i))
+	}
+	var mu sync.Mutex
+	handled := map[string]int{}
+	deliveries := map[string]int{}
+	var running, most atomic.Int32
+	h := func(ctx context.Context, m *consumer.Message) error {
+		now := running.Add(1)
+		defer running.Add(-1)
+		for {
+			old := most.Load()
+			if now <= old || most.CompareAndSwap(old, now) {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // long enough for every message allowed to start to have started
+		mu.Lock()
+		deliveries[m.ID]++
+		d := deliveries[m.ID]
+		mu.Unlock()
+		switch {
+		case m.ID == "x-07" && d < 2:
+			return errclass.Transient(errors.New("not yet"))
+		case m.ID == "x-13":
+			panic("a bug that one event trips")
+		}
+		mu.Lock()
+		handled[m.ID]++
+		mu.Unlock()
+		return nil
+	}
+	e.startBatch(t, consumer.Config{Name: "each", Subjects: []string{"billing.test.>"}, Batch: 20, BatchLinger: 200 * time.Millisecond,
+		Backoff: []time.Duration{50 * time.Millisecond}}, consumer.Each(h, limit))
+	testkit.WaitFor(t, 20*time.Second, "all settled", e.settled(t, natsbus.StreamBilling, "each"))
+
+	if got := most.Load(); got != limit {
+		t.Errorf("at most %d messages ran at once, want the limit %d", got, limit)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range n {
+		id := fmt.Sprintf("x-%02d", i)
+		want, wantHandled := 1, 1
+		switch id {
+		case "x-07":
+			want = 2
+		case "x-13":
+			wantHandled = 0
+		}
+		if deliveries[id] != want || handled[id] != wantHandled {
+			t.Errorf("%s: %d deliveries, handled %d times; want %d and %d", id, deliveries[id], handled[id], want, wantHandled)
+		}
+	}
+	dls := e.deadLetters(t, "dlq.each")
+	if len(dls) != 1 || dls[0].OriginalMsgID != "x-13" || dls[0].Class != errclass.ClassPermanent {
+		t.Fatalf("%d dead letters (%+v), want x-13's alone, permanent", len(dls), dls)
+	}
+}
+
+// TestBatchWaitingForAWorkerIsKeptAlive: while every worker is busy for
+// longer than AckWait (behind a vendor's rate limit, say), the batch the
+// consumer has pulled next waits for a worker without being redelivered:
+// every message is delivered once.
+func TestBatchWaitingForAWorkerIsKeptAlive(t *testing.T) {
+	e := setup(t)
+	const n, batch = 10, 5 // one batch handled, the next one in hand: nothing more buffered
+	for i := range n {
+		e.publish(t, "billing.test.wait", fmt.Sprintf("w-%02d", i), fmt.Sprint(i))
+	}
+	var mu sync.Mutex
+	deliveries := map[string]int{}
+	var first atomic.Bool
+	e.startBatch(t, consumer.Config{Name: "waiting", Subjects: []string{"billing.test.>"}, Batch: batch, BatchLinger: 200 * time.Millisecond,
+		Workers: 1, AckWait: 300 * time.Millisecond},
+		func(ctx context.Context, ms []*consumer.Message) error {
+			mu.Lock()
+			for _, m := range ms {
+				deliveries[m.ID]++
+			}
+			mu.Unlock()
+			if first.CompareAndSwap(false, true) {
+				time.Sleep(1500 * time.Millisecond) // 5 × AckWait
+			}
+			return nil
+		})
+	testkit.WaitFor(t, 15*time.Second, "all settled", e.settled(t, natsbus.StreamBilling, "waiting"))
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range n {
+		if id := fmt.Sprintf("w-%02d", i); deliveries[id] != 1 {
+			t.Errorf("%s delivered %d times, want once", id, deliveries[id])
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -19,10 +20,14 @@ import (
 
 // batcher turns concurrent single-contact upserts into HubSpot batch calls:
 // the first request opens a batch that closes when it holds maxInputs
-// contacts, when every request that could come is already here (callers
-// is the number of callers, each waiting on its own), or when linger has
-// passed — so a lone event waits at most linger while a burst goes out in
-// full calls.
+// contacts, when every update that could still join it is in, or when
+// linger has passed — so a lone event waits at most linger while a burst
+// goes out in full calls. "Could still join" is counted with tickets: a
+// handler takes one before its ledger claim (enter) and spends it on its
+// upsert or gives it back (done) when it will not upsert (already done,
+// no contact to update, failed); a batch closes once no ticket is
+// outstanding. The handlers of one pull (HandleBatch) take theirs together
+// before any of them starts, so their updates go out in one call.
 //
 // HubSpot refuses duplicate ids in a batch, so an update of an email the
 // forming batch already carries is coalesced into that contact's input:
@@ -52,8 +57,12 @@ import (
 type batcher struct {
 	up        Upserter
 	maxInputs int // contacts a call carries at most (HubSpot's batch limit)
-	callers   int // updates that can be waiting at once (the consumer's workers)
 	linger    time.Duration
+	// pending counts the tickets out: handlers that may still send an
+	// update. Run reads it to close a batch, and nudge wakes it when a
+	// ticket is given back unspent.
+	pending atomic.Int64
+	nudge   chan struct{}
 	// coalesce merges an update into the forming batch's input for its
 	// email; off, the update is held for the next call instead (the
 	// behaviour before coalescing, kept as the benchmark's baseline).
@@ -77,10 +86,44 @@ type batchRes struct {
 	call trace.SpanContext // the span of the HTTP call that carried it
 }
 
-// newBatcher returns a coalescing batcher for callers concurrent callers.
-func newBatcher(up Upserter, callers int, linger time.Duration) *batcher {
-	return &batcher{up: up, maxInputs: hubspot.MaxBatchInputs, callers: max(callers, 1), linger: linger, coalesce: true,
-		peer: peerOf(up), reqs: make(chan *batchReq), stopped: make(chan struct{})}
+// newBatcher returns a coalescing batcher.
+func newBatcher(up Upserter, linger time.Duration) *batcher {
+	return &batcher{up: up, maxInputs: hubspot.MaxBatchInputs, linger: linger, coalesce: true,
+		peer: peerOf(up), reqs: make(chan *batchReq), nudge: make(chan struct{}, 1), stopped: make(chan struct{})}
+}
+
+// ticket is one handler's say in when a batch closes (see batcher). It
+// belongs to one goroutine.
+type ticket struct {
+	b     *batcher
+	spent bool // its update went to Run, or it was given back
+}
+
+// enter takes a ticket: an update may come from its holder.
+func (b *batcher) enter() *ticket {
+	b.pending.Add(1)
+	return &ticket{b: b}
+}
+
+// done gives the ticket back unless its update was sent: no update will
+// come from its holder.
+func (t *ticket) done() {
+	if t.spent {
+		return
+	}
+	t.spent = true
+	t.b.pending.Add(-1)
+	select {
+	case t.b.nudge <- struct{}{}:
+	default: // Run has a nudge waiting already
+	}
+}
+
+type ticketKey struct{}
+
+// withTicket makes Upsert under ctx spend t.
+func withTicket(ctx context.Context, t *ticket) context.Context {
+	return context.WithValue(ctx, ticketKey{}, t)
 }
 
 // peerOf is the server address of up's API, for client spans.
@@ -123,14 +166,22 @@ func (b *batcher) Upsert(ctx context.Context, in hubspot.ContactInput) (id strin
 	return res.id, err
 }
 
-// wait queues one contact and waits for its batch's answer.
+// wait queues one contact and waits for its batch's answer. It spends
+// ctx's ticket (withTicket), or one of its own taken now.
 func (b *batcher) wait(ctx context.Context, in hubspot.ContactInput) (batchRes, error) {
+	t, _ := ctx.Value(ticketKey{}).(*ticket)
+	if t == nil || t.spent {
+		t = b.enter()
+	}
 	r := &batchReq{ctx: ctx, in: in, done: make(chan batchRes, 1)}
 	select {
 	case b.reqs <- r:
+		t.spent = true // Run counts it in
 	case <-b.stopped:
+		t.done()
 		return batchRes{}, errStopping
 	case <-ctx.Done():
+		t.done()
 		return batchRes{}, ctx.Err()
 	}
 	select {
@@ -204,6 +255,7 @@ func (b *batcher) Run(ctx context.Context) error {
 		if cur.callers == 0 {
 			select {
 			case r := <-b.reqs:
+				b.pending.Add(-1)
 				cur.add(r, b.coalesce)
 			case <-ctx.Done():
 				return nil
@@ -211,12 +263,14 @@ func (b *batcher) Run(ctx context.Context) error {
 		}
 		timer := time.NewTimer(b.linger)
 	collect:
-		for len(cur.entries) < b.maxInputs && cur.callers+len(held) < b.callers {
+		for len(cur.entries) < b.maxInputs && b.pending.Load() > 0 {
 			select {
 			case r := <-b.reqs:
+				b.pending.Add(-1)
 				if !cur.add(r, b.coalesce) {
 					held = append(held, r)
 				}
+			case <-b.nudge: // a ticket came back: look again
 			case <-timer.C:
 				break collect
 			case <-ctx.Done():

@@ -50,31 +50,32 @@ func (r *recorder) UpsertContacts(_ context.Context, in []hubspot.ContactInput) 
 // them updating one email, the first call goes out as soon as every
 // caller's update is in — not after the linger — and no call carries an
 // email twice, the updates of one email in the order they came (the held
-// ones then wait the linger for company, one call each). In a synctest
-// bubble: time only moves when every goroutine waits, so a wait on the
-// linger shows as an hour gone by.
+// ones then go out at once too, one call each, since no ticket is out). In
+// a synctest bubble: time only moves when every goroutine waits, so a wait
+// on the linger would show as an hour gone by.
 func TestBatcherClosesWhenEveryCallerIsIn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		b := newBatcher(rec, 6, time.Hour)
+		b := newBatcher(rec, time.Hour)
 		b.coalesce = false
 		ctx, cancel := context.WithCancel(context.Background())
 		ran := make(chan error, 1)
 		go func() { ran <- b.Run(ctx) }()
 		start := time.Now()
 		emails := []string{"a@x.io", "dup@x.io", "b@x.io", "dup@x.io", "c@x.io", "dup@x.io"}
+		ctxs := expect(ctx, b, len(emails))
 		var wg sync.WaitGroup
 		for i, e := range emails {
 			wg.Go(func() {
-				if _, err := b.Upsert(ctx, hubspot.ContactInput{Email: e, Properties: map[string]string{"n": fmt.Sprint(i)}}); err != nil {
+				if _, err := b.Upsert(ctxs[i], hubspot.ContactInput{Email: e, Properties: map[string]string{"n": fmt.Sprint(i)}}); err != nil {
 					t.Error(err)
 				}
 			})
 			synctest.Wait() // taken by the batcher before the next one comes
 		}
 		wg.Wait()
-		if len(rec.at) != 3 || rec.at[0] != start || rec.at[1] != start.Add(time.Hour) || rec.at[2] != start.Add(2*time.Hour) {
-			t.Errorf("calls at %v (from %v): want the first at once, though the linger is an hour, then one held update an hour apart", rec.at, start)
+		if len(rec.at) != 3 || rec.at[0] != start || rec.at[1] != start || rec.at[2] != start {
+			t.Errorf("calls at %v (from %v): want three at once, though the linger is an hour", rec.at, start)
 		}
 		var dupOrder []string
 		total := 0
@@ -105,23 +106,47 @@ func TestBatcherClosesWhenEveryCallerIsIn(t *testing.T) {
 	})
 }
 
-// TestBatcherLingersForCompany: a lone update waits the linger for others,
-// then goes out alone.
+// TestBatcherLingersForCompany: an update waits the linger for the update
+// of a ticket still out (its handler stuck, say), then goes out alone; a
+// lone update with no ticket out goes out at once, and so does one whose
+// company gave its ticket back.
 func TestBatcherLingersForCompany(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		b := newBatcher(rec, 6, 150*time.Millisecond)
+		b := newBatcher(rec, 150*time.Millisecond)
 		ctx, cancel := context.WithCancel(context.Background())
 		ran := make(chan error, 1)
 		go func() { ran <- b.Run(ctx) }()
 		start := time.Now()
-		if _, err := b.Upsert(ctx, hubspot.ContactInput{Email: "solo@x.io", Properties: map[string]string{"n": "0"}}); err != nil {
+		ctxs := expect(ctx, b, 2) // the second never sends its update
+		if _, err := b.Upsert(ctxs[0], hubspot.ContactInput{Email: "solo@x.io", Properties: map[string]string{"n": "0"}}); err != nil {
 			t.Fatal(err)
 		}
 		if waited := time.Since(start); waited != 150*time.Millisecond {
-			t.Errorf("a lone update waited %v, want the 150ms linger", waited)
+			t.Errorf("an update waited %v for a ticket that never came, want the 150ms linger", waited)
 		}
-		if len(rec.calls) != 1 || len(rec.calls[0]) != 1 {
+		ctxs[1].Value(ticketKey{}).(*ticket).done()
+		start = time.Now()
+		if _, err := b.Upsert(ctx, hubspot.ContactInput{Email: "alone@x.io", Properties: map[string]string{"n": "1"}}); err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("a lone update waited %v, want none", waited)
+		}
+		ctxs = expect(ctx, b, 2)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if _, err := b.Upsert(ctxs[0], hubspot.ContactInput{Email: "left@x.io", Properties: map[string]string{"n": "2"}}); err != nil {
+				t.Error(err)
+			}
+		})
+		synctest.Wait()
+		ctxs[1].Value(ticketKey{}).(*ticket).done()
+		wg.Wait()
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("an update whose company gave its ticket back waited %v, want none", waited)
+		}
+		if len(rec.calls) != 3 || len(rec.calls[0]) != 1 || len(rec.calls[1]) != 1 || len(rec.calls[2]) != 1 {
 			t.Errorf("calls: %v", rec.calls)
 		}
 		cancel()
@@ -138,17 +163,18 @@ func TestBatcherLingersForCompany(t *testing.T) {
 func TestBatcherCoalescesUpdatesOfOneContact(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		b := newBatcher(rec, 6, time.Hour)
+		b := newBatcher(rec, time.Hour)
 		ctx, cancel := context.WithCancel(context.Background())
 		ran := make(chan error, 1)
 		go func() { ran <- b.Run(ctx) }()
 		start := time.Now()
 		emails := []string{"a@x.io", "dup@x.io", "b@x.io", "DUP@x.io", "c@x.io", "dup@x.io"}
+		ctxs := expect(ctx, b, len(emails))
 		ids := make([]string, len(emails))
 		var wg sync.WaitGroup
 		for i, e := range emails {
 			wg.Go(func() {
-				id, err := b.Upsert(ctx, hubspot.ContactInput{Email: e, Properties: map[string]string{"n": fmt.Sprint(i)}})
+				id, err := b.Upsert(ctxs[i], hubspot.ContactInput{Email: e, Properties: map[string]string{"n": fmt.Sprint(i)}})
 				if err != nil {
 					t.Error(err)
 				}
@@ -215,15 +241,16 @@ func TestCoalescedUpdatesReachHubSpotAsOne(t *testing.T) {
 				hub, api := emulator(t)
 				// Another contact shares the call; the batch closes once
 				// every caller is in, not after the (hour-long) linger.
-				b := newBatcher(api, len(tt.updates)+1, time.Hour)
+				b := newBatcher(api, time.Hour)
 				ctx, cancel := context.WithCancel(context.Background())
 				ran := make(chan error, 1)
 				go func() { ran <- b.Run(ctx) }()
+				ctxs := expect(ctx, b, len(tt.updates)+1)
 				ids := make([]string, len(tt.updates))
 				var wg sync.WaitGroup
 				for i, props := range tt.updates {
 					wg.Go(func() {
-						id, err := b.Upsert(ctx, hubspot.ContactInput{Email: "ada@example.com", Properties: props})
+						id, err := b.Upsert(ctxs[i], hubspot.ContactInput{Email: "ada@example.com", Properties: props})
 						if err != nil {
 							t.Errorf("update %d: %v", i, err)
 						}
@@ -231,7 +258,7 @@ func TestCoalescedUpdatesReachHubSpotAsOne(t *testing.T) {
 					})
 					synctest.Wait() // taken before the next one comes
 				}
-				if _, err := b.Upsert(ctx, hubspot.ContactInput{Email: "grace@example.com", Properties: map[string]string{"firstname": "Grace"}}); err != nil {
+				if _, err := b.Upsert(ctxs[len(tt.updates)], hubspot.ContactInput{Email: "grace@example.com", Properties: map[string]string{"firstname": "Grace"}}); err != nil {
 					t.Fatal(err)
 				}
 				wg.Wait()
@@ -306,16 +333,17 @@ func TestCoalescedErrorReachesEveryCaller(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				b := newBatcher(tt.up, 4, time.Hour)
+				b := newBatcher(tt.up, time.Hour)
 				ctx, cancel := context.WithCancel(context.Background())
 				ran := make(chan error, 1)
 				go func() { ran <- b.Run(ctx) }()
 				emails := []string{"dup@x.io", "other@x.io", "dup@x.io", "dup@x.io"}
+				ctxs := expect(ctx, b, len(emails))
 				errs := make([]error, len(emails))
 				var wg sync.WaitGroup
 				for i, e := range emails {
 					wg.Go(func() {
-						_, errs[i] = b.Upsert(ctx, hubspot.ContactInput{Email: e, Properties: map[string]string{"n": fmt.Sprint(i)}})
+						_, errs[i] = b.Upsert(ctxs[i], hubspot.ContactInput{Email: e, Properties: map[string]string{"n": fmt.Sprint(i)}})
 					})
 					synctest.Wait()
 				}
@@ -352,18 +380,20 @@ func TestStoppingBatcherAnswersEveryCaller(t *testing.T) {
 		t.Run(fmt.Sprintf("coalesce=%v", coalesce), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				rec := &recorder{}
-				b := newBatcher(rec, 10, time.Hour)
+				b := newBatcher(rec, time.Hour)
 				b.coalesce = coalesce
 				ctx, cancel := context.WithCancel(context.Background())
 				ran := make(chan error, 1)
 				go func() { ran <- b.Run(ctx) }()
 				emails := []string{"dup@x.io", "a@x.io", "dup@x.io"}
+				// The callers' own contexts outlive the batcher's; more
+				// tickets are out than updates come, so the batch lingers.
+				ctxs := expect(context.Background(), b, 10)
 				ids, errs := make([]string, len(emails)), make([]error, len(emails))
 				var wg sync.WaitGroup
 				for i, e := range emails {
 					wg.Go(func() {
-						// The callers' own contexts outlive the batcher's.
-						ids[i], errs[i] = b.Upsert(context.Background(), hubspot.ContactInput{Email: e, Properties: map[string]string{"n": fmt.Sprint(i)}})
+						ids[i], errs[i] = b.Upsert(ctxs[i], hubspot.ContactInput{Email: e, Properties: map[string]string{"n": fmt.Sprint(i)}})
 					})
 					synctest.Wait()
 				}
@@ -401,14 +431,15 @@ func TestBatchSpanLinksEveryCaller(t *testing.T) {
 		spans := tracetest.NewSpanRecorder()
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 		tracer := tp.Tracer("test")
-		b := newBatcher(&recorder{}, 3, time.Hour)
+		b := newBatcher(&recorder{}, time.Hour)
 		ctx, cancel := context.WithCancel(context.Background())
 		ran := make(chan error, 1)
 		go func() { ran <- b.Run(ctx) }()
 		var callers []trace.SpanContext
 		var wg sync.WaitGroup
+		ctxs := expect(context.Background(), b, 3)
 		for i, e := range []string{"dup@x.io", "a@x.io", "dup@x.io"} {
-			cctx, span := tracer.Start(context.Background(), fmt.Sprint("caller ", i))
+			cctx, span := tracer.Start(ctxs[i], fmt.Sprint("caller ", i))
 			callers = append(callers, span.SpanContext())
 			wg.Go(func() {
 				defer span.End()
@@ -516,4 +547,15 @@ func (c *countingClient) inputs(email string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sent[email]
+}
+
+// expect takes n tickets up front, as HandleBatch does for a pull (the
+// batch then closes once n updates are in), and returns a context under
+// which each caller spends its own.
+func expect(ctx context.Context, b *batcher, n int) []context.Context {
+	ctxs := make([]context.Context, n)
+	for i := range ctxs {
+		ctxs[i] = withTicket(ctx, b.enter())
+	}
+	return ctxs
 }

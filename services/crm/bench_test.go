@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -119,15 +120,15 @@ func (c *inputCounter) requests() int { c.mu.Lock(); defer c.mu.Unlock(); return
 // requests per rolling 10 seconds (the client keeps 10 % in reserve: 90),
 // on a virtual clock. The events come as Stripe sends a new customer's:
 // created, subscription started, invoice paid, one after the other in the
-// stream, handled by CRM_WORKERS' default 32 workers, each taking the next
-// event when free, as the consumer hands them out. "hold" is the batcher
+// stream, handled as the consumer hands them out: CRM_WORKERS' default 32
+// events at once, in two pulls of 16. "hold" is the batcher
 // before coalescing (a second update of a contact waits for the next
 // call); "coalesce" merges it into the contact's input. It reports
 // requests/update, inputs/request and updates/min: updates over the
 // ten-second windows they used (run a multiple of a window's worth, e.g.
-// -benchtime 15000x, for the steady rate). A call carries at most as many
-// updates as workers wait on it (32, also run.go's cap on ledger claims),
-// so coalescing's ceiling here is 32 updates a request.
+// -benchtime 15000x, for the steady rate). A call carries the updates of
+// the pulls being handled (two of 16), so coalescing's ceiling here is 32
+// updates a request.
 func BenchmarkContactUpdatesUnderPlanLimit(b *testing.B) {
 	ctx := context.Background()
 	br := testkit.NATS(b)
@@ -140,8 +141,8 @@ func BenchmarkContactUpdatesUnderPlanLimit(b *testing.B) {
 	if err := ledger.Migrate(ctx, pool); err != nil {
 		b.Fatal(err)
 	}
-	const workers = 32
-	claims, err := ledger.OpenClaimPool(ctx, pool, workers)
+	batches, pull := consumer.Pulls(32) // CRM_WORKERS' default, as run.go splits it
+	claims, err := ledger.OpenClaimPool(ctx, pool, batches*pull)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func BenchmarkContactUpdatesUnderPlanLimit(b *testing.B) {
 			if err := client.EnsureProperties(ctx, hubspot.DefaultProperties()); err != nil {
 				b.Fatal(err)
 			}
-			s := NewSyncer(client, 150*time.Millisecond, workers, ledger.New(pool, ledger.WithClaimPool(claims)), js, ConsumerName, slog.New(slog.DiscardHandler))
+			s := NewSyncer(client, 150*time.Millisecond, ledger.New(pool, ledger.WithClaimPool(claims), ledger.WithClaimGroups()), js, ConsumerName, slog.New(slog.DiscardHandler))
 			s.batch.coalesce = mode.coalesce
 			msgs := customerEvents(b, b.N)
 			before := hub.Requests()[hubspotemu.EndpointBatchUpsert]
@@ -172,26 +173,41 @@ func BenchmarkContactUpdatesUnderPlanLimit(b *testing.B) {
 			rctx, stop := context.WithCancel(ctx)
 			ran := make(chan error, 1)
 			go func() { ran <- s.Run(rctx) }()
-			next := make(chan *consumer.Message)
+			next := make(chan []*consumer.Message)
 			var wg sync.WaitGroup
 			b.ResetTimer()
-			for range workers {
+			for range batches {
 				wg.Go(func() {
-					for m := range next {
-						// A failed attempt is retried as the consumer would.
-						for m.Attempt = 1; ; m.Attempt++ {
-							if err := s.Handle(ctx, m); err == nil {
-								break
-							} else if m.Attempt > 10 {
-								b.Error(err)
+					for ms := range next {
+						// Failed messages are retried as the consumer would.
+						for attempt := 1; len(ms) > 0; attempt++ {
+							for _, m := range ms {
+								m.Attempt = attempt
+							}
+							var failed []*consumer.Message
+							var each consumer.Results
+							if err := s.HandleBatch(ctx, ms); errors.As(err, &each) {
+								for i, err := range each {
+									if err != nil {
+										failed = append(failed, ms[i])
+									}
+								}
+							} else if err != nil {
+								b.Fatal(err)
+							}
+							if len(failed) > 0 && attempt > 10 {
+								b.Error(each)
 								break
 							}
+							ms = failed
 						}
 					}
 				})
 			}
-			for _, m := range msgs {
-				next <- m
+			for len(msgs) > 0 {
+				n := min(pull, len(msgs))
+				next <- msgs[:n]
+				msgs = msgs[n:]
 			}
 			close(next)
 			wg.Wait()

@@ -34,7 +34,7 @@ type Config struct {
 	DatabaseURL  config.Secret       // DATABASE_URL
 	HubSpotToken config.Secret       // HUBSPOT_TOKEN: private app token (crm.objects.contacts.write, crm.schemas.contacts.write); required
 	HubSpotURL   string              // HUBSPOT_BASE_URL: HubSpot API base; point it at an emulator to test
-	Workers      int                 // CRM_WORKERS: billing events handled at once (also the most contacts a burst can gather into one HubSpot call)
+	Workers      int                 // CRM_WORKERS: billing events handled at once, in two pulls of half as many (also the most contacts a burst gathers into one HubSpot call)
 	BatchLinger  time.Duration       // CRM_BATCH_LINGER: longest wait for company in a HubSpot batch
 	LogLevel     string              // LOG_LEVEL
 	MaxAttempts  int                 // CONSUMER_MAX_ATTEMPTS
@@ -136,14 +136,15 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	}, backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithMaxElapsedTime(2*time.Minute)), ctx)); err != nil {
 		return fmt.Errorf("create HubSpot contact properties: %w", err)
 	}
-	syncer := NewSyncer(hs, cfg.BatchLinger, cfg.Workers, ledger.New(pool, ledger.WithClaimPool(claims), ledger.WithClaimGroups()), js, ConsumerName, log)
+	syncer := NewSyncer(hs, cfg.BatchLinger, ledger.New(pool, ledger.WithClaimPool(claims), ledger.WithClaimGroups()), js, ConsumerName, log)
 	if err := syncer.Instrument(base.Tel.Meter); err != nil {
 		return err
 	}
-	cons, err := consumer.New(js, ledger.New(pool), consumer.Config{
+	pulls, batch := consumer.Pulls(cfg.Workers)
+	cons, err := consumer.NewBatch(js, ledger.New(pool), consumer.Config{
 		Name: ConsumerName, Stream: natsbus.StreamBilling, Subjects: []string{wire.BillingAll},
-		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, OnFailure: syncer.OnFailure, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
-	}, syncer.Handle)
+		Workers: pulls, Batch: batch, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, OnFailure: syncer.OnFailure, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+	}, syncer.HandleBatch)
 	if err != nil {
 		return err
 	}

@@ -54,12 +54,11 @@ type Syncer struct {
 // NewSyncer wires the handler; consumerName keys its ledger rows.
 // Upserts of concurrent events go to HubSpot together, each waiting at most
 // linger for company. A call carries up to hubspot.MaxBatchInputs contacts
-// and closes once workers updates are in (the consumer's handlers, each
-// waiting on its own upsert): no more can come, and lingering would only
-// cap throughput at workers per linger. Updates of one contact that come
-// together share its input (see batcher).
-func NewSyncer(crm Upserter, linger time.Duration, workers int, l *ledger.Ledger, js jetstream.JetStream, consumerName string, log *slog.Logger) *Syncer {
-	s := &Syncer{batch: newBatcher(crm, workers, linger), ledger: l, js: js, consumer: consumerName, log: log, now: time.Now}
+// and closes once every handler that may still send an update has (see
+// batcher): no more can come, and lingering would only cap throughput.
+// Updates of one contact that come together share its input.
+func NewSyncer(crm Upserter, linger time.Duration, l *ledger.Ledger, js jetstream.JetStream, consumerName string, log *slog.Logger) *Syncer {
+	s := &Syncer{batch: newBatcher(crm, linger), ledger: l, js: js, consumer: consumerName, log: log, now: time.Now}
 	_ = s.Instrument(noop.NewMeterProvider())
 	return s
 }
@@ -69,9 +68,29 @@ func (s *Syncer) Run(ctx context.Context) error { return s.batch.Run(ctx) }
 
 var errMissingResult = errclass.Transient(errors.New("hubspot returned no result for the contact"))
 
+// HandleBatch handles the messages of one pull side by side (a
+// consumer.BatchHandler), each settled by its own outcome: their claims
+// share the ledger's round trips, and their updates one HubSpot call, since
+// every handler takes its ticket before any of them starts.
+func (s *Syncer) HandleBatch(ctx context.Context, ms []*consumer.Message) error {
+	tickets := make(map[*consumer.Message]*ticket, len(ms))
+	for _, m := range ms {
+		tickets[m] = s.batch.enter()
+	}
+	return consumer.Each(func(ctx context.Context, m *consumer.Message) error {
+		return s.handle(ctx, m, tickets[m])
+	}, len(ms))(ctx, ms)
+}
+
 // Handle upserts the contact a billing event implies, once, and publishes
 // crm.contact.synced.
 func (s *Syncer) Handle(ctx context.Context, m *consumer.Message) error {
+	return s.handle(ctx, m, s.batch.enter())
+}
+
+func (s *Syncer) handle(ctx context.Context, m *consumer.Message, t *ticket) error {
+	defer t.done()
+	ctx = withTicket(ctx, t)
 	msg, err := subjects.Decode(m.Subject, m.Data)
 	if err != nil {
 		return errclass.Permanent(err)

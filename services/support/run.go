@@ -36,7 +36,7 @@ type Config struct {
 	ZendeskKey  config.Secret       // ZENDESK_API_TOKEN: the agent's Zendesk API token; required
 	RulesFile   string              // SUPPORT_RULES_FILE: "" = the shipped rules
 	Groups      map[string]int64    // SUPPORT_GROUPS: "Billing=123,Customer Success=456"
-	Workers     int                 // SUPPORT_WORKERS: billing events handled at once (their claims share groups, see package ledger)
+	Workers     int                 // SUPPORT_WORKERS: billing events handled at once, in two pulls of half as many (a pull's claims share groups, see package ledger)
 	LogLevel    string              // LOG_LEVEL
 	MaxAttempts int                 // CONSUMER_MAX_ATTEMPTS
 	Backoff     []time.Duration     // CONSUMER_BACKOFF
@@ -152,10 +152,11 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err := opener.Instrument(base.Tel.Meter); err != nil {
 		return err
 	}
-	cons, err := consumer.New(js, ledger.New(pool), consumer.Config{
+	pulls, batch := consumer.Pulls(cfg.Workers)
+	cons, err := consumer.NewBatch(js, ledger.New(pool), consumer.Config{
 		Name: ConsumerName, Stream: natsbus.StreamBilling, Subjects: []string{wire.BillingAll},
-		Workers: cfg.Workers, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, OnFailure: opener.OnFailure, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
-	}, opener.Handle)
+		Workers: pulls, Batch: batch, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, OnFailure: opener.OnFailure, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+	}, consumer.Each(opener.Handle, batch))
 	if err != nil {
 		return err
 	}

@@ -79,8 +79,9 @@ type Message struct {
 	// message then carry it as customer_id.
 	Customer string
 
-	msg jetstream.Msg
-	ctx context.Context // a batch's message: its own process span and log fields (see Context)
+	msg  jetstream.Msg
+	ctx  context.Context // a batch's message: its own process span and log fields (see Context)
+	took time.Duration   // how long it was handled on its own (Each); 0: its batch's share
 }
 
 // Context is what a batch handler does for this message alone (what it
@@ -153,7 +154,12 @@ type Config struct {
 	Batch         int             // NewBatch only, 500: the most messages per call (New pulls one message per idle worker)
 	Workers       int             // 8: messages handled at once; NewBatch: batches handled at once, 1
 	BatchLinger   time.Duration   // NewBatch only, 5ms: how long a batch waits to fill once it has a message
-	DrainTimeout  time.Duration   // 20s: time in-flight handlers get on shutdown
+	// Pull is NewBatch's read-ahead, by default (Workers+1)×Batch: the
+	// messages the client may hold before a worker takes them. Each waits
+	// unattended, its AckWait running, so a handler that may wait on a
+	// vendor's rate limit keeps it to one Batch (see Each).
+	Pull         int
+	DrainTimeout time.Duration // 20s: time in-flight handlers get on shutdown
 
 	// Create makes Run create the durable, or update it to this Config,
 	// instead of binding to the one `switchyard migrate` made. It is for
@@ -349,6 +355,9 @@ const pullExpiry = 5 * time.Second
 // beside a handler's I/O. A batch handler's next batch fills while one is
 // handled.
 func (c *Consumer) pullSize() int {
+	if c.batch != nil && c.cfg.Pull > 0 {
+		return max(c.cfg.Pull, c.cfg.Batch)
+	}
 	if c.batch != nil {
 		return (c.cfg.Workers + 1) * c.cfg.Batch
 	}
@@ -694,6 +703,16 @@ func (c *Consumer) handleBatch(ctx context.Context, jms []jetstream.Msg) {
 			mstart := c.now()
 			merr = c.call(ctxs[i], ms[i:i+1])
 			d = c.now().Sub(mstart)
+		} else if m.took > 0 {
+			d = m.took // handled on its own (Each)
+		}
+		var p *panicError
+		if errors.As(merr, &p) {
+			c.cfg.Logger.ErrorContext(ctxs[i], "handler panic", "consumer", c.cfg.Name, "panic", fmt.Sprint(p.value), "stack", string(p.stack))
+		}
+		if m.Customer != "" {
+			ctxs[i] = logging.WithCustomerID(ctxs[i], m.Customer)
+			spans[i].SetAttributes(attribute.String("switchyard.customer_id", m.Customer))
 		}
 		c.observe(ctxs[i], m, d, spans[i], merr)
 		c.settle(ctxs[i], m, merr)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/switchyard/switchyard/platform/errclass"
 )
@@ -15,7 +16,9 @@ import (
 // workers would. What it adds is that they start together: the effects
 // of one pull then share what gathers concurrent callers (a ledger's
 // claim groups, a vendor batch), where New's workers, pulling a message
-// each as they come free, start one at a time.
+// each as they come free, start one at a time. A consumer of a handler
+// that may wait on a vendor sets Config.Pull to one Batch (see Pulls), so
+// at most one pull waits unattended while its workers are parked.
 func Each(h Handler, limit int) BatchHandler {
 	limit = max(limit, 1)
 	return func(ctx context.Context, ms []*Message) error {
@@ -28,7 +31,9 @@ func Each(h Handler, limit int) BatchHandler {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
+				start := time.Now()
 				res[i] = callOne(m.Context(ctx), h, m)
+				m.took = max(time.Since(start), time.Nanosecond)
 			}()
 		}
 		wg.Wait()
@@ -43,8 +48,9 @@ func Each(h Handler, limit int) BatchHandler {
 
 // Pulls splits workers, the messages a handler run through Each may
 // handle at once, into Config.Workers and Config.Batch: two pulls of half
-// as many, so that one pull is handled while the other's slowest message
-// ends (one pull for a single worker).
+// as many (rounded up), so that one pull is handled while the other's
+// slowest message ends (one pull for a single worker). Config.Pull is then
+// batch: one pull read ahead.
 func Pulls(workers int) (pulls, batch int) {
 	workers = max(workers, 1)
 	pulls = min(workers, 2)
@@ -53,12 +59,20 @@ func Pulls(workers int) (pulls, batch int) {
 
 // callOne runs h for m, turning a panic into m's permanent error (the
 // consumer's own recovery covers only the goroutine that called the batch
-// handler).
+// handler); the consumer logs its stack, which stays out of the reason.
 func callOne(ctx context.Context, h Handler, m *Message) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = errclass.Permanent(fmt.Errorf("handler panic: %v\n%s", r, debug.Stack()))
+			err = errclass.Permanent(&panicError{value: r, stack: debug.Stack()})
 		}
 	}()
 	return h(ctx, m)
 }
+
+// panicError is a handler's panic in Each.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (p *panicError) Error() string { return fmt.Sprintf("handler panic: %v", p.value) }

@@ -1,10 +1,12 @@
 package crm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"maps"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -31,23 +33,23 @@ import (
 //
 // HubSpot refuses duplicate ids in a batch, so an update of an email the
 // forming batch already carries is coalesced into that contact's input:
-// its properties overlay the earlier ones (a later "" still clears), which
-// leaves the contact as sending the two in arrival order, one after the
-// other, would — HubSpot's upsert sets exactly the properties an input
+// the properties of the later message overlay the earlier's (a later ""
+// still clears), which leaves the contact as sending the two one after
+// the other would — HubSpot's upsert sets exactly the properties an input
 // names. Every caller merged into an input gets that input's result, the
 // contact's id or its error. One request then spends one input on all of
 // a customer's updates that come together (a new customer's created,
 // subscription and invoice events arrive from Stripe back to back).
 //
-// Arrival order is not domain order: the consumer hands one customer's
-// messages to different workers, which reach the batcher in whatever order
-// their ledger claims finish, and a retried message comes back after its
-// successors. Merging in arrival order is no worse than holding the later
-// update for the next call (what the batcher did before, with coalesce
-// off): both leave the contact as arrival order says. What keeps a late
-// event from moving plan, status or MRR backwards is identity's superseded
-// flag (contactUpdate then leaves those properties out), and that holds
-// merged or not.
+// Arrival order is not stream order: a pull's handlers start together and
+// reach the batcher in whatever order their ledger claims finish, so
+// updates merged into one input overlay in their messages' stream order
+// (the ticket carries it), as sending them one after the other in stream
+// order would leave the contact. Across calls, and for a retried message
+// that comes back after its successors, the order is arrival's. What keeps
+// a late event from moving plan, status or MRR backwards is identity's
+// superseded flag (contactUpdate then leaves those properties out), and
+// that holds merged or not.
 //
 // The hazard of merging: HubSpot judges the merged input as one, so a
 // per-input refusal (a 207 error) of it fails every merged caller, even
@@ -77,6 +79,7 @@ type batcher struct {
 type batchReq struct {
 	ctx  context.Context
 	in   hubspot.ContactInput
+	seq  uint64 // its message's stream sequence: merged updates overlay in this order
 	done chan batchRes
 }
 
@@ -96,7 +99,8 @@ func newBatcher(up Upserter, linger time.Duration) *batcher {
 // belongs to one goroutine.
 type ticket struct {
 	b     *batcher
-	spent bool // its update went to Run, or it was given back
+	seq   uint64 // the holder's message's stream sequence (0 if none)
+	spent bool   // its update went to Run, or it was given back
 }
 
 // enter takes a ticket: an update may come from its holder.
@@ -173,7 +177,7 @@ func (b *batcher) wait(ctx context.Context, in hubspot.ContactInput) (batchRes, 
 	if t == nil || t.spent {
 		t = b.enter()
 	}
-	r := &batchReq{ctx: ctx, in: in, done: make(chan batchRes, 1)}
+	r := &batchReq{ctx: ctx, in: in, seq: t.seq, done: make(chan batchRes, 1)}
 	select {
 	case b.reqs <- r:
 		t.spent = true // Run counts it in
@@ -199,15 +203,27 @@ type entry struct {
 	merged bool        // in.Properties is our copy, not the first caller's map
 }
 
-// merge overlays a later update of the same email.
+// merge overlays another update of the same email, in stream order: one
+// that comes after an update its message follows is laid under it instead.
 func (e *entry) merge(r *batchReq) {
-	if !e.merged {
-		props := make(map[string]string, len(e.in.Properties)+len(r.in.Properties))
-		maps.Copy(props, e.in.Properties)
-		e.in.Properties, e.merged = props, true
-	}
-	maps.Copy(e.in.Properties, r.in.Properties)
+	later := !slices.ContainsFunc(e.reqs, func(o *batchReq) bool { return o.seq > r.seq })
 	e.reqs = append(e.reqs, r)
+	if later {
+		if !e.merged {
+			props := make(map[string]string, len(e.in.Properties)+len(r.in.Properties))
+			maps.Copy(props, e.in.Properties)
+			e.in.Properties, e.merged = props, true
+		}
+		maps.Copy(e.in.Properties, r.in.Properties)
+		return
+	}
+	byStream := slices.Clone(e.reqs)
+	slices.SortStableFunc(byStream, func(a, b *batchReq) int { return cmp.Compare(a.seq, b.seq) })
+	props := map[string]string{}
+	for _, o := range byStream {
+		maps.Copy(props, o.in.Properties)
+	}
+	e.in.Properties, e.merged = props, true
 }
 
 // batch is the call being formed.

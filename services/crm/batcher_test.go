@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -558,4 +559,64 @@ func expect(ctx context.Context, b *batcher, n int) []context.Context {
 		ctxs[i] = withTicket(ctx, b.enter())
 	}
 	return ctxs
+}
+
+// inputs is an Upserter that keeps every input it is sent.
+type inputs struct {
+	mu  sync.Mutex
+	got []hubspot.ContactInput
+}
+
+func (r *inputs) UpsertContacts(_ context.Context, in []hubspot.ContactInput) ([]hubspot.ContactResult, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, in...)
+	out := make([]hubspot.ContactResult, len(in))
+	for i, c := range in {
+		out[i] = hubspot.ContactResult{Email: c.Email, ID: "1"}
+	}
+	return out, nil
+}
+
+// TestMergedUpdatesFollowStreamOrder: a pull's handlers reach the batcher
+// in any order; updates of one contact merged into one input overlay in
+// their messages' stream order, not in the order they came.
+func TestMergedUpdatesFollowStreamOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		up := &inputs{}
+		b := newBatcher(up, time.Hour)
+		ctx, cancel := context.WithCancel(context.Background())
+		ran := make(chan error, 1)
+		go func() { ran <- b.Run(ctx) }()
+		updates := []struct {
+			seq   uint64
+			props map[string]string
+		}{ // as they come
+			{30, map[string]string{"plan": "team"}},
+			{10, map[string]string{"plan": "basic", "firstname": "Ada"}},
+			{20, map[string]string{"plan": "pro", "firstname": ""}},
+		}
+		ctxs := expect(ctx, b, len(updates))
+		var wg sync.WaitGroup
+		for i, u := range updates {
+			ctxs[i].Value(ticketKey{}).(*ticket).seq = u.seq
+			wg.Go(func() {
+				if _, err := b.Upsert(ctxs[i], hubspot.ContactInput{Email: "ada@x.io", Properties: u.props}); err != nil {
+					t.Error(err)
+				}
+			})
+			synctest.Wait()
+		}
+		wg.Wait()
+		if len(up.got) != 1 || !maps.Equal(up.got[0].Properties, map[string]string{"plan": "team", "firstname": ""}) {
+			t.Errorf("sent %+v, want one input: plan team (the last message's), firstname cleared", up.got)
+		}
+		if !maps.Equal(updates[0].props, map[string]string{"plan": "team"}) {
+			t.Errorf("the first caller's properties were changed: %v", updates[0].props)
+		}
+		cancel()
+		if err := <-ran; err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -241,7 +241,7 @@ var (
 
 // customerEvents is n billing events in stream order: each customer's
 // created, subscription started and invoice paid, one after the other.
-func customerEvents(b *testing.B, n int) []*consumer.Message {
+func customerEvents(b testing.TB, n int) []*consumer.Message {
 	b.Helper()
 	plan := &billingv1.Plan{PriceId: "price_pro", ProductName: "Pro", Mrr: 4900, Currency: "usd"}
 	msgs := make([]*consumer.Message, 0, n)

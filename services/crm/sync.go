@@ -76,6 +76,7 @@ func (s *Syncer) HandleBatch(ctx context.Context, ms []*consumer.Message) error 
 	tickets := make(map[*consumer.Message]*ticket, len(ms))
 	for _, m := range ms {
 		tickets[m] = s.batch.enter()
+		tickets[m].seq = m.Sequence
 	}
 	return consumer.Each(func(ctx context.Context, m *consumer.Message) error {
 		return s.handle(ctx, m, tickets[m])
@@ -85,7 +86,9 @@ func (s *Syncer) HandleBatch(ctx context.Context, ms []*consumer.Message) error 
 // Handle upserts the contact a billing event implies, once, and publishes
 // crm.contact.synced.
 func (s *Syncer) Handle(ctx context.Context, m *consumer.Message) error {
-	return s.handle(ctx, m, s.batch.enter())
+	t := s.batch.enter()
+	t.seq = m.Sequence
+	return s.handle(ctx, m, t)
 }
 
 func (s *Syncer) handle(ctx context.Context, m *consumer.Message, t *ticket) error {

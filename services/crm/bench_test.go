@@ -120,14 +120,14 @@ func (c *inputCounter) requests() int { c.mu.Lock(); defer c.mu.Unlock(); return
 // requests per rolling 10 seconds (the client keeps 10 % in reserve: 90),
 // on a virtual clock. The events come as Stripe sends a new customer's:
 // created, subscription started, invoice paid, one after the other in the
-// stream, handled as the consumer hands them out: CRM_WORKERS' default 32
-// events at once, in two pulls of 16. "hold" is the batcher
+// stream, handled as the consumer hands them out: CRM_WORKERS' default 64
+// events at once, in two pulls of 32. "hold" is the batcher
 // before coalescing (a second update of a contact waits for the next
 // call); "coalesce" merges it into the contact's input. It reports
 // requests/update, inputs/request and updates/min: updates over the
 // ten-second windows they used (run a multiple of a window's worth, e.g.
 // -benchtime 15000x, for the steady rate). A call carries the updates of
-// the pulls being handled (two of 16), so coalescing's ceiling here is 32
+// the pulls being handled (two of 32), so coalescing's ceiling here is 64
 // updates a request.
 func BenchmarkContactUpdatesUnderPlanLimit(b *testing.B) {
 	ctx := context.Background()
@@ -141,7 +141,7 @@ func BenchmarkContactUpdatesUnderPlanLimit(b *testing.B) {
 	if err := ledger.Migrate(ctx, pool); err != nil {
 		b.Fatal(err)
 	}
-	batches, pull := consumer.Pulls(32) // CRM_WORKERS' default, as run.go splits it
+	batches, pull := consumer.Pulls(64) // CRM_WORKERS' default, as run.go splits it
 	claims, err := ledger.OpenClaimPool(ctx, pool, batches*pull)
 	if err != nil {
 		b.Fatal(err)

@@ -50,7 +50,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		DatabaseURL:  r.Secret("DATABASE_URL"),
 		HubSpotToken: r.Secret("HUBSPOT_TOKEN"),
 		HubSpotURL:   r.String("HUBSPOT_BASE_URL", hubspot.DefaultBaseURL),
-		Workers:      r.Int("CRM_WORKERS", 32, 1, 256),
+		Workers:      r.Int("CRM_WORKERS", 64, 1, 256),
 		BatchLinger:  r.Duration("CRM_BATCH_LINGER", 150*time.Millisecond),
 		LogLevel:     r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		NATS:         natsbus.OptionsFromEnv(r, "switchyard-crm"),

@@ -79,9 +79,16 @@ func TestKilledBetweenTicketAndAckOpensOneTicket(t *testing.T) {
 			t.Fatal(err)
 		}
 		cjs, _ := jetstream.New(nc)
-		o := support.NewOpener(desk, rules, groups, ledger.New(pool), cjs, support.ConsumerName, slog.New(slog.DiscardHandler))
-		c, err := consumer.New(cjs, ledger.New(pool), consumer.Config{Name: support.ConsumerName, Stream: natsbus.StreamBilling,
-			Subjects: []string{"billing.>"}, AckWait: 500 * time.Millisecond, Create: true}, o.Handle)
+		// Wired as run.go wires it: claims grouped on a pool of their own,
+		// a pull's messages handled side by side.
+		claims, err := ledger.OpenClaimPool(ctx, pool, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := support.NewOpener(desk, rules, groups, ledger.New(pool, ledger.WithClaimPool(claims), ledger.WithClaimGroups()), cjs, support.ConsumerName, slog.New(slog.DiscardHandler))
+		pulls, batch := consumer.Pulls(4)
+		c, err := consumer.NewBatch(cjs, ledger.New(pool), consumer.Config{Name: support.ConsumerName, Stream: natsbus.StreamBilling,
+			Subjects: []string{"billing.>"}, AckWait: 500 * time.Millisecond, Create: true, Workers: pulls, Batch: batch, Pull: batch}, consumer.Each(o.Handle, batch))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -56,7 +56,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ZendeskKey:  r.Secret("ZENDESK_API_TOKEN"),
 		RulesFile:   r.String("SUPPORT_RULES_FILE", ""),
 		Groups:      map[string]int64{},
-		Workers:     r.Int("SUPPORT_WORKERS", 16, 1, 64),
+		Workers:     r.Int("SUPPORT_WORKERS", 32, 1, 64),
 		LogLevel:    r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		NATS:        natsbus.OptionsFromEnv(r, "switchyard-support"),
 	}

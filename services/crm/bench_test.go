@@ -22,9 +22,6 @@ import (
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/consumer"
 	hubspotemu "github.com/switchyard/switchyard/platform/devkit/emulator/hubspot"
-	"github.com/switchyard/switchyard/platform/devkit/testkit"
-	"github.com/switchyard/switchyard/platform/ledger"
-	"github.com/switchyard/switchyard/platform/postgres"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/services/crm/hubspot"
@@ -131,22 +128,8 @@ func (c *inputCounter) requests() int { c.mu.Lock(); defer c.mu.Unlock(); return
 // updates a request.
 func BenchmarkContactUpdatesUnderPlanLimit(b *testing.B) {
 	ctx := context.Background()
-	br := testkit.NATS(b)
-	_, js := br.Connect(b)
-	pool, err := postgres.Open(ctx, testkit.Postgres(b), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(pool.Close)
-	if err := ledger.Migrate(ctx, pool); err != nil {
-		b.Fatal(err)
-	}
 	batches, pull := consumer.Pulls(64) // CRM_WORKERS' default, as run.go splits it
-	claims, err := ledger.OpenClaimPool(ctx, pool, batches*pull)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(claims.Close)
+	js, l := syncerDeps(b, batches*pull)
 	for _, mode := range []struct {
 		name     string
 		coalesce bool
@@ -165,7 +148,7 @@ func BenchmarkContactUpdatesUnderPlanLimit(b *testing.B) {
 			if err := client.EnsureProperties(ctx, hubspot.DefaultProperties()); err != nil {
 				b.Fatal(err)
 			}
-			s := NewSyncer(client, 150*time.Millisecond, ledger.New(pool, ledger.WithClaimPool(claims), ledger.WithClaimGroups()), js, ConsumerName, slog.New(slog.DiscardHandler))
+			s := NewSyncer(client, 150*time.Millisecond, l, js, ConsumerName, slog.New(slog.DiscardHandler))
 			s.batch.coalesce = mode.coalesce
 			msgs := customerEvents(b, b.N)
 			before := hub.Requests()[hubspotemu.EndpointBatchUpsert]

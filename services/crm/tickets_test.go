@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard/switchyard/platform/config"
@@ -27,21 +28,7 @@ import (
 // hour-long) linger for a handler that will never send one.
 func TestEveryTicketComesBack(t *testing.T) {
 	ctx := context.Background()
-	br := testkit.NATS(t)
-	_, js := br.Connect(t)
-	pool, err := postgres.Open(ctx, testkit.Postgres(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := ledger.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	claims, err := ledger.OpenClaimPool(ctx, pool, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(claims.Close)
+	js, l := syncerDeps(t, 8)
 	hub := httptest.NewServer(hubspotemu.New(hubspotemu.Options{Tokens: map[string][]string{"pat-t": nil}, TenSecondLimit: -1}))
 	t.Cleanup(hub.Close)
 	client, err := hubspot.New(hubspot.Config{BaseURL: hub.URL, Token: config.NewSecret("pat-t")})
@@ -51,7 +38,7 @@ func TestEveryTicketComesBack(t *testing.T) {
 	if err := client.EnsureProperties(ctx, hubspot.DefaultProperties()); err != nil {
 		t.Fatal(err)
 	}
-	s := NewSyncer(client, time.Hour, ledger.New(pool, ledger.WithClaimPool(claims), ledger.WithClaimGroups()), js, ConsumerName, slog.New(slog.DiscardHandler))
+	s := NewSyncer(client, time.Hour, l, js, ConsumerName, slog.New(slog.DiscardHandler))
 	rctx, stop := context.WithCancel(ctx)
 	ran := make(chan error, 1)
 	go func() { ran <- s.Run(rctx) }()
@@ -87,4 +74,27 @@ func TestEveryTicketComesBack(t *testing.T) {
 	for _, m := range customerEvents(t, 3) {
 		handle("HubSpot down", []*consumer.Message{m})
 	}
+}
+
+// syncerDeps is what a Syncer needs besides HubSpot, as run.go makes it: a
+// broker, and a migrated ledger whose claims are grouped on a pool of
+// their own of claims connections.
+func syncerDeps(tb testing.TB, claims int) (jetstream.JetStream, *ledger.Ledger) {
+	tb.Helper()
+	ctx := context.Background()
+	_, js := testkit.NATS(tb).Connect(tb)
+	pool, err := postgres.Open(ctx, testkit.Postgres(tb), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(pool.Close)
+	if err := ledger.Migrate(ctx, pool); err != nil {
+		tb.Fatal(err)
+	}
+	claimPool, err := ledger.OpenClaimPool(ctx, pool, claims)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(claimPool.Close)
+	return js, ledger.New(pool, ledger.WithClaimPool(claimPool), ledger.WithClaimGroups())
 }

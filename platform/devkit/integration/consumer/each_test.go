@@ -30,6 +30,7 @@ func TestEachHandlesAPullSideBySide(t *testing.T) {
 	handled := map[string]int{}
 	deliveries := map[string]int{}
 	var running, most atomic.Int32
+	gate := make(chan struct{}) // holds the first handlers until the test has seen how many run at once
 	h := func(ctx context.Context, m *consumer.Message) error {
 		now := running.Add(1)
 		defer running.Add(-1)
@@ -39,7 +40,7 @@ func TestEachHandlesAPullSideBySide(t *testing.T) {
 				break
 			}
 		}
-		time.Sleep(100 * time.Millisecond) // long enough for every message allowed to start to have started
+		<-gate
 		mu.Lock()
 		deliveries[m.ID]++
 		d := deliveries[m.ID]
@@ -57,6 +58,10 @@ func TestEachHandlesAPullSideBySide(t *testing.T) {
 	}
 	e.startBatch(t, consumer.Config{Name: "each", Subjects: []string{"billing.test.>"}, Batch: 20, BatchLinger: 200 * time.Millisecond,
 		Backoff: []time.Duration{50 * time.Millisecond}}, consumer.Each(h, limit))
+	// The first pull holds 20 messages: the limit's worth start, and no more.
+	testkit.WaitFor(t, 10*time.Second, "the limit's worth of messages running", func() bool { return running.Load() >= limit })
+	testkit.Never(t, 300*time.Millisecond, "more messages running than the limit", func() bool { return running.Load() > limit })
+	close(gate)
 	testkit.WaitFor(t, 20*time.Second, "all settled", e.settled(t, natsbus.StreamBilling, "each"))
 
 	if got := most.Load(); got != limit {
@@ -96,6 +101,7 @@ func TestBatchWaitingForAWorkerIsKeptAlive(t *testing.T) {
 	var mu sync.Mutex
 	deliveries := map[string]int{}
 	var first atomic.Bool
+	busy := make(chan struct{}) // the first batch's worker, until released
 	e.startBatch(t, consumer.Config{Name: "waiting", Subjects: []string{"billing.test.>"}, Batch: batch, BatchLinger: 200 * time.Millisecond,
 		Workers: 1, AckWait: 300 * time.Millisecond},
 		func(ctx context.Context, ms []*consumer.Message) error {
@@ -105,10 +111,23 @@ func TestBatchWaitingForAWorkerIsKeptAlive(t *testing.T) {
 			}
 			mu.Unlock()
 			if first.CompareAndSwap(false, true) {
-				time.Sleep(1500 * time.Millisecond) // 5 × AckWait
+				<-busy
 			}
 			return nil
 		})
+	redelivered := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, d := range deliveries {
+			if d > 1 {
+				return true
+			}
+		}
+		return false
+	}
+	testkit.WaitFor(t, 10*time.Second, "the first batch handled", first.Load)
+	testkit.Never(t, 1500*time.Millisecond, "a redelivery while the only worker is busy (5 × AckWait)", redelivered)
+	close(busy)
 	testkit.WaitFor(t, 15*time.Second, "all settled", e.settled(t, natsbus.StreamBilling, "waiting"))
 	mu.Lock()
 	defer mu.Unlock()

@@ -17,7 +17,7 @@ import (
 // of one pull then share what gathers concurrent callers (a ledger's
 // claim groups, a vendor batch), where New's workers, pulling a message
 // each as they come free, start one at a time. A consumer of a handler
-// that may wait on a vendor sets Config.Pull to one Batch (see Pulls), so
+// that may wait on a vendor sets Config.Pull to one Batch (see Config.SideBySide), so
 // at most one pull waits unattended while its workers are parked.
 func Each(h Handler, limit int) BatchHandler {
 	limit = max(limit, 1)
@@ -46,15 +46,17 @@ func Each(h Handler, limit int) BatchHandler {
 	}
 }
 
-// Pulls splits workers, the messages a handler run through Each may
-// handle at once, into Config.Workers and Config.Batch: two pulls of half
-// as many (rounded up), so that one pull is handled while the other's
-// slowest message ends (one pull for a single worker). Config.Pull is then
-// batch: one pull read ahead.
-func Pulls(workers int) (pulls, batch int) {
+// SideBySide returns c set for a handler run through Each that may handle
+// workers messages at once: Workers two pulls of Batch, half as many
+// (rounded up), so that one pull is handled while the other's slowest
+// message ends (one pull for a single worker), and Pull one Batch, one
+// pull read ahead. Each's limit is then the returned Batch.
+func (c Config) SideBySide(workers int) Config {
 	workers = max(workers, 1)
-	pulls = min(workers, 2)
-	return pulls, (workers + pulls - 1) / pulls
+	c.Workers = min(workers, 2)
+	c.Batch = (workers + c.Workers - 1) / c.Workers
+	c.Pull = c.Batch
+	return c
 }
 
 // callOne runs h for m, turning a panic into m's permanent error (the

@@ -128,8 +128,8 @@ func (c *inputCounter) requests() int { c.mu.Lock(); defer c.mu.Unlock(); return
 // updates a request.
 func BenchmarkContactUpdatesUnderPlanLimit(b *testing.B) {
 	ctx := context.Background()
-	batches, pull := consumer.Pulls(64) // CRM_WORKERS' default, as run.go splits it
-	js, l := syncerDeps(b, batches*pull)
+	pulls := consumer.Config{}.SideBySide(64) // CRM_WORKERS' default, as run.go splits it
+	js, l := syncerDeps(b, pulls.Workers*pulls.Batch)
 	for _, mode := range []struct {
 		name     string
 		coalesce bool
@@ -159,7 +159,7 @@ func BenchmarkContactUpdatesUnderPlanLimit(b *testing.B) {
 			next := make(chan []*consumer.Message)
 			var wg sync.WaitGroup
 			b.ResetTimer()
-			for range batches {
+			for range pulls.Workers {
 				wg.Go(func() {
 					for ms := range next {
 						// Failed messages are retried as the consumer would.
@@ -188,7 +188,7 @@ func BenchmarkContactUpdatesUnderPlanLimit(b *testing.B) {
 				})
 			}
 			for len(msgs) > 0 {
-				n := min(pull, len(msgs))
+				n := min(pulls.Batch, len(msgs))
 				next <- msgs[:n]
 				msgs = msgs[n:]
 			}

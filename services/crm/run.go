@@ -140,11 +140,10 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err := syncer.Instrument(base.Tel.Meter); err != nil {
 		return err
 	}
-	pulls, batch := consumer.Pulls(cfg.Workers)
 	cons, err := consumer.NewBatch(js, ledger.New(pool), consumer.Config{
 		Name: ConsumerName, Stream: natsbus.StreamBilling, Subjects: []string{wire.BillingAll},
-		Workers: pulls, Batch: batch, Pull: batch, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, OnFailure: syncer.OnFailure, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
-	}, syncer.HandleBatch)
+		MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, OnFailure: syncer.OnFailure, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+	}.SideBySide(cfg.Workers), syncer.HandleBatch)
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ type Config struct {
 	StripeAPIKey  config.Secret       // STRIPE_API_KEY: restricted read key, optional; finds the customer of an unseen charge
 	StripeAPIBase string              // STRIPE_API_BASE: override for emulators
 	Workers       int                 // IDENTITY_WORKERS: batches of events resolved at once, each in a transaction of its own
-	Batch         int                 // IDENTITY_BATCH: the most events resolved in one transaction
+	Batch         int                 // IDENTITY_BATCH: the most events resolved, or CRM contact ids linked, in one transaction
 	ConsumerName  string              // IDENTITY_CONSUMER: durable name (one per deployment sharing a NATS account)
 	LogLevel      string              // LOG_LEVEL
 	MaxAttempts   int                 // CONSUMER_MAX_ATTEMPTS
@@ -136,10 +136,12 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 
-	links, err := consumer.New(js, ledger.New(pool), consumer.Config{
+	// CRM contact ids are linked a pull at a time (HandleCRMOutcomes): one
+	// read, and one transaction for the new ones.
+	links, err := consumer.NewBatch(js, ledger.New(pool), consumer.Config{
 		Name: natsbus.IdentityCRMLinks(cfg.ConsumerName), Stream: natsbus.StreamCRM, Subjects: []string{subjects.CRMContactSynced},
-		Workers: 2, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter,
-	}, svc.HandleCRMOutcome)
+		Workers: 2, Batch: cfg.Batch, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: tel.Tracer, Meter: tel.Meter,
+	}, svc.HandleCRMOutcomes)
 	if err != nil {
 		return err
 	}

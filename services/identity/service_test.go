@@ -323,6 +323,67 @@ func TestCRMContactOfAnotherCustomerIsAFailure(t *testing.T) {
 	}
 }
 
+// Outcomes published together are linked together (a pull in one
+// transaction): each contact goes to its customer, and of two customers
+// the CRM returned one contact for, one keeps it and the other's outcome
+// alone is dead-lettered.
+func TestCRMOutcomesOfAPullAreLinked(t *testing.T) {
+	b := testkit.NATS(t)
+	_, js := b.Connect(t)
+	h := startIdentity(t, b.URL, js, nil)
+	created := testkit.StripeEvent(t, "customer.created")
+	const n = 6
+	for i := range n {
+		h.deliver(t, bytes.ReplaceAll(bytes.ReplaceAll(created, []byte("evt_1O59vsGgdF1VjufLNnhVwvTi"), []byte(fmt.Sprintf("evt_1O59vsGgdF1VjufLNnhVwv%02d", i))),
+			[]byte("cus_OnMHOpJU2HN6Xv"), []byte(fmt.Sprintf("cus_OnMHOpJU2HN6%02d", i))))
+	}
+	var customers []string
+	testkit.WaitFor(t, 20*time.Second, "customers upserted", func() bool {
+		customers = h.billing(t)[subjects.BillingCustomerUpserted]
+		return len(customers) == n
+	})
+	publish := func(i int, cid, contact string) {
+		t.Helper()
+		out := &crmv1.ContactSynced{EventId: fmt.Sprintf("crm.contact.synced:p%d", i), CanonicalCustomerId: cid, SourceEventId: fmt.Sprintf("billing.customer.upserted:p%d", i),
+			ContactId: contact, Provider: "hubspot"}
+		data, _ := proto.Marshal(out)
+		if _, err := js.PublishMsg(context.Background(), &nats.Msg{Subject: subjects.CRMContactSynced, Data: data,
+			Header: nats.Header{wire.HeaderMsgID: {out.EventId}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, cid := range customers[:n-1] {
+		publish(i, cid, fmt.Sprintf("2000000000%d", i))
+	}
+	publish(n-1, customers[n-1], "20000000000") // customers[0]'s contact
+	testkit.WaitFor(t, 20*time.Second, "every contact linked", func() bool {
+		for i := 1; i < n-1; i++ {
+			if h.crmOwner(t, fmt.Sprintf("hubspot:2000000000%d", i)) != customers[i] {
+				return false
+			}
+		}
+		return h.crmOwner(t, "hubspot:20000000000") != ""
+	})
+	owner := h.crmOwner(t, "hubspot:20000000000")
+	other := customers[0]
+	if owner == other {
+		other = customers[n-1]
+	} else if owner != customers[n-1] {
+		t.Fatalf("the shared contact went to %s, neither of its two customers", owner)
+	}
+	var dls []*consumer.DeadLetter
+	testkit.WaitFor(t, 20*time.Second, "the conflict's dead letter", func() bool {
+		dls = deadLettersOf(t, js, identity.DefaultConsumerName+"_crm_links")
+		return len(dls) > 0
+	})
+	testkit.Never(t, time.Second, "a second dead letter", func() bool {
+		return len(deadLettersOf(t, js, identity.DefaultConsumerName+"_crm_links")) > 1
+	})
+	if dl := dls[0]; dl.Class != errclass.ClassPermanent || !strings.Contains(dl.Reason, "linked to customer "+owner) || !strings.Contains(dl.Reason, "returned it for customer "+other) {
+		t.Fatalf("dead letter: class %s, reason %q; want permanent, %s keeping the contact %s claimed", dl.Class, dl.Reason, owner, other)
+	}
+}
+
 // crmOwner is the customer a CRM contact is linked to ("" if none).
 func (h *hub) crmOwner(t *testing.T, contact string) string {
 	t.Helper()

@@ -136,17 +136,21 @@ func (s *Store) Resolve(ctx context.Context, eventID string, ids []Identifier, e
 // Stripe customers are never merged: the pair is recorded in
 // suspected_duplicates and each keeps its own links.
 func (s *Store) ResolveInput(ctx context.Context, in Input) (Resolution, error) {
-	var res Resolution
-	var err error
 	// Two events of one customer resolved at once may lock its rows in
 	// opposite orders (a merge chain, a customer created by the other): the
 	// loser of a deadlock is retried here at once rather than redelivered
 	// after the consumer's backoff.
+	return retryConflicts(func() (Resolution, error) { return s.resolveOnce(ctx, in) })
+}
+
+// retryConflicts runs a transaction f again, at once and up to five
+// times, while it loses a deadlock or a serialization conflict.
+func retryConflicts[T any](f func() (T, error)) (T, error) {
 	for attempt := 1; ; attempt++ {
-		res, err = s.resolveOnce(ctx, in)
+		v, err := f()
 		var pgErr *pgconn.PgError
 		if attempt == 5 || !errors.As(err, &pgErr) || (pgErr.Code != "40P01" && pgErr.Code != "40001") {
-			return res, err
+			return v, err
 		}
 	}
 }
@@ -907,18 +911,163 @@ func dedupe(ids []Identifier) []Identifier {
 // LinkExternal records an identifier another system gave the customer (a
 // CRM contact id, a support user id), idempotently. A link already held by
 // another customer is left alone and reported as false, with that owner.
+// A customer merged away has its survivor linked; an unknown one is
+// pgx.ErrNoRows.
 func (s *Store) LinkExternal(ctx context.Context, canonicalID string, id Identifier, sourceEventID string) (linked bool, owner string, err error) {
-	// Every sync of a contact reports the same id: once the link is there
-	// and the customer still stands, a read answers — no lock, no commit.
-	var merged bool
-	err = s.pool.QueryRow(ctx, `SELECT l.canonical_id, c.merged_into IS NOT NULL FROM customer_links l
-		JOIN customers c ON c.canonical_id = l.canonical_id WHERE l.kind = $1 AND l.value = $2`, id.Kind, id.Value).Scan(&owner, &merged)
-	switch {
-	case err == nil && owner == canonicalID && !merged:
-		return true, owner, nil
-	case err != nil && !errors.Is(err, pgx.ErrNoRows):
-		return false, "", fmt.Errorf("link %s: %w", id.Kind, err)
+	out, err := s.LinkExternals(ctx, []ExternalLink{{CanonicalID: canonicalID, ID: id, SourceEventID: sourceEventID}})
+	if err != nil {
+		return false, "", err
 	}
+	return out[0].Linked, out[0].Owner, out[0].Err
+}
+
+// ExternalLink asks LinkExternals to link ID to customer CanonicalID.
+type ExternalLink struct {
+	CanonicalID   string
+	ID            Identifier
+	SourceEventID string
+}
+
+// LinkOutcome is LinkExternals' answer for one ExternalLink, as
+// LinkExternal's: linked, or refused with the owner, or Err.
+type LinkOutcome struct {
+	Linked bool
+	Owner  string
+	Err    error
+}
+
+// LinkExternals is LinkExternal for a set, as a consumer's pull brings
+// them, in two round trips rather than one transaction each:
+//   - one read answers every link already there whose customer still
+//     stands (every later sync of a contact): no lock, no commit;
+//   - the rest are linked in one transaction: their customers locked in id
+//     order, the links inserted in the set's order — of two customers
+//     naming one new id in a set, the first takes it and the second is
+//     refused, as one after the other would be — their owners read, one
+//     commit.
+//
+// A customer found merged away or unknown there is left to a transaction
+// of its own (linkFollowingMerges), which links the survivor or reports
+// pgx.ErrNoRows in its LinkOutcome. The error is the set's: the read or
+// the shared transaction failed, and nothing of it was committed.
+func (s *Store) LinkExternals(ctx context.Context, in []ExternalLink) ([]LinkOutcome, error) {
+	out := make([]LinkOutcome, len(in))
+	kinds, values := make([]string, len(in)), make([]string, len(in))
+	for i, l := range in {
+		kinds[i], values[i] = l.ID.Kind, l.ID.Value
+	}
+	// Subselects, each a probe of a primary key per link (see lookUp on
+	// why not a join: its plan scanned both tables).
+	rows, err := s.pool.Query(ctx, `SELECT coalesce(o.owner, ''), coalesce((SELECT c.merged_into IS NOT NULL FROM customers c WHERE c.canonical_id = o.owner), false)
+		FROM (SELECT i, `+linkProbe+` AS owner FROM generate_subscripts($1::text[], 1) i) o
+		ORDER BY o.i`, kinds, values)
+	if err != nil {
+		return nil, fmt.Errorf("read links: %w", err)
+	}
+	var pending []int
+	var owner string
+	var merged bool
+	i := 0
+	_, err = pgx.ForEachRow(rows, []any{&owner, &merged}, func() error {
+		if owner == in[i].CanonicalID && !merged {
+			out[i] = LinkOutcome{Linked: true, Owner: owner}
+		} else {
+			pending = append(pending, i)
+		}
+		i++
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read links: %w", err)
+	}
+	if len(pending) == 0 {
+		return out, nil
+	}
+	alone, err := retryConflicts(func() ([]int, error) { return s.linkSet(ctx, in, pending, out) })
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range alone {
+		l := in[i]
+		out[i].Linked, out[i].Owner, out[i].Err = s.linkFollowingMerges(ctx, l.CanonicalID, l.ID, l.SourceEventID)
+	}
+	return out, nil
+}
+
+// linkSet is LinkExternals' transaction for the links in[pending], in one
+// round trip: BEGIN, lock their customers in id order (ORDER BY sorts
+// before FOR UPDATE locks), insert the links of customers not merged away
+// in pending's order, read every owner, COMMIT. It sets their outcomes in
+// out and returns those it left alone: a customer unknown or merged away.
+func (s *Store) linkSet(ctx context.Context, in []ExternalLink, pending []int, out []LinkOutcome) (alone []int, err error) {
+	kinds, values := make([]string, len(pending)), make([]string, len(pending))
+	cids, sources := make([]string, len(pending)), make([]string, len(pending))
+	for j, i := range pending {
+		kinds[j], values[j], cids[j], sources[j] = in[i].ID.Kind, in[i].ID.Value, in[i].CanonicalID, in[i].SourceEventID
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	c := conn.Conn()
+	defer postgres.RollbackOpen(ctx, c)
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(`SELECT canonical_id FROM customers WHERE canonical_id = ANY($1::text[]) AND merged_into IS NULL
+		ORDER BY canonical_id FOR UPDATE`, cids)
+	b.Queue(`INSERT INTO customer_links (kind, value, canonical_id, source_event_id)
+		SELECT ($1::text[])[i], ($2::text[])[i], ($3::text[])[i], ($4::text[])[i] FROM generate_subscripts($1::text[], 1) i
+		WHERE ($3::text[])[i] = ANY(ARRAY(SELECT canonical_id FROM customers WHERE canonical_id = ANY($3::text[]) AND merged_into IS NULL))
+		ORDER BY i
+		ON CONFLICT (kind, value) DO NOTHING`, kinds, values, cids, sources)
+	b.Queue(`SELECT coalesce(`+linkProbe+`, '') FROM generate_subscripts($1::text[], 1) i ORDER BY i`, kinds, values)
+	b.Queue("COMMIT")
+	br := c.SendBatch(ctx, b)
+	defer func() { _ = br.Close() }()
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("link: begin: %w", err)
+	}
+	standing := make(map[string]bool, len(pending))
+	var cid string
+	rows, _ := br.Query() // its error is the rows' too
+	if _, err := pgx.ForEachRow(rows, []any{&cid}, func() error { standing[cid] = true; return nil }); err != nil {
+		return nil, fmt.Errorf("link: lock customers: %w", err)
+	}
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("link: %w", err)
+	}
+	owners := make([]string, 0, len(pending))
+	var owner string
+	rows, _ = br.Query()
+	if _, err := pgx.ForEachRow(rows, []any{&owner}, func() error { owners = append(owners, owner); return nil }); err != nil {
+		return nil, fmt.Errorf("link: read owners: %w", err)
+	}
+	if err := postgres.ReadCommit(br); err != nil {
+		return nil, fmt.Errorf("link: commit: %w", err)
+	}
+	if err := br.Close(); err != nil {
+		return nil, err
+	}
+	for j, i := range pending {
+		switch {
+		case !standing[cids[j]]:
+			alone = append(alone, i)
+		case owners[j] == "":
+			// The customer stood locked and its link went in or was
+			// there: no owner is a bug, not a refusal.
+			out[i].Err = fmt.Errorf("link %s: no owner after linking customer %s", kinds[j], cids[j])
+		default:
+			out[i] = LinkOutcome{Linked: owners[j] == cids[j], Owner: owners[j]}
+		}
+	}
+	return alone, nil
+}
+
+// linkFollowingMerges links id to customer canonicalID, or, merged away,
+// to its survivor: merges are flattened, so that is one more try at most,
+// but a merge racing this one may add another.
+func (s *Store) linkFollowingMerges(ctx context.Context, canonicalID string, id Identifier, sourceEventID string) (linked bool, owner string, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return false, "", err
@@ -926,9 +1075,6 @@ func (s *Store) LinkExternal(ctx context.Context, canonicalID string, id Identif
 	defer conn.Release()
 	c := conn.Conn()
 	defer postgres.RollbackOpen(ctx, c)
-	// Link the customer; one merged away since has its survivor linked
-	// instead (merges are flattened, so that is one more try at most, but
-	// a merge racing this one may add another).
 	cid := canonicalID
 	for range 16 {
 		linked, owner, next, err := linkUnmerged(ctx, c, cid, id, sourceEventID)
@@ -940,7 +1086,7 @@ func (s *Store) LinkExternal(ctx context.Context, canonicalID string, id Identif
 	return false, "", fmt.Errorf("link %s: merge chain from %s is longer than 16", id.Kind, canonicalID)
 }
 
-// linkUnmerged is LinkExternal's usual case in one round trip: BEGIN, lock
+// linkUnmerged is one step of linkFollowingMerges in one round trip: BEGIN, lock
 // customer cid, link id to it unless it was merged away, read who owns
 // the link, COMMIT. The statements run one after another on the server, so
 // the link is written only once the lock is held, and its condition,

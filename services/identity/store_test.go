@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
@@ -400,6 +401,97 @@ func TestLinkExternal(t *testing.T) {
 	var lateOwner string
 	if err := pool.QueryRow(ctx, `SELECT canonical_id FROM customer_links WHERE kind = $1 AND value = $2`, late.Kind, late.Value).Scan(&lateOwner); err != nil || lateOwner != survivor {
 		t.Errorf("the late contact belongs to %q (%v), want the survivor %s", lateOwner, err, survivor)
+	}
+}
+
+// LinkExternals answers a set as LinkExternal would answer its links one
+// after another, in the set's order: a link already there is answered by
+// the read; of two customers naming one new contact, the first takes it;
+// a customer merged away has its survivor linked; an unknown one is
+// pgx.ErrNoRows for that link alone.
+func TestLinkExternalsAnswersAsOneAfterAnother(t *testing.T) {
+	store, pool := newStore(t)
+	ctx := context.Background()
+	customer := func(evt, email string) string {
+		t.Helper()
+		r, err := store.Resolve(ctx, evt, ids(identity.LinkEmail, email), email, "", identity.Version{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.CanonicalID
+	}
+	a, b, c := customer("evt_sa", "sa@example.com"), customer("evt_sb", "sb@example.com"), customer("evt_sc", "sc@example.com")
+	d, e := customer("evt_sd", "sd@example.com"), customer("evt_se", "se@example.com")
+	merged, err := store.Resolve(ctx, "evt_sde", ids(identity.LinkEmail, "sd@example.com", identity.LinkEmail, "se@example.com"), "", "", identity.Version{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	survivor, loser := merged.CanonicalID, d
+	if loser == survivor {
+		loser = e
+	}
+	contact := func(n int) identity.Identifier {
+		return identity.Identifier{Kind: identity.LinkCRMContact, Value: fmt.Sprintf("hubspot:60%d", n)}
+	}
+	if ok, _, err := store.LinkExternal(ctx, a, contact(1), "crm.contact.synced:s0"); err != nil || !ok {
+		t.Fatalf("LinkExternal = %v, %v", ok, err)
+	}
+	set := []struct {
+		cid     string
+		contact int
+		linked  bool
+		owner   string
+		noRows  bool
+	}{
+		{a, 1, true, a, false},               // already linked: the read answers
+		{b, 1, false, a, false},              // another customer's contact
+		{b, 2, true, b, false},               // new
+		{c, 2, false, b, false},              // new, but named first by b in this set
+		{loser, 3, true, survivor, false},    // merged away: the survivor takes it
+		{"cus_unknown", 4, false, "", true},  // no such customer
+		{c, 5, true, c, false},               // new …
+		{c, 5, true, c, false},               // … and again in the same set
+		{survivor, 3, true, survivor, false}, // the survivor's, linked above
+	}
+	in := make([]identity.ExternalLink, len(set))
+	for i, l := range set {
+		in[i] = identity.ExternalLink{CanonicalID: l.cid, ID: contact(l.contact), SourceEventID: fmt.Sprintf("crm.contact.synced:s%d", i+1)}
+	}
+	out, err := store.LinkExternals(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range set {
+		o := out[i]
+		if l.noRows {
+			if !errors.Is(o.Err, pgx.ErrNoRows) {
+				t.Errorf("link %d (unknown customer): %+v, want pgx.ErrNoRows", i, o)
+			}
+			continue
+		}
+		if o.Err != nil || o.Linked != l.linked || o.Owner != l.owner {
+			t.Errorf("link %d (%s, contact %d) = %+v, want linked %v, owner %s", i, l.cid, l.contact, o, l.linked, l.owner)
+		}
+	}
+	want := map[string]string{"hubspot:601": a, "hubspot:602": b, "hubspot:603": survivor, "hubspot:605": c}
+	rows, err := pool.Query(ctx, `SELECT value, canonical_id FROM customer_links WHERE kind = $1`, identity.LinkCRMContact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
+		var v [2]string
+		return v, r.Scan(&v[0], &v[1])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d crm_contact links, want %d: %v", len(got), len(want), got)
+	}
+	for _, g := range got {
+		if want[g[0]] != g[1] {
+			t.Errorf("contact %s linked to %s, want %s", g[0], g[1], want[g[0]])
+		}
 	}
 }
 

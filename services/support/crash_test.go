@@ -86,9 +86,9 @@ func TestKilledBetweenTicketAndAckOpensOneTicket(t *testing.T) {
 			t.Fatal(err)
 		}
 		o := support.NewOpener(desk, rules, groups, ledger.New(pool, ledger.WithClaimPool(claims), ledger.WithClaimGroups()), cjs, support.ConsumerName, slog.New(slog.DiscardHandler))
-		pulls, batch := consumer.Pulls(4)
-		c, err := consumer.NewBatch(cjs, ledger.New(pool), consumer.Config{Name: support.ConsumerName, Stream: natsbus.StreamBilling,
-			Subjects: []string{"billing.>"}, AckWait: 500 * time.Millisecond, Create: true, Workers: pulls, Batch: batch, Pull: batch}, consumer.Each(o.Handle, batch))
+		ccfg := consumer.Config{Name: support.ConsumerName, Stream: natsbus.StreamBilling,
+			Subjects: []string{"billing.>"}, AckWait: 500 * time.Millisecond, Create: true}.SideBySide(4)
+		c, err := consumer.NewBatch(cjs, ledger.New(pool), ccfg, consumer.Each(o.Handle, ccfg.Batch))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -152,11 +152,11 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err := opener.Instrument(base.Tel.Meter); err != nil {
 		return err
 	}
-	pulls, batch := consumer.Pulls(cfg.Workers)
-	cons, err := consumer.NewBatch(js, ledger.New(pool), consumer.Config{
+	ccfg := consumer.Config{
 		Name: ConsumerName, Stream: natsbus.StreamBilling, Subjects: []string{wire.BillingAll},
-		Workers: pulls, Batch: batch, Pull: batch, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, OnFailure: opener.OnFailure, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
-	}, consumer.Each(opener.Handle, batch))
+		MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff, OnFailure: opener.OnFailure, ReplayKeys: cfg.ReplayKeys, Logger: log, Tracer: base.Tel.Tracer, Meter: base.Tel.Meter,
+	}.SideBySide(cfg.Workers)
+	cons, err := consumer.NewBatch(js, ledger.New(pool), ccfg, consumer.Each(opener.Handle, ccfg.Batch))
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/switchyard/switchyard/platform/config"
@@ -14,7 +13,6 @@ import (
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/service"
-	"github.com/switchyard/switchyard/platform/telemetry"
 	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/alerts/slack"
@@ -118,7 +116,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	sl, err := slack.New(cfg.SlackURL, telemetry.HTTPClient(base.Tel.Tracer, &http.Client{Timeout: 10 * time.Second}, "slack"))
+	sl, err := slack.New(cfg.SlackURL, base.VendorClient("slack", 10*time.Second, 2))
 	if err != nil {
 		return err
 	}

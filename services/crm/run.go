@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -18,7 +17,6 @@ import (
 	"github.com/switchyard/switchyard/platform/lifecycle"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/service"
-	"github.com/switchyard/switchyard/platform/telemetry"
 	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/crm/hubspot"
 )
@@ -113,7 +111,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	hs, err := hubspot.New(hubspot.Config{BaseURL: cfg.HubSpotURL, Token: cfg.HubSpotToken,
-		HTTPClient: telemetry.HTTPClient(base.Tel.Tracer, &http.Client{Timeout: 30 * time.Second}, "hubspot")})
+		HTTPClient: base.VendorClient("hubspot", 30*time.Second, cfg.Workers)})
 	if err != nil {
 		return err
 	}

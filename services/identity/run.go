@@ -20,7 +20,6 @@ import (
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/service"
 	"github.com/switchyard/switchyard/platform/stripeerr"
-	"github.com/switchyard/switchyard/platform/telemetry"
 	"github.com/switchyard/switchyard/proto/subjects"
 	"github.com/switchyard/switchyard/proto/wire"
 )
@@ -120,7 +119,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 
 	var reader StripeReader
 	if cfg.StripeAPIKey.IsSet() {
-		reader = newStripeAPI(cfg.StripeAPIKey.Reveal(), cfg.StripeAPIBase, telemetry.HTTPClient(base.Tel.Tracer, &http.Client{Timeout: 80 * time.Second}, "stripe"))
+		reader = newStripeAPI(cfg.StripeAPIKey.Reveal(), cfg.StripeAPIBase, base.VendorClient("stripe", 80*time.Second, cfg.Workers*cfg.Batch))
 	}
 	svc := NewService(NewStore(pool), js, reader, log)
 	if err := svc.Instrument(base.Tel.Meter); err != nil {

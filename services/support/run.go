@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -17,7 +16,6 @@ import (
 	"github.com/switchyard/switchyard/platform/ledger"
 	"github.com/switchyard/switchyard/platform/natsbus"
 	"github.com/switchyard/switchyard/platform/service"
-	"github.com/switchyard/switchyard/platform/telemetry"
 	"github.com/switchyard/switchyard/proto/wire"
 	"github.com/switchyard/switchyard/services/support/zendesk"
 )
@@ -144,7 +142,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	desk, err := zendesk.New(zendesk.Config{BaseURL: cfg.ZendeskURL, Email: cfg.ZendeskUser, APIToken: cfg.ZendeskKey,
-		HTTPClient: telemetry.HTTPClient(base.Tel.Tracer, &http.Client{Timeout: 30 * time.Second}, "zendesk")})
+		HTTPClient: base.VendorClient("zendesk", 30*time.Second, cfg.Workers)})
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,4 +159,53 @@ func TestNATSLeavesStreamSettingsAlone(t *testing.T) {
 	}
 	var closeErr error
 	base.Close(ctx, &closeErr)
+}
+
+// A vendor client keeps as many connections open as it has requests in
+// flight: a second wave of 16 concurrent requests reuses the first wave's
+// connections. With net/http's default of 2 idle connections per host it
+// dialled 14 anew.
+func TestVendorClientKeepsItsConnections(t *testing.T) {
+	b, err := service.Start(context.Background(), "demo", "warn", config.MapEnv(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const inFlight = 16
+	var dials atomic.Int32
+	release := make(chan struct{})
+	var waiting sync.WaitGroup
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		waiting.Done()
+		<-release // every request of a wave is in flight at once
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dials.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := b.VendorClient("demo-vendor", 10*time.Second, inFlight)
+	for wave := range 2 {
+		release = make(chan struct{})
+		waiting.Add(inFlight)
+		var done sync.WaitGroup
+		for range inFlight {
+			done.Go(func() {
+				resp, err := c.Get(srv.URL)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			})
+		}
+		waiting.Wait()
+		close(release)
+		done.Wait()
+		if n := dials.Load(); n != inFlight {
+			t.Fatalf("after wave %d: %d connections dialled, want %d (one per request in flight, reused)", wave+1, n, inFlight)
+		}
+	}
 }

@@ -68,12 +68,17 @@ const publishAsyncTimeout = 30 * time.Second
 // VendorClient returns the http.Client a service calls a vendor's API
 // with (peer names it in traces, see telemetry.HTTPClient): requests time
 // out after timeout, and up to conns connections to the vendor stay open
-// between requests. net/http keeps 2 by default, so a service with more
+// between requests. net/http keeps 2 by default, so against a server that
+// speaks HTTP/1.1 (the emulators, a proxy in between) a service with more
 // requests in flight closed the rest after each answer and dialled anew
-// (with TLS, a handshake) for the next: the support service, 32 at once,
-// spent a tenth of its CPU dialling the Zendesk emulator.
+// for the next: support, 32 at once, spent a tenth of its CPU dialling the
+// Zendesk emulator. (Over HTTP/2 the requests share a connection.)
 func (b *Base) VendorClient(peer string, timeout time.Duration, conns int) *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
+	t, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		t = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+	}
+	t = t.Clone()
 	t.MaxIdleConnsPerHost = max(conns, 2)
 	t.MaxIdleConns = max(t.MaxIdleConns, t.MaxIdleConnsPerHost)
 	return telemetry.HTTPClient(b.Tel.Tracer, &http.Client{Timeout: timeout, Transport: t}, peer)

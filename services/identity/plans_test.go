@@ -110,6 +110,18 @@ func TestResolutionUsesIndexesOnAStoreWithHistory(t *testing.T) {
 	if ok, _, err := store.LinkExternal(ctx, last.CanonicalID, identity.Identifier{Kind: identity.LinkCRMContact, Value: "hs_P"}, "crm.contact.synced:p"); err != nil || !ok {
 		t.Fatalf("LinkExternal = %v, %v", ok, err)
 	}
+	// A pull's links: new ones, one already there, one of a customer
+	// merged away (cust_h10, into cust_h11), one of nobody.
+	crm := func(v string) identity.Identifier {
+		return identity.Identifier{Kind: identity.LinkCRMContact, Value: v}
+	}
+	if _, err := store.LinkExternals(ctx, []identity.ExternalLink{
+		{CanonicalID: "cust_h12", ID: crm("hs_Q")}, {CanonicalID: "cust_h13", ID: crm("hs_R")},
+		{CanonicalID: last.CanonicalID, ID: crm("hs_P")}, {CanonicalID: "cust_h10", ID: crm("hs_S")},
+		{CanonicalID: "cust_h14", ID: crm("hs_S")}, {CanonicalID: "cust_nobody", ID: crm("hs_T")},
+	}); err != nil {
+		t.Fatalf("LinkExternals: %v", err)
+	}
 	sent := stmts.Take()
 	scans, err := testkit.SeqScans(ctx, plain, sent, "customers", "customer_links", "object_versions", "customer_merges")
 	if err != nil {

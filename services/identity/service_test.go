@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -323,10 +324,9 @@ func TestCRMContactOfAnotherCustomerIsAFailure(t *testing.T) {
 	}
 }
 
-// Outcomes published together are linked together (a pull in one
-// transaction): each contact goes to its customer, and of two customers
-// the CRM returned one contact for, one keeps it and the other's outcome
-// alone is dead-lettered.
+// Outcomes published together, handled a pull at a time: each contact goes
+// to its customer, and of two customers the CRM returned one contact for,
+// one keeps it and the other's outcome alone is dead-lettered.
 func TestCRMOutcomesOfAPullAreLinked(t *testing.T) {
 	b := testkit.NATS(t)
 	_, js := b.Connect(t)
@@ -342,6 +342,9 @@ func TestCRMOutcomesOfAPullAreLinked(t *testing.T) {
 		customers = h.billing(t)[subjects.BillingCustomerUpserted]
 		return len(customers) == n
 	})
+	if slices.Sort(customers); len(slices.Compact(slices.Clone(customers))) != n {
+		t.Fatalf("customers %v: want %d distinct", customers, n)
+	}
 	publish := func(i int, cid, contact string) {
 		t.Helper()
 		out := &crmv1.ContactSynced{EventId: fmt.Sprintf("crm.contact.synced:p%d", i), CanonicalCustomerId: cid, SourceEventId: fmt.Sprintf("billing.customer.upserted:p%d", i),

@@ -937,41 +937,50 @@ type LinkOutcome struct {
 }
 
 // LinkExternals is LinkExternal for a set, as a consumer's pull brings
-// them, in two round trips rather than one transaction each:
+// them, answering as linking them one after another in the set's order
+// would, in two round trips rather than a transaction each:
 //   - one read answers every link already there whose customer still
 //     stands (every later sync of a contact): no lock, no commit;
-//   - the rest are linked in one transaction: their customers locked in id
-//     order, the links inserted in the set's order — of two customers
-//     naming one new id in a set, the first takes it and the second is
-//     refused, as one after the other would be — their owners read, one
-//     commit.
+//   - the rest are linked in one transaction (linkSet): their customers
+//     locked in id order, the links inserted in the set's order — of two
+//     customers naming one new id, the first takes it and the second is
+//     refused — their owners read, one commit.
 //
-// A customer found merged away or unknown there is left to a transaction
-// of its own (linkFollowingMerges), which links the survivor or reports
-// pgx.ErrNoRows in its LinkOutcome. The error is the set's: the read or
-// the shared transaction failed, and nothing of it was committed.
+// A link whose customer the read found merged away or unknown is left to
+// a transaction of its own afterwards (linkFollowingMerges), which links
+// the survivor or reports pgx.ErrNoRows in its LinkOutcome; so is every
+// later link of the same id, so that the order holds. The error is the
+// set's: the read or the shared transaction failed, and nothing of it was
+// committed.
 func (s *Store) LinkExternals(ctx context.Context, in []ExternalLink) ([]LinkOutcome, error) {
 	out := make([]LinkOutcome, len(in))
-	kinds, values := make([]string, len(in)), make([]string, len(in))
+	kinds, values, cids := make([]string, len(in)), make([]string, len(in)), make([]string, len(in))
 	for i, l := range in {
-		kinds[i], values[i] = l.ID.Kind, l.ID.Value
+		kinds[i], values[i], cids[i] = l.ID.Kind, l.ID.Value, l.CanonicalID
 	}
-	// Subselects, each a probe of a primary key per link (see lookUp on
-	// why not a join: its plan scanned both tables).
-	rows, err := s.pool.Query(ctx, `SELECT coalesce(o.owner, ''), coalesce((SELECT c.merged_into IS NOT NULL FROM customers c WHERE c.canonical_id = o.owner), false)
-		FROM (SELECT i, `+linkProbe+` AS owner FROM generate_subscripts($1::text[], 1) i) o
-		ORDER BY o.i`, kinds, values)
+	// Subselects, each a probe of a primary key (see lookUp on why not a
+	// join: its plan scanned both tables); OFFSET 0 keeps the owner's
+	// probe from being pulled up and run twice.
+	rows, err := s.pool.Query(ctx, `SELECT coalesce(o.owner, ''),
+			coalesce((SELECT c.merged_into IS NOT NULL FROM customers c WHERE c.canonical_id = o.owner), false),
+			coalesce((SELECT c.merged_into IS NULL FROM customers c WHERE c.canonical_id = ($3::text[])[o.i]), false)
+		FROM (SELECT i, `+linkProbe+` AS owner FROM generate_subscripts($1::text[], 1) i OFFSET 0) o
+		ORDER BY o.i`, kinds, values, cids)
 	if err != nil {
 		return nil, fmt.Errorf("read links: %w", err)
 	}
-	var pending []int
+	var pending, alone []int
+	aloneIDs := map[Identifier]bool{}
 	var owner string
-	var merged bool
+	var ownerMerged, standing bool
 	i := 0
-	_, err = pgx.ForEachRow(rows, []any{&owner, &merged}, func() error {
-		if owner == in[i].CanonicalID && !merged {
+	_, err = pgx.ForEachRow(rows, []any{&owner, &ownerMerged, &standing}, func() error {
+		switch l := in[i]; {
+		case owner == l.CanonicalID && !ownerMerged:
 			out[i] = LinkOutcome{Linked: true, Owner: owner}
-		} else {
+		case !standing || aloneIDs[l.ID]:
+			alone, aloneIDs[l.ID] = append(alone, i), true
+		default:
 			pending = append(pending, i)
 		}
 		i++
@@ -980,12 +989,15 @@ func (s *Store) LinkExternals(ctx context.Context, in []ExternalLink) ([]LinkOut
 	if err != nil {
 		return nil, fmt.Errorf("read links: %w", err)
 	}
-	if len(pending) == 0 {
-		return out, nil
-	}
-	alone, err := retryConflicts(func() ([]int, error) { return s.linkSet(ctx, in, pending, out) })
-	if err != nil {
-		return nil, err
+	if len(pending) > 0 {
+		// A customer merged since the read is left alone too: a merge
+		// racing the link has no order to keep.
+		fell, err := retryConflicts(func() ([]int, error) { return s.linkSet(ctx, in, pending, out) })
+		if err != nil {
+			return nil, err
+		}
+		alone = append(alone, fell...)
+		slices.Sort(alone)
 	}
 	for _, i := range alone {
 		l := in[i]

@@ -452,6 +452,10 @@ func TestLinkExternalsAnswersAsOneAfterAnother(t *testing.T) {
 		{c, 5, true, c, false},               // new …
 		{c, 5, true, c, false},               // … and again in the same set
 		{survivor, 3, true, survivor, false}, // the survivor's, linked above
+		{loser, 7, true, survivor, false},    // merged away, new: linked on its own, yet first …
+		{b, 7, false, survivor, false},       // … so b, after it, is refused
+		{"cus_unknown", 8, false, "", true},  // no such customer …
+		{c, 8, true, c, false},               // … so the id is c's
 	}
 	in := make([]identity.ExternalLink, len(set))
 	for i, l := range set {
@@ -473,7 +477,7 @@ func TestLinkExternalsAnswersAsOneAfterAnother(t *testing.T) {
 			t.Errorf("link %d (%s, contact %d) = %+v, want linked %v, owner %s", i, l.cid, l.contact, o, l.linked, l.owner)
 		}
 	}
-	want := map[string]string{"hubspot:601": a, "hubspot:602": b, "hubspot:603": survivor, "hubspot:605": c}
+	want := map[string]string{"hubspot:601": a, "hubspot:602": b, "hubspot:603": survivor, "hubspot:605": c, "hubspot:607": survivor, "hubspot:608": c}
 	rows, err := pool.Query(ctx, `SELECT value, canonical_id FROM customer_links WHERE kind = $1`, identity.LinkCRMContact)
 	if err != nil {
 		t.Fatal(err)

@@ -170,13 +170,15 @@ func TestVendorClientKeepsItsConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer b.Close(context.Background(), new(error))
 	const inFlight = 16
 	var dials atomic.Int32
-	release := make(chan struct{})
-	var waiting sync.WaitGroup
+	var release atomic.Pointer[chan struct{}]
+	arrived := make(chan struct{}, inFlight)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		waiting.Done()
-		<-release // every request of a wave is in flight at once
+		rel := *release.Load()
+		arrived <- struct{}{}
+		<-rel // every request of a wave is in flight at once
 	}))
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
@@ -187,8 +189,8 @@ func TestVendorClientKeepsItsConnections(t *testing.T) {
 	defer srv.Close()
 	c := b.VendorClient("demo-vendor", 10*time.Second, inFlight)
 	for wave := range 2 {
-		release = make(chan struct{})
-		waiting.Add(inFlight)
+		rel := make(chan struct{})
+		release.Store(&rel)
 		var done sync.WaitGroup
 		for range inFlight {
 			done.Go(func() {
@@ -201,8 +203,16 @@ func TestVendorClientKeepsItsConnections(t *testing.T) {
 				resp.Body.Close()
 			})
 		}
-		waiting.Wait()
-		close(release)
+		for range inFlight {
+			select {
+			case <-arrived:
+			case <-time.After(10 * time.Second):
+				close(rel)
+				done.Wait()
+				t.Fatalf("wave %d: not every request reached the server", wave+1)
+			}
+		}
+		close(rel)
 		done.Wait()
 		if n := dials.Load(); n != inFlight {
 			t.Fatalf("after wave %d: %d connections dialled, want %d (one per request in flight, reused)", wave+1, n, inFlight)

@@ -56,7 +56,7 @@ func TestDevHubSmoke(t *testing.T) {
 	gw, gwAdmin := addr(0), addr(11)
 	natsPort := ports[1]
 
-	cmd := exec.Command(bin, "dev", "--data", filepath.Join(data, "hub"), "--gateway-addr", gw, "--gateway-admin-addr", gwAdmin, "--nats-port", strconv.Itoa(natsPort),
+	cmd := exec.Command(bin, "dev", "--data-dir", filepath.Join(data, "hub"), "--gateway-addr", gw, "--gateway-admin-addr", gwAdmin, "--nats-port", strconv.Itoa(natsPort),
 		"--identity-addr", addr(2), "--crm-addr", addr(3), "--hubspot-addr", addr(4), "--support-addr", addr(5),
 		"--zendesk-addr", addr(6), "--alerts-addr", addr(7), "--slack-addr", addr(8),
 		"--projector-addr", addr(9), "--ops-addr", addr(10))
@@ -148,7 +148,7 @@ func TestDevHubSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	code := run(context.Background(), []string{"send", "--url", "http://" + gw + "/webhooks/stripe", "--secret", secret, "-n", "3", "-c", "3", fixture},
+	code := run(context.Background(), []string{"send", "--webhook-url", "http://" + gw + "/webhooks/stripe", "--secret", secret, "-n", "3", "-c", "3", fixture},
 		os.Getenv, nil, &out, io.Discard)
 	if code != 0 || strings.Count(out.String(), " 200 ") != 3 {
 		t.Fatalf("send exit %d:\n%s", code, out.String())
@@ -202,7 +202,7 @@ func TestDevHubSmoke(t *testing.T) {
 	if err := os.WriteFile(emailSet, testkit.StripeEvent(t, "customer.updated.email-set"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code := run(context.Background(), []string{"send", "--url", "http://" + gw + "/webhooks/stripe", "--secret", secret, emailSet},
+	if code := run(context.Background(), []string{"send", "--webhook-url", "http://" + gw + "/webhooks/stripe", "--secret", secret, emailSet},
 		os.Getenv, nil, io.Discard, io.Discard); code != 0 {
 		t.Fatalf("send customer.updated: exit %d", code)
 	}
@@ -219,7 +219,7 @@ func TestDevHubSmoke(t *testing.T) {
 	if err := os.WriteFile(failed, testkit.StripeEvent(t, "invoice.payment_failed"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code := run(context.Background(), []string{"send", "--url", "http://" + gw + "/webhooks/stripe", "--secret", secret, failed},
+	if code := run(context.Background(), []string{"send", "--webhook-url", "http://" + gw + "/webhooks/stripe", "--secret", secret, failed},
 		os.Getenv, nil, io.Discard, io.Discard); code != 0 {
 		t.Fatalf("send invoice.payment_failed: exit %d", code)
 	}
@@ -286,7 +286,7 @@ func TestDevHubSmoke(t *testing.T) {
 	}
 	// switchyard rebuild asks the running projector, with the token dev saved.
 	out.Reset()
-	if code := run(context.Background(), []string{"rebuild", "--ops", ops, "--data", filepath.Join(data, "hub")}, func(string) string { return "" },
+	if code := run(context.Background(), []string{"rebuild", "--ops", ops, "--data-dir", filepath.Join(data, "hub")}, func(string) string { return "" },
 		nil, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "events/s") {
 		t.Fatalf("switchyard rebuild: exit %d: %s", code, out.String())
 	}
@@ -310,7 +310,7 @@ func TestDevHubSmoke(t *testing.T) {
 	traceWants := []string{"jenny.rosen@example.com", "billing.payment.failed", "support.ticket.opened", "crm.contact.synced"}
 	testkit.WaitFor(t, 20*time.Second, "switchyard trace shows the failure's ticket and CRM sync", func() bool {
 		out.Reset()
-		if code := run(context.Background(), []string{"trace", "--ops", ops, "--data", filepath.Join(data, "hub"), "evt_1O5WElGgdF1VjufL5i2gHzqM"},
+		if code := run(context.Background(), []string{"trace", "--ops", ops, "--data-dir", filepath.Join(data, "hub"), "evt_1O5WElGgdF1VjufL5i2gHzqM"},
 			func(string) string { return "" }, nil, &out, io.Discard); code != 0 {
 			t.Fatalf("switchyard trace: exit %d: %s", code, out.String())
 		}
@@ -327,7 +327,7 @@ func TestDevHubSmoke(t *testing.T) {
 	}
 	// switchyard status: healthy, with the intake and the gateway's counts.
 	out.Reset()
-	if code := run(context.Background(), []string{"status", "--ops", ops, "--data", filepath.Join(data, "hub"), "--json"},
+	if code := run(context.Background(), []string{"status", "--ops", ops, "--data-dir", filepath.Join(data, "hub"), "--json"},
 		func(string) string { return "" }, nil, &out, io.Discard); code != 0 {
 		t.Fatalf("switchyard status: exit %d: %s", code, out.String())
 	}
@@ -363,7 +363,7 @@ func TestDevHubSmoke(t *testing.T) {
 	if err := os.WriteFile(leakyFile, leaky, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code := run(context.Background(), []string{"send", "--url", "http://" + gw + "/webhooks/stripe", "--secret", secret, leakyFile},
+	if code := run(context.Background(), []string{"send", "--webhook-url", "http://" + gw + "/webhooks/stripe", "--secret", secret, leakyFile},
 		os.Getenv, nil, io.Discard, io.Discard); code != 0 {
 		t.Fatalf("send the leaky event: exit %d", code)
 	}
@@ -553,7 +553,7 @@ func startDevInProcess(t *testing.T, args []string, env func(string) string, tim
 func TestDevRefusesUnknownVendorLimits(t *testing.T) {
 	var errOut bytes.Buffer
 	dir := filepath.Join(t.TempDir(), "hub")
-	if code := run(context.Background(), []string{"dev", "--data", dir, "--vendor-limits", "unlimited"}, func(string) string { return "" }, nil, io.Discard, &errOut); code != 2 ||
+	if code := run(context.Background(), []string{"dev", "--data-dir", dir, "--vendor-limits", "unlimited"}, func(string) string { return "" }, nil, io.Discard, &errOut); code != 2 ||
 		!strings.Contains(errOut.String(), "want plan or none") {
 		t.Errorf("exit %d: %s", code, errOut.String())
 	}
@@ -574,7 +574,7 @@ func TestDevKeepsEmulatorAccountsAcrossRestarts(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "hub")
 	ports := freePorts(t, 11)
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
-	args := []string{"dev", "--data", data, "--gateway-addr", addr(0), "--gateway-admin-addr", addr(10), "--identity-addr", addr(1), "--crm-addr", addr(2),
+	args := []string{"dev", "--data-dir", data, "--gateway-addr", addr(0), "--gateway-admin-addr", addr(10), "--identity-addr", addr(1), "--crm-addr", addr(2),
 		"--hubspot-addr", addr(3), "--support-addr", addr(4), "--zendesk-addr", addr(5), "--alerts-addr", addr(6),
 		"--slack-addr", addr(7), "--projector-addr", addr(8), "--ops-addr", addr(9)}
 	hubspot, zendesk := "http://"+addr(3), "http://"+addr(5)
@@ -713,7 +713,7 @@ func TestDevRefusesBadReplicas(t *testing.T) {
 	for _, v := range []string{"gateway=2", "identity=0", "identity=two", "identity", "crm=17"} {
 		var errOut bytes.Buffer
 		dir := filepath.Join(t.TempDir(), "hub")
-		if code := run(context.Background(), []string{"dev", "--data", dir, "--replicas", v}, func(string) string { return "" }, nil, io.Discard, &errOut); code != 2 ||
+		if code := run(context.Background(), []string{"dev", "--data-dir", dir, "--replicas", v}, func(string) string { return "" }, nil, io.Discard, &errOut); code != 2 ||
 			!strings.Contains(errOut.String(), "want service=count") {
 			t.Errorf("--replicas %s: exit %d: %s", v, code, errOut.String())
 		}

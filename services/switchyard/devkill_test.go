@@ -259,7 +259,7 @@ func (h *killHub) addr(i int) string { return "127.0.0.1:" + strconv.Itoa(h.port
 func (h *killHub) start(t *testing.T) {
 	t.Helper()
 	h.runs++
-	h.cmd = exec.Command(h.bin, "dev", "--data", h.data, "--vendor-limits", "none",
+	h.cmd = exec.Command(h.bin, "dev", "--data-dir", h.data, "--vendor-limits", "none",
 		"--gateway-addr", h.addr(0), "--gateway-admin-addr", h.addr(11), "--nats-port", strconv.Itoa(h.ports[1]),
 		"--identity-addr", h.addr(2), "--crm-addr", h.addr(3), "--hubspot-addr", h.addr(4), "--support-addr", h.addr(5),
 		"--zendesk-addr", h.addr(6), "--alerts-addr", h.addr(7), "--slack-addr", h.addr(8),

@@ -53,7 +53,7 @@ func startDevStripeHub(t *testing.T, data string, ports []int, env func(string) 
 	t.Helper()
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	h := &devStripeHub{data: data, env: env, gateway: addr(0)}
-	h.args = []string{"dev", "--data", data, "--gateway-addr", addr(0), "--gateway-admin-addr", addr(10), "--identity-addr", addr(1), "--crm-addr", addr(2),
+	h.args = []string{"dev", "--data-dir", data, "--gateway-addr", addr(0), "--gateway-admin-addr", addr(10), "--identity-addr", addr(1), "--crm-addr", addr(2),
 		"--hubspot-addr", addr(3), "--support-addr", addr(4), "--zendesk-addr", addr(5), "--alerts-addr", addr(6),
 		"--slack-addr", addr(7), "--projector-addr", addr(8), "--ops-addr", addr(9)}
 	var mu sync.Mutex
@@ -386,7 +386,7 @@ func TestDevStripeEmulatorKeepsStateAndYieldsToRealKeys(t *testing.T) {
 		t.Fatalf("register the missed event: %d %s", status, body)
 	}
 	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"reconcile", "--data", data, "--since", "1h", "--json", "--nats", b.URL, "--url", "http://" + h.gateway + "/webhooks/stripe"},
+	if code := run(context.Background(), []string{"reconcile", "--data-dir", data, "--since", "1h", "--json", "--nats", b.URL, "--webhook-url", "http://" + h.gateway + "/webhooks/stripe"},
 		config.Overlay(env, map[string]string{"STRIPE_API_KEY": "", "STRIPE_API_BASE": ""}), nil, &out, &errOut); code != 0 {
 		t.Fatalf("switchyard reconcile against dev: exit %d: %s %s", code, out.String(), errOut.String())
 	}

@@ -82,7 +82,7 @@ func TestTracesInJaeger(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out bytes.Buffer
-		if code := run(context.Background(), []string{"send", "--url", "http://" + h.gateway + "/webhooks/stripe", "--secret", h.secret, file},
+		if code := run(context.Background(), []string{"send", "--webhook-url", "http://" + h.gateway + "/webhooks/stripe", "--secret", h.secret, file},
 			os.Getenv, nil, &out, io.Discard); code != 0 || !strings.Contains(out.String(), " 200 ") {
 			t.Fatalf("send %s: exit %d:\n%s", name, code, out.String())
 		}
@@ -582,7 +582,7 @@ func startTracedHub(t *testing.T, otlp, jaeger string) *tracedHub {
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	h := &tracedHub{gateway: addr(0), hubspot: addr(4), zendesk: addr(6), ops: "http://" + addr(10), stderr: &bytes.Buffer{},
 		lines: make(chan string, 100), exited: make(chan error, 1)}
-	h.cmd = exec.Command(bin, "dev", "--data", filepath.Join(data, "hub"), "--gateway-addr", h.gateway, "--gateway-admin-addr", addr(11), "--nats-port", strconv.Itoa(ports[1]),
+	h.cmd = exec.Command(bin, "dev", "--data-dir", filepath.Join(data, "hub"), "--gateway-addr", h.gateway, "--gateway-admin-addr", addr(11), "--nats-port", strconv.Itoa(ports[1]),
 		"--identity-addr", addr(2), "--crm-addr", addr(3), "--hubspot-addr", h.hubspot, "--support-addr", addr(5),
 		"--zendesk-addr", h.zendesk, "--alerts-addr", addr(7), "--slack-addr", addr(8),
 		"--projector-addr", addr(9), "--ops-addr", addr(10))

@@ -129,7 +129,7 @@ func startFaultHub(t *testing.T, db string, hubAPI, zdAPI, slURL string, env map
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout lockedBuffer
 	go func() {
-		h.exited <- run(ctx, []string{"dev", "--data", data, "--gateway-addr", h.addr(0), "--gateway-admin-addr", h.addr(10),
+		h.exited <- run(ctx, []string{"dev", "--data-dir", data, "--gateway-addr", h.addr(0), "--gateway-admin-addr", h.addr(10),
 			"--identity-addr", h.addr(1), "--crm-addr", h.addr(2), "--hubspot-addr", h.addr(3), "--support-addr", h.addr(4), "--zendesk-addr", h.addr(5),
 			"--alerts-addr", h.addr(6), "--slack-addr", h.addr(7), "--projector-addr", h.addr(8), "--ops-addr", h.addr(9)}, config.MapEnv(base), nil, &stdout, h.stderr)
 	}()

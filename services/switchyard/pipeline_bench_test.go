@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -130,7 +131,7 @@ func BenchmarkPipeline(b *testing.B) {
 	done := make(chan int, 1)
 	var devErr lockedBuffer // its last lines are shown if dev fails
 	go func() {
-		done <- run(ctx, []string{"dev", "--data", filepath.Join(b.TempDir(), "hub"), "--gateway-addr", addr(0), "--gateway-admin-addr", addr(11), "--nats-port", strconv.Itoa(ports[1]),
+		done <- run(ctx, []string{"dev", "--data-dir", filepath.Join(b.TempDir(), "hub"), "--gateway-addr", addr(0), "--gateway-admin-addr", addr(11), "--nats-port", strconv.Itoa(ports[1]),
 			"--identity-addr", addr(2), "--crm-addr", addr(3), "--hubspot-addr", addr(4), "--support-addr", addr(5),
 			"--zendesk-addr", addr(6), "--alerts-addr", addr(7), "--slack-addr", addr(8),
 			"--projector-addr", addr(9), "--ops-addr", addr(10), "--vendor-limits", limits, "--replicas", os.Getenv("BENCH_PIPELINE_REPLICAS")}, func(k string) string { return env[k] }, nil, io.Discard, &devErr)
@@ -213,16 +214,25 @@ func BenchmarkPipeline(b *testing.B) {
 		// before each.
 		for _, rate := range rates {
 			batch := gen.next(rate * seconds / 3)
-			lat, offered := measureLatency(b, ctx, pool, post, batch, rate)
+			lat, most, offered := measureLatency(b, ctx, js, pool, post, batch, rate)
 			waitIdle(b, ctx, js, pool, batch, time.Now(), 10*time.Minute)
 			if len(lat) == 0 {
 				b.Fatalf("no event timed at %d/s over %d s", rate, seconds)
 			}
-			slices.Sort(lat)
-			pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+			slices.SortFunc(lat, func(a, b timedEvent) int { return cmp.Compare(a.latency, b.latency) })
+			at := func(p float64) int { return min(len(lat)-1, int(p*float64(len(lat)))) }
+			pct := func(p float64) time.Duration { return lat[at(p)].latency }
 			b.ReportMetric(float64(pct(0.99).Milliseconds()), fmt.Sprintf("p99_ms@%d/s", rate))
 			fmt.Fprintf(os.Stderr, "pipeline: %d events offered at %d/s (%.0f/s achieved, %d timed): webhook→projection p50 %v, p99 %v, max %v\n",
-				len(batch), rate, offered, len(lat), pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
+				len(batch), rate, offered, len(lat), pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), lat[len(lat)-1].latency.Round(time.Millisecond))
+			// Where the slowest waited: when they were sent, and the
+			// consumers' largest backlogs over the phase.
+			first, last := time.Duration(math.MaxInt64), time.Duration(0)
+			for _, e := range lat[at(0.99):] {
+				first, last = min(first, e.sentAt), max(last, e.sentAt)
+			}
+			fmt.Fprintf(os.Stderr, "pipeline: at %d/s the slowest 1%% were sent %.2f–%.2fs into the phase; largest backlogs:%s\n",
+				rate, first.Seconds(), last.Seconds(), backlogs(most))
 		}
 	}
 }
@@ -381,22 +391,35 @@ func poster(url, secret string) func([]byte) error {
 // (start + i/rate, so a slow moment is caught up rather than dropped), and
 // returns, for about 100 of them a second, the time from its POST to the
 // projection holding it, and the rate actually offered.
-func measureLatency(b *testing.B, ctx context.Context, pool *pgxpool.Pool, post func([]byte) error, events []pipelineEvent, rate int) ([]time.Duration, float64) {
+// timedEvent is one timed event of measureLatency: its latency, and when
+// it was sent, from the phase's start.
+type timedEvent struct{ latency, sentAt time.Duration }
+
+// backlog is a consumer's largest backlog (pending and unacknowledged
+// messages) during a latency phase, and when it was seen.
+type backlog struct {
+	n  uint64
+	at time.Duration
+}
+
+func measureLatency(b *testing.B, ctx context.Context, js jetstream.JetStream, pool *pgxpool.Pool, post func([]byte) error, events []pipelineEvent, rate int) ([]timedEvent, map[string]backlog, float64) {
 	// About 100 events a second are timed: polling for every one of them
 	// would load the database as much as the pipeline under test.
 	every := max(1, rate/100)
 	timed := (len(events) + every - 1) / every
 	var mu sync.Mutex
 	sent := map[string]time.Time{}
-	var lat []time.Duration
+	var lat []timedEvent
 	var failed atomic.Int64
 	var firstErr atomic.Value
 	var offered time.Duration
 	posting := make(chan struct{})
+	start := time.Now()
+	sampled := make(chan map[string]backlog, 1)
+	go func() { sampled <- sampleBacklogs(ctx, js, start, posting) }()
 	go func() {
 		defer close(posting)
 		var wg sync.WaitGroup
-		start := time.Now()
 		pace := time.NewTimer(0)
 		defer pace.Stop()
 		for i, e := range events {
@@ -453,13 +476,52 @@ func measureLatency(b *testing.B, ctx context.Context, pool *pgxpool.Pool, post 
 		}
 		mu.Lock()
 		for _, id := range seen {
-			lat = append(lat, asked.Sub(sent[id]))
+			lat = append(lat, timedEvent{asked.Sub(sent[id]), sent[id].Sub(start)})
 			delete(sent, id)
 		}
 		mu.Unlock()
 	}
 	<-posting
-	return lat, float64(len(events)) / offered.Seconds()
+	return lat, <-sampled, float64(len(events)) / offered.Seconds()
+}
+
+// sampleBacklogs samples every durable consumer's backlog every 100 ms
+// until done, and returns each one's largest: where a latency phase's
+// slowest events waited.
+func sampleBacklogs(ctx context.Context, js jetstream.JetStream, start time.Time, done <-chan struct{}) map[string]backlog {
+	most := map[string]backlog{}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for _, name := range []string{natsbus.StreamStripe, natsbus.StreamBilling, natsbus.StreamCRM, natsbus.StreamSupport} {
+			s, err := js.Stream(ctx, name)
+			if err != nil {
+				continue
+			}
+			for info := range s.ListConsumers(ctx).Info() {
+				key := name + "/" + info.Name
+				if n := info.NumPending + uint64(info.NumAckPending); info.Config.Durable != "" && n > most[key].n {
+					most[key] = backlog{n, time.Since(start)}
+				}
+			}
+		}
+		select {
+		case <-done:
+			return most
+		case <-tick.C:
+		}
+	}
+}
+
+// backlogs prints each consumer's largest backlog, largest first.
+func backlogs(most map[string]backlog) string {
+	keys := slices.Collect(maps.Keys(most))
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Compare(most[b].n, most[a].n) })
+	var sb strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&sb, " %s %d at %.1fs", k, most[k].n, most[k].at.Seconds())
+	}
+	return sb.String()
 }
 
 // waitIdle waits until the projection holds every event and every durable

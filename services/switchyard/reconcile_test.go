@@ -105,7 +105,7 @@ func TestReconcileHealsUndeliveredEvents(t *testing.T) {
 	sendEnv := config.MapEnv(map[string]string{"STRIPE_WEBHOOK_SECRET": secret})
 	for _, e := range delivered {
 		var out, errOut bytes.Buffer
-		if code := run(ctx, []string{"send", "--url", hook, "-"}, sendEnv, bytes.NewReader(e.raw), &out, &errOut); code != 0 {
+		if code := run(ctx, []string{"send", "--webhook-url", hook, "-"}, sendEnv, bytes.NewReader(e.raw), &out, &errOut); code != 0 {
 			t.Fatalf("send %s (%s): exit %d\n%s%s", e.id, e.name, code, out.String(), errOut.String())
 		}
 	}

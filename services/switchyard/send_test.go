@@ -58,7 +58,7 @@ func TestSendSignsAndReportsFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			before := ids.n.Load()
 			var out, errOut bytes.Buffer
-			args := append([]string{"send", "--url", srv.URL}, append(tt.args, file)...)
+			args := append([]string{"send", "--webhook-url", srv.URL}, append(tt.args, file)...)
 			if code := run(context.Background(), args, env, nil, &out, &errOut); code != tt.wantCode {
 				t.Fatalf("exit %d, want %d\n%s%s", code, tt.wantCode, out.String(), errOut.String())
 			}

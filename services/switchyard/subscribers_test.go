@@ -169,7 +169,7 @@ func TestExampleSubscribers(t *testing.T) {
 	var hubOut, hubErr lockedBuffer
 	exited := make(chan int, 1)
 	go func() {
-		exited <- run(ctx, []string{"dev", "--data", filepath.Join(t.TempDir(), "hub"), "--gateway-addr", addr(0), "--gateway-admin-addr", addr(10),
+		exited <- run(ctx, []string{"dev", "--data-dir", filepath.Join(t.TempDir(), "hub"), "--gateway-addr", addr(0), "--gateway-admin-addr", addr(10),
 			"--identity-addr", addr(1), "--crm-addr", addr(2), "--hubspot-addr", addr(3), "--support-addr", addr(4), "--zendesk-addr", addr(5),
 			"--alerts-addr", addr(6), "--slack-addr", addr(7), "--projector-addr", addr(8), "--ops-addr", addr(9)}, env, nil, &hubOut, &hubErr)
 	}()

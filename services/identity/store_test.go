@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -495,6 +496,62 @@ func TestLinkExternalsAnswersAsOneAfterAnother(t *testing.T) {
 	for _, g := range got {
 		if want[g[0]] != g[1] {
 			t.Errorf("contact %s linked to %s, want %s", g[0], g[1], want[g[0]])
+		}
+	}
+}
+
+// A set of new links costs one transaction, whatever its size, and a set
+// already linked none: the read answers it.
+func TestLinkExternalsCommitsOnceForASet(t *testing.T) {
+	ctx := context.Background()
+	url := testkit.Postgres(t)
+	plain, err := postgres.Open(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(plain.Close)
+	if err := identity.Migrate(ctx, plain); err != nil {
+		t.Fatal(err)
+	}
+	stmts := &testkit.Statements{}
+	traced, err := postgres.Open(ctx, url, stmts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(traced.Close)
+	store := identity.NewStore(traced)
+	var set []identity.ExternalLink
+	for i := range 10 {
+		email := fmt.Sprintf("set%d@example.com", i)
+		r, err := store.Resolve(ctx, fmt.Sprintf("evt_set%d", i), ids(identity.LinkEmail, email), email, "", identity.Version{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set = append(set, identity.ExternalLink{CanonicalID: r.CanonicalID,
+			ID: identity.Identifier{Kind: identity.LinkCRMContact, Value: fmt.Sprintf("hubspot:70%d", i)}, SourceEventID: fmt.Sprintf("crm.contact.synced:set%d", i)})
+	}
+	commits := func() int {
+		n := 0
+		for _, st := range stmts.Take() {
+			if strings.TrimSpace(st.SQL) == "COMMIT" {
+				n++
+			}
+		}
+		return n
+	}
+	for _, want := range []int{1, 0} { // new, then already linked
+		commits()
+		out, err := store.LinkExternals(ctx, set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range out {
+			if o.Err != nil || !o.Linked || o.Owner != set[i].CanonicalID {
+				t.Fatalf("link %d: %+v, want linked to %s", i, o, set[i].CanonicalID)
+			}
+		}
+		if n := commits(); n != want {
+			t.Errorf("%d links cost %d commits, want %d", len(set), n, want)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
-	"github.com/switchyard/switchyard/platform/postgres"
 	"github.com/switchyard/switchyard/services/identity"
 )
 
@@ -24,14 +23,7 @@ import (
 func TestResolutionUsesIndexesOnAStoreWithHistory(t *testing.T) {
 	ctx := context.Background()
 	url := testkit.Postgres(t)
-	plain, err := postgres.Open(ctx, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(plain.Close)
-	if err := identity.Migrate(ctx, plain); err != nil {
-		t.Fatal(err)
-	}
+	_, plain := newStoreAt(t, url)
 	for _, q := range []string{
 		`INSERT INTO customers (canonical_id, email) SELECT 'cust_h' || g, 'h' || g || '@example.com' FROM generate_series(1, 5000) g`,
 		`INSERT INTO customer_links (kind, value, canonical_id, source_event_id)
@@ -48,12 +40,7 @@ func TestResolutionUsesIndexesOnAStoreWithHistory(t *testing.T) {
 		}
 	}
 
-	stmts := &testkit.Statements{}
-	traced, err := postgres.Open(ctx, url, stmts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(traced.Close)
+	traced, stmts := testkit.TracedPool(t, url)
 	store := identity.NewStore(traced)
 	steps := []struct {
 		eventID string

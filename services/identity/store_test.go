@@ -22,7 +22,13 @@ func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }
 
 func newStore(t *testing.T) (*identity.Store, *pgxpool.Pool) {
 	t.Helper()
-	pool, err := postgres.Open(context.Background(), testkit.Postgres(t), nil)
+	return newStoreAt(t, testkit.Postgres(t))
+}
+
+// newStoreAt opens and migrates identity's store at url.
+func newStoreAt(t *testing.T, url string) (*identity.Store, *pgxpool.Pool) {
+	t.Helper()
+	pool, err := postgres.Open(context.Background(), url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -505,20 +511,8 @@ func TestLinkExternalsAnswersAsOneAfterAnother(t *testing.T) {
 func TestLinkExternalsCommitsOnceForASet(t *testing.T) {
 	ctx := context.Background()
 	url := testkit.Postgres(t)
-	plain, err := postgres.Open(ctx, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(plain.Close)
-	if err := identity.Migrate(ctx, plain); err != nil {
-		t.Fatal(err)
-	}
-	stmts := &testkit.Statements{}
-	traced, err := postgres.Open(ctx, url, stmts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(traced.Close)
+	newStoreAt(t, url)
+	traced, stmts := testkit.TracedPool(t, url)
 	store := identity.NewStore(traced)
 	var set []identity.ExternalLink
 	for i := range 10 {

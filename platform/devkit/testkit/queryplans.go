@@ -6,10 +6,26 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchyard/switchyard/platform/postgres"
 )
+
+// TracedPool opens a pool on url (closed when the test ends) whose
+// statements are kept in the Statements it returns.
+func TracedPool(t testing.TB, url string) (*pgxpool.Pool, *Statements) {
+	t.Helper()
+	stmts := &Statements{}
+	pool, err := postgres.Open(context.Background(), url, stmts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool, stmts
+}
 
 // Statements is a pgx tracer (postgres.Open's tracer argument) that keeps
 // every statement sent, alone or in a batch, with its arguments, so a test

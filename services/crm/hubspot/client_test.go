@@ -2,9 +2,11 @@ package hubspot_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -393,5 +395,40 @@ func TestLimiterWaitHonoursContext(t *testing.T) {
 	}
 	if got := e.srv.Requests()[hubspot.EndpointBatchUpsert]; got != 1 {
 		t.Errorf("requests: got %d, want 1", got)
+	}
+}
+
+// A contact id in HubSpot's answer that is not a HubSpot object id (digits)
+// is not taken: it would become identity's key for the contact and text in
+// the console. The contact's result is an error, retried.
+func TestUpsertRefusesAContactIDThatIsNotHubSpots(t *testing.T) {
+	t.Parallel()
+	for _, id := range []string{`<img src=x onerror=alert(1)>`, "", "123456789012345678901", "12 3"} {
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var body struct {
+				Inputs []struct {
+					ID string `json:"id"`
+				} `json:"inputs"`
+			}
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			var results []map[string]any
+			for _, in := range body.Inputs {
+				results = append(results, map[string]any{"id": id, "new": true, "properties": map[string]string{"email": in.ID}})
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{"status": "COMPLETE", "results": results})
+		}))
+		client, err := crmhubspot.New(crmhubspot.Config{BaseURL: ts.URL, Token: config.NewSecret(token)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := client.UpsertContacts(context.Background(), []crmhubspot.ContactInput{{Email: "jenny@example.com"}})
+		ts.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res[0].Err == nil || res[0].ID != "" || errclass.Of(res[0].Err) == errclass.ClassPermanent {
+			t.Errorf("contact id %q: result %+v; want a retried error and no id", id, res[0])
+		}
 	}
 }

@@ -139,7 +139,17 @@ func (c *Client) upsertBatch(ctx context.Context, inputs []ContactInput, batch [
 		if email == nil {
 			continue
 		}
-		if i, ok := byEmail[emailaddr.Normalize(*email)]; ok {
+		i, ok := byEmail[emailaddr.Normalize(*email)]
+		switch {
+		case !ok:
+		case !objectID(r.ID):
+			// The id becomes identity's key for the contact and text in
+			// the console: an answer that is not HubSpot's is not taken
+			// (and the message retried).
+			results[i].Err = fmt.Errorf("hubspot: upsert contact %s: the answer's contact id is not a HubSpot object id (%d bytes)",
+				logging.MaskEmail(emailaddr.Normalize(*email)), len(r.ID))
+			done[i] = true
+		default:
 			results[i].ID, results[i].New = r.ID, r.New
 			done[i] = true
 		}
@@ -176,4 +186,18 @@ func (c *Client) upsertBatch(ctx context.Context, inputs []ContactInput, batch [
 		}
 	}
 	return nil
+}
+
+// objectID reports whether id is a HubSpot object id: 1 to 20 decimal
+// digits (a positive 64-bit number).
+func objectID(id string) bool {
+	if len(id) == 0 || len(id) > 20 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < '0' || id[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/ledger"
-	"github.com/switchyard/switchyard/platform/postgres"
 )
 
 // groupedLedger is a replica's ledger with claim groups, its pools' round
@@ -262,12 +261,7 @@ func TestClaimGroupStatementsUseTheIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	stmts := &testkit.Statements{}
-	traced, err := postgres.Open(ctx, url, stmts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(traced.Close)
+	traced, stmts := testkit.TracedPool(t, url)
 	l := ledger.New(traced, ledger.WithClaimGroups())
 	for _, id := range []string{"evt_h7", "evt_new"} {
 		k := ledger.Key{Consumer: "crm", MessageID: id, Effect: "hubspot.upsert"}

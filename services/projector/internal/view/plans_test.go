@@ -40,12 +40,7 @@ func TestLiveQueriesUseIndexesOnAStoreWithHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stmts := &testkit.Statements{}
-	traced, err := postgres.Open(ctx, url, stmts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(traced.Close)
+	traced, stmts := testkit.TracedPool(t, url)
 	live := view.NewStore(traced, view.Schema)
 	fresh := viewtest.Entries(t, lifegen.GenerateRange(8, 3001, 40))
 	for len(fresh) > 0 {

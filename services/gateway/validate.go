@@ -2,13 +2,13 @@ package gateway
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/mail"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/switchyard/switchyard/platform/stripescan"
 )
 
 // Event is what the gateway learns from a verified webhook body: exactly the
@@ -173,10 +173,10 @@ func isNull(r []byte) bool { return len(r) == 0 || bytes.Equal(r, null) }
 // Validate parses body and checks every field the hub routes on. pinned is
 // the API version whose object schema the hub knows.
 func Validate(body []byte, pinned string) (Event, error) {
-	raw, err := scanEvent(body)
-	var verr *ValidationError
-	if errors.As(err, &verr) {
-		return Event{}, err
+	raw, err := stripescan.Scan(body)
+	var variant *stripescan.VariantError
+	if errors.As(err, &variant) {
+		return Event{}, &ValidationError{variant.Field, "also appears under a key that differs only in letter case"}
 	}
 	if err != nil {
 		return Event{}, &NotJSONError{Err: err}
@@ -184,10 +184,10 @@ func Validate(body []byte, pinned string) (Event, error) {
 	return check(&raw, pinned)
 }
 
-// check applies the routing rules to the raw fields found by scanEvent:
+// check applies the routing rules to the raw fields found by stripescan.Scan:
 // the event's envelope, then its data.object — what it is, whose, its
 // money and its status. The first rule broken is the error.
-func check(raw *rawEvent, pinned string) (Event, error) {
+func check(raw *stripescan.Event, pinned string) (Event, error) {
 	ev, err := checkEnvelope(raw)
 	if err != nil {
 		return Event{}, err
@@ -216,7 +216,7 @@ func check(raw *rawEvent, pinned string) (Event, error) {
 }
 
 // checkEnvelope checks the event's own fields.
-func checkEnvelope(raw *rawEvent) (Event, error) {
+func checkEnvelope(raw *stripescan.Event) (Event, error) {
 	var ev Event
 	var err error
 	if ev.ID, err = str(raw.ID, "id", isEventID, "must be a Stripe event id (evt_…)"); err != nil {
@@ -247,7 +247,7 @@ func checkEnvelope(raw *rawEvent) (Event, error) {
 // type requires, and its id — and that its livemode agrees with the
 // event's; it sets ev's ObjectKind and ObjectID and returns the kind's
 // rules, known when the hub routes on that kind.
-func checkObjectIdentity(ev *Event, obj *rawObject) (k kind, known bool, err error) {
+func checkObjectIdentity(ev *Event, obj *stripescan.Object) (k kind, known bool, err error) {
 	if ev.ObjectKind, err = str(obj.Object, "data.object.object", isObjectKind, "must name the object kind"); err != nil {
 		return kind{}, false, err
 	}
@@ -280,7 +280,7 @@ func checkObjectIdentity(ev *Event, obj *rawObject) (k kind, known bool, err err
 
 // checkParties checks whose the object is: its customer and email
 // addresses, where present.
-func checkParties(obj *rawObject) error {
+func checkParties(obj *stripescan.Object) error {
 	if err := customer(obj.Customer); err != nil {
 		return err
 	}
@@ -292,7 +292,7 @@ func checkParties(obj *rawObject) error {
 
 // checkMoney checks the currency and the amounts, where present: integers
 // in minor units, never negative on the kinds the hub routes on (known).
-func checkMoney(obj *rawObject, known bool) error {
+func checkMoney(obj *stripescan.Object, known bool) error {
 	if !isNull(obj.Currency) {
 		if _, err := str(obj.Currency, "data.object.currency", isCurrency, "must be a lower-case ISO 4217 code"); err != nil {
 			return err
@@ -353,13 +353,8 @@ func str(raw []byte, field string, valid matcher, reason string) (string, error)
 	if isNull(raw) {
 		return "", &ValidationError{field, "required"}
 	}
-	if raw[0] != '"' {
-		return "", &ValidationError{field, "must be a string"}
-	}
-	var s string
-	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-		s = string(inner) // the scanner already checked the string's syntax
-	} else if err := json.Unmarshal(raw, &s); err != nil {
+	s, ok := stripescan.String(raw)
+	if !ok {
 		return "", &ValidationError{field, "must be a string"}
 	}
 	if valid != nil && !valid(s) {
@@ -399,9 +394,13 @@ func customer(raw []byte) error {
 		return nil
 	}
 	if raw[0] == '{' {
-		id, err := objectID(raw, field)
+		id, err := stripescan.ObjectID(raw, field)
+		var variant *stripescan.VariantError
+		if errors.As(err, &variant) {
+			return &ValidationError{variant.Field, "also appears under a key that differs only in letter case"}
+		}
 		if err != nil {
-			return err
+			return &ValidationError{field, "must be an object"}
 		}
 		raw = id
 	}

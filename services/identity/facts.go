@@ -1,16 +1,17 @@
 package identity
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/switchyard/switchyard/platform/errclass"
+	"github.com/switchyard/switchyard/platform/stripescan"
 )
 
 // Facts is what identity reads from one Stripe event: who it is about and
@@ -89,38 +90,28 @@ type Facts struct {
 // version and records it; typed fields that differ between versions are
 // rare, and an object that no longer decodes fails here, visibly.
 func ExtractFacts(raw []byte) (Facts, *stripe.Event, error) {
-	// The envelope is decoded here rather than as a stripe.Event, whose
-	// decoder parses data.object a second time into a map: decoding is most
-	// of identity's CPU, so data.object is decoded once, as its typed
-	// object, and Derive reuses it. The returned event carries data.object
-	// as Data.Raw only (Data.Object is nil).
-	var env struct {
-		ID         string           `json:"id"`
-		Type       stripe.EventType `json:"type"`
-		Created    int64            `json:"created"`
-		Livemode   bool             `json:"livemode"`
-		APIVersion string           `json:"api_version"`
-		Data       *struct {
-			Object             json.RawMessage `json:"object"`
-			PreviousAttributes map[string]any  `json:"previous_attributes"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(raw, &env); err != nil {
+	// One pass (the gateway's reader) validates the bytes and finds the
+	// envelope and data.object's head: decoding is most of identity's CPU,
+	// and encoding/json validated the body again for each struct decoded
+	// from it. data.object is then decoded once, as its typed object, and
+	// Derive reuses it. The returned event carries data.object as Data.Raw
+	// only (Data.Object is nil).
+	sc, err := stripescan.Scan(raw)
+	if err != nil {
 		return Facts{}, nil, errclass.Permanent(fmt.Errorf("decode stripe event: %w", err))
 	}
-	var head struct{ Object, ID, Status json.RawMessage }
+	ev, err := envelope(&sc)
 	switch {
-	case env.ID == "":
+	case err != nil:
+		return Facts{}, nil, errclass.Permanent(fmt.Errorf("decode stripe event: %w", err))
+	case ev.ID == "":
 		return Facts{}, nil, errclass.Permanent(errors.New("decode stripe event: no id"))
-	case env.Type == "":
-		return Facts{}, nil, errclass.Permanent(fmt.Errorf("decode stripe event %s: no type", env.ID))
-	case env.Data == nil || json.Unmarshal(env.Data.Object, &head) != nil || bytes.Equal(env.Data.Object, []byte("null")):
-		return Facts{}, nil, errclass.Permanent(fmt.Errorf("decode stripe event %s: no data.object", env.ID))
+	case ev.Type == "":
+		return Facts{}, nil, errclass.Permanent(fmt.Errorf("decode stripe event %s: no type", ev.ID))
+	case len(sc.DataObject) == 0 || sc.DataObject[0] != '{':
+		return Facts{}, nil, errclass.Permanent(fmt.Errorf("decode stripe event %s: no data.object", ev.ID))
 	}
-	ev := &stripe.Event{
-		ID: env.ID, Type: env.Type, Created: env.Created, Livemode: env.Livemode, APIVersion: env.APIVersion,
-		Data: &stripe.EventData{Raw: env.Data.Object, PreviousAttributes: env.Data.PreviousAttributes},
-	}
+	head := &sc.Obj
 	f := Facts{
 		EventID:      ev.ID,
 		EventType:    string(ev.Type),
@@ -151,14 +142,64 @@ func (f *Facts) normalise() {
 	f.Name = cleanText(f.Name, maxNameRunes)
 }
 
-// jsonString is the string a JSON value holds; "" for any other value.
-func jsonString(v json.RawMessage) string {
-	var s string
-	if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil {
-		return ""
-	}
+// jsonString is the string a scanned JSON value holds; "" for any other
+// value.
+func jsonString(v []byte) string {
+	s, _ := stripescan.String(v)
 	return s
 }
+
+// envelope reads the event's own fields from sc as encoding/json would
+// decode them into a stripe.Event: a value of the wrong JSON type is an
+// error, null or absent is the zero value.
+func envelope(sc *stripescan.Event) (*stripe.Event, error) {
+	ev := &stripe.Event{Data: &stripe.EventData{Raw: sc.DataObject}}
+	var err error
+	typ := ""
+	for _, field := range []struct {
+		name string
+		raw  []byte
+		to   *string
+	}{{"id", sc.ID, &ev.ID}, {"type", sc.Type, &typ}, {"api_version", sc.APIVersion, &ev.APIVersion}} {
+		if *field.to, err = text(field.raw, field.name); err != nil {
+			return nil, err
+		}
+	}
+	ev.Type = stripe.EventType(typ)
+	if !isNull(sc.Created) {
+		if ev.Created, err = strconv.ParseInt(string(sc.Created), 10, 64); err != nil {
+			return nil, fmt.Errorf("created is not an integer: %s", sc.Created)
+		}
+	}
+	switch string(sc.Livemode) {
+	case "", "null", "false":
+	case "true":
+		ev.Livemode = true
+	default:
+		return nil, fmt.Errorf("livemode is not true or false: %s", sc.Livemode)
+	}
+	if !isNull(sc.PreviousAttributes) {
+		if err := json.Unmarshal(sc.PreviousAttributes, &ev.Data.PreviousAttributes); err != nil {
+			return nil, fmt.Errorf("data.previous_attributes: %w", err)
+		}
+	}
+	return ev, nil
+}
+
+// text is the string a scanned JSON value holds, "" for null or absent,
+// and an error for any other value.
+func text(v []byte, name string) (string, error) {
+	if isNull(v) {
+		return "", nil
+	}
+	s, ok := stripescan.String(v)
+	if !ok {
+		return "", fmt.Errorf("%s is not a string", name)
+	}
+	return s, nil
+}
+
+func isNull(v []byte) bool { return len(v) == 0 || string(v) == "null" }
 
 // readObject fills the customer and link fields from data.object, decoded
 // as the stripe-go type its "object" names (and kept for Derive). Kinds

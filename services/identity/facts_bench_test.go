@@ -6,9 +6,8 @@ import (
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
 )
 
-// BenchmarkExtractFacts decodes each of the Stripe fixtures in turn (the
-// envelope, data.object's head and its typed object): a third of
-// identity's CPU in the pipeline benchmark.
+// BenchmarkExtractFacts decodes each of the Stripe fixtures in turn (one
+// scan for the envelope and data.object's head, then its typed object).
 func BenchmarkExtractFacts(b *testing.B) {
 	var events [][]byte
 	size := 0

@@ -445,6 +445,22 @@ func TestExtractFactsErrors(t *testing.T) {
 		{"data.object null", edited(func(ev, _ map[string]any) { ev["data"] = map[string]any{"object": nil} })},
 		{"object field of the wrong type", edited(func(_, o map[string]any) { o["amount_paid"] = "a lot" })},
 		{"customer reference of the wrong type", edited(func(_, o map[string]any) { o["customer"] = 42 })},
+		// The envelope is read as encoding/json would decode it into a
+		// stripe.Event: a value of the wrong JSON type is an error.
+		{"id not a string", edited(func(ev, _ map[string]any) { ev["id"] = 7 })},
+		{"type not a string", edited(func(ev, _ map[string]any) { ev["type"] = []any{"invoice.paid"} })},
+		{"created not an integer", edited(func(ev, _ map[string]any) { ev["created"] = 1.5 })},
+		{"livemode not a boolean", edited(func(ev, _ map[string]any) { ev["livemode"] = "false" })},
+		{"api_version not a string", edited(func(ev, _ map[string]any) { ev["api_version"] = 20231016 })},
+		{"data not an object", edited(func(ev, _ map[string]any) { ev["data"] = "x" })},
+		{"data.object not an object", edited(func(ev, _ map[string]any) { ev["data"] = map[string]any{"object": "in_1"} })},
+		{"previous_attributes not an object", edited(func(ev, o map[string]any) {
+			ev["data"] = map[string]any{"object": o, "previous_attributes": "x"}
+		})},
+		// A key that is a routed field only when case is folded would be
+		// read as it by encoding/json: refused, as the gateway does.
+		{"a case variant of id", edited(func(ev, _ map[string]any) { ev["ID"] = "evt_other" })},
+		{"a case variant of data.object.object", edited(func(_, o map[string]any) { o["Object"] = "customer" })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,35 +1,58 @@
-package gateway
+// Package stripescan reads a Stripe event's routed fields in one pass over
+// its bytes: it checks that the whole document is valid JSON (RFC 8259, as
+// strict as encoding/json's json.Valid) and keeps the raw bytes of just the
+// fields the hub routes on. encoding/json did the same job at about a third
+// of the gateway's CPU under load, and half of identity's, because it
+// allocates and decodes every field of the event (and identity validated
+// the body again for each struct it decoded). The fuzz test holds this
+// reader to encoding/json's verdicts and values on arbitrary input.
+//
+// Keys that equal a routed field only when letter case is folded ("ID",
+// "Type") are refused with a *VariantError: encoding/json, and so
+// stripe-go, would read them as the field, so an event carrying both "id"
+// and "ID" would mean one thing here and another there.
+package stripescan
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
-// This file is the gateway's JSON reader: one pass over the body that checks
-// the whole document is valid JSON (RFC 8259, as strict as encoding/json's
-// json.Valid) and keeps the raw bytes of just the fields the hub routes on.
-// encoding/json did the same job at about a third of the gateway's CPU under
-// load, because it allocates and decodes every field of the event. The fuzz
-// test in scan_test.go holds this reader to encoding/json's verdicts and
-// values on arbitrary input.
-
-// rawEvent holds the raw JSON values of the routed fields; nil = absent.
+// Event holds the raw JSON values of the routed fields; nil = absent.
 // Duplicate keys resolve to the last occurrence, as in encoding/json.
-type rawEvent struct {
+type Event struct {
 	ID, Object, Type, Created, Livemode, APIVersion []byte
-	DataObject                                      []byte // raw "data"."object" value, when data is an object
-	Obj                                             rawObject
+	// DataObject is the raw "data"."object" value, when data is an object.
+	DataObject []byte
+	// PreviousAttributes is the raw "data"."previous_attributes" value,
+	// when data is an object.
+	PreviousAttributes []byte
+	// Obj holds data.object's routed fields, when it is an object.
+	Obj Object
 }
 
-// rawObject holds the routed fields of data.object, when it is an object.
-type rawObject struct {
+// Object holds the routed fields of data.object.
+type Object struct {
 	ID, Object, Livemode, Customer, Email, CustomerEmail, Currency, Status     []byte
 	Amount, AmountPaid, AmountDue, AmountRefunded, AmountTotal, AmountCaptured []byte
 }
 
-func (o *rawObject) slot(key []byte) *[]byte {
+// VariantError reports a key that equals the routed Field only when letter
+// case is folded.
+type VariantError struct{ Field string }
+
+func (e *VariantError) Error() string {
+	return e.Field + " also appears under a key that differs only in letter case"
+}
+
+// ErrNotObject is Scan's error for a valid JSON document that is not an object.
+var ErrNotObject = errors.New("top-level value is not an object")
+
+func (o *Object) slot(key []byte) *[]byte {
 	switch string(key) {
 	case "id":
 		return &o.ID
@@ -63,7 +86,7 @@ func (o *rawObject) slot(key []byte) *[]byte {
 	return nil
 }
 
-func (e *rawEvent) slot(key []byte) *[]byte {
+func (e *Event) slot(key []byte) *[]byte {
 	switch string(key) {
 	case "id":
 		return &e.ID
@@ -77,7 +100,7 @@ func (e *rawEvent) slot(key []byte) *[]byte {
 		return &e.Livemode
 	case "api_version":
 		return &e.APIVersion
-	case "data": // read by scanEvent itself; the slot only marks it as routed
+	case "data": // read by Scan itself; the slot only marks it as routed
 		return &e.DataObject
 	}
 	return nil
@@ -85,8 +108,6 @@ func (e *rawEvent) slot(key []byte) *[]byte {
 
 // maxDepth matches encoding/json's nesting limit.
 const maxDepth = 10000
-
-var errNotObject = errors.New("top-level value is not an object")
 
 type scanner struct {
 	b     []byte
@@ -123,23 +144,25 @@ func (s *scanner) noteVariant(key []byte, prefix string, routed []string) {
 
 var (
 	eventKeys  = []string{"id", "object", "type", "created", "livemode", "api_version", "data"}
-	dataKeys   = []string{"object"}
+	dataKeys   = []string{"object", "previous_attributes"}
 	objectKeys = []string{"id", "object", "livemode", "customer", "email", "customer_email", "currency", "status",
 		"amount", "amount_paid", "amount_due", "amount_refunded", "amount_total", "amount_captured"}
 )
 
-type syntaxError struct {
+// SyntaxError reports where body stops being JSON.
+type SyntaxError struct {
 	msg string
 	off int
 }
 
-func (e *syntaxError) Error() string { return fmt.Sprintf("%s at offset %d", e.msg, e.off) }
+func (e *SyntaxError) Error() string { return fmt.Sprintf("%s at offset %d", e.msg, e.off) }
 
-func (s *scanner) fail(msg string) error { return &syntaxError{msg, s.i} }
+func (s *scanner) fail(msg string) error { return &SyntaxError{msg, s.i} }
 
-// scanEvent validates body and extracts the routed fields.
-func scanEvent(body []byte) (rawEvent, error) {
-	var ev rawEvent
+// Scan validates body and extracts the routed fields. Its errors: a
+// *SyntaxError when body is not JSON, ErrNotObject, or a *VariantError.
+func Scan(body []byte) (Event, error) {
+	var ev Event
 	s := scanner{b: body}
 	s.ws()
 	if s.i >= len(s.b) {
@@ -152,7 +175,7 @@ func scanEvent(body []byte) (rawEvent, error) {
 		if err := s.end(); err != nil {
 			return ev, err
 		}
-		return ev, errNotObject
+		return ev, ErrNotObject
 	}
 	err := s.object(func(key []byte) error {
 		slot := ev.slot(key)
@@ -164,24 +187,28 @@ func scanEvent(body []byte) (rawEvent, error) {
 			return s.capture(slot)
 		}
 		if s.b[s.i] != '{' {
-			ev.DataObject, ev.Obj = nil, rawObject{}
+			ev.DataObject, ev.PreviousAttributes, ev.Obj = nil, nil, Object{}
 			return s.value()
 		}
-		var obj []byte
-		var fields rawObject
+		var obj, prev []byte
+		var fields Object
 		err := s.object(func(key []byte) error {
-			if string(key) != "object" {
+			switch string(key) {
+			case "object":
+			case "previous_attributes":
+				return s.capture(&prev)
+			default:
 				s.noteVariant(key, "data.", dataKeys)
 				return s.value()
 			}
 			vstart := s.i
 			if s.b[s.i] != '{' {
-				fields = rawObject{}
+				fields = Object{}
 				err := s.value()
 				obj = s.b[vstart:s.i]
 				return err
 			}
-			fields = rawObject{}
+			fields = Object{}
 			err := s.object(func(key []byte) error {
 				if slot := fields.slot(key); slot != nil {
 					return s.capture(slot)
@@ -192,27 +219,31 @@ func scanEvent(body []byte) (rawEvent, error) {
 			obj = s.b[vstart:s.i]
 			return err
 		})
-		ev.DataObject, ev.Obj = obj, fields
+		ev.DataObject, ev.PreviousAttributes, ev.Obj = obj, prev, fields
 		return err
 	})
 	if err != nil {
-		return rawEvent{}, err
+		return Event{}, err
 	}
 	if err := s.end(); err != nil {
-		return rawEvent{}, err
+		return Event{}, err
 	}
 	if ev.DataObject != nil && ev.DataObject[0] != '{' {
-		ev.Obj = rawObject{}
+		ev.Obj = Object{}
 	}
 	if s.variant != "" {
-		return ev, &ValidationError{s.variant, "also appears under a key that differs only in letter case"}
+		return ev, &VariantError{s.variant}
 	}
 	return ev, nil
 }
 
-// objectID returns the raw "id" of the JSON object raw (already validated
-// by scanEvent), refusing an "ID"-style variant for the same reason.
-func objectID(raw []byte, field string) ([]byte, error) {
+// ErrNotAnObject is ObjectID's error for a value that is not an object.
+var ErrNotAnObject = errors.New("not an object")
+
+// ObjectID returns the raw "id" of the JSON object raw (already validated
+// by Scan), refusing an "ID"-style variant (a *VariantError naming
+// field.id) for the same reason as Scan.
+func ObjectID(raw []byte, field string) ([]byte, error) {
 	s := scanner{b: raw}
 	var id []byte
 	if err := s.object(func(key []byte) error {
@@ -222,12 +253,28 @@ func objectID(raw []byte, field string) ([]byte, error) {
 		s.noteVariant(key, field+".", []string{"id"})
 		return s.value()
 	}); err != nil {
-		return nil, &ValidationError{field, "must be an object"}
+		return nil, ErrNotAnObject
 	}
 	if s.variant != "" {
-		return nil, &ValidationError{s.variant, "also appears under a key that differs only in letter case"}
+		return nil, &VariantError{s.variant}
 	}
 	return id, nil
+}
+
+// String is the string the raw JSON value v holds (as encoding/json decodes
+// it: escapes resolved, invalid UTF-8 replaced); ok is false for any other
+// value, absent or null. v must have been validated by Scan.
+func String(v []byte) (s string, ok bool) {
+	if len(v) < 2 || v[0] != '"' {
+		return "", false
+	}
+	if inner := v[1 : len(v)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner), true // the scanner already checked the string's syntax
+	}
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", false
+	}
+	return s, true
 }
 
 func (s *scanner) end() error {

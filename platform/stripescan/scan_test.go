@@ -1,4 +1,4 @@
-package gateway
+package stripescan
 
 import (
 	"bytes"
@@ -6,8 +6,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/switchyard/switchyard/platform/devkit/testkit"
 )
 
 // referenceEvent and referenceObject decode the routed fields the way
@@ -42,30 +40,31 @@ type referenceObject struct {
 
 // referenceScan is the oracle: what encoding/json accepts (ok) and reads.
 // hasVariant reports a key that equals a routed field only when case is
-// folded, which scanEvent must refuse rather than read differently.
-func referenceScan(body []byte) (ev rawEvent, ok, hasVariant bool) {
+// folded, which Scan must refuse rather than read differently.
+func referenceScan(body []byte) (ev Event, ok, hasVariant bool) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil || top == nil {
-		return rawEvent{}, false, false
+		return Event{}, false, false
 	}
 	var r referenceEvent
 	_ = json.Unmarshal(body, &r)
-	ev = rawEvent{ID: r.ID, Object: r.Object, Type: r.Type, Created: r.Created, Livemode: r.Livemode, APIVersion: r.APIVersion}
+	ev = Event{ID: r.ID, Object: r.Object, Type: r.Type, Created: r.Created, Livemode: r.Livemode, APIVersion: r.APIVersion}
 	hasVariant = variantIn(top, eventKeys)
 	var data map[string]json.RawMessage
 	if json.Unmarshal(r.Data, &data) == nil && data != nil {
 		hasVariant = hasVariant || variantIn(data, dataKeys)
 		var d struct {
-			Object json.RawMessage `json:"object"`
+			Object             json.RawMessage `json:"object"`
+			PreviousAttributes json.RawMessage `json:"previous_attributes"`
 		}
 		_ = json.Unmarshal(r.Data, &d)
-		ev.DataObject = d.Object
+		ev.DataObject, ev.PreviousAttributes = d.Object, d.PreviousAttributes
 		var o map[string]json.RawMessage
 		if json.Unmarshal(d.Object, &o) == nil && o != nil {
 			hasVariant = hasVariant || variantIn(o, objectKeys)
 			var x referenceObject
 			_ = json.Unmarshal(d.Object, &x)
-			ev.Obj = rawObject{
+			ev.Obj = Object{
 				ID: x.ID, Object: x.Object, Livemode: x.Livemode, Customer: x.Customer,
 				Email: x.Email, CustomerEmail: x.CustomerEmail, Currency: x.Currency, Status: x.Status,
 				Amount: x.Amount, AmountPaid: x.AmountPaid, AmountDue: x.AmountDue,
@@ -89,7 +88,7 @@ func variantIn(m map[string]json.RawMessage, routed []string) bool {
 
 func sameRaw(a, b []byte) bool { return (a == nil) == (b == nil) && bytes.Equal(a, b) }
 
-func diffEvents(got, want rawEvent) string {
+func diffEvents(got, want Event) string {
 	pairs := []struct {
 		name string
 		a, b []byte
@@ -98,6 +97,7 @@ func diffEvents(got, want rawEvent) string {
 		{"created", got.Created, want.Created}, {"livemode", got.Livemode, want.Livemode},
 		{"api_version", got.APIVersion, want.APIVersion},
 		{"data.object", got.DataObject, want.DataObject},
+		{"data.previous_attributes", got.PreviousAttributes, want.PreviousAttributes},
 		{"obj.id", got.Obj.ID, want.Obj.ID}, {"obj.object", got.Obj.Object, want.Obj.Object},
 		{"obj.livemode", got.Obj.Livemode, want.Obj.Livemode}, {"obj.customer", got.Obj.Customer, want.Obj.Customer},
 		{"obj.email", got.Obj.Email, want.Obj.Email}, {"obj.customer_email", got.Obj.CustomerEmail, want.Obj.CustomerEmail},
@@ -117,24 +117,24 @@ func diffEvents(got, want rawEvent) string {
 
 func checkAgainstReference(t *testing.T, body []byte) {
 	t.Helper()
-	got, err := scanEvent(body)
+	got, err := Scan(body)
 	want, ok, variant := referenceScan(body)
-	var verr *ValidationError
+	var verr *VariantError
 	if errors.As(err, &verr) {
 		if !ok || !variant {
-			t.Fatalf("scanEvent(%q) refused a case variant (%v) that encoding/json does not see", body, err)
+			t.Fatalf("Scan(%q) refused a case variant (%v) that encoding/json does not see", body, err)
 		}
 		return
 	}
 	if (err == nil) != ok {
-		t.Fatalf("scanEvent(%q) error = %v, encoding/json accepts = %v", body, err, ok)
+		t.Fatalf("Scan(%q) error = %v, encoding/json accepts = %v", body, err, ok)
 	}
 	if ok && variant {
-		t.Fatalf("scanEvent(%q) accepted a key that differs from a routed field only in case", body)
+		t.Fatalf("Scan(%q) accepted a key that differs from a routed field only in case", body)
 	}
 	if ok {
 		if d := diffEvents(got, want); d != "" {
-			t.Fatalf("scanEvent(%q) differs from encoding/json: %s", body, d)
+			t.Fatalf("Scan(%q) differs from encoding/json: %s", body, d)
 		}
 	}
 }
@@ -150,9 +150,8 @@ func TestScanAgreesWithEncodingJSON(t *testing.T) {
 		`{"id":"evt_A","ID":"evt_B"}`, `{"Type":"x"}`, `{"data":{"Object":{}}}`, `{"data":{"object":{"Customer":"cus_1"}}}`,
 		`{"data":{"object":{"ſtatus":"paid"}}}`, `{"iD":1}`, `{"DATA":5,"data":{}}`, `{"Id2":1,"OBJECT_x":2}`,
 	}
-	for _, name := range testkit.StripeEventNames(t) {
-		cases = append(cases, string(testkit.StripeEvent(t, name)))
-	}
+	cases = append(cases, `{"data":{"previous_attributes":{"email":"a@b.c"},"object":{}}}`,
+		`{"data":{"previous_attributes":1,"previous_attributes":null}}`, `{"data":{"Previous_Attributes":{}}}`)
 	for _, c := range cases {
 		checkAgainstReference(t, []byte(c))
 	}
@@ -164,14 +163,46 @@ func TestScanAgreesWithEncodingJSON(t *testing.T) {
 
 func FuzzScanAgreesWithEncodingJSON(f *testing.F) {
 	f.Add([]byte(`{"id":"evt_1","data":{"object":{"id":"cus_1","amount":-1.5e3}}}`))
-	f.Add([]byte(`{"\u0064ata":{"object":{"email":"x@y.z"}}}`))
+	f.Add([]byte(`{"\u0064ata":{"object":{"email":"x@y.z"}},"previous_attributes":{}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		checkAgainstReference(t, body)
-		// Validate must never panic, and accepted events satisfy the rules.
-		if ev, err := Validate(body, PinnedAPIVersion); err == nil {
-			if !isEventID(ev.ID) || !isEventType(ev.Type) || ev.Created <= 0 || !isObjectID(ev.ObjectID) {
-				t.Fatalf("accepted invalid event %+v", ev)
+		// String decodes every routed value as encoding/json does.
+		if ev, err := Scan(body); err == nil {
+			for _, v := range [][]byte{ev.ID, ev.Type, ev.APIVersion, ev.Obj.ID, ev.Obj.Email, ev.Obj.Status} {
+				checkString(t, v)
 			}
 		}
 	})
+}
+
+// checkString holds String to encoding/json's decoding of v into a string.
+func checkString(t *testing.T, v []byte) {
+	t.Helper()
+	got, ok := String(v)
+	var want string
+	wantOK := len(v) > 0 && v[0] == '"' && json.Unmarshal(v, &want) == nil
+	if ok != wantOK || got != want {
+		t.Fatalf("String(%q) = %q, %v; encoding/json: %q, %v", v, got, ok, want, wantOK)
+	}
+}
+
+func TestStringDecodesAsEncodingJSON(t *testing.T) {
+	for _, v := range []string{`"plain"`, `"a\"b"`, `"\u00e9t\u00e9"`, "\"\xff\xfe\"", `"\ud800"`, `""`, `null`, `1`, `{}`, `[]`, `true`, ``} {
+		checkString(t, []byte(v))
+	}
+}
+
+func TestObjectIDRefusesACaseVariant(t *testing.T) {
+	id, err := ObjectID([]byte(`{"id":"cus_1","email":"a@b.c"}`), "data.object.customer")
+	if err != nil || string(id) != `"cus_1"` {
+		t.Fatalf("ObjectID = %s, %v", id, err)
+	}
+	_, err = ObjectID([]byte(`{"id":"cus_1","ID":"cus_2"}`), "data.object.customer")
+	var v *VariantError
+	if !errors.As(err, &v) || v.Field != "data.object.customer.id" {
+		t.Fatalf("a case variant of id: %v, want a VariantError naming data.object.customer.id", err)
+	}
+	if _, err := ObjectID([]byte(`"cus_1"`), "x"); !errors.Is(err, ErrNotAnObject) {
+		t.Fatalf("a string: %v, want ErrNotAnObject", err)
+	}
 }

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
 	"github.com/switchyard/switchyard/platform/consumer"
 	"github.com/switchyard/switchyard/platform/devkit/testkit"
 	"github.com/switchyard/switchyard/platform/errclass"
@@ -135,5 +138,54 @@ func TestBatchWaitingForAWorkerIsKeptAlive(t *testing.T) {
 		if id := fmt.Sprintf("w-%02d", i); deliveries[id] != 1 {
 			t.Errorf("%s delivered %d times, want once", id, deliveries[id])
 		}
+	}
+}
+
+// TestEachRecordsEachMessagesOwnDuration: a message handled on its own by
+// Each is timed on its own in switchyard_consumer_handle_duration, not
+// given its pull's average (which would hide one slow vendor call among
+// fast ones).
+func TestEachRecordsEachMessagesOwnDuration(t *testing.T) {
+	e := setup(t)
+	for _, id := range []string{"slow", "fast-1", "fast-2", "fast-3"} {
+		e.publish(t, "billing.test.timed", id, id)
+	}
+	reader := sdkmetric.NewManualReader()
+	const slow = 300 * time.Millisecond
+	e.startBatch(t, consumer.Config{Name: "timed", Subjects: []string{"billing.test.>"}, Batch: 4, BatchLinger: 200 * time.Millisecond,
+		Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))},
+		consumer.Each(func(_ context.Context, m *consumer.Message) error {
+			if m.ID == "slow" {
+				time.Sleep(slow)
+			}
+			return nil
+		}, 4))
+	testkit.WaitFor(t, 10*time.Second, "all settled", e.settled(t, natsbus.StreamBilling, "timed"))
+
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			h, ok := m.Data.(metricdata.Histogram[float64])
+			if !ok || m.Name != "switchyard_consumer_handle_duration" {
+				continue
+			}
+			for _, dp := range h.DataPoints {
+				found = true
+				lo, _ := dp.Min.Value()
+				hi, _ := dp.Max.Value()
+				// The pull's average would be at least slow/4 for every message.
+				if dp.Count != 4 || hi < slow.Seconds() || lo >= (slow/6).Seconds() {
+					t.Errorf("%d durations between %.3fs and %.3fs; want 4, the slow one ≥ %v and the fast ones under %v",
+						dp.Count, lo, hi, slow, slow/6)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no switchyard_consumer_handle_duration recorded")
 	}
 }

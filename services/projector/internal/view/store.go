@@ -238,8 +238,10 @@ func (b *labelledBatch) SendBatch(ctx context.Context, q querier) error {
 func (s *Store) resolveLocked(ctx context.Context, tx querier, l *customerLocks, ids []string) ([]string, error) {
 	for {
 		var owners []string
-		if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(DISTINCT coalesce(a.survivor_id, c.id)), '{}')
-			FROM unnest($1::text[]) c(id) LEFT JOIN `+s.t.aliases+` a ON a.merged_id = c.id`, ids).Scan(&owners); err != nil {
+		// A probe of aliases_pkey per id, whatever the size of aliases when
+		// the connection planned it (see load).
+		if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(DISTINCT coalesce((SELECT survivor_id FROM `+s.t.aliases+` WHERE merged_id = c.id), c.id)), '{}')
+			FROM unnest($1::text[]) c(id)`, ids).Scan(&owners); err != nil {
 			return nil, fmt.Errorf("resolve customers: %w", err)
 		}
 		fresh := slices.DeleteFunc(slices.Clone(owners), func(id string) bool { return l.held[id] })
@@ -308,10 +310,10 @@ func (s *Store) merge(ctx context.Context, tx querier, survivor string, merged [
 // and cached), not once per connection: a named statement's generic plan
 // is kept for the connection's life, so one planned while the events table
 // was small scans every event long after the table has grown, until an
-// ANALYZE happens to invalidate it. Measured on the pipeline benchmark
-// (a fresh store, autovacuum off): the batch load's cached plan was a
-// sequential scan of events, 1.7 ms a call, a quarter of PostgreSQL's CPU.
-// Planning these statements costs tens of microseconds.
+// ANALYZE happens to invalidate it. The status API's timeline uses it; the
+// live path's statements are written so that their only plan is an index
+// probe per id instead (see load), as planning per batch cost more than
+// running the statement.
 const planFresh = pgx.QueryExecModeCacheDescribe
 
 // andMerged is an array expression of the customer ids the SELECT list
@@ -326,9 +328,17 @@ func (s *Store) andMerged(owners, survivor string) string {
 
 // load returns the entries of each owner and of the customers merged into it.
 func (s *Store) load(ctx context.Context, tx querier, owners []string) (map[string][]Entry, error) {
-	rows, err := tx.Query(ctx, `SELECT coalesce(a.survivor_id, e.customer_id), e.event_id, e.customer_id, e.subject, e.occurred_at, e.trace_id, e.payload
-		FROM `+s.t.events+` e LEFT JOIN `+s.t.aliases+` a ON a.merged_id = e.customer_id
-		WHERE e.customer_id = ANY(`+s.andMerged("unnest($1::text[])", "ANY($1)")+`)`, planFresh, owners)
+	// The owners and the customers merged into each are found, and each
+	// one's events read, by probes of an index (aliases_survivor,
+	// events_customer) per id: the only plan such a probe has, so a
+	// generic plan made while the store was small stays right as it
+	// grows, and the statement is prepared once per connection rather
+	// than planned per batch (which cost more than running it).
+	rows, err := tx.Query(ctx, `SELECT m.owner, e.event_id, e.customer_id, e.subject, e.occurred_at, e.trace_id, e.payload
+		FROM (SELECT o.id, o.id FROM unnest($1::text[]) o(id)
+			UNION SELECT o.id, a.merged_id FROM unnest($1::text[]) o(id)
+				CROSS JOIN LATERAL (SELECT merged_id FROM `+s.t.aliases+` WHERE survivor_id = o.id OFFSET 0) a) m(owner, id)
+		CROSS JOIN LATERAL (SELECT * FROM `+s.t.events+` WHERE customer_id = m.id OFFSET 0) e`, owners)
 	if err != nil {
 		return nil, fmt.Errorf("load events: %w", err)
 	}

@@ -23,7 +23,9 @@ import (
 )
 
 // Event holds the raw JSON values of the routed fields; nil = absent.
-// Duplicate keys resolve to the last occurrence, as in encoding/json.
+// Duplicate keys resolve to the last occurrence, as encoding/json decodes
+// them into raw values (and stripe-go a duplicated "data"; encoding/json
+// would merge duplicated objects decoded into maps or structs).
 type Event struct {
 	ID, Object, Type, Created, Livemode, APIVersion []byte
 	// DataObject is the raw "data"."object" value, when data is an object.
@@ -49,8 +51,9 @@ func (e *VariantError) Error() string {
 	return e.Field + " also appears under a key that differs only in letter case"
 }
 
-// ErrNotObject is Scan's error for a valid JSON document that is not an object.
-var ErrNotObject = errors.New("top-level value is not an object")
+// ErrNotObject is Scan's error for a valid JSON document that is not an
+// object, and ObjectID's for a value that is not one.
+var ErrNotObject = errors.New("not an object")
 
 func (o *Object) slot(key []byte) *[]byte {
 	switch string(key) {
@@ -237,9 +240,6 @@ func Scan(body []byte) (Event, error) {
 	return ev, nil
 }
 
-// ErrNotAnObject is ObjectID's error for a value that is not an object.
-var ErrNotAnObject = errors.New("not an object")
-
 // ObjectID returns the raw "id" of the JSON object raw (already validated
 // by Scan), refusing an "ID"-style variant (a *VariantError naming
 // field.id) for the same reason as Scan.
@@ -253,13 +253,16 @@ func ObjectID(raw []byte, field string) ([]byte, error) {
 		s.noteVariant(key, field+".", []string{"id"})
 		return s.value()
 	}); err != nil {
-		return nil, ErrNotAnObject
+		return nil, ErrNotObject
 	}
 	if s.variant != "" {
 		return nil, &VariantError{s.variant}
 	}
 	return id, nil
 }
+
+// IsNull reports whether the raw JSON value v is absent or null.
+func IsNull(v []byte) bool { return len(v) == 0 || string(v) == "null" }
 
 // String is the string the raw JSON value v holds (as encoding/json decodes
 // it: escapes resolved, invalid UTF-8 replaced); ok is false for any other

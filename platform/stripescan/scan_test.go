@@ -139,20 +139,23 @@ func checkAgainstReference(t *testing.T, body []byte) {
 	}
 }
 
+// tableCases are bodies that probe the reader's edges: syntax, duplicates,
+// escapes, depth, case variants.
+var tableCases = []string{
+	`{}`, `[]`, `"x"`, `1`, `null`, ``, ` `, `{`, `{"a":}`, `{"a":1,}`, `{"a":1 "b":2}`,
+	`{"id":"evt_1","id":"evt_2"}`, `{"\u0069d":"evt_escaped"}`, `{"data":{"object":{"id":"cus_1"},"object":{"id":"cus_2"}}}`,
+	`{"data":{"object":5}}`, `{"data":5}`, `{"data":{"object":{"email":"a\"b@c.d"}}}`, `{"a":"\x01"}`,
+	`{"a":-0.5e+10}`, `{"a":01}`, `{"a":1.}`, `{"a":.5}`, `{"a":-}`, `{"a":tru}`, `{"a":nulls}`, `{"a":"\u12G4"}`,
+	`{"a":[1,[2,{"b":[]}]]}`, `{"a":[1,]}`, `{} {}`, "{\"a\":\"\xff\xfe\"}", `{"a":"\ud800"}`,
+	`{"data":{"object":{"id":"cus_1"}},"data":null}`,
+	`{"id":"evt_A","ID":"evt_B"}`, `{"Type":"x"}`, `{"data":{"Object":{}}}`, `{"data":{"object":{"Customer":"cus_1"}}}`,
+	`{"data":{"object":{"ſtatus":"paid"}}}`, `{"iD":1}`, `{"DATA":5,"data":{}}`, `{"Id2":1,"OBJECT_x":2}`,
+	`{"data":{"previous_attributes":{"email":"a@b.c"},"object":{}}}`,
+	`{"data":{"previous_attributes":1,"previous_attributes":null}}`, `{"data":{"Previous_Attributes":{}}}`,
+}
+
 func TestScanAgreesWithEncodingJSON(t *testing.T) {
-	cases := []string{
-		`{}`, `[]`, `"x"`, `1`, `null`, ``, ` `, `{`, `{"a":}`, `{"a":1,}`, `{"a":1 "b":2}`,
-		`{"id":"evt_1","id":"evt_2"}`, `{"\u0069d":"evt_escaped"}`, `{"data":{"object":{"id":"cus_1"},"object":{"id":"cus_2"}}}`,
-		`{"data":{"object":5}}`, `{"data":5}`, `{"data":{"object":{"email":"a\"b@c.d"}}}`, `{"a":"\x01"}`,
-		`{"a":-0.5e+10}`, `{"a":01}`, `{"a":1.}`, `{"a":.5}`, `{"a":-}`, `{"a":tru}`, `{"a":nulls}`, `{"a":"\u12G4"}`,
-		`{"a":[1,[2,{"b":[]}]]}`, `{"a":[1,]}`, `{} {}`, "{\"a\":\"\xff\xfe\"}", `{"a":"\ud800"}`,
-		`{"data":{"object":{"id":"cus_1"}},"data":null}`,
-		`{"id":"evt_A","ID":"evt_B"}`, `{"Type":"x"}`, `{"data":{"Object":{}}}`, `{"data":{"object":{"Customer":"cus_1"}}}`,
-		`{"data":{"object":{"ſtatus":"paid"}}}`, `{"iD":1}`, `{"DATA":5,"data":{}}`, `{"Id2":1,"OBJECT_x":2}`,
-	}
-	cases = append(cases, `{"data":{"previous_attributes":{"email":"a@b.c"},"object":{}}}`,
-		`{"data":{"previous_attributes":1,"previous_attributes":null}}`, `{"data":{"Previous_Attributes":{}}}`)
-	for _, c := range cases {
+	for _, c := range tableCases {
 		checkAgainstReference(t, []byte(c))
 	}
 	for _, depth := range []int{maxDepth - 1, maxDepth, maxDepth + 1} {
@@ -163,7 +166,10 @@ func TestScanAgreesWithEncodingJSON(t *testing.T) {
 
 func FuzzScanAgreesWithEncodingJSON(f *testing.F) {
 	f.Add([]byte(`{"id":"evt_1","data":{"object":{"id":"cus_1","amount":-1.5e3}}}`))
-	f.Add([]byte(`{"\u0064ata":{"object":{"email":"x@y.z"}},"previous_attributes":{}}`))
+	f.Add([]byte(`{"\u0064ata":{"object":{"email":"x@y.z"},"previous_attributes":{"email":null}}}`))
+	for _, c := range tableCases {
+		f.Add([]byte(c))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		checkAgainstReference(t, body)
 		// String decodes every routed value as encoding/json does.
@@ -202,7 +208,7 @@ func TestObjectIDRefusesACaseVariant(t *testing.T) {
 	if !errors.As(err, &v) || v.Field != "data.object.customer.id" {
 		t.Fatalf("a case variant of id: %v, want a VariantError naming data.object.customer.id", err)
 	}
-	if _, err := ObjectID([]byte(`"cus_1"`), "x"); !errors.Is(err, ErrNotAnObject) {
-		t.Fatalf("a string: %v, want ErrNotAnObject", err)
+	if _, err := ObjectID([]byte(`"cus_1"`), "x"); !errors.Is(err, ErrNotObject) {
+		t.Fatalf("a string: %v, want ErrNotObject", err)
 	}
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -166,17 +165,23 @@ func kindOfType(t string) string {
 	return ""
 }
 
-var null = []byte("null")
-
-func isNull(r []byte) bool { return len(r) == 0 || bytes.Equal(r, null) }
+// caseVariant is the ValidationError for a key that is a routed field's
+// only when letter case is folded (stripescan.VariantError); nil for any
+// other err.
+func caseVariant(err error) *ValidationError {
+	var v *stripescan.VariantError
+	if !errors.As(err, &v) {
+		return nil
+	}
+	return &ValidationError{v.Field, "also appears under a key that differs only in letter case"}
+}
 
 // Validate parses body and checks every field the hub routes on. pinned is
 // the API version whose object schema the hub knows.
 func Validate(body []byte, pinned string) (Event, error) {
 	raw, err := stripescan.Scan(body)
-	var variant *stripescan.VariantError
-	if errors.As(err, &variant) {
-		return Event{}, &ValidationError{variant.Field, "also appears under a key that differs only in letter case"}
+	if verr := caseVariant(err); verr != nil {
+		return Event{}, verr
 	}
 	if err != nil {
 		return Event{}, &NotJSONError{Err: err}
@@ -192,7 +197,7 @@ func check(raw *stripescan.Event, pinned string) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	if isNull(raw.DataObject) {
+	if stripescan.IsNull(raw.DataObject) {
 		return Event{}, &ValidationError{"data.object", "required"}
 	}
 	if raw.DataObject[0] != '{' {
@@ -255,7 +260,7 @@ func checkObjectIdentity(ev *Event, obj *stripescan.Object) (k kind, known bool,
 	// Stripe sends some objects without an id: an upcoming invoice (it does
 	// not exist yet) and balance-like objects. The id is required for the
 	// kinds the hub routes on, and checked for format wherever it is present.
-	if !isNull(obj.ID) || (known && ev.Type != "invoice.upcoming") {
+	if !stripescan.IsNull(obj.ID) || (known && ev.Type != "invoice.upcoming") {
 		if ev.ObjectID, err = str(obj.ID, "data.object.id", isObjectID, "must be a Stripe object id"); err != nil {
 			return kind{}, false, err
 		}
@@ -263,7 +268,7 @@ func checkObjectIdentity(ev *Event, obj *stripescan.Object) (k kind, known bool,
 	if want := kindOfType(ev.Type); want != "" && want != ev.ObjectKind {
 		return kind{}, false, &ValidationError{"data.object.object", fmt.Sprintf("must be %s for %s events", want, ev.Type)}
 	}
-	if !isNull(obj.Livemode) {
+	if !stripescan.IsNull(obj.Livemode) {
 		lm, err := boolean(obj.Livemode, "data.object.livemode")
 		if err != nil {
 			return kind{}, false, err
@@ -293,7 +298,7 @@ func checkParties(obj *stripescan.Object) error {
 // checkMoney checks the currency and the amounts, where present: integers
 // in minor units, never negative on the kinds the hub routes on (known).
 func checkMoney(obj *stripescan.Object, known bool) error {
-	if !isNull(obj.Currency) {
+	if !stripescan.IsNull(obj.Currency) {
 		if _, err := str(obj.Currency, "data.object.currency", isCurrency, "must be a lower-case ISO 4217 code"); err != nil {
 			return err
 		}
@@ -307,7 +312,7 @@ func checkMoney(obj *stripescan.Object, known bool) error {
 		{obj.AmountTotal, "data.object.amount_total"}, {obj.AmountCaptured, "data.object.amount_captured"},
 	}
 	for _, f := range amounts {
-		if isNull(f.raw) {
+		if stripescan.IsNull(f.raw) {
 			continue
 		}
 		n, err := integer(f.raw, f.name)
@@ -326,7 +331,7 @@ func checkMoney(obj *stripescan.Object, known bool) error {
 // checkStatus checks the status, where present: a status word, and for a
 // known kind in the pinned API version one of the kind's statuses.
 func checkStatus(raw []byte, ev Event, k kind, known bool, pinned string) error {
-	if isNull(raw) {
+	if stripescan.IsNull(raw) {
 		return nil
 	}
 	st, err := str(raw, "data.object.status", isStatus, "must be a status word")
@@ -350,7 +355,7 @@ func hasAnyPrefix(s string, ps []string) bool {
 
 // str decodes a required JSON string and checks it against re.
 func str(raw []byte, field string, valid matcher, reason string) (string, error) {
-	if isNull(raw) {
+	if stripescan.IsNull(raw) {
 		return "", &ValidationError{field, "required"}
 	}
 	s, ok := stripescan.String(raw)
@@ -365,7 +370,7 @@ func str(raw []byte, field string, valid matcher, reason string) (string, error)
 
 // integer decodes a required JSON integer (no fraction, no exponent).
 func integer(raw []byte, field string) (int64, error) {
-	if isNull(raw) {
+	if stripescan.IsNull(raw) {
 		return 0, &ValidationError{field, "required"}
 	}
 	n, err := strconv.ParseInt(string(raw), 10, 64)
@@ -390,14 +395,13 @@ func boolean(raw []byte, field string) (bool, error) {
 // customer accepts null, a customer id, or an expanded customer object.
 func customer(raw []byte) error {
 	const field = "data.object.customer"
-	if isNull(raw) {
+	if stripescan.IsNull(raw) {
 		return nil
 	}
 	if raw[0] == '{' {
 		id, err := stripescan.ObjectID(raw, field)
-		var variant *stripescan.VariantError
-		if errors.As(err, &variant) {
-			return &ValidationError{variant.Field, "also appears under a key that differs only in letter case"}
+		if verr := caseVariant(err); verr != nil {
+			return verr
 		}
 		if err != nil {
 			return &ValidationError{field, "must be an object"}
@@ -409,7 +413,7 @@ func customer(raw []byte) error {
 }
 
 func email(raw []byte, field string) error {
-	if isNull(raw) {
+	if stripescan.IsNull(raw) {
 		return nil
 	}
 	s, err := str(raw, field, nil, "")

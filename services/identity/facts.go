@@ -151,7 +151,10 @@ func jsonString(v []byte) string {
 
 // envelope reads the event's own fields from sc as encoding/json would
 // decode them into a stripe.Event: a value of the wrong JSON type is an
-// error, null or absent is the zero value.
+// error, null or absent is the zero value. A duplicated key is its last
+// occurrence (stripe-go's EventData does the same with a duplicated
+// "data"; encoding/json would merge a duplicated previous_attributes).
+// Stripe sends neither.
 func envelope(sc *stripescan.Event) (*stripe.Event, error) {
 	ev := &stripe.Event{Data: &stripe.EventData{Raw: sc.DataObject}}
 	var err error
@@ -166,7 +169,7 @@ func envelope(sc *stripescan.Event) (*stripe.Event, error) {
 		}
 	}
 	ev.Type = stripe.EventType(typ)
-	if !isNull(sc.Created) {
+	if !stripescan.IsNull(sc.Created) {
 		if ev.Created, err = strconv.ParseInt(string(sc.Created), 10, 64); err != nil {
 			return nil, fmt.Errorf("created is not an integer: %s", sc.Created)
 		}
@@ -178,7 +181,7 @@ func envelope(sc *stripescan.Event) (*stripe.Event, error) {
 	default:
 		return nil, fmt.Errorf("livemode is not true or false: %s", sc.Livemode)
 	}
-	if !isNull(sc.PreviousAttributes) {
+	if !stripescan.IsNull(sc.PreviousAttributes) {
 		if err := json.Unmarshal(sc.PreviousAttributes, &ev.Data.PreviousAttributes); err != nil {
 			return nil, fmt.Errorf("data.previous_attributes: %w", err)
 		}
@@ -189,7 +192,7 @@ func envelope(sc *stripescan.Event) (*stripe.Event, error) {
 // text is the string a scanned JSON value holds, "" for null or absent,
 // and an error for any other value.
 func text(v []byte, name string) (string, error) {
-	if isNull(v) {
+	if stripescan.IsNull(v) {
 		return "", nil
 	}
 	s, ok := stripescan.String(v)
@@ -198,8 +201,6 @@ func text(v []byte, name string) (string, error) {
 	}
 	return s, nil
 }
-
-func isNull(v []byte) bool { return len(v) == 0 || string(v) == "null" }
 
 // readObject fills the customer and link fields from data.object, decoded
 // as the stripe-go type its "object" names (and kept for Derive). Kinds

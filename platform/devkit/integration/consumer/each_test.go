@@ -152,15 +152,28 @@ func TestEachRecordsEachMessagesOwnDuration(t *testing.T) {
 	}
 	reader := sdkmetric.NewManualReader()
 	const slow = 300 * time.Millisecond
+	each := consumer.Each(func(_ context.Context, m *consumer.Message) error {
+		if m.ID == "slow" {
+			time.Sleep(slow)
+		}
+		return nil
+	}, 4)
+	var pulls []int // the size of each pull: the four must share one for the pull's average to differ
+	var mu sync.Mutex
 	e.startBatch(t, consumer.Config{Name: "timed", Subjects: []string{"billing.test.>"}, Batch: 4, BatchLinger: 200 * time.Millisecond,
 		Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))},
-		consumer.Each(func(_ context.Context, m *consumer.Message) error {
-			if m.ID == "slow" {
-				time.Sleep(slow)
-			}
-			return nil
-		}, 4))
+		func(ctx context.Context, ms []*consumer.Message) error {
+			mu.Lock()
+			pulls = append(pulls, len(ms))
+			mu.Unlock()
+			return each(ctx, ms)
+		})
 	testkit.WaitFor(t, 10*time.Second, "all settled", e.settled(t, natsbus.StreamBilling, "timed"))
+	mu.Lock()
+	if len(pulls) != 1 || pulls[0] != 4 {
+		t.Fatalf("pulls of %v messages, want one of 4", pulls)
+	}
+	mu.Unlock()
 
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(context.Background(), &rm); err != nil {

@@ -33,7 +33,12 @@ func TestScanReadsEveryRecordedEvent(t *testing.T) {
 			{"data.object", got.DataObject, data["object"]},
 			{"data.previous_attributes", got.PreviousAttributes, data["previous_attributes"]},
 			{"data.object.id", got.Obj.ID, obj["id"]}, {"data.object.object", got.Obj.Object, obj["object"]},
-			{"data.object.customer", got.Obj.Customer, obj["customer"]}, {"data.object.status", got.Obj.Status, obj["status"]},
+			{"data.object.livemode", got.Obj.Livemode, obj["livemode"]}, {"data.object.customer", got.Obj.Customer, obj["customer"]},
+			{"data.object.email", got.Obj.Email, obj["email"]}, {"data.object.customer_email", got.Obj.CustomerEmail, obj["customer_email"]},
+			{"data.object.currency", got.Obj.Currency, obj["currency"]}, {"data.object.status", got.Obj.Status, obj["status"]},
+			{"data.object.amount", got.Obj.Amount, obj["amount"]}, {"data.object.amount_paid", got.Obj.AmountPaid, obj["amount_paid"]},
+			{"data.object.amount_due", got.Obj.AmountDue, obj["amount_due"]}, {"data.object.amount_refunded", got.Obj.AmountRefunded, obj["amount_refunded"]},
+			{"data.object.amount_total", got.Obj.AmountTotal, obj["amount_total"]}, {"data.object.amount_captured", got.Obj.AmountCaptured, obj["amount_captured"]},
 		} {
 			if !bytes.Equal(c.got, c.want) {
 				t.Errorf("%s: %s = %.60s, encoding/json reads %.60s", name, c.field, c.got, c.want)

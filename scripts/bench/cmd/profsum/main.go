@@ -156,17 +156,13 @@ func anyFrame(stack, prefixes []string) bool {
 }
 
 // components are the groups frames belong to, by the prefix of their
-// function name, checked in order (the first match wins: the gateway's
-// scanner is JSON before the gateway is the handler). Sockets (net,
+// function name, checked in order (the first match wins: the Stripe event
+// scanner is JSON before the rest of ours is the handler). Sockets (net,
 // internal/poll) and bufio have none: a write is the HTTP server's or the
 // NATS client's, whichever called it.
 var components = []struct{ prefix, group string }{
 	{"encoding/json.", "JSON"},
-	{"github.com/switchyard/switchyard/services/gateway.(*scanner)", "JSON"},
-	{"github.com/switchyard/switchyard/services/gateway.(*rawObject)", "JSON"},
-	{"github.com/switchyard/switchyard/services/gateway.(*rawEvent)", "JSON"},
-	{"github.com/switchyard/switchyard/services/gateway.scanEvent", "JSON"},
-	{"github.com/switchyard/switchyard/services/gateway.objectID", "JSON"},
+	{"github.com/switchyard/switchyard/platform/stripescan.", "JSON"},
 	{"crypto/", "signature (HMAC-SHA256, header)"},
 	{"encoding/hex.", "signature (HMAC-SHA256, header)"},
 	{"github.com/switchyard/switchyard/platform/stripesig.", "signature (HMAC-SHA256, header)"},

@@ -128,6 +128,14 @@ func (s *Store) apply(ctx context.Context, q querier, entries []Entry, live bool
 	if live {
 		first.Queue("BEGIN")
 		first.label("begin")
+		// Every statement of a batch has an index to probe per id. Without
+		// sequential scans a plan cached while the store was tiny (even
+		// analysed so) still probes it once the store has grown, so the
+		// statements are prepared once per connection instead of planned
+		// per batch, which cost more than running them
+		// (TestBatchLoadPlansForTheStoreAsItGrows).
+		first.Queue("SET LOCAL enable_seqscan = off")
+		first.label("plan index probes only")
 		first.Queue("SELECT pg_advisory_xact_lock_shared($1, $2)", migrations.LockSpace, migrations.LockSwap)
 		first.label("share the swap lock")
 	}
@@ -238,8 +246,7 @@ func (b *labelledBatch) SendBatch(ctx context.Context, q querier) error {
 func (s *Store) resolveLocked(ctx context.Context, tx querier, l *customerLocks, ids []string) ([]string, error) {
 	for {
 		var owners []string
-		// A probe of aliases_pkey per id, whatever the size of aliases when
-		// the connection planned it (see load).
+		// A probe of aliases_pkey per id (see apply on why no plan may scan).
 		if err := tx.QueryRow(ctx, `SELECT coalesce(array_agg(DISTINCT coalesce((SELECT survivor_id FROM `+s.t.aliases+` WHERE merged_id = c.id), c.id)), '{}')
 			FROM unnest($1::text[]) c(id)`, ids).Scan(&owners); err != nil {
 			return nil, fmt.Errorf("resolve customers: %w", err)
@@ -310,10 +317,9 @@ func (s *Store) merge(ctx context.Context, tx querier, survivor string, merged [
 // and cached), not once per connection: a named statement's generic plan
 // is kept for the connection's life, so one planned while the events table
 // was small scans every event long after the table has grown, until an
-// ANALYZE happens to invalidate it. The status API's timeline uses it; the
-// live path's statements are written so that their only plan is an index
-// probe per id instead (see load), as planning per batch cost more than
-// running the statement.
+// ANALYZE happens to invalidate it. The status API's timeline uses it; a
+// live batch instead forbids sequential scans in its transaction (see
+// apply).
 const planFresh = pgx.QueryExecModeCacheDescribe
 
 // andMerged is an array expression of the customer ids the SELECT list
@@ -321,7 +327,8 @@ const planFresh = pgx.QueryExecModeCacheDescribe
 // matches. Written as "customer_id = ANY(ARRAY(…))", not "= ANY(…) OR
 // IN (SELECT …)", so that PostgreSQL reads the events through their
 // customer index: it plans an OR with a subquery as a scan of every event,
-// which made each batch cost in proportion to the store's history.
+// which made each read cost in proportion to the store's history (the
+// timeline's now; a batch's load's once).
 func (s *Store) andMerged(owners, survivor string) string {
 	return `ARRAY(SELECT ` + owners + ` UNION ALL SELECT merged_id FROM ` + s.t.aliases + ` WHERE survivor_id = ` + survivor + `)`
 }
@@ -329,11 +336,10 @@ func (s *Store) andMerged(owners, survivor string) string {
 // load returns the entries of each owner and of the customers merged into it.
 func (s *Store) load(ctx context.Context, tx querier, owners []string) (map[string][]Entry, error) {
 	// The owners and the customers merged into each are found, and each
-	// one's events read, by probes of an index (aliases_survivor,
-	// events_customer) per id: the only plan such a probe has, so a
-	// generic plan made while the store was small stays right as it
-	// grows, and the statement is prepared once per connection rather
-	// than planned per batch (which cost more than running it).
+	// one's events read, by an index probe per id (aliases_survivor,
+	// events_customer; see apply on why no plan may scan). An owner is
+	// never itself merged (resolveLocked follows the aliases, which merge
+	// keeps flat), so the events of a merged customer are its survivor's.
 	rows, err := tx.Query(ctx, `SELECT m.owner, e.event_id, e.customer_id, e.subject, e.occurred_at, e.trace_id, e.payload
 		FROM (SELECT o.id, o.id FROM unnest($1::text[]) o(id)
 			UNION SELECT o.id, a.merged_id FROM unnest($1::text[]) o(id)

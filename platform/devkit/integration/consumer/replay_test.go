@@ -121,6 +121,14 @@ func TestForgedReplayIsRefusedAndCounted(t *testing.T) {
 	send("replay:1:orig", "orig", name, true)
 	send("forged", "victim", name, false)
 	send("replay:2:elsewhere", "elsewhere", "someone_else", true) // signed, for another consumer
+	// Three are handled; then all four settle. (Settled alone once passed
+	// in CI with only the first handled: the consumer's info had not yet
+	// counted the later messages as pending.)
+	testkit.WaitFor(t, 20*time.Second, "three messages handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) >= 3
+	})
 	testkit.WaitFor(t, 20*time.Second, "every message settled", e.settled(t, natsbus.StreamBilling, name))
 
 	mu.Lock()

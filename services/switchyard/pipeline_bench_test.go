@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -159,7 +160,14 @@ func BenchmarkPipeline(b *testing.B) {
 	defer pool.Close()
 	_, js := broker.Connect(b)
 	gen := newLifecycles(b)
-	post := poster("http://"+addr(0)+"/webhooks/stripe", secret)
+	// A 503 (the event store did not answer in time) is posted again, as
+	// Stripe would, and counted: the run goes on and says how often.
+	var unavailable atomic.Int64
+	post := retryingUnavailable(poster("http://"+addr(0)+"/webhooks/stripe", secret), &unavailable)
+	defer func() {
+		b.ReportMetric(float64(unavailable.Load()), "webhooks_503")
+		fmt.Fprintf(os.Stderr, "pipeline: %d webhooks were answered 503 (store unavailable) and posted again\n", unavailable.Load())
+	}()
 
 	sustained := func(events int) float64 {
 		batch := gen.next(events / 3)
@@ -364,6 +372,31 @@ func rewrite(v any, suffix string) any {
 	return v
 }
 
+// webhookError is a webhook's answer other than 2xx.
+type webhookError struct {
+	status int
+	body   []byte
+}
+
+func (e *webhookError) Error() string { return fmt.Sprintf("webhook: %d %s", e.status, e.body) }
+
+// retryingUnavailable posts again, a second later, a webhook the gateway
+// answered 503 (as Stripe retries it), at most ten times, counting each
+// answer in n.
+func retryingUnavailable(post func([]byte) error, n *atomic.Int64) func([]byte) error {
+	return func(body []byte) error {
+		for attempt := 1; ; attempt++ {
+			err := post(body)
+			var werr *webhookError
+			if !errors.As(err, &werr) || werr.status != http.StatusServiceUnavailable || attempt == 10 {
+				return err
+			}
+			n.Add(1)
+			time.Sleep(time.Second)
+		}
+	}
+}
+
 // poster signs and posts one webhook body, failing on any non-2xx.
 func poster(url, secret string) func([]byte) error {
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
@@ -381,7 +414,7 @@ func poster(url, secret string) func([]byte) error {
 		defer resp.Body.Close()
 		msg, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode/100 != 2 {
-			return fmt.Errorf("webhook: %d %s", resp.StatusCode, msg)
+			return &webhookError{resp.StatusCode, msg}
 		}
 		return nil
 	}

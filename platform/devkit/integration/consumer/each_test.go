@@ -151,11 +151,19 @@ func TestEachRecordsEachMessagesOwnDuration(t *testing.T) {
 		e.publish(t, "billing.test.timed", id, id)
 	}
 	reader := sdkmetric.NewManualReader()
+	// The slow message's handler runs until the test releases it: once the
+	// three fast ones have returned and it has run for at least slow.
 	const slow = 300 * time.Millisecond
+	var fastDone atomic.Int32
+	var slowStart atomic.Int64
+	release := make(chan struct{})
 	each := consumer.Each(func(_ context.Context, m *consumer.Message) error {
 		if m.ID == "slow" {
-			time.Sleep(slow)
+			slowStart.Store(time.Now().UnixNano())
+			<-release
+			return nil
 		}
+		fastDone.Add(1)
 		return nil
 	}, 4)
 	var pulls []int // the size of each pull: the four must share one for the pull's average to differ
@@ -168,6 +176,11 @@ func TestEachRecordsEachMessagesOwnDuration(t *testing.T) {
 			mu.Unlock()
 			return each(ctx, ms)
 		})
+	testkit.WaitFor(t, 10*time.Second, "the fast messages handled while the slow one runs", func() bool {
+		started := slowStart.Load()
+		return fastDone.Load() == 3 && started != 0 && time.Since(time.Unix(0, started)) >= slow
+	})
+	close(release)
 	testkit.WaitFor(t, 10*time.Second, "all settled", e.settled(t, natsbus.StreamBilling, "timed"))
 	mu.Lock()
 	if len(pulls) != 1 || pulls[0] != 4 {

@@ -77,18 +77,25 @@ func oneDeadLetter(t *testing.T, js jetstream.JetStream) *consumer.DeadLetter {
 }
 
 // settledStripeConsumer is identity's durable consumer on the STRIPE stream, once
-// nothing is pending or awaiting an ack.
+// it has settled every stored event (testkit.Settled).
 func settledStripeConsumer(t *testing.T, js jetstream.JetStream) *jetstream.ConsumerInfo {
 	t.Helper()
-	var info *jetstream.ConsumerInfo
+	ctx := context.Background()
 	testkit.WaitFor(t, 20*time.Second, "identity's consumer to settle", func() bool {
-		c, err := js.Consumer(context.Background(), natsbus.StreamStripe, identity.DefaultConsumerName)
+		ok, err := testkit.Settled(ctx, js, natsbus.StreamStripe, identity.DefaultConsumerName)
 		if err != nil {
-			return false
+			t.Fatal(err)
 		}
-		info, err = c.Info(context.Background())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		return ok
 	})
+	c, err := js.Consumer(ctx, natsbus.StreamStripe, identity.DefaultConsumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return info
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -139,18 +138,11 @@ func msg(t *testing.T, m proto.Message, id, trace string) lifegen.Msg {
 func (h *hub) settled(t *testing.T) func() bool {
 	return func() bool {
 		for _, stream := range view.Streams {
-			c, err := h.js.Consumer(context.Background(), stream, projector.ConsumerName)
-			if errors.Is(err, jetstream.ErrConsumerNotFound) {
-				return false
-			}
+			ok, err := testkit.Settled(context.Background(), h.js, stream, projector.ConsumerName)
 			if err != nil {
 				t.Fatal(err)
 			}
-			i, err := c.Info(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if i.NumPending != 0 || i.NumAckPending != 0 {
+			if !ok {
 				return false
 			}
 		}

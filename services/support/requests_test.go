@@ -130,13 +130,12 @@ func TestFirstDeliveryBehindALostCreateLooksUp(t *testing.T) {
 	testkit.WaitFor(t, 30*time.Second, "the ticket's outcome", func() bool {
 		return len(e.outcomes(t, subjects.SupportTicketOpened)) == 1
 	})
-	cons, err := e.js.Consumer(context.Background(), natsbus.StreamBilling, support.ConsumerName)
-	if err != nil {
-		t.Fatal(err)
-	}
 	testkit.WaitFor(t, 30*time.Second, "both deliveries settled", func() bool {
-		info, err := cons.Info(context.Background())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		ok, err := testkit.Settled(context.Background(), e.js, natsbus.StreamBilling, support.ConsumerName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
 	})
 	if got := len(e.desk.TicketsByExternalID(support.ExternalID("payment_failed", id))); got != 1 {
 		t.Errorf("%d tickets, want 1 (requests %v)", got, summary(e.desk.Requests()[before:]))

@@ -185,12 +185,11 @@ func TestReconcileRestoresWhatTheBrokerLost(t *testing.T) {
 	testkit.WaitFor(t, 60*time.Second, fmt.Sprintf("all %d mapped events projected", len(all)), func() bool { return sourcesRecorded(t, pool, all) == len(all) })
 	testkit.WaitFor(t, 30*time.Second, "identity and the projector idle", func() bool {
 		for _, c := range [][2]string{{natsbus.StreamStripe, identity.DefaultConsumerName}, {natsbus.StreamBilling, projector.ConsumerName}} {
-			cons, err := js.Consumer(ctx, c[0], c[1])
+			ok, err := testkit.Settled(ctx, js, c[0], c[1])
 			if err != nil {
 				t.Fatal(err)
 			}
-			i, err := cons.Info(ctx)
-			if err != nil || i.NumPending > 0 || i.NumAckPending > 0 {
+			if !ok {
 				return false
 			}
 		}

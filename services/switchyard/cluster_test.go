@@ -266,8 +266,9 @@ func TestClusterLeaderFailover(t *testing.T) {
 	}
 }
 
-// waitHubIdleFor is waitHubIdle with a longer deadline: after a failover
-// the consumers first find their new leaders.
+// waitHubIdleFor is waitHubIdle with its own deadline, longer after a
+// failover, while the consumers find their new leaders (an error reading a
+// stream or consumer then counts as busy, not as a failure).
 func waitHubIdleFor(t *testing.T, js jetstream.JetStream, what string, timeout time.Duration) {
 	t.Helper()
 	ctx := context.Background()
@@ -275,26 +276,13 @@ func waitHubIdleFor(t *testing.T, js jetstream.JetStream, what string, timeout t
 	var busy []string
 	defer func() {
 		if t.Failed() {
-			t.Logf("consumers still busy after %s (pending+ack pending): %s", what, strings.Join(busy, ", "))
+			t.Logf("consumers still busy after %s: %s", what, strings.Join(busy, ", "))
 		}
 	}()
 	testkit.WaitFor(t, timeout, "every consumer idle after "+what, func() bool {
-		busy = busy[:0]
-		for _, name := range natsbus.StreamNames() {
-			s, err := js.Stream(ctx, name)
-			if err != nil {
-				busy = append(busy, fmt.Sprintf("%s: %v", name, err))
-				continue
-			}
-			l := s.ListConsumers(ctx)
-			for info := range l.Info() {
-				if info.Config.Durable != "" && (info.NumPending > 0 || info.NumAckPending > 0) {
-					busy = append(busy, fmt.Sprintf("%s/%s %d+%d", name, info.Name, info.NumPending, info.NumAckPending))
-				}
-			}
-			if err := l.Err(); err != nil {
-				busy = append(busy, fmt.Sprintf("%s: %v", name, err))
-			}
+		var err error
+		if busy, err = testkit.Busy(ctx, js); err != nil {
+			busy = []string{err.Error()} // a stream or consumer between leaders
 		}
 		if len(busy) > 0 {
 			idleRuns = 0

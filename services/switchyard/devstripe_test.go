@@ -179,14 +179,9 @@ func TestDevStripeEmulatorServesEveryFixture(t *testing.T) {
 	var busy string
 	caughtUp := func() bool {
 		for _, d := range natsbus.Durables(natsbus.Options{}) {
-			c, err := js.Consumer(ctx, d.Stream, d.Name)
-			if err != nil {
-				busy = fmt.Sprintf("%s: %v", d, err)
-				return false
-			}
-			ci, err := c.Info(ctx)
-			if err != nil || ci.NumPending > 0 || ci.NumAckPending > 0 {
-				busy = fmt.Sprintf("%s: %v pending, %v unacked (%v)", d, pendingOf(ci), ackPendingOf(ci), err)
+			ok, err := testkit.Settled(ctx, js, d.Stream, d.Name)
+			if err != nil || !ok {
+				busy = fmt.Sprintf("%s not settled (%v)", d, err)
 				return false
 			}
 		}
@@ -194,7 +189,8 @@ func TestDevStripeEmulatorServesEveryFixture(t *testing.T) {
 	}
 	for deadline := time.Now().Add(90 * time.Second); !caughtUp(); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("consumers not caught up within 90s: %s", busy)
+			all, err := testkit.Busy(ctx, js)
+			t.Fatalf("consumers not caught up within 90s: %s; busy: %v (%v)", busy, all, err)
 		}
 	}
 	dlq, err := js.Stream(ctx, natsbus.StreamDLQ)
@@ -269,20 +265,6 @@ func stripeGet(t *testing.T, info devStripeEmulator, path, key string) int {
 	}
 	res.Body.Close()
 	return res.StatusCode
-}
-
-func pendingOf(ci *jetstream.ConsumerInfo) uint64 {
-	if ci == nil {
-		return 0
-	}
-	return ci.NumPending
-}
-
-func ackPendingOf(ci *jetstream.ConsumerInfo) int {
-	if ci == nil {
-		return 0
-	}
-	return ci.NumAckPending
 }
 
 // deadLetterReasons lists the DLQ's messages, for a failure message.

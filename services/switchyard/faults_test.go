@@ -814,22 +814,9 @@ func waitExplained(t *testing.T, d time.Duration, what string, cond func() bool,
 // unacknowledged, as stream/consumer=pending+ack_pending.
 func busyConsumers(t *testing.T, js jetstream.JetStream) []string {
 	t.Helper()
-	ctx := context.Background()
-	var out []string
-	for _, name := range natsbus.StreamNames() {
-		s, err := js.Stream(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l := s.ListConsumers(ctx)
-		for info := range l.Info() {
-			if info.Config.Durable != "" && (info.NumPending > 0 || info.NumAckPending > 0) {
-				out = append(out, fmt.Sprintf("%s/%s=%d+%d", name, info.Name, info.NumPending, info.NumAckPending))
-			}
-		}
-		if err := l.Err(); err != nil {
-			t.Fatal(err)
-		}
+	out, err := testkit.Busy(context.Background(), js)
+	if err != nil {
+		t.Fatal(err)
 	}
 	sort.Strings(out)
 	return out

@@ -603,42 +603,12 @@ func postSigned(t *testing.T, url, secret string, body []byte) (int, string) {
 }
 
 // waitHubIdle waits until every durable consumer of every stream has
-// handled everything stored, twice in a row (each stage publishes what it
-// derives before it acks, so an idle pass in stream order is the end).
+// settled everything stored (testkit.Busy), twice in a row: each stage
+// publishes what it derives before it acks, so an idle pass in stream order
+// is the end.
 func waitHubIdle(t *testing.T, js jetstream.JetStream, what string) {
 	t.Helper()
-	ctx := context.Background()
-	idleRuns := 0
-	var busy []string
-	defer func() {
-		if t.Failed() {
-			t.Logf("consumers still busy after %s (pending+ack pending): %s", what, strings.Join(busy, ", "))
-		}
-	}()
-	testkit.WaitFor(t, 30*time.Second, "every consumer idle after "+what, func() bool {
-		busy = busy[:0]
-		for _, name := range []string{natsbus.StreamStripe, natsbus.StreamBilling, natsbus.StreamCRM, natsbus.StreamSupport, natsbus.StreamDLQ} {
-			s, err := js.Stream(ctx, name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			l := s.ListConsumers(ctx)
-			for info := range l.Info() {
-				if info.Config.Durable != "" && (info.NumPending > 0 || info.NumAckPending > 0) {
-					busy = append(busy, fmt.Sprintf("%s/%s %d+%d", name, info.Name, info.NumPending, info.NumAckPending))
-				}
-			}
-			if err := l.Err(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if len(busy) > 0 {
-			idleRuns = 0
-			return false
-		}
-		idleRuns++
-		return idleRuns >= 2
-	})
+	waitHubIdleFor(t, js, what, 30*time.Second)
 }
 
 // inertProblem says what makes s unsafe to show a person as plain text,

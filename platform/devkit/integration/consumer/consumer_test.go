@@ -124,21 +124,15 @@ func (e *env) consumerInfo(t *testing.T, stream, name string) *jetstream.Consume
 	return info
 }
 
-// settled reports whether the consumer exists and has nothing left to do.
+// settled reports whether the consumer exists and has settled every message
+// stored for it (testkit.Settled).
 func (e *env) settled(t *testing.T, stream, name string) func() bool {
 	return func() bool {
-		c, err := e.js.Consumer(context.Background(), stream, name)
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return false // not created yet
-		}
+		ok, err := testkit.Settled(context.Background(), e.js, stream, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		i, err := c.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return i.NumPending == 0 && i.NumAckPending == 0 && i.Delivered.Consumer > 0
+		return ok
 	}
 }
 

@@ -357,15 +357,11 @@ func waitLive(b *testing.B, js jetstream.JetStream, name string) {
 
 func liveDone(b *testing.B, js jetstream.JetStream, name string) bool {
 	for _, stream := range view.Streams {
-		c, err := js.Consumer(context.Background(), stream, name)
-		if err != nil {
-			return false
-		}
-		i, err := c.Info(context.Background())
+		ok, err := testkit.Settled(context.Background(), js, stream, name)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if i.NumPending != 0 || i.NumAckPending != 0 {
+		if !ok {
 			return false
 		}
 	}

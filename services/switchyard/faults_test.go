@@ -810,8 +810,8 @@ func waitExplained(t *testing.T, d time.Duration, what string, cond func() bool,
 	}
 }
 
-// busyConsumers lists the durable consumers with messages pending or
-// unacknowledged, as stream/consumer=pending+ack_pending.
+// busyConsumers lists the durable consumers that have not settled
+// everything stored for them (testkit.Busy), sorted.
 func busyConsumers(t *testing.T, js jetstream.JetStream) []string {
 	t.Helper()
 	out, err := testkit.Busy(context.Background(), js)

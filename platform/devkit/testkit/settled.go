@@ -79,10 +79,10 @@ func unsettled(ctx context.Context, s jetstream.Stream, info *jetstream.Consumer
 		return fmt.Sprintf("%d pending, %d awaiting ack", info.NumPending, info.NumAckPending), nil
 	}
 	filters := info.Config.FilterSubjects
-	if info.Config.FilterSubject != "" {
-		filters = append(filters, info.Config.FilterSubject)
-	}
-	if len(filters) == 0 {
+	switch {
+	case info.Config.FilterSubject != "":
+		filters = []string{info.Config.FilterSubject}
+	case len(filters) == 0:
 		filters = []string{">"}
 	}
 	for _, f := range filters {

@@ -222,6 +222,7 @@ func BenchmarkPipeline(b *testing.B) {
 		// before each.
 		for _, rate := range rates {
 			batch := gen.next(rate * seconds / 3)
+			began := time.Now() // to find the slowest in PostgreSQL's log
 			lat, most, offered := measureLatency(b, ctx, js, pool, post, batch, rate)
 			waitIdle(b, ctx, js, pool, batch, time.Now(), 10*time.Minute)
 			if len(lat) == 0 {
@@ -239,8 +240,9 @@ func BenchmarkPipeline(b *testing.B) {
 			for _, e := range lat[at(0.99):] {
 				first, last = min(first, e.sentAt), max(last, e.sentAt)
 			}
-			fmt.Fprintf(os.Stderr, "pipeline: at %d/s the slowest 1%% were sent %.2f–%.2fs into the phase; largest backlogs:%s\n",
-				rate, first.Seconds(), last.Seconds(), backlogs(most))
+			clock := func(d time.Duration) string { return began.Add(d).UTC().Format("15:04:05.000") }
+			fmt.Fprintf(os.Stderr, "pipeline: at %d/s the slowest 1%% were sent %.2f–%.2fs into the phase (%s–%s UTC); largest backlogs:%s\n",
+				rate, first.Seconds(), last.Seconds(), clock(first), clock(last), backlogs(most))
 		}
 	}
 }

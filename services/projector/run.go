@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/switchyard/switchyard/platform/config"
 	"github.com/switchyard/switchyard/platform/consumer"
@@ -190,6 +191,15 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 // projection is the live projection: a batch consumer per stream.
 func projection(base *service.Base, cfg Config, js jetstream.JetStream, pool *pgxpool.Pool, store *view.Store) (map[string]func(context.Context) error, error) {
 	parts := map[string]func(context.Context) error{}
+	_, err := base.Tel.Meter.Meter("github.com/switchyard/switchyard/services/projector").Int64ObservableCounter("switchyard_projector_batch_restarts",
+		metric.WithDescription("Batches started again because a customer lock they needed next was held by another batch (contention over a merged customer, not a failure)"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(store.Relocks())
+			return nil
+		}))
+	if err != nil {
+		return nil, err
+	}
 	for _, stream := range view.Streams {
 		c, err := consumer.NewBatch(js, ledger.New(pool), consumer.Config{
 			Name: ConsumerName, Stream: stream, Batch: cfg.Batch, MaxAttempts: cfg.MaxAttempts, Backoff: cfg.Backoff,

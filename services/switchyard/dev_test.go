@@ -442,7 +442,7 @@ var requiredMetrics = map[string][]string{
 		`switchyard_consumer_lag{consumer="support",stream="BILLING"}`},
 	"alerts": {`switchyard_consumer_lag{consumer="alerts",stream="DLQ"}`},
 	"projector": {`switchyard_dlq_depth{class="permanent"}`, "switchyard_open_failures", "switchyard_dlq_bytes", "switchyard_dlq_max_bytes", `switchyard_ops_manual_actions_total{action="replay"}`,
-		`switchyard_consumer_lag{consumer="projector",stream="SUPPORT"}`, `switchyard_consumer_lag{consumer="projector",stream="BILLING"}`, `switchyard_consumer_lag{consumer="projector",stream="CRM"}`},
+		"switchyard_projector_batch_restarts_total", `switchyard_consumer_lag{consumer="projector",stream="SUPPORT"}`, `switchyard_consumer_lag{consumer="projector",stream="BILLING"}`, `switchyard_consumer_lag{consumer="projector",stream="CRM"}`},
 }
 
 // allowedLabels bounds every switchyard_ series' label names; ids, emails

@@ -63,11 +63,12 @@ var knownMetrics = map[string]metricKind{
 	"switchyard_support_tickets_total":          counter, // {result}
 	"switchyard_support_ticket_latency_seconds": histogram,
 	// projector
-	"switchyard_dlq_depth":                gauge, // {class}
-	"switchyard_open_failures":            gauge,
-	"switchyard_dlq_bytes":                gauge,
-	"switchyard_dlq_max_bytes":            gauge,
-	"switchyard_ops_manual_actions_total": counter, // {action}
+	"switchyard_dlq_depth":                      gauge, // {class}
+	"switchyard_open_failures":                  gauge,
+	"switchyard_dlq_bytes":                      gauge,
+	"switchyard_dlq_max_bytes":                  gauge,
+	"switchyard_ops_manual_actions_total":       counter, // {action}
+	"switchyard_projector_batch_restarts_total": counter,
 }
 
 var (

@@ -9,3 +9,7 @@ func CollideEventIDs() (undo func()) {
 	eventKey = func(maphash.Seed, string) uint64 { return 0 }
 	return func() { eventKey = maphash.String }
 }
+
+// AfterFirstRound makes every live Apply of s call f once it holds its
+// first round of customer locks.
+func AfterFirstRound(s *Store, f func()) { s.afterFirstRound = f }

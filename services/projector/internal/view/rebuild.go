@@ -238,7 +238,7 @@ func swap(ctx context.Context, conn *pgx.Conn, fresh *Store, js jetstream.JetStr
 		}
 		for len(batch) > 0 {
 			n := min(len(batch), 1000)
-			if err := fresh.apply(ctx, tx, batch[:n], false); err != nil {
+			if err := fresh.apply(ctx, tx, batch[:n], false, nil); err != nil {
 				return 0, fmt.Errorf("rebuild: catch up: %w", err)
 			}
 			caught += n

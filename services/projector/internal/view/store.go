@@ -1,6 +1,7 @@
 package view
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchyard/switchyard/platform/emailaddr"
+	"github.com/switchyard/switchyard/platform/errclass"
 	"github.com/switchyard/switchyard/platform/postgres"
 	billingv1 "github.com/switchyard/switchyard/proto/gen/switchyard/billing/v1"
 	"github.com/switchyard/switchyard/services/projector/client"
@@ -41,9 +44,13 @@ const ViewVersion = migrations.ViewVersion
 
 // Store reads and writes one projection schema.
 type Store struct {
-	pool   *pgxpool.Pool
-	schema string
-	t      tables
+	pool    *pgxpool.Pool
+	schema  string
+	t       tables
+	relocks atomic.Int64 // batches Apply started again (see relockError)
+	// afterFirstRound, when set (by tests), runs in a live apply once its
+	// first round of customer locks is held.
+	afterFirstRound func()
 }
 
 type tables struct{ events, sources, aliases, customers string }
@@ -75,7 +82,42 @@ func (s *Store) Apply(ctx context.Context, entries []Entry) error {
 	defer conn.Release()
 	c := conn.Conn()
 	defer postgres.RollbackOpen(ctx, c)
-	return s.apply(ctx, c, entries, true)
+	var learned []string
+	for attempt := 1; ; attempt++ {
+		err := s.apply(ctx, c, entries, true, learned)
+		var relock *relockError
+		if !errors.As(err, &relock) {
+			return err
+		}
+		if attempt == maxRelocks {
+			return errclass.Transient(err)
+		}
+		// Start again with the owners found so far locked in the first
+		// round, where waiting for a lock is safe.
+		postgres.RollbackOpen(ctx, c)
+		s.relocks.Add(1)
+		learned = append(learned, relock.ids...)
+	}
+}
+
+// Relocks is how many batches Apply has started again because a later
+// round of their customer locks was held by another transaction.
+func (s *Store) Relocks() int64 { return s.relocks.Load() }
+
+// maxRelocks bounds Apply's attempts at one batch while other transactions
+// keep holding the owners its later rounds of locks find (each attempt
+// takes what the last one found in its first round, so only merges
+// committed meanwhile can make another needed).
+const maxRelocks = 5
+
+// relockError is a later round of a batch's customer locks finding one held
+// by another transaction: waiting for it while holding the first round's
+// could deadlock, which PostgreSQL only detects after deadlock_timeout (a
+// second) before failing one of the two.
+type relockError struct{ ids []string }
+
+func (e *relockError) Error() string {
+	return fmt.Sprintf("lock customers: %d owners held by another transaction", len(e.ids))
 }
 
 // querier is what apply needs of its transaction: Rebuild's pgx.Tx, or
@@ -93,7 +135,11 @@ type querier interface {
 // own transaction holding the swap lock exclusively, so without
 // per-customer locks (thousands of them in one transaction would exhaust
 // PostgreSQL's lock table).
-func (s *Store) apply(ctx context.Context, q querier, entries []Entry, live bool) error {
+//
+// learned are customer ids to lock in the first round besides those the
+// entries name: the owners an earlier attempt's later rounds found (see
+// Apply).
+func (s *Store) apply(ctx context.Context, q querier, entries []Entry, live bool, learned []string) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -102,9 +148,10 @@ func (s *Store) apply(ctx context.Context, q querier, entries []Entry, live bool
 	// merged customer never interleave (the batch would recreate the
 	// merged customer's row). Then lock the owners the ids resolve to: one
 	// recompute at a time per customer, and whoever takes the lock last
-	// sees every event committed before it (see the package doc). A
-	// deadlock between the two rounds is detected by PostgreSQL and the
-	// batch retried.
+	// sees every event committed before it (see the package doc). Only
+	// the first round waits for a lock: a later one takes what is free or
+	// starts the batch again with what it found in its first round, so
+	// two batches never wait for each other (see Apply).
 	touched := make([]string, 0, len(entries))
 	type mergeOf struct {
 		survivor string
@@ -140,9 +187,12 @@ func (s *Store) apply(ctx context.Context, q querier, entries []Entry, live bool
 		first.label("share the swap lock")
 	}
 	s.queueInsertEvents(first, entries)
-	locks.queue(first, touched)
+	locks.queue(first, append(slices.Clone(touched), learned...))
 	if err := first.SendBatch(ctx, q); err != nil {
 		return err
+	}
+	if live && s.afterFirstRound != nil {
+		s.afterFirstRound()
 	}
 	var owners []string
 	var err error
@@ -183,28 +233,49 @@ type customerLocks struct {
 	enabled bool
 }
 
-// take locks the ids not yet held, in a fixed order.
+// take is a later round: it locks the ids not yet held if none is held by
+// another transaction, else it fails with a relockError (the locks it did
+// take are the transaction's until it rolls back). Waiting here, holding
+// the first round's locks, could deadlock with a batch that holds this
+// round's and waits in its first round for ours.
 func (l *customerLocks) take(ctx context.Context, q querier, ids []string) error {
-	b := &labelledBatch{}
-	l.queue(b, ids)
-	return b.SendBatch(ctx, q)
+	missing := l.missing(ids)
+	if len(missing) == 0 || !l.enabled {
+		return nil
+	}
+	var all bool
+	if err := q.QueryRow(ctx, `SELECT coalesce(bool_and(pg_try_advisory_xact_lock(k)), true)
+		FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) id ORDER BY k) locks`, missing).Scan(&all); err != nil {
+		return fmt.Errorf("lock customers: %w", err)
+	}
+	if !all {
+		return &relockError{ids: missing}
+	}
+	return nil
 }
 
-// queue queues the locks of the ids not yet held, in a fixed order.
+// queue queues the first round: the locks of the ids not yet held, waited
+// for in a fixed order, so two first rounds never take them crosswise.
 func (l *customerLocks) queue(b *labelledBatch, ids []string) {
-	var missing []string
-	for _, id := range ids {
-		if !l.held[id] {
-			l.held[id] = true
-			missing = append(missing, id)
-		}
-	}
+	missing := l.missing(ids)
 	if len(missing) == 0 || !l.enabled {
 		return
 	}
 	b.Queue(`SELECT pg_advisory_xact_lock(k)
 		FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) id ORDER BY k) locks`, missing)
 	b.label("lock customers")
+}
+
+// missing marks the ids not yet held as held and returns them.
+func (l *customerLocks) missing(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if !l.held[id] {
+			l.held[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // labelledBatch is a pipeline of statements whose answers are not read,
@@ -262,13 +333,23 @@ func (s *Store) resolveLocked(ctx context.Context, tx querier, l *customerLocks,
 }
 
 // queueInsertEvents queues the entries' events and their sources.
+//
+// Both are inserted in key order: two batches holding some of the same
+// events (a redelivery while the first delivery is still being applied, a
+// rebuild catching up) each wait at the first key the other has inserted,
+// never crosswise, which would deadlock.
 func (s *Store) queueInsertEvents(b *labelledBatch, entries []Entry) {
 	n := len(entries)
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(entries[a].EventID, entries[b].EventID) })
 	ids, customers, subjectsCol, traces := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	ats, received := make([]time.Time, n), make([]*time.Time, n)
 	payloads := make([][]byte, n)
-	for i := range entries {
-		e := &entries[i]
+	for i, j := range order {
+		e := &entries[j]
 		ids[i], customers[i], subjectsCol[i], traces[i], ats[i], payloads[i] = e.EventID, e.CustomerID, e.Subject, e.TraceID, e.OccurredAt, e.Payload
 		received[i] = e.receivedAt()
 	}
@@ -277,11 +358,19 @@ func (s *Store) queueInsertEvents(b *labelledBatch, entries []Entry) {
 		ON CONFLICT (event_id) DO NOTHING`,
 		ids, customers, subjectsCol, ats, traces, payloads, received)
 	b.label("insert events")
-	var srcIDs, srcEvents []string
+	type source struct{ id, event string }
+	var srcs []source
 	for i := range entries {
 		for _, id := range entries[i].SourceIDs {
-			srcIDs, srcEvents = append(srcIDs, id), append(srcEvents, entries[i].EventID)
+			srcs = append(srcs, source{id, entries[i].EventID})
 		}
+	}
+	slices.SortFunc(srcs, func(a, b source) int {
+		return cmp.Or(strings.Compare(a.id, b.id), strings.Compare(a.event, b.event))
+	})
+	srcIDs, srcEvents := make([]string, len(srcs)), make([]string, len(srcs))
+	for i, src := range srcs {
+		srcIDs[i], srcEvents[i] = src.id, src.event
 	}
 	b.Queue(`INSERT INTO `+s.t.sources+` (source_id, event_id) SELECT * FROM unnest($1::text[], $2::text[])
 		ON CONFLICT (source_id, event_id) DO NOTHING`, srcIDs, srcEvents)

@@ -57,7 +57,9 @@ build:
 ## bench: gateway load test against the textbook handler and the raw JetStream ceiling,
 ## then identity's handler throughput (PostgreSQL + JetStream, 8 in flight), then the
 ## projector: raw PostgreSQL upsert and COPY rates, the live batch path and a rebuild,
-## then the whole pipeline (sustained events/s, webhook→projection latency at 1,000/s),
+## then the baseline @supabase/stripe-sync-engine (one upsert per webhook, Node) fed the
+## same customers' webhooks over HTTP, then the whole pipeline (sustained events/s,
+## webhook→projection latency at 1,000/s),
 ## then what an fsync before every PubAck costs (sync_interval: always against the default),
 ## then Zendesk tickets/min and requests/ticket under the smallest plan's limit (virtual clock),
 ## then HubSpot contact updates/min and requests/update under the smallest plan's limit
@@ -66,6 +68,7 @@ bench:
 	scripts/bench.sh
 	go test -run '^$$' -bench BenchmarkHandle -benchtime 5000x ./services/identity
 	go test -run '^$$' -bench 'Raw|Live|Rebuild' -benchtime 3x -timeout 30m ./services/projector/internal/view
+	scripts/bench/stripesync/run.sh
 	go test -run '^$$' -bench BenchmarkPipeline -benchtime 1x -timeout 30m ./services/switchyard
 	go test -run '^$$' -bench BenchmarkPublishSync -benchtime 3x ./platform/devkit/integration/natsbus
 	go test -run '^$$' -bench BenchmarkTicketsUnderPlanLimit -benchtime 400x ./services/support

@@ -1,0 +1,3 @@
+module stripesyncgen
+
+go 1.26

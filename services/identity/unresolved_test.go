@@ -83,10 +83,7 @@ func settledStripeConsumer(t *testing.T, js jetstream.JetStream) *jetstream.Cons
 	ctx := context.Background()
 	testkit.WaitFor(t, 20*time.Second, "identity's consumer to settle", func() bool {
 		ok, err := testkit.Settled(ctx, js, natsbus.StreamStripe, identity.DefaultConsumerName)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ok
+		return err == nil && ok // an API timeout on a loaded machine: ask again
 	})
 	c, err := js.Consumer(ctx, natsbus.StreamStripe, identity.DefaultConsumerName)
 	if err != nil {

@@ -132,10 +132,7 @@ func TestFirstDeliveryBehindALostCreateLooksUp(t *testing.T) {
 	})
 	testkit.WaitFor(t, 30*time.Second, "both deliveries settled", func() bool {
 		ok, err := testkit.Settled(context.Background(), e.js, natsbus.StreamBilling, support.ConsumerName)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ok
+		return err == nil && ok // an API timeout on a loaded machine: ask again
 	})
 	if got := len(e.desk.TicketsByExternalID(support.ExternalID("payment_failed", id))); got != 1 {
 		t.Errorf("%d tickets, want 1 (requests %v)", got, summary(e.desk.Requests()[before:]))

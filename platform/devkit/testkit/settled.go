@@ -18,7 +18,9 @@ import (
 // NumPending alone is not enough: the server counts a new message for a
 // consumer asynchronously, after it has given the publisher its PubAck, so
 // just after a publish a consumer can read nothing pending with the message
-// not delivered yet. The last stored message is read from the stream itself.
+// not delivered yet. The last stored message is read from the stream itself:
+// from its leader, as natsbus's streams allow no direct gets (a lagging
+// follower answering one could make a consumer look settled too early).
 func Settled(ctx context.Context, js jetstream.JetStream, stream, name string) (bool, error) {
 	c, err := js.Consumer(ctx, stream, name)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {

@@ -31,6 +31,10 @@ FIXTURES="$ROOT/platform/devkit/testkit/fixtures/stripe/events"
 SECRET="whsec_bench$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 DB="stripesync_bench_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 # Same server and options as BASE_URL, database $DB (query string kept).
+[[ "$BASE_URL" =~ ^postgres(ql)?://[^/]+/ ]] || {
+	echo "stripesync: DATABASE_URL must be a postgres:// URL with a database path, e.g. postgres://postgres@127.0.0.1:5432/postgres" >&2
+	exit 2
+}
 url_path="${BASE_URL%%\?*}"
 query="${BASE_URL#"$url_path"}"
 DB_URL="${url_path%/*}/$DB$query"
@@ -41,6 +45,11 @@ DB_CREATED=0
 cleanup() {
 	if [[ -n "$SERVER_PID" ]]; then
 		kill "$SERVER_PID" 2>/dev/null || true
+		for _ in $(seq 50); do
+			kill -0 "$SERVER_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$SERVER_PID" 2>/dev/null || true # its shutdown stalled
 		wait "$SERVER_PID" 2>/dev/null || true
 	fi
 	if ((DB_CREATED)); then
@@ -50,7 +59,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-[[ -d "$HERE/node_modules" ]] || (cd "$HERE" && npm ci --no-audit --no-fund >&2)
+# A missing prerequisite skips the baseline, saying why, so that the rest of
+# `make bench` still runs.
+skip() {
+	echo "stripe-sync-engine baseline skipped: $*" >&2
+	exit 0
+}
+for tool in node npm psql curl go; do
+	command -v "$tool" >/dev/null || skip "$tool not found"
+done
+psql -qAt "$BASE_URL" -c 'select 1' >/dev/null 2>&1 || skip "no PostgreSQL at $BASE_URL (set DATABASE_URL)"
+curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && {
+	echo "stripesync: something already answers on 127.0.0.1:$PORT; set STRIPESYNC_PORT" >&2
+	exit 1
+}
+[[ -d "$HERE/node_modules" ]] || (cd "$HERE" && npm ci --no-audit --no-fund >&2) || skip "npm ci failed (no registry?)"
 VERSION="$(node -p "require('$HERE/node_modules/@supabase/stripe-sync-engine/package.json').version")"
 (cd "$HERE/gen" && GOWORK=off go build -o "$WORK/gen" .)
 
@@ -91,10 +114,10 @@ delta() {
 ((WARMUP > 0)) && gen -tag w -customers "$WARMUP" >/dev/null
 
 ticks "$SERVER_PID" >"$WORK/node.0"
-ticks $(pgrep -x postgres) >"$WORK/pg.0"
+ticks $(pgrep -x postgres || true) >"$WORK/pg.0"
 RESULT="$(gen -tag c -customers "$CUSTOMERS")"
 ticks "$SERVER_PID" >"$WORK/node.1"
-ticks $(pgrep -x postgres) >"$WORK/pg.1"
+ticks $(pgrep -x postgres || true) >"$WORK/pg.1"
 psql -qAt "$BASE_URL" -c "select pid from pg_stat_activity where datname = '$DB' and application_name = 'stripe-sync-engine'" >"$WORK/pool.pids"
 
 declare -A r
@@ -102,10 +125,14 @@ for kv in $RESULT; do r[${kv%%=*}]="${kv#*=}"; done
 HZ="$(getconf CLK_TCK)"
 per_event() { awk -v t="$1" -v hz="$HZ" -v n="${r[events]}" 'BEGIN { printf "%.0f", t * 1e6 / hz / n }'; }
 NODE_US="$(per_event "$(delta "$WORK/node.0" "$WORK/node.1")")"
-PG_US="$(per_event "$(delta "$WORK/pg.0" "$WORK/pg.1")")"
-POOL_US="$(per_event "$(delta "$WORK/pg.0" "$WORK/pg.1" "$WORK/pool.pids")")"
+# PostgreSQL's processes are only visible when it runs on this host.
+PG_US=n/a POOL_US=n/a
+if [[ -s "$WORK/pg.1" ]]; then
+	PG_US="$(per_event "$(delta "$WORK/pg.0" "$WORK/pg.1")")"
+	[[ -s "$WORK/pool.pids" ]] && POOL_US="$(per_event "$(delta "$WORK/pg.0" "$WORK/pg.1" "$WORK/pool.pids")")"
+fi
 
-echo "stripe-sync-engine $VERSION: ${r[events]} events in ${r[seconds]}s = ${r[rate]} events/s ($CLIENTS clients), p50 ${r[p50_ms]}ms p99 ${r[p99_ms]}ms, non-2xx ${r[non2xx]}, node CPU $NODE_US µs/event, postgres CPU $PG_US µs/event (approximate: all postgres processes; the pool's $(wc -l <"$WORK/pool.pids") backends $POOL_US)"
+echo "stripe-sync-engine $VERSION: ${r[events]} events in ${r[seconds]}s = ${r[rate]} events/s ($CLIENTS clients), p50 ${r[p50_ms]}ms p99 ${r[p99_ms]}ms, non-2xx ${r[non2xx]}, node CPU $NODE_US µs/event, postgres CPU $PG_US µs/event (approximate: every postgres process on this host; the pool's $(wc -l <"$WORK/pool.pids") backends $POOL_US)"
 
 # Every event written: one customer row with its email and one paid invoice
 # (of the right customer) per customer, warm-up included.

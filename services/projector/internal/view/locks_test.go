@@ -63,7 +63,10 @@ func TestLaterLocksNeverWaitCrosswise(t *testing.T) {
 	// Batch A, about the merged customer, stops once it holds its first
 	// round (the merged id) until batch B, about both, waits for it.
 	held, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
+	var once, released sync.Once
+	// Released on failure too, before the pool closes: a parked batch holds
+	// a connection.
+	t.Cleanup(func() { released.Do(func() { close(release) }) })
 	view.AfterFirstRound(store, func() { once.Do(func() { close(held); <-release }) })
 	errs := make(chan error, 2)
 	go func() { errs <- store.Apply(ctx, []view.Entry{upsert(merged, "e4")}) }()
@@ -82,7 +85,7 @@ func TestLaterLocksNeverWaitCrosswise(t *testing.T) {
 		}
 		return waiting > 0
 	})
-	close(release)
+	released.Do(func() { close(release) })
 	for range 2 {
 		if err := <-errs; err != nil {
 			t.Fatalf("a batch failed: %v", err)

@@ -335,9 +335,9 @@ func (s *Store) resolveLocked(ctx context.Context, tx querier, l *customerLocks,
 // queueInsertEvents queues the entries' events and their sources.
 //
 // Both are inserted in key order: two batches holding some of the same
-// events (a redelivery while the first delivery is still being applied, a
-// rebuild catching up) each wait at the first key the other has inserted,
-// never crosswise, which would deadlock.
+// events (a redelivery while the first delivery is still being applied,
+// two replicas given one message twice) each wait at the first key the
+// other has inserted, never crosswise, which would deadlock.
 func (s *Store) queueInsertEvents(b *labelledBatch, entries []Entry) {
 	n := len(entries)
 	order := make([]int, n)

@@ -163,7 +163,8 @@ func BenchmarkPipeline(b *testing.B) {
 	// A 503 (the event store did not answer in time) is posted again, as
 	// Stripe would, and counted: the run goes on and says how often.
 	var unavailable atomic.Int64
-	post := retryingUnavailable(poster("http://"+addr(0)+"/webhooks/stripe", secret), &unavailable)
+	gatewayReady := func() error { return waitReady(ctx, "http://"+addr(11)+"/readyz", time.Minute) }
+	post := retryingUnavailable(poster("http://"+addr(0)+"/webhooks/stripe", secret), gatewayReady, &unavailable)
 	defer func() {
 		b.ReportMetric(float64(unavailable.Load()), "webhooks_503")
 		fmt.Fprintf(os.Stderr, "pipeline: %d webhooks were answered 503 (store unavailable) and posted again\n", unavailable.Load())
@@ -382,10 +383,10 @@ type webhookError struct {
 
 func (e *webhookError) Error() string { return fmt.Sprintf("webhook: %d %s", e.status, e.body) }
 
-// retryingUnavailable posts again, a second later, a webhook the gateway
-// answered 503 (as Stripe retries it), at most ten times, counting each
-// answer in n.
-func retryingUnavailable(post func([]byte) error, n *atomic.Int64) func([]byte) error {
+// retryingUnavailable posts again a webhook the gateway answered 503 (as
+// Stripe retries it), once ready says the gateway is ready (polled with a
+// deadline), at most ten times, counting each 503 in n.
+func retryingUnavailable(post func([]byte) error, ready func() error, n *atomic.Int64) func([]byte) error {
 	return func(body []byte) error {
 		for attempt := 1; ; attempt++ {
 			err := post(body)
@@ -394,7 +395,9 @@ func retryingUnavailable(post func([]byte) error, n *atomic.Int64) func([]byte) 
 				return err
 			}
 			n.Add(1)
-			time.Sleep(time.Second)
+			if rerr := ready(); rerr != nil {
+				return fmt.Errorf("%w; then: %v", err, rerr)
+			}
 		}
 	}
 }
